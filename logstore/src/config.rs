@@ -1,0 +1,85 @@
+//! Configuration and the named limits of the log store.
+
+use std::sync::Arc;
+
+use crate::durable::{NoSyncer, OsSyncer, SharedSyncer};
+
+/// Largest payload of one record. Raft entries carry at most one client batch, which the
+/// gateway and lognode cap well below this.
+pub const RECORD_SIZE_MAX: usize = 8 * 1024 * 1024;
+/// Most records in one `append` call.
+pub const BATCH_RECORDS_MAX: usize = 16 * 1024;
+/// Most payload bytes in one `append` call.
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Append requests that may wait for the writer thread; further appenders block (backpressure).
+pub const APPEND_QUEUE_MAX: usize = 4096;
+/// Most bytes the writer gathers into one group commit before it syncs.
+pub const GROUP_COMMIT_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most append requests the writer gathers into one group commit before it syncs.
+pub const GROUP_COMMIT_REQUESTS_MAX: usize = 1024;
+/// Default segment size.
+pub const SEGMENT_SIZE_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Smallest segment size accepted (tests use tiny segments to exercise rollover).
+pub const SEGMENT_SIZE_MIN: u64 = 64;
+/// Largest segment size accepted: offsets in the index files are `u32`.
+pub const SEGMENT_SIZE_MAX: u64 = u32::MAX as u64;
+/// Most bytes one `read_range` call returns (at least one record is always returned).
+pub const READ_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+const _: () = assert!(RECORD_SIZE_MAX <= BATCH_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX <= GROUP_COMMIT_BYTES_MAX * 4);
+const _: () = assert!(SEGMENT_SIZE_DEFAULT <= SEGMENT_SIZE_MAX);
+const _: () = assert!((RECORD_SIZE_MAX as u64) < SEGMENT_SIZE_MAX);
+
+/// When the log forces data to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncMode {
+    /// Every append completes only after `fdatasync`. The only mode for real data.
+    #[default]
+    Always,
+    /// **UNSAFE**: never sync. Acknowledged appends can be lost on a crash or power loss.
+    /// For benchmarks and tests only.
+    Never,
+}
+
+impl std::str::FromStr for FsyncMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(FsyncMode::Always),
+            "never" => Ok(FsyncMode::Never),
+            other => Err(format!("unknown fsync mode {other:?}: expected \"always\" or \"never\" (unsafe)")),
+        }
+    }
+}
+
+/// How a log is opened.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A segment rolls over once appending would take it past this many bytes.
+    pub segment_size: u64,
+    /// How data is made durable; see [`FsyncMode`].
+    pub fsync: FsyncMode,
+    /// On open, also check every record of the sealed segments (not only the last segment's).
+    /// Off by default: sealed segments were fully synced before they were sealed, and every read
+    /// verifies its records' checksums anyway.
+    pub verify_on_open: bool,
+    /// Overrides the syncer chosen by `fsync`: tests inject one that counts and orders syncs.
+    pub syncer: Option<SharedSyncer>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { segment_size: SEGMENT_SIZE_DEFAULT, fsync: FsyncMode::Always, verify_on_open: false, syncer: None }
+    }
+}
+
+impl LogConfig {
+    pub(crate) fn syncer(&self) -> SharedSyncer {
+        match (&self.syncer, self.fsync) {
+            (Some(s), _) => Arc::clone(s),
+            (None, FsyncMode::Always) => Arc::new(OsSyncer),
+            (None, FsyncMode::Never) => Arc::new(NoSyncer),
+        }
+    }
+}
