@@ -7,7 +7,7 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -17,22 +17,26 @@ fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir")
 }
 
-/// Appends from `appenders` threads, each doing `per_thread` appends of one record, handing out
-/// indexes in queue order as the Raft layer does. Returns the elapsed time.
-fn concurrent_appends(log: &Log, next: &Arc<Mutex<u64>>, appenders: usize, per_thread: u64, record: &[u8]) -> Duration {
+/// Appends from `appenders` concurrent tasks (as gRPC handlers would), each doing `per_task`
+/// appends of one record, handing out indexes in queue order as the Raft layer does.
+/// Returns the elapsed time.
+fn concurrent_appends(log: &Log, next: &Arc<Mutex<u64>>, appenders: usize, per_task: u64, record: &[u8]) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let start = Instant::now();
-    std::thread::scope(|s| {
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..appenders {
             let log = log.clone();
             let next = Arc::clone(next);
-            s.spawn(move || {
-                for _ in 0..per_thread {
-                    let (tx, rx) = mpsc::sync_channel(1);
+            let record = record.to_vec();
+            tasks.spawn(async move {
+                for _ in 0..per_task {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
                     {
                         let mut n = next.lock().expect("lock");
                         log.append_then(
                             *n,
-                            vec![record.to_vec()],
+                            vec![record.clone()],
                             Box::new(move |r| {
                                 let _ = tx.send(r);
                             }),
@@ -40,9 +44,12 @@ fn concurrent_appends(log: &Log, next: &Arc<Mutex<u64>>, appenders: usize, per_t
                         .expect("queued");
                         *n += 1;
                     }
-                    rx.recv().expect("callback").expect("durable");
+                    rx.await.expect("callback").expect("durable");
                 }
             });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("task");
         }
     });
     start.elapsed()
