@@ -69,12 +69,19 @@ fn append(c: &mut Criterion) {
                 let next = Arc::new(Mutex::new(0u64));
                 let record = vec![0x5Au8; size];
                 group.throughput(Throughput::Elements(appenders as u64));
+                let before = log.stats();
                 group.bench_with_input(
                     BenchmarkId::new(format!("{label}/{size}B"), format!("{appenders}_appenders")),
                     &appenders,
                     |b, &appenders| {
                         b.iter_custom(|iters| concurrent_appends(&log, &next, appenders, iters, &record));
                     },
+                );
+                let after = log.stats();
+                let groups = (after.group_commits - before.group_commits).max(1);
+                eprintln!(
+                    "  {label}/{size}B/{appenders}: {:.1} appends per group commit",
+                    (after.appends - before.appends) as f64 / groups as f64
                 );
             }
         }

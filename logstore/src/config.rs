@@ -17,6 +17,9 @@ pub const APPEND_QUEUE_MAX: usize = 4096;
 pub const GROUP_COMMIT_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Most append requests the writer gathers into one group commit before it syncs.
 pub const GROUP_COMMIT_REQUESTS_MAX: usize = 1024;
+/// Longest the writer waits for more appends to join a group commit, and only while the previous
+/// group showed that several appenders are at work. Kept well below one sync (~150 µs here).
+pub const GROUP_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Smallest segment size accepted (tests use tiny segments to exercise rollover).

@@ -29,8 +29,9 @@ pub mod segment;
 
 pub use config::{
     APPEND_QUEUE_MAX, BATCH_BYTES_MAX, BATCH_RECORDS_MAX, FsyncMode, GROUP_COMMIT_BYTES_MAX, GROUP_COMMIT_REQUESTS_MAX,
-    LogConfig, READ_BYTES_MAX, RECORD_SIZE_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,
+    GROUP_COMMIT_WAIT, LogConfig, READ_BYTES_MAX, RECORD_SIZE_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX,
+    SEGMENT_SIZE_MIN,
 };
 pub use durable::{NoSyncer, OsSyncer, Syncer, write_atomic};
 pub use error::{Error, Result};
-pub use log::{AppendCallback, Log, Record, Recovery};
+pub use log::{AppendCallback, Log, LogStats, Record, Recovery};
