@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ledger_core::{
-    AccountState, ApplyContext, Command, HistoryFrom, Ledger, LedgerEvent, NewAccount,
-    NewTransfer, Outcome, TransferResult,
+    AccountState, ApplyContext, Command, HistoryFrom, Ledger, LedgerEvent, NewAccount, NewTransfer,
+    Outcome, TransferResult,
 };
 
 struct Case {
@@ -73,7 +73,11 @@ impl Args {
         for w in words {
             let (k, v) = w.split_once('=').unwrap_or((w, ""));
             let v = match v.rsplit_once('*') {
-                Some((base, n)) if !base.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => {
+                Some((base, n))
+                    if !base.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                        && !n.is_empty() =>
+                {
                     base.repeat(n.parse().expect("repeat count"))
                 }
                 _ => v.to_string(),
@@ -83,16 +87,23 @@ impl Args {
         Args { kv }
     }
     fn str(&self, k: &str) -> String {
-        self.kv.get(k).unwrap_or_else(|| panic!("missing {k}=")).clone()
+        self.kv
+            .get(k)
+            .unwrap_or_else(|| panic!("missing {k}="))
+            .clone()
     }
     fn str_or(&self, k: &str, d: &str) -> String {
         self.kv.get(k).cloned().unwrap_or_else(|| d.to_string())
     }
     fn u64(&self, k: &str) -> u64 {
-        self.str(k).parse().unwrap_or_else(|_| panic!("bad number for {k}"))
+        self.str(k)
+            .parse()
+            .unwrap_or_else(|_| panic!("bad number for {k}"))
     }
     fn opt_u64(&self, k: &str) -> Option<u64> {
-        self.kv.get(k).map(|v| v.parse().unwrap_or_else(|_| panic!("bad number for {k}")))
+        self.kv
+            .get(k)
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad number for {k}")))
     }
     fn flag(&self, k: &str) -> bool {
         self.kv.contains_key(k)
@@ -201,7 +212,11 @@ impl Runner {
             Outcome::Transfer(r) => writeln!(out, "{}", fmt_result(r)),
             Outcome::Batch(b) => {
                 match b.failed {
-                    Some(f) => writeln!(out, "batch {} failed_item={} failed_code={}", b.code, f.item, f.code),
+                    Some(f) => writeln!(
+                        out,
+                        "batch {} failed_item={} failed_code={}",
+                        b.code, f.item, f.code
+                    ),
                     None => writeln!(out, "batch {}", b.code),
                 }
                 .expect("fmt");
@@ -397,7 +412,10 @@ impl Runner {
             "next-expiry" => format!("{:?}\n", self.ledger.next_expiry_ms()),
             "force-move" => {
                 let amount: u128 = a.str("amount").parse().expect("u128 amount");
-                match self.ledger.test_force_move(&a.str("from"), &a.str("to"), amount) {
+                match self
+                    .ledger
+                    .test_force_move(&a.str("from"), &a.str("to"), amount)
+                {
                     Ok(()) => "ok\n".into(),
                     Err(c) => format!("{c}\n"),
                 }
@@ -441,7 +459,8 @@ fn run_file(path: &Path, rewrite: bool) -> Vec<String> {
                         case.line,
                         case.input.join(" | ")
                     );
-                    let (e, a): (Vec<_>, Vec<_>) = (case.expected.lines().collect(), actual.lines().collect());
+                    let (e, a): (Vec<_>, Vec<_>) =
+                        (case.expected.lines().collect(), actual.lines().collect());
                     for i in 0..e.len().max(a.len()) {
                         match (e.get(i), a.get(i)) {
                             (Some(x), Some(y)) if x == y => writeln!(d, "   {x}"),
