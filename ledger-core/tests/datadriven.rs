@@ -382,7 +382,9 @@ impl Runner {
                     (None, Some(i)) => HistoryFrom::AfterIndex(i),
                     (None, None) => HistoryFrom::Start,
                 };
-                let limit = a.opt_u64("limit").map_or(usize::MAX, |l| l as usize);
+                let limit = a
+                    .opt_u64("limit")
+                    .map_or(usize::MAX, |l| usize::try_from(l).expect("limit"));
                 match self.ledger.account_transfers(&a.str("id"), from, limit) {
                     Some(p) => {
                         let mut s = String::new();
