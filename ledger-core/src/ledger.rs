@@ -88,6 +88,65 @@ impl Transfer {
     }
 }
 
+/// Index of transfer ids: 64-bit id hash -> most recent transfer with that
+/// hash, plus a per-transfer chain to older transfers with the same hash
+/// (so hash collisions are handled exactly). Keys are plain `u64`s, so
+/// growing the table never dereferences id strings.
+#[derive(Clone, Default)]
+struct IdIndex {
+    heads: FxHashMap<u64, u32>,
+    /// `next[t]`: previous transfer with the same hash, or `NO_TRANSFER`.
+    next: Vec<u32>,
+}
+
+const NO_TRANSFER: u32 = u32::MAX;
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+impl IdIndex {
+    fn find(&self, transfers: &[Transfer], id: &str) -> Option<u32> {
+        let mut cur = *self.heads.get(&id_hash(id))?;
+        while cur != NO_TRANSFER {
+            if *transfers[cur as usize].id == *id {
+                return Some(cur);
+            }
+            cur = self.next[cur as usize];
+        }
+        None
+    }
+
+    /// Registers transfer `ti`, which must be `transfers.len() - 1`.
+    fn push(&mut self, id: &str, ti: u32) {
+        debug_assert_eq!(self.next.len(), ti as usize);
+        let prev = self.heads.insert(id_hash(id), ti).unwrap_or(NO_TRANSFER);
+        self.next.push(prev);
+    }
+
+    /// Unregisters the most recently pushed transfer.
+    fn pop(&mut self, id: &str) {
+        let prev = self.next.pop().expect("pop of a registered transfer");
+        if prev == NO_TRANSFER {
+            self.heads.remove(&id_hash(id));
+        } else {
+            self.heads.insert(id_hash(id), prev);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.next.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.heads.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.next.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 /// Per-apply scratch: where we are in the log and the events produced.
 struct Cx {
     index: u64,
@@ -140,7 +199,7 @@ pub struct Ledger {
     // ---- derived, rebuilt on restore ----
     currency_ids: FxHashMap<Arc<str>, u16>,
     account_ids: FxHashMap<Arc<str>, u32>,
-    transfer_ids: FxHashMap<Arc<str>, u32>,
+    transfer_ids: IdIndex,
     /// Open pending transfers with a timeout: (expires_at_ms, transfer).
     expiry: BTreeSet<(u64, u32)>,
     empty: Arc<str>,
@@ -156,7 +215,7 @@ impl Default for Ledger {
             transfers: Vec::new(),
             currency_ids: FxHashMap::default(),
             account_ids: FxHashMap::default(),
-            transfer_ids: FxHashMap::default(),
+            transfer_ids: IdIndex::default(),
             expiry: BTreeSet::new(),
             empty: Arc::from(""),
         }
@@ -196,8 +255,6 @@ fn state_of(a: &Account) -> AccountState {
     AccountState {
         id: a.id.clone(),
         balances: a.balances,
-        balance: a.balances.balance(),
-        available: a.balances.available(),
         updated_index: a.updated_index,
         version: a.history.len() as u64,
     }
@@ -384,7 +441,7 @@ impl Ledger {
         validate::metadata(&t.metadata)?;
         validate::timeout(t.pending, t.timeout_ms)?;
         // Rule 4: idempotency.
-        if let Some(&ti) = self.transfer_ids.get(t.id.as_str()) {
+        if let Some(ti) = self.transfer_ids.find(&self.transfers, &t.id) {
             let e = &self.transfers[ti as usize];
             return if self.same_transfer_body(e, t) {
                 Ok(TransferResult {
@@ -411,12 +468,7 @@ impl Ledger {
             &self.accounts[debit as usize],
             &self.accounts[credit as usize],
         );
-        let currency = self
-            .currency_ids
-            .get(t.currency.as_str())
-            .copied()
-            .ok_or(ResultCode::CurrencyMismatch)?;
-        if da.currency != currency || ca.currency != currency {
+        if da.currency != ca.currency || *self.currencies[usize::from(da.currency)] != *t.currency {
             return Err(ResultCode::CurrencyMismatch);
         }
         if self.transfers.len() >= TRANSFERS_MAX {
@@ -469,7 +521,7 @@ impl Ledger {
             self.expiry.insert((at, ti));
         }
         self.transfers.push(transfer);
-        self.transfer_ids.insert(id, ti);
+        self.transfer_ids.push(&id, ti);
         self.record(ti, TransferEventKind::Created, t.amount, cx);
         Ok(TransferResult {
             code: ResultCode::Created,
@@ -485,7 +537,7 @@ impl Ledger {
             .pop()
             .expect("rollback of a created transfer");
         let ti = idx32(self.transfers.len());
-        self.transfer_ids.remove(&*t.id);
+        self.transfer_ids.pop(&t.id);
         if let Some(at) = t.expires_at_ms() {
             self.expiry.remove(&(at, ti));
         }
@@ -578,9 +630,9 @@ impl Ledger {
         if let Action::Post(Some(a)) = action {
             validate::amount(a)?;
         }
-        let ti = *self
+        let ti = self
             .transfer_ids
-            .get(pending_id)
+            .find(&self.transfers, pending_id)
             .ok_or(ResultCode::TransferNotFound)?;
         let t = &self.transfers[ti as usize];
         if !t.pending {
@@ -822,7 +874,7 @@ impl Ledger {
 
     /// The transfer with its current status.
     pub fn transfer(&self, id: &str) -> Option<TransferView> {
-        let t = &self.transfers[*self.transfer_ids.get(id)? as usize];
+        let t = &self.transfers[self.transfer_ids.find(&self.transfers, id)? as usize];
         let da = &self.accounts[t.debit as usize];
         Some(TransferView {
             id: t.id.clone(),
@@ -969,6 +1021,11 @@ impl Ledger {
                 ));
             }
         }
+        for (ti, t) in self.transfers.iter().enumerate() {
+            if self.transfer_ids.find(&self.transfers, &t.id) != Some(idx32(ti)) {
+                return Err(InvariantViolation::IndexCorrupt("transfer_ids"));
+            }
+        }
         if self.account_ids.len() != self.accounts.len()
             || self.transfer_ids.len() != self.transfers.len()
             || self.currency_ids.len() != self.currencies.len()
@@ -1011,7 +1068,7 @@ impl Ledger {
             + self.currencies.capacity() * size_of::<Arc<str>>()
             + map(&self.currency_ids)
             + map(&self.account_ids)
-            + map(&self.transfer_ids)
+            + self.transfer_ids.heap_bytes()
             // BTreeSet: ~ entries plus node overhead; count 1.5x the entries.
             + self.expiry.len() * size_of::<(u64, u32)>() * 3 / 2;
         for a in &self.accounts {
@@ -1165,14 +1222,18 @@ impl<'de> Deserialize<'de> for Ledger {
             if t.metadata.is_empty() {
                 t.metadata = empty.clone();
             }
-            if l.transfer_ids.insert(t.id.clone(), idx32(ti)).is_some() {
-                return Err(D::Error::custom("duplicate transfer id"));
-            }
             if t.resolution.is_none()
                 && let Some(at) = t.expires_at_ms()
             {
                 l.expiry.insert((at, idx32(ti)));
             }
+        }
+        for ti in 0..l.transfers.len() {
+            let id = &l.transfers[ti].id;
+            if l.transfer_ids.find(&l.transfers[..ti], id).is_some() {
+                return Err(D::Error::custom("duplicate transfer id"));
+            }
+            l.transfer_ids.push(id, idx32(ti));
         }
         Ok(l)
     }

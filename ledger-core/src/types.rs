@@ -321,12 +321,9 @@ impl TransferEventKind {
 pub struct AccountState {
     /// Account id.
     pub id: Arc<str>,
-    /// Balance counters after the event.
+    /// Balance counters after the event (`balances.balance()` and
+    /// `balances.available()` give the derived values).
     pub balances: Balances,
-    /// `credits_posted − debits_posted` after the event.
-    pub balance: i128,
-    /// `balance − debits_pending` after the event.
-    pub available: i128,
     /// Log index of the event (`updated_index` for projectors).
     pub updated_index: u64,
     /// Per-account change counter after the event: strictly increasing, so
