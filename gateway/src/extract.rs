@@ -56,8 +56,20 @@ async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
 }
 
 /// Parses a JSON body into `T`, mapping serde errors to stable codes.
+///
+/// Every request body is a JSON object: another top-level value (an array,
+/// which serde would otherwise accept as a positional struct, a string, a
+/// number...) is `422 invalid_type`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(json_error)?;
+        return Err(ApiError::unprocessable(ErrorCode::InvalidType, "the body must be a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(json_error)
+}
+
+fn json_error(e: serde_json::Error) -> ApiError {
+    {
         use serde_json::error::Category;
         let msg = e.to_string();
         match e.classify() {
@@ -77,7 +89,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ApiError::unprocessable(code, msg)
             }
         }
-    })
+    }
 }
 
 fn unsupported_media_type() -> ApiError {
