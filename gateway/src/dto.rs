@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::backend::{ClusterStatus, NodeRole, NodeStatus, ReadConsistency, StoredRecord};
 use crate::error::ErrorCode;
+use crate::extract::Obj;
 
 // ---------------------------------------------------------------------------
 // reads
@@ -477,7 +478,8 @@ impl Transfer {
 ]}))]
 pub struct CreateTransfersRequest {
     /// 1..=8190 transfers, decided in order in one log entry.
-    pub transfers: Vec<CreateTransferRequest>,
+    #[schema(value_type = Vec<CreateTransferRequest>)]
+    pub transfers: Vec<Obj<CreateTransferRequest>>,
     /// All or nothing when true; each on its own when false (default).
     #[serde(default)]
     pub atomic: bool,
@@ -606,7 +608,8 @@ pub struct ProduceRecord {
 #[schema(example = json!({"records": [{"key": "customer-17", "value": {"order": 1, "total": 990}, "headers": {"source": "web"}}]}))]
 pub struct ProduceRequest {
     /// 1..=1000 records, appended in one log entry.
-    pub records: Vec<ProduceRecord>,
+    #[schema(value_type = Vec<ProduceRecord>)]
+    pub records: Vec<Obj<ProduceRecord>>,
 }
 
 /// Where a produced record landed.

@@ -4,7 +4,11 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::{StatusCode, header, request::Parts};
-use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::server::AppState;
@@ -57,15 +61,33 @@ async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
 
 /// Parses a JSON body into `T`, mapping serde errors to stable codes.
 ///
-/// Every request body is a JSON object: another top-level value (an array,
-/// which serde would otherwise accept as a positional struct, a string, a
-/// number...) is `422 invalid_type`.
+/// Every request body is a JSON object: another top-level value is
+/// `422 invalid_type` (see [`Obj`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(json_error)?;
-        return Err(ApiError::unprocessable(ErrorCode::InvalidType, "the body must be a JSON object"));
+    serde_json::from_slice::<Obj<T>>(bytes).map(|o| o.0).map_err(json_error)
+}
+
+/// Deserializes `T` from a JSON object only. serde's derived struct
+/// deserializers also accept a JSON array (fields by position); request
+/// bodies and their nested items go through this wrapper so that
+/// `["alice","USD",false,null]` is rejected instead of silently accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Obj<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
     }
-    serde_json::from_slice(bytes).map_err(json_error)
 }
 
 fn json_error(e: serde_json::Error) -> ApiError {

@@ -84,7 +84,7 @@ pub async fn produce(
         ));
     }
     let records =
-        req.records.into_iter().enumerate().map(|(i, r)| validate::record(r, i)).collect::<Result<Vec<_>, _>>()?;
+        req.records.into_iter().enumerate().map(|(i, r)| validate::record(r.0, i)).collect::<Result<Vec<_>, _>>()?;
     let applied = st.call(st.backend().produce(&topic, records)).await?;
     if applied.value.len() != n {
         return Err(ApiError::internal("the log did not return one offset per record"));

@@ -97,7 +97,7 @@ pub async fn create_transfers(
         .transfers
         .iter()
         .enumerate()
-        .map(|(i, t)| validate::new_transfer(t, &format!("transfers[{i}].")))
+        .map(|(i, t)| validate::new_transfer(&t.0, &format!("transfers[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
     let cmd = Command::CreateTransfers { transfers, atomic: req.atomic };
     let applied = st.call(st.backend().submit(cmd.clone())).await?;

@@ -145,6 +145,20 @@ async fn every_bad_request_gets_its_status_and_code_as_problem_json() {
         post("transfer id conflict", "/v1/transfers", tr("fund", "equity", "alice", 999, "USD"), 409, "id_conflict"),
         post("account id conflict", "/v1/accounts", r#"{"id":"alice","currency":"EUR"}"#, 409, "id_conflict"),
         // batches
+        post(
+            "batch item is a positional array",
+            "/v1/transfers/batch",
+            r#"{"transfers":[["t","equity","bob",1,"USD",false,null,null]]}"#,
+            422,
+            "invalid_type",
+        ),
+        post(
+            "record is a positional array",
+            "/v1/topics/orders/records",
+            r#"{"records":[[null,1,null]]}"#,
+            422,
+            "invalid_type",
+        ),
         post("empty batch", "/v1/transfers/batch", r#"{"transfers":[]}"#, 422, "batch_empty"),
         post("batch too large", "/v1/transfers/batch", too_many, 422, "batch_too_large"),
         post(

@@ -1,46 +1,54 @@
-//! Overload and timeouts: 503 with Retry-After, never a queue.
+//! Overload and timeouts: 503 with Retry-After, never a queue; slow bodies
+//! get 408.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use gateway::GatewayConfig;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{assert_problem, start};
 
 #[tokio::test]
 async fn requests_past_the_in_flight_limit_get_503_with_retry_after() {
     let s = Arc::new(
-        start(GatewayConfig { max_in_flight: 2, backend_timeout: Duration::from_secs(10), ..Default::default() }).await,
+        start(GatewayConfig { max_in_flight: 2, backend_timeout: Duration::from_secs(20), ..Default::default() }).await,
     );
-    s.backend.set_delay(Duration::from_millis(800));
-    let tasks: Vec<_> = (0..8)
+    s.backend.set_delay(Duration::from_secs(3));
+    let slow: Vec<_> = (0..2)
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move { s.get("/v1/accounts/nobody").await })
         })
         .collect();
-    // While the slow requests hold both slots, liveness and metrics still answer.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(s.get("/healthz").await.status, 200);
-    let mut overloaded = 0;
-    let mut served = 0;
-    for t in tasks {
-        let r = t.await.expect("join");
-        match r.status {
-            503 => {
-                assert_problem(&r, 503, "overloaded", "excess request");
-                assert_eq!(r.header("retry-after"), Some("1"));
-                overloaded += 1;
-            }
-            404 => served += 1,
-            other => panic!("unexpected status {other}: {}", r.text()),
+    // Wait (bounded) until both slots are taken; /metrics is exempt from the limit.
+    let mut full = false;
+    for _ in 0..200 {
+        if s.get("/metrics").await.text().lines().any(|l| l == "gateway_in_flight_requests 2") {
+            full = true;
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!((1..=2).contains(&served), "at most the limit is served, got {served}");
-    assert_eq!(overloaded + served, 8);
+    assert!(full, "the two slow requests never were in flight together");
+    for i in 0..3 {
+        let r = s.post("/v1/accounts", &json!({"id": format!("x{i}"), "currency": "USD"})).await;
+        assert_problem(&r, 503, "overloaded", "request past the limit");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    assert_eq!(s.get("/healthz").await.status, 200, "liveness is exempt from the limit");
+    for t in slow {
+        let r = t.await.expect("join");
+        assert_problem(&r, 404, "account_not_found", "the slow requests are served");
+    }
     let m = s.get("/metrics").await.text();
-    assert!(m.contains(&format!("gateway_overloaded_total {overloaded}")), "{m}");
+    assert!(m.lines().any(|l| l == "gateway_overloaded_total 3"), "{m}");
+    assert!(m.lines().any(|l| l == "gateway_in_flight_requests 0"), "{m}");
+    s.backend.set_delay(Duration::ZERO);
+    let ok = s.post("/v1/accounts", &json!({"id": "after", "currency": "USD"})).await;
+    assert_eq!(ok.status, 201, "nothing was queued; later requests are served: {}", ok.text());
+    assert_problem(&s.get("/v1/accounts/x0").await, 404, "account_not_found", "rejected writes were not applied");
 }
 
 #[tokio::test]
@@ -52,4 +60,52 @@ async fn a_slow_backend_call_times_out_with_503_and_retry_after() {
     assert_eq!(r.header("retry-after"), Some("1"));
     let m = s.get("/metrics").await.text();
     assert!(m.contains("gateway_backend_errors_total{kind=\"timeout\"} 1"), "{m}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408() {
+    let s = start(GatewayConfig { body_read_timeout: Duration::from_millis(200), ..Default::default() }).await;
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    c.write_all(b"POST /v1/accounts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        // Bounded by the outer timeout and by EOF.
+        while !String::from_utf8_lossy(&got).contains("request_timeout") {
+            let n = c.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("no answer to a stalled body");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json") && text.contains("\"code\":\"request_timeout\""), "{text}");
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_served() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let s = start(GatewayConfig::default()).await;
+    let stream = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = axum::http::Request::builder()
+        .uri(format!("http://{}/healthz", s.addr))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp =
+        tokio::time::timeout(Duration::from_secs(10), send.send_request(req)).await.expect("timeout").expect("h2");
+    assert_eq!(resp.version(), axum::http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], br#"{"status":"ok"}"#);
 }
