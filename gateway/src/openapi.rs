@@ -11,7 +11,9 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ErrorCode, PROBLEM_JSON, Problem};
+use axum::http::StatusCode;
+
+use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 use crate::routes::{accounts, ops, topics, transfers};
 use crate::server::AppState;
 
@@ -101,10 +103,21 @@ pub fn spec_json() -> String {
 // error response sets
 // ---------------------------------------------------------------------------
 
-fn problem(description: &str, retry_after: bool) -> RefOr<Response> {
-    let mut b = ResponseBuilder::new()
-        .description(description)
-        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build());
+/// An example problem for a response: the first code named (in backticks)
+/// in its description.
+fn example(status: u16, description: &str) -> Option<serde_json::Value> {
+    let code = description.split('`').nth(1).and_then(ErrorCode::parse)?;
+    let e = ApiError::new(StatusCode::from_u16(status).ok()?, code, format!("example of a `{}` error", code.as_str()));
+    serde_json::to_value(e.problem()).ok()
+}
+
+fn problem(status: u16, description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .example(example(status, description))
+        .build();
+    let retry_after = status == 503;
+    let mut b = ResponseBuilder::new().description(description).content(PROBLEM_JSON, content);
     if retry_after {
         b = b.header(
             "Retry-After",
@@ -118,7 +131,7 @@ fn problem(description: &str, retry_after: bool) -> RefOr<Response> {
 }
 
 fn set(items: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
-    items.iter().map(|(s, d)| (s.to_string(), problem(d, *s == 503))).collect()
+    items.iter().map(|(s, d)| (s.to_string(), problem(*s, d))).collect()
 }
 
 const E400: (u16, &str) = (400, "`malformed_json` (not JSON), `invalid_query`, `invalid_path`.");

@@ -54,6 +54,19 @@ fn the_spec_documents_every_route_error_code_and_example() {
         for (method, op) in item.as_object().expect("path item") {
             let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{method} {p}: no responses"));
             assert!(!responses.is_empty(), "{method} {p}");
+            for (status, resp) in responses {
+                if let Some(problem) = resp["content"].get("application/problem+json") {
+                    let code = problem["example"]["code"].as_str().unwrap_or_default();
+                    assert!(
+                        gateway::error::ErrorCode::parse(code).is_some(),
+                        "{method} {p} {status}: the problem response has no example with a known code"
+                    );
+                    assert_eq!(
+                        problem["example"]["status"].as_u64().map(|s| s.to_string()).as_deref(),
+                        Some(status.as_str())
+                    );
+                }
+            }
             if method == "post" {
                 let ok = responses.iter().find(|(s, _)| s.starts_with('2')).map(|(_, r)| r).expect("a 2xx");
                 assert!(ok["headers"]["Ledger-Index"].is_object(), "{method} {p}: no Ledger-Index header");
