@@ -109,3 +109,33 @@ async fn http2_prior_knowledge_is_served() {
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(&body[..], br#"{"status":"ok"}"#);
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_requests_in_flight_then_stops() {
+    let mut s = start(GatewayConfig::default()).await;
+    s.backend.set_delay(Duration::from_millis(500));
+    let addr = s.addr;
+    let in_flight = {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tokio::spawn(async move {
+            let mut stream = stream;
+            stream
+                .write_all(b"GET /v1/accounts/nobody HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+                .await
+                .expect("write");
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+                .await
+                .expect("no answer")
+                .expect("read");
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.begin_shutdown();
+    let answer = in_flight.await.expect("join");
+    assert!(answer.starts_with("HTTP/1.1 404"), "the in-flight request was not finished: {answer}");
+    assert!(answer.contains("account_not_found"), "{answer}");
+    s.stopped().await.expect("serve returned an error");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+}

@@ -26,6 +26,7 @@ pub struct TestServer {
     /// Its backend.
     pub backend: Arc<MemoryBackend>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestServer {
@@ -72,10 +73,10 @@ pub async fn start(config: GatewayConfig) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(gateway::serve(listener, app, async move {
+    let served = tokio::spawn(gateway::serve(listener, app, async move {
         let _ = rx.await;
     }));
-    TestServer { addr, backend, shutdown: Some(tx) }
+    TestServer { addr, backend, shutdown: Some(tx), served: Some(served) }
 }
 
 /// Starts a gateway with the default config plus an admin token.
@@ -84,6 +85,19 @@ pub async fn start_default() -> TestServer {
 }
 
 impl TestServer {
+    /// Asks for a graceful shutdown (like SIGTERM) without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits (bounded) until the server has stopped.
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
+        let Some(h) = self.served.take() else { return Ok(()) };
+        tokio::time::timeout(REQUEST_TIMEOUT, h).await.expect("server did not stop").expect("join")
+    }
+
     /// Sends one request on a fresh connection.
     pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
         let fut = async {
