@@ -26,4 +26,4 @@ pub mod server;
 pub mod validate;
 
 pub use backend::{BackendError, LedgerBackend, ReadConsistency};
-pub use server::{AppState, GatewayConfig, app, serve};
+pub use server::{AppState, GatewayConfig, ServeOptions, app, serve, serve_with};

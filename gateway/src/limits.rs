@@ -30,6 +30,18 @@ pub const BACKEND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 /// `408 request_timeout`.
 pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
+/// Time allowed to receive a request's headers (HTTP/1.1); a slower
+/// client is disconnected (bounds slow-header attacks).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Maximum number of open client connections; past it new connections are
+/// closed at once.
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// Longest graceful-shutdown drain: requests still running after it (at
+/// most a long poll, bounded by `FETCH_WAIT_MS_MAX`) are cut.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(40);
+
 /// Seconds sent in `Retry-After` when the gateway is overloaded or the
 /// backend timed out (the backend may name a longer wait).
 pub const RETRY_AFTER_SECS_DEFAULT: u64 = 1;
@@ -80,4 +92,7 @@ const _: () = assert!(METADATA_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
 const _: () = assert!(RECORD_KEY_BYTES_MAX <= RECORD_BYTES_MAX);
 const _: () = assert!(TOPIC_PARTITIONS_MAX >= 1);
 const _: () = assert!(IN_FLIGHT_MAX_DEFAULT >= 1);
+const _: () = assert!(CONNECTIONS_MAX >= IN_FLIGHT_MAX_DEFAULT);
+// The drain outlasts the longest long poll plus a default backend call.
+const _: () = assert!(SHUTDOWN_DRAIN_MAX.as_millis() > FETCH_WAIT_MS_MAX as u128 + BACKEND_TIMEOUT_DEFAULT.as_millis());
 const _: () = assert!(RETRY_AFTER_SECS_DEFAULT >= 1);

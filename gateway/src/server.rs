@@ -201,12 +201,90 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then finishes the
-/// requests in flight (graceful shutdown).
+/// Connection-level limits of [`serve_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Time allowed to receive a request's headers (HTTP/1.1).
+    pub header_read_timeout: Duration,
+    /// Maximum open connections; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// Longest graceful-shutdown drain.
+    pub shutdown_drain: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: crate::limits::HEADER_READ_TIMEOUT,
+            max_connections: crate::limits::CONNECTIONS_MAX,
+            shutdown_drain: crate::limits::SHUTDOWN_DRAIN_MAX,
+        }
+    }
+}
+
+/// [`serve_with`] with the default [`ServeOptions`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve_with(listener, app, ServeOptions::default(), shutdown).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown`
+/// resolves, then stops accepting and finishes the requests in flight
+/// (graceful shutdown, at most `opts.shutdown_drain`).
+///
+/// Unlike `axum::serve`, it bounds the time to receive request headers and
+/// the number of open connections.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = opts.max_connections, "too many connections; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(opts.shutdown_drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("graceful shutdown: requests still running after the drain limit were cut");
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use gateway::GatewayConfig;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{assert_problem, start};
+use crate::support::{assert_problem, start, start_with};
 
 #[tokio::test]
 async fn requests_past_the_in_flight_limit_get_503_with_retry_after() {
@@ -138,4 +138,39 @@ async fn graceful_shutdown_finishes_requests_in_flight_then_stops() {
     assert!(answer.contains("account_not_found"), "{answer}");
     s.stopped().await.expect("serve returned an error");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+}
+
+/// Reads until EOF (bounded by `limit`); `None` if the peer kept the connection open.
+async fn read_until_closed(c: &mut tokio::net::TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    tokio::time::timeout(limit, c.read_to_end(&mut out)).await.ok().map(|r| {
+        let _ = r;
+        out
+    })
+}
+
+#[tokio::test]
+async fn slow_headers_and_excess_connections_are_cut() {
+    let opts = gateway::ServeOptions {
+        header_read_timeout: Duration::from_millis(200),
+        max_connections: 2,
+        ..Default::default()
+    };
+    let s = start_with(GatewayConfig::default(), opts).await;
+    // Slow headers: the connection is closed soon after the header deadline.
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127").await.expect("write");
+    assert!(read_until_closed(&mut slow, Duration::from_secs(5)).await.is_some(), "slow headers were not cut");
+
+    // Two idle connections take both slots; a third is closed at once.
+    let mut a = tokio::net::TcpStream::connect(s.addr).await.expect("connect a");
+    let _b = tokio::net::TcpStream::connect(s.addr).await.expect("connect b");
+    a.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write a");
+    let mut buf = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), a.read_exact(&mut buf)).await.expect("a answered").expect("read a");
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.expect("connect c");
+    let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    let got = read_until_closed(&mut c, Duration::from_secs(5)).await;
+    assert_eq!(got.map(|v| v.len()), Some(0), "a connection past the limit was served");
 }

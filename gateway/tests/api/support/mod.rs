@@ -68,12 +68,17 @@ impl Resp {
 
 /// Starts a gateway with `config` over a fresh backend.
 pub async fn start(config: GatewayConfig) -> TestServer {
+    start_with(config, gateway::ServeOptions::default()).await
+}
+
+/// Starts a gateway with `config` and connection options.
+pub async fn start_with(config: GatewayConfig, opts: gateway::ServeOptions) -> TestServer {
     let backend = Arc::new(MemoryBackend::default());
     let app = gateway::app(backend.clone(), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(gateway::serve(listener, app, async move {
+    let served = tokio::spawn(gateway::serve_with(listener, app, opts, async move {
         let _ = rx.await;
     }));
     TestServer { addr, backend, shutdown: Some(tx), served: Some(served) }
