@@ -85,6 +85,13 @@ async fn every_bad_request_gets_its_status_and_code_as_problem_json() {
         post("body is an array", "/v1/accounts", "[]", 422, "invalid_type"),
         post("body is a positional array", "/v1/accounts", r#"["u","USD",false,null]"#, 422, "invalid_type"),
         post("body is a string", "/v1/accounts", r#""u""#, 422, "invalid_type"),
+        post(
+            "deeply nested metadata",
+            "/v1/accounts",
+            format!(r#"{{"id":"u","currency":"USD","metadata":{{"k":{}{}}}}}"#, "[".repeat(300), "]".repeat(300)),
+            400,
+            "malformed_json",
+        ),
         post("trailing garbage", "/v1/accounts", r#"{"id":"u","currency":"USD"} x"#, 400, "malformed_json"),
         Case {
             content_type: Some("text/plain"),
@@ -264,4 +271,87 @@ async fn the_body_limit_is_configurable() {
     assert_problem(&r, 413, "body_too_large", "body over a 100-byte limit");
     let ok = s.post("/v1/accounts", &json!({"id": "a", "currency": "USD"})).await;
     assert_eq!(ok.status, 201, "{}", ok.text());
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so the mutation test needs no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[tokio::test]
+async fn mutated_bodies_never_get_a_5xx_or_a_non_problem_error() {
+    let s = start_default().await;
+    setup(&s).await;
+    let seeds: [(&str, String); 3] = [
+        ("/v1/transfers", String::from_utf8_lossy(&tr("fz", "equity", "alice", 5, "USD")).into_owned()),
+        (
+            "/v1/accounts",
+            r#"{"id":"fa","currency":"USD","allow_overdraft":false,"metadata":{"a":[1,2.5,"x"]}}"#.to_owned(),
+        ),
+        (
+            "/v1/transfers/batch",
+            format!(
+                r#"{{"atomic":true,"transfers":[{}]}}"#,
+                String::from_utf8_lossy(&tr("fb", "equity", "bob", 1, "USD"))
+            ),
+        ),
+    ];
+    let tokens: [&[u8]; 14] = [
+        b"-",
+        b".5",
+        b"e99",
+        b"null",
+        b"\"",
+        b"{",
+        b"[",
+        b"}",
+        b"]",
+        b",",
+        b"99999999999999999999999",
+        b"\\u0000",
+        b"true",
+        b":",
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..300 {
+        let (path, seed) = &seeds[i % seeds.len()];
+        let mut body = seed.as_bytes().to_vec();
+        for _ in 0..=rng.below(3) {
+            let at = rng.below(body.len());
+            match rng.below(3) {
+                0 => {
+                    body.remove(at);
+                }
+                1 => body.splice(at..at, tokens[rng.below(tokens.len())].iter().copied()).for_each(drop),
+                _ => body[at] = (rng.next() & 0x7f) as u8,
+            }
+        }
+        let r = s.post_raw(path, &body).await;
+        *statuses.entry(r.status).or_insert(0) += 1;
+        assert!(r.status < 500, "{path} {:?} -> {} {}", String::from_utf8_lossy(&body), r.status, r.text());
+        if r.status >= 400 {
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/problem+json"),
+                "{:?}",
+                String::from_utf8_lossy(&body)
+            );
+            let p = r.json();
+            assert!(p["code"].as_str().and_then(gateway::error::ErrorCode::parse).is_some(), "{p}");
+        }
+    }
+    assert!(statuses.keys().any(|&k| k >= 400), "no mutation was rejected: {statuses:?}");
+    let alice = s.get("/v1/accounts/alice").await.json();
+    assert!(alice["balance"].as_i64().is_some_and(|b| b >= 995), "{alice}");
 }

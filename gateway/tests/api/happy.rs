@@ -40,6 +40,16 @@ async fn account_create_replay_and_get() {
     assert!(ledger_index(&r2) > ix);
     assert_eq!(r2.json()["created_index"], ix);
 
+    let charset = s
+        .request(
+            "POST",
+            "/v1/accounts",
+            &[("content-type", "application/json; charset=utf-8")],
+            br#"{"id":"alice2","currency":"USD"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(charset.status, 201, "{}", charset.text());
+
     let g = s.get("/v1/accounts/alice").await;
     assert_eq!(g.status, 200, "{}", g.text());
     let v = g.json();
