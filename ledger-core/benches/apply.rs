@@ -42,10 +42,7 @@ impl Bench {
         let mut index = 0;
         let mut next = || {
             index += 1;
-            ApplyContext {
-                index,
-                timestamp_ms: 1_000_000 + index,
-            }
+            ApplyContext { index, timestamp_ms: 1_000_000 + index }
         };
         for i in 0..ACCOUNTS {
             let cmd = Command::CreateAccount(NewAccount {
@@ -69,28 +66,13 @@ impl Bench {
             })
             .collect();
         for chunk in funding.chunks(BATCH) {
-            l.apply(
-                &Command::CreateTransfers {
-                    transfers: chunk.to_vec(),
-                    atomic: false,
-                },
-                next(),
-            );
+            l.apply(&Command::CreateTransfers { transfers: chunk.to_vec(), atomic: false }, next());
         }
-        Bench {
-            ledger: l.clone(),
-            base: l,
-            index,
-            batches: 0,
-            rng: 0x9E37_79B9_7F4A_7C15,
-        }
+        Bench { ledger: l.clone(), base: l, index, batches: 0, rng: 0x9E37_79B9_7F4A_7C15 }
     }
 
     fn rand(&mut self) -> u64 {
-        self.rng = self
-            .rng
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.rng = self.rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.rng >> 33
     }
 
@@ -143,10 +125,7 @@ impl Bench {
             let start = Instant::now();
             for (k, cmd) in cmds.iter().enumerate() {
                 let index = first + k as u64;
-                let ctx = ApplyContext {
-                    index,
-                    timestamp_ms: 2_000_000 + index,
-                };
+                let ctx = ApplyContext { index, timestamp_ms: 2_000_000 + index };
                 let (outcome, events) = self.ledger.apply(cmd, ctx);
                 if let Outcome::Batch(b) = &outcome {
                     assert_eq!(b.code, ResultCode::Created);

@@ -95,10 +95,7 @@ impl ResultCode {
     /// `created`, `exists`, `posted`, `voided`. In an atomic batch every
     /// other code makes the whole batch fail.
     pub const fn is_success(self) -> bool {
-        matches!(
-            self,
-            ResultCode::Created | ResultCode::Exists | ResultCode::Posted | ResultCode::Voided
-        )
+        matches!(self, ResultCode::Created | ResultCode::Exists | ResultCode::Posted | ResultCode::Voided)
     }
 }
 
@@ -118,10 +115,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for &c in ResultCode::ALL {
             let s = c.as_str();
-            assert!(
-                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{s}"
-            );
+            assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{s}");
             assert!(seen.insert(s), "duplicate {s}");
             assert_eq!(ResultCode::parse(s), Some(c));
         }

@@ -8,14 +8,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::code::ResultCode;
 use crate::limits::{
-    ACCOUNTS_MAX, BALANCE_MAX, BATCH_TRANSFERS_MAX, CURRENCIES_MAX, EXPIRE_PER_ENTRY_MAX,
-    HISTORY_PAGE_MAX, TRANSFERS_MAX,
+    ACCOUNTS_MAX, BALANCE_MAX, BATCH_TRANSFERS_MAX, CURRENCIES_MAX, EXPIRE_PER_ENTRY_MAX, HISTORY_PAGE_MAX,
+    TRANSFERS_MAX,
 };
 use crate::types::{
-    AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances,
-    BatchFailure, BatchResult, Command, Decision, ExpireResult, HistoryEntry, HistoryFrom,
-    HistoryPage, LedgerEvent, NewAccount, NewTransfer, Outcome, TransferEvent, TransferEventKind,
-    TransferResult, TransferStatus, TransferView,
+    AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances, BatchFailure, BatchResult,
+    Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LedgerEvent, NewAccount, NewTransfer,
+    Outcome, TransferEvent, TransferEventKind, TransferResult, TransferStatus, TransferView,
 };
 use crate::validate;
 
@@ -63,17 +62,12 @@ struct Transfer {
 impl Transfer {
     fn expires_at_ms(&self) -> Option<u64> {
         // Checked at creation: created_timestamp_ms + timeout_ms fits.
-        (self.pending && self.timeout_ms != 0)
-            .then(|| self.created_timestamp_ms.saturating_add(self.timeout_ms))
+        (self.pending && self.timeout_ms != 0).then(|| self.created_timestamp_ms.saturating_add(self.timeout_ms))
     }
 
     fn created_decision(&self) -> Decision {
         Decision {
-            status: if self.pending {
-                TransferStatus::Pending
-            } else {
-                TransferStatus::Posted
-            },
+            status: if self.pending { TransferStatus::Pending } else { TransferStatus::Posted },
             index: self.created_index,
             timestamp_ms: self.created_timestamp_ms,
             amount: self.amount,
@@ -262,9 +256,7 @@ fn state_of(a: &Account) -> AccountState {
 
 /// `a + b`, or `overflow` if the sum crosses `BALANCE_MAX`.
 fn add_capped(a: u128, b: u128) -> Result<u128, ResultCode> {
-    a.checked_add(b)
-        .filter(|&v| v <= BALANCE_MAX)
-        .ok_or(ResultCode::Overflow)
+    a.checked_add(b).filter(|&v| v <= BALANCE_MAX).ok_or(ResultCode::Overflow)
 }
 
 impl Ledger {
@@ -298,11 +290,7 @@ impl Ledger {
             now = now.max(*now_ms);
         }
         self.clock_ms = now;
-        let mut cx = Cx {
-            index: ctx.index,
-            now,
-            events: Vec::new(),
-        };
+        let mut cx = Cx { index: ctx.index, now, events: Vec::new() };
         let expired = self.expire_due(&mut cx);
         let outcome = match cmd {
             Command::CreateAccount(a) => Outcome::Account(self.create_account(a, &mut cx)),
@@ -313,13 +301,10 @@ impl Ledger {
             Command::PostPending { pending_id, amount } => {
                 Outcome::Transfer(self.resolve(pending_id, Action::Post(*amount), &mut cx))
             }
-            Command::VoidPending { pending_id } => {
-                Outcome::Transfer(self.resolve(pending_id, Action::Void, &mut cx))
+            Command::VoidPending { pending_id } => Outcome::Transfer(self.resolve(pending_id, Action::Void, &mut cx)),
+            Command::ExpirePending { .. } => {
+                Outcome::Expire(ExpireResult { expired, more_due: self.next_expiry_ms().is_some_and(|t| t <= now) })
             }
-            Command::ExpirePending { .. } => Outcome::Expire(ExpireResult {
-                expired,
-                more_due: self.next_expiry_ms().is_some_and(|t| t <= now),
-            }),
         };
         (outcome, cx.events)
     }
@@ -327,18 +312,11 @@ impl Ledger {
     fn create_account(&mut self, a: &NewAccount, cx: &mut Cx) -> AccountResult {
         match self.try_create_account(a, cx) {
             Ok(r) => r,
-            Err(code) => AccountResult {
-                code,
-                created: None,
-            },
+            Err(code) => AccountResult { code, created: None },
         }
     }
 
-    fn try_create_account(
-        &mut self,
-        a: &NewAccount,
-        cx: &mut Cx,
-    ) -> Result<AccountResult, ResultCode> {
+    fn try_create_account(&mut self, a: &NewAccount, cx: &mut Cx) -> Result<AccountResult, ResultCode> {
         validate::id(&a.id)?;
         validate::currency(&a.currency)?;
         validate::metadata(&a.metadata)?;
@@ -348,10 +326,7 @@ impl Ledger {
                 && e.allow_overdraft == a.allow_overdraft
                 && *e.metadata == *a.metadata;
             return if same {
-                Ok(AccountResult {
-                    code: ResultCode::Exists,
-                    created: Some((e.created_index, e.created_timestamp_ms)),
-                })
+                Ok(AccountResult { code: ResultCode::Exists, created: Some((e.created_index, e.created_timestamp_ms)) })
             } else {
                 Err(ResultCode::IdConflict)
             };
@@ -387,32 +362,23 @@ impl Ledger {
             history: Vec::new(),
         });
         self.account_ids.insert(id.clone(), ai);
-        cx.events
-            .push(LedgerEvent::AccountCreated(AccountCreatedEvent {
-                index: cx.index,
-                timestamp_ms: cx.now,
-                id,
-                currency: self.currencies[usize::from(currency)].clone(),
-                allow_overdraft: a.allow_overdraft,
-                metadata,
-            }));
-        Ok(AccountResult {
-            code: ResultCode::Created,
-            created: Some((cx.index, cx.now)),
-        })
+        cx.events.push(LedgerEvent::AccountCreated(AccountCreatedEvent {
+            index: cx.index,
+            timestamp_ms: cx.now,
+            id,
+            currency: self.currencies[usize::from(currency)].clone(),
+            allow_overdraft: a.allow_overdraft,
+            metadata,
+        }));
+        Ok(AccountResult { code: ResultCode::Created, created: Some((cx.index, cx.now)) })
     }
 
     fn share_metadata(&self, m: &str) -> Arc<str> {
-        if m.is_empty() {
-            self.empty.clone()
-        } else {
-            Arc::from(m)
-        }
+        if m.is_empty() { self.empty.clone() } else { Arc::from(m) }
     }
 
     fn create_transfer(&mut self, t: &NewTransfer, cx: &mut Cx) -> TransferResult {
-        self.try_create_transfer(t, cx)
-            .unwrap_or_else(TransferResult::err)
+        self.try_create_transfer(t, cx).unwrap_or_else(TransferResult::err)
     }
 
     fn same_transfer_body(&self, e: &Transfer, t: &NewTransfer) -> bool {
@@ -427,11 +393,7 @@ impl Ledger {
             && e.timeout_ms == t.timeout_ms.unwrap_or(0)
     }
 
-    fn try_create_transfer(
-        &mut self,
-        t: &NewTransfer,
-        cx: &mut Cx,
-    ) -> Result<TransferResult, ResultCode> {
+    fn try_create_transfer(&mut self, t: &NewTransfer, cx: &mut Cx) -> Result<TransferResult, ResultCode> {
         // Rule 8: shape first (defence in depth).
         validate::id(&t.id)?;
         validate::id(&t.debit_account_id)?;
@@ -444,30 +406,18 @@ impl Ledger {
         if let Some(ti) = self.transfer_ids.find(&self.transfers, &t.id) {
             let e = &self.transfers[ti as usize];
             return if self.same_transfer_body(e, t) {
-                Ok(TransferResult {
-                    code: ResultCode::Exists,
-                    decision: Some(e.created_decision()),
-                })
+                Ok(TransferResult { code: ResultCode::Exists, decision: Some(e.created_decision()) })
             } else {
                 Err(ResultCode::IdConflict)
             };
         }
         // Rule 1: accounts.
-        let debit = *self
-            .account_ids
-            .get(t.debit_account_id.as_str())
-            .ok_or(ResultCode::AccountNotFound)?;
-        let credit = *self
-            .account_ids
-            .get(t.credit_account_id.as_str())
-            .ok_or(ResultCode::AccountNotFound)?;
+        let debit = *self.account_ids.get(t.debit_account_id.as_str()).ok_or(ResultCode::AccountNotFound)?;
+        let credit = *self.account_ids.get(t.credit_account_id.as_str()).ok_or(ResultCode::AccountNotFound)?;
         if debit == credit {
             return Err(ResultCode::SameAccount);
         }
-        let (da, ca) = (
-            &self.accounts[debit as usize],
-            &self.accounts[credit as usize],
-        );
+        let (da, ca) = (&self.accounts[debit as usize], &self.accounts[credit as usize]);
         if da.currency != ca.currency || *self.currencies[usize::from(da.currency)] != *t.currency {
             return Err(ResultCode::CurrencyMismatch);
         }
@@ -523,19 +473,13 @@ impl Ledger {
         self.transfers.push(transfer);
         self.transfer_ids.push(&id, ti);
         self.record(ti, TransferEventKind::Created, t.amount, cx);
-        Ok(TransferResult {
-            code: ResultCode::Created,
-            decision: Some(decision),
-        })
+        Ok(TransferResult { code: ResultCode::Created, decision: Some(decision) })
     }
 
     /// Undoes the most recent transfer creation (atomic batch rollback).
     /// Its event was already truncated by the caller.
     fn pop_created_transfer(&mut self) {
-        let t = self
-            .transfers
-            .pop()
-            .expect("rollback of a created transfer");
+        let t = self.transfers.pop().expect("rollback of a created transfer");
         let ti = idx32(self.transfers.len());
         self.transfer_ids.pop(&t.id);
         if let Some(at) = t.expires_at_ms() {
@@ -559,11 +503,7 @@ impl Ledger {
 
     fn create_transfers(&mut self, ts: &[NewTransfer], atomic: bool, cx: &mut Cx) -> BatchResult {
         if ts.len() > BATCH_TRANSFERS_MAX {
-            return BatchResult {
-                code: ResultCode::BatchTooLarge,
-                results: Vec::new(),
-                failed: None,
-            };
+            return BatchResult { code: ResultCode::BatchTooLarge, results: Vec::new(), failed: None };
         }
         let mut results = Vec::with_capacity(ts.len());
         cx.events.reserve(ts.len());
@@ -571,11 +511,7 @@ impl Ledger {
             for t in ts {
                 results.push(self.create_transfer(t, cx));
             }
-            return BatchResult {
-                code: ResultCode::Created,
-                results,
-                failed: None,
-            };
+            return BatchResult { code: ResultCode::Created, results, failed: None };
         }
         let events_mark = cx.events.len();
         let transfers_mark = self.transfers.len();
@@ -587,75 +523,40 @@ impl Ledger {
                     self.pop_created_transfer();
                 }
                 cx.events.truncate(events_mark);
-                let failed = BatchFailure {
-                    item: idx32(i),
-                    code: r.code,
-                };
+                let failed = BatchFailure { item: idx32(i), code: r.code };
                 let results = (0..ts.len())
-                    .map(|j| {
-                        TransferResult::err(if j == i {
-                            r.code
-                        } else {
-                            ResultCode::LinkedEventFailed
-                        })
-                    })
+                    .map(|j| TransferResult::err(if j == i { r.code } else { ResultCode::LinkedEventFailed }))
                     .collect();
-                return BatchResult {
-                    code: ResultCode::LinkedEventFailed,
-                    results,
-                    failed: Some(failed),
-                };
+                return BatchResult { code: ResultCode::LinkedEventFailed, results, failed: Some(failed) };
             }
             results.push(r);
         }
-        BatchResult {
-            code: ResultCode::Created,
-            results,
-            failed: None,
-        }
+        BatchResult { code: ResultCode::Created, results, failed: None }
     }
 
     fn resolve(&mut self, pending_id: &str, action: Action, cx: &mut Cx) -> TransferResult {
-        self.try_resolve(pending_id, action, cx)
-            .unwrap_or_else(TransferResult::err)
+        self.try_resolve(pending_id, action, cx).unwrap_or_else(TransferResult::err)
     }
 
-    fn try_resolve(
-        &mut self,
-        pending_id: &str,
-        action: Action,
-        cx: &mut Cx,
-    ) -> Result<TransferResult, ResultCode> {
+    fn try_resolve(&mut self, pending_id: &str, action: Action, cx: &mut Cx) -> Result<TransferResult, ResultCode> {
         validate::id(pending_id)?;
         if let Action::Post(Some(a)) = action {
             validate::amount(a)?;
         }
-        let ti = self
-            .transfer_ids
-            .find(&self.transfers, pending_id)
-            .ok_or(ResultCode::TransferNotFound)?;
+        let ti = self.transfer_ids.find(&self.transfers, pending_id).ok_or(ResultCode::TransferNotFound)?;
         let t = &self.transfers[ti as usize];
         if !t.pending {
             return Err(ResultCode::NotPending);
         }
         if let Some(res) = t.resolution {
             // Rule 6: idempotency of post/void on (pending id, action, amount).
-            let replay = TransferResult {
-                code: ResultCode::Exists,
-                decision: Some(res),
-            };
+            let replay = TransferResult { code: ResultCode::Exists, decision: Some(res) };
             return match (res.status, action) {
-                (TransferStatus::Posted, Action::Post(a))
-                    if a.unwrap_or(t.amount) == res.amount =>
-                {
-                    Ok(replay)
-                }
+                (TransferStatus::Posted, Action::Post(a)) if a.unwrap_or(t.amount) == res.amount => Ok(replay),
                 (TransferStatus::Posted, _) => Err(ResultCode::AlreadyPosted),
                 (TransferStatus::Voided, Action::Void) => Ok(replay),
                 (TransferStatus::Voided, _) => Err(ResultCode::AlreadyVoided),
-                (TransferStatus::Expired | TransferStatus::Pending, _) => {
-                    Err(ResultCode::PendingExpired)
-                }
+                (TransferStatus::Expired | TransferStatus::Pending, _) => Err(ResultCode::PendingExpired),
             };
         }
         if t.expires_at_ms().is_some_and(|at| at <= cx.now) {
@@ -669,47 +570,23 @@ impl Ledger {
                 if a > t.amount {
                     return Err(ResultCode::AmountExceedsPending);
                 }
-                (
-                    TransferStatus::Posted,
-                    TransferEventKind::Posted,
-                    ResultCode::Posted,
-                    a,
-                )
+                (TransferStatus::Posted, TransferEventKind::Posted, ResultCode::Posted, a)
             }
-            Action::Void => (
-                TransferStatus::Voided,
-                TransferEventKind::Voided,
-                ResultCode::Voided,
-                0,
-            ),
+            Action::Void => (TransferStatus::Voided, TransferEventKind::Voided, ResultCode::Voided, 0),
         };
         let decision = Decision {
             status,
             index: cx.index,
             timestamp_ms: cx.now,
-            amount: if matches!(action, Action::Void) {
-                t.amount
-            } else {
-                posted
-            },
+            amount: if matches!(action, Action::Void) { t.amount } else { posted },
         };
         self.settle(ti, posted, decision, kind, cx);
-        Ok(TransferResult {
-            code,
-            decision: Some(decision),
-        })
+        Ok(TransferResult { code, decision: Some(decision) })
     }
 
     /// Releases the reservation of open pending transfer `ti`, posts
     /// `posted` of it, stores the decision, records history and the event.
-    fn settle(
-        &mut self,
-        ti: u32,
-        posted: u64,
-        decision: Decision,
-        kind: TransferEventKind,
-        cx: &mut Cx,
-    ) {
+    fn settle(&mut self, ti: u32, posted: u64, decision: Decision, kind: TransferEventKind, cx: &mut Cx) {
         let t = &mut self.transfers[ti as usize];
         debug_assert!(t.pending && t.resolution.is_none() && posted <= t.amount);
         t.resolution = Some(decision);
@@ -731,12 +608,7 @@ impl Ledger {
 
     fn expire_one(&mut self, ti: u32, cx: &mut Cx) {
         let amount = self.transfers[ti as usize].amount;
-        let decision = Decision {
-            status: TransferStatus::Expired,
-            index: cx.index,
-            timestamp_ms: cx.now,
-            amount,
-        };
+        let decision = Decision { status: TransferStatus::Expired, index: cx.index, timestamp_ms: cx.now, amount };
         self.settle(ti, 0, decision, TransferEventKind::Expired, cx);
     }
 
@@ -765,19 +637,11 @@ impl Ledger {
         };
         for ai in [debit, credit] {
             let a = &mut self.accounts[ai as usize];
-            a.history.push(HistoryRecord {
-                index: cx.index,
-                transfer: ti,
-                kind,
-                balances: a.balances,
-            });
+            a.history.push(HistoryRecord { index: cx.index, transfer: ti, kind, balances: a.balances });
             a.updated_index = cx.index;
         }
         let t = &self.transfers[ti as usize];
-        let (da, ca) = (
-            &self.accounts[debit as usize],
-            &self.accounts[credit as usize],
-        );
+        let (da, ca) = (&self.accounts[debit as usize], &self.accounts[credit as usize]);
         cx.events.push(LedgerEvent::Transfer(TransferEvent {
             kind,
             index: cx.index,
@@ -821,13 +685,7 @@ impl Ledger {
         self.transfers.len()
     }
 
-    fn view_account(
-        &self,
-        a: &Account,
-        balances: Balances,
-        index: u64,
-        version: u64,
-    ) -> AccountView {
+    fn view_account(&self, a: &Account, balances: Balances, index: u64, version: u64) -> AccountView {
         AccountView {
             id: a.id.clone(),
             currency: self.currencies[usize::from(a.currency)].clone(),
@@ -844,9 +702,7 @@ impl Ledger {
     }
 
     fn find_account(&self, id: &str) -> Option<&Account> {
-        self.account_ids
-            .get(id)
-            .map(|&ai| &self.accounts[ai as usize])
+        self.account_ids.get(id).map(|&ai| &self.accounts[ai as usize])
     }
 
     /// The account with its current balances.
@@ -895,12 +751,7 @@ impl Ledger {
     /// One page of the account's balance changes (transfer events touching
     /// it), ordered by log index then version; `limit` is capped at
     /// `HISTORY_PAGE_MAX`. `None` if the account does not exist.
-    pub fn account_transfers(
-        &self,
-        id: &str,
-        from: HistoryFrom,
-        limit: usize,
-    ) -> Option<HistoryPage> {
+    pub fn account_transfers(&self, id: &str, from: HistoryFrom, limit: usize) -> Option<HistoryPage> {
         let a = self.find_account(id)?;
         let start = match from {
             HistoryFrom::Start => 0,
@@ -908,9 +759,7 @@ impl Ledger {
             HistoryFrom::AfterIndex(i) => a.history.partition_point(|r| r.index <= i),
         }
         .min(a.history.len());
-        let end = start
-            .saturating_add(limit.min(HISTORY_PAGE_MAX))
-            .min(a.history.len());
+        let end = start.saturating_add(limit.min(HISTORY_PAGE_MAX)).min(a.history.len());
         let entries = a.history[start..end]
             .iter()
             .enumerate()
@@ -930,10 +779,7 @@ impl Ledger {
                 }
             })
             .collect();
-        Some(HistoryPage {
-            entries,
-            next: (end < a.history.len()).then_some(end as u64),
-        })
+        Some(HistoryPage { entries, next: (end < a.history.len()).then_some(end as u64) })
     }
 
     /// Earliest deadline (log time, ms) among open pending transfers. The
@@ -969,12 +815,8 @@ impl Ledger {
             }
         }
         let n = self.currencies.len();
-        let (mut dp, mut cp, mut dq, mut cq) = (
-            vec![Wide::default(); n],
-            vec![Wide::default(); n],
-            vec![Wide::default(); n],
-            vec![Wide::default(); n],
-        );
+        let (mut dp, mut cp, mut dq, mut cq) =
+            (vec![Wide::default(); n], vec![Wide::default(); n], vec![Wide::default(); n], vec![Wide::default(); n]);
         let mut open = vec![(0u128, 0u128); self.accounts.len()];
         for t in &self.transfers {
             if t.pending && t.resolution.is_none() {
@@ -990,12 +832,8 @@ impl Ledger {
             dq[c].add(b.debits_pending);
             cq[c].add(b.credits_pending);
             let name = || a.id.to_string();
-            if b.debits_posted
-                .checked_add(b.debits_pending)
-                .is_none_or(|v| v > BALANCE_MAX)
-                || b.credits_posted
-                    .checked_add(b.credits_pending)
-                    .is_none_or(|v| v > BALANCE_MAX)
+            if b.debits_posted.checked_add(b.debits_pending).is_none_or(|v| v > BALANCE_MAX)
+                || b.credits_posted.checked_add(b.credits_pending).is_none_or(|v| v > BALANCE_MAX)
             {
                 return Err(InvariantViolation::AboveCeiling(name()));
             }
@@ -1011,14 +849,10 @@ impl Ledger {
         }
         for c in 0..n {
             if dp[c] != cp[c] {
-                return Err(InvariantViolation::PostedNotConserved(
-                    self.currencies[c].to_string(),
-                ));
+                return Err(InvariantViolation::PostedNotConserved(self.currencies[c].to_string()));
             }
             if dq[c] != cq[c] {
-                return Err(InvariantViolation::PendingNotConserved(
-                    self.currencies[c].to_string(),
-                ));
+                return Err(InvariantViolation::PendingNotConserved(self.currencies[c].to_string()));
             }
         }
         for (ti, t) in self.transfers.iter().enumerate() {
@@ -1089,11 +923,7 @@ impl Ledger {
     /// Size in bytes of the fixed per-record structs (account, transfer,
     /// history record), for documentation and tests.
     pub fn record_sizes() -> (usize, usize, usize) {
-        (
-            std::mem::size_of::<Account>(),
-            std::mem::size_of::<Transfer>(),
-            std::mem::size_of::<HistoryRecord>(),
-        )
+        (std::mem::size_of::<Account>(), std::mem::size_of::<Transfer>(), std::mem::size_of::<HistoryRecord>())
     }
 
     // ------------------------------------------------------------------
@@ -1106,20 +936,9 @@ impl Ledger {
     /// near `BALANCE_MAX`. Conservation still holds. Returns `overflow` if
     /// a side would cross `BALANCE_MAX`.
     #[cfg(feature = "test-hooks")]
-    pub fn test_force_move(
-        &mut self,
-        debit: &str,
-        credit: &str,
-        amount: u128,
-    ) -> Result<(), ResultCode> {
-        let d = *self
-            .account_ids
-            .get(debit)
-            .ok_or(ResultCode::AccountNotFound)?;
-        let c = *self
-            .account_ids
-            .get(credit)
-            .ok_or(ResultCode::AccountNotFound)?;
+    pub fn test_force_move(&mut self, debit: &str, credit: &str, amount: u128) -> Result<(), ResultCode> {
+        let d = *self.account_ids.get(debit).ok_or(ResultCode::AccountNotFound)?;
+        let c = *self.account_ids.get(credit).ok_or(ResultCode::AccountNotFound)?;
         if d == c {
             return Err(ResultCode::SameAccount);
         }
@@ -1183,16 +1002,9 @@ impl<'de> Deserialize<'de> for Ledger {
         use serde::de::Error;
         let s = SnapshotOwned::deserialize(d)?;
         if s.format != SNAPSHOT_FORMAT {
-            return Err(D::Error::custom(format!(
-                "unsupported ledger snapshot format {}",
-                s.format
-            )));
+            return Err(D::Error::custom(format!("unsupported ledger snapshot format {}", s.format)));
         }
-        let mut l = Ledger {
-            last_index: s.last_index,
-            clock_ms: s.clock_ms,
-            ..Ledger::default()
-        };
+        let mut l = Ledger { last_index: s.last_index, clock_ms: s.clock_ms, ..Ledger::default() };
         for (ci, c) in s.currencies.iter().enumerate() {
             let ci = u16::try_from(ci).map_err(|_| D::Error::custom("too many currencies"))?;
             if l.currency_ids.insert(c.clone(), ci).is_some() {

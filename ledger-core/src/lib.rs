@@ -38,9 +38,8 @@ mod validate;
 pub use code::ResultCode;
 pub use ledger::{InvariantViolation, Ledger, SNAPSHOT_FORMAT};
 pub use types::{
-    AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances,
-    BatchFailure, BatchResult, Command, Decision, ExpireResult, HistoryEntry, HistoryFrom,
-    HistoryPage, LEDGER_TOPIC, LedgerEvent, NewAccount, NewTransfer, Outcome, TransferEvent,
-    TransferEventKind, TransferResult, TransferStatus, TransferView,
+    AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances, BatchFailure, BatchResult,
+    Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LEDGER_TOPIC, LedgerEvent, NewAccount,
+    NewTransfer, Outcome, TransferEvent, TransferEventKind, TransferResult, TransferStatus, TransferView,
 };
 pub use validate::{is_valid_currency, is_valid_id};

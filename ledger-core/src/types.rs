@@ -183,10 +183,7 @@ pub struct TransferResult {
 
 impl TransferResult {
     pub(crate) const fn err(code: ResultCode) -> Self {
-        TransferResult {
-            code,
-            decision: None,
-        }
+        TransferResult { code, decision: None }
     }
 }
 

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use ledger_core::{
-    AccountState, ApplyContext, Command, HistoryFrom, Ledger, LedgerEvent, NewAccount, NewTransfer,
-    Outcome, TransferResult,
+    AccountState, ApplyContext, Command, HistoryFrom, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome,
+    TransferResult,
 };
 
 struct Case {
@@ -53,11 +53,7 @@ fn parse_file(text: &str) -> Vec<Chunk> {
             expected.push('\n');
             i += 1;
         }
-        out.push(Chunk::Case(Case {
-            line: start + 1,
-            input,
-            expected,
-        }));
+        out.push(Chunk::Case(Case { line: start + 1, input, expected }));
     }
     out
 }
@@ -73,11 +69,7 @@ impl Args {
         for w in words {
             let (k, v) = w.split_once('=').unwrap_or((w, ""));
             let v = match v.rsplit_once('*') {
-                Some((base, n))
-                    if !base.is_empty()
-                        && n.bytes().all(|b| b.is_ascii_digit())
-                        && !n.is_empty() =>
-                {
+                Some((base, n)) if !base.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => {
                     base.repeat(n.parse().expect("repeat count"))
                 }
                 _ => v.to_string(),
@@ -87,23 +79,16 @@ impl Args {
         Args { kv }
     }
     fn str(&self, k: &str) -> String {
-        self.kv
-            .get(k)
-            .unwrap_or_else(|| panic!("missing {k}="))
-            .clone()
+        self.kv.get(k).unwrap_or_else(|| panic!("missing {k}=")).clone()
     }
     fn str_or(&self, k: &str, d: &str) -> String {
         self.kv.get(k).cloned().unwrap_or_else(|| d.to_string())
     }
     fn u64(&self, k: &str) -> u64 {
-        self.str(k)
-            .parse()
-            .unwrap_or_else(|_| panic!("bad number for {k}"))
+        self.str(k).parse().unwrap_or_else(|_| panic!("bad number for {k}"))
     }
     fn opt_u64(&self, k: &str) -> Option<u64> {
-        self.kv
-            .get(k)
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad number for {k}")))
+        self.kv.get(k).map(|v| v.parse().unwrap_or_else(|_| panic!("bad number for {k}")))
     }
     fn flag(&self, k: &str) -> bool {
         self.kv.contains_key(k)
@@ -139,14 +124,9 @@ fn fmt_state(s: &AccountState) -> String {
 
 fn fmt_result(r: &TransferResult) -> String {
     match r.decision {
-        Some(d) => format!(
-            "{} status={} idx={} ts={} amount={}",
-            r.code,
-            d.status.as_str(),
-            d.index,
-            d.timestamp_ms,
-            d.amount
-        ),
+        Some(d) => {
+            format!("{} status={} idx={} ts={} amount={}", r.code, d.status.as_str(), d.index, d.timestamp_ms, d.amount)
+        }
         None => r.code.to_string(),
     }
 }
@@ -179,10 +159,7 @@ fn fmt_event(e: &LedgerEvent) -> String {
 impl Runner {
     fn apply(&mut self, cmd: Command, a: &Args) -> String {
         let ts = a.opt_u64("ts").unwrap_or(self.time_ms);
-        let ctx = ApplyContext {
-            index: self.next_index,
-            timestamp_ms: ts,
-        };
+        let ctx = ApplyContext { index: self.next_index, timestamp_ms: ts };
         self.next_index += 1;
         let (outcome, events) = self.ledger.apply(&cmd, ctx);
         let mut out = String::new();
@@ -212,11 +189,7 @@ impl Runner {
             Outcome::Transfer(r) => writeln!(out, "{}", fmt_result(r)),
             Outcome::Batch(b) => {
                 match b.failed {
-                    Some(f) => writeln!(
-                        out,
-                        "batch {} failed_item={} failed_code={}",
-                        b.code, f.item, f.code
-                    ),
+                    Some(f) => writeln!(out, "batch {} failed_item={} failed_code={}", b.code, f.item, f.code),
                     None => writeln!(out, "batch {}", b.code),
                 }
                 .expect("fmt");
@@ -260,13 +233,7 @@ impl Runner {
                     .iter()
                     .map(|l| new_transfer(&Args::parse(&l.split_whitespace().collect::<Vec<_>>())))
                     .collect();
-                self.apply(
-                    Command::CreateTransfers {
-                        transfers,
-                        atomic: a.flag("atomic"),
-                    },
-                    &a,
-                )
+                self.apply(Command::CreateTransfers { transfers, atomic: a.flag("atomic") }, &a)
             }
             "big-batch" => {
                 // `n` copies of one transfer with ids `<id>-<k>`.
@@ -278,33 +245,11 @@ impl Runner {
                         t
                     })
                     .collect();
-                self.apply(
-                    Command::CreateTransfers {
-                        transfers,
-                        atomic: a.flag("atomic"),
-                    },
-                    &a,
-                )
+                self.apply(Command::CreateTransfers { transfers, atomic: a.flag("atomic") }, &a)
             }
-            "post" => self.apply(
-                Command::PostPending {
-                    pending_id: a.str("id"),
-                    amount: a.opt_u64("amount"),
-                },
-                &a,
-            ),
-            "void" => self.apply(
-                Command::VoidPending {
-                    pending_id: a.str("id"),
-                },
-                &a,
-            ),
-            "expire" => self.apply(
-                Command::ExpirePending {
-                    now_ms: a.u64("now"),
-                },
-                &a,
-            ),
+            "post" => self.apply(Command::PostPending { pending_id: a.str("id"), amount: a.opt_u64("amount") }, &a),
+            "void" => self.apply(Command::VoidPending { pending_id: a.str("id") }, &a),
+            "expire" => self.apply(Command::ExpirePending { now_ms: a.u64("now") }, &a),
             "account-show" => match self.ledger.account(&a.str("id")) {
                 Some(v) => {
                     let b = v.balances;
@@ -382,9 +327,7 @@ impl Runner {
                     (None, Some(i)) => HistoryFrom::AfterIndex(i),
                     (None, None) => HistoryFrom::Start,
                 };
-                let limit = a
-                    .opt_u64("limit")
-                    .map_or(usize::MAX, |l| usize::try_from(l).expect("limit"));
+                let limit = a.opt_u64("limit").map_or(usize::MAX, |l| usize::try_from(l).expect("limit"));
                 match self.ledger.account_transfers(&a.str("id"), from, limit) {
                     Some(p) => {
                         let mut s = String::new();
@@ -414,10 +357,7 @@ impl Runner {
             "next-expiry" => format!("{:?}\n", self.ledger.next_expiry_ms()),
             "force-move" => {
                 let amount: u128 = a.str("amount").parse().expect("u128 amount");
-                match self
-                    .ledger
-                    .test_force_move(&a.str("from"), &a.str("to"), amount)
-                {
+                match self.ledger.test_force_move(&a.str("from"), &a.str("to"), amount) {
                     Ok(()) => "ok\n".into(),
                     Err(c) => format!("{c}\n"),
                 }
@@ -439,11 +379,7 @@ impl Runner {
 fn run_file(path: &Path, rewrite: bool) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("read testdata");
     let chunks = parse_file(&text);
-    let mut r = Runner {
-        ledger: Ledger::default(),
-        next_index: 1,
-        time_ms: 0,
-    };
+    let mut r = Runner { ledger: Ledger::default(), next_index: 1, time_ms: 0 };
     let mut failures = Vec::new();
     let mut rewritten = String::new();
     for c in &chunks {
@@ -455,14 +391,8 @@ fn run_file(path: &Path, rewrite: bool) -> Vec<String> {
             Chunk::Case(case) => {
                 let actual = r.run(&case.input);
                 if actual != case.expected {
-                    let mut d = format!(
-                        "{}:{}: {}\n",
-                        path.display(),
-                        case.line,
-                        case.input.join(" | ")
-                    );
-                    let (e, a): (Vec<_>, Vec<_>) =
-                        (case.expected.lines().collect(), actual.lines().collect());
+                    let mut d = format!("{}:{}: {}\n", path.display(), case.line, case.input.join(" | "));
+                    let (e, a): (Vec<_>, Vec<_>) = (case.expected.lines().collect(), actual.lines().collect());
                     for i in 0..e.len().max(a.len()) {
                         match (e.get(i), a.get(i)) {
                             (Some(x), Some(y)) if x == y => writeln!(d, "   {x}"),
@@ -510,10 +440,5 @@ fn datadriven() {
     for f in &files {
         failures.extend(run_file(f, rewrite));
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) differ (- expected, + actual):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} case(s) differ (- expected, + actual):\n{}", failures.len(), failures.join("\n"));
 }

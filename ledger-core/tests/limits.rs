@@ -2,8 +2,7 @@
 
 use ledger_core::limits::{BATCH_TRANSFERS_MAX, CURRENCIES_MAX, EXPIRE_PER_ENTRY_MAX};
 use ledger_core::{
-    ApplyContext, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome, ResultCode,
-    TransferEventKind,
+    ApplyContext, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome, ResultCode, TransferEventKind,
 };
 
 struct L {
@@ -14,13 +13,7 @@ struct L {
 impl L {
     fn apply(&mut self, cmd: Command, ts: u64) -> (Outcome, Vec<LedgerEvent>) {
         self.index += 1;
-        let r = self.l.apply(
-            &cmd,
-            ApplyContext {
-                index: self.index,
-                timestamp_ms: ts,
-            },
-        );
+        let r = self.l.apply(&cmd, ApplyContext { index: self.index, timestamp_ms: ts });
         self.l.check_invariants().expect("rule 3 invariants");
         r
     }
@@ -39,10 +32,7 @@ fn account(id: &str, currency: &str, overdraft: bool) -> Command {
 /// accounts in known currencies are still accepted.
 #[test]
 fn rule8_currency_limit_exceeded() {
-    let mut l = L {
-        l: Ledger::default(),
-        index: 0,
-    };
+    let mut l = L { l: Ledger::default(), index: 0 };
     let currency = |n: usize| -> String {
         // 3 uppercase letters from n (26^3 > CURRENCIES_MAX)
         let b = |k: usize| char::from(b'A' + u8::try_from(k % 26).expect("< 26"));
@@ -52,10 +42,7 @@ fn rule8_currency_limit_exceeded() {
         let (o, _) = l.apply(account(&format!("a{n}"), &currency(n), false), 0);
         assert_eq!(
             o,
-            Outcome::Account(ledger_core::AccountResult {
-                code: ResultCode::Created,
-                created: Some((l.index, 0)),
-            })
+            Outcome::Account(ledger_core::AccountResult { code: ResultCode::Created, created: Some((l.index, 0)) })
         );
     }
     let (o, events) = l.apply(account("one-more", &currency(CURRENCIES_MAX), false), 0);
@@ -73,10 +60,7 @@ fn rule8_currency_limit_exceeded() {
 /// yet still answers `pending_expired` (and expires it right there).
 #[test]
 fn rule6_bounded_expiry_and_post_of_unswept_due_transfer() {
-    let mut l = L {
-        l: Ledger::default(),
-        index: 0,
-    };
+    let mut l = L { l: Ledger::default(), index: 0 };
     l.apply(account("bank", "USD", true), 0);
     l.apply(account("alice", "USD", false), 0);
     let total = 2 * EXPIRE_PER_ENTRY_MAX + 1;
@@ -95,13 +79,7 @@ fn rule6_bounded_expiry_and_post_of_unswept_due_transfer() {
                 timeout_ms: Some(10),
             })
             .collect();
-        l.apply(
-            Command::CreateTransfers {
-                transfers,
-                atomic: true,
-            },
-            100,
-        );
+        l.apply(Command::CreateTransfers { transfers, atomic: true }, 100);
         created += n;
     }
     assert_eq!(l.l.next_expiry_ms(), Some(110));
@@ -114,28 +92,14 @@ fn rule6_bounded_expiry_and_post_of_unswept_due_transfer() {
     // Next entry (a post of the last one) sweeps another capped chunk in
     // creation order, then finds p{total-1} due but unswept.
     let last = format!("p{}", total - 1);
-    let (o, events) = l.apply(
-        Command::PostPending {
-            pending_id: last.clone(),
-            amount: None,
-        },
-        111,
-    );
+    let (o, events) = l.apply(Command::PostPending { pending_id: last.clone(), amount: None }, 111);
     let Outcome::Transfer(r) = o else { panic!() };
     assert_eq!(r.code, ResultCode::PendingExpired);
     assert_eq!(events.len(), EXPIRE_PER_ENTRY_MAX + 1);
-    let LedgerEvent::Transfer(t) = events.last().expect("event") else {
-        panic!()
-    };
-    assert_eq!(
-        (t.kind, &*t.transfer_id),
-        (TransferEventKind::Expired, last.as_str())
-    );
+    let LedgerEvent::Transfer(t) = events.last().expect("event") else { panic!() };
+    assert_eq!((t.kind, &*t.transfer_id), (TransferEventKind::Expired, last.as_str()));
     assert_eq!(l.l.next_expiry_ms(), None);
-    assert_eq!(
-        l.l.account("alice").map(|a| a.balances.credits_pending),
-        Some(0)
-    );
+    assert_eq!(l.l.account("alice").map(|a| a.balances.credits_pending), Some(0));
 }
 
 /// Rule 8 (the one exception): a non-increasing log index is a caller bug
@@ -144,10 +108,7 @@ fn rule6_bounded_expiry_and_post_of_unswept_due_transfer() {
 #[should_panic(expected = "is not greater than last applied index")]
 fn rule8_non_monotonic_index_panics() {
     let mut l = Ledger::default();
-    let ctx = ApplyContext {
-        index: 5,
-        timestamp_ms: 0,
-    };
+    let ctx = ApplyContext { index: 5, timestamp_ms: 0 };
     l.apply(&account("a", "USD", false), ctx);
     l.apply(&account("b", "USD", false), ctx);
 }

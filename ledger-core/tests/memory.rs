@@ -20,18 +20,13 @@ fn memory_per_account_and_transfer() {
     const ACCOUNTS: u64 = 10_000;
     const TRANSFERS: u64 = 200_000;
     let (account, transfer, history) = Ledger::record_sizes();
-    eprintln!(
-        "struct sizes: Account {account} B, Transfer {transfer} B, history record {history} B"
-    );
+    eprintln!("struct sizes: Account {account} B, Transfer {transfer} B, history record {history} B");
 
     let mut l = Ledger::default();
     let mut index = 0;
     let mut ctx = || {
         index += 1;
-        ApplyContext {
-            index,
-            timestamp_ms: index,
-        }
+        ApplyContext { index, timestamp_ms: index }
     };
     let rss0 = rss_bytes();
     let heap0 = l.heap_bytes_estimate();
@@ -63,21 +58,13 @@ fn memory_per_account_and_transfer() {
             })
             .collect::<Vec<_>>();
         k += transfers.len() as u64;
-        l.apply(
-            &Command::CreateTransfers {
-                transfers,
-                atomic: false,
-            },
-            ctx(),
-        );
+        l.apply(&Command::CreateTransfers { transfers, atomic: false }, ctx());
     }
     assert_eq!(l.transfer_count() as u64, TRANSFERS);
     let rss2 = rss_bytes();
     let heap2 = l.heap_bytes_estimate();
     let per_transfer = (heap2 - heap1) as f64 / TRANSFERS as f64;
-    eprintln!(
-        "heap estimate: {per_account:.0} B/account, {per_transfer:.0} B/transfer (incl. 2 history records)"
-    );
+    eprintln!("heap estimate: {per_account:.0} B/account, {per_transfer:.0} B/transfer (incl. 2 history records)");
     if let (Some(r0), Some(r1), Some(r2)) = (rss0, rss1, rss2) {
         eprintln!(
             "resident growth: {:.0} B/account, {:.0} B/transfer",

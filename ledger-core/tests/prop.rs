@@ -11,10 +11,7 @@
 //!   (rule 3), no non-overdraft account below zero available (rule 2),
 //!   pending counters equal open pending transfers (rule 6).
 
-use ledger_core::{
-    ApplyContext, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome, ResultCode,
-    limits,
-};
+use ledger_core::{ApplyContext, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome, ResultCode, limits};
 use proptest::prelude::*;
 
 const ACCOUNTS: u8 = 6;
@@ -43,22 +40,16 @@ fn transfer_strategy() -> impl Strategy<Value = NewTransfer> {
         prop::option::of(1u64..400),
         0u8..2,
     )
-        .prop_map(
-            |(id, from, to, amount, cur, pending, timeout, meta)| NewTransfer {
-                id: format!("t{id}"),
-                debit_account_id: account_id(from),
-                credit_account_id: account_id(to),
-                amount,
-                currency: currency(cur),
-                metadata: if meta == 0 {
-                    String::new()
-                } else {
-                    "{\"m\":1}".into()
-                },
-                pending,
-                timeout_ms: if pending { timeout } else { None },
-            },
-        )
+        .prop_map(|(id, from, to, amount, cur, pending, timeout, meta)| NewTransfer {
+            id: format!("t{id}"),
+            debit_account_id: account_id(from),
+            credit_account_id: account_id(to),
+            amount,
+            currency: currency(cur),
+            metadata: if meta == 0 { String::new() } else { "{\"m\":1}".into() },
+            pending,
+            timeout_ms: if pending { timeout } else { None },
+        })
 }
 
 fn command_strategy() -> impl Strategy<Value = Command> {
@@ -88,13 +79,7 @@ fn command_strategy() -> impl Strategy<Value = Command> {
 /// overdraft and fund the others) so that most transfers get far enough
 /// to exercise funds, two-phase and batch rules.
 fn script_strategy() -> impl Strategy<Value = Vec<(Command, i64)>> {
-    let body = prop::collection::vec(
-        (
-            command_strategy(),
-            prop_oneof![8 => 0i64..100, 1 => -200i64..0],
-        ),
-        1..80,
-    );
+    let body = prop::collection::vec((command_strategy(), prop_oneof![8 => 0i64..100, 1 => -200i64..0]), 1..80);
     (prop_oneof![3 => Just(true), 1 => Just(false)], body).prop_map(|(open_all, body)| {
         let prefix = (0..ACCOUNTS).filter(|_| open_all).map(|i| {
             let cmd = Command::CreateAccount(NewAccount {
@@ -127,10 +112,7 @@ fn timestamps(script: &[(Command, i64)]) -> Vec<u64> {
 fn run(ledger: &mut Ledger, script: &[(Command, i64)], ts: &[u64], first_index: u64) -> Trace {
     let mut trace = Vec::new();
     for (k, (cmd, _)) in script.iter().enumerate() {
-        let ctx = ApplyContext {
-            index: first_index + k as u64,
-            timestamp_ms: ts[k],
-        };
+        let ctx = ApplyContext { index: first_index + k as u64, timestamp_ms: ts[k] };
         let (outcome, events) = ledger.apply(cmd, ctx);
         if let Err(v) = ledger.check_invariants() {
             panic!("invariant violated after {cmd:?}: {v}");

@@ -1,0 +1,289 @@
+//! The backend the HTTP layer talks to: a small async trait.
+//!
+//! The product implementation speaks gRPC to the `lognode` cluster (writes
+//! to the leader with its own leader-retry loop, reads to followers); it is
+//! wired by the lead. Tests use an in-process implementation
+//! (`gateway/tests/api/support/memory.rs`) that is *not* a cluster.
+//!
+//! Contract for implementations:
+//! - every method may be cancelled (the gateway wraps each call in a
+//!   timeout and drops the future when it expires);
+//! - an ordinary leader election is [`BackendError::Unavailable`] (after
+//!   the implementation's own bounded retries), never
+//!   [`BackendError::Internal`];
+//! - ledger rule violations are *not* errors: they are result codes inside
+//!   the [`Outcome`] returned by [`LedgerBackend::submit`].
+
+use async_trait::async_trait;
+use ledger_core::{AccountView, Command, HistoryFrom, HistoryPage, Outcome, TransferView};
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Any replica, possibly behind the leader (the default; cheapest).
+    #[default]
+    Follower,
+    /// Linearizable: reflects every write acknowledged before the read
+    /// started (leader read with a quorum check, or read-index).
+    Strong,
+    /// Served by a replica that has applied at least this log index
+    /// (read-your-writes: pass the `Ledger-Index` of your write).
+    MinIndex(u64),
+}
+
+/// The result of a write: the ledger's decision and the log index of the
+/// entry that carried the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied<T> {
+    /// What the state machine decided.
+    pub value: T,
+    /// Log index of the entry.
+    pub index: u64,
+}
+
+/// The result of a read, with the last log index applied by the replica
+/// that served it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read<T> {
+    /// The value read.
+    pub value: T,
+    /// Last log index applied by the serving replica.
+    pub applied_index: u64,
+}
+
+/// A topic of the generic log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+}
+
+/// Result of creating a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicCreated {
+    /// The topic (as it exists now).
+    pub topic: TopicInfo,
+    /// True if this call created it; false if an identical topic existed
+    /// (idempotent replay). A topic with the same name and another
+    /// partition count is [`BackendError::AlreadyExists`].
+    pub created: bool,
+}
+
+/// One record to append to a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecord {
+    /// Partitioning key: records with the same key go to the same partition
+    /// (chosen by the state machine from a hash of the key). Keyless records
+    /// are spread by the state machine.
+    pub key: Option<String>,
+    /// Value bytes (the gateway stores JSON text).
+    pub value: Vec<u8>,
+    /// Headers, sorted by name.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Where a produced record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordOffset {
+    /// Partition.
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
+}
+
+/// A stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Offset within its partition.
+    pub offset: u64,
+    /// Key, if any.
+    pub key: Option<String>,
+    /// Value bytes.
+    pub value: Vec<u8>,
+    /// Headers, sorted by name.
+    pub headers: Vec<(String, String)>,
+    /// Log time (ms) of the entry that appended it.
+    pub timestamp_ms: u64,
+}
+
+/// A fetch request for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Topic name.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// First offset wanted.
+    pub offset: u64,
+    /// Maximum number of records (already capped by the gateway).
+    pub limit: u32,
+    /// Long-poll: when no record is at `offset` yet, wait up to this long
+    /// for one (already capped by the gateway).
+    pub wait_ms: u64,
+}
+
+/// Records fetched from one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// Records in offset order (possibly none).
+    pub records: Vec<StoredRecord>,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// Offset the next appended record will get (high watermark).
+    pub end_offset: u64,
+}
+
+/// Raft role of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRole {
+    /// The current leader.
+    Leader,
+    /// A voting follower.
+    Follower,
+    /// A non-voting learner (catching up).
+    Learner,
+}
+
+/// One node of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Node id.
+    pub id: u64,
+    /// Its gRPC address.
+    pub grpc_addr: String,
+    /// Its role.
+    pub role: NodeRole,
+    /// Whether it answers.
+    pub alive: bool,
+    /// Last log index it applied.
+    pub last_applied: u64,
+}
+
+/// The cluster as seen by the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// Current leader, if one is known.
+    pub leader_id: Option<u64>,
+    /// Every member.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// Counters the backend keeps for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Times the known leader changed.
+    pub leader_changes: u64,
+}
+
+/// What was not found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// A topic.
+    Topic,
+    /// A partition of an existing topic.
+    Partition,
+    /// A cluster node.
+    Node,
+}
+
+/// A failure of the backend (never a ledger rule violation: those are
+/// result codes in the [`Outcome`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// No leader is reachable (election in progress, quorum lost) or the
+    /// replica cannot serve the requested consistency yet. HTTP 503 with
+    /// `Retry-After`.
+    #[error("backend unavailable, retry after {retry_after_ms} ms")]
+    Unavailable {
+        /// Suggested wait before retrying.
+        retry_after_ms: u64,
+    },
+    /// The call did not finish in time; a write may or may not have been
+    /// applied (retry it with the same id: ids are idempotency keys).
+    /// HTTP 503 with `Retry-After`.
+    #[error("backend call timed out")]
+    Timeout,
+    /// A topic, partition or node does not exist. HTTP 404.
+    #[error("{0:?} not found: {1}")]
+    NotFound(Missing, String),
+    /// The request is invalid in a way only the backend can tell. HTTP 422.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// An offset or index is outside what is stored. HTTP 422.
+    #[error("out of range: {0}")]
+    OutOfRange(String),
+    /// A topic with this name exists with another partition count. HTTP 409.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A bug or an unexpected answer. HTTP 500.
+    #[error("internal backend error: {0}")]
+    Internal(String),
+}
+
+/// Result of a backend call.
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// What the gateway needs from the replicated ledger. Object safe: the
+/// gateway holds an `Arc<dyn LedgerBackend>`.
+#[async_trait]
+pub trait LedgerBackend: Send + Sync + 'static {
+    /// Appends a ledger command to the log (through the leader) and returns
+    /// the state machine's decision once the entry is committed and applied.
+    async fn submit(&self, cmd: Command) -> BackendResult<Applied<Outcome>>;
+
+    /// An account with its current balances; `None` if it does not exist.
+    async fn account(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<AccountView>>>;
+
+    /// An account as it was once log entry `index` was applied; `None` if
+    /// it did not exist then. [`BackendError::OutOfRange`] if `index` is past
+    /// what the serving replica applied.
+    async fn account_as_of(
+        &self,
+        id: &str,
+        index: u64,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Option<AccountView>>>;
+
+    /// A transfer; `None` if it does not exist.
+    async fn transfer(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<TransferView>>>;
+
+    /// One page of an account's history; `None` if the account does not
+    /// exist. `limit` is already capped at `HISTORY_PAGE_MAX`.
+    async fn account_transfers(
+        &self,
+        id: &str,
+        from: HistoryFrom,
+        limit: u32,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Option<HistoryPage>>>;
+
+    /// Creates a topic (idempotent for an identical request).
+    async fn create_topic(&self, name: &str, partitions: u32) -> BackendResult<Applied<TopicCreated>>;
+
+    /// Every topic, sorted by name.
+    async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>>;
+
+    /// Appends records to a topic in one log entry; one offset per record,
+    /// in order.
+    async fn produce(&self, topic: &str, records: Vec<NewRecord>) -> BackendResult<Applied<Vec<RecordOffset>>>;
+
+    /// Reads records of one partition, long-polling up to `wait_ms` when
+    /// none is available at `offset`.
+    async fn fetch(&self, req: FetchRequest, read: ReadConsistency) -> BackendResult<Read<Fetched>>;
+
+    /// Membership and health of the cluster.
+    async fn cluster_status(&self) -> BackendResult<ClusterStatus>;
+
+    /// Removes a node from the cluster (membership change through the log).
+    async fn remove_node(&self, id: u64) -> BackendResult<Applied<()>>;
+
+    /// `Ok` when a leader is reachable (the gateway can serve writes).
+    async fn ready(&self) -> BackendResult<()>;
+
+    /// Counters for `/metrics` (cheap, synchronous).
+    fn stats(&self) -> BackendStats {
+        BackendStats::default()
+    }
+}

@@ -1,0 +1,339 @@
+//! Errors as `application/problem+json` (RFC 9457) with a stable `code`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ledger_core::ResultCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::backend::{BackendError, Missing};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident => $s:literal, )*) => {
+        /// Every `code` an error response can carry. The ledger rule codes are
+        /// exactly `ledger_core::ResultCode::as_str()`; never rename one.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The stable snake_case string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( ErrorCode::$variant => $s, )*
+                }
+            }
+
+            /// Parses [`ErrorCode::as_str`] output.
+            pub fn parse(s: &str) -> Option<ErrorCode> {
+                match s {
+                    $( $s => Some(ErrorCode::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // ---- request shape ----
+    /// The body is not syntactically valid JSON.
+    MalformedJson => "malformed_json",
+    /// The body has a field the endpoint does not know.
+    UnknownField => "unknown_field",
+    /// A required field is missing.
+    MissingField => "missing_field",
+    /// A field has the wrong JSON type.
+    InvalidType => "invalid_type",
+    /// The body does not match the endpoint's schema in another way.
+    InvalidBody => "invalid_body",
+    /// The request body is larger than the body limit.
+    BodyTooLarge => "body_too_large",
+    /// The request has a body whose `Content-Type` is not JSON.
+    UnsupportedMediaType => "unsupported_media_type",
+    /// The body was not received in time.
+    RequestTimeout => "request_timeout",
+    /// A query parameter is unknown or malformed.
+    InvalidQuery => "invalid_query",
+    /// A path parameter is malformed.
+    InvalidPath => "invalid_path",
+    /// `metadata` is not a JSON object.
+    InvalidMetadata => "invalid_metadata",
+    /// A batch has no transfers.
+    BatchEmpty => "batch_empty",
+    /// A record is larger than `RECORD_BYTES_MAX` (or its key or headers exceed their limits).
+    RecordTooLarge => "record_too_large",
+    /// A produce request has no records or more than `RECORDS_PER_PRODUCE_MAX`.
+    TooManyRecords => "too_many_records",
+    /// A topic name is empty, too long or has a character outside `[A-Za-z0-9._-]`.
+    InvalidTopicName => "invalid_topic_name",
+    /// A partition count is 0 or above `TOPIC_PARTITIONS_MAX`.
+    InvalidPartitions => "invalid_partitions",
+    /// No route for this path.
+    NotFound => "not_found",
+    /// The path exists but not with this method.
+    MethodNotAllowed => "method_not_allowed",
+    // ---- resources ----
+    /// No topic with this name.
+    TopicNotFound => "topic_not_found",
+    /// The topic has no such partition.
+    PartitionNotFound => "partition_not_found",
+    /// A topic with this name exists with another partition count.
+    TopicExists => "topic_exists",
+    /// No cluster node with this id.
+    NodeNotFound => "node_not_found",
+    /// An offset or index is outside what is stored.
+    OutOfRange => "out_of_range",
+    /// The backend rejected an argument.
+    InvalidArgument => "invalid_argument",
+    // ---- admin ----
+    /// Admin endpoints are disabled (no admin token configured).
+    AdminDisabled => "admin_disabled",
+    /// Missing or wrong admin bearer token.
+    Unauthorized => "unauthorized",
+    // ---- availability ----
+    /// Too many requests in flight; retry after `Retry-After` seconds.
+    Overloaded => "overloaded",
+    /// No leader is reachable (e.g. during an election); retry after `Retry-After` seconds.
+    Unavailable => "unavailable",
+    /// The backend did not answer in time; a write may or may not have been applied — retry with the same id.
+    Timeout => "timeout",
+    /// A bug.
+    Internal => "internal",
+    // ---- ledger rules (ledger_core::ResultCode) ----
+    /// The id is already used with a different body.
+    IdConflict => "id_conflict",
+    /// An id is empty, too long or has a character outside `[A-Za-z0-9._:-]`.
+    InvalidId => "invalid_id",
+    /// The currency is not 3–12 uppercase ASCII letters.
+    InvalidCurrency => "invalid_currency",
+    /// The amount is not an integer in `1..=2^63-1`.
+    InvalidAmount => "invalid_amount",
+    /// `timeout_ms` is 0, too large, or given on a non-pending transfer.
+    InvalidTimeout => "invalid_timeout",
+    /// Canonical metadata is larger than `METADATA_BYTES_MAX`.
+    MetadataTooLarge => "metadata_too_large",
+    /// An account does not exist.
+    AccountNotFound => "account_not_found",
+    /// Debit and credit account are the same.
+    SameAccount => "same_account",
+    /// An account does not have the transfer's currency.
+    CurrencyMismatch => "currency_mismatch",
+    /// The debit would take a non-overdraft account below zero available.
+    InsufficientFunds => "insufficient_funds",
+    /// A balance would cross its ceiling.
+    Overflow => "overflow",
+    /// A ledger capacity limit is reached.
+    LimitExceeded => "limit_exceeded",
+    /// The batch has more than `BATCH_TRANSFERS_MAX` transfers.
+    BatchTooLarge => "batch_too_large",
+    /// Atomic batch: this item was not applied because another item failed.
+    LinkedEventFailed => "linked_event_failed",
+    /// No transfer with this id.
+    TransferNotFound => "transfer_not_found",
+    /// The transfer is not a pending transfer.
+    NotPending => "not_pending",
+    /// The pending transfer was already posted (with another amount, or a void was asked).
+    AlreadyPosted => "already_posted",
+    /// The pending transfer was already voided.
+    AlreadyVoided => "already_voided",
+    /// The pending transfer expired.
+    PendingExpired => "pending_expired",
+    /// The post amount is larger than the pending amount.
+    AmountExceedsPending => "amount_exceeds_pending",
+}
+
+impl From<ResultCode> for ErrorCode {
+    fn from(c: ResultCode) -> Self {
+        // Every failure code of the core has a twin here (unit-tested);
+        // success codes never become errors.
+        ErrorCode::parse(c.as_str()).unwrap_or(ErrorCode::Internal)
+    }
+}
+
+/// The body of every error response (`application/problem+json`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:ledger:problem:insufficient_funds",
+    "title": "Insufficient funds",
+    "status": 422,
+    "detail": "the debit would take account 'alice' below zero available",
+    "code": "insufficient_funds"
+}))]
+pub struct Problem {
+    /// `urn:ledger:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short human summary of the problem kind.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Human explanation of this occurrence.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+}
+
+/// An error answered as problem+json.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human explanation.
+    pub detail: String,
+    /// `Retry-After` seconds, for 503s.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError { status, code, detail: detail.into(), retry_after_secs: None }
+    }
+
+    /// 400.
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 422.
+    pub fn unprocessable(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// 404.
+    pub fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(code: ErrorCode, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            detail: detail.into(),
+            retry_after_secs: Some(retry_after_secs.max(1)),
+        }
+    }
+
+    /// 500.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, detail)
+    }
+
+    /// The HTTP answer to a ledger rule violation.
+    pub fn from_rule(code: ResultCode, detail: impl Into<String>) -> Self {
+        let status = match code {
+            ResultCode::IdConflict => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, code.into(), detail)
+    }
+
+    /// The HTTP answer to a backend failure. `Unavailable` and `Timeout`
+    /// become 503 with `Retry-After` (never another 5xx).
+    pub fn from_backend(e: &BackendError, default_retry_after_secs: u64) -> Self {
+        match e {
+            BackendError::Unavailable { retry_after_ms } => Self::unavailable(
+                ErrorCode::Unavailable,
+                "no leader is reachable; retry later",
+                retry_after_ms.div_ceil(1000).max(default_retry_after_secs),
+            ),
+            BackendError::Timeout => Self::unavailable(
+                ErrorCode::Timeout,
+                "the backend did not answer in time; a write may or may not have been applied: \
+                 retry it with the same id",
+                default_retry_after_secs,
+            ),
+            BackendError::NotFound(what, msg) => {
+                let code = match what {
+                    Missing::Topic => ErrorCode::TopicNotFound,
+                    Missing::Partition => ErrorCode::PartitionNotFound,
+                    Missing::Node => ErrorCode::NodeNotFound,
+                };
+                Self::not_found(code, msg.clone())
+            }
+            BackendError::InvalidArgument(m) => Self::unprocessable(ErrorCode::InvalidArgument, m.clone()),
+            BackendError::OutOfRange(m) => Self::unprocessable(ErrorCode::OutOfRange, m.clone()),
+            BackendError::AlreadyExists(m) => Self::new(StatusCode::CONFLICT, ErrorCode::TopicExists, m.clone()),
+            BackendError::Internal(m) => Self::internal(m.clone()),
+        }
+    }
+
+    /// The problem body.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_: format!("urn:ledger:problem:{}", self.code.as_str()),
+            title: title(self.code),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code,
+        }
+    }
+}
+
+/// A readable title from a code: `insufficient_funds` → `Insufficient funds`.
+fn title(code: ErrorCode) -> String {
+    let s = code.as_str().replace('_', " ");
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_else(|_| b"{}".to_vec());
+        let mut resp = (self.status, body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ledger_failure_code_has_an_error_code_with_the_same_string() {
+        for &c in ResultCode::ALL {
+            if c.is_success() {
+                continue;
+            }
+            let e = ErrorCode::parse(c.as_str());
+            assert_eq!(e.map(ErrorCode::as_str), Some(c.as_str()), "{c}");
+        }
+    }
+
+    #[test]
+    fn error_code_serde_name_matches_as_str() {
+        for &c in ErrorCode::ALL {
+            let json = serde_json::to_string(&c).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+    }
+
+    #[test]
+    fn unavailable_always_carries_retry_after_of_at_least_one_second() {
+        let e = ApiError::from_backend(&BackendError::Unavailable { retry_after_ms: 0 }, 1);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after_secs, Some(1));
+        let e = ApiError::from_backend(&BackendError::Unavailable { retry_after_ms: 2500 }, 1);
+        assert_eq!(e.retry_after_secs, Some(3));
+        assert_eq!(title(ErrorCode::InsufficientFunds), "Insufficient funds");
+    }
+}

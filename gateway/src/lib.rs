@@ -1,0 +1,29 @@
+//! `gateway`: Ledger's stateless HTTP/JSON API (axum + utoipa).
+//!
+//! The HTTP layer talks to the replicated ledger only through the
+//! [`LedgerBackend`] trait; the product implementation speaks gRPC to the
+//! `lognode` cluster. Layout:
+//!
+//! - [`backend`]: the trait, its request/response types and [`BackendError`];
+//! - [`routes`]: the handlers (`accounts`, `transfers`, `topics`, `ops`);
+//! - [`dto`]: JSON bodies and their OpenAPI schemas (the only wire format);
+//! - [`validate`] and [`limits`]: hostile input is checked against named limits;
+//! - [`error`]: `application/problem+json` with stable codes;
+//! - [`extract`]: extractors whose rejections are problem+json;
+//! - [`metrics`]: the Prometheus text registry;
+//! - [`openapi`]: the generated document;
+//! - [`server`]: router assembly, in-flight limit, timeouts, serving.
+
+pub mod backend;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod validate;
+
+pub use backend::{BackendError, LedgerBackend, ReadConsistency};
+pub use server::{AppState, GatewayConfig, ServeOptions, app, serve, serve_with};

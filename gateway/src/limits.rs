@@ -1,0 +1,98 @@
+//! Every limit the gateway enforces, as named constants.
+//!
+//! Ledger rule limits (id length, metadata size, amount range, batch size,
+//! history page size, pending timeout) are re-exported from
+//! [`ledger_core::limits`] so the gateway and the state machine can never
+//! disagree. The gateway checks them before anything reaches the log
+//! (defence in depth: the core checks them again). Relations between the
+//! numbers are checked at compile time at the bottom of this module.
+
+use std::time::Duration;
+
+pub use ledger_core::limits::{
+    AMOUNT_MAX, AMOUNT_MIN, BATCH_TRANSFERS_MAX, CURRENCY_LEN_MAX, CURRENCY_LEN_MIN, HISTORY_PAGE_MAX, ID_BYTES_MAX,
+    ID_BYTES_MIN, METADATA_BYTES_MAX, TIMEOUT_MS_MAX,
+};
+
+/// Default maximum size of a request body (1 MiB); larger bodies are
+/// answered `413 body_too_large` before they are parsed.
+pub const BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+
+/// Default number of requests handled at once. Past it the gateway answers
+/// `503 overloaded` with `Retry-After` at once: it never queues.
+pub const IN_FLIGHT_MAX_DEFAULT: usize = 1024;
+
+/// Default deadline of one backend call (a write, or a read); past it the
+/// request is answered `503 timeout` with `Retry-After`.
+pub const BACKEND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// Time allowed to receive a whole request body; a slower client gets
+/// `408 request_timeout`.
+pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Time allowed to receive a request's headers (HTTP/1.1); a slower
+/// client is disconnected (bounds slow-header attacks).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Maximum number of open client connections; past it new connections are
+/// closed at once.
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// Longest graceful-shutdown drain: requests still running after it (at
+/// most a long poll, bounded by `FETCH_WAIT_MS_MAX`) are cut.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(40);
+
+/// Seconds sent in `Retry-After` when the gateway is overloaded or the
+/// backend timed out (the backend may name a longer wait).
+pub const RETRY_AFTER_SECS_DEFAULT: u64 = 1;
+
+/// Default page size of `GET /v1/accounts/{id}/transfers`.
+pub const HISTORY_PAGE_DEFAULT: usize = 100;
+
+/// Maximum length of a topic name, in bytes (`[A-Za-z0-9._-]`).
+pub const TOPIC_NAME_BYTES_MAX: usize = 128;
+
+/// Maximum number of partitions of one topic.
+pub const TOPIC_PARTITIONS_MAX: u32 = 256;
+
+/// Maximum number of records in one produce request.
+pub const RECORDS_PER_PRODUCE_MAX: usize = 1000;
+
+/// Maximum size of one record: key + value (its JSON text) + header names
+/// and values, in bytes.
+pub const RECORD_BYTES_MAX: usize = 64 * 1024;
+
+/// Maximum size of a record key, in bytes.
+pub const RECORD_KEY_BYTES_MAX: usize = 1024;
+
+/// Maximum number of headers of one record.
+pub const RECORD_HEADERS_MAX: usize = 64;
+
+/// Default number of records returned by one fetch.
+pub const FETCH_RECORDS_DEFAULT: u32 = 100;
+
+/// Maximum number of records returned by one fetch.
+pub const FETCH_RECORDS_MAX: u32 = 1000;
+
+/// Longest long-poll of a fetch (`wait_ms`).
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+/// Maximum length of the admin bearer token.
+pub const ADMIN_TOKEN_BYTES_MAX: usize = 256;
+
+// ---- compile-time relation checks -------------------------------------
+
+const _: () = assert!(HISTORY_PAGE_DEFAULT >= 1 && HISTORY_PAGE_DEFAULT <= HISTORY_PAGE_MAX);
+const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
+// One maximal record fits in a default body (a produce request of many
+// records is bounded by the body limit as well as by the record count).
+const _: () = assert!(RECORD_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
+// One maximal metadata object fits in a default body.
+const _: () = assert!(METADATA_BYTES_MAX < BODY_BYTES_MAX_DEFAULT);
+const _: () = assert!(RECORD_KEY_BYTES_MAX <= RECORD_BYTES_MAX);
+const _: () = assert!(TOPIC_PARTITIONS_MAX >= 1);
+const _: () = assert!(IN_FLIGHT_MAX_DEFAULT >= 1);
+const _: () = assert!(CONNECTIONS_MAX >= IN_FLIGHT_MAX_DEFAULT);
+// The drain outlasts the longest long poll plus a default backend call.
+const _: () = assert!(SHUTDOWN_DRAIN_MAX.as_millis() > FETCH_WAIT_MS_MAX as u128 + BACKEND_TIMEOUT_DEFAULT.as_millis());
+const _: () = assert!(RETRY_AFTER_SECS_DEFAULT >= 1);

@@ -1,0 +1,186 @@
+//! The `gateway` binary: parses and validates the command line, then serves
+//! the HTTP API over the gRPC backend.
+//!
+//! ```text
+//! gateway --listen <host:port> (--join <gossip-seed>[,...] | --lognodes <grpc-addr>[,...]) [--gossip-addr <host:port>]
+//! gateway openapi        # prints the OpenAPI document
+//! ```
+//! Every flag can also be given as `LEDGER_<FLAG>` (e.g. `LEDGER_LISTEN`).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{ArgGroup, Parser, Subcommand};
+use gateway::{GatewayConfig, LedgerBackend};
+
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about = "Ledger's HTTP/JSON gateway.")]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(group(ArgGroup::new("cluster").args(["join", "lognodes"]).required(true).multiple(false)))]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+
+    /// HTTP listen address (host:port).
+    #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+
+    /// Gossip seeds (host:port, comma-separated): discover the lognodes by gossip.
+    #[arg(long, env = "LEDGER_JOIN", value_delimiter = ',')]
+    join: Vec<String>,
+
+    /// Static lognode gRPC addresses (host:port, comma-separated).
+    #[arg(long, env = "LEDGER_LOGNODES", value_delimiter = ',')]
+    lognodes: Vec<String>,
+
+    /// This gateway's own gossip address (host:port); only with --join.
+    #[arg(long, env = "LEDGER_GOSSIP_ADDR")]
+    gossip_addr: Option<String>,
+
+    /// Bearer token for the admin endpoints (node removal); absent disables them.
+    #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// Maximum request body size, in bytes.
+    #[arg(long, env = "LEDGER_MAX_BODY_BYTES", default_value_t = gateway::limits::BODY_BYTES_MAX_DEFAULT)]
+    max_body_bytes: usize,
+
+    /// Maximum requests in flight; past it, 503 with Retry-After.
+    #[arg(long, env = "LEDGER_MAX_IN_FLIGHT", default_value_t = gateway::limits::IN_FLIGHT_MAX_DEFAULT)]
+    max_in_flight: usize,
+
+    /// Deadline of one backend call, in milliseconds.
+    #[arg(long, env = "LEDGER_BACKEND_TIMEOUT_MS", default_value_t = 5000)]
+    backend_timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print the OpenAPI document (JSON) to stdout.
+    Openapi,
+}
+
+/// `host:port` with a non-empty host and a numeric port.
+fn check_host_port(flag: &str, v: &str) -> anyhow::Result<()> {
+    let (host, port) = v.rsplit_once(':').with_context(|| format!("--{flag} {v:?}: expected host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        bail!("--{flag} {v:?}: expected host:port with a non-empty host");
+    }
+    port.parse::<u16>().with_context(|| format!("--{flag} {v:?}: the port must be 0..=65535"))?;
+    Ok(())
+}
+
+fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
+    check_host_port("listen", &cli.listen)?;
+    for s in &cli.join {
+        check_host_port("join", s)?;
+    }
+    for s in &cli.lognodes {
+        check_host_port("lognodes", s)?;
+    }
+    if let Some(g) = &cli.gossip_addr {
+        if cli.join.is_empty() {
+            bail!("--gossip-addr is only meaningful with --join");
+        }
+        check_host_port("gossip-addr", g)?;
+    }
+    if cli.max_in_flight == 0 {
+        bail!("--max-in-flight must be at least 1");
+    }
+    if cli.backend_timeout_ms == 0 {
+        bail!("--backend-timeout-ms must be at least 1");
+    }
+    if let Some(t) = &cli.admin_token
+        && (t.is_empty() || t.len() > gateway::limits::ADMIN_TOKEN_BYTES_MAX)
+    {
+        bail!("--admin-token must be 1..={} bytes", gateway::limits::ADMIN_TOKEN_BYTES_MAX);
+    }
+    Ok(GatewayConfig {
+        max_body_bytes: cli.max_body_bytes,
+        max_in_flight: cli.max_in_flight,
+        backend_timeout: Duration::from_millis(cli.backend_timeout_ms),
+        admin_token: cli.admin_token.clone(),
+        ..GatewayConfig::default()
+    })
+}
+
+/// The product backend: gRPC to the lognode cluster. Not wired yet.
+fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<dyn LedgerBackend>> {
+    let target = if cli.join.is_empty() {
+        format!("--lognodes {}", cli.lognodes.join(","))
+    } else {
+        format!("--join {}", cli.join.join(","))
+    };
+    bail!(
+        "the gRPC backend is not wired yet (the lead wires it once lognode's gRPC API exists); \
+         the flags are valid ({target}) but there is nothing to serve them with"
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Cmd::Openapi) = cli.command {
+        let mut out = std::io::stdout().lock();
+        out.write_all(gateway::openapi::spec_json().as_bytes())?;
+        out.flush()?;
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = validate(&cli)?;
+    let backend = connect_backend(&cli)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&cli.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cli.listen))?;
+        tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+        gateway::serve(listener, gateway::app(backend, config), shutdown_signal()).await?;
+        Ok(())
+    })
+}

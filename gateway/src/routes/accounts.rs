@@ -1,0 +1,127 @@
+//! `/v1/accounts`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use ledger_core::{AccountView, Balances, Command, HistoryFrom, Outcome, ResultCode};
+
+use super::{read_json, write_json};
+use crate::dto::{Account, AccountQuery, CreateAccountRequest, HistoryPageBody, HistoryQuery, read_consistency};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::limits::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX};
+use crate::openapi::{AccountReadErrors, CreateAccountErrors, HistoryErrors};
+use crate::server::AppState;
+use crate::validate;
+
+/// Create an account.
+///
+/// Idempotent on `id`: an identical body answers 200 with the account as
+/// originally created and `Idempotent-Replayed: true`; a different body
+/// answers 409 `id_conflict`. The body shows the account as created (zero
+/// balances); `GET` it for current balances.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccountRequest,
+    responses(
+        (status = 201, description = "Created.", body = Account,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."))),
+        (status = 200, description = "Identical replay: the account as originally created.", body = Account,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."),
+                    ("Idempotent-Replayed" = String, description = "`true`."))),
+        CreateAccountErrors,
+    ))]
+pub async fn create_account(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<CreateAccountRequest>,
+) -> Result<Response, ApiError> {
+    let acct = validate::new_account(&req)?;
+    let applied = st.call(st.backend().submit(Command::CreateAccount(acct.clone()))).await?;
+    let Outcome::Account(r) = applied.value else {
+        return Err(ApiError::internal("unexpected outcome for CreateAccount"));
+    };
+    let (status, replayed) = match r.code {
+        ResultCode::Created => (StatusCode::CREATED, false),
+        ResultCode::Exists => (StatusCode::OK, true),
+        code => return Err(ApiError::from_rule(code, account_rule_detail(code, &acct.id))),
+    };
+    let (created_index, created_timestamp_ms) = r.created.unwrap_or((applied.index, 0));
+    let view = AccountView {
+        id: acct.id.as_str().into(),
+        currency: acct.currency.as_str().into(),
+        allow_overdraft: acct.allow_overdraft,
+        metadata: acct.metadata.as_str().into(),
+        created_index,
+        created_timestamp_ms,
+        balances: Balances::default(),
+        balance: 0,
+        available: 0,
+        index: created_index,
+        version: 0,
+    };
+    Ok(write_json(status, &Account::from(&view), applied.index, replayed))
+}
+
+fn account_rule_detail(code: ResultCode, id: &str) -> String {
+    match code {
+        ResultCode::IdConflict => format!("account '{id}' already exists with a different body"),
+        other => format!("account '{id}' was not created: {other}"),
+    }
+}
+
+/// Get an account with its balances.
+///
+/// `as_of_index` gives the balances as they were once that log index was
+/// applied. `consistency=strong` reads linearizably; `min_index=N` reads
+/// from a replica that applied at least N.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "Account id.", example = "alice"), AccountQuery),
+    responses(
+        (status = 200, description = "The account.", body = Account,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the serving replica."))),
+        AccountReadErrors,
+    ))]
+pub async fn get_account(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
+) -> Result<Response, ApiError> {
+    validate::id(&id, "id")?;
+    let rc = read_consistency(q.consistency, q.min_index);
+    let read = match q.as_of_index {
+        Some(ix) => st.call(st.backend().account_as_of(&id, ix, rc)).await?,
+        None => st.call(st.backend().account(&id, rc)).await?,
+    };
+    match read.value {
+        Some(a) => Ok(read_json(&Account::from(&a), read.applied_index)),
+        None => Err(ApiError::not_found(ErrorCode::AccountNotFound, format!("no account '{id}'"))),
+    }
+}
+
+/// One page of an account's balance history (oldest first).
+///
+/// Pass the `next` of a page as `after` to get the following page.
+#[utoipa::path(get, path = "/v1/accounts/{id}/transfers", tag = "accounts",
+    params(("id" = String, Path, description = "Account id.", example = "alice"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of history.", body = HistoryPageBody,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the serving replica."))),
+        HistoryErrors,
+    ))]
+pub async fn account_history(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    validate::id(&id, "id")?;
+    let limit = q.limit.map_or(HISTORY_PAGE_DEFAULT, |l| l as usize);
+    if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={HISTORY_PAGE_MAX}")));
+    }
+    let from = q.after.map_or(HistoryFrom::Start, HistoryFrom::AfterVersion);
+    let rc = read_consistency(q.consistency, q.min_index);
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    let read = st.call(st.backend().account_transfers(&id, from, limit, rc)).await?;
+    match read.value {
+        Some(p) => Ok(read_json(&HistoryPageBody::from(&p), read.applied_index)),
+        None => Err(ApiError::not_found(ErrorCode::AccountNotFound, format!("no account '{id}'"))),
+    }
+}

@@ -1,0 +1,105 @@
+//! Cluster and operations endpoints.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{json, write_json};
+use crate::dto::{Cluster, Health, NodeRemoved};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::ApiPath;
+use crate::limits::ADMIN_TOKEN_BYTES_MAX;
+use crate::openapi::{AdminErrors, ClusterErrors, ReadyErrors};
+use crate::server::AppState;
+
+/// Cluster membership and health, as the backend sees it.
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster",
+    responses((status = 200, description = "The cluster.", body = Cluster), ClusterErrors))]
+pub async fn cluster(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let c = st.call(st.backend().cluster_status()).await?;
+    Ok(json(StatusCode::OK, &Cluster::from(c)))
+}
+
+/// Constant-time comparison (no early exit on the first differing byte).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = st.config().admin_token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::AdminDisabled,
+            "admin endpoints are disabled: start the gateway with --admin-token",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|v| v.len() <= ADMIN_TOKEN_BYTES_MAX);
+    match given {
+        Some(g) if same_secret(g.as_bytes(), token.as_bytes()) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "admin endpoints need `Authorization: Bearer <admin token>`",
+        )),
+    }
+}
+
+/// Remove a node from the cluster (admin).
+///
+/// Needs `Authorization: Bearer <admin token>`; disabled (403) when the
+/// gateway has no admin token.
+#[utoipa::path(post, path = "/v1/cluster/nodes/{id}/remove", tag = "cluster",
+    params(("id" = u64, Path, description = "Node id.", example = 3)),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Removed.", body = NodeRemoved,
+            headers(("Ledger-Index" = u64, description = "Log index of the membership change."))),
+        AdminErrors,
+    ))]
+pub async fn remove_node(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<Response, ApiError> {
+    check_admin(&st, &headers)?;
+    let applied = st.call(st.backend().remove_node(id)).await?;
+    Ok(write_json(StatusCode::OK, &NodeRemoved { removed: id, index: applied.index }, applied.index, false))
+}
+
+/// Liveness: the gateway process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "Alive.", body = Health)))]
+pub async fn healthz() -> Response {
+    json(StatusCode::OK, &Health { status: "ok".to_owned() })
+}
+
+/// Readiness: 200 only when a leader is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, description = "A leader is reachable.", body = Health), ReadyErrors))]
+pub async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
+    st.call(st.backend().ready()).await?;
+    Ok(json(StatusCode::OK, &Health { status: "ready".to_owned() }))
+}
+
+/// Prometheus metrics (text format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    let text = st.render_metrics();
+    let mut r = (StatusCode::OK, text).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops",
+    responses((status = 200, description = "The OpenAPI document (Swagger UI at `/docs`).", body = Object)))]
+pub async fn openapi_json(State(st): State<AppState>) -> Response {
+    let mut r = (StatusCode::OK, st.spec_json().to_owned()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}

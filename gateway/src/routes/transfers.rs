@@ -1,0 +1,223 @@
+//! `/v1/transfers`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use ledger_core::{Command, NewTransfer, Outcome, ResultCode, TransferResult};
+
+use super::{read_json, write_json};
+use crate::dto::{
+    BatchItem, BatchResponse, CreateTransferRequest, CreateTransfersRequest, ItemResult, PostPendingRequest, ReadQuery,
+    Resolution, Transfer, read_consistency,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use crate::limits::BATCH_TRANSFERS_MAX;
+use crate::openapi::{BatchErrors, CreateTransferErrors, PostVoidErrors, TransferReadErrors};
+use crate::server::AppState;
+use crate::validate;
+
+fn rule_detail(code: ResultCode, t: &NewTransfer) -> String {
+    match code {
+        ResultCode::IdConflict => format!("transfer '{}' already exists with a different body", t.id),
+        ResultCode::AccountNotFound => {
+            format!("account '{}' or '{}' does not exist", t.debit_account_id, t.credit_account_id)
+        }
+        ResultCode::SameAccount => "the debit and credit accounts are the same".to_owned(),
+        ResultCode::CurrencyMismatch => format!("an account does not have currency {}", t.currency),
+        ResultCode::InsufficientFunds => {
+            format!("the debit would take account '{}' below zero available", t.debit_account_id)
+        }
+        other => format!("transfer '{}' was not created: {other}", t.id),
+    }
+}
+
+/// Create a transfer (posted at once, or pending with `pending: true`).
+///
+/// Idempotent on `id` forever: an identical body answers 200 with the
+/// original result and `Idempotent-Replayed: true`; a different body
+/// answers 409 `id_conflict`. A rule violation answers 422 with the rule's
+/// code and creates nothing (the id stays free).
+#[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = CreateTransferRequest,
+    responses(
+        (status = 201, description = "Created.", body = Transfer,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."))),
+        (status = 200, description = "Identical replay: the original result.", body = Transfer,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."),
+                    ("Idempotent-Replayed" = String, description = "`true`."))),
+        CreateTransferErrors,
+    ))]
+pub async fn create_transfer(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<CreateTransferRequest>,
+) -> Result<Response, ApiError> {
+    let t = validate::new_transfer(&req, "")?;
+    let applied = st.call(st.backend().submit(Command::CreateTransfer(t.clone()))).await?;
+    let Outcome::Transfer(r) = applied.value else {
+        return Err(ApiError::internal("unexpected outcome for CreateTransfer"));
+    };
+    let (status, replayed) = match r.code {
+        ResultCode::Created => (StatusCode::CREATED, false),
+        ResultCode::Exists => (StatusCode::OK, true),
+        code => return Err(ApiError::from_rule(code, rule_detail(code, &t))),
+    };
+    let Some(d) = r.decision else {
+        return Err(ApiError::internal("a created transfer has no decision"));
+    };
+    Ok(write_json(status, &Transfer::from_created(&t, &d), applied.index, replayed))
+}
+
+/// Create up to 8190 transfers in one log entry.
+///
+/// One result per item, in order. With `atomic: true` either every item is
+/// `created`/`exists` or none is applied: the failing item reports its code
+/// and every other item `linked_event_failed`. Items are validated first: a
+/// malformed item rejects the whole request with 422 (the detail names it).
+#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body = CreateTransfersRequest,
+    responses(
+        (status = 200, description = "Decided (see each item's result).", body = BatchResponse,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."))),
+        BatchErrors,
+    ))]
+pub async fn create_transfers(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<CreateTransfersRequest>,
+) -> Result<Response, ApiError> {
+    let n = req.transfers.len();
+    if n == 0 {
+        return Err(ApiError::unprocessable(ErrorCode::BatchEmpty, "transfers must not be empty"));
+    }
+    if n > BATCH_TRANSFERS_MAX {
+        return Err(ApiError::from_rule(
+            ResultCode::BatchTooLarge,
+            format!("{n} transfers; the limit is {BATCH_TRANSFERS_MAX}"),
+        ));
+    }
+    let transfers = req
+        .transfers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| validate::new_transfer(&t.0, &format!("transfers[{i}].")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cmd = Command::CreateTransfers { transfers, atomic: req.atomic };
+    let applied = st.call(st.backend().submit(cmd.clone())).await?;
+    let (Outcome::Batch(b), Command::CreateTransfers { transfers, .. }) = (applied.value, cmd) else {
+        return Err(ApiError::internal("unexpected outcome for CreateTransfers"));
+    };
+    if b.code == ResultCode::BatchTooLarge {
+        return Err(ApiError::from_rule(ResultCode::BatchTooLarge, format!("the ledger rejected {n} transfers")));
+    }
+    if b.results.len() != transfers.len() {
+        return Err(ApiError::internal("the batch result does not have one result per item"));
+    }
+    let results = transfers
+        .iter()
+        .zip(b.results.iter())
+        .map(|(t, r): (&NewTransfer, &TransferResult)| {
+            let (result, code) = match r.code {
+                ResultCode::Created => (ItemResult::Created, None),
+                ResultCode::Exists => (ItemResult::Exists, None),
+                other => (ItemResult::Failed, Some(ErrorCode::from(other))),
+            };
+            let transfer = match result {
+                ItemResult::Failed => None,
+                _ => r.decision.as_ref().map(|d| Transfer::from_created(t, d)),
+            };
+            BatchItem { id: t.id.clone(), result, code, transfer }
+        })
+        .collect();
+    let body = BatchResponse { results, index: applied.index };
+    Ok(write_json(StatusCode::OK, &body, applied.index, false))
+}
+
+/// Get a transfer with its current status.
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "transfers",
+    params(("id" = String, Path, description = "Transfer id.", example = "t-1001"), ReadQuery),
+    responses(
+        (status = 200, description = "The transfer.", body = Transfer,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the serving replica."))),
+        TransferReadErrors,
+    ))]
+pub async fn get_transfer(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Response, ApiError> {
+    validate::id(&id, "id")?;
+    let read = st.call(st.backend().transfer(&id, read_consistency(q.consistency, q.min_index))).await?;
+    match read.value {
+        Some(t) => Ok(read_json(&Transfer::from(&t), read.applied_index)),
+        None => Err(ApiError::not_found(ErrorCode::TransferNotFound, format!("no transfer '{id}'"))),
+    }
+}
+
+async fn resolve(st: &AppState, id: String, cmd: Command) -> Result<Response, ApiError> {
+    let applied = st.call(st.backend().submit(cmd)).await?;
+    let Outcome::Transfer(r) = applied.value else {
+        return Err(ApiError::internal("unexpected outcome for a post/void"));
+    };
+    let replayed = match r.code {
+        ResultCode::Posted | ResultCode::Voided => false,
+        ResultCode::Exists => true,
+        ResultCode::TransferNotFound => {
+            return Err(ApiError::not_found(ErrorCode::TransferNotFound, format!("no transfer '{id}'")));
+        }
+        code => return Err(ApiError::from_rule(code, format!("transfer '{id}': {code}"))),
+    };
+    let Some(d) = r.decision else {
+        return Err(ApiError::internal("a resolved transfer has no decision"));
+    };
+    Ok(write_json(StatusCode::OK, &Resolution::new(&id, &d), applied.index, replayed))
+}
+
+/// Post a pending transfer: the full amount, or `amount` (the rest is released).
+///
+/// Idempotent: the same post again answers 200 with the original decision
+/// and `Idempotent-Replayed: true`. The body is optional.
+#[utoipa::path(post, path = "/v1/transfers/{id}/post", tag = "transfers",
+    params(("id" = String, Path, description = "Pending transfer id.", example = "t-1002")),
+    request_body(content = Option<PostPendingRequest>, description = "Optional; absent = post the full amount."),
+    responses(
+        (status = 200, description = "Posted (or an identical replay).", body = Resolution,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replay."))),
+        PostVoidErrors,
+    ))]
+pub async fn post_pending(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(body): OptionalJson<PostPendingRequest>,
+) -> Result<Response, ApiError> {
+    validate::id(&id, "id")?;
+    let amount = match body.and_then(|b| b.amount) {
+        Some(n) => Some(validate::amount(&n, "amount")?),
+        None => None,
+    };
+    resolve(&st, id.clone(), Command::PostPending { pending_id: id, amount }).await
+}
+
+/// Void a pending transfer, releasing its funds.
+///
+/// Idempotent: the same void again answers 200 with the original decision
+/// and `Idempotent-Replayed: true`. No body.
+#[utoipa::path(post, path = "/v1/transfers/{id}/void", tag = "transfers",
+    params(("id" = String, Path, description = "Pending transfer id.", example = "t-1002")),
+    responses(
+        (status = 200, description = "Voided (or an identical replay).", body = Resolution,
+            headers(("Ledger-Index" = u64, description = "Log index of the write."),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replay."))),
+        PostVoidErrors,
+    ))]
+pub async fn void_pending(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(_body): OptionalJson<EmptyBody>,
+) -> Result<Response, ApiError> {
+    validate::id(&id, "id")?;
+    resolve(&st, id.clone(), Command::VoidPending { pending_id: id }).await
+}
+
+/// The void endpoint takes no fields (an empty body or `{}`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}

@@ -1,0 +1,290 @@
+//! Router assembly, shared state, middleware and serving.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::backend::{BackendError, BackendResult, LedgerBackend};
+use crate::error::{ApiError, ErrorCode};
+use crate::limits::{
+    BACKEND_TIMEOUT_DEFAULT, BODY_BYTES_MAX_DEFAULT, BODY_READ_TIMEOUT_DEFAULT, IN_FLIGHT_MAX_DEFAULT,
+    RETRY_AFTER_SECS_DEFAULT,
+};
+use crate::metrics::{Metrics, method_label};
+
+/// Gateway settings (the limits that can be tuned per deployment).
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Maximum request body size in bytes (413 `body_too_large` past it).
+    pub max_body_bytes: usize,
+    /// Requests handled at once; past it 503 `overloaded` at once.
+    pub max_in_flight: usize,
+    /// Deadline of one backend call (503 `timeout` past it).
+    pub backend_timeout: Duration,
+    /// Time allowed to receive a request body (408 past it).
+    pub body_read_timeout: Duration,
+    /// `Retry-After` seconds for overload and timeouts.
+    pub retry_after_secs: u64,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    pub admin_token: Option<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_body_bytes: BODY_BYTES_MAX_DEFAULT,
+            max_in_flight: IN_FLIGHT_MAX_DEFAULT,
+            backend_timeout: BACKEND_TIMEOUT_DEFAULT,
+            body_read_timeout: BODY_READ_TIMEOUT_DEFAULT,
+            retry_after_secs: RETRY_AFTER_SECS_DEFAULT,
+            admin_token: None,
+        }
+    }
+}
+
+struct Inner {
+    backend: Arc<dyn LedgerBackend>,
+    config: GatewayConfig,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    spec_json: String,
+}
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+fn error_kind(e: &BackendError) -> &'static str {
+    match e {
+        BackendError::Unavailable { .. } => "unavailable",
+        BackendError::Timeout => "timeout",
+        BackendError::NotFound(..) => "not_found",
+        BackendError::InvalidArgument(_) => "invalid_argument",
+        BackendError::OutOfRange(_) => "out_of_range",
+        BackendError::AlreadyExists(_) => "already_exists",
+        BackendError::Internal(_) => "internal",
+    }
+}
+
+impl AppState {
+    /// The settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.0.config
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn LedgerBackend {
+        self.0.backend.as_ref()
+    }
+
+    /// The served OpenAPI document.
+    pub fn spec_json(&self) -> &str {
+        &self.0.spec_json
+    }
+
+    /// Runs a backend call under the backend timeout, mapping failures to
+    /// HTTP errors and counting them.
+    pub async fn call<T>(&self, fut: impl Future<Output = BackendResult<T>>) -> Result<T, ApiError> {
+        self.call_with_extra_time(Duration::ZERO, fut).await
+    }
+
+    /// Like [`AppState::call`], with `extra` added to the deadline (long polls).
+    pub async fn call_with_extra_time<T>(
+        &self,
+        extra: Duration,
+        fut: impl Future<Output = BackendResult<T>>,
+    ) -> Result<T, ApiError> {
+        let res = match tokio::time::timeout(self.0.config.backend_timeout + extra, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout),
+        };
+        res.map_err(|e| {
+            self.0.metrics.backend_error(error_kind(&e));
+            if matches!(e, BackendError::Internal(_)) {
+                tracing::error!(error = %e, "backend error");
+            } else {
+                tracing::debug!(error = %e, "backend error");
+            }
+            ApiError::from_backend(&e, self.0.config.retry_after_secs)
+        })
+    }
+
+    /// The `/metrics` text.
+    pub fn render_metrics(&self) -> String {
+        let in_flight = self.0.config.max_in_flight.saturating_sub(self.0.permits.available_permits());
+        self.0.metrics.render(in_flight, self.0.backend.stats().leader_changes)
+    }
+}
+
+/// Bounds the requests in flight: past the limit, 503 at once (no queue).
+/// `/healthz` and `/metrics` are exempt so the gateway stays observable.
+async fn limit_in_flight(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path == "/metrics" {
+        return next.run(req).await;
+    }
+    match st.0.permits.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        Err(_) => {
+            st.0.metrics.overloaded();
+            ApiError::unavailable(
+                ErrorCode::Overloaded,
+                format!("more than {} requests in flight", st.0.config.max_in_flight),
+                st.0.config.retry_after_secs,
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Counts requests and latencies by route template and status.
+async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    st.0.metrics.observe(method, &route, status, elapsed);
+    tracing::debug!(method, route, status, latency_us = elapsed.as_micros() as u64, "request");
+    resp
+}
+
+async fn not_found(State(st): State<AppState>, req: Request) -> Response {
+    st.0.metrics.observe(method_label(req.method()), "unmatched", 404, Duration::ZERO);
+    ApiError::not_found(ErrorCode::NotFound, format!("no route for {}", req.uri().path())).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+/// The whole HTTP application over `backend`.
+pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
+    let (api, spec) = crate::openapi::router().split_for_parts();
+    let mut spec_json = spec.to_pretty_json().unwrap_or_default();
+    spec_json.push('\n');
+    let max_body = config.max_body_bytes;
+    let state = AppState(Arc::new(Inner {
+        backend,
+        permits: Arc::new(Semaphore::new(config.max_in_flight)),
+        config,
+        metrics: Metrics::default(),
+        spec_json,
+    }));
+    let swagger: Router<AppState> =
+        SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")).into();
+    api.merge(swagger)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Connection-level limits of [`serve_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Time allowed to receive a request's headers (HTTP/1.1).
+    pub header_read_timeout: Duration,
+    /// Maximum open connections; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// Longest graceful-shutdown drain.
+    pub shutdown_drain: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: crate::limits::HEADER_READ_TIMEOUT,
+            max_connections: crate::limits::CONNECTIONS_MAX,
+            shutdown_drain: crate::limits::SHUTDOWN_DRAIN_MAX,
+        }
+    }
+}
+
+/// [`serve_with`] with the default [`ServeOptions`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, app, ServeOptions::default(), shutdown).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown`
+/// resolves, then stops accepting and finishes the requests in flight
+/// (graceful shutdown, at most `opts.shutdown_drain`).
+///
+/// Unlike `axum::serve`, it bounds the time to receive request headers and
+/// the number of open connections.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit = opts.max_connections, "too many connections; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(opts.shutdown_drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("graceful shutdown: requests still running after the drain limit were cut");
+    }
+    Ok(())
+}

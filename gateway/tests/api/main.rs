@@ -1,0 +1,10 @@
+//! HTTP tests of the gateway: a real server on 127.0.0.1 (ephemeral port)
+//! over the in-process `MemoryBackend` (tests only; not a cluster).
+
+mod cli;
+mod errors;
+mod happy;
+mod metrics;
+mod openapi;
+mod overload;
+mod support;
