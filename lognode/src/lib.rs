@@ -5,5 +5,7 @@
 //! serves reads from the log. gRPC ([`grpc`]) carries both the Raft transport ([`network`] is its
 //! client side) and the client API; [`discovery`] finds nodes by gossip and [`node`] wires it all.
 
+pub mod discovery;
+pub mod network;
 pub mod store;
 pub mod types;
