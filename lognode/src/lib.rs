@@ -5,7 +5,10 @@
 //! serves reads from the log. gRPC ([`grpc`]) carries both the Raft transport ([`network`] is its
 //! client side) and the client API; [`discovery`] finds nodes by gossip and [`node`] wires it all.
 
+pub mod config;
 pub mod discovery;
+pub mod grpc;
 pub mod network;
+pub mod node;
 pub mod store;
 pub mod types;

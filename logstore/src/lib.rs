@@ -17,6 +17,9 @@
 //! indexes with no holes, an index file entry exists for every record, and the durable index never
 //! passes the last index.
 
+/// Ledger targets 64-bit platforms: `u64` offsets and lengths convert to `usize` without loss.
+const _: () = assert!(usize::BITS == 64);
+
 pub mod config;
 pub mod durable;
 pub mod error;

@@ -320,14 +320,16 @@ impl Log {
             }
             let seg_end = end.min(seg.end_index());
             let from = seg.offset_of(next)?;
-            let mut to = seg.offset_of(seg_end)?;
+            let full_to = seg.offset_of(seg_end)?;
+            let mut to = full_to;
             if to - from > budget {
                 // Read at least the first frame, even when it alone is over the budget.
                 let mut h = [0u8; HEADER_LEN];
                 seg.data.read_exact_at(&mut h, from).map_err(Error::io("read segment", &seg.data_path))?;
                 let first_len = frame::Header::parse(&h).expect("HEADER_LEN bytes").frame_len();
-                to = from + budget.max(first_len).min(to - from);
+                to = from + budget.max(first_len).min(full_to - from);
             }
+            let cut = to < full_to;
             let mut buf = vec![0u8; usize::try_from(to - from).expect("bounded by READ_BYTES_MAX")];
             seg.data.read_exact_at(&mut buf, from).map_err(Error::io("read segment", &seg.data_path))?;
             let mut at = 0usize;
@@ -340,11 +342,7 @@ impl Log {
                         next += 1;
                     }
                     // A budget cut can end the buffer inside a frame: stop there.
-                    Err(frame::Invalid::ShortPayload { .. } | frame::Invalid::ShortHeader)
-                        if (to - from) < seg.offset_of(seg_end)? - from =>
-                    {
-                        break;
-                    }
+                    Err(frame::Invalid::ShortPayload { .. } | frame::Invalid::ShortHeader) if cut => break,
                     Err(invalid) => {
                         return Err(Error::Corruption {
                             path: seg.data_path.clone(),
@@ -498,6 +496,16 @@ fn recover(dir: &Path, config: &LogConfig, syncer: &dyn crate::Syncer) -> Result
             }
         };
         segments.push(seg);
+    }
+    // The last segment may be wholly purged too (the loop above keeps it until it is scanned).
+    while let (Some(p), Some(first)) = (purged, segments.first()) {
+        if first.end_index() > p.saturating_add(1) {
+            break;
+        }
+        first.remove_files()?;
+        segments.remove(0);
+        recovery.purged_segments_removed += 1;
+        removed_any = true;
     }
     // An empty file left by a crash right after a rollover is fine as the active segment, but an
     // empty log needs no segment at all: the next append picks its own first index.
@@ -697,6 +705,11 @@ fn write_records(
 }
 
 fn truncate_from(shared: &Shared, state: &mut State, index: u64) -> Result<()> {
+    // Whatever would remain is purged already: the log becomes empty.
+    let index = match state.purged {
+        Some(p) if index <= p.saturating_add(1) => 0,
+        _ => index,
+    };
     let mut changed_dir = false;
     while let Some(last) = state.segments.last_mut() {
         if last.first_index >= index {

@@ -292,7 +292,7 @@ pub fn check_index(
 ) -> std::result::Result<(File, u64, u64), String> {
     let bytes = fs::read(idx_path).map_err(|e| format!("unreadable: {e}"))?;
     let len = bytes.len() as u64;
-    if len < IDX_HEADER_LEN + IDX_TRAILER_LEN || (len - IDX_HEADER_LEN - IDX_TRAILER_LEN) % 4 != 0 {
+    if len < IDX_HEADER_LEN + IDX_TRAILER_LEN || !(len - IDX_HEADER_LEN - IDX_TRAILER_LEN).is_multiple_of(4) {
         return Err(format!("bad length {len}"));
     }
     if &bytes[0..4] != IDX_MAGIC

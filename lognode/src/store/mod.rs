@@ -1,6 +1,9 @@
 //! openraft storage on logstore: the Raft log is the WAL ([`log`]), the state machine holds only
 //! metadata and offset maps ([`state_machine`]).
 
+// openraft fixes the error type (`StorageError`, ~224 bytes) through its storage traits.
+#![allow(clippy::result_large_err)]
+
 pub mod log;
 pub mod state_machine;
 

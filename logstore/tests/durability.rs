@@ -1,0 +1,133 @@
+//! Durability plumbing: an append completes only after its data was synced, a failed sync
+//! stops the log, and concurrent appenders share syncs.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use logstore::{Error, Log, LogConfig, Syncer};
+
+/// A syncer that records every call and can be told to fail or to be slow.
+#[derive(Debug, Default)]
+struct Recording {
+    events: Mutex<Vec<&'static str>>,
+    data_syncs: AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+    delay_ms: u64,
+}
+
+impl Syncer for Recording {
+    fn sync_data(&self, file: &File) -> std::io::Result<()> {
+        if self.delay_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.delay_ms));
+        }
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        file.sync_data()?;
+        self.data_syncs.fetch_add(1, Ordering::SeqCst);
+        self.events.lock().expect("lock").push("sync_data");
+        Ok(())
+    }
+    fn sync_dir(&self, dir: &File) -> std::io::Result<()> {
+        dir.sync_all()?;
+        self.events.lock().expect("lock").push("sync_dir");
+        Ok(())
+    }
+}
+
+fn open_with(syncer: Arc<Recording>) -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = LogConfig { syncer: Some(syncer), ..LogConfig::default() };
+    let (log, _) = Log::open(dir.path(), cfg).expect("open");
+    (dir, log)
+}
+
+#[test]
+fn the_append_callback_runs_only_after_the_data_sync() {
+    let syncer = Arc::new(Recording::default());
+    let (_dir, log) = open_with(Arc::clone(&syncer));
+    for i in 0..20u64 {
+        let (tx, rx) = mpsc::channel();
+        let s = Arc::clone(&syncer);
+        let before = syncer.data_syncs.load(Ordering::SeqCst);
+        log.append_then(
+            i,
+            vec![b"money".to_vec()],
+            Box::new(move |r| {
+                s.events.lock().expect("lock").push("done");
+                tx.send((r.is_ok(), s.data_syncs.load(Ordering::SeqCst))).expect("send");
+            }),
+        )
+        .expect("queued");
+        let (ok, syncs_at_done) = rx.recv_timeout(Duration::from_secs(10)).expect("callback ran");
+        assert!(ok);
+        assert!(syncs_at_done > before, "append {i} was acknowledged before any sync");
+    }
+    let events = syncer.events.lock().expect("lock");
+    // The first append creates a segment: its directory entry is synced too, before the ack.
+    assert_eq!(&events[..3], &["sync_data", "sync_dir", "done"]);
+    for pair in events.windows(2).skip(2) {
+        if pair[1] == "done" {
+            assert_eq!(pair[0], "sync_data", "every ack directly follows a sync: {events:?}");
+        }
+    }
+}
+
+#[test]
+fn the_blocking_append_returns_after_the_sync() {
+    let syncer = Arc::new(Recording::default());
+    let (_dir, log) = open_with(Arc::clone(&syncer));
+    log.append(0, vec![b"a".to_vec()]).expect("append");
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), 1);
+    assert_eq!(log.durable_index(), Some(0));
+}
+
+#[test]
+fn a_failed_sync_fails_the_append_and_every_later_write() {
+    let syncer = Arc::new(Recording::default());
+    let (_dir, log) = open_with(Arc::clone(&syncer));
+    log.append(0, vec![b"a".to_vec()]).expect("append");
+    syncer.fail.store(true, Ordering::SeqCst);
+    let err = log.append(1, vec![b"b".to_vec()]).expect_err("sync failed");
+    assert!(err.to_string().contains("injected fsync failure"), "{err}");
+    assert_eq!(log.durable_index(), Some(0), "the failed record never became durable");
+    // Retrying after a failed fsync would acknowledge data the kernel may have dropped.
+    syncer.fail.store(false, Ordering::SeqCst);
+    let err = log.append(1, vec![b"b".to_vec()]).expect_err("the log stays failed");
+    assert!(matches!(err, Error::Failed(_)), "{err}");
+    assert!(matches!(log.truncate_from(0), Err(Error::Failed(_))));
+}
+
+#[test]
+fn concurrent_appenders_share_syncs() {
+    let syncer = Arc::new(Recording { delay_ms: 2, ..Recording::default() });
+    let (_dir, log) = open_with(Arc::clone(&syncer));
+    let next = Arc::new(Mutex::new(0u64));
+    let threads = 16;
+    let per_thread = 20;
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let log = log.clone();
+            let next = Arc::clone(&next);
+            s.spawn(move || {
+                for _ in 0..per_thread {
+                    // Indexes must be contiguous, so hand them out in queue order.
+                    let (tx, rx) = mpsc::channel();
+                    {
+                        let mut n = next.lock().expect("lock");
+                        log.append_then(*n, vec![vec![1u8; 128]], Box::new(move |r| tx.send(r).expect("send")))
+                            .expect("queued");
+                        *n += 1;
+                    }
+                    rx.recv_timeout(Duration::from_secs(30)).expect("callback").expect("durable");
+                }
+            });
+        }
+    });
+    let appends = threads * per_thread;
+    let syncs = syncer.data_syncs.load(Ordering::SeqCst);
+    assert_eq!(log.last_index(), Some(appends as u64 - 1));
+    assert!(syncs * 4 < appends, "{syncs} syncs for {appends} appends: no group commit");
+}
