@@ -57,7 +57,7 @@ pub async fn leader_of(addr: &str, expect_voters: usize) -> Option<(u64, String)
     let s = c.cluster_status(req).await.ok()?.into_inner();
     let voters = s.nodes.iter().filter(|n| n.voter).count();
     let leader_seen = s.nodes.iter().any(|n| n.role == Role::Leader as i32);
-    (s.leader_id != 0 && leader_seen && voters >= expect_voters).then(|| (s.leader_id, s.leader_addr))
+    (s.leader_id != 0 && leader_seen && voters >= expect_voters).then_some((s.leader_id, s.leader_addr))
 }
 
 /// Reads a whole partition from `addr` (after waiting until it applied `min_index`).
