@@ -67,11 +67,18 @@ pub async fn read_all(addr: &str, topic: &str, partition: u32, min_index: u64) -
     let mut offset = 0;
     for _ in 0..100_000 {
         let read = ReadOptions { linearizable: false, min_index, wait_ms: 20_000 };
-        let r = c
-            .consume(ConsumeRequest { topic: topic.into(), partition, offset, max_records: 1000, read: Some(read) })
-            .await
-            .unwrap_or_else(|e| panic!("consume {topic}/{partition}@{offset} on {addr}: {e}"))
-            .into_inner();
+        let req = ConsumeRequest { topic: topic.into(), partition, offset, max_records: 1000, read: Some(read) };
+        // A node that is (re)starting refuses connections for a while: retry, bounded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let r = loop {
+            match c.consume(req.clone()).await {
+                Ok(r) => break r.into_inner(),
+                Err(e) if e.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("consume {topic}/{partition}@{offset} on {addr}: {e}"),
+            }
+        };
         if r.records.is_empty() {
             break;
         }
