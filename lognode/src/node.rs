@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ledger_proto::ledger::ledger_server::LedgerServer;
 use ledger_proto::raft::raft_server::RaftServer;
+use openraft::storage::RaftLogStorage;
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,6 +35,8 @@ pub const PROMOTE_LAG_MAX: u64 = 100;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// gRPC calls served concurrently per connection.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+/// Longest wait at startup for the entries committed before a restart to be applied again.
+pub const STARTUP_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Segment size of the log.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -77,6 +80,13 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
     let log_store = LogStore::new(log.clone()).map_err(|e| format!("open log store: {e}"))?;
     let sm = StateMachineStore::open(log).map_err(|e| format!("open state machine: {e}"))?;
 
+    // Everything committed before a restart is applied again before any read is served, so a
+    // node never answers with older data than it did before it stopped.
+    let committed = {
+        let mut ls = log_store.clone();
+        ls.read_committed().await.map_err(|e| format!("read committed: {e}"))?.map_or(0, |c| c.index)
+    };
+
     let raft_config = openraft::Config {
         cluster_name: "ledger".into(),
         heartbeat_interval: HEARTBEAT_MS,
@@ -90,6 +100,11 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
     let raft_config = Arc::new(raft_config.validate().map_err(|e| format!("raft config: {e}"))?);
     let raft =
         Raft::new(cfg.id, raft_config, Network, log_store, sm.clone()).await.map_err(|e| format!("start raft: {e}"))?;
+
+    let mut applied = sm.applied();
+    if tokio::time::timeout(STARTUP_APPLY_TIMEOUT, applied.wait_for(|a| *a >= committed)).await.is_err() {
+        warn!(committed, applied = sm.applied_index(), "committed entries not re-applied in time; serving anyway");
+    }
 
     let meta = MemberMeta {
         kind: MemberKind::Lognode,
