@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, client, leader_of, read_all, wait_for};
 use ledger_proto::LEADER_ADDR_METADATA;
-use ledger_proto::ledger::{ProduceRequest, Record};
+use ledger_proto::ledger::{ClusterStatusRequest, ProduceRequest, Record};
 use tokio::sync::Mutex;
 use tonic::Code;
 
@@ -100,7 +100,6 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
     let (leader_id, leader_addr) =
         wait_for("3 voters and a leader", Duration::from_secs(60), || leader_of(&addrs[0], 3)).await;
     assert_eq!(leader_id, 1);
-    n1.id = 1;
     let mut procs = vec![n1, n2, n3];
 
     // Produce from concurrent clients; kill -9 the leader midway.
@@ -137,6 +136,19 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
     let elapsed = started.elapsed();
     assert_eq!(acked.len(), total);
     eprintln!("produced {total} records from {CLIENTS} clients in {elapsed:?}; leader killed after {killed_at}");
+
+    // Gossip reports the killed node dead; it stays a voter (removal is RemoveNode's job).
+    let killed_id = procs[killed].id;
+    let survivor = addrs.iter().find(|a| **a != leader_addr).unwrap().clone();
+    wait_for("the killed node reported dead", Duration::from_secs(30), || {
+        let survivor = survivor.clone();
+        async move {
+            let s = client(&survivor).cluster_status(ClusterStatusRequest { local_only: false }).await.ok()?;
+            let n = s.into_inner().nodes.into_iter().find(|n| n.id == killed_id)?;
+            (!n.alive && n.voter).then_some(())
+        }
+    })
+    .await;
 
     // The killed node restarts and catches up.
     procs[killed].spawn();

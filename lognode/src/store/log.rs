@@ -18,6 +18,11 @@ const META_COMMITTED: &str = "raft-committed";
 const META_PURGED: &str = "raft-purged";
 /// Most bytes read from logstore per `read_range` call when openraft asks for entries.
 pub const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Most entry bytes openraft gets for one AppendEntries (at least one entry): keeps replication
+/// messages under [`crate::network::RAFT_MESSAGE_MAX`].
+pub const REPLICATION_BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+const _: () = assert!(REPLICATION_BATCH_BYTES_MAX * 2 <= crate::network::RAFT_MESSAGE_MAX);
 
 #[derive(Debug, Default)]
 struct Tail {
@@ -81,7 +86,8 @@ impl LogStore {
         &self.inner.log
     }
 
-    fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+    /// Reads the entries in `start..end`, stopping after about `max_bytes` (at least one entry).
+    fn read_entries(&self, start: u64, end: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -89,13 +95,20 @@ impl LogStore {
         let mut found: BTreeMap<u64, Entry> =
             lock(&self.inner.pending).range(start..end).map(|(i, e)| (*i, e.clone())).collect();
         let mut next = start;
-        while next < end {
-            let records = self.inner.log.read_range(next, end, READ_CHUNK_BYTES).map_err(read_err)?;
+        let mut bytes = 0usize;
+        while next < end && bytes < max_bytes {
+            let budget = READ_CHUNK_BYTES.min(max_bytes - bytes);
+            let records = self.inner.log.read_range(next, end, budget).map_err(read_err)?;
             let Some(last) = records.last() else { break };
             next = last.index + 1;
             for r in records {
+                bytes += r.payload.len();
                 found.entry(r.index).or_insert(decode::<Entry>(&r.payload).map_err(read_err)?);
             }
+        }
+        if bytes >= max_bytes {
+            // Budget used up: do not return pending entries past what was read from the log.
+            let _ = found.split_off(&next);
         }
         // Return the contiguous run from the first entry held in the range.
         let mut out: Vec<Entry> = Vec::with_capacity(found.len());
@@ -125,7 +138,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => u64::MAX,
         };
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_entries(start, end))
+        tokio::task::spawn_blocking(move || this.read_entries(start, end, usize::MAX))
+            .await
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_entries(start, end, REPLICATION_BATCH_BYTES_MAX))
             .await
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?
     }
@@ -220,7 +240,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             this.inner.log.truncate_from(index).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
             let _ = lock(&this.inner.pending).split_off(&index);
             let last = match index.checked_sub(1) {
-                Some(prev) => this.read_entries(prev, index)?.pop().map(|e| *e.get_log_id()),
+                Some(prev) => this.read_entries(prev, index, usize::MAX)?.pop().map(|e| *e.get_log_id()),
                 None => None,
             };
             lock(&this.inner.tail).last = last;
