@@ -92,7 +92,7 @@ fn check_partition(node: &str, partition: u32, records: &[(u64, Vec<u8>)], acked
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut n1 = Proc::start(1, dir.path(), None, true, &[]);
+    let n1 = Proc::start(1, dir.path(), None, true, &[]);
     let seed = n1.gossip.clone();
     let n2 = Proc::start(2, dir.path(), Some(&seed), false, &[]);
     let n3 = Proc::start(3, dir.path(), Some(&seed), false, &[]);
