@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{client, free_port, leader_of, read_all, wait_for};
 use ledger_proto::ledger::{
-    ConsumeRequest, CreateTopicRequest, ProduceBatchRequest, ProduceRequest, ReadOptions, Record,
+    ClusterStatusRequest, ConsumeRequest, CreateTopicRequest, ProduceBatchRequest, ProduceRequest, ReadOptions, Record,
+    RemoveNodeRequest,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use lognode::config::Config;
@@ -104,6 +105,14 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
         assert_eq!(all.len(), 21);
         assert_eq!(all[20], (20, b"after".to_vec()));
     }
+    // Admin removal of the stopped node: it leaves the Raft membership.
+    let mut admin = client(&new_addr);
+    admin.remove_node(RemoveNodeRequest { node_id: 1 }).await.unwrap();
+    let s = admin.cluster_status(ClusterStatusRequest { local_only: false }).await.unwrap().into_inner();
+    let voters: Vec<u64> = s.nodes.iter().filter(|n| n.voter).map(|n| n.id).collect();
+    assert_eq!(voters, vec![2, 3]);
+    let e = admin.remove_node(RemoveNodeRequest { node_id: 9 }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
     for n in nodes {
         n.shutdown().await;
     }
