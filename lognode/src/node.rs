@@ -11,7 +11,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, resolve};
@@ -141,11 +141,14 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
                     .max_decoding_message_size(CLIENT_MESSAGE_MAX)
                     .max_encoding_message_size(CLIENT_MESSAGE_MAX),
             );
+        // With our own listener, tonic's `tcp_nodelay` does not apply: set it on the incoming
+        // side, or small responses wait for Nagle + delayed ACK (~40 ms).
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tokio::spawn(async move {
             let stop = async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             };
-            if let Err(e) = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop).await {
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
                 warn!(error = %e, "gRPC server failed");
             }
         })
