@@ -31,7 +31,9 @@ pub const ELECTION_TIMEOUT_MS: (u64, u64) = (750, 1500);
 pub const MEMBERSHIP_TICK: Duration = Duration::from_millis(300);
 /// A learner is promoted once its matched index is within this many entries of the leader's.
 pub const PROMOTE_LAG_MAX: u64 = 100;
-/// How long shutdown waits for in-flight gRPC calls.
+/// Most time one membership change by the manager may take before it is retried.
+pub const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long each shutdown step (in-flight gRPC calls, gossip leave, Raft) may take.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// gRPC calls served concurrently per connection.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
@@ -166,8 +168,14 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         }
     }
 
-    let manager =
-        tokio::spawn(manage_membership(cfg.id, raft.clone(), Arc::clone(&discovery), cfg.voters, shutdown_rx));
+    let manager = tokio::spawn(manage_membership(
+        cfg.id,
+        raft.clone(),
+        sm.clone(),
+        Arc::clone(&discovery),
+        cfg.voters,
+        shutdown_rx,
+    ));
     Ok(NodeHandle { id: cfg.id, raft, sm, discovery, shutdown_tx, server, manager })
 }
 
@@ -180,10 +188,15 @@ impl NodeHandle {
         if tokio::time::timeout(SHUTDOWN_GRACE, self.server).await.is_err() {
             warn!("gRPC server did not stop in time");
         }
-        let _ = self.manager.await;
-        self.discovery.shutdown().await;
-        if let Err(e) = self.raft.shutdown().await {
-            warn!(error = %e, "raft shutdown");
+        // The manager may wait on a membership change that cannot commit any more: stop it.
+        self.manager.abort();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.discovery.shutdown()).await.is_err() {
+            warn!("leaving gossip did not finish in time");
+        }
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.raft.shutdown()).await {
+            Ok(Err(e)) => warn!(error = %e, "raft shutdown"),
+            Err(_) => warn!("raft did not stop in time"),
+            Ok(Ok(())) => {}
         }
         info!(id = self.id, "stopped");
     }
@@ -191,10 +204,12 @@ impl NodeHandle {
 
 /// On the leader, turns gossip into Raft membership: newly discovered lognodes become learners,
 /// caught-up learners are promoted while there are fewer than `voters_target` voters. Nodes that
-/// gossip reports dead stay in the membership (removal is RemoveNode's job).
+/// gossip reports dead stay in the membership (removal is RemoveNode's job); nodes removed by
+/// RemoveNode are never added back.
 async fn manage_membership(
     id: u64,
     raft: Raft,
+    sm: StateMachineStore,
     discovery: Arc<dyn Discovery>,
     voters_target: usize,
     mut shutdown: watch::Receiver<bool>,
@@ -219,14 +234,22 @@ async fn manage_membership(
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let known: BTreeSet<u64> = membership.nodes().map(|(n, _)| *n).collect();
+        let removed = sm.with_state(|s| s.removed_nodes.clone());
         for member in discovery.members() {
             let meta = &member.meta;
-            if meta.kind != MemberKind::Lognode || !member.alive || known.contains(&meta.node_id) {
+            if meta.kind != MemberKind::Lognode
+                || !member.alive
+                || known.contains(&meta.node_id)
+                || removed.contains(&meta.node_id)
+            {
                 continue;
             }
             info!(node = meta.node_id, addr = %meta.grpc_addr, "adding discovered node as learner");
-            if let Err(e) = raft.add_learner(meta.node_id, Node::new(meta.grpc_addr.clone()), false).await {
-                debug!(node = meta.node_id, error = %e, "add learner failed; will retry");
+            let add = raft.add_learner(meta.node_id, Node::new(meta.grpc_addr.clone()), false);
+            match tokio::time::timeout(MEMBERSHIP_CALL_TIMEOUT, add).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => debug!(node = meta.node_id, error = %e, "add learner failed; will retry"),
+                Err(_) => debug!(node = meta.node_id, "add learner timed out; will retry"),
             }
         }
         if voters.len() >= voters_target {
@@ -249,8 +272,10 @@ async fn manage_membership(
         }
         info!(?caught_up, "promoting caught-up learners to voters");
         let change = ChangeMembers::AddVoterIds(caught_up.into_iter().collect());
-        if let Err(e) = raft.change_membership(change, false).await {
-            debug!(error = %e, "promotion failed; will retry");
+        match tokio::time::timeout(MEMBERSHIP_CALL_TIMEOUT, raft.change_membership(change, false)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => debug!(error = %e, "promotion failed; will retry"),
+            Err(_) => debug!("promotion timed out; will retry"),
         }
     }
 }

@@ -59,6 +59,12 @@ pub enum Request {
         /// Number of partitions.
         partitions: u32,
     },
+    /// Records that an admin removed a node: discovery never adds it back to the membership.
+    /// Replicated before the membership change, so every future leader knows it.
+    RemoveNode {
+        /// The node.
+        node_id: u64,
+    },
 }
 
 /// Why the state machine refused a command (deterministically, on every node).
@@ -99,6 +105,8 @@ pub enum Response {
     },
     /// Topic created.
     TopicCreated,
+    /// Node recorded as removed.
+    NodeRemoved,
     /// Refused.
     Rejected(Rejection),
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{client, free_port, leader_of, read_all, wait_for};
 use ledger_proto::ledger::{
     ClusterStatusRequest, ConsumeRequest, CreateTopicRequest, ProduceBatchRequest, ProduceRequest, ReadOptions, Record,
-    RemoveNodeRequest,
+    RemoveNodeRequest, Role,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use lognode::config::Config;
@@ -48,6 +48,7 @@ async fn start_cluster(dir: &std::path::Path) -> (Vec<NodeHandle>, Vec<String>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_elect_replicate_and_survive_leader_change() {
+    common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let (mut nodes, addrs) = start_cluster(dir.path()).await;
     let (leader, leader_addr) =
@@ -111,6 +112,10 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
     let s = admin.cluster_status(ClusterStatusRequest { local_only: false }).await.unwrap().into_inner();
     let voters: Vec<u64> = s.nodes.iter().filter(|n| n.voter).map(|n| n.id).collect();
     assert_eq!(voters, vec![2, 3]);
+    // ... and is not added back from gossip (several membership-manager ticks later).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = admin.cluster_status(ClusterStatusRequest { local_only: false }).await.unwrap().into_inner();
+    assert!(s.nodes.iter().all(|n| n.id != 1 || n.role == Role::None as i32), "{:?}", s.nodes);
     let e = admin.remove_node(RemoveNodeRequest { node_id: 9 }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     for n in nodes {
@@ -120,6 +125,7 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_statuses_and_the_node_keeps_serving() {
+    common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(1, dir.path(), vec![], true);
     cfg.voters = 1;

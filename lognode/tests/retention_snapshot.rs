@@ -39,6 +39,7 @@ fn rec(v: String) -> Record {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retention_purges_and_a_new_learner_catches_up_by_snapshot() {
+    common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let c1 = config(1, dir.path(), vec![], true);
     let seed = c1.gossip_addr.clone();

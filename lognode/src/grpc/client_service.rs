@@ -471,6 +471,8 @@ impl Ledger for ClientService {
         if membership.get_node(&id).is_none() {
             return Err(Status::not_found(format!("node {id} is not in the Raft membership")));
         }
+        // Recorded first, so that no leader adds the node back from gossip.
+        self.write(Cmd::RemoveNode { node_id: id }).await?;
         let change = if membership.voter_ids().any(|v| v == id) {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else {

@@ -76,6 +76,8 @@ pub struct State {
     pub membership: StoredMembership<u64, Node>,
     /// Topics by name.
     pub topics: BTreeMap<String, Topic>,
+    /// Nodes removed by an admin (RemoveNode): discovery must not add them back.
+    pub removed_nodes: std::collections::BTreeSet<u64>,
 }
 
 impl State {
@@ -123,6 +125,10 @@ impl State {
                 self.topics
                     .insert(name.clone(), Topic { partitions: vec![Partition::default(); *partitions as usize] });
                 Response::TopicCreated
+            }
+            Request::RemoveNode { node_id } => {
+                self.removed_nodes.insert(*node_id);
+                Response::NodeRemoved
             }
         }
     }

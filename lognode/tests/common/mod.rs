@@ -173,3 +173,13 @@ impl Drop for Proc {
         self.kill9();
     }
 }
+
+/// Logs to the test output when RUST_LOG is set.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
