@@ -43,9 +43,21 @@ pub struct Config {
     /// Raft entries between snapshots.
     #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", default_value_t = SNAPSHOT_EVERY_DEFAULT)]
     pub snapshot_every: u64,
+    /// Gossip timing: `lan` (default) or `local` (one machine: faster failure detection).
+    #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
+    pub gossip_profile: GossipProfile,
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,
+}
+
+/// Gossip timing profile (memberlist's presets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GossipProfile {
+    /// A LAN: probe every 500 ms, 1 s probe timeout.
+    Lan,
+    /// One machine (tests, dev): 200 ms probe timeout, gossip every 100 ms.
+    Local,
 }
 
 /// Resolves `host:port` to its first socket address.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 use tracing::{debug, info, warn};
 
+use crate::config::GossipProfile;
 use crate::types::{decode, encode};
 
 /// How often the member list is copied out of memberlist for [`Discovery::members`].
@@ -128,15 +129,23 @@ impl std::fmt::Debug for Gossip {
 impl Gossip {
     /// Starts a gossip member bound to `bind` and, in the background, joins the cluster through
     /// `seeds` (retrying until one answers, at most [`JOIN_ATTEMPTS_MAX`] times).
-    pub async fn start(bind: SocketAddr, meta: MemberMeta, seeds: Vec<SocketAddr>) -> Result<Arc<Gossip>, String> {
+    pub async fn start(
+        bind: SocketAddr,
+        meta: MemberMeta,
+        seeds: Vec<SocketAddr>,
+        profile: GossipProfile,
+    ) -> Result<Arc<Gossip>, String> {
         let id = SmolStr::new(format!("{}-{}", meta.kind.as_str(), meta.node_id));
         let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(id);
         topts.add_bind_address(bind);
         let meta = Arc::new(Mutex::new(meta));
         let delegate = CompositeDelegate::new().with_node_delegate(MetaDelegate { meta: Arc::clone(&meta) });
-        let list = List::with_delegate(delegate, topts, Options::local())
-            .await
-            .map_err(|e| format!("start gossip on {bind}: {e}"))?;
+        let options = match profile {
+            GossipProfile::Lan => Options::lan(),
+            GossipProfile::Local => Options::local(),
+        };
+        let list =
+            List::with_delegate(delegate, topts, options).await.map_err(|e| format!("start gossip on {bind}: {e}"))?;
         let cache = Arc::new(Mutex::new(Vec::new()));
         let refresher = {
             let list = list.clone();

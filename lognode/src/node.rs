@@ -114,7 +114,7 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         grpc_addr: cfg.grpc_addr.clone(),
         role: "follower".into(),
     };
-    let discovery: Arc<dyn Discovery> = Gossip::start(gossip_bind, meta, seeds).await?;
+    let discovery: Arc<dyn Discovery> = Gossip::start(gossip_bind, meta, seeds, cfg.gossip_profile).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let client = ClientService {

@@ -27,6 +27,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         retention_entries: None,
         snapshot_every: 10_000,
         fsync: logstore::FsyncMode::Never,
+        gossip_profile: lognode::config::GossipProfile::Local,
     }
 }
 

@@ -30,6 +30,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         retention_entries: Some(RETENTION),
         snapshot_every: SNAPSHOT_EVERY,
         fsync: logstore::FsyncMode::Never,
+        gossip_profile: lognode::config::GossipProfile::Local,
     }
 }
 

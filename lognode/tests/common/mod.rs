@@ -115,6 +115,8 @@ impl Proc {
             grpc.clone(),
             "--gossip-addr".into(),
             gossip.clone(),
+            "--gossip-profile".into(),
+            "local".into(),
         ];
         if let Some(j) = join {
             args.push("--join".into());
