@@ -179,7 +179,7 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
 
     // Stop all three gracefully and restart them: the data is there and a leader is elected.
     for p in &mut procs {
-        assert!(p.terminate(), "node {} did not exit cleanly on SIGTERM", p.grpc);
+        assert!(p.terminate(), "node {} did not exit cleanly on SIGTERM:\n{}", p.grpc, p.log_tail());
     }
     for p in &mut procs {
         p.spawn();
@@ -198,6 +198,6 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
         .into_inner();
     assert!(r.log_index > max_index);
     for p in &mut procs {
-        assert!(p.terminate());
+        assert!(p.terminate(), "node {} did not exit cleanly on SIGTERM:\n{}", p.grpc, p.log_tail());
     }
 }

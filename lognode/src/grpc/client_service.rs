@@ -117,6 +117,16 @@ fn record_size(r: &Record) -> usize {
 }
 
 impl ClientService {
+    /// Refuses a write early on a node that knows another leader (before validating against its
+    /// possibly stale state); Raft itself refuses it too if leadership changed meanwhile.
+    fn check_leader(&self) -> Result<(), Status> {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(l) if l != self.id => Err(not_leader(Some(l), m.membership_config.membership().get_node(&l))),
+            _ => Ok(()),
+        }
+    }
+
     async fn write(&self, cmd: Cmd) -> Result<(CmdResponse, u64), Status> {
         let write = self.raft.client_write(cmd);
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
@@ -134,6 +144,7 @@ impl ClientService {
         partition: Option<u32>,
         records: Vec<Record>,
     ) -> Result<ProduceResponse, Status> {
+        self.check_leader()?;
         if records.is_empty() {
             return Err(Status::invalid_argument("no records"));
         }
@@ -357,6 +368,7 @@ impl Ledger for ClientService {
         request: Request<CreateTopicRequest>,
     ) -> Result<Response<CreateTopicResponse>, Status> {
         let req = request.into_inner();
+        self.check_leader()?;
         check_topic(&req.name, req.partitions).map_err(rejection)?;
         match self.write(Cmd::CreateTopic { name: req.name, partitions: req.partitions }).await? {
             (CmdResponse::TopicCreated, log_index) => Ok(Response::new(CreateTopicResponse { log_index })),
@@ -466,6 +478,7 @@ impl Ledger for ClientService {
 
     async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Result<Response<RemoveNodeResponse>, Status> {
         let id = request.into_inner().node_id;
+        self.check_leader()?;
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
         if membership.get_node(&id).is_none() {

@@ -145,6 +145,13 @@ impl Proc {
         self.child = Some(child);
     }
 
+    /// The last lines of this node's log (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -157,7 +164,7 @@ impl Proc {
     pub fn terminate(&mut self) -> bool {
         let Some(mut c) = self.child.take() else { return false };
         let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = c.try_wait() {
                 return status.success();
