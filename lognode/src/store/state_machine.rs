@@ -488,3 +488,41 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(cur.map(|c| Snapshot { meta: c.meta, snapshot: Box::new(Cursor::new(c.data.as_ref().clone())) }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::RecordData;
+
+    fn produce(topic: &str, partition: u32, n: usize) -> Request {
+        let records = (0..n).map(|i| RecordData { key: vec![], value: vec![i as u8], headers: vec![] }).collect();
+        Request::Produce { topic: topic.into(), partition, timestamp_ms: 7, records }
+    }
+
+    #[test]
+    fn apply_assigns_contiguous_offsets_as_runs_and_rejects_deterministically() {
+        let mut s = State::initial();
+        assert_eq!(s.topics[TOPIC_LEDGER].partitions.len(), TOPIC_LEDGER_PARTITIONS as usize);
+        assert_eq!(s.apply(5, &produce(TOPIC_LEDGER, 3, 2)), Response::Produced { base_offset: 0, count: 2 });
+        assert_eq!(s.apply(9, &produce(TOPIC_LEDGER, 3, 3)), Response::Produced { base_offset: 2, count: 3 });
+        let p = &s.topics[TOPIC_LEDGER].partitions[3];
+        assert_eq!(p.end_offset, 5);
+        assert_eq!(
+            p.runs,
+            vec![Run { first_offset: 0, log_index: 5, count: 2 }, Run { first_offset: 2, log_index: 9, count: 3 }]
+        );
+        assert!(matches!(s.apply(10, &produce("nope", 0, 1)), Response::Rejected(Rejection::UnknownTopic(_))));
+        assert!(matches!(
+            s.apply(11, &produce(TOPIC_LEDGER, 99, 1)),
+            Response::Rejected(Rejection::UnknownPartition { .. })
+        ));
+        assert!(matches!(s.apply(12, &produce(TOPIC_LEDGER, 0, 0)), Response::Rejected(Rejection::Invalid(_))));
+        let create = Request::CreateTopic { name: TOPIC_LEDGER.into(), partitions: 1 };
+        assert_eq!(s.apply(13, &create), Response::Rejected(Rejection::TopicExists(TOPIC_LEDGER.into())));
+        // Same commands, same state: replaying on a fresh state gives an identical result.
+        let mut t = State::initial();
+        t.apply(5, &produce(TOPIC_LEDGER, 3, 2));
+        t.apply(9, &produce(TOPIC_LEDGER, 3, 3));
+        assert_eq!(encode(&s.topics), encode(&t.topics));
+    }
+}
