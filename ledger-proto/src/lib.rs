@@ -1,0 +1,21 @@
+//! Ledger's protobuf messages and gRPC services, generated from `proto/*.proto`.
+//!
+//! - [`raft`]: the Raft transport between lognodes (`ledger.raft.v1.Raft`).
+//! - [`ledger`]: the client API (`ledger.v1.Ledger`).
+
+#![allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+
+/// `ledger.raft.v1`: Raft transport.
+pub mod raft {
+    tonic::include_proto!("ledger.raft.v1");
+}
+
+/// `ledger.v1`: the client API.
+pub mod ledger {
+    tonic::include_proto!("ledger.v1");
+}
+
+/// gRPC metadata key naming the leader's node id on a not-leader error.
+pub const LEADER_ID_METADATA: &str = "ledger-leader-id";
+/// gRPC metadata key naming the leader's gRPC address on a not-leader error.
+pub const LEADER_ADDR_METADATA: &str = "ledger-leader-addr";

@@ -1,0 +1,69 @@
+//! Command-line and environment configuration (every flag `--x-y` is also `LEDGER_X_Y`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Default number of voters the leader promotes learners up to.
+pub const VOTERS_DEFAULT: usize = 3;
+/// Default entries between snapshots.
+pub const SNAPSHOT_EVERY_DEFAULT: u64 = 10_000;
+
+/// `lognode`: a Ledger log node.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lognode", version, about)]
+pub struct Config {
+    /// Node id, unique in the cluster (not 0).
+    #[arg(long, env = "LEDGER_ID")]
+    pub id: u64,
+    /// Directory for the log, metadata and snapshots.
+    #[arg(long, env = "LEDGER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// gRPC address (host:port) to listen on and to advertise.
+    #[arg(long, env = "LEDGER_GRPC_ADDR")]
+    pub grpc_addr: String,
+    /// Gossip address (host:port) to listen on.
+    #[arg(long, env = "LEDGER_GOSSIP_ADDR")]
+    pub gossip_addr: String,
+    /// Gossip addresses of existing members to join through, comma separated.
+    #[arg(long, env = "LEDGER_JOIN", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// Initialize a brand-new cluster with this node as its only voter (ignored when already
+    /// initialized).
+    #[arg(long, env = "LEDGER_BOOTSTRAP")]
+    pub bootstrap: bool,
+    /// Voters the leader promotes caught-up learners up to.
+    #[arg(long, env = "LEDGER_VOTERS", default_value_t = VOTERS_DEFAULT)]
+    pub voters: usize,
+    /// Keep at least this many Raft entries before the last snapshot; older ones are purged and
+    /// their records are gone (topic start offsets move forward). Default: keep forever.
+    #[arg(long, env = "LEDGER_RETENTION_ENTRIES")]
+    pub retention_entries: Option<u64>,
+    /// Raft entries between snapshots.
+    #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", default_value_t = SNAPSHOT_EVERY_DEFAULT)]
+    pub snapshot_every: u64,
+    /// Gossip timing: `lan` (default) or `local` (one machine: faster failure detection).
+    #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
+    pub gossip_profile: GossipProfile,
+    /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
+    #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
+    pub fsync: logstore::FsyncMode,
+}
+
+/// Gossip timing profile (memberlist's presets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GossipProfile {
+    /// A LAN: probe every 500 ms, 1 s probe timeout.
+    Lan,
+    /// One machine (tests, dev): 200 ms probe timeout, gossip every 100 ms.
+    Local,
+}
+
+/// Resolves `host:port` to its first socket address.
+pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("address {addr:?} resolves to nothing"))
+}

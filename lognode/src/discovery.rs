@@ -1,0 +1,223 @@
+//! Discovery: who is out there. A small trait of ours ([`Discovery`]) with a gossip implementation
+//! on memberlist ([`Gossip`]); the rest of lognode never sees memberlist.
+//!
+//! Every member gossips its metadata ([`MemberMeta`]): kind (lognode or gateway), node id, gRPC
+//! address and role. Gateways will join the same gossip as `MemberKind::Gateway` members.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use memberlist::agnostic::tokio::TokioRuntime;
+use memberlist::bytes::Bytes;
+use memberlist::delegate::{CompositeDelegate, NodeDelegate};
+use memberlist::net::{NetTransport, NetTransportOptions};
+use memberlist::proto::{MaybeResolvedAddress, Meta, State};
+use memberlist::tokio::{TokioSocketAddrResolver, TokioTcp};
+use memberlist::{Memberlist, Options};
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+use tracing::{debug, info, warn};
+
+use crate::config::GossipProfile;
+use crate::types::{decode, encode};
+
+/// How often the member list is copied out of memberlist for [`Discovery::members`].
+pub const REFRESH_INTERVAL: Duration = Duration::from_millis(200);
+/// How long leaving the gossip may take on shutdown.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a join attempt to the seed addresses may take.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Join attempts before giving up (a retry every [`JOIN_RETRY_PAUSE`]).
+pub const JOIN_ATTEMPTS_MAX: u32 = 120;
+/// Pause between join attempts.
+pub const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What kind of process a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberKind {
+    /// A storage node (runs Raft).
+    Lognode,
+    /// A stateless gateway (no Raft).
+    Gateway,
+}
+
+impl MemberKind {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::Lognode => "lognode",
+            MemberKind::Gateway => "gateway",
+        }
+    }
+}
+
+/// The metadata each member gossips (bincode-encoded, far below memberlist's 512-byte limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberMeta {
+    /// Kind of member.
+    pub kind: MemberKind,
+    /// Node id (unique among lognodes).
+    pub node_id: u64,
+    /// gRPC address (`host:port`).
+    pub grpc_addr: String,
+    /// Raft role as last published ("leader", "follower", "learner", ...).
+    pub role: String,
+}
+
+/// A member as seen by this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its metadata.
+    pub meta: MemberMeta,
+    /// Alive (or suspected) according to gossip; false once gossip declares it dead or left.
+    pub alive: bool,
+}
+
+/// Finds the other members of the cluster.
+pub trait Discovery: Send + Sync + 'static {
+    /// The members known (including this node), from the last refresh.
+    fn members(&self) -> Vec<Member>;
+    /// Publishes this node's role (best effort, asynchronously).
+    fn set_role(&self, role: &str);
+    /// Leaves the gossip and stops.
+    fn shutdown(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
+#[derive(Clone)]
+struct MetaDelegate {
+    meta: Arc<Mutex<MemberMeta>>,
+}
+
+impl NodeDelegate for MetaDelegate {
+    async fn node_meta(&self, limit: usize) -> Meta {
+        let bytes = encode(&*self.meta.lock().unwrap_or_else(|e| e.into_inner()));
+        if bytes.len() > limit {
+            warn!(len = bytes.len(), limit, "gossip metadata too large");
+            return Meta::empty();
+        }
+        Meta::try_from(Bytes::from(bytes)).unwrap_or_else(|_| Meta::empty())
+    }
+}
+
+type Delegate = CompositeDelegate<
+    SmolStr,
+    SocketAddr,
+    memberlist::delegate::VoidDelegate<SmolStr, SocketAddr>,
+    memberlist::delegate::VoidDelegate<SmolStr, SocketAddr>,
+    memberlist::delegate::VoidDelegate<SmolStr, SocketAddr>,
+    memberlist::delegate::VoidDelegate<SmolStr, SocketAddr>,
+    MetaDelegate,
+>;
+type Transport = NetTransport<SmolStr, TokioSocketAddrResolver, TokioTcp, TokioRuntime>;
+type List = Memberlist<Transport, Delegate>;
+
+/// Gossip discovery on memberlist (SWIM over UDP + TCP).
+pub struct Gossip {
+    list: List,
+    meta: Arc<Mutex<MemberMeta>>,
+    cache: Arc<Mutex<Vec<Member>>>,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Gossip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gossip").finish_non_exhaustive()
+    }
+}
+
+impl Gossip {
+    /// Starts a gossip member bound to `bind` and, in the background, joins the cluster through
+    /// `seeds` (retrying until one answers, at most [`JOIN_ATTEMPTS_MAX`] times).
+    pub async fn start(
+        bind: SocketAddr,
+        meta: MemberMeta,
+        seeds: Vec<SocketAddr>,
+        profile: GossipProfile,
+    ) -> Result<Arc<Gossip>, String> {
+        let id = SmolStr::new(format!("{}-{}", meta.kind.as_str(), meta.node_id));
+        let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(id);
+        topts.add_bind_address(bind);
+        let meta = Arc::new(Mutex::new(meta));
+        let delegate = CompositeDelegate::new().with_node_delegate(MetaDelegate { meta: Arc::clone(&meta) });
+        let options = match profile {
+            GossipProfile::Lan => Options::lan(),
+            GossipProfile::Local => Options::local(),
+        };
+        let list =
+            List::with_delegate(delegate, topts, options).await.map_err(|e| format!("start gossip on {bind}: {e}"))?;
+        let cache = Arc::new(Mutex::new(Vec::new()));
+        let refresher = {
+            let list = list.clone();
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                let mut joined = seeds.is_empty();
+                let mut attempts = 0u32;
+                let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+                let mut next_join = tokio::time::Instant::now();
+                loop {
+                    tick.tick().await;
+                    if !joined && attempts < JOIN_ATTEMPTS_MAX && tokio::time::Instant::now() >= next_join {
+                        attempts += 1;
+                        for seed in &seeds {
+                            let join = list.join(MaybeResolvedAddress::Resolved(*seed));
+                            match tokio::time::timeout(JOIN_TIMEOUT, join).await {
+                                Ok(Ok(addr)) => {
+                                    info!(%addr, "joined gossip");
+                                    joined = true;
+                                    break;
+                                }
+                                Ok(Err(e)) => debug!(%seed, error = %e, "gossip join failed; retrying"),
+                                Err(_) => debug!(%seed, "gossip join timed out; retrying"),
+                            }
+                        }
+                        next_join = tokio::time::Instant::now() + JOIN_RETRY_PAUSE;
+                    }
+                    let members = list.members().await;
+                    let mut out = Vec::with_capacity(members.len());
+                    for m in members.iter() {
+                        let Ok(meta) = decode::<MemberMeta>(m.meta()) else { continue };
+                        let alive = matches!(m.state(), State::Alive | State::Suspect);
+                        out.push(Member { meta, alive });
+                    }
+                    *cache.lock().unwrap_or_else(|e| e.into_inner()) = out;
+                }
+            })
+        };
+        Ok(Arc::new(Gossip { list, meta, cache, refresher }))
+    }
+}
+
+impl Discovery for Gossip {
+    fn members(&self) -> Vec<Member> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_role(&self, role: &str) {
+        {
+            let mut m = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            if m.role == role {
+                return;
+            }
+            m.role = role.to_string();
+        }
+        let list = self.list.clone();
+        tokio::spawn(async move {
+            if let Err(e) = list.update_node(LEAVE_TIMEOUT).await {
+                debug!(error = %e, "gossip metadata update failed");
+            }
+        });
+    }
+
+    fn shutdown(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            self.refresher.abort();
+            if let Err(e) = self.list.leave(LEAVE_TIMEOUT).await {
+                debug!(error = %e, "gossip leave failed");
+            }
+            if let Err(e) = self.list.shutdown().await {
+                debug!(error = %e, "gossip shutdown failed");
+            }
+        })
+    }
+}

@@ -1,0 +1,502 @@
+//! The client API (`ledger.v1.Ledger`): produce through the leader, read from any node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ledger_proto::ledger::ledger_client::LedgerClient;
+use ledger_proto::ledger::ledger_server::Ledger;
+use ledger_proto::ledger::{
+    ClusterStatusRequest, ClusterStatusResponse, ConsumeRequest, ConsumeResponse, ConsumedRecord, CreateTopicRequest,
+    CreateTopicResponse, Header, ListTopicsRequest, ListTopicsResponse, NodeStatus, PartitionInfo, ProduceBatchRequest,
+    ProduceRequest, ProduceResponse, ReadOptions, Record, RemoveNodeRequest, RemoveNodeResponse, Role, TopicInfo,
+};
+use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+use tracing::debug;
+
+use crate::discovery::{Discovery, MemberKind};
+use crate::grpc::CLIENT_MESSAGE_MAX;
+use crate::store::StateMachineStore;
+use crate::store::state_machine::{ReadError, ReadResult, check_topic};
+use crate::types::{Node, Raft, RecordData, Rejection, Request as Cmd, Response as CmdResponse};
+
+/// Largest record (key + value + headers).
+pub const RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Most records in one ProduceBatch.
+pub const BATCH_RECORDS_MAX: usize = 1000;
+/// Most bytes (keys, values, headers) in one ProduceBatch: one Raft entry.
+pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most time a write may wait for Raft to commit and apply it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default wait for `min_index`.
+pub const MIN_INDEX_WAIT_DEFAULT: Duration = Duration::from_secs(5);
+/// Longest wait for `min_index`.
+pub const MIN_INDEX_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Default records per Consume.
+pub const CONSUME_RECORDS_DEFAULT: usize = 100;
+/// Responses a ConsumeStream may buffer for a slow client before it waits.
+pub const STREAM_BUFFER: usize = 16;
+/// Deadline of asking one peer for its status.
+pub const STATUS_PEER_TIMEOUT: Duration = Duration::from_millis(500);
+
+const _: () = assert!(BATCH_BYTES_MAX + 64 * 1024 <= CLIENT_MESSAGE_MAX);
+const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+
+/// What the client service needs from the node.
+#[derive(Clone)]
+pub struct ClientService {
+    /// This node's id.
+    pub id: u64,
+    /// This node's gRPC address.
+    pub grpc_addr: String,
+    /// The local Raft.
+    pub raft: Raft,
+    /// The local state machine.
+    pub sm: StateMachineStore,
+    /// Discovery.
+    pub discovery: Arc<dyn Discovery>,
+    /// Becomes true on shutdown: streams end.
+    pub shutdown: watch::Receiver<bool>,
+    /// Round robin for records without key and partition.
+    pub round_robin: Arc<AtomicU64>,
+}
+
+fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
+    match (leader_id, leader_node) {
+        (Some(id), Some(node)) => {
+            let mut s =
+                Status::failed_precondition(format!("not the leader; the leader is node {id} at {}", node.addr));
+            s.metadata_mut().insert(LEADER_ID_METADATA, MetadataValue::from(id));
+            if let Ok(v) = MetadataValue::try_from(node.addr.as_str()) {
+                s.metadata_mut().insert(LEADER_ADDR_METADATA, v);
+            }
+            s
+        }
+        _ => Status::unavailable("not the leader and no leader is known yet; retry"),
+    }
+}
+
+fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
+    not_leader(f.leader_id, f.leader_node.as_ref())
+}
+
+fn rejection(r: Rejection) -> Status {
+    match r {
+        Rejection::UnknownTopic(_) | Rejection::UnknownPartition { .. } => Status::not_found(r.to_string()),
+        Rejection::TopicExists(_) => Status::already_exists(r.to_string()),
+        Rejection::Invalid(_) => Status::invalid_argument(r.to_string()),
+    }
+}
+
+fn read_error(e: ReadError) -> Status {
+    match e {
+        ReadError::UnknownTopic(_) | ReadError::UnknownPartition { .. } => Status::not_found(e.to_string()),
+        ReadError::OutOfRange { .. } => Status::out_of_range(e.to_string()),
+        ReadError::Log(_) => Status::unavailable(e.to_string()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// FNV-1a: a stable key hash for partitioning.
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+fn record_size(r: &Record) -> usize {
+    r.key.len() + r.value.len() + r.headers.iter().map(|h| h.key.len() + h.value.len()).sum::<usize>()
+}
+
+impl ClientService {
+    /// Refuses a write early on a node that knows another leader (before validating against its
+    /// possibly stale state); Raft itself refuses it too if leadership changed meanwhile.
+    fn check_leader(&self) -> Result<(), Status> {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(l) if l != self.id => Err(not_leader(Some(l), m.membership_config.membership().get_node(&l))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn write(&self, cmd: Cmd) -> Result<(CmdResponse, u64), Status> {
+        let write = self.raft.client_write(cmd);
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
+            Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(forward(&f)),
+            Ok(Err(RaftError::APIError(e))) => Err(Status::failed_precondition(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(Status::unavailable(format!("raft stopped: {e}"))),
+        }
+    }
+
+    async fn produce_records(
+        &self,
+        topic: String,
+        partition: Option<u32>,
+        records: Vec<Record>,
+    ) -> Result<ProduceResponse, Status> {
+        self.check_leader()?;
+        if records.is_empty() {
+            return Err(Status::invalid_argument("no records"));
+        }
+        if records.len() > BATCH_RECORDS_MAX {
+            return Err(Status::invalid_argument(format!(
+                "{} records in one batch; at most {BATCH_RECORDS_MAX}",
+                records.len()
+            )));
+        }
+        let mut total = 0usize;
+        for r in &records {
+            let size = record_size(r);
+            if size > RECORD_BYTES_MAX {
+                return Err(Status::invalid_argument(format!("record of {size} bytes; at most {RECORD_BYTES_MAX}")));
+            }
+            total += size;
+        }
+        if total > BATCH_BYTES_MAX {
+            return Err(Status::invalid_argument(format!("batch of {total} bytes; at most {BATCH_BYTES_MAX}")));
+        }
+        let partitions =
+            self.sm.partitions(&topic).ok_or_else(|| Status::not_found(format!("unknown topic {topic:?}")))?;
+        let partition = match partition {
+            Some(p) if p >= partitions => {
+                return Err(Status::not_found(format!("topic {topic:?} has no partition {p} (it has {partitions})")));
+            }
+            Some(p) => p,
+            None if records[0].key.is_empty() => {
+                u32::try_from(self.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(partitions)).unwrap_or(0)
+            }
+            None => u32::try_from(key_hash(&records[0].key) % u64::from(partitions)).unwrap_or(0),
+        };
+        let timestamp_ms = now_ms();
+        let records = records
+            .into_iter()
+            .map(|r| RecordData {
+                key: r.key,
+                value: r.value,
+                headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            })
+            .collect();
+        let cmd = Cmd::Produce { topic: topic.clone(), partition, timestamp_ms, records };
+        match self.write(cmd).await? {
+            (CmdResponse::Produced { base_offset, count }, log_index) => {
+                Ok(ProduceResponse { topic, partition, base_offset, count, log_index, timestamp_ms })
+            }
+            (CmdResponse::Rejected(r), _) => Err(rejection(r)),
+            (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// Applies the read options: linearizable (leader, quorum-confirmed) and/or `min_index`.
+    async fn prepare_read(&self, opts: Option<&ReadOptions>) -> Result<(), Status> {
+        let Some(opts) = opts else { return Ok(()) };
+        if opts.linearizable {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => {}
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => return Err(forward(&f)),
+                Err(RaftError::APIError(e)) => return Err(Status::unavailable(e.to_string())),
+                Err(RaftError::Fatal(e)) => return Err(Status::unavailable(format!("raft stopped: {e}"))),
+            }
+        }
+        if opts.min_index > 0 {
+            let wait = if opts.wait_ms == 0 {
+                MIN_INDEX_WAIT_DEFAULT
+            } else {
+                Duration::from_millis(u64::from(opts.wait_ms)).min(MIN_INDEX_WAIT_MAX)
+            };
+            let mut rx = self.sm.applied();
+            let min = opts.min_index;
+            match tokio::time::timeout(wait, rx.wait_for(|a| *a >= min)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(Status::unavailable("node is shutting down")),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "this node applied up to index {} but min_index is {min}; waited {wait:?}",
+                        self.sm.applied_index()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, topic: String, partition: u32, offset: u64, max: usize) -> Result<ReadResult, Status> {
+        let sm = self.sm.clone();
+        tokio::task::spawn_blocking(move || sm.read(&topic, partition, offset, max))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(read_error)
+    }
+
+    fn consume_response(&self, offset: u64, r: ReadResult) -> ConsumeResponse {
+        let next_offset = r.records.last().map_or(offset, |l| l.offset + 1);
+        ConsumeResponse {
+            records: r
+                .records
+                .into_iter()
+                .map(|x| ConsumedRecord {
+                    offset: x.offset,
+                    key: x.record.key,
+                    value: x.record.value,
+                    headers: x.record.headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
+                    timestamp_ms: x.timestamp_ms,
+                    log_index: x.log_index,
+                })
+                .collect(),
+            next_offset,
+            log_start_offset: r.start_offset,
+            end_offset: r.end_offset,
+            applied_index: self.sm.applied_index(),
+        }
+    }
+
+    fn local_status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.id);
+        let role = match m.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Follower if voter => Role::Follower,
+            ServerState::Follower => Role::Learner,
+            ServerState::Shutdown => Role::None,
+        };
+        NodeStatus {
+            id: self.id,
+            grpc_addr: self.grpc_addr.clone(),
+            role: role as i32,
+            alive: true,
+            last_applied_index: self.sm.applied_index(),
+            voter,
+            kind: MemberKind::Lognode.as_str().to_string(),
+        }
+    }
+}
+
+async fn peer_status(addr: String) -> Option<NodeStatus> {
+    let channel = crate::network::channel(&addr).ok()?;
+    let mut client = LedgerClient::new(channel);
+    let mut req = Request::new(ClusterStatusRequest { local_only: true });
+    req.set_timeout(STATUS_PEER_TIMEOUT);
+    let resp = tokio::time::timeout(STATUS_PEER_TIMEOUT, client.cluster_status(req)).await.ok()?.ok()?;
+    resp.into_inner().nodes.into_iter().next()
+}
+
+#[tonic::async_trait]
+impl Ledger for ClientService {
+    async fn produce(&self, request: Request<ProduceRequest>) -> Result<Response<ProduceResponse>, Status> {
+        let req = request.into_inner();
+        let record = req.record.ok_or_else(|| Status::invalid_argument("record is required"))?;
+        Ok(Response::new(self.produce_records(req.topic, req.partition, vec![record]).await?))
+    }
+
+    async fn produce_batch(&self, request: Request<ProduceBatchRequest>) -> Result<Response<ProduceResponse>, Status> {
+        let req = request.into_inner();
+        Ok(Response::new(self.produce_records(req.topic, req.partition, req.records).await?))
+    }
+
+    async fn consume(&self, request: Request<ConsumeRequest>) -> Result<Response<ConsumeResponse>, Status> {
+        let req = request.into_inner();
+        self.prepare_read(req.read.as_ref()).await?;
+        let max = if req.max_records == 0 { CONSUME_RECORDS_DEFAULT } else { req.max_records as usize };
+        let r = self.read(req.topic, req.partition, req.offset, max).await?;
+        Ok(Response::new(self.consume_response(req.offset, r)))
+    }
+
+    type ConsumeStreamStream = ReceiverStream<Result<ConsumeResponse, Status>>;
+
+    async fn consume_stream(
+        &self,
+        request: Request<ConsumeRequest>,
+    ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
+        let req = request.into_inner();
+        self.prepare_read(req.read.as_ref()).await?;
+        let max = if req.max_records == 0 { CONSUME_RECORDS_DEFAULT } else { req.max_records as usize };
+        // Fail fast on a bad topic/partition/offset.
+        let first = self.read(req.topic.clone(), req.partition, req.offset, max).await?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut applied = this.sm.applied();
+            let mut shutdown = this.shutdown.clone();
+            let mut offset = req.offset;
+            let mut result = Ok(first);
+            loop {
+                match result {
+                    Ok(r) if !r.records.is_empty() => {
+                        let resp = this.consume_response(offset, r);
+                        offset = resp.next_offset;
+                        if tx.send(Ok(resp)).await.is_err() {
+                            break; // the client went away
+                        }
+                    }
+                    Ok(_) => {
+                        // Nothing new: wait for the applied index to move (no polling).
+                        tokio::select! {
+                            () = tx.closed() => break,
+                            r = applied.changed() => if r.is_err() { break },
+                            _ = shutdown.changed() => break,
+                        }
+                    }
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        break;
+                    }
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+                applied.borrow_and_update();
+                result = this.read(req.topic.clone(), req.partition, offset, max).await;
+            }
+            debug!(topic = %req.topic, partition = req.partition, offset, "consume stream ended");
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<CreateTopicRequest>,
+    ) -> Result<Response<CreateTopicResponse>, Status> {
+        let req = request.into_inner();
+        self.check_leader()?;
+        check_topic(&req.name, req.partitions).map_err(rejection)?;
+        match self.write(Cmd::CreateTopic { name: req.name, partitions: req.partitions }).await? {
+            (CmdResponse::TopicCreated, log_index) => Ok(Response::new(CreateTopicResponse { log_index })),
+            (CmdResponse::Rejected(r), _) => Err(rejection(r)),
+            (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    async fn list_topics(&self, request: Request<ListTopicsRequest>) -> Result<Response<ListTopicsResponse>, Status> {
+        self.prepare_read(request.get_ref().read.as_ref()).await?;
+        let topics = self
+            .sm
+            .topic_offsets()
+            .into_iter()
+            .map(|(name, parts)| TopicInfo {
+                name,
+                partitions: parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (start, end))| PartitionInfo {
+                        partition: u32::try_from(i).unwrap_or(u32::MAX),
+                        log_start_offset: start,
+                        end_offset: end,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ListTopicsResponse { topics }))
+    }
+
+    async fn cluster_status(
+        &self,
+        request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let local_only = request.into_inner().local_only;
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let leader_id = m.current_leader;
+        let leader_addr = leader_id.and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())).unwrap_or_default();
+        let me = self.local_status();
+        if local_only {
+            return Ok(Response::new(ClusterStatusResponse {
+                nodes: vec![me],
+                leader_id: leader_id.unwrap_or(0),
+                leader_addr,
+                node_id: self.id,
+            }));
+        }
+        let gossip = self.discovery.members();
+        let mut nodes: BTreeMap<(bool, u64), NodeStatus> = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            let role = if Some(*id) == leader_id {
+                Role::Leader
+            } else if voters.contains(id) {
+                Role::Follower
+            } else {
+                Role::Learner
+            };
+            nodes.insert(
+                (false, *id),
+                NodeStatus {
+                    id: *id,
+                    grpc_addr: node.addr.clone(),
+                    role: role as i32,
+                    alive: false,
+                    last_applied_index: 0,
+                    voter: voters.contains(id),
+                    kind: MemberKind::Lognode.as_str().to_string(),
+                },
+            );
+        }
+        for g in &gossip {
+            let key = (g.meta.kind == MemberKind::Gateway, g.meta.node_id);
+            let entry = nodes.entry(key).or_insert_with(|| NodeStatus {
+                id: g.meta.node_id,
+                grpc_addr: g.meta.grpc_addr.clone(),
+                role: Role::None as i32,
+                alive: false,
+                last_applied_index: 0,
+                voter: false,
+                kind: g.meta.kind.as_str().to_string(),
+            });
+            entry.alive = g.alive;
+        }
+        // Ask every other lognode for its applied index, concurrently and with a deadline.
+        let mut asks = tokio::task::JoinSet::new();
+        for ((gateway, id), n) in &nodes {
+            if !*gateway && *id != self.id {
+                let (id, addr) = (*id, n.grpc_addr.clone());
+                asks.spawn(async move { (id, peer_status(addr).await) });
+            }
+        }
+        while let Some(Ok((id, status))) = asks.join_next().await {
+            if let (Some(n), Some(s)) = (nodes.get_mut(&(false, id)), status) {
+                n.last_applied_index = s.last_applied_index;
+            }
+        }
+        nodes.insert((false, self.id), me);
+        Ok(Response::new(ClusterStatusResponse {
+            nodes: nodes.into_values().collect(),
+            leader_id: leader_id.unwrap_or(0),
+            leader_addr,
+            node_id: self.id,
+        }))
+    }
+
+    async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Result<Response<RemoveNodeResponse>, Status> {
+        let id = request.into_inner().node_id;
+        self.check_leader()?;
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        if membership.get_node(&id).is_none() {
+            return Err(Status::not_found(format!("node {id} is not in the Raft membership")));
+        }
+        // Recorded first, so that no leader adds the node back from gossip.
+        self.write(Cmd::RemoveNode { node_id: id }).await?;
+        let change = if membership.voter_ids().any(|v| v == id) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.change_membership(change, false)).await {
+            Err(_) => Err(Status::deadline_exceeded("membership change not committed in time")),
+            Ok(Ok(r)) => Ok(Response::new(RemoveNodeResponse { log_index: r.log_id.index })),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(forward(&f)),
+            Ok(Err(RaftError::APIError(e))) => Err(Status::failed_precondition(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(Status::unavailable(format!("raft stopped: {e}"))),
+        }
+    }
+}

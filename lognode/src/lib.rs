@@ -1,0 +1,14 @@
+//! `lognode`: Ledger's replicated log node.
+//!
+//! openraft replicates commands ([`types::Request`]) whose Raft log is logstore's WAL
+//! ([`store::log`]); the state machine ([`store::state_machine`]) keeps topics and offset maps and
+//! serves reads from the log. gRPC ([`grpc`]) carries both the Raft transport ([`network`] is its
+//! client side) and the client API; [`discovery`] finds nodes by gossip and [`node`] wires it all.
+
+pub mod config;
+pub mod discovery;
+pub mod grpc;
+pub mod network;
+pub mod node;
+pub mod store;
+pub mod types;

@@ -1,0 +1,207 @@
+//! The Raft transport's client side: openraft's `RaftNetwork` over gRPC (tonic).
+
+use std::future::Future;
+use std::time::Duration;
+
+use ledger_proto::raft::raft_client::RaftClient;
+use ledger_proto::raft::{RaftReply, RaftRequest, SnapshotChunk, raft_reply};
+use openraft::error::{
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, SnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{Snapshot, Vote};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::types::{Node, TypeConfig, decode, encode};
+
+/// Largest gRPC message between nodes (AppendEntries batches, snapshot chunks).
+pub const RAFT_MESSAGE_MAX: usize = 64 * 1024 * 1024;
+/// Bytes of snapshot data per streamed chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Timeout to establish a connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Deadline of one Raft RPC when openraft gives none.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline of sending a whole snapshot.
+pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Creates a lazily connecting gRPC channel to `addr` (`host:port`).
+pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Builds Raft clients to peers.
+#[derive(Debug, Clone, Default)]
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &Node) -> PeerClient {
+        let client = channel(&node.addr).ok().map(|c| {
+            RaftClient::new(c).max_decoding_message_size(RAFT_MESSAGE_MAX).max_encoding_message_size(RAFT_MESSAGE_MAX)
+        });
+        PeerClient { target, addr: node.addr.clone(), client }
+    }
+}
+
+/// A Raft client to one peer.
+#[derive(Debug)]
+pub struct PeerClient {
+    target: u64,
+    addr: String,
+    client: Option<RaftClient<Channel>>,
+}
+
+/// A transport failure: unreachable (connection-level) or another network error.
+enum Failure {
+    Unreachable(Unreachable),
+    Network(NetworkError),
+}
+
+impl Failure {
+    fn from_status(s: &tonic::Status) -> Failure {
+        match s.code() {
+            tonic::Code::Unavailable | tonic::Code::Cancelled => Failure::Unreachable(Unreachable::new(s)),
+            _ => Failure::Network(NetworkError::new(s)),
+        }
+    }
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<u64, Node, E> {
+        match self {
+            Failure::Unreachable(u) => RPCError::Unreachable(u),
+            Failure::Network(n) => RPCError::Network(n),
+        }
+    }
+}
+
+fn other(msg: impl Into<String>) -> Failure {
+    Failure::Network(NetworkError::new(&std::io::Error::other(msg.into())))
+}
+
+impl PeerClient {
+    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
+        self.client.clone().ok_or_else(|| other(format!("bad peer address {:?}", self.addr)))
+    }
+
+    /// Sends one unary Raft RPC and decodes `Result<Resp, Err>` from the reply.
+    async fn call<Req, Resp, Err>(
+        &self,
+        kind: RpcKind,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Result<Resp, Err>, Failure>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        Err: DeserializeOwned,
+    {
+        let mut client = self.client()?;
+        let mut request = tonic::Request::new(RaftRequest { payload: encode(req) });
+        request.set_timeout(timeout);
+        let reply = match kind {
+            RpcKind::Append => client.append_entries(request).await,
+            RpcKind::Vote => client.vote(request).await,
+        }
+        .map_err(|s| Failure::from_status(&s))?
+        .into_inner();
+        decode_reply(reply)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum RpcKind {
+    Append,
+    Vote,
+}
+
+fn decode_reply<Resp: DeserializeOwned, Err: DeserializeOwned>(reply: RaftReply) -> Result<Result<Resp, Err>, Failure> {
+    match reply.result {
+        Some(raft_reply::Result::Ok(b)) => decode(&b).map(Ok).map_err(|e| other(e.to_string())),
+        Some(raft_reply::Result::Error(b)) => decode(&b).map(Err).map_err(|e| other(e.to_string())),
+        None => Err(other("empty Raft reply")),
+    }
+}
+
+fn ttl(option: &RPCOption) -> Duration {
+    let t = option.hard_ttl();
+    if t.is_zero() { RPC_TIMEOUT } else { t }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Node, RaftError<u64>>> {
+        match self.call(RpcKind::Append, &rpc, ttl(&option)).await.map_err(Failure::into_rpc)? {
+            Ok(r) => Ok(r),
+            Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Node, RaftError<u64, InstallSnapshotError>>> {
+        // Snapshots are sent whole by `full_snapshot` (streamed in chunks); openraft 0.9 never
+        // calls this chunk-by-chunk API when `full_snapshot` is implemented.
+        Err(other("chunk-by-chunk install_snapshot is not supported: use full_snapshot").into_rpc())
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, Node, RaftError<u64>>> {
+        match self.call(RpcKind::Vote, &rpc, ttl(&option)).await.map_err(Failure::into_rpc)? {
+            Ok(r) => Ok(r),
+            Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<u64>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        let to_streaming = |f: Failure| match f {
+            Failure::Unreachable(u) => StreamingError::Unreachable(u),
+            Failure::Network(n) => StreamingError::Network(n),
+        };
+        let mut client = self.client().map_err(to_streaming)?;
+        let meta = encode(&(vote, &snapshot.meta));
+        let data = snapshot.snapshot.into_inner();
+        let mut chunks = Vec::with_capacity(data.len() / SNAPSHOT_CHUNK_BYTES + 1);
+        chunks.push(SnapshotChunk { meta, offset: 0, data: Vec::new() });
+        for (i, c) in data.chunks(SNAPSHOT_CHUNK_BYTES).enumerate() {
+            chunks.push(SnapshotChunk {
+                meta: Vec::new(),
+                offset: (i * SNAPSHOT_CHUNK_BYTES) as u64,
+                data: c.to_vec(),
+            });
+        }
+        let mut request = tonic::Request::new(tokio_stream::iter(chunks));
+        request.set_timeout(SNAPSHOT_TIMEOUT);
+        let reply = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            r = client.install_snapshot(request) => r.map_err(|s| to_streaming(Failure::from_status(&s)))?,
+        };
+        match decode_reply::<SnapshotResponse<u64>, Fatal<u64>>(reply.into_inner()).map_err(to_streaming)? {
+            Ok(r) => Ok(r),
+            Err(e) => Err(StreamingError::RemoteError(RemoteError::new(self.target, e))),
+        }
+    }
+}

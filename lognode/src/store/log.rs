@@ -1,0 +1,279 @@
+//! [`RaftLogStorage`] on logstore: each Raft entry is serialized once into one logstore record at
+//! its Raft index. The vote, the committed log id and the last purged log id are logstore metas.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, Vote};
+use tracing::warn;
+
+use super::io_err;
+use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
+
+const META_VOTE: &str = "raft-vote";
+const META_COMMITTED: &str = "raft-committed";
+const META_PURGED: &str = "raft-purged";
+/// Most bytes read from logstore per `read_range` call when openraft asks for entries.
+pub const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Most entry bytes openraft gets for one AppendEntries (at least one entry): keeps replication
+/// messages under [`crate::network::RAFT_MESSAGE_MAX`].
+pub const REPLICATION_BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+const _: () = assert!(REPLICATION_BATCH_BYTES_MAX * 2 <= crate::network::RAFT_MESSAGE_MAX);
+
+#[derive(Debug, Default)]
+struct Tail {
+    /// Last log id appended (pending or written), if any entry is held.
+    last: Option<LogId>,
+    /// Last purged log id.
+    purged: Option<LogId>,
+}
+
+struct Inner {
+    log: logstore::Log,
+    /// Entries handed to `append` whose logstore append has not completed: readable at once, as
+    /// openraft requires, before logstore's writer thread wrote them.
+    pending: Mutex<BTreeMap<u64, Entry>>,
+    tail: Mutex<Tail>,
+}
+
+/// The Raft log store. Cheap to clone; clones are also the log readers.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").field("dir", &self.inner.log.dir()).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    io_err(ErrorSubject::Logs, ErrorVerb::Read, e)
+}
+
+impl LogStore {
+    /// Wraps an opened logstore, reading back the last entry and the purge point.
+    pub fn new(log: logstore::Log) -> Result<Self, StorageError> {
+        let purged = match log.load_meta(META_PURGED).map_err(read_err)? {
+            Some(b) => decode::<Option<LogId>>(&b).map_err(read_err)?,
+            None => None,
+        };
+        let last = match log.last_index() {
+            Some(i) => {
+                let bytes = log
+                    .read(i)
+                    .map_err(read_err)?
+                    .ok_or_else(|| read_err(std::io::Error::other(format!("last index {i} is not readable"))))?;
+                Some(*decode::<Entry>(&bytes).map_err(read_err)?.get_log_id())
+            }
+            None => None,
+        };
+        let inner = Inner { log, pending: Mutex::new(BTreeMap::new()), tail: Mutex::new(Tail { last, purged }) };
+        Ok(LogStore { inner: Arc::new(inner) })
+    }
+
+    /// The underlying logstore.
+    pub fn log(&self) -> &logstore::Log {
+        &self.inner.log
+    }
+
+    /// Reads the entries in `start..end`, stopping after about `max_bytes` (at least one entry).
+    fn read_entries(&self, start: u64, end: u64, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // Pending first, then the log: an entry leaves `pending` only after it is in the log.
+        let mut found: BTreeMap<u64, Entry> =
+            lock(&self.inner.pending).range(start..end).map(|(i, e)| (*i, e.clone())).collect();
+        let mut next = start;
+        let mut bytes = 0usize;
+        while next < end && bytes < max_bytes {
+            let budget = READ_CHUNK_BYTES.min(max_bytes - bytes);
+            let records = self.inner.log.read_range(next, end, budget).map_err(read_err)?;
+            let Some(last) = records.last() else { break };
+            next = last.index + 1;
+            for r in records {
+                bytes += r.payload.len();
+                found.entry(r.index).or_insert(decode::<Entry>(&r.payload).map_err(read_err)?);
+            }
+        }
+        if bytes >= max_bytes {
+            // Budget used up: do not return pending entries past what was read from the log.
+            let _ = found.split_off(&next);
+        }
+        // Return the contiguous run from the first entry held in the range.
+        let mut out: Vec<Entry> = Vec::with_capacity(found.len());
+        for (i, e) in found {
+            if out.last().is_some_and(|prev| prev.get_log_id().index + 1 != i) {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i + 1,
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        };
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_entries(start, end, usize::MAX))
+            .await
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_entries(start, end, REPLICATION_BATCH_BYTES_MAX))
+            .await
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let tail = lock(&self.inner.tail);
+        let last = tail.last.max(tail.purged);
+        Ok(LogState { last_purged_log_id: tail.purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        self.inner.log.save_meta(META_VOTE, &encode(vote)).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        let bytes = self.inner.log.load_meta(META_VOTE).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))?;
+        bytes.map(|b| decode(&b)).transpose().map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.inner
+            .log
+            .save_meta(META_COMMITTED, &encode(&committed))
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let bytes =
+            self.inner.log.load_meta(META_COMMITTED).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
+        Ok(bytes.map(|b| decode::<Option<LogId>>(&b)).transpose().map_err(read_err)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        // Entries at or below the purge point are gone by definition (openraft itself never sends
+        // them; its conformance suite does, after a purge that cleaned a hole).
+        let purged = lock(&self.inner.tail).purged.map(|p| p.index);
+        let entries: Vec<Entry> =
+            entries.into_iter().filter(|e| purged.is_none_or(|p| e.get_log_id().index > p)).collect();
+        let Some(first) = entries.first().map(|e| e.get_log_id().index) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let write_err = |e: logstore::Error| io_err(ErrorSubject::Logs, ErrorVerb::Write, e);
+        let records: Vec<Vec<u8>> = entries.iter().map(encode).collect();
+        let ids: Vec<LogId> = entries.iter().map(|e| *e.get_log_id()).collect();
+        let last = ids.last().copied();
+        {
+            let mut pending = lock(&self.inner.pending);
+            for e in entries {
+                pending.insert(e.get_log_id().index, e);
+            }
+        }
+        lock(&self.inner.tail).last = last;
+        let inner = Arc::clone(&self.inner);
+        let done: logstore::AppendCallback = Box::new(move |result| {
+            // Runs on logstore's writer thread once the records are durable (or failed).
+            {
+                let mut pending = lock(&inner.pending);
+                for id in &ids {
+                    if pending.get(&id.index).is_some_and(|e| e.get_log_id() == id) {
+                        pending.remove(&id.index);
+                    }
+                }
+            }
+            callback.log_io_completed(result.map_err(|e| std::io::Error::other(e.to_string())));
+        });
+        if let Err(e) = self.inner.log.append_then(first, records, done) {
+            // Nothing was queued: undo the pending entries.
+            let mut pending = lock(&self.inner.pending);
+            let _ = pending.split_off(&first);
+            return Err(write_err(e));
+        }
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let index = log_id.index;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.inner.log.truncate_from(index).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+            let _ = lock(&this.inner.pending).split_off(&index);
+            let last = match index.checked_sub(1) {
+                Some(prev) => this.read_entries(prev, index, usize::MAX)?.pop().map(|e| *e.get_log_id()),
+                None => None,
+            };
+            lock(&this.inner.tail).last = last;
+            Ok(())
+        })
+        .await
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let del = |e: logstore::Error| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
+            // The purged log id is durable before any record goes.
+            this.inner.log.save_meta(META_PURGED, &encode(&Some(log_id))).map_err(del)?;
+            {
+                let mut tail = lock(&this.inner.tail);
+                tail.purged = Some(log_id);
+                if tail.last.is_some_and(|l| l.index <= log_id.index) {
+                    tail.last = None;
+                }
+            }
+            {
+                let mut pending = lock(&this.inner.pending);
+                let keep = pending.split_off(&(log_id.index + 1));
+                if !pending.is_empty() {
+                    warn!(upto = log_id.index, "purging entries that are not yet durable");
+                }
+                *pending = keep;
+            }
+            this.inner.log.purge_upto(log_id.index).map_err(del)
+        })
+        .await
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?
+    }
+}

@@ -1,0 +1,122 @@
+//! The openraft type configuration and the replicated commands (only lognode knows openraft).
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// Ledger's Raft types: node ids are `u64`, nodes carry their gRPC address.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+);
+
+/// A Raft log entry as stored in logstore (one entry = one logstore record).
+pub type Entry = openraft::Entry<TypeConfig>;
+/// Raft log id.
+pub type LogId = openraft::LogId<u64>;
+/// The Raft handle.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A Raft node: its gRPC address.
+pub type Node = openraft::BasicNode;
+/// Storage error.
+pub type StorageError = openraft::StorageError<u64>;
+
+/// One record as replicated: what the client sent plus nothing else (the timestamp is per entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordData {
+    /// Record key (may be empty).
+    pub key: Vec<u8>,
+    /// Record value.
+    pub value: Vec<u8>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A command replicated through Raft and applied by the state machine.
+///
+/// Deterministic: everything the state machine needs (the timestamp, the partition) is decided by
+/// the leader before `client_write`. New commands (the money ledger, consumer groups) are added as
+/// new variants at the end, e.g. `Ledger(LedgerCommand)` and `Group(GroupCommand)`; bincode encodes
+/// the variant index, so existing variants must never be reordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Appends records to one partition; they get contiguous offsets.
+    Produce {
+        /// Topic name.
+        topic: String,
+        /// Partition, chosen by the leader.
+        partition: u32,
+        /// Set by the leader (ms since the Unix epoch).
+        timestamp_ms: i64,
+        /// The records.
+        records: Vec<RecordData>,
+    },
+    /// Creates a topic.
+    CreateTopic {
+        /// Topic name.
+        name: String,
+        /// Number of partitions.
+        partitions: u32,
+    },
+    /// Records that an admin removed a node: discovery never adds it back to the membership.
+    /// Replicated before the membership change, so every future leader knows it.
+    RemoveNode {
+        /// The node.
+        node_id: u64,
+    },
+}
+
+/// Why the state machine refused a command (deterministically, on every node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// No such topic.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// No such partition.
+    #[error("topic {topic:?} has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition asked for.
+        partition: u32,
+        /// Partitions the topic has.
+        partitions: u32,
+    },
+    /// CreateTopic of an existing topic.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// Malformed command.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// What applying a command returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Blank and membership entries.
+    None,
+    /// Records appended.
+    Produced {
+        /// Offset of the first record.
+        base_offset: u64,
+        /// Records appended.
+        count: u32,
+    },
+    /// Topic created.
+    TopicCreated,
+    /// Node recorded as removed.
+    NodeRemoved,
+    /// Refused.
+    Rejected(Rejection),
+}
+
+/// Encodes a value with lognode's binary codec (bincode 1.x).
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serialize(value).expect("bincode serialization of an in-memory value cannot fail")
+}
+
+/// Decodes a value encoded with [`encode`].
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, bincode::Error> {
+    bincode::deserialize(bytes)
+}
