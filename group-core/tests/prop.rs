@@ -336,20 +336,20 @@ fn check_step(
             }
         }
         // rule 6: a successful commit came from the owner, in the current generation
-        if let (GroupCommand::Commit { group, member_id, generation, offsets }, true) = (cmd, out.code.is_ok()) {
-            if group == name {
-                if *generation != b.generation {
-                    return Err(format!("{name}: commit with generation {generation} accepted in {}", b.generation));
+        if let (GroupCommand::Commit { group, member_id, generation, offsets }, true) = (cmd, out.code.is_ok())
+            && group == name
+        {
+            if *generation != b.generation {
+                return Err(format!("{name}: commit with generation {generation} accepted in {}", b.generation));
+            }
+            let own = &b.members.get(member_id).ok_or("commit from a non-member accepted")?.1;
+            for (t, p, o) in offsets {
+                let tp = TopicPartition::new(t.clone(), *p);
+                if !own.contains(&tp) {
+                    return Err(format!("{name}: commit of {tp} by non-owner {member_id} accepted"));
                 }
-                let own = &b.members.get(member_id).ok_or("commit from a non-member accepted")?.1;
-                for (t, p, o) in offsets {
-                    let tp = TopicPartition::new(t.clone(), *p);
-                    if !own.contains(&tp) {
-                        return Err(format!("{name}: commit of {tp} by non-owner {member_id} accepted"));
-                    }
-                    if s.committed.get(&tp) != Some(o) {
-                        return Err(format!("{name}: commit of {tp}={o} not stored"));
-                    }
+                if s.committed.get(&tp) != Some(o) {
+                    return Err(format!("{name}: commit of {tp}={o} not stored"));
                 }
             }
         }
@@ -364,13 +364,16 @@ fn check_step(
     Ok(())
 }
 
+/// Serialized state, catalog, index and time at the snapshot point.
+type Snapshot = (Vec<u8>, MemCatalog, u64, u64);
+
 /// Runs the ops; returns outcomes, the final state, and the state at `snapshot_at`.
 fn run(
     topics: &[(u32, u64, u64)],
     ops: &[(Op, i64)],
     check: bool,
     snapshot_at: Option<usize>,
-) -> Result<(Vec<GroupOutcome>, World, Option<(Vec<u8>, MemCatalog, u64, u64)>), TestCaseError> {
+) -> Result<(Vec<GroupOutcome>, World, Option<Snapshot>), TestCaseError> {
     let mut w = World::new(topics);
     let mut outs = Vec::new();
     let mut snapshot = None;
@@ -381,10 +384,8 @@ fn run(
         let before = snap(&w);
         let Some(cmd) = w.command(op) else { continue };
         let out = w.apply(&cmd, *dt);
-        if check {
-            if let Err(e) = check_step(&w, &cmd, &out, &before) {
-                return Err(TestCaseError::fail(format!("step {i} {cmd:?} -> {:?}: {e}", out.code)));
-            }
+        if check && let Err(e) = check_step(&w, &cmd, &out, &before) {
+            return Err(TestCaseError::fail(format!("step {i} {cmd:?} -> {:?}: {e}", out.code)));
         }
         outs.push(out);
     }
