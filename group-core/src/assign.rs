@@ -13,13 +13,17 @@
 //!    a member `y` that subscribes to the topic of one of `x`'s partitions,
 //!    move one such partition from `x` to `y`. `x` is taken by most
 //!    partitions first (tie: earliest joined), `y` by fewest (tie: earliest
-//!    joined); the partition moved is, in order of preference, one `y` owned
-//!    before, one `x` did not own before, then the greatest one.
+//!    joined); the partition moved is the greatest one `x` did not own in the
+//!    previous generation, else the greatest one.
 //!
 //! Step 3 strictly lowers Σ count², so it terminates. At the end, members
 //! with the same subscription differ by at most one partition (each could
 //! take any of the other's partitions), and a partition only moved if its
 //! owner left, unsubscribed, or balance required it.
+//!
+//! Cost: with one subscription for everyone, step 3 makes one move per
+//! partition that must move (`O(M log M)` each, `M` members); mixed
+//! subscriptions add an `O(M² · T)` scan per move in the worst case.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,80 +38,88 @@ pub(crate) fn assign(
     previous: &dyn Fn(&TopicPartition) -> Option<usize>,
 ) -> Vec<BTreeSet<TopicPartition>> {
     let n = subs.len();
-    let mut owned: Vec<BTreeSet<TopicPartition>> = vec![BTreeSet::new(); n];
     if n == 0 {
-        return owned;
+        return Vec::new();
     }
-    let eligible: BTreeMap<&str, Vec<usize>> =
-        counts.keys().map(|t| (t.as_str(), (0..n).filter(|&i| subs[i].contains(t)).collect::<Vec<_>>())).collect();
+    // Partitions by index, in (topic, partition) order; topics by index.
+    let topics: Vec<&String> = counts.keys().collect();
+    let sub: Vec<Vec<bool>> = subs.iter().map(|s| topics.iter().map(|t| s.contains(*t)).collect()).collect();
+    let mut parts: Vec<TopicPartition> = Vec::new();
+    let mut topic_of: Vec<usize> = Vec::new();
+    for (ti, (topic, &count)) in counts.iter().enumerate() {
+        for p in 0..count {
+            parts.push(TopicPartition::new(topic.clone(), p));
+            topic_of.push(ti);
+        }
+    }
+    let prev: Vec<Option<usize>> = parts.iter().map(|tp| previous(tp).filter(|&i| i < n)).collect();
+    let eligible: Vec<Vec<usize>> = (0..topics.len()).map(|t| (0..n).filter(|&i| sub[i][t]).collect()).collect();
+
+    // Per member: partitions owned in the previous generation (native) and
+    // newly received (foreign), and partition counts per topic.
+    let mut native: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let mut foreign: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let mut per_topic: Vec<Vec<u32>> = vec![vec![0; topics.len()]; n];
+    let len = |native: &[BTreeSet<usize>], foreign: &[BTreeSet<usize>], i: usize| native[i].len() + foreign[i].len();
 
     // 1. keep
     let mut orphans = Vec::new();
-    for (topic, &count) in counts {
-        for p in 0..count {
-            let tp = TopicPartition::new(topic.clone(), p);
-            match previous(&tp) {
-                Some(i) if i < n && subs[i].contains(topic) => {
-                    owned[i].insert(tp);
-                }
-                _ => orphans.push(tp),
+    for k in 0..parts.len() {
+        match prev[k] {
+            Some(i) if sub[i][topic_of[k]] => {
+                native[i].insert(k);
+                per_topic[i][topic_of[k]] += 1;
             }
+            _ => orphans.push(k),
         }
     }
 
     // 2. place orphans, most constrained first
-    orphans.sort_by_cached_key(|tp| (eligible.get(tp.topic.as_str()).map_or(0, Vec::len), tp.clone()));
-    for tp in orphans {
-        let Some(cands) = eligible.get(tp.topic.as_str()) else { continue };
-        if let Some(&i) = cands.iter().min_by_key(|&&i| (owned[i].len(), i)) {
-            owned[i].insert(tp);
+    orphans.sort_by_key(|&k| (eligible[topic_of[k]].len(), k));
+    for k in orphans {
+        let t = topic_of[k];
+        if let Some(&i) = eligible[t].iter().min_by_key(|&&i| (len(&native, &foreign, i), i)) {
+            foreign[i].insert(k);
+            per_topic[i][t] += 1;
         }
     }
 
     // 3. even out
     loop {
         let mut by_most: Vec<usize> = (0..n).collect();
-        by_most.sort_by_key(|&i| (Reverse(owned[i].len()), i));
-        let mut by_fewest: Vec<usize> = (0..n).collect();
-        by_fewest.sort_by_key(|&i| (owned[i].len(), i));
-        let mut mv: Option<(usize, usize, TopicPartition)> = None;
+        by_most.sort_by_key(|&i| (Reverse(len(&native, &foreign, i)), i));
+        let mut by_fewest = by_most.clone();
+        by_fewest.sort_by_key(|&i| (len(&native, &foreign, i), i));
+        let mut mv: Option<(usize, usize, usize)> = None;
         'search: for &x in &by_most {
             for &y in &by_fewest {
-                if owned[y].len() + 2 > owned[x].len() {
+                if len(&native, &foreign, y) + 2 > len(&native, &foreign, x) {
                     break;
                 }
-                // best partition of x that y can take
-                let mut best: Option<(u8, &TopicPartition)> = None;
-                for tp in owned[x].iter().rev() {
-                    if !subs[y].contains(&tp.topic) {
-                        continue;
-                    }
-                    let rank = match previous(tp) {
-                        Some(p) if p == y => 0,
-                        Some(p) if p == x => 2,
-                        _ => 1,
-                    };
-                    if best.is_none_or(|(r, _)| rank < r) {
-                        best = Some((rank, tp));
-                        if rank == 0 {
-                            break;
-                        }
-                    }
+                if !(0..topics.len()).any(|t| per_topic[x][t] > 0 && sub[y][t]) {
+                    continue;
                 }
-                if let Some((_, tp)) = best {
-                    mv = Some((x, y, tp.clone()));
+                let fits = |k: &&usize| sub[y][topic_of[**k]];
+                if let Some(&k) = foreign[x].iter().rev().find(fits).or_else(|| native[x].iter().rev().find(fits)) {
+                    mv = Some((x, y, k));
                     break 'search;
                 }
             }
         }
-        match mv {
-            Some((x, y, tp)) => {
-                owned[x].remove(&tp);
-                owned[y].insert(tp);
-            }
-            None => return owned,
+        let Some((x, y, k)) = mv else { break };
+        if !foreign[x].remove(&k) {
+            native[x].remove(&k);
+        }
+        per_topic[x][topic_of[k]] -= 1;
+        per_topic[y][topic_of[k]] += 1;
+        if prev[k] == Some(y) {
+            native[y].insert(k);
+        } else {
+            foreign[y].insert(k);
         }
     }
+
+    (0..n).map(|i| native[i].iter().chain(&foreign[i]).map(|&k| parts[k].clone()).collect()).collect()
 }
 
 #[cfg(test)]
