@@ -19,6 +19,8 @@
 //! - committed offsets never decrease except through a successful reset,
 //!   and a successful commit came from the owner in the current generation
 //!   (rules 6–8);
+//! - the leader's `due_for_expiry` agrees with the replicated deadlines
+//!   (rule 5);
 //! - a rejected command changes nothing (rule 11).
 //!
 //! And: applying the same sequence twice from scratch gives identical
@@ -353,6 +355,21 @@ fn check_step(
                 }
             }
         }
+    }
+    // rule 5: both expiry paths agree: without in-memory heartbeats the
+    // leader's helper finds exactly the members the replicated deadline
+    // index says are due, and nothing is due right after an ExpireDue that
+    // did not report more.
+    let clock = w.groups.clock_ms();
+    let due = w.groups.due_for_expiry(clock, |_, _| None);
+    if w.groups.next_expiry_ms().is_some_and(|d| d <= clock) == due.is_empty() {
+        return Err(format!("due_for_expiry {due:?} disagrees with next_expiry_ms {:?}", w.groups.next_expiry_ms()));
+    }
+    if let (GroupCommand::ExpireDue { .. }, Reply::Expired(e)) = (cmd, &out.reply)
+        && !e.more_due
+        && !due.is_empty()
+    {
+        return Err(format!("still due after ExpireDue: {due:?}"));
     }
     // rule 11: a rejected command changes nothing visible
     if !out.code.is_ok() && &after != before {
