@@ -171,6 +171,7 @@ impl Groups {
             GroupCommand::Commit { group, member_id, generation, offsets } => {
                 self.commit(group, member_id, *generation, offsets, catalog)
             }
+            GroupCommand::Rebalance { group } => self.metadata_rebalance(group, catalog),
             GroupCommand::ResetOffsets { group, topic, partition, to } => {
                 self.reset(group, topic, *partition, to, catalog)
             }
@@ -314,6 +315,14 @@ impl Groups {
             self.rebalance(group, RebalanceReason::Expire, catalog).into_iter().collect()
         };
         ok(Reply::Expired(reply), rebalances)
+    }
+
+    fn metadata_rebalance(&mut self, group: &str, catalog: &dyn TopicCatalog) -> GroupOutcome {
+        let Some(g) = self.groups.get_mut(group) else { return GroupOutcome::err(GroupCode::UnknownGroup) };
+        let changed = g.topic_partitions.iter().any(|(t, &n)| catalog.partitions(t).unwrap_or(0) != n);
+        let rebalances =
+            if changed { vec![g.rebalance(group, RebalanceReason::Metadata, catalog)] } else { Vec::new() };
+        ok(Reply::None, rebalances)
     }
 
     fn expire_due(&mut self, catalog: &dyn TopicCatalog) -> GroupOutcome {

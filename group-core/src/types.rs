@@ -75,6 +75,18 @@ impl MemCatalog {
         }
     }
 
+    /// Adds `n` partitions to an existing topic, each with offsets
+    /// `start..end`; returns false if the topic does not exist.
+    pub fn add_partitions(&mut self, topic: &str, n: u32, start: u64, end: u64) -> bool {
+        match self.topics.get_mut(topic) {
+            Some(p) => {
+                p.extend(std::iter::repeat_n((start, end), n as usize));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes a topic.
     pub fn remove_topic(&mut self, topic: &str) {
         self.topics.remove(topic);
@@ -200,6 +212,13 @@ pub enum GroupCommand {
         /// `(topic, partition, offset)` triples.
         offsets: Vec<(String, u32, u64)>,
     },
+    /// Re-reads the partition counts of the group's topics from the catalog
+    /// and, if any changed since the last rebalance, starts a new generation
+    /// (rules 2–3). The node proposes it when topic metadata changes.
+    Rebalance {
+        /// Group id.
+        group: String,
+    },
     /// Admin reset of committed offsets of an empty group (rule 8).
     ResetOffsets {
         /// Group id.
@@ -223,15 +242,18 @@ pub enum RebalanceReason {
     Leave,
     /// Members expired.
     Expire,
+    /// The partition count of a subscribed topic changed.
+    Metadata,
 }
 
 impl RebalanceReason {
-    /// `join`, `leave` or `expire`.
+    /// `join`, `leave`, `expire` or `metadata`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RebalanceReason::Join => "join",
             RebalanceReason::Leave => "leave",
             RebalanceReason::Expire => "expire",
+            RebalanceReason::Metadata => "metadata",
         }
     }
 }

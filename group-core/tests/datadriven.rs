@@ -207,6 +207,7 @@ impl Runner {
             "expire" => {
                 self.apply(GroupCommand::ExpireMembers { group: a.str("group"), member_ids: a.list("members") }, &a)
             }
+            "rebalance" => self.apply(GroupCommand::Rebalance { group: a.str("group") }, &a),
             "expire-due" => self.apply(GroupCommand::ExpireDue { now_ms: a.u64("now") }, &a),
             "commit" => {
                 // offsets=topic/partition=offset,...

@@ -4,7 +4,8 @@
 //! Random joins (sometimes with a missing topic), leaves, heartbeats,
 //! leader expiries (both paths), commits (own/foreign partitions, stale and
 //! future generations, regressions, offsets past the end), admin resets,
-//! and catalog changes (records produced, retention), with timestamps that
+//! and catalog changes (records produced, retention, partitions added,
+//! followed by `Rebalance` entries), with timestamps that
 //! mostly advance and sometimes go backwards. After every step:
 //! - all structural invariants hold (`check_invariants`), and, checked
 //!   independently from the public views: every partition of the union of
@@ -30,8 +31,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use group_core::{
-    ApplyContext, GroupCode, GroupCommand, GroupOutcome, Groups, MemCatalog, OffsetReset, Reply, ResetTo, TopicCatalog,
-    TopicPartition,
+    ApplyContext, GroupCode, GroupCommand, GroupOutcome, Groups, MemCatalog, OffsetReset, RebalanceReason, Reply,
+    ResetTo, TopicCatalog, TopicPartition,
 };
 use proptest::prelude::*;
 
@@ -42,15 +43,61 @@ const GROUPS: [&str; 2] = ["g", "h"];
 /// the current state (deterministically), so they mostly hit.
 #[derive(Clone, Debug)]
 enum Op {
-    Join { group: usize, topics: Vec<usize>, ghost_topic: bool, session: u64, earliest: bool },
-    Heartbeat { group: usize, member: usize },
-    Leave { group: usize, member: usize },
-    Expire { group: usize, members: Vec<usize> },
-    ExpireDue { ahead: u64 },
-    Commit { group: usize, member: usize, gen_delta: i8, offsets: Vec<(bool, usize, usize, i64)> },
-    Reset { group: usize, topic: usize, partition: Option<usize>, to: u8, offset: u64 },
-    Produce { topic: usize, partition: usize, n: u64 },
-    Retain { topic: usize, partition: usize, n: u64 },
+    Join {
+        group: usize,
+        topics: Vec<usize>,
+        ghost_topic: bool,
+        session: u64,
+        earliest: bool,
+    },
+    Heartbeat {
+        group: usize,
+        member: usize,
+    },
+    Leave {
+        group: usize,
+        member: usize,
+    },
+    Expire {
+        group: usize,
+        members: Vec<usize>,
+    },
+    ExpireDue {
+        ahead: u64,
+    },
+    Commit {
+        group: usize,
+        member: usize,
+        gen_delta: i8,
+        offsets: Vec<(bool, usize, usize, i64)>,
+    },
+    Reset {
+        group: usize,
+        topic: usize,
+        partition: Option<usize>,
+        to: u8,
+        offset: u64,
+    },
+    Produce {
+        topic: usize,
+        partition: usize,
+        n: u64,
+    },
+    Retain {
+        topic: usize,
+        partition: usize,
+        n: u64,
+    },
+    /// A topic gets more partitions; the node then proposes a `Rebalance`
+    /// for every group (as it would on a metadata change).
+    Grow {
+        topic: usize,
+        n: u32,
+    },
+    /// A `Rebalance` entry without a metadata change (no-op).
+    Rebalance {
+        group: usize,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -69,6 +116,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(group, topic, partition, to, offset)| Op::Reset { group, topic, partition, to, offset }),
         2 => (0..TOPICS.len(), 0..8usize, 0u64..20).prop_map(|(topic, partition, n)| Op::Produce { topic, partition, n }),
         1 => (0..TOPICS.len(), 0..8usize, 0u64..10).prop_map(|(topic, partition, n)| Op::Retain { topic, partition, n }),
+        1 => (0..TOPICS.len(), 1u32..3).prop_map(|(topic, n)| Op::Grow { topic, n }),
+        1 => (0..GROUPS.len()).prop_map(|group| Op::Rebalance { group }),
     ]
 }
 
@@ -87,6 +136,10 @@ struct World {
     time: u64,
     /// Every member id ever returned per group (picks index into it).
     issued: BTreeMap<String, Vec<String>>,
+    /// Groups whose `Rebalance` after a partition change is not applied yet.
+    stale: BTreeSet<String>,
+    /// The topic of the last `Grow`.
+    grown: String,
 }
 
 impl World {
@@ -95,7 +148,15 @@ impl World {
         for (t, &(p, s, e)) in TOPICS.iter().zip(topics) {
             catalog.set_topic(t, p, s, e);
         }
-        World { groups: Groups::default(), catalog, index: 0, time: 1_000, issued: BTreeMap::new() }
+        World {
+            groups: Groups::default(),
+            catalog,
+            index: 0,
+            time: 1_000,
+            issued: BTreeMap::new(),
+            stale: BTreeSet::new(),
+            grown: String::new(),
+        }
     }
 
     /// Mostly a current member (k < 6), else any id ever issued (gone ones included).
@@ -117,6 +178,19 @@ impl World {
     }
 
     /// Turns an op into a log entry (or applies a catalog change: None).
+    fn commands(&mut self, op: &Op) -> Vec<GroupCommand> {
+        match op {
+            Op::Grow { topic, n } => {
+                self.catalog.add_partitions(TOPICS[*topic], *n, 0, 3);
+                self.stale = GROUPS.iter().map(|g| g.to_string()).collect();
+                self.grown = TOPICS[*topic].to_string();
+                GROUPS.iter().map(|g| GroupCommand::Rebalance { group: g.to_string() }).collect()
+            }
+            Op::Rebalance { group } => vec![GroupCommand::Rebalance { group: GROUPS[*group].to_string() }],
+            _ => self.command(op).into_iter().collect(),
+        }
+    }
+
     fn command(&mut self, op: &Op) -> Option<GroupCommand> {
         let g = |i: usize| GROUPS[i].to_string();
         Some(match op {
@@ -210,6 +284,7 @@ impl World {
                 }
                 return None;
             }
+            Op::Grow { .. } | Op::Rebalance { .. } => return None,
         })
     }
 
@@ -217,6 +292,9 @@ impl World {
         self.index += 1;
         self.time = self.time.saturating_add_signed(dt);
         let out = self.groups.apply(cmd, ApplyContext { index: self.index, timestamp_ms: self.time }, &self.catalog);
+        if let GroupCommand::Rebalance { group } = cmd {
+            self.stale.remove(group);
+        }
         if let (GroupCommand::Join { group, .. }, Reply::Member(m)) = (cmd, &out.reply) {
             self.issued.entry(group.clone()).or_default().push(m.member_id.clone());
         }
@@ -260,6 +338,7 @@ fn check_step(
     cmd: &GroupCommand,
     out: &GroupOutcome,
     before: &BTreeMap<String, Snap>,
+    grown: Option<&str>,
 ) -> Result<(), String> {
     w.groups.check_invariants()?;
     let after = snap(w);
@@ -286,7 +365,7 @@ fn check_step(
                 }
             }
         }
-        if owned != expected {
+        if owned != expected && !w.stale.contains(name) {
             return Err(format!("{name}: owned {owned:?} != expected {expected:?}"));
         }
         // rule 4: balance per subscription
@@ -318,8 +397,15 @@ fn check_step(
                 }
             }
         }
-        // rule 2: generation +1 iff the member set changed
-        let changed = b_ids != s_ids;
+        // rule 2: generation +1 iff the member set changed, or a Rebalance
+        // entry found changed partition counts
+        let metadata = out.rebalances.iter().any(|r| r.group == *name && r.reason == RebalanceReason::Metadata);
+        let metadata_expected = matches!(cmd, GroupCommand::Rebalance { group } if group == name)
+            && grown.is_some_and(|t| b.members.values().any(|(topics, _)| topics.contains(t)));
+        if metadata != metadata_expected {
+            return Err(format!("{name}: metadata rebalance {metadata}, expected {metadata_expected}"));
+        }
+        let changed = b_ids != s_ids || metadata;
         let want = if changed { b.generation + 1 } else { b.generation };
         if s.generation != want {
             return Err(format!(
@@ -398,13 +484,19 @@ fn run(
         if snapshot_at == Some(i) {
             snapshot = Some((bincode::serialize(&w.groups).expect("serialize"), w.catalog.clone(), w.index, w.time));
         }
-        let before = snap(&w);
-        let Some(cmd) = w.command(op) else { continue };
-        let out = w.apply(&cmd, *dt);
-        if check && let Err(e) = check_step(&w, &cmd, &out, &before) {
-            return Err(TestCaseError::fail(format!("step {i} {cmd:?} -> {:?}: {e}", out.code)));
+        for cmd in w.commands(op) {
+            let before = snap(&w);
+            // a Rebalance right after a Grow may change the generation
+            let grown = match &cmd {
+                GroupCommand::Rebalance { group } if w.stale.contains(group) => Some(w.grown.clone()),
+                _ => None,
+            };
+            let out = w.apply(&cmd, *dt);
+            if check && let Err(e) = check_step(&w, &cmd, &out, &before, grown.as_deref()) {
+                return Err(TestCaseError::fail(format!("step {i} {cmd:?} -> {:?}: {e}", out.code)));
+            }
+            outs.push(out);
         }
-        outs.push(out);
     }
     Ok((outs, w, snapshot))
 }
@@ -438,7 +530,7 @@ proptest! {
             w3.time = time;
             w3.issued = prefix.issued;
             for (op, dt) in &ops[at..] {
-                if let Some(cmd) = w3.command(op) {
+                for cmd in w3.commands(op) {
                     w3.apply(&cmd, *dt);
                 }
             }
