@@ -260,11 +260,9 @@ impl Groups {
         self.deadlines.insert((m.deadline_ms(), group.to_string(), member_id.clone()));
         g.members.insert(member_id.clone(), m);
         let rb = g.rebalance(group, RebalanceReason::Join, catalog);
-        let reply = g.members.get(&member_id).map(|m| g.member_reply(&member_id, m));
-        match reply {
-            Some(r) => ok(Reply::Member(r), vec![rb]),
-            None => unreachable!("member inserted above"),
-        }
+        // The member was inserted above; `unknown_member` is unreachable.
+        let Some(m) = g.members.get(&member_id) else { return GroupOutcome::err(GroupCode::UnknownMember) };
+        ok(Reply::Member(g.member_reply(&member_id, m)), vec![rb])
     }
 
     fn heartbeat(&mut self, group: &str, member_id: &str) -> GroupOutcome {
