@@ -1,0 +1,3 @@
+//! Placeholder (the bench comes next).
+
+fn main() {}
