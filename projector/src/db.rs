@@ -303,11 +303,8 @@ pub(crate) async fn write_rows<'e>(
             }
         }
     }
-    if !created.is_empty() {
-        write_created(tx, &created).await?;
-    }
-    if !states.is_empty() {
-        write_states(tx, &states).await?;
+    if !created.is_empty() || !states.is_empty() {
+        write_accounts(tx, &created, &states).await?;
     }
     if !transfers.is_empty() {
         write_transfers(tx, &transfers).await?;
@@ -315,85 +312,109 @@ pub(crate) async fn write_rows<'e>(
     Ok(())
 }
 
-async fn write_created(
+/// One statement for every account row of the batch (creation columns and
+/// balance columns merged per id), in id order: two transactions touching
+/// the same accounts lock them in the same order, so they cannot deadlock.
+async fn write_accounts(
     tx: &mut Transaction<'_, Postgres>,
     created: &BTreeMap<&str, &AccountCreatedJson>,
+    states: &BTreeMap<&str, &AccountStateJson>,
 ) -> Result<(), Error> {
-    let n = created.len();
-    let (mut ids, mut cur, mut od, mut md, mut idx, mut ms) = (
-        Vec::with_capacity(n),
+    let mut ids: Vec<&str> = created.keys().chain(states.keys()).copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let n = ids.len();
+    let (mut cur, mut od, mut md, mut cidx, mut cms) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for a in created.values() {
-        ids.push(a.id.as_str());
-        cur.push(a.currency.as_str());
-        od.push(a.allow_overdraft);
-        md.push(a.metadata.get());
-        idx.push(i64_of("index", a.index)?);
-        ms.push(i64_of("timestamp_ms", a.timestamp_ms)?);
+    let mut cols: [Vec<Option<String>>; 6] = Default::default();
+    let mut ui = Vec::with_capacity(n);
+    let mut ver = Vec::with_capacity(n);
+    for id in &ids {
+        match created.get(id) {
+            Some(a) => {
+                cur.push(Some(a.currency.as_str()));
+                od.push(Some(a.allow_overdraft));
+                md.push(Some(a.metadata.get()));
+                cidx.push(Some(i64_of("index", a.index)?));
+                cms.push(Some(i64_of("timestamp_ms", a.timestamp_ms)?));
+            }
+            None => {
+                cur.push(None);
+                od.push(None);
+                md.push(None);
+                cidx.push(None);
+                cms.push(None);
+            }
+        }
+        match states.get(id) {
+            Some(s) => {
+                cols[0].push(Some(s.debits_posted.to_string()));
+                cols[1].push(Some(s.credits_posted.to_string()));
+                cols[2].push(Some(s.debits_pending.to_string()));
+                cols[3].push(Some(s.credits_pending.to_string()));
+                cols[4].push(Some(s.balance.to_string()));
+                cols[5].push(Some(s.available.to_string()));
+                ui.push(i64_of("updated_index", s.updated_index)?);
+                ver.push(i64_of("version", s.version)?);
+            }
+            None => {
+                for c in &mut cols {
+                    c.push(None);
+                }
+                ui.push(0);
+                ver.push(0);
+            }
+        }
     }
+    let [dp, cp, dq, cq, bal, av] = cols;
+    // Numbers travel as text and are cast to numeric: exact for all of u128
+    // and i128 without a big-decimal dependency. A row without balance
+    // state has version 0, which never overwrites stored balances; a row
+    // without creation data never overwrites stored creation data.
     sqlx::query(
-        "INSERT INTO accounts AS a (id, currency, allow_overdraft, metadata, created_index, created_at) \
-         SELECT id, currency, od, md::jsonb, idx, timestamptz 'epoch' + ms * interval '1 millisecond' \
-         FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::int8[], $6::int8[]) \
-              AS u(id, currency, od, md, idx, ms) \
+        "INSERT INTO accounts AS a (id, currency, allow_overdraft, metadata, created_index, created_at, \
+             debits_posted, credits_posted, debits_pending, credits_pending, balance, available, updated_index, \
+             version) \
+         SELECT id, cur, od, md::jsonb, cidx, timestamptz 'epoch' + cms * interval '1 millisecond', \
+             COALESCE(dp, '0')::numeric, COALESCE(cp, '0')::numeric, COALESCE(dq, '0')::numeric, \
+             COALESCE(cq, '0')::numeric, COALESCE(bal, '0')::numeric, COALESCE(av, '0')::numeric, ui, ver \
+         FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::int8[], $6::int8[], $7::text[], \
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::int8[]) \
+              AS u(id, cur, od, md, cidx, cms, dp, cp, dq, cq, bal, av, ui, ver) \
          ORDER BY id \
-         ON CONFLICT (id) DO UPDATE SET currency = excluded.currency, allow_overdraft = excluded.allow_overdraft, \
-             metadata = excluded.metadata, created_index = excluded.created_index, created_at = excluded.created_at \
-         WHERE a.created_index IS NULL",
+         ON CONFLICT (id) DO UPDATE SET \
+             currency = CASE WHEN a.created_index IS NULL THEN excluded.currency ELSE a.currency END, \
+             allow_overdraft = CASE WHEN a.created_index IS NULL THEN excluded.allow_overdraft \
+                 ELSE a.allow_overdraft END, \
+             metadata = CASE WHEN a.created_index IS NULL THEN excluded.metadata ELSE a.metadata END, \
+             created_at = CASE WHEN a.created_index IS NULL THEN excluded.created_at ELSE a.created_at END, \
+             created_index = COALESCE(a.created_index, excluded.created_index), \
+             debits_posted = CASE WHEN excluded.version > a.version THEN excluded.debits_posted \
+                 ELSE a.debits_posted END, \
+             credits_posted = CASE WHEN excluded.version > a.version THEN excluded.credits_posted \
+                 ELSE a.credits_posted END, \
+             debits_pending = CASE WHEN excluded.version > a.version THEN excluded.debits_pending \
+                 ELSE a.debits_pending END, \
+             credits_pending = CASE WHEN excluded.version > a.version THEN excluded.credits_pending \
+                 ELSE a.credits_pending END, \
+             balance = CASE WHEN excluded.version > a.version THEN excluded.balance ELSE a.balance END, \
+             available = CASE WHEN excluded.version > a.version THEN excluded.available ELSE a.available END, \
+             updated_index = CASE WHEN excluded.version > a.version THEN excluded.updated_index \
+                 ELSE a.updated_index END, \
+             version = GREATEST(a.version, excluded.version) \
+         WHERE (a.created_index IS NULL AND excluded.created_index IS NOT NULL) OR excluded.version > a.version",
     )
     .bind(ids)
     .bind(cur)
     .bind(od)
     .bind(md)
-    .bind(idx)
-    .bind(ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn write_states(
-    tx: &mut Transaction<'_, Postgres>,
-    states: &BTreeMap<&str, &AccountStateJson>,
-) -> Result<(), Error> {
-    let n = states.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut cols: [Vec<String>; 6] = Default::default();
-    let mut ui = Vec::with_capacity(n);
-    let mut ver = Vec::with_capacity(n);
-    for s in states.values() {
-        ids.push(s.id.as_str());
-        cols[0].push(s.debits_posted.to_string());
-        cols[1].push(s.credits_posted.to_string());
-        cols[2].push(s.debits_pending.to_string());
-        cols[3].push(s.credits_pending.to_string());
-        cols[4].push(s.balance.to_string());
-        cols[5].push(s.available.to_string());
-        ui.push(i64_of("updated_index", s.updated_index)?);
-        ver.push(i64_of("version", s.version)?);
-    }
-    let [dp, cp, dq, cq, bal, av] = cols;
-    // Numbers travel as text and are cast to numeric: exact for all of u128
-    // and i128 without a big-decimal dependency.
-    sqlx::query(
-        "INSERT INTO accounts AS a (id, debits_posted, credits_posted, debits_pending, credits_pending, balance, \
-             available, updated_index, version) \
-         SELECT id, dp::numeric, cp::numeric, dq::numeric, cq::numeric, bal::numeric, av::numeric, ui, ver \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                     $8::int8[], $9::int8[]) AS u(id, dp, cp, dq, cq, bal, av, ui, ver) \
-         ORDER BY id \
-         ON CONFLICT (id) DO UPDATE SET debits_posted = excluded.debits_posted, \
-             credits_posted = excluded.credits_posted, debits_pending = excluded.debits_pending, \
-             credits_pending = excluded.credits_pending, balance = excluded.balance, \
-             available = excluded.available, updated_index = excluded.updated_index, version = excluded.version \
-         WHERE a.version < excluded.version",
-    )
-    .bind(ids)
+    .bind(cidx)
+    .bind(cms)
     .bind(dp)
     .bind(cp)
     .bind(dq)
