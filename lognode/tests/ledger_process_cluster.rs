@@ -33,6 +33,9 @@ const FUNDING: u64 = 1_000_000;
 const ATTEMPTS_MAX: usize = 100;
 /// The whole transfer phase must finish within this.
 const PHASE_DEADLINE: Duration = Duration::from_secs(90);
+/// One partition's records: (offset, value).
+type Partition = Vec<(u64, Vec<u8>)>;
+
 /// Partitions of the built-in ledger topic.
 const LEDGER_PARTITIONS: u32 = 8;
 
@@ -249,7 +252,7 @@ async fn ledger_on_processes_survives_kill9_of_the_leader_exactly_once() {
 
     // Ledger events: contiguous per partition, in log order, identical on every node; one event per
     // account and per transfer (so none duplicated by the retries or the replay after the kill).
-    let mut reference: Option<Vec<Vec<(u64, Vec<u8>)>>> = None;
+    let mut reference: Option<Vec<Partition>> = None;
     for a in &addrs {
         let mut parts = Vec::new();
         for p in 0..LEDGER_PARTITIONS {
