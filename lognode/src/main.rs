@@ -1,11 +1,29 @@
 //! `lognode` binary: parse the configuration, start the node, stop gracefully on SIGTERM/SIGINT.
 
+use std::time::Duration;
+
 use clap::Parser;
 use lognode::config::Config;
 use tracing::{error, info};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Longest wait, once the node has stopped, for leftover tasks (a blocking read, a stream being
+/// torn down) before the process exits anyway. Everything acknowledged is already on disk.
+const RUNTIME_SHUTDOWN_MAX: Duration = Duration::from_secs(5);
+
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lognode: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(run());
+    rt.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
+    code
+}
+
+async fn run() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,openraft=warn,memberlist_core::broadcast=off")
