@@ -74,6 +74,25 @@ pub enum Request {
         /// The command.
         command: ledger_core::Command,
     },
+    /// Several produce requests gathered by the leader into one entry, so concurrent producers
+    /// share one Raft round (and one fsync per node). Applied in order, each like `Produce`.
+    ProduceMany {
+        /// Set by the leader (ms since the Unix epoch), for every item.
+        timestamp_ms: i64,
+        /// The gathered requests.
+        items: Vec<ProduceItem>,
+    },
+}
+
+/// One produce request inside [`Request::ProduceMany`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceItem {
+    /// Topic name.
+    pub topic: String,
+    /// Partition, chosen by the leader.
+    pub partition: u32,
+    /// The records.
+    pub records: Vec<RecordData>,
 }
 
 /// Why the state machine refused a command (deterministically, on every node).
@@ -120,6 +139,8 @@ pub enum Response {
     Rejected(Rejection),
     /// What the ledger decided for a [`Request::Ledger`] command.
     Ledger(ledger_core::Outcome),
+    /// One response per item of a `ProduceMany`, in order (`Produced` or `Rejected`).
+    ProducedMany(Vec<Response>),
 }
 
 /// Encodes a value with lognode's binary codec (bincode 1.x).

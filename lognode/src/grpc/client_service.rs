@@ -26,6 +26,7 @@ use tracing::debug;
 
 use crate::discovery::{Discovery, MemberKind};
 use crate::grpc::CLIENT_MESSAGE_MAX;
+use crate::grpc::batcher::ProduceBatcher;
 use crate::store::StateMachineStore;
 use crate::store::TOPIC_LEDGER;
 use crate::store::state_machine::{ReadError, ReadResult, check_topic, key_hash};
@@ -73,6 +74,8 @@ pub struct ClientService {
     pub shutdown: watch::Receiver<bool>,
     /// Round robin for records without key and partition.
     pub round_robin: Arc<AtomicU64>,
+    /// Gathers concurrent produce requests into shared Raft entries.
+    pub produce: ProduceBatcher,
 }
 
 fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
@@ -90,7 +93,8 @@ fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
     }
 }
 
-fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
+/// The not-leader status for openraft's forward-to-leader error.
+pub(crate) fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
     not_leader(f.leader_id, f.leader_node.as_ref())
 }
 
@@ -110,7 +114,8 @@ fn read_error(e: ReadError) -> Status {
     }
 }
 
-fn now_ms() -> i64 {
+/// The leader's wall clock, for the timestamps it puts into entries.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -186,7 +191,6 @@ impl ClientService {
             }
             None => u32::try_from(key_hash(&records[0].key) % u64::from(partitions)).unwrap_or(0),
         };
-        let timestamp_ms = now_ms();
         let records = records
             .into_iter()
             .map(|r| RecordData {
@@ -195,13 +199,12 @@ impl ClientService {
                 headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
             })
             .collect();
-        let cmd = Cmd::Produce { topic: topic.clone(), partition, timestamp_ms, records };
-        match self.write(cmd).await? {
-            (CmdResponse::Produced { base_offset, count }, log_index) => {
+        match self.produce.produce(topic.clone(), partition, records).await? {
+            (CmdResponse::Produced { base_offset, count }, log_index, timestamp_ms) => {
                 Ok(ProduceResponse { topic, partition, base_offset, count, log_index, timestamp_ms })
             }
-            (CmdResponse::Rejected(r), _) => Err(rejection(r)),
-            (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
+            (CmdResponse::Rejected(r), _, _) => Err(rejection(r)),
+            (other, _, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
         }
     }
 

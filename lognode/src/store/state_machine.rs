@@ -77,6 +77,8 @@ pub struct Run {
     pub log_index: u64,
     /// Records in the entry.
     pub count: u32,
+    /// Position of the request inside a `ProduceMany` entry (0 otherwise).
+    pub item: u32,
 }
 
 /// One partition's offset map.
@@ -144,31 +146,8 @@ impl State {
     /// `events`, at indexes `next_event_seq..` as it was before the call.
     pub fn apply(&mut self, log_index: u64, req: &Request, events: &mut Vec<Vec<u8>>) -> Response {
         match req {
-            Request::Produce { topic, .. } if topic == TOPIC_LEDGER => {
-                Response::Rejected(Rejection::Invalid(format!("topic {TOPIC_LEDGER:?} is written by the ledger only")))
-            }
             Request::Produce { topic, partition, records, .. } => {
-                let Some(t) = self.topics.get_mut(topic) else {
-                    return Response::Rejected(Rejection::UnknownTopic(topic.clone()));
-                };
-                let n = t.partitions.len();
-                let Some(p) = t.partitions.get_mut(*partition as usize) else {
-                    return Response::Rejected(Rejection::UnknownPartition {
-                        topic: topic.clone(),
-                        partition: *partition,
-                        partitions: u32::try_from(n).unwrap_or(u32::MAX),
-                    });
-                };
-                let Ok(count) = u32::try_from(records.len()) else {
-                    return Response::Rejected(Rejection::Invalid("too many records".into()));
-                };
-                if count == 0 {
-                    return Response::Rejected(Rejection::Invalid("no records".into()));
-                }
-                let base = p.end_offset;
-                p.runs.push(Run { first_offset: base, log_index, count });
-                p.end_offset += u64::from(count);
-                Response::Produced { base_offset: base, count }
+                self.apply_produce(log_index, 0, topic, *partition, records)
             }
             Request::CreateTopic { name, partitions } => {
                 if let Err(e) = check_topic(name, *partitions) {
@@ -191,7 +170,54 @@ impl State {
                 self.publish(log_index, *timestamp_ms, &evs, events);
                 Response::Ledger(outcome)
             }
+            Request::ProduceMany { items, .. } => Response::ProducedMany(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, it)| {
+                        let item = u32::try_from(i).unwrap_or(u32::MAX);
+                        self.apply_produce(log_index, item, &it.topic, it.partition, &it.records)
+                    })
+                    .collect(),
+            ),
         }
+    }
+
+    /// Appends one request's records to a partition: they get contiguous offsets.
+    fn apply_produce(
+        &mut self,
+        log_index: u64,
+        item: u32,
+        topic: &str,
+        partition: u32,
+        records: &[RecordData],
+    ) -> Response {
+        if topic == TOPIC_LEDGER {
+            return Response::Rejected(Rejection::Invalid(format!(
+                "topic {TOPIC_LEDGER:?} is written by the ledger only"
+            )));
+        }
+        let Some(t) = self.topics.get_mut(topic) else {
+            return Response::Rejected(Rejection::UnknownTopic(topic.to_string()));
+        };
+        let n = t.partitions.len();
+        let Some(p) = t.partitions.get_mut(partition as usize) else {
+            return Response::Rejected(Rejection::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+                partitions: u32::try_from(n).unwrap_or(u32::MAX),
+            });
+        };
+        let Ok(count) = u32::try_from(records.len()) else {
+            return Response::Rejected(Rejection::Invalid("too many records".into()));
+        };
+        if count == 0 {
+            return Response::Rejected(Rejection::Invalid("no records".into()));
+        }
+        let base = p.end_offset;
+        p.runs.push(Run { first_offset: base, log_index, count, item });
+        p.end_offset += u64::from(count);
+        Response::Produced { base_offset: base, count }
     }
 
     /// Appends ledger events to [`TOPIC_LEDGER`]: partition = `key_hash(partition key) %
@@ -221,7 +247,7 @@ impl State {
                     return;
                 }
                 let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-                part.runs.push(Run { first_offset: part.end_offset, log_index: *seq, count });
+                part.runs.push(Run { first_offset: part.end_offset, log_index: *seq, count, item: 0 });
                 part.end_offset += u64::from(count);
                 *seq += 1;
                 out.push(encode(&EventBatch { log_index, timestamp_ms, records: std::mem::take(chunk) }));
@@ -498,10 +524,18 @@ impl StateMachineStore {
                 (b.records, i64::try_from(b.timestamp_ms).unwrap_or(i64::MAX), b.log_index)
             } else {
                 let entry: Entry = decode(&bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
-                let EntryPayload::Normal(Request::Produce { records, timestamp_ms, .. }) = entry.payload else {
-                    return Err(ReadError::Log(format!("entry {} holds no records", run.log_index)));
-                };
-                (records, timestamp_ms, run.log_index)
+                match entry.payload {
+                    EntryPayload::Normal(Request::Produce { records, timestamp_ms, .. }) => {
+                        (records, timestamp_ms, run.log_index)
+                    }
+                    EntryPayload::Normal(Request::ProduceMany { mut items, timestamp_ms }) => {
+                        let Some(it) = items.get_mut(run.item as usize) else {
+                            return Err(ReadError::Log(format!("entry {} has no item {}", run.log_index, run.item)));
+                        };
+                        (std::mem::take(&mut it.records), timestamp_ms, run.log_index)
+                    }
+                    _ => return Err(ReadError::Log(format!("entry {} holds no records", run.log_index))),
+                }
             };
             let skip = offset.saturating_sub(run.first_offset);
             for (pos, record) in records.into_iter().enumerate().skip(usize::try_from(skip).unwrap_or(usize::MAX)) {
@@ -703,6 +737,35 @@ mod tests {
     }
 
     #[test]
+    fn a_gathered_produce_entry_gives_each_request_its_own_offsets_and_result() {
+        let mut s = State::initial();
+        let ev = &mut Vec::new();
+        s.apply(1, &Request::CreateTopic { name: "t".into(), partitions: 2 }, ev);
+        let item = |topic: &str, partition, n: usize| crate::types::ProduceItem {
+            topic: topic.into(),
+            partition,
+            records: (0..n).map(|i| RecordData { key: vec![], value: vec![i as u8], headers: vec![] }).collect(),
+        };
+        let many = Request::ProduceMany {
+            timestamp_ms: 7,
+            items: vec![item("t", 0, 2), item("nope", 0, 1), item("t", 0, 3), item("t", 1, 1)],
+        };
+        let Response::ProducedMany(rs) = s.apply(4, &many, ev) else { panic!("not a ProducedMany") };
+        assert_eq!(rs[0], Response::Produced { base_offset: 0, count: 2 });
+        assert!(matches!(rs[1], Response::Rejected(Rejection::UnknownTopic(_))), "one bad item fails alone");
+        assert_eq!(rs[2], Response::Produced { base_offset: 2, count: 3 });
+        assert_eq!(rs[3], Response::Produced { base_offset: 0, count: 1 });
+        assert_eq!(
+            s.topics["t"].partitions[0].runs,
+            vec![
+                Run { first_offset: 0, log_index: 4, count: 2, item: 0 },
+                Run { first_offset: 2, log_index: 4, count: 3, item: 2 }
+            ]
+        );
+        assert_eq!(s.topics["t"].partitions[1].runs, vec![Run { first_offset: 0, log_index: 4, count: 1, item: 3 }]);
+    }
+
+    #[test]
     fn apply_assigns_contiguous_offsets_as_runs_and_rejects_deterministically() {
         let mut s = State::initial();
         assert_eq!(s.topics[TOPIC_LEDGER].partitions.len(), TOPIC_LEDGER_PARTITIONS as usize);
@@ -717,7 +780,10 @@ mod tests {
         assert_eq!(p.end_offset, 5);
         assert_eq!(
             p.runs,
-            vec![Run { first_offset: 0, log_index: 5, count: 2 }, Run { first_offset: 2, log_index: 9, count: 3 }]
+            vec![
+                Run { first_offset: 0, log_index: 5, count: 2, item: 0 },
+                Run { first_offset: 2, log_index: 9, count: 3, item: 0 }
+            ]
         );
         assert!(matches!(s.apply(10, &produce("nope", 0, 1), ev), Response::Rejected(Rejection::UnknownTopic(_))));
         assert!(matches!(s.apply(11, &produce(t, 99, 1), ev), Response::Rejected(Rejection::UnknownPartition { .. })));
