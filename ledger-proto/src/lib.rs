@@ -2,18 +2,21 @@
 //!
 //! - [`raft`]: the Raft transport between lognodes (`ledger.raft.v1.Raft`).
 //! - [`ledger`]: the client API (`ledger.v1.Ledger`).
-
-#![allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+//! - [`convert`]: ledger-core types ⇄ `ledger.v1` messages.
 
 /// `ledger.raft.v1`: Raft transport.
+#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
 pub mod raft {
     tonic::include_proto!("ledger.raft.v1");
 }
 
 /// `ledger.v1`: the client API.
+#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
 pub mod ledger {
     tonic::include_proto!("ledger.v1");
 }
+
+pub mod convert;
 
 /// gRPC metadata key naming the leader's node id on a not-leader error.
 pub const LEADER_ID_METADATA: &str = "ledger-leader-id";

@@ -8,9 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ledger_proto::ledger::ledger_client::LedgerClient;
 use ledger_proto::ledger::ledger_server::Ledger;
 use ledger_proto::ledger::{
-    ClusterStatusRequest, ClusterStatusResponse, ConsumeRequest, ConsumeResponse, ConsumedRecord, CreateTopicRequest,
-    CreateTopicResponse, Header, ListTopicsRequest, ListTopicsResponse, NodeStatus, PartitionInfo, ProduceBatchRequest,
-    ProduceRequest, ProduceResponse, ReadOptions, Record, RemoveNodeRequest, RemoveNodeResponse, Role, TopicInfo,
+    AccountTransfersRequest, AccountTransfersResponse, ClusterStatusRequest, ClusterStatusResponse, ConsumeRequest,
+    ConsumeResponse, ConsumedRecord, CreateTopicRequest, CreateTopicResponse, GetAccountRequest, GetAccountResponse,
+    GetTransferRequest, GetTransferResponse, Header, ListTopicsRequest, ListTopicsResponse, NodeStatus, PartitionInfo,
+    ProduceBatchRequest, ProduceRequest, ProduceResponse, ReadOptions, Record, RemoveNodeRequest, RemoveNodeResponse,
+    Role, SubmitRequest, SubmitResponse, TopicInfo,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -498,5 +500,27 @@ impl Ledger for ClientService {
             Ok(Err(RaftError::APIError(e))) => Err(Status::failed_precondition(e.to_string())),
             Ok(Err(RaftError::Fatal(e))) => Err(Status::unavailable(format!("raft stopped: {e}"))),
         }
+    }
+
+    async fn submit(&self, _request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
+        Err(Status::unimplemented("Submit: not implemented yet"))
+    }
+
+    async fn get_account(&self, _request: Request<GetAccountRequest>) -> Result<Response<GetAccountResponse>, Status> {
+        Err(Status::unimplemented("GetAccount: not implemented yet"))
+    }
+
+    async fn get_transfer(
+        &self,
+        _request: Request<GetTransferRequest>,
+    ) -> Result<Response<GetTransferResponse>, Status> {
+        Err(Status::unimplemented("GetTransfer: not implemented yet"))
+    }
+
+    async fn account_transfers(
+        &self,
+        _request: Request<AccountTransfersRequest>,
+    ) -> Result<Response<AccountTransfersResponse>, Status> {
+        Err(Status::unimplemented("AccountTransfers: not implemented yet"))
     }
 }
