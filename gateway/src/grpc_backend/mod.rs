@@ -26,9 +26,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ledger_core::{AccountView, Command, HistoryFrom, HistoryPage, Outcome, TransferView};
 use ledger_discovery::Discovery;
+use ledger_proto::convert;
 use ledger_proto::ledger::{
-    ClusterStatusRequest, ConsumeRequest, ConsumeResponse, CreateTopicRequest, Header, ListTopicsRequest,
-    ProduceBatchRequest, Record, RemoveNodeRequest, Role,
+    AccountTransfersRequest, ClusterStatusRequest, ConsumeRequest, ConsumeResponse, CreateTopicRequest,
+    GetAccountRequest, GetTransferRequest, Header, ListTopicsRequest, ProduceBatchRequest, Record, RemoveNodeRequest,
+    Role,
 };
 
 pub use self::nodes::{
@@ -74,6 +76,10 @@ impl Drop for GrpcBackend {
     fn drop(&mut self) {
         self.prober.abort();
     }
+}
+
+fn bad_answer(e: convert::ConvertError) -> BackendError {
+    BackendError::Internal(format!("a lognode answered a message that does not convert: {e}"))
 }
 
 fn headers_out(h: Vec<(String, String)>) -> Vec<Header> {
@@ -143,6 +149,23 @@ impl GrpcBackend {
         cache.get(topic).copied().ok_or_else(|| BackendError::NotFound(Missing::Topic, format!("no topic '{topic}'")))
     }
 
+    async fn get_account(
+        &self,
+        id: &str,
+        as_of_index: Option<u64>,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Option<AccountView>>> {
+        let r = self
+            .nodes
+            .read_call(read, |mut c, opts| {
+                let req = GetAccountRequest { id: id.to_owned(), as_of_index, read: Some(opts) };
+                async move { Ok(c.get_account(req).await?.into_inner()) }
+            })
+            .await?;
+        let value = r.account.map(convert::account_from_proto).transpose().map_err(bad_answer)?;
+        Ok(Read { value, applied_index: r.applied_index })
+    }
+
     /// The leader's applied index (for an idempotent replay that has no index of its own).
     async fn leader_applied(&self) -> BackendResult<u64> {
         self.nodes
@@ -156,35 +179,69 @@ impl GrpcBackend {
 
 #[async_trait]
 impl LedgerBackend for GrpcBackend {
-    async fn submit(&self, _cmd: Command) -> BackendResult<Applied<Outcome>> {
-        Err(BackendError::Internal("the ledger RPCs are not wired yet".to_owned()))
+    /// To the leader; retried on not-leader/no-leader/lost connections within the budget: every
+    /// command carries its ids, so a resubmission answers `exists` with the original decision
+    /// (the client then sees a replay of its own first attempt).
+    async fn submit(&self, cmd: Command) -> BackendResult<Applied<Outcome>> {
+        let req = convert::command_to_proto(&cmd);
+        let resp = self
+            .nodes
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.submit(req).await?.into_inner()) }
+            })
+            .await?;
+        let outcome = resp.outcome.ok_or_else(|| BackendError::Internal("Submit answered no outcome".to_owned()))?;
+        let value = convert::outcome_from_proto(outcome).map_err(bad_answer)?;
+        Ok(Applied { value, index: resp.log_index })
     }
 
-    async fn account(&self, _id: &str, _read: ReadConsistency) -> BackendResult<Read<Option<AccountView>>> {
-        Err(BackendError::Internal("the ledger RPCs are not wired yet".to_owned()))
+    async fn account(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<AccountView>>> {
+        self.get_account(id, None, read).await
     }
 
     async fn account_as_of(
         &self,
-        _id: &str,
-        _index: u64,
-        _read: ReadConsistency,
+        id: &str,
+        index: u64,
+        read: ReadConsistency,
     ) -> BackendResult<Read<Option<AccountView>>> {
-        Err(BackendError::Internal("the ledger RPCs are not wired yet".to_owned()))
+        self.get_account(id, Some(index), read).await
     }
 
-    async fn transfer(&self, _id: &str, _read: ReadConsistency) -> BackendResult<Read<Option<TransferView>>> {
-        Err(BackendError::Internal("the ledger RPCs are not wired yet".to_owned()))
+    async fn transfer(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<TransferView>>> {
+        let r = self
+            .nodes
+            .read_call(read, |mut c, opts| {
+                let req = GetTransferRequest { id: id.to_owned(), read: Some(opts) };
+                async move { Ok(c.get_transfer(req).await?.into_inner()) }
+            })
+            .await?;
+        let value = r.transfer.map(convert::transfer_from_proto).transpose().map_err(bad_answer)?;
+        Ok(Read { value, applied_index: r.applied_index })
     }
 
     async fn account_transfers(
         &self,
-        _id: &str,
-        _from: HistoryFrom,
-        _limit: u32,
-        _read: ReadConsistency,
+        id: &str,
+        from: HistoryFrom,
+        limit: u32,
+        read: ReadConsistency,
     ) -> BackendResult<Read<Option<HistoryPage>>> {
-        Err(BackendError::Internal("the ledger RPCs are not wired yet".to_owned()))
+        let r = self
+            .nodes
+            .read_call(read, |mut c, opts| {
+                let req = AccountTransfersRequest {
+                    account_id: id.to_owned(),
+                    from: Some(convert::history_from_to_proto(from)),
+                    limit,
+                    read: Some(opts),
+                };
+                async move { Ok(c.account_transfers(req).await?.into_inner()) }
+            })
+            .await?;
+        let value = r.page.map(convert::history_page_from_proto).transpose().map_err(bad_answer)?;
+        Ok(Read { value, applied_index: r.applied_index })
     }
 
     async fn create_topic(&self, name: &str, partitions: u32) -> BackendResult<Applied<TopicCreated>> {
