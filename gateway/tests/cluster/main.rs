@@ -3,5 +3,6 @@
 //! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
 
 mod failover;
+mod ledger;
 mod support;
 mod topics;
