@@ -190,10 +190,14 @@ impl Gossip {
                         next_join = tokio::time::Instant::now() + JOIN_RETRY_PAUSE;
                     }
                     let members = list.members().await;
+                    // memberlist 0.8.5 does not update the state inside a member's snapshot when
+                    // it leaves gracefully (it stays `Alive` there): `online_members` (not dead,
+                    // not left) is the authority on liveness.
+                    let online: Vec<SmolStr> = list.online_members().await.iter().map(|m| m.id().clone()).collect();
                     let mut out = Vec::with_capacity(members.len());
                     for m in members.iter() {
                         let Ok(meta) = decode::<MemberMeta>(m.meta()) else { continue };
-                        let alive = matches!(m.state(), State::Alive | State::Suspect);
+                        let alive = matches!(m.state(), State::Alive | State::Suspect) && online.contains(m.id());
                         out.push(Member { meta, alive });
                     }
                     *cache.lock().unwrap_or_else(|e| e.into_inner()) = out;

@@ -74,8 +74,10 @@ struct Node {
 }
 
 impl Node {
+    /// Gossip says alive (when there is gossip), the last probe answered, and no connection
+    /// failed in the last [`DOWN_FOR`].
     fn alive(&self, now: Instant) -> bool {
-        self.gossip_alive.unwrap_or(self.probe_ok) && self.down_until.is_none_or(|t| now >= t)
+        self.gossip_alive.unwrap_or(true) && self.probe_ok && self.down_until.is_none_or(|t| now >= t)
     }
 }
 

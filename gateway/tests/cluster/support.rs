@@ -267,6 +267,12 @@ impl Resp {
     }
 }
 
+/// Like [`request`] without a body, `None` when the connection fails.
+pub async fn try_request(addr: SocketAddr, method: &str, path: &str) -> Option<Resp> {
+    tokio::net::TcpStream::connect(addr).await.ok()?;
+    Some(request(addr, method, path, None).await)
+}
+
 /// Sends one request on a fresh connection to `addr`.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Resp {
     let fut = async {
@@ -318,3 +324,65 @@ impl TestGateway {
 
 /// The whole-cluster tests run one at a time (each starts 3 fsyncing processes on a small machine).
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The real `gateway` binary as a child process; killed on drop.
+pub struct GatewayProc {
+    pub addr: SocketAddr,
+    log: tempfile::NamedTempFile,
+    child: Option<Child>,
+}
+
+impl GatewayProc {
+    /// `gateway --join <seed> --gossip-addr <free> --gossip-profile local --listen <free>`.
+    pub fn start_join(seed: &str) -> GatewayProc {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let gossip = format!("127.0.0.1:{}", free_port());
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("LEDGER_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .args(["--listen", &addr.to_string(), "--join", seed, "--gossip-addr", &gossip])
+            .args(["--gossip-profile", "local"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("log"))
+            .spawn()
+            .expect("spawn gateway");
+        GatewayProc { addr, log, child: Some(child) }
+    }
+
+    /// SIGTERM, then wait (bounded); whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Its log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Cluster, SERIAL, gateway_gossip, wait_for, wait_for_voters};
+use ledger_proto::ledger::ClusterStatusRequest;
+use ledger_proto::ledger::ledger_client::LedgerClient;
+
+use crate::support::{Cluster, GatewayProc, SERIAL, gateway_gossip, wait_for, wait_for_voters};
 
 /// Reads on the spreading test.
 const SPREAD_READS: u64 = 40;
@@ -95,6 +98,9 @@ async fn topics_cluster_spreading_read_your_writes_and_readiness() {
     let metrics = String::from_utf8(gw.get("/metrics").await.expect(200, "metrics").body).expect("utf8");
     assert!(metrics.contains(&format!("gateway_backend_reads_total{{node=\"{}\"}}", followers[0])), "{metrics}");
 
+    // The real binary joins the gossip as a gateway member, serves, and leaves on SIGTERM.
+    real_binary_joins_serves_and_leaves(&cluster).await;
+
     // Admin removal of a follower through the leader.
     let victim = followers[1];
     let r = gw.post(&format!("/v1/cluster/nodes/{victim}/remove"), &json!({})).await.expect(200, "remove");
@@ -121,4 +127,36 @@ async fn topics_cluster_spreading_read_your_writes_and_readiness() {
     assert!(w.header("retry-after").is_some());
     gw.get("/healthz").await.expect(200, "healthz stays up");
     gw.backend.shutdown().await;
+}
+
+/// Whether lognode `grpc` sees the gateway member listening on `listen` alive (`None`: not listed).
+async fn gateway_member_alive(grpc: &str, listen: &str) -> Option<bool> {
+    let mut c = LedgerClient::connect(format!("http://{grpc}")).await.ok()?;
+    let s = c.cluster_status(ClusterStatusRequest { local_only: false }).await.ok()?.into_inner();
+    s.nodes.iter().find(|n| n.kind == "gateway" && n.grpc_addr == listen).map(|n| n.alive)
+}
+
+async fn real_binary_joins_serves_and_leaves(cluster: &Cluster) {
+    let mut gw = GatewayProc::start_join(&cluster.procs[1].gossip);
+    wait_for("the gateway binary to be ready", Duration::from_secs(20), || async {
+        let r = crate::support::try_request(gw.addr, "GET", "/readyz").await?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    let list = crate::support::request(gw.addr, "GET", "/v1/topics", None).await.expect(200, "binary: topics");
+    assert!(list.json()["topics"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "orders")));
+    let grpc = cluster.procs[0].grpc.clone();
+    let listen = gw.addr.to_string();
+    wait_for("lognodes to see the gateway member", Duration::from_secs(10), || async {
+        gateway_member_alive(&grpc, &listen).await.filter(|a| *a)
+    })
+    .await;
+    assert!(gw.terminate(), "the gateway binary did not exit cleanly on SIGTERM:\n{}", gw.log());
+    wait_for("the gateway member to leave the gossip", Duration::from_secs(10), || async {
+        match gateway_member_alive(&grpc, &listen).await {
+            Some(true) => None,
+            _ => Some(()),
+        }
+    })
+    .await;
 }
