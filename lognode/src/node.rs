@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ledger_proto::ledger::ledger_server::LedgerServer;
 use ledger_proto::raft::raft_server::RaftServer;
@@ -21,7 +21,7 @@ use crate::grpc::client_service::ClientService;
 use crate::grpc::raft_service::RaftService;
 use crate::network::{Network, RAFT_MESSAGE_MAX};
 use crate::store::{LogStore, StateMachineStore};
-use crate::types::{Node, Raft};
+use crate::types::{Node, Raft, Request, Response};
 
 /// Raft heartbeat interval.
 pub const HEARTBEAT_MS: u64 = 150;
@@ -39,6 +39,13 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 /// Longest wait at startup for the entries committed before a restart to be applied again.
 pub const STARTUP_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the leader checks for pending transfers whose deadline passed.
+pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
+/// Most time one `ExpirePending` proposal may take.
+pub const EXPIRY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most `ExpirePending` entries proposed in one tick (each expires up to
+/// `ledger_core::limits::EXPIRE_PER_ENTRY_MAX` transfers).
+pub const EXPIRY_ENTRIES_PER_TICK: usize = 8;
 /// Segment size of the log.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -55,6 +62,7 @@ pub struct NodeHandle {
     shutdown_tx: watch::Sender<bool>,
     server: JoinHandle<()>,
     manager: JoinHandle<()>,
+    expirer: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -80,7 +88,14 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         .map_err(|e| format!("open log: {e}"))?;
     info!(?recovery, "log opened");
     let log_store = LogStore::new(log.clone()).map_err(|e| format!("open log store: {e}"))?;
-    let sm = StateMachineStore::open(log).map_err(|e| format!("open state machine: {e}"))?;
+    // Node-local store of the ledger events (derived from applied entries, see the README).
+    let events_dir = cfg.data_dir.join("events");
+    let events_config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, ..Default::default() };
+    let (events, _) = tokio::task::spawn_blocking(move || logstore::Log::open(events_dir, events_config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("open events log: {e}"))?;
+    let sm = StateMachineStore::open(log, events).map_err(|e| format!("open state machine: {e}"))?;
 
     // Everything committed before a restart is applied again before any read is served, so a
     // node never answers with older data than it did before it stopped.
@@ -174,9 +189,10 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         sm.clone(),
         Arc::clone(&discovery),
         cfg.voters,
-        shutdown_rx,
+        shutdown_rx.clone(),
     ));
-    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, shutdown_tx, server, manager })
+    let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), shutdown_rx));
+    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, shutdown_tx, server, manager, expirer })
 }
 
 impl NodeHandle {
@@ -190,6 +206,7 @@ impl NodeHandle {
         }
         // The manager may wait on a membership change that cannot commit any more: stop it.
         self.manager.abort();
+        self.expirer.abort();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.discovery.shutdown()).await.is_err() {
             warn!("leaving gossip did not finish in time");
         }
@@ -276,6 +293,47 @@ async fn manage_membership(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => debug!(error = %e, "promotion failed; will retry"),
             Err(_) => debug!("promotion timed out; will retry"),
+        }
+    }
+}
+
+/// On the leader, proposes `ExpirePending { now_ms }` (the leader's clock, carried in the entry)
+/// when the earliest pending-transfer deadline is due. Followers never propose; every node applies
+/// the entry identically.
+async fn expire_pending(raft: Raft, sm: StateMachineStore, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        if raft.metrics().borrow().state != ServerState::Leader {
+            continue;
+        }
+        for _ in 0..EXPIRY_ENTRIES_PER_TICK {
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let (due, _) = sm.with_ledger(|l| l.next_expiry_ms().is_some_and(|at| at <= now_ms));
+            if !due {
+                break;
+            }
+            let req = Request::Ledger { timestamp_ms: now_ms, command: ledger_core::Command::ExpirePending { now_ms } };
+            match tokio::time::timeout(EXPIRY_WRITE_TIMEOUT, raft.client_write(req)).await {
+                Ok(Ok(r)) => {
+                    debug!(index = r.log_id.index, "proposed ExpirePending");
+                    if !matches!(r.data, Response::Ledger(ledger_core::Outcome::Expire(e)) if e.more_due) {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    debug!(error = %e, "ExpirePending failed; will retry");
+                    break;
+                }
+                Err(_) => {
+                    debug!("ExpirePending timed out; will retry");
+                    break;
+                }
+            }
         }
     }
 }

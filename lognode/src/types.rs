@@ -65,6 +65,15 @@ pub enum Request {
         /// The node.
         node_id: u64,
     },
+    /// A money-ledger command, applied by `ledger_core::Ledger::apply` with this entry's log index
+    /// and `timestamp_ms`.
+    Ledger {
+        /// Set by the leader before `client_write` (ms since the Unix epoch): the ledger's log time
+        /// comes from here, never from the applying node's clock.
+        timestamp_ms: u64,
+        /// The command.
+        command: ledger_core::Command,
+    },
 }
 
 /// Why the state machine refused a command (deterministically, on every node).
@@ -109,6 +118,8 @@ pub enum Response {
     NodeRemoved,
     /// Refused.
     Rejected(Rejection),
+    /// What the ledger decided for a [`Request::Ledger`] command.
+    Ledger(ledger_core::Outcome),
 }
 
 /// Encodes a value with lognode's binary codec (bincode 1.x).

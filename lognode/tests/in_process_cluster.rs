@@ -31,6 +31,9 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
     }
 }
 
+/// A user topic (clients cannot produce to the built-in `ledger` topic).
+const TOPIC: &str = "orders";
+
 fn record(v: &str) -> Record {
     Record { key: Vec::new(), value: v.as_bytes().to_vec(), headers: Vec::new() }
 }
@@ -57,14 +60,11 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
     assert_eq!(leader, 1, "the bootstrap node leads first");
 
     let mut c = client(&leader_addr);
+    c.create_topic(CreateTopicRequest { name: TOPIC.into(), partitions: 8 }).await.unwrap();
     let mut last_index = 0;
     for i in 0..20 {
         let r = c
-            .produce(ProduceRequest {
-                topic: "ledger".into(),
-                partition: Some(2),
-                record: Some(record(&format!("a{i}"))),
-            })
+            .produce(ProduceRequest { topic: TOPIC.into(), partition: Some(2), record: Some(record(&format!("a{i}"))) })
             .await
             .unwrap()
             .into_inner();
@@ -75,13 +75,13 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
     // Replicated to every node, at the same offsets.
     let expect: Vec<(u64, Vec<u8>)> = (0..20).map(|i| (i, format!("a{i}").into_bytes())).collect();
     for a in &addrs {
-        assert_eq!(read_all(a, "ledger", 2, last_index).await, expect, "node {a}");
+        assert_eq!(read_all(a, TOPIC, 2, last_index).await, expect, "node {a}");
     }
 
     // A follower refuses writes and names the leader.
     let follower = addrs.iter().find(|a| **a != leader_addr).unwrap();
     let err = client(follower)
-        .produce(ProduceRequest { topic: "ledger".into(), partition: Some(2), record: Some(record("x")) })
+        .produce(ProduceRequest { topic: TOPIC.into(), partition: Some(2), record: Some(record("x")) })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -97,13 +97,13 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
     .await;
     assert!(new_leader == 2 || new_leader == 3);
     let r = client(&new_addr)
-        .produce(ProduceRequest { topic: "ledger".into(), partition: Some(2), record: Some(record("after")) })
+        .produce(ProduceRequest { topic: TOPIC.into(), partition: Some(2), record: Some(record("after")) })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.base_offset, 20, "offsets continue after the leader change");
     for a in &addrs[1..] {
-        let all = read_all(a, "ledger", 2, r.log_index).await;
+        let all = read_all(a, TOPIC, 2, r.log_index).await;
         assert_eq!(all.len(), 21);
         assert_eq!(all[20], (20, b"after".to_vec()));
     }
@@ -134,18 +134,22 @@ async fn bad_input_gets_clear_statuses_and_the_node_keeps_serving() {
     let node = start(cfg).await.unwrap();
     wait_for("a leader", Duration::from_secs(20), || leader_of(&addr, 1)).await;
     let mut c = client(&addr);
+    c.create_topic(CreateTopicRequest { name: TOPIC.into(), partitions: 8 }).await.unwrap();
+    // The built-in ledger topic is written by the ledger only.
+    let e = c.produce(ProduceRequest { topic: "ledger".into(), partition: None, record: Some(record("x")) }).await;
+    assert_eq!(e.unwrap_err().code(), Code::InvalidArgument);
 
     let big = Record { key: Vec::new(), value: vec![0u8; 2 * 1024 * 1024], headers: Vec::new() };
-    let e = c.produce(ProduceRequest { topic: "ledger".into(), partition: None, record: Some(big) }).await.unwrap_err();
+    let e = c.produce(ProduceRequest { topic: TOPIC.into(), partition: None, record: Some(big) }).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
 
-    let e = c.produce_batch(ProduceBatchRequest { topic: "ledger".into(), partition: None, records: vec![] }).await;
+    let e = c.produce_batch(ProduceBatchRequest { topic: TOPIC.into(), partition: None, records: vec![] }).await;
     assert_eq!(e.unwrap_err().code(), Code::InvalidArgument);
 
     let e = c.produce(ProduceRequest { topic: "nope".into(), partition: None, record: Some(record("x")) }).await;
     assert_eq!(e.unwrap_err().code(), Code::NotFound);
 
-    let e = c.produce(ProduceRequest { topic: "ledger".into(), partition: Some(99), record: Some(record("x")) }).await;
+    let e = c.produce(ProduceRequest { topic: TOPIC.into(), partition: Some(99), record: Some(record("x")) }).await;
     assert_eq!(e.unwrap_err().code(), Code::NotFound);
 
     let e = c.create_topic(CreateTopicRequest { name: "bad name!".into(), partitions: 1 }).await;

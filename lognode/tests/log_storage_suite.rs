@@ -12,9 +12,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
-        let (log, _) = logstore::Log::open(dir.path().join("log"), config).expect("open log");
+        let (log, _) = logstore::Log::open(dir.path().join("log"), config.clone()).expect("open log");
         let ls = LogStore::new(log.clone())?;
-        let sm = StateMachineStore::open(log)?;
+        let (events, _) = logstore::Log::open(dir.path().join("events"), config).expect("open events log");
+        let sm = StateMachineStore::open(log, events)?;
         Ok((dir, ls, sm))
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, client, leader_of, read_all, wait_for};
 use ledger_proto::LEADER_ADDR_METADATA;
-use ledger_proto::ledger::{ClusterStatusRequest, ProduceRequest, Record};
+use ledger_proto::ledger::{ClusterStatusRequest, CreateTopicRequest, ProduceRequest, Record};
 use tokio::sync::Mutex;
 use tonic::Code;
 
@@ -22,6 +22,8 @@ const RECORDS_PER_CLIENT: usize = 625;
 /// Attempts per record before the test fails.
 const ATTEMPTS_MAX: usize = 100;
 const PARTITIONS: u32 = 8;
+/// A user topic (clients cannot produce to the built-in `ledger` topic).
+const TOPIC: &str = "orders";
 /// The whole produce phase must finish within this.
 const PRODUCE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -42,7 +44,7 @@ async fn produce_one(
         let value = format!("{value_base}-a{attempt}").into_bytes();
         let addr = current.lock().await.clone();
         let req = ProduceRequest {
-            topic: "ledger".into(),
+            topic: TOPIC.into(),
             partition: Some(partition),
             record: Some(Record { key: Vec::new(), value: value.clone(), headers: Vec::new() }),
         };
@@ -100,6 +102,7 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
     let (leader_id, leader_addr) =
         wait_for("3 voters and a leader", Duration::from_secs(60), || leader_of(&addrs[0], 3)).await;
     assert_eq!(leader_id, 1);
+    client(&leader_addr).create_topic(CreateTopicRequest { name: TOPIC.into(), partitions: PARTITIONS }).await.unwrap();
     let mut procs = vec![n1, n2, n3];
 
     // Produce from concurrent clients; kill -9 the leader midway.
@@ -166,7 +169,7 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
             let refs: Vec<&Acked> = list.iter().collect();
             let mut reference: Option<Vec<(u64, Vec<u8>)>> = None;
             for a in &procs_addrs {
-                let records = read_all(a, "ledger", *p, max_index).await;
+                let records = read_all(a, TOPIC, *p, max_index).await;
                 check_partition(a, *p, &records, &refs);
                 match &reference {
                     None => reference = Some(records),
@@ -189,7 +192,7 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
     // And it accepts writes again.
     let r = client(&new_leader)
         .produce(ProduceRequest {
-            topic: "ledger".into(),
+            topic: TOPIC.into(),
             partition: Some(0),
             record: Some(Record { key: Vec::new(), value: b"after-restart".to_vec(), headers: Vec::new() }),
         })

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{client, free_port, leader_of, wait_for};
 use ledger_proto::ledger::{
-    ClusterStatusRequest, ConsumeRequest, ListTopicsRequest, ProduceBatchRequest, ProduceRequest, ReadOptions, Record,
-    Role,
+    ClusterStatusRequest, ConsumeRequest, CreateTopicRequest, ListTopicsRequest, ProduceBatchRequest, ProduceRequest,
+    ReadOptions, Record, Role,
 };
 use lognode::config::Config;
 use lognode::node::start;
@@ -17,6 +17,8 @@ use tonic::Code;
 
 const RETENTION: u64 = 20;
 const SNAPSHOT_EVERY: u64 = 50;
+/// A user topic (clients cannot produce to the built-in `ledger` topic).
+const TOPIC: &str = "orders";
 
 fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) -> Config {
     Config {
@@ -50,10 +52,18 @@ async fn retention_purges_and_a_new_learner_catches_up_by_snapshot() {
     let mut nodes = vec![start(c1).await.unwrap(), start(c2).await.unwrap(), start(c3).await.unwrap()];
     let (_, leader) = wait_for("3 voters", Duration::from_secs(30), || leader_of(&addrs[0], 3)).await;
     let mut c = client(&leader);
+    let created = c.create_topic(CreateTopicRequest { name: TOPIC.into(), partitions: 2 }).await.unwrap().into_inner();
+    let after_create = Some(ReadOptions { min_index: created.log_index, ..Default::default() });
 
     // A stream tailing partition 1 from a follower, started before anything is produced there.
     let mut stream = client(&addrs[1])
-        .consume_stream(ConsumeRequest { topic: "ledger".into(), partition: 1, offset: 0, max_records: 0, read: None })
+        .consume_stream(ConsumeRequest {
+            topic: TOPIC.into(),
+            partition: 1,
+            offset: 0,
+            max_records: 0,
+            read: after_create,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -63,7 +73,7 @@ async fn retention_purges_and_a_new_learner_catches_up_by_snapshot() {
     for i in 0..300u64 {
         let records = vec![rec(format!("r{}", 2 * i)), rec(format!("r{}", 2 * i + 1))];
         let r = c
-            .produce_batch(ProduceBatchRequest { topic: "ledger".into(), partition: Some(1), records })
+            .produce_batch(ProduceBatchRequest { topic: TOPIC.into(), partition: Some(1), records })
             .await
             .unwrap()
             .into_inner();
@@ -87,14 +97,14 @@ async fn retention_purges_and_a_new_learner_catches_up_by_snapshot() {
         let mut c = c.clone();
         async move {
             let t = c.list_topics(ListTopicsRequest { read: None }).await.ok()?.into_inner();
-            let p = &t.topics.iter().find(|t| t.name == "ledger")?.partitions[1];
+            let p = &t.topics.iter().find(|t| t.name == TOPIC)?.partitions[1];
             (p.log_start_offset > 0).then_some(p.log_start_offset)
         }
     })
     .await;
     assert!(start_offset < 600);
     let e = c
-        .consume(ConsumeRequest { topic: "ledger".into(), partition: 1, offset: 0, max_records: 1, read: None })
+        .consume(ConsumeRequest { topic: TOPIC.into(), partition: 1, offset: 0, max_records: 1, read: None })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
@@ -116,12 +126,12 @@ async fn retention_purges_and_a_new_learner_catches_up_by_snapshot() {
     assert!(!status.voter);
     let mut c4 = client(&a4);
     let t = c4.list_topics(ListTopicsRequest { read: Some(read) }).await.unwrap().into_inner();
-    let p = &t.topics.iter().find(|t| t.name == "ledger").unwrap().partitions[1];
+    let p = &t.topics.iter().find(|t| t.name == TOPIC).unwrap().partitions[1];
     assert_eq!(p.end_offset, 600, "node 4 has the full offset map");
     assert!(p.log_start_offset > 0, "node 4 got a snapshot, not the purged log");
     let r = c4
         .consume(ConsumeRequest {
-            topic: "ledger".into(),
+            topic: TOPIC.into(),
             partition: 1,
             offset: p.log_start_offset,
             max_records: 1000,
@@ -136,19 +146,13 @@ async fn retention_purges_and_a_new_learner_catches_up_by_snapshot() {
     }
     // And it keeps replicating new writes.
     let w = c
-        .produce(ProduceRequest { topic: "ledger".into(), partition: Some(1), record: Some(rec("new".into())) })
+        .produce(ProduceRequest { topic: TOPIC.into(), partition: Some(1), record: Some(rec("new".into())) })
         .await
         .unwrap()
         .into_inner();
     let read = ReadOptions { linearizable: false, min_index: w.log_index, wait_ms: 10_000 };
     let r = c4
-        .consume(ConsumeRequest {
-            topic: "ledger".into(),
-            partition: 1,
-            offset: 600,
-            max_records: 10,
-            read: Some(read),
-        })
+        .consume(ConsumeRequest { topic: TOPIC.into(), partition: 1, offset: 600, max_records: 10, read: Some(read) })
         .await
         .unwrap()
         .into_inner();

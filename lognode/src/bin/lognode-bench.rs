@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use ledger_proto::LEADER_ADDR_METADATA;
 use ledger_proto::ledger::ledger_client::LedgerClient;
-use ledger_proto::ledger::{ClusterStatusRequest, ProduceBatchRequest, ProduceRequest, Record};
+use ledger_proto::ledger::{ClusterStatusRequest, CreateTopicRequest, ProduceBatchRequest, ProduceRequest, Record};
 use tonic::transport::{Channel, Endpoint};
 
 /// Most calls one run makes, whatever its duration.
@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     value_bytes: usize,
     /// Topic.
-    #[arg(long, default_value = "ledger")]
+    #[arg(long, default_value = "bench")]
     topic: String,
 }
 
@@ -120,6 +120,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 async fn main() {
     let args = Args::parse();
     let addr = leader(&args.addr).await;
+    // Created with 8 partitions if missing (clients cannot produce to the built-in `ledger` topic).
+    let _ = connect(&addr).create_topic(CreateTopicRequest { name: args.topic.clone(), partitions: 8 }).await;
     let dur = Duration::from_secs(args.duration_secs);
     let mut kinds = vec![("produce".to_string(), 0usize)];
     if args.batch > 0 {

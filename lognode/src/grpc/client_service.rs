@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ledger_proto::convert;
 use ledger_proto::ledger::ledger_client::LedgerClient;
 use ledger_proto::ledger::ledger_server::Ledger;
 use ledger_proto::ledger::{
@@ -26,7 +27,8 @@ use tracing::debug;
 use crate::discovery::{Discovery, MemberKind};
 use crate::grpc::CLIENT_MESSAGE_MAX;
 use crate::store::StateMachineStore;
-use crate::store::state_machine::{ReadError, ReadResult, check_topic};
+use crate::store::TOPIC_LEDGER;
+use crate::store::state_machine::{ReadError, ReadResult, check_topic, key_hash};
 use crate::types::{Node, Raft, RecordData, Rejection, Request as Cmd, Response as CmdResponse};
 
 /// Largest record (key + value + headers).
@@ -47,6 +49,9 @@ pub const CONSUME_RECORDS_DEFAULT: usize = 100;
 pub const STREAM_BUFFER: usize = 16;
 /// Deadline of asking one peer for its status.
 pub const STATUS_PEER_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Most entries one AccountTransfers page returns (ledger-core's cap).
+pub const HISTORY_PAGE_MAX: usize = ledger_core::limits::HISTORY_PAGE_MAX;
 
 const _: () = assert!(BATCH_BYTES_MAX + 64 * 1024 <= CLIENT_MESSAGE_MAX);
 const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
@@ -109,9 +114,8 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// FNV-1a: a stable key hash for partitioning.
-fn key_hash(key: &[u8]) -> u64 {
-    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+fn now_ms_u64() -> u64 {
+    u64::try_from(now_ms()).unwrap_or(0)
 }
 
 fn record_size(r: &Record) -> usize {
@@ -147,6 +151,9 @@ impl ClientService {
         records: Vec<Record>,
     ) -> Result<ProduceResponse, Status> {
         self.check_leader()?;
+        if topic == TOPIC_LEDGER {
+            return Err(Status::invalid_argument(format!("topic {TOPIC_LEDGER:?} is written by the ledger only")));
+        }
         if records.is_empty() {
             return Err(Status::invalid_argument("no records"));
         }
@@ -193,6 +200,17 @@ impl ClientService {
             (CmdResponse::Produced { base_offset, count }, log_index) => {
                 Ok(ProduceResponse { topic, partition, base_offset, count, log_index, timestamp_ms })
             }
+            (CmdResponse::Rejected(r), _) => Err(rejection(r)),
+            (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    /// Replicates a ledger command with the leader's clock as its log time; returns the outcome,
+    /// the entry's log index and the timestamp.
+    async fn submit_command(&self, command: ledger_core::Command) -> Result<(ledger_core::Outcome, u64, u64), Status> {
+        let timestamp_ms = now_ms_u64();
+        match self.write(Cmd::Ledger { timestamp_ms, command }).await? {
+            (CmdResponse::Ledger(outcome), log_index) => Ok((outcome, log_index, timestamp_ms)),
             (CmdResponse::Rejected(r), _) => Err(rejection(r)),
             (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
         }
@@ -502,25 +520,59 @@ impl Ledger for ClientService {
         }
     }
 
-    async fn submit(&self, _request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
-        Err(Status::unimplemented("Submit: not implemented yet"))
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<SubmitResponse>, Status> {
+        let command =
+            convert::command_from_proto(request.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if matches!(command, ledger_core::Command::ExpirePending { .. }) {
+            return Err(Status::invalid_argument("ExpirePending is proposed by the leader only"));
+        }
+        self.check_leader()?;
+        let (outcome, log_index, timestamp_ms) = self.submit_command(command).await?;
+        Ok(Response::new(SubmitResponse {
+            outcome: Some(convert::outcome_to_proto(&outcome)),
+            log_index,
+            timestamp_ms,
+        }))
     }
 
-    async fn get_account(&self, _request: Request<GetAccountRequest>) -> Result<Response<GetAccountResponse>, Status> {
-        Err(Status::unimplemented("GetAccount: not implemented yet"))
+    async fn get_account(&self, request: Request<GetAccountRequest>) -> Result<Response<GetAccountResponse>, Status> {
+        let req = request.into_inner();
+        self.prepare_read(req.read.as_ref()).await?;
+        let (account, applied_index) = self.sm.with_ledger(|l| match req.as_of_index {
+            Some(i) => l.account_as_of(&req.id, i),
+            None => l.account(&req.id),
+        });
+        Ok(Response::new(GetAccountResponse {
+            account: account.as_ref().map(convert::account_to_proto),
+            applied_index,
+        }))
     }
 
     async fn get_transfer(
         &self,
-        _request: Request<GetTransferRequest>,
+        request: Request<GetTransferRequest>,
     ) -> Result<Response<GetTransferResponse>, Status> {
-        Err(Status::unimplemented("GetTransfer: not implemented yet"))
+        let req = request.into_inner();
+        self.prepare_read(req.read.as_ref()).await?;
+        let (transfer, applied_index) = self.sm.with_ledger(|l| l.transfer(&req.id));
+        Ok(Response::new(GetTransferResponse {
+            transfer: transfer.as_ref().map(convert::transfer_to_proto),
+            applied_index,
+        }))
     }
 
     async fn account_transfers(
         &self,
-        _request: Request<AccountTransfersRequest>,
+        request: Request<AccountTransfersRequest>,
     ) -> Result<Response<AccountTransfersResponse>, Status> {
-        Err(Status::unimplemented("AccountTransfers: not implemented yet"))
+        let req = request.into_inner();
+        self.prepare_read(req.read.as_ref()).await?;
+        let from = convert::history_from_from_proto(req.from);
+        let limit = if req.limit == 0 { HISTORY_PAGE_MAX } else { (req.limit as usize).min(HISTORY_PAGE_MAX) };
+        let (page, applied_index) = self.sm.with_ledger(|l| l.account_transfers(&req.account_id, from, limit));
+        Ok(Response::new(AccountTransfersResponse {
+            page: page.as_ref().map(convert::history_page_to_proto),
+            applied_index,
+        }))
     }
 }

@@ -4,6 +4,13 @@
 //!
 //! Deterministic: no wall clock, no randomness; the leader puts timestamps into the commands.
 //! Snapshots hold this state (never the records) and are stored with logstore's `write_atomic`.
+//!
+//! The money ledger (`ledger_core::Ledger`) is part of the state: `Request::Ledger` entries are
+//! applied by `Ledger::apply` with the entry's index and leader-assigned timestamp. The ledger
+//! events it returns are *derived* data: they are appended to a second, node-local logstore log
+//! (the events log, `<data-dir>/events`), one events-log record per (entry, partition) group, and
+//! the built-in [`TOPIC_LEDGER`] topic's runs point into it (for that topic `Run::log_index` is an
+//! events-log index, not a Raft index). See lognode/README.md, "Ledger events".
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -11,15 +18,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use ledger_core::{ApplyContext, Ledger, LedgerEvent};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tracing::error;
 
 use super::io_err;
-use crate::types::{Entry, LogId, Node, Rejection, Request, Response, StorageError, TypeConfig, decode, encode};
+use crate::types::{
+    Entry, LogId, Node, RecordData, Rejection, Request, Response, StorageError, TypeConfig, decode, encode,
+};
 
-/// The built-in topic that holds the money ledger's commands.
+/// The built-in topic that holds the money ledger's events (rule 9); clients cannot produce to it.
 pub const TOPIC_LEDGER: &str = "ledger";
 /// Partitions of [`TOPIC_LEDGER`].
 pub const TOPIC_LEDGER_PARTITIONS: u32 = 8;
@@ -36,11 +47,28 @@ const READ_UNWRITTEN_RETRIES: u32 = 200;
 /// Pause between those retries.
 const READ_UNWRITTEN_PAUSE: Duration = Duration::from_millis(5);
 
+/// Most ledger-event bytes (keys and values) in one events-log record; a partition's events of one
+/// entry that are larger are split over several records (runs).
+pub const EVENTS_RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Most events-log records queued by one `append_then` call.
+pub const EVENTS_APPEND_RECORDS_MAX: usize = 1024;
+/// Most bytes queued by one `append_then` call on the events log.
+pub const EVENTS_APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest wait, before writing a snapshot, for the events it covers to be durable.
+pub const EVENTS_DURABLE_WAIT: Duration = Duration::from_secs(30);
+/// Pause between checks of that wait.
+const EVENTS_DURABLE_PAUSE: Duration = Duration::from_millis(2);
+
+const _: () = assert!(EVENTS_RECORD_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+const _: () = assert!(EVENTS_APPEND_RECORDS_MAX <= logstore::BATCH_RECORDS_MAX);
+const _: () = assert!(EVENTS_APPEND_BYTES_MAX + 2 * EVENTS_RECORD_BYTES_MAX <= logstore::BATCH_BYTES_MAX);
+
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const SNAPSHOT_DIR: &str = "snapshot";
 
 /// A run of offsets stored in one Raft entry: `count` records from `first_offset`, at positions
-/// `0..count` of the entry at `log_index`.
+/// `0..count` of the entry at `log_index`. For [`TOPIC_LEDGER`], `log_index` is the index of an
+/// [`EventBatch`] record in the node-local events log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
     /// Offset of the entry's first record.
@@ -78,11 +106,41 @@ pub struct State {
     pub topics: BTreeMap<String, Topic>,
     /// Nodes removed by an admin (RemoveNode): discovery must not add them back.
     pub removed_nodes: std::collections::BTreeSet<u64>,
+    /// The money ledger.
+    pub ledger: Ledger,
+    /// Index the next events-log record gets (1 for the first).
+    pub next_event_seq: u64,
+}
+
+/// One events-log record: ledger events of one Raft entry that go to one partition of
+/// [`TOPIC_LEDGER`], in the order `Ledger::apply` returned them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatch {
+    /// Raft log index of the entry that produced the events.
+    pub log_index: u64,
+    /// Its leader-assigned timestamp.
+    pub timestamp_ms: u64,
+    /// The records: key = the event's partition key, value = the encoded event.
+    pub records: Vec<RecordData>,
+}
+
+/// FNV-1a: a stable key hash for partitioning (records and ledger events).
+pub fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The value bytes of a ledger event on [`TOPIC_LEDGER`].
+///
+/// TEMPORARY: serde_json of ledger-core's `LedgerEvent` until the `ledger-events` crate (the
+/// documented JSON event format, `ledger_events::encode`) lands on main; then call that instead.
+pub fn encode_ledger_event_temporary(e: &LedgerEvent) -> Vec<u8> {
+    serde_json::to_vec(e).expect("JSON encoding of a ledger event cannot fail")
 }
 
 impl State {
-    fn initial() -> State {
-        let mut s = State::default();
+    /// The state of a new cluster: the built-in topics and an empty ledger.
+    pub fn initial() -> State {
+        let mut s = State { next_event_seq: 1, ..State::default() };
         s.topics.insert(
             TOPIC_LEDGER.to_string(),
             Topic { partitions: vec![Partition::default(); TOPIC_LEDGER_PARTITIONS as usize] },
@@ -90,8 +148,13 @@ impl State {
         s
     }
 
-    fn apply(&mut self, log_index: u64, req: &Request) -> Response {
+    /// Applies one command. Events-log records derived from it (ledger events) are pushed to
+    /// `events`, at indexes `next_event_seq..` as it was before the call.
+    pub fn apply(&mut self, log_index: u64, req: &Request, events: &mut Vec<Vec<u8>>) -> Response {
         match req {
+            Request::Produce { topic, .. } if topic == TOPIC_LEDGER => {
+                Response::Rejected(Rejection::Invalid(format!("topic {TOPIC_LEDGER:?} is written by the ledger only")))
+            }
             Request::Produce { topic, partition, records, .. } => {
                 let Some(t) = self.topics.get_mut(topic) else {
                     return Response::Rejected(Rejection::UnknownTopic(topic.clone()));
@@ -130,6 +193,57 @@ impl State {
                 self.removed_nodes.insert(*node_id);
                 Response::NodeRemoved
             }
+            Request::Ledger { timestamp_ms, command } => {
+                let ctx = ApplyContext { index: log_index, timestamp_ms: *timestamp_ms };
+                let (outcome, evs) = self.ledger.apply(command, ctx);
+                self.publish(log_index, *timestamp_ms, &evs, events);
+                Response::Ledger(outcome)
+            }
+        }
+    }
+
+    /// Appends ledger events to [`TOPIC_LEDGER`]: partition = `key_hash(partition key) %
+    /// partitions`; per partition, the events become one or more events-log records (runs).
+    fn publish(&mut self, log_index: u64, timestamp_ms: u64, evs: &[LedgerEvent], out: &mut Vec<Vec<u8>>) {
+        if evs.is_empty() {
+            return;
+        }
+        let Some(topic) = self.topics.get_mut(TOPIC_LEDGER) else { return };
+        let n = topic.partitions.len() as u64;
+        let mut groups: BTreeMap<usize, Vec<RecordData>> = BTreeMap::new();
+        for e in evs {
+            let key = e.partition_key().as_bytes();
+            let p = usize::try_from(key_hash(key) % n).unwrap_or(0);
+            groups.entry(p).or_default().push(RecordData {
+                key: key.to_vec(),
+                value: encode_ledger_event_temporary(e),
+                headers: Vec::new(),
+            });
+        }
+        for (p, records) in groups {
+            let part = &mut topic.partitions[p];
+            let mut chunk: Vec<RecordData> = Vec::new();
+            let mut bytes = 0usize;
+            let mut flush = |chunk: &mut Vec<RecordData>, seq: &mut u64| {
+                if chunk.is_empty() {
+                    return;
+                }
+                let count = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                part.runs.push(Run { first_offset: part.end_offset, log_index: *seq, count });
+                part.end_offset += u64::from(count);
+                *seq += 1;
+                out.push(encode(&EventBatch { log_index, timestamp_ms, records: std::mem::take(chunk) }));
+            };
+            for r in records {
+                let size = r.key.len() + r.value.len();
+                if bytes + size > EVENTS_RECORD_BYTES_MAX && !chunk.is_empty() {
+                    flush(&mut chunk, &mut self.next_event_seq);
+                    bytes = 0;
+                }
+                bytes += size;
+                chunk.push(r);
+            }
+            flush(&mut chunk, &mut self.next_event_seq);
         }
     }
 }
@@ -213,6 +327,7 @@ struct Shared {
     state: RwLock<State>,
     applied_tx: watch::Sender<u64>,
     log: logstore::Log,
+    events: logstore::Log,
     snapshot_dir: PathBuf,
     current: Mutex<Option<StoredSnapshot>>,
     snapshot_seq: Mutex<u64>,
@@ -234,6 +349,38 @@ fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageErro
     io_err(ErrorSubject::Snapshot(None), verb, e)
 }
 
+/// Reads one record of `log` (a Raft entry or an events batch), waiting (bounded) for one that is
+/// applied but not written by the log's writer thread yet.
+fn read_record(log: &logstore::Log, index: u64) -> Result<Vec<u8>, ReadError> {
+    for _ in 0..READ_UNWRITTEN_RETRIES {
+        match log.read(index) {
+            Ok(Some(bytes)) => return Ok(bytes),
+            // Applied (committed by a quorum) but this node's writer has not written it yet.
+            Ok(None) if log.purged_upto().is_none_or(|p| p < index) => {
+                std::thread::sleep(READ_UNWRITTEN_PAUSE);
+            }
+            Ok(None) => return Err(ReadError::Log(format!("record {index} was purged"))),
+            Err(e) => return Err(ReadError::Log(e.to_string())),
+        }
+    }
+    Err(ReadError::Log(format!("record {index} is not written yet")))
+}
+
+/// Makes the events log end right before `next_seq`: drops newer records (derived from entries
+/// after the snapshot; replay derives them again), and if records below it are missing (a snapshot
+/// from the leader), empties it with a purge point so the next append may start at `next_seq`.
+fn align_events(events: &logstore::Log, next_seq: u64) -> Result<(), StorageError> {
+    let err = |e| snap_err(ErrorVerb::Write, e);
+    events.truncate_from(next_seq.max(1)).map_err(err)?;
+    let need = next_seq.saturating_sub(1);
+    let complete =
+        need == 0 || events.last_index().is_some_and(|l| l >= need) || events.purged_upto().is_some_and(|p| p >= need);
+    if !complete {
+        events.purge_upto(need).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Applied index as a plain number (0 before anything was applied).
 fn index_of(id: Option<LogId>) -> u64 {
     id.map_or(0, |l| l.index)
@@ -241,7 +388,9 @@ fn index_of(id: Option<LogId>) -> u64 {
 
 impl StateMachineStore {
     /// Opens the state machine next to `log`, restoring the last snapshot if one was stored.
-    pub fn open(log: logstore::Log) -> Result<Self, StorageError> {
+    /// `events` is the node-local events log: records newer than the snapshot are dropped (the
+    /// replay of the Raft log derives them again, identically).
+    pub fn open(log: logstore::Log, events: logstore::Log) -> Result<Self, StorageError> {
         let snapshot_dir = log.dir().join(SNAPSHOT_DIR);
         std::fs::create_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         let mut state = State::initial();
@@ -254,11 +403,13 @@ impl StateMachineStore {
             state = decode(&data).map_err(|e| snap_err(ErrorVerb::Read, e))?;
             current = Some(StoredSnapshot { meta, data: Arc::new(data) });
         }
+        align_events(&events, state.next_event_seq)?;
         let (applied_tx, _) = watch::channel(index_of(state.last_applied));
         let shared = Shared {
             state: RwLock::new(state),
             applied_tx,
             log,
+            events,
             snapshot_dir,
             current: Mutex::new(current),
             snapshot_seq: Mutex::new(0),
@@ -281,9 +432,19 @@ impl StateMachineStore {
         f(&self.shared.state.read().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Reads the ledger, with the Raft log index applied when it was read.
+    pub fn with_ledger<T>(&self, f: impl FnOnce(&Ledger) -> T) -> (T, u64) {
+        self.with_state(|s| (f(&s.ledger), index_of(s.last_applied)))
+    }
+
+    /// The log (Raft log, or the events log for [`TOPIC_LEDGER`]) a topic's runs point into.
+    fn log_of(&self, topic: &str) -> &logstore::Log {
+        if topic == TOPIC_LEDGER { &self.shared.events } else { &self.shared.log }
+    }
+
     /// First readable offset of a partition: the first run still in the log (retention).
-    fn start_offset(&self, p: &Partition) -> u64 {
-        let log_first = self.shared.log.first_index();
+    fn start_offset(&self, log: &logstore::Log, p: &Partition) -> u64 {
+        let log_first = log.first_index();
         let first_kept = match log_first {
             Some(first) => p.runs.partition_point(|r| r.log_index < first),
             // Empty log: everything applied was purged (or nothing was produced).
@@ -298,7 +459,8 @@ impl StateMachineStore {
             s.topics
                 .iter()
                 .map(|(name, t)| {
-                    (name.clone(), t.partitions.iter().map(|p| (self.start_offset(p), p.end_offset)).collect())
+                    let log = self.log_of(name);
+                    (name.clone(), t.partitions.iter().map(|p| (self.start_offset(log, p), p.end_offset)).collect())
                 })
                 .collect()
         })
@@ -312,13 +474,14 @@ impl StateMachineStore {
     /// Reads up to `max` records of `topic`/`partition` from `offset` (blocking: reads logstore).
     pub fn read(&self, topic: &str, partition: u32, offset: u64, max: usize) -> Result<ReadResult, ReadError> {
         let max = max.clamp(1, READ_RECORDS_MAX);
+        let log = self.log_of(topic);
         let (runs, start, end) = self.with_state(|s| {
             let t = s.topics.get(topic).ok_or_else(|| ReadError::UnknownTopic(topic.to_string()))?;
             let p = t
                 .partitions
                 .get(partition as usize)
                 .ok_or_else(|| ReadError::UnknownPartition { topic: topic.to_string(), partition })?;
-            let start = self.start_offset(p);
+            let start = self.start_offset(log, p);
             if offset < start || offset > p.end_offset {
                 return Err(ReadError::OutOfRange { offset, start, end: p.end_offset });
             }
@@ -337,9 +500,16 @@ impl StateMachineStore {
         let mut out = ReadResult { records: Vec::new(), start_offset: start, end_offset: end };
         let mut bytes = 0usize;
         'runs: for run in runs {
-            let entry = self.read_entry(run.log_index)?;
-            let EntryPayload::Normal(Request::Produce { records, timestamp_ms, .. }) = entry.payload else {
-                return Err(ReadError::Log(format!("entry {} holds no records", run.log_index)));
+            let bytes_read = read_record(log, run.log_index)?;
+            let (records, timestamp_ms, log_index) = if topic == TOPIC_LEDGER {
+                let b: EventBatch = decode(&bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
+                (b.records, i64::try_from(b.timestamp_ms).unwrap_or(i64::MAX), b.log_index)
+            } else {
+                let entry: Entry = decode(&bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
+                let EntryPayload::Normal(Request::Produce { records, timestamp_ms, .. }) = entry.payload else {
+                    return Err(ReadError::Log(format!("entry {} holds no records", run.log_index)));
+                };
+                (records, timestamp_ms, run.log_index)
             };
             let skip = offset.saturating_sub(run.first_offset);
             for (pos, record) in records.into_iter().enumerate().skip(usize::try_from(skip).unwrap_or(usize::MAX)) {
@@ -349,47 +519,68 @@ impl StateMachineStore {
                 bytes += record.key.len()
                     + record.value.len()
                     + record.headers.iter().map(|h| h.0.len() + h.1.len()).sum::<usize>();
-                out.records.push(ReadRecord {
-                    offset: run.first_offset + pos as u64,
-                    log_index: run.log_index,
-                    timestamp_ms,
-                    record,
-                });
+                out.records.push(ReadRecord { offset: run.first_offset + pos as u64, log_index, timestamp_ms, record });
             }
         }
         Ok(out)
     }
 
-    fn read_entry(&self, index: u64) -> Result<Entry, ReadError> {
-        for _ in 0..READ_UNWRITTEN_RETRIES {
-            match self.shared.log.read(index) {
-                Ok(Some(bytes)) => return decode(&bytes).map_err(|e| ReadError::Log(e.to_string())),
-                // Applied (committed by a quorum) but this node's writer has not written it yet.
-                Ok(None) if self.shared.log.purged_upto().is_none_or(|p| p < index) => {
-                    std::thread::sleep(READ_UNWRITTEN_PAUSE);
-                }
-                Ok(None) => return Err(ReadError::Log(format!("entry {index} was purged"))),
-                Err(e) => return Err(ReadError::Log(e.to_string())),
-            }
+    /// Queues events-log records at `first_seq..` without waiting for them to be durable: they are
+    /// readable once written, and a snapshot waits for them (`wait_events_durable`).
+    fn append_events(&self, first_seq: Option<u64>, records: Vec<Vec<u8>>) -> Result<(), StorageError> {
+        let Some(first) = first_seq else { return Ok(()) };
+        if records.is_empty() {
+            return Ok(());
         }
-        Err(ReadError::Log(format!("entry {index} is not written yet")))
+        let done: logstore::AppendCallback = Box::new(move |r| {
+            if let Err(e) = r {
+                error!(first, error = %e, "events log append failed; ledger events are not stored");
+            }
+        });
+        self.shared
+            .events
+            .append_then(first, records, done)
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    }
+
+    /// Waits (bounded) until every events-log record below `next_seq` is durable.
+    fn wait_events_durable(&self, next_seq: u64) -> Result<(), StorageError> {
+        let need = next_seq.saturating_sub(1);
+        let ev = &self.shared.events;
+        let deadline = std::time::Instant::now() + EVENTS_DURABLE_WAIT;
+        loop {
+            if need == 0 || ev.purged_upto().is_some_and(|p| p >= need) || ev.durable_index().is_some_and(|d| d >= need)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let e = std::io::Error::other(format!(
+                    "events log not durable up to {need} within {EVENTS_DURABLE_WAIT:?} (durable: {:?})",
+                    ev.durable_index()
+                ));
+                return Err(snap_err(ErrorVerb::Write, e));
+            }
+            std::thread::sleep(EVENTS_DURABLE_PAUSE);
+        }
     }
 
     fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (data, last_applied, membership) = {
+        let (mut s2, last_applied, membership) = {
             let s = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
-            // Runs below the log's first index are unreadable: leave them out of the snapshot.
-            let mut s2 = s.clone();
-            if let Some(first) = self.shared.log.first_index() {
-                for t in s2.topics.values_mut() {
-                    for p in &mut t.partitions {
-                        let keep = p.runs.partition_point(|r| r.log_index < first);
-                        p.runs.drain(..keep);
-                    }
+            (s.clone(), s.last_applied, s.membership.clone())
+        };
+        // Runs below their log's first index are unreadable: leave them out of the snapshot.
+        for (name, t) in &mut s2.topics {
+            if let Some(first) = self.log_of(name).first_index() {
+                for p in &mut t.partitions {
+                    let keep = p.runs.partition_point(|r| r.log_index < first);
+                    p.runs.drain(..keep);
                 }
             }
-            (encode(&s2), s.last_applied, s.membership.clone())
-        };
+        }
+        // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
+        self.wait_events_durable(s2.next_event_seq)?;
+        let data = encode(&s2);
         let seq = {
             let mut g = self.shared.snapshot_seq.lock().unwrap_or_else(|e| e.into_inner());
             *g += 1;
@@ -435,22 +626,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: Send,
     {
         let mut out = Vec::new();
-        let last = {
-            let mut s = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
-            for entry in entries {
-                let id = *entry.get_log_id();
-                s.last_applied = Some(id);
-                out.push(match entry.payload {
-                    EntryPayload::Blank => Response::None,
-                    EntryPayload::Membership(m) => {
-                        s.membership = StoredMembership::new(Some(id), m);
-                        Response::None
-                    }
-                    EntryPayload::Normal(req) => s.apply(id.index, &req),
-                });
+        let mut events = Vec::new();
+        let mut events_bytes = 0usize;
+        let mut first_seq = None;
+        let mut s = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+        for entry in entries {
+            let id = *entry.get_log_id();
+            s.last_applied = Some(id);
+            let seq = s.next_event_seq;
+            let before = events.len();
+            out.push(match entry.payload {
+                EntryPayload::Blank => Response::None,
+                EntryPayload::Membership(m) => {
+                    s.membership = StoredMembership::new(Some(id), m);
+                    Response::None
+                }
+                EntryPayload::Normal(req) => s.apply(id.index, &req, &mut events),
+            });
+            if events.len() > before {
+                first_seq.get_or_insert(seq);
+                events_bytes += events[before..].iter().map(Vec::len).sum::<usize>();
             }
-            index_of(s.last_applied)
-        };
+            if events.len() >= EVENTS_APPEND_RECORDS_MAX || events_bytes >= EVENTS_APPEND_BYTES_MAX {
+                self.append_events(first_seq.take(), std::mem::take(&mut events))?;
+                events_bytes = 0;
+            }
+        }
+        self.append_events(first_seq, events)?;
+        let last = index_of(s.last_applied);
+        drop(s);
         self.shared.applied_tx.send_replace(last);
         Ok(out)
     }
@@ -474,9 +678,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         state.membership = meta.last_membership.clone();
         let stored = StoredSnapshot { meta: meta.clone(), data: Arc::new(data) };
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.store_snapshot(&stored))
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        let next_seq = state.next_event_seq;
+        tokio::task::spawn_blocking(move || {
+            // Events this node derived beyond the snapshot are dropped and derived again from the
+            // entries after it; events below it that this node never derived are unavailable here
+            // (the partitions' start offsets move forward).
+            align_events(&this.shared.events, next_seq)?;
+            this.store_snapshot(&stored)
+        })
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         let applied = index_of(state.last_applied);
         *self.shared.state.write().unwrap_or_else(|e| e.into_inner()) = state;
         self.shared.applied_tx.send_replace(applied);
@@ -503,26 +714,109 @@ mod tests {
     fn apply_assigns_contiguous_offsets_as_runs_and_rejects_deterministically() {
         let mut s = State::initial();
         assert_eq!(s.topics[TOPIC_LEDGER].partitions.len(), TOPIC_LEDGER_PARTITIONS as usize);
-        assert_eq!(s.apply(5, &produce(TOPIC_LEDGER, 3, 2)), Response::Produced { base_offset: 0, count: 2 });
-        assert_eq!(s.apply(9, &produce(TOPIC_LEDGER, 3, 3)), Response::Produced { base_offset: 2, count: 3 });
-        let p = &s.topics[TOPIC_LEDGER].partitions[3];
+        let ev = &mut Vec::new();
+        let t = "t";
+        assert_eq!(s.apply(1, &Request::CreateTopic { name: t.into(), partitions: 8 }, ev), Response::TopicCreated);
+        // Only the ledger writes the ledger topic.
+        assert!(matches!(s.apply(2, &produce(TOPIC_LEDGER, 0, 1), ev), Response::Rejected(Rejection::Invalid(_))));
+        assert_eq!(s.apply(5, &produce(t, 3, 2), ev), Response::Produced { base_offset: 0, count: 2 });
+        assert_eq!(s.apply(9, &produce(t, 3, 3), ev), Response::Produced { base_offset: 2, count: 3 });
+        let p = &s.topics[t].partitions[3];
         assert_eq!(p.end_offset, 5);
         assert_eq!(
             p.runs,
             vec![Run { first_offset: 0, log_index: 5, count: 2 }, Run { first_offset: 2, log_index: 9, count: 3 }]
         );
-        assert!(matches!(s.apply(10, &produce("nope", 0, 1)), Response::Rejected(Rejection::UnknownTopic(_))));
-        assert!(matches!(
-            s.apply(11, &produce(TOPIC_LEDGER, 99, 1)),
-            Response::Rejected(Rejection::UnknownPartition { .. })
-        ));
-        assert!(matches!(s.apply(12, &produce(TOPIC_LEDGER, 0, 0)), Response::Rejected(Rejection::Invalid(_))));
+        assert!(matches!(s.apply(10, &produce("nope", 0, 1), ev), Response::Rejected(Rejection::UnknownTopic(_))));
+        assert!(matches!(s.apply(11, &produce(t, 99, 1), ev), Response::Rejected(Rejection::UnknownPartition { .. })));
+        assert!(matches!(s.apply(12, &produce(t, 0, 0), ev), Response::Rejected(Rejection::Invalid(_))));
         let create = Request::CreateTopic { name: TOPIC_LEDGER.into(), partitions: 1 };
-        assert_eq!(s.apply(13, &create), Response::Rejected(Rejection::TopicExists(TOPIC_LEDGER.into())));
+        assert_eq!(s.apply(13, &create, ev), Response::Rejected(Rejection::TopicExists(TOPIC_LEDGER.into())));
+        assert!(ev.is_empty());
         // Same commands, same state: replaying on a fresh state gives an identical result.
-        let mut t = State::initial();
-        t.apply(5, &produce(TOPIC_LEDGER, 3, 2));
-        t.apply(9, &produce(TOPIC_LEDGER, 3, 3));
-        assert_eq!(encode(&s.topics), encode(&t.topics));
+        let mut u = State::initial();
+        u.apply(1, &Request::CreateTopic { name: t.into(), partitions: 8 }, ev);
+        u.apply(5, &produce(t, 3, 2), ev);
+        u.apply(9, &produce(t, 3, 3), ev);
+        assert_eq!(encode(&s.topics), encode(&u.topics));
+    }
+
+    fn ledger(ts: u64, command: ledger_core::Command) -> Request {
+        Request::Ledger { timestamp_ms: ts, command }
+    }
+
+    fn account(id: &str, overdraft: bool) -> ledger_core::Command {
+        ledger_core::Command::CreateAccount(ledger_core::NewAccount {
+            id: id.into(),
+            currency: "USD".into(),
+            allow_overdraft: overdraft,
+            metadata: "{}".into(),
+        })
+    }
+
+    fn transfer(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::Command {
+        ledger_core::Command::CreateTransfer(ledger_core::NewTransfer {
+            id: id.into(),
+            debit_account_id: from.into(),
+            credit_account_id: to.into(),
+            amount,
+            currency: "USD".into(),
+            metadata: "{}".into(),
+            pending: false,
+            timeout_ms: None,
+        })
+    }
+
+    /// Ledger commands are applied with the entry's index and timestamp; their events become
+    /// events-log records (one per partition group) and runs of the ledger topic, deterministically.
+    #[test]
+    fn ledger_commands_apply_and_publish_events_deterministically() {
+        use ledger_core::{Outcome, ResultCode};
+        let cmds = [
+            (3, ledger(1_000, account("equity", true))),
+            (4, ledger(1_001, account("alice", false))),
+            (6, ledger(1_002, transfer("t1", "equity", "alice", 500))),
+            (7, ledger(999, transfer("t1", "equity", "alice", 500))),
+            (8, ledger(1_003, transfer("t2", "alice", "equity", 501))),
+        ];
+        let run = || {
+            let mut s = State::initial();
+            let mut ev = Vec::new();
+            let out: Vec<Response> = cmds.iter().map(|(i, c)| s.apply(*i, c, &mut ev)).collect();
+            (s, ev, out)
+        };
+        let (s, ev, out) = run();
+        let code = |r: &Response| match r {
+            Response::Ledger(Outcome::Account(a)) => a.code,
+            Response::Ledger(Outcome::Transfer(t)) => t.code,
+            other => panic!("unexpected {other:?}"),
+        };
+        let codes: Vec<ResultCode> = out.iter().map(code).collect();
+        assert_eq!(
+            codes,
+            [
+                ResultCode::Created,
+                ResultCode::Created,
+                ResultCode::Created,
+                ResultCode::Exists,
+                ResultCode::InsufficientFunds
+            ]
+        );
+        assert_eq!(s.ledger.account("alice").map(|a| a.balance), Some(500));
+        assert_eq!(s.ledger.transfer("t1").map(|t| t.created.timestamp_ms), Some(1_002));
+        // 2 account events + 1 transfer event, one record each (distinct entries).
+        assert_eq!(ev.len(), 3);
+        assert_eq!(s.next_event_seq, 4);
+        let total: u64 = s.topics[TOPIC_LEDGER].partitions.iter().map(|p| p.end_offset).sum();
+        assert_eq!(total, 3);
+        let p = usize::try_from(key_hash(b"t1") % u64::from(TOPIC_LEDGER_PARTITIONS)).unwrap_or(0);
+        let run_t1 = s.topics[TOPIC_LEDGER].partitions[p].runs.iter().find(|r| r.log_index == 3).copied();
+        assert!(run_t1.is_some(), "t1's event is in partition {p}");
+        let batch: EventBatch = decode(&ev[2]).expect("decode");
+        assert_eq!((batch.log_index, batch.timestamp_ms, batch.records.len()), (6, 1_002, 1));
+        assert_eq!(batch.records[0].key, b"t1");
+        // Identical on replay.
+        let (s2, ev2, out2) = run();
+        assert_eq!((encode(&s2), ev2, out2), (encode(&s), ev, out));
     }
 }

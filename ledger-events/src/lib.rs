@@ -1,0 +1,445 @@
+//! `ledger-events`: the JSON encoding of [`LedgerEvent`]s, i.e. the `value`
+//! of every record on the built-in topic `ledger` ([`LEDGER_TOPIC`]).
+//!
+//! `ledger-core` knows nothing about JSON; this crate is the single place
+//! that defines the wire format (documented in `README.md`, pinned by the
+//! golden file `tests/golden.json`).
+//!
+//! - [`encode`] turns a `ledger-core` event into JSON bytes (nodes call it
+//!   when publishing).
+//! - [`decode`] parses those bytes into the owned [`EventJson`] (projectors
+//!   and users' services call it). Unknown fields are ignored so that
+//!   fields can be added later without breaking consumers.
+//! - [`partition_key`] is the record key (transfer id or account id).
+//!
+//! Balance counters are `u128` and `balance`/`available` are `i128`; all are
+//! plain JSON integers (consumers in languages without 128-bit integers
+//! must parse them as big integers). Metadata is embedded as the JSON value
+//! itself (the object), not as a string.
+//!
+//! ```
+//! use ledger_core::{ApplyContext, Command, Ledger, NewAccount};
+//!
+//! let mut ledger = Ledger::default();
+//! let cmd = Command::CreateAccount(NewAccount {
+//!     id: "alice".into(), currency: "USD".into(), allow_overdraft: false, metadata: r#"{"owner":"Alice"}"#.into(),
+//! });
+//! let (_, events) = ledger.apply(&cmd, ApplyContext { index: 1, timestamp_ms: 1000 });
+//! let bytes = ledger_events::encode(&events[0]);
+//! assert_eq!(
+//!     std::str::from_utf8(&bytes).unwrap(),
+//!     r#"{"type":"account_created","index":1,"timestamp_ms":1000,"id":"alice","currency":"USD","allow_overdraft":false,"metadata":{"owner":"Alice"}}"#
+//! );
+//! let decoded = ledger_events::decode(&bytes).unwrap();
+//! assert_eq!(decoded.to_ledger_event(), events[0]);
+//! assert_eq!(ledger_events::partition_key(&events[0]), "alice");
+//! ```
+
+use std::borrow::Cow;
+
+use ledger_core::{
+    AccountCreatedEvent, AccountState, Balances, LEDGER_TOPIC, LedgerEvent, TransferEvent, TransferEventKind,
+    TransferStatus,
+};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// The topic the events are published to (re-exported from `ledger-core`).
+pub const TOPIC: &str = LEDGER_TOPIC;
+
+/// Error of [`decode`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not JSON, or a field is missing or has the wrong type.
+    #[error("invalid ledger event JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The `type` field names an event type this version does not know.
+    #[error("unknown ledger event type {0:?}")]
+    UnknownType(String),
+}
+
+/// Encodes an event as compact JSON (the record value on topic `ledger`).
+///
+/// Metadata is ledger-core's canonical JSON text and is embedded as is;
+/// text that is not valid JSON (impossible through the gateway, which only
+/// stores JSON objects) is embedded as a JSON string instead, like the
+/// gateway does on reads.
+pub fn encode(event: &LedgerEvent) -> Vec<u8> {
+    // Serializing plain structs of strings and integers cannot fail.
+    serde_json::to_vec(&EventJson::from(event)).unwrap_or_default()
+}
+
+/// Decodes the JSON bytes of a `ledger` record value.
+pub fn decode(bytes: &[u8]) -> Result<EventJson, Error> {
+    #[derive(Deserialize)]
+    struct Tag<'a> {
+        #[serde(rename = "type", borrow)]
+        ty: Cow<'a, str>,
+    }
+    // Two passes: the tag, then the concrete struct. A serde internally
+    // tagged enum would buffer the numbers and lose u128/i128 precision.
+    let tag: Tag<'_> = serde_json::from_slice(bytes)?;
+    match tag.ty.as_ref() {
+        ACCOUNT_CREATED => Ok(EventJson::AccountCreated(serde_json::from_slice(bytes)?)),
+        TRANSFER => Ok(EventJson::Transfer(serde_json::from_slice(bytes)?)),
+        other => Err(Error::UnknownType(other.to_owned())),
+    }
+}
+
+/// The record key of an event: the transfer id for transfer events, the
+/// account id for account creation (rule 9).
+pub fn partition_key(event: &LedgerEvent) -> &str {
+    event.partition_key()
+}
+
+const ACCOUNT_CREATED: &str = "account_created";
+const TRANSFER: &str = "transfer";
+
+/// A decoded `ledger` event (owned). Serializes back to the exact JSON
+/// [`encode`] produces.
+// Like `LedgerEvent`: almost every event is a transfer; boxing would cost an
+// allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventJson {
+    /// `"type": "account_created"`.
+    AccountCreated(AccountCreatedJson),
+    /// `"type": "transfer"`.
+    Transfer(TransferJson),
+}
+
+impl<'de> Deserialize<'de> for EventJson {
+    /// Only works with the `serde_json` deserializer (the format is JSON).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        decode(raw.get().as_bytes()).map_err(D::Error::custom)
+    }
+}
+
+impl PartialEq for EventJson {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_vec(self).ok() == serde_json::to_vec(other).ok()
+    }
+}
+
+impl Eq for EventJson {}
+
+impl EventJson {
+    /// Log index of the entry that produced the event.
+    pub fn index(&self) -> u64 {
+        match self {
+            EventJson::AccountCreated(e) => e.index,
+            EventJson::Transfer(e) => e.index,
+        }
+    }
+
+    /// Record key (transfer id or account id).
+    pub fn partition_key(&self) -> &str {
+        match self {
+            EventJson::AccountCreated(e) => &e.id,
+            EventJson::Transfer(e) => &e.transfer_id,
+        }
+    }
+
+    /// Back to the `ledger-core` event (`balance`/`available` are derived
+    /// there and therefore not read).
+    pub fn to_ledger_event(&self) -> LedgerEvent {
+        match self {
+            EventJson::AccountCreated(e) => LedgerEvent::AccountCreated(AccountCreatedEvent {
+                index: e.index,
+                timestamp_ms: e.timestamp_ms,
+                id: e.id.as_str().into(),
+                currency: e.currency.as_str().into(),
+                allow_overdraft: e.allow_overdraft,
+                metadata: metadata_text(&e.metadata).into(),
+            }),
+            EventJson::Transfer(e) => LedgerEvent::Transfer(TransferEvent {
+                kind: e.kind.into(),
+                index: e.index,
+                timestamp_ms: e.timestamp_ms,
+                transfer_id: e.transfer_id.as_str().into(),
+                debit_account_id: e.debit_account_id.as_str().into(),
+                credit_account_id: e.credit_account_id.as_str().into(),
+                currency: e.currency.as_str().into(),
+                amount: e.amount,
+                event_amount: e.event_amount,
+                pending: e.pending,
+                expires_at_ms: e.expires_at_ms,
+                status: e.status.into(),
+                metadata: metadata_text(&e.metadata).into(),
+                debit_account: e.debit_account.to_state(),
+                credit_account: e.credit_account.to_state(),
+            }),
+        }
+    }
+}
+
+/// `"type": "account_created"`: an account was created.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountCreatedJson {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Log time (ms since the epoch) of the entry.
+    pub timestamp_ms: u64,
+    /// Account id (the record key).
+    pub id: String,
+    /// Currency code.
+    pub currency: String,
+    /// Overdraft allowed.
+    pub allow_overdraft: bool,
+    /// The account's metadata (a JSON object).
+    pub metadata: Box<RawValue>,
+}
+
+/// `"type": "transfer"`: a transfer was created, posted, voided or expired.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransferJson {
+    /// What happened.
+    pub kind: EventKind,
+    /// Log index of the entry.
+    pub index: u64,
+    /// Log time (ms since the epoch) of the entry.
+    pub timestamp_ms: u64,
+    /// Transfer id (the record key).
+    pub transfer_id: String,
+    /// Debited account id.
+    pub debit_account_id: String,
+    /// Credited account id.
+    pub credit_account_id: String,
+    /// Currency code.
+    pub currency: String,
+    /// Transfer amount as created (reserved amount for a pending transfer).
+    pub amount: u64,
+    /// Amount this event concerns: created → `amount`; posted → posted
+    /// amount; voided/expired → released amount.
+    pub event_amount: u64,
+    /// Created as a pending (two-phase) transfer.
+    pub pending: bool,
+    /// Log time at which the reservation expires, if any (`null` otherwise).
+    pub expires_at_ms: Option<u64>,
+    /// Status of the transfer after the event.
+    pub status: Status,
+    /// The transfer's metadata (a JSON object).
+    pub metadata: Box<RawValue>,
+    /// Debited account right after the event.
+    pub debit_account: AccountStateJson,
+    /// Credited account right after the event.
+    pub credit_account: AccountStateJson,
+}
+
+/// State of one account right after a transfer event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountStateJson {
+    /// Account id.
+    pub id: String,
+    /// Sum of posted debits.
+    pub debits_posted: u128,
+    /// Sum of posted credits.
+    pub credits_posted: u128,
+    /// Sum of pending debits.
+    pub debits_pending: u128,
+    /// Sum of pending credits.
+    pub credits_pending: u128,
+    /// `credits_posted − debits_posted`.
+    pub balance: i128,
+    /// `balance − debits_pending`.
+    pub available: i128,
+    /// Log index of the event.
+    pub updated_index: u64,
+    /// Per-account change counter after the event (strictly increasing):
+    /// a projector updates its row only when this is greater than the
+    /// stored version.
+    pub version: u64,
+}
+
+impl AccountStateJson {
+    /// The four counters.
+    pub fn balances(&self) -> Balances {
+        Balances {
+            debits_posted: self.debits_posted,
+            credits_posted: self.credits_posted,
+            debits_pending: self.debits_pending,
+            credits_pending: self.credits_pending,
+        }
+    }
+
+    fn to_state(&self) -> AccountState {
+        AccountState {
+            id: self.id.as_str().into(),
+            balances: self.balances(),
+            updated_index: self.updated_index,
+            version: self.version,
+        }
+    }
+}
+
+impl From<&AccountState> for AccountStateJson {
+    fn from(s: &AccountState) -> Self {
+        AccountStateJson {
+            id: s.id.to_string(),
+            debits_posted: s.balances.debits_posted,
+            credits_posted: s.balances.credits_posted,
+            debits_pending: s.balances.debits_pending,
+            credits_pending: s.balances.credits_pending,
+            balance: s.balances.balance(),
+            available: s.balances.available(),
+            updated_index: s.updated_index,
+            version: s.version,
+        }
+    }
+}
+
+/// `kind` of a transfer event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The transfer was created (posted at once, or pending).
+    Created,
+    /// A pending transfer was posted.
+    Posted,
+    /// A pending transfer was voided.
+    Voided,
+    /// A pending transfer expired.
+    Expired,
+}
+
+impl EventKind {
+    /// The JSON string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Posted => "posted",
+            EventKind::Voided => "voided",
+            EventKind::Expired => "expired",
+        }
+    }
+}
+
+impl From<TransferEventKind> for EventKind {
+    fn from(k: TransferEventKind) -> Self {
+        match k {
+            TransferEventKind::Created => EventKind::Created,
+            TransferEventKind::Posted => EventKind::Posted,
+            TransferEventKind::Voided => EventKind::Voided,
+            TransferEventKind::Expired => EventKind::Expired,
+        }
+    }
+}
+
+impl From<EventKind> for TransferEventKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::Created => TransferEventKind::Created,
+            EventKind::Posted => TransferEventKind::Posted,
+            EventKind::Voided => TransferEventKind::Voided,
+            EventKind::Expired => TransferEventKind::Expired,
+        }
+    }
+}
+
+/// `status` of a transfer after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Funds reserved, waiting for post/void/expiry.
+    Pending,
+    /// Funds moved.
+    Posted,
+    /// Reservation released by a void.
+    Voided,
+    /// Reservation released by expiry.
+    Expired,
+}
+
+impl Status {
+    /// The JSON string (same values as the gateway's `status`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Posted => "posted",
+            Status::Voided => "voided",
+            Status::Expired => "expired",
+        }
+    }
+}
+
+impl From<TransferStatus> for Status {
+    fn from(s: TransferStatus) -> Self {
+        match s {
+            TransferStatus::Pending => Status::Pending,
+            TransferStatus::Posted => Status::Posted,
+            TransferStatus::Voided => Status::Voided,
+            TransferStatus::Expired => Status::Expired,
+        }
+    }
+}
+
+impl From<Status> for TransferStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => TransferStatus::Pending,
+            Status::Posted => TransferStatus::Posted,
+            Status::Voided => TransferStatus::Voided,
+            Status::Expired => TransferStatus::Expired,
+        }
+    }
+}
+
+impl From<&LedgerEvent> for EventJson {
+    fn from(event: &LedgerEvent) -> Self {
+        match event {
+            LedgerEvent::AccountCreated(e) => EventJson::AccountCreated(AccountCreatedJson {
+                index: e.index,
+                timestamp_ms: e.timestamp_ms,
+                id: e.id.to_string(),
+                currency: e.currency.to_string(),
+                allow_overdraft: e.allow_overdraft,
+                metadata: metadata_raw(&e.metadata),
+            }),
+            LedgerEvent::Transfer(e) => EventJson::Transfer(TransferJson {
+                kind: e.kind.into(),
+                index: e.index,
+                timestamp_ms: e.timestamp_ms,
+                transfer_id: e.transfer_id.to_string(),
+                debit_account_id: e.debit_account_id.to_string(),
+                credit_account_id: e.credit_account_id.to_string(),
+                currency: e.currency.to_string(),
+                amount: e.amount,
+                event_amount: e.event_amount,
+                pending: e.pending,
+                expires_at_ms: e.expires_at_ms,
+                status: e.status.into(),
+                metadata: metadata_raw(&e.metadata),
+                debit_account: (&e.debit_account).into(),
+                credit_account: (&e.credit_account).into(),
+            }),
+        }
+    }
+}
+
+/// Metadata text → embedded JSON value (a JSON string if not valid JSON).
+fn metadata_raw(text: &str) -> Box<RawValue> {
+    if !text.starts_with('"')
+        && let Ok(raw) = RawValue::from_string(text.to_owned())
+    {
+        return raw;
+    }
+    // Not JSON (or itself a JSON string): embed the text as a JSON string.
+    // `to_string` of a &str cannot fail; the fallback is never used.
+    let quoted = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned());
+    RawValue::from_string(quoted).unwrap_or_else(|_| empty_object())
+}
+
+/// Embedded JSON value → ledger-core's metadata text (inverse of
+/// [`metadata_raw`] for the canonical text the gateway stores).
+pub fn metadata_text(raw: &RawValue) -> String {
+    let s = raw.get();
+    if s.starts_with('"') { serde_json::from_str::<String>(s).unwrap_or_else(|_| s.to_owned()) } else { s.to_owned() }
+}
+
+fn empty_object() -> Box<RawValue> {
+    // "{}" is valid JSON; this cannot fail.
+    RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("\"{{}}\" is valid JSON"))
+}

@@ -1,0 +1,213 @@
+//! Round trips of real ledger-core events and the golden file pinning the
+//! JSON format (`tests/golden.jsonl`, one event per line).
+//!
+//! Set `REWRITE=1` to rewrite the golden file from the actual output (then
+//! review the diff: users' services parse this format).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use ledger_core::limits::BALANCE_MAX;
+use ledger_core::{
+    AccountState, ApplyContext, Balances, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, TransferEvent,
+    TransferEventKind, TransferStatus,
+};
+use ledger_events::{EventJson, decode, encode, partition_key};
+
+struct L {
+    l: Ledger,
+    index: u64,
+    events: Vec<LedgerEvent>,
+}
+
+impl L {
+    fn new() -> Self {
+        L { l: Ledger::default(), index: 0, events: Vec::new() }
+    }
+    fn apply(&mut self, cmd: Command, ts: u64) {
+        self.index += 1;
+        let (_, ev) = self.l.apply(&cmd, ApplyContext { index: self.index, timestamp_ms: ts });
+        self.l.check_invariants().unwrap();
+        self.events.extend(ev);
+    }
+}
+
+fn account(id: &str, overdraft: bool, metadata: &str) -> Command {
+    Command::CreateAccount(NewAccount {
+        id: id.into(),
+        currency: "USD".into(),
+        allow_overdraft: overdraft,
+        metadata: metadata.into(),
+    })
+}
+
+fn transfer(id: &str, d: &str, c: &str, amount: u64, pending: bool, timeout_ms: Option<u64>) -> NewTransfer {
+    NewTransfer {
+        id: id.into(),
+        debit_account_id: d.into(),
+        credit_account_id: c.into(),
+        amount,
+        currency: "USD".into(),
+        metadata: r#"{"invoice":"INV-7","n":[1,2.5,null]}"#.into(),
+        pending,
+        timeout_ms,
+    }
+}
+
+/// A scenario producing every event type and kind.
+fn scenario() -> Vec<LedgerEvent> {
+    let mut l = L::new();
+    l.apply(account("equity", true, "{}"), 1_000);
+    l.apply(account("alice", false, r#"{"owner":"Alice","tags":["a","b"]}"#), 1_001);
+    l.apply(account("bob", false, ""), 1_002);
+    l.apply(Command::CreateTransfer(transfer("t1", "equity", "alice", 10_000, false, None)), 1_003);
+    l.apply(Command::CreateTransfer(transfer("p1", "alice", "bob", 3_000, true, Some(60_000))), 1_004);
+    l.apply(Command::PostPending { pending_id: "p1".into(), amount: Some(2_000) }, 1_005);
+    l.apply(Command::CreateTransfer(transfer("p2", "alice", "bob", 500, true, None)), 1_006);
+    l.apply(Command::VoidPending { pending_id: "p2".into() }, 1_007);
+    l.apply(Command::CreateTransfer(transfer("p3", "alice", "bob", 700, true, Some(1_000))), 1_008);
+    l.apply(Command::ExpirePending { now_ms: 5_000 }, 5_000);
+    l.apply(
+        Command::CreateTransfers {
+            transfers: vec![
+                transfer("b1", "equity", "bob", 1, false, None),
+                transfer("b2", "equity", "bob", i64::MAX as u64, false, None),
+            ],
+            atomic: true,
+        },
+        5_001,
+    );
+    l.events
+}
+
+#[test]
+fn every_kind_round_trips() {
+    let events = scenario();
+    let mut kinds = BTreeSet::new();
+    for e in &events {
+        let bytes = encode(e);
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(&decoded.to_ledger_event(), e, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(decoded.partition_key(), partition_key(e));
+        assert_eq!(decoded.index(), e.index());
+        // Re-encoding the decoded value gives the same bytes.
+        assert_eq!(serde_json::to_vec(&decoded).unwrap(), bytes);
+        // serde Deserialize through serde_json works too.
+        let via_serde: EventJson = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(via_serde, decoded);
+        kinds.insert(match e {
+            LedgerEvent::AccountCreated(_) => "account_created".to_owned(),
+            LedgerEvent::Transfer(t) => format!("transfer/{}", t.kind.as_str()),
+        });
+    }
+    let want: BTreeSet<String> =
+        ["account_created", "transfer/created", "transfer/posted", "transfer/voided", "transfer/expired"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    assert_eq!(kinds, want);
+}
+
+#[test]
+fn metadata_is_embedded_as_json() {
+    let events = scenario();
+    let bytes = encode(&events[1]);
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["metadata"]["owner"], "Alice");
+    // Metadata that is not JSON (ledger-core accepts any text) becomes a string.
+    let v: serde_json::Value = serde_json::from_slice(&encode(&events[2])).unwrap();
+    assert_eq!(v["metadata"], "");
+}
+
+fn state(id: &str, b: Balances, version: u64) -> AccountState {
+    AccountState { id: id.into(), balances: b, updated_index: u64::MAX, version }
+}
+
+#[test]
+fn extreme_numbers_round_trip_exactly() {
+    // Overdraft account at the bottom (balance = -BALANCE_MAX), the other at
+    // the top; pending counters at the ceiling too.
+    let low =
+        Balances { debits_posted: BALANCE_MAX, credits_posted: 0, debits_pending: 0, credits_pending: BALANCE_MAX };
+    let high =
+        Balances { debits_posted: 0, credits_posted: BALANCE_MAX, debits_pending: 0, credits_pending: u128::MAX };
+    let e = LedgerEvent::Transfer(TransferEvent {
+        kind: TransferEventKind::Created,
+        index: u64::MAX,
+        timestamp_ms: u64::MAX,
+        transfer_id: "x".into(),
+        debit_account_id: "low".into(),
+        credit_account_id: "high".into(),
+        currency: "USD".into(),
+        amount: i64::MAX as u64,
+        event_amount: u64::MAX,
+        pending: true,
+        expires_at_ms: Some(u64::MAX),
+        status: TransferStatus::Pending,
+        metadata: "{}".into(),
+        debit_account: state("low", low, u64::MAX),
+        credit_account: state("high", high, u64::MAX - 1),
+    });
+    let bytes = encode(&e);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains(&format!("\"balance\":{}", -(i128::MAX))), "{text}");
+    assert!(text.contains(&format!("\"credits_pending\":{}", u128::MAX)), "{text}");
+    let d = decode(&bytes).unwrap();
+    assert_eq!(d.to_ledger_event(), e);
+    let EventJson::Transfer(t) = d else { panic!("not a transfer") };
+    assert_eq!(t.debit_account.balance, -i128::MAX);
+    assert_eq!(t.debit_account.available, -i128::MAX);
+    assert_eq!(t.credit_account.credits_pending, u128::MAX);
+}
+
+#[test]
+fn real_balances_near_the_ceiling() {
+    let mut l = L::new();
+    l.apply(account("equity", true, "{}"), 1);
+    l.apply(account("rich", false, "{}"), 2);
+    l.l.test_force_move("equity", "rich", BALANCE_MAX - 10).unwrap();
+    l.apply(Command::CreateTransfer(transfer("t", "equity", "rich", 10, false, None)), 3);
+    let last = l.events.last().unwrap();
+    let d = decode(&encode(last)).unwrap();
+    let EventJson::Transfer(t) = &d else { panic!("not a transfer") };
+    assert_eq!(t.credit_account.credits_posted, BALANCE_MAX);
+    assert_eq!(t.credit_account.balance, i128::MAX);
+    assert_eq!(t.debit_account.balance, -i128::MAX);
+    assert_eq!(&d.to_ledger_event(), last);
+}
+
+#[test]
+fn decode_errors() {
+    assert!(matches!(decode(b"not json"), Err(ledger_events::Error::Json(_))));
+    assert!(matches!(decode(br#"{"index":1}"#), Err(ledger_events::Error::Json(_))));
+    assert!(matches!(decode(br#"{"type":"nope"}"#), Err(ledger_events::Error::UnknownType(t)) if t == "nope"));
+    assert!(matches!(decode(br#"{"type":"transfer","index":1}"#), Err(ledger_events::Error::Json(_))));
+    // A negative counter is rejected, not wrapped.
+    let events = scenario();
+    let text = String::from_utf8(encode(&events[3])).unwrap().replace("\"debits_pending\":0", "\"debits_pending\":-1");
+    assert!(decode(text.as_bytes()).is_err());
+    // Unknown fields are ignored (forward compatibility).
+    let text = String::from_utf8(encode(&events[0])).unwrap().replacen('{', r#"{"future_field":[1,{"a":2}],"#, 1);
+    assert_eq!(decode(text.as_bytes()).unwrap().to_ledger_event(), events[0]);
+}
+
+#[test]
+fn golden_file_pins_the_format() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden.jsonl");
+    let mut actual = String::new();
+    for e in scenario() {
+        actual.push_str(std::str::from_utf8(&encode(&e)).unwrap());
+        actual.push('\n');
+    }
+    if std::env::var_os("REWRITE").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(actual, expected, "JSON format changed; REWRITE=1 to accept (and update README.md)");
+    // And every golden line decodes.
+    for line in expected.lines() {
+        decode(line.as_bytes()).unwrap();
+    }
+}

@@ -1,0 +1,585 @@
+//! The PostgreSQL side: migrations, [`apply_batch`] and [`load_offsets`].
+//!
+//! **Exactly once.** The rows of a batch and the partition's `next_offset`
+//! are written in one transaction. The offset row is locked (`FOR UPDATE`)
+//! and compared first:
+//!
+//! - stored `generation` > ours → [`Error::Fenced`] (a zombie of an older
+//!   generation; the transaction rolls back, nothing is written);
+//! - stored `next_offset` ≥ the batch's end → already applied (a crash
+//!   after the PostgreSQL commit, before the log commit): nothing written;
+//! - stored `next_offset` inside the batch → only the events at or after it
+//!   are applied (never twice);
+//! - stored `next_offset` < the batch's first offset → [`Error::Gap`]
+//!   (never skip);
+//! - no row yet → the batch starts the partition.
+//!
+//! Then `next_offset` and `generation` (ours) are written and the
+//! transaction commits. All rows are written with one `UNNEST` statement per
+//! table, each row at most once per statement (merged in Rust first), in id
+//! order (so concurrent projectors lock rows in the same order).
+//!
+//! The non-macro `sqlx::query()` API is used everywhere: the build never
+//! needs a database nor `.sqlx/` data.
+
+use std::collections::BTreeMap;
+
+use ledger_events::{AccountCreatedJson, AccountStateJson, EventJson, EventKind, Status, TransferJson};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+/// The migrations in `migrations/` at the repository root (embedded).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Applies the migrations (idempotent; run at start-up).
+pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Errors of the database side.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A newer generation owns the partition: this member is a zombie and
+    /// must rejoin. Nothing was written.
+    #[error(
+        "fenced: {topic}/{partition} of group {group:?} was written by generation {stored}, ours is {ours}; rejoin"
+    )]
+    Fenced {
+        /// Group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// Generation stored in `projector_offsets`.
+        stored: u64,
+        /// Our generation.
+        ours: u64,
+    },
+    /// The batch starts after the stored `next_offset`: records in between
+    /// were never applied. Nothing was written.
+    #[error("gap: {topic}/{partition} of group {group:?} resumes at offset {stored}, but the batch starts at {first}")]
+    Gap {
+        /// Group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// Stored `next_offset`.
+        stored: u64,
+        /// First offset of the batch.
+        first: u64,
+    },
+    /// The batch itself is malformed (offsets not increasing or not below
+    /// `next_offset`).
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+    /// A u64 from the log does not fit PostgreSQL's bigint.
+    #[error("{what} = {value} does not fit a PostgreSQL bigint")]
+    OutOfRange {
+        /// Which value.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// A stored value could not be parsed back.
+    #[error("corrupt value in PostgreSQL: {0}")]
+    Corrupt(String),
+    /// PostgreSQL error.
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migration error.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    /// True for errors worth retrying after a backoff: PostgreSQL down or
+    /// restarting, pool timeouts, deadlocks, serialization failures.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Db(e) => is_transient_sqlx(e),
+            Error::Migrate(sqlx::migrate::MigrateError::Execute(e)) => is_transient_sqlx(e),
+            _ => false,
+        }
+    }
+}
+
+/// See [`Error::is_transient`].
+pub fn is_transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            // 08: connection exception; 40001 serialization failure; 40P01
+            // deadlock; 53: insufficient resources; 57P0x: shutdown/restart.
+            code.starts_with("08")
+                || code == "40001"
+                || code == "40P01"
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+        }
+        _ => false,
+    }
+}
+
+/// Which partition a batch belongs to, and the generation of the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct Fence<'a> {
+    /// Consumer group name.
+    pub group: &'a str,
+    /// Topic (normally `ledger`).
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: u32,
+    /// The writer's group generation.
+    pub generation: u64,
+}
+
+/// What [`apply_batch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Events written.
+    pub applied: usize,
+    /// Events skipped because they were already applied (redelivery).
+    pub skipped: usize,
+    /// The partition's stored `next_offset` after the call.
+    pub next_offset: u64,
+}
+
+fn i64_of(what: &'static str, value: u64) -> Result<i64, Error> {
+    i64::try_from(value).map_err(|_| Error::OutOfRange { what, value })
+}
+
+fn u64_of(what: &str, value: i64) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| Error::Corrupt(format!("{what} = {value}")))
+}
+
+/// Where to resume: partition → stored `next_offset` for `group`/`topic`.
+pub async fn load_offsets(pool: &PgPool, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, Error> {
+    let rows = sqlx::query("SELECT partition, next_offset FROM projector_offsets WHERE group_name = $1 AND topic = $2")
+        .bind(group)
+        .bind(topic)
+        .fetch_all(pool)
+        .await?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let p: i32 = r.try_get(0)?;
+        let o: i64 = r.try_get(1)?;
+        let p = u32::try_from(p).map_err(|_| Error::Corrupt(format!("partition = {p}")))?;
+        out.insert(p, u64_of("next_offset", o)?);
+    }
+    Ok(out)
+}
+
+/// Applies the events of one partition, `events` = the records at offsets
+/// `[events[0].0, next_offset)` of the log (increasing offsets), together
+/// with the new `next_offset`, in ONE transaction fenced by `fence`'s
+/// generation. See the module docs for the protocol.
+///
+/// An empty `events` with `next_offset` equal to the stored one is a no-op.
+pub async fn apply_batch(
+    pool: &PgPool,
+    fence: &Fence<'_>,
+    events: &[(u64, EventJson)],
+    next_offset: u64,
+) -> Result<Applied, Error> {
+    check_batch(events, next_offset)?;
+    let first = events.first().map_or(next_offset, |(o, _)| *o);
+    let generation = i64_of("generation", fence.generation)?;
+    let partition =
+        i32::try_from(fence.partition).map_err(|_| Error::InvalidBatch(format!("partition {}", fence.partition)))?;
+    let next_i = i64_of("next_offset", next_offset)?;
+
+    let mut tx = pool.begin().await?;
+    // A missing row means the batch starts the partition: create it at the
+    // batch's start, so the checks below treat both cases alike. A
+    // concurrent creator makes this wait, then do nothing.
+    sqlx::query(
+        "INSERT INTO projector_offsets (group_name, topic, partition, next_offset, generation) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(fence.group)
+    .bind(fence.topic)
+    .bind(partition)
+    .bind(i64_of("offset", first)?)
+    .bind(generation)
+    .execute(&mut *tx)
+    .await?;
+    let row = sqlx::query(
+        "SELECT next_offset, generation FROM projector_offsets \
+         WHERE group_name = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+    )
+    .bind(fence.group)
+    .bind(fence.topic)
+    .bind(partition)
+    .fetch_one(&mut *tx)
+    .await?;
+    let stored_next = u64_of("next_offset", row.try_get(0)?)?;
+    let stored_gen = u64_of("generation", row.try_get(1)?)?;
+
+    if stored_gen > fence.generation {
+        // Dropping `tx` rolls back.
+        return Err(Error::Fenced {
+            group: fence.group.to_owned(),
+            topic: fence.topic.to_owned(),
+            partition: fence.partition,
+            stored: stored_gen,
+            ours: fence.generation,
+        });
+    }
+    if stored_next >= next_offset {
+        // Everything here is already applied (or the batch is empty).
+        tx.rollback().await?;
+        return Ok(Applied { applied: 0, skipped: events.len(), next_offset: stored_next });
+    }
+    if stored_next < first {
+        return Err(Error::Gap {
+            group: fence.group.to_owned(),
+            topic: fence.topic.to_owned(),
+            partition: fence.partition,
+            stored: stored_next,
+            first,
+        });
+    }
+    let skip = events.partition_point(|(o, _)| *o < stored_next);
+    let todo = &events[skip..];
+
+    write_rows(&mut tx, todo.iter().map(|(_, e)| e)).await?;
+
+    sqlx::query(
+        "UPDATE projector_offsets SET next_offset = $4, generation = $5, updated_at = now() \
+         WHERE group_name = $1 AND topic = $2 AND partition = $3",
+    )
+    .bind(fence.group)
+    .bind(fence.topic)
+    .bind(partition)
+    .bind(next_i)
+    .bind(generation)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Applied { applied: todo.len(), skipped: skip, next_offset })
+}
+
+fn check_batch(events: &[(u64, EventJson)], next_offset: u64) -> Result<(), Error> {
+    for w in events.windows(2) {
+        if w[1].0 <= w[0].0 {
+            return Err(Error::InvalidBatch(format!("offset {} follows {}", w[1].0, w[0].0)));
+        }
+    }
+    if let Some((last, _)) = events.last()
+        && *last >= next_offset
+    {
+        return Err(Error::InvalidBatch(format!("offset {last} is not below next_offset {next_offset}")));
+    }
+    Ok(())
+}
+
+/// Writes the rows of `events` (in log order within one partition).
+pub(crate) async fn write_rows<'e>(
+    tx: &mut Transaction<'_, Postgres>,
+    events: impl Iterator<Item = &'e EventJson>,
+) -> Result<(), Error> {
+    let mut created: BTreeMap<&str, &AccountCreatedJson> = BTreeMap::new();
+    let mut states: BTreeMap<&str, &AccountStateJson> = BTreeMap::new();
+    let mut transfers: BTreeMap<&str, TransferRow<'_>> = BTreeMap::new();
+    for e in events {
+        match e {
+            EventJson::AccountCreated(a) => {
+                created.entry(&a.id).or_insert(a);
+            }
+            EventJson::Transfer(t) => {
+                for s in [&t.debit_account, &t.credit_account] {
+                    let slot = states.entry(&s.id).or_insert(s);
+                    if s.version > slot.version {
+                        *slot = s;
+                    }
+                }
+                let row = transfers.entry(&t.transfer_id).or_insert_with(|| TransferRow::new(t));
+                row.merge(t);
+            }
+        }
+    }
+    if !created.is_empty() || !states.is_empty() {
+        write_accounts(tx, &created, &states).await?;
+    }
+    if !transfers.is_empty() {
+        write_transfers(tx, &transfers).await?;
+    }
+    Ok(())
+}
+
+/// One statement for every account row of the batch (creation columns and
+/// balance columns merged per id), in id order: two transactions touching
+/// the same accounts lock them in the same order, so they cannot deadlock.
+async fn write_accounts(
+    tx: &mut Transaction<'_, Postgres>,
+    created: &BTreeMap<&str, &AccountCreatedJson>,
+    states: &BTreeMap<&str, &AccountStateJson>,
+) -> Result<(), Error> {
+    let mut ids: Vec<&str> = created.keys().chain(states.keys()).copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let n = ids.len();
+    let (mut cur, mut od, mut md, mut cidx, mut cms) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut cols: [Vec<Option<String>>; 6] = Default::default();
+    let mut ui = Vec::with_capacity(n);
+    let mut ver = Vec::with_capacity(n);
+    for id in &ids {
+        match created.get(id) {
+            Some(a) => {
+                cur.push(Some(a.currency.as_str()));
+                od.push(Some(a.allow_overdraft));
+                md.push(Some(a.metadata.get()));
+                cidx.push(Some(i64_of("index", a.index)?));
+                cms.push(Some(i64_of("timestamp_ms", a.timestamp_ms)?));
+            }
+            None => {
+                cur.push(None);
+                od.push(None);
+                md.push(None);
+                cidx.push(None);
+                cms.push(None);
+            }
+        }
+        match states.get(id) {
+            Some(s) => {
+                cols[0].push(Some(s.debits_posted.to_string()));
+                cols[1].push(Some(s.credits_posted.to_string()));
+                cols[2].push(Some(s.debits_pending.to_string()));
+                cols[3].push(Some(s.credits_pending.to_string()));
+                cols[4].push(Some(s.balance.to_string()));
+                cols[5].push(Some(s.available.to_string()));
+                ui.push(i64_of("updated_index", s.updated_index)?);
+                ver.push(i64_of("version", s.version)?);
+            }
+            None => {
+                for c in &mut cols {
+                    c.push(None);
+                }
+                ui.push(0);
+                ver.push(0);
+            }
+        }
+    }
+    let [dp, cp, dq, cq, bal, av] = cols;
+    // Numbers travel as text and are cast to numeric: exact for all of u128
+    // and i128 without a big-decimal dependency. A row without balance
+    // state has version 0, which never overwrites stored balances; a row
+    // without creation data never overwrites stored creation data.
+    sqlx::query(
+        "INSERT INTO accounts AS a (id, currency, allow_overdraft, metadata, created_index, created_at, \
+             debits_posted, credits_posted, debits_pending, credits_pending, balance, available, updated_index, \
+             version) \
+         SELECT id, cur, od, md::jsonb, cidx, timestamptz 'epoch' + cms * interval '1 millisecond', \
+             COALESCE(dp, '0')::numeric, COALESCE(cp, '0')::numeric, COALESCE(dq, '0')::numeric, \
+             COALESCE(cq, '0')::numeric, COALESCE(bal, '0')::numeric, COALESCE(av, '0')::numeric, ui, ver \
+         FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::int8[], $6::int8[], $7::text[], \
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::int8[]) \
+              AS u(id, cur, od, md, cidx, cms, dp, cp, dq, cq, bal, av, ui, ver) \
+         ORDER BY id \
+         ON CONFLICT (id) DO UPDATE SET \
+             currency = CASE WHEN a.created_index IS NULL THEN excluded.currency ELSE a.currency END, \
+             allow_overdraft = CASE WHEN a.created_index IS NULL THEN excluded.allow_overdraft \
+                 ELSE a.allow_overdraft END, \
+             metadata = CASE WHEN a.created_index IS NULL THEN excluded.metadata ELSE a.metadata END, \
+             created_at = CASE WHEN a.created_index IS NULL THEN excluded.created_at ELSE a.created_at END, \
+             created_index = COALESCE(a.created_index, excluded.created_index), \
+             debits_posted = CASE WHEN excluded.version > a.version THEN excluded.debits_posted \
+                 ELSE a.debits_posted END, \
+             credits_posted = CASE WHEN excluded.version > a.version THEN excluded.credits_posted \
+                 ELSE a.credits_posted END, \
+             debits_pending = CASE WHEN excluded.version > a.version THEN excluded.debits_pending \
+                 ELSE a.debits_pending END, \
+             credits_pending = CASE WHEN excluded.version > a.version THEN excluded.credits_pending \
+                 ELSE a.credits_pending END, \
+             balance = CASE WHEN excluded.version > a.version THEN excluded.balance ELSE a.balance END, \
+             available = CASE WHEN excluded.version > a.version THEN excluded.available ELSE a.available END, \
+             updated_index = CASE WHEN excluded.version > a.version THEN excluded.updated_index \
+                 ELSE a.updated_index END, \
+             version = GREATEST(a.version, excluded.version) \
+         WHERE (a.created_index IS NULL AND excluded.created_index IS NOT NULL) OR excluded.version > a.version",
+    )
+    .bind(ids)
+    .bind(cur)
+    .bind(od)
+    .bind(md)
+    .bind(cidx)
+    .bind(cms)
+    .bind(dp)
+    .bind(cp)
+    .bind(dq)
+    .bind(cq)
+    .bind(bal)
+    .bind(av)
+    .bind(ui)
+    .bind(ver)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One transfer row, merged from the batch's events for that transfer.
+struct TransferRow<'a> {
+    t: &'a TransferJson,
+    status: Status,
+    posted_amount: Option<u64>,
+    log_index: Option<u64>,
+    created_ms: Option<u64>,
+    resolved: Option<(u64, u64, u64)>,
+    updated: (u64, i16),
+}
+
+const fn rank(kind: EventKind) -> i16 {
+    match kind {
+        EventKind::Created => 0,
+        EventKind::Posted | EventKind::Voided | EventKind::Expired => 1,
+    }
+}
+
+fn posted_amount(t: &TransferJson) -> Option<u64> {
+    match (t.status, t.kind) {
+        (Status::Pending, _) => None,
+        (Status::Posted, EventKind::Created) => Some(t.amount),
+        (Status::Posted, _) => Some(t.event_amount),
+        (Status::Voided | Status::Expired, _) => Some(0),
+    }
+}
+
+impl<'a> TransferRow<'a> {
+    fn new(t: &'a TransferJson) -> Self {
+        TransferRow {
+            t,
+            status: t.status,
+            posted_amount: posted_amount(t),
+            log_index: None,
+            created_ms: None,
+            resolved: None,
+            updated: (t.index, rank(t.kind)),
+        }
+    }
+
+    fn merge(&mut self, t: &'a TransferJson) {
+        if t.kind == EventKind::Created {
+            self.log_index = Some(t.index);
+            self.created_ms = Some(t.timestamp_ms);
+        } else {
+            self.resolved = Some((t.index, t.timestamp_ms, t.event_amount));
+        }
+        let at = (t.index, rank(t.kind));
+        if at >= self.updated {
+            self.t = t;
+            self.status = t.status;
+            self.posted_amount = posted_amount(t);
+            self.updated = at;
+        }
+    }
+}
+
+async fn write_transfers(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &BTreeMap<&str, TransferRow<'_>>,
+) -> Result<(), Error> {
+    let n = rows.len();
+    let (mut id, mut d, mut c, mut amount, mut cur, mut pending, mut status, mut posted, mut md) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut exp, mut li, mut cms, mut ri, mut rms, mut ra, mut ui, mut ur) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let opt = |what, v: Option<u64>| v.map(|v| i64_of(what, v)).transpose();
+    for r in rows.values() {
+        let t = r.t;
+        id.push(t.transfer_id.as_str());
+        d.push(t.debit_account_id.as_str());
+        c.push(t.credit_account_id.as_str());
+        amount.push(i64_of("amount", t.amount)?);
+        cur.push(t.currency.as_str());
+        pending.push(t.pending);
+        status.push(r.status.as_str());
+        posted.push(opt("posted_amount", r.posted_amount)?);
+        md.push(t.metadata.get());
+        exp.push(opt("expires_at_ms", t.expires_at_ms)?);
+        li.push(opt("index", r.log_index)?);
+        cms.push(opt("timestamp_ms", r.created_ms)?);
+        ri.push(opt("index", r.resolved.map(|x| x.0))?);
+        rms.push(opt("timestamp_ms", r.resolved.map(|x| x.1))?);
+        ra.push(opt("event_amount", r.resolved.map(|x| x.2))?);
+        ui.push(i64_of("index", r.updated.0)?);
+        ur.push(r.updated.1);
+    }
+    sqlx::query(
+        "INSERT INTO transfers AS t (id, debit_account_id, credit_account_id, amount, currency, pending, status, \
+             posted_amount, metadata, expires_at, log_index, created_at, resolved_index, resolved_at, \
+             resolved_amount, updated_index, updated_rank) \
+         SELECT id, d, c, amount, cur, pending, status, posted, md::jsonb, \
+             timestamptz 'epoch' + exp * interval '1 millisecond', li, \
+             timestamptz 'epoch' + cms * interval '1 millisecond', ri, \
+             timestamptz 'epoch' + rms * interval '1 millisecond', ra, ui, ur \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::bool[], $7::text[], \
+                     $8::int8[], $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], \
+                     $15::int8[], $16::int8[], $17::int2[]) \
+              AS u(id, d, c, amount, cur, pending, status, posted, md, exp, li, cms, ri, rms, ra, ui, ur) \
+         ORDER BY id \
+         ON CONFLICT (id) DO UPDATE SET \
+             log_index = COALESCE(t.log_index, excluded.log_index), \
+             created_at = COALESCE(t.created_at, excluded.created_at), \
+             resolved_index = COALESCE(t.resolved_index, excluded.resolved_index), \
+             resolved_at = COALESCE(t.resolved_at, excluded.resolved_at), \
+             resolved_amount = COALESCE(t.resolved_amount, excluded.resolved_amount), \
+             status = CASE WHEN (excluded.updated_index, excluded.updated_rank) > (t.updated_index, t.updated_rank) \
+                 THEN excluded.status ELSE t.status END, \
+             posted_amount = CASE WHEN (excluded.updated_index, excluded.updated_rank) > (t.updated_index, t.updated_rank) \
+                 THEN excluded.posted_amount ELSE t.posted_amount END, \
+             updated_rank = CASE WHEN (excluded.updated_index, excluded.updated_rank) > (t.updated_index, t.updated_rank) \
+                 THEN excluded.updated_rank ELSE t.updated_rank END, \
+             updated_index = GREATEST(t.updated_index, excluded.updated_index) \
+         WHERE (excluded.updated_index, excluded.updated_rank) > (t.updated_index, t.updated_rank) \
+            OR (t.log_index IS NULL AND excluded.log_index IS NOT NULL) \
+            OR (t.resolved_index IS NULL AND excluded.resolved_index IS NOT NULL)",
+    )
+    .bind(id)
+    .bind(d)
+    .bind(c)
+    .bind(amount)
+    .bind(cur)
+    .bind(pending)
+    .bind(status)
+    .bind(posted)
+    .bind(md)
+    .bind(exp)
+    .bind(li)
+    .bind(cms)
+    .bind(ri)
+    .bind(rms)
+    .bind(ra)
+    .bind(ui)
+    .bind(ur)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
