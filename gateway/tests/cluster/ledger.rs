@@ -22,7 +22,6 @@ async fn transfer(gw: &TestGateway, body: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "lognode's ledger service is not merged yet (Submit answers UNIMPLEMENTED); run with --ignored"]
 async fn accounts_transfers_batches_pending_and_history() {
     let _serial = SERIAL.lock().await;
     let cluster = Cluster::start();
@@ -134,7 +133,6 @@ const AFTER_KILL: Duration = Duration::from_secs(5);
 const ATTEMPTS_MAX: usize = 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "lognode's ledger service is not merged yet (Submit answers UNIMPLEMENTED); run with --ignored"]
 async fn leader_kill_under_transfer_load() {
     let _serial = SERIAL.lock().await;
     let mut cluster = Cluster::start();

@@ -271,11 +271,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
         let bytes = match self.inner.committed.latest() {
             Some(b) => Some(b),
-            None => self
-                .inner
-                .log
-                .load_meta(META_COMMITTED)
-                .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?,
+            None => {
+                self.inner.log.load_meta(META_COMMITTED).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?
+            }
         };
         Ok(bytes.map(|b| decode::<Option<LogId>>(&b)).transpose().map_err(read_err)?.flatten())
     }
