@@ -260,10 +260,12 @@ async fn ledger_on_processes_survives_kill9_of_the_leader_exactly_once() {
             let mut last_index = 0;
             for (i, (offset, value)) in records.iter().enumerate() {
                 assert_eq!(*offset, i as u64, "node {a} partition {p}: offsets not contiguous");
-                let v: serde_json::Value = serde_json::from_slice(value).unwrap();
-                let index = v.as_object().and_then(|o| o.values().next()).and_then(|e| e["index"].as_u64()).unwrap();
-                assert!(index >= last_index, "node {a} partition {p}: events out of log order");
-                last_index = index;
+                let e = ledger_events::decode(value).unwrap();
+                assert!(e.index() >= last_index, "node {a} partition {p}: events out of log order");
+                last_index = e.index();
+                let key_partition = lognode::store::state_machine::key_hash(e.partition_key().as_bytes())
+                    % u64::from(LEDGER_PARTITIONS);
+                assert_eq!(key_partition, u64::from(p), "event {} in the wrong partition", e.partition_key());
             }
             parts.push(records);
         }

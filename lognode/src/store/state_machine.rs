@@ -129,14 +129,6 @@ pub fn key_hash(key: &[u8]) -> u64 {
     key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-/// The value bytes of a ledger event on [`TOPIC_LEDGER`].
-///
-/// TEMPORARY: serde_json of ledger-core's `LedgerEvent` until the `ledger-events` crate (the
-/// documented JSON event format, `ledger_events::encode`) lands on main; then call that instead.
-pub fn encode_ledger_event_temporary(e: &LedgerEvent) -> Vec<u8> {
-    serde_json::to_vec(e).expect("JSON encoding of a ledger event cannot fail")
-}
-
 impl State {
     /// The state of a new cluster: the built-in topics and an empty ledger.
     pub fn initial() -> State {
@@ -216,7 +208,7 @@ impl State {
             let p = usize::try_from(key_hash(key) % n).unwrap_or(0);
             groups.entry(p).or_default().push(RecordData {
                 key: key.to_vec(),
-                value: encode_ledger_event_temporary(e),
+                value: ledger_events::encode(e),
                 headers: Vec::new(),
             });
         }
