@@ -34,8 +34,8 @@ use ledger_proto::ledger::{
 };
 
 pub use self::nodes::{
-    BACKOFF_MAX, BACKOFF_MIN, MIN_INDEX_WAIT_MS, PROBE_INTERVAL, READ_ATTEMPTS_MAX, READY_BUDGET, RETRY_AFTER_MS,
-    Retry, WRITE_RETRY_BUDGET,
+    BACKOFF_MAX, BACKOFF_MIN, MIN_INDEX_WAIT_MS, PROBE_INTERVAL, READ_ATTEMPT_TIMEOUT, READ_ATTEMPTS_MAX, READY_BUDGET,
+    RETRY_AFTER_MS, Retry, WRITE_RETRY_BUDGET,
 };
 use self::nodes::{Nodes, spawn_prober};
 use crate::backend::{
@@ -157,7 +157,7 @@ impl GrpcBackend {
     ) -> BackendResult<Read<Option<AccountView>>> {
         let r = self
             .nodes
-            .read_call(read, |mut c, opts| {
+            .read_call(read, Duration::ZERO, |mut c, opts| {
                 let req = GetAccountRequest { id: id.to_owned(), as_of_index, read: Some(opts) };
                 async move { Ok(c.get_account(req).await?.into_inner()) }
             })
@@ -212,7 +212,7 @@ impl LedgerBackend for GrpcBackend {
     async fn transfer(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<TransferView>>> {
         let r = self
             .nodes
-            .read_call(read, |mut c, opts| {
+            .read_call(read, Duration::ZERO, |mut c, opts| {
                 let req = GetTransferRequest { id: id.to_owned(), read: Some(opts) };
                 async move { Ok(c.get_transfer(req).await?.into_inner()) }
             })
@@ -230,7 +230,7 @@ impl LedgerBackend for GrpcBackend {
     ) -> BackendResult<Read<Option<HistoryPage>>> {
         let r = self
             .nodes
-            .read_call(read, |mut c, opts| {
+            .read_call(read, Duration::ZERO, |mut c, opts| {
                 let req = AccountTransfersRequest {
                     account_id: id.to_owned(),
                     from: Some(convert::history_from_to_proto(from)),
@@ -285,7 +285,7 @@ impl LedgerBackend for GrpcBackend {
     async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>> {
         let r = self
             .nodes
-            .read_call(read, |mut c, opts| async move {
+            .read_call(read, Duration::ZERO, |mut c, opts| async move {
                 Ok(c.list_topics(ListTopicsRequest { read: Some(opts) }).await?.into_inner())
             })
             .await?;
@@ -354,7 +354,7 @@ impl LedgerBackend for GrpcBackend {
         let wait = Duration::from_millis(req.wait_ms);
         let r = self
             .nodes
-            .read_call(read, |mut c, opts| {
+            .read_call(read, wait, |mut c, opts| {
                 let creq = ConsumeRequest {
                     topic: req.topic.clone(),
                     partition: req.partition,

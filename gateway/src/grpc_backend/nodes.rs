@@ -39,6 +39,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub const BACKOFF_MAX: Duration = Duration::from_millis(400);
 /// Most nodes one follower read tries before it fails.
 pub const READ_ATTEMPTS_MAX: usize = 3;
+/// Deadline of one follower-read attempt on one node (a stalled node is left for the next one);
+/// a long poll adds its `wait_ms`.
+pub const READ_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2000);
 /// A node whose connection failed is avoided this long (or until a probe succeeds).
 pub const DOWN_FOR: Duration = Duration::from_secs(1);
 /// How long a `min_index` read waits on one node for the index to be applied.
@@ -48,6 +51,7 @@ pub const RETRY_AFTER_MS: u64 = 1000;
 
 const _: () = assert!(WRITE_RETRY_BUDGET.as_millis() < crate::limits::BACKEND_TIMEOUT_DEFAULT.as_millis());
 const _: () = assert!(BACKOFF_MIN.as_millis() <= BACKOFF_MAX.as_millis());
+const _: () = assert!((MIN_INDEX_WAIT_MS as u128) < READ_ATTEMPT_TIMEOUT.as_millis());
 
 /// Whether a call may be sent again after an answer that leaves it unknown whether the leader
 /// received it.
@@ -477,8 +481,9 @@ impl Nodes {
     }
 
     /// Runs a read with the requested consistency: `Strong` on the leader (linearizable),
-    /// otherwise on followers (round robin, at most [`READ_ATTEMPTS_MAX`] nodes).
-    pub async fn read_call<T, F, Fut>(&self, read: ReadConsistency, mut f: F) -> BackendResult<T>
+    /// otherwise on followers (round robin, at most [`READ_ATTEMPTS_MAX`] nodes, each for at most
+    /// [`READ_ATTEMPT_TIMEOUT`] + `extra`).
+    pub async fn read_call<T, F, Fut>(&self, read: ReadConsistency, extra: Duration, mut f: F) -> BackendResult<T>
     where
         F: FnMut(LedgerClient<Channel>, ReadOptions) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -502,7 +507,12 @@ impl Nodes {
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..READ_ATTEMPTS_MAX {
             let Some(t) = self.read_target(&tried) else { break };
-            match f(t.client, opts).await {
+            let Ok(answer) = tokio::time::timeout(READ_ATTEMPT_TIMEOUT + extra, f(t.client, opts)).await else {
+                tracing::debug!(node = %t.addr, "read attempt timed out; trying another node");
+                tried.push(t.addr);
+                continue;
+            };
+            match answer {
                 Ok(v) => {
                     self.served(&t.addr);
                     return Ok(v);
