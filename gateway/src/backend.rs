@@ -1,8 +1,8 @@
 //! The backend the HTTP layer talks to: a small async trait.
 //!
 //! The product implementation speaks gRPC to the `lognode` cluster (writes
-//! to the leader with its own leader-retry loop, reads to followers); it is
-//! wired by the lead. Tests use an in-process implementation
+//! to the leader with its own leader-retry loop, reads to followers):
+//! [`crate::grpc_backend::GrpcBackend`]. Tests use an in-process implementation
 //! (`gateway/tests/api/support/memory.rs`) that is *not* a cluster.
 //!
 //! Contract for implementations:
@@ -171,10 +171,12 @@ pub struct ClusterStatus {
 }
 
 /// Counters the backend keeps for `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackendStats {
     /// Times the known leader changed.
     pub leader_changes: u64,
+    /// Reads served, per node id (0: a node whose id is not known yet).
+    pub reads_by_node: Vec<(u64, u64)>,
 }
 
 /// What was not found.

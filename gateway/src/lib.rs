@@ -5,6 +5,7 @@
 //! `lognode` cluster. Layout:
 //!
 //! - [`backend`]: the trait, its request/response types and [`BackendError`];
+//! - [`grpc_backend`]: the product backend (gRPC to the lognodes, gossip or a static list);
 //! - [`routes`]: the handlers (`accounts`, `transfers`, `topics`, `ops`);
 //! - [`dto`]: JSON bodies and their OpenAPI schemas (the only wire format);
 //! - [`validate`] and [`limits`]: hostile input is checked against named limits;
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod grpc_backend;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

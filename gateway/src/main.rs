@@ -2,7 +2,7 @@
 //! the HTTP API over the gRPC backend.
 //!
 //! ```text
-//! gateway --listen <host:port> (--join <gossip-seed>[,...] | --lognodes <grpc-addr>[,...]) [--gossip-addr <host:port>]
+//! gateway --listen <host:port> (--lognodes <grpc-addr>[,...] | --join <gossip-seed>[,...] --gossip-addr <host:port>)
 //! gateway openapi        # prints the OpenAPI document
 //! ```
 //! Every flag can also be given as `LEDGER_<FLAG>` (e.g. `LEDGER_LISTEN`).
@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Parser, Subcommand};
-use gateway::{GatewayConfig, LedgerBackend};
+use gateway::GatewayConfig;
+use gateway::grpc_backend::{GrpcBackend, Lognodes};
+use ledger_discovery::{Discovery, Gossip, GossipProfile, MemberKind, MemberMeta};
 
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about = "Ledger's HTTP/JSON gateway.")]
@@ -35,9 +37,13 @@ struct Cli {
     #[arg(long, env = "LEDGER_LOGNODES", value_delimiter = ',')]
     lognodes: Vec<String>,
 
-    /// This gateway's own gossip address (host:port); only with --join.
+    /// This gateway's own gossip address (host:port); required with --join.
     #[arg(long, env = "LEDGER_GOSSIP_ADDR")]
     gossip_addr: Option<String>,
+
+    /// Gossip timing: `lan` (default) or `local` (one machine); must match the lognodes'.
+    #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
+    gossip_profile: GossipProfile,
 
     /// Bearer token for the admin endpoints (node removal); absent disables them.
     #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
@@ -86,6 +92,8 @@ fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
             bail!("--gossip-addr is only meaningful with --join");
         }
         check_host_port("gossip-addr", g)?;
+    } else if !cli.join.is_empty() {
+        bail!("--join needs --gossip-addr (this gateway's own gossip address)");
     }
     if cli.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
@@ -107,17 +115,41 @@ fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
     })
 }
 
-/// The product backend: gRPC to the lognode cluster. Not wired yet.
-fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<dyn LedgerBackend>> {
-    let target = if cli.join.is_empty() {
-        format!("--lognodes {}", cli.lognodes.join(","))
-    } else {
-        format!("--join {}", cli.join.join(","))
+fn resolve(flag: &str, addr: &str) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs as _;
+    addr.to_socket_addrs()
+        .with_context(|| format!("--{flag} {addr:?}: cannot resolve"))?
+        .next()
+        .with_context(|| format!("--{flag} {addr:?}: resolves to nothing"))
+}
+
+/// A gateway's gossip id: unique enough among gateways (gossip address, pid, start time).
+fn gateway_member_id(gossip_addr: &str) -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(gossip_addr.as_bytes());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// The product backend: gRPC to the lognode cluster, which it finds from the static
+/// `--lognodes` list or by joining the gossip (`--join`) as a gateway member (no Raft, no data).
+async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
+    if cli.join.is_empty() {
+        return Ok(GrpcBackend::start(Lognodes::Static(cli.lognodes.clone())).await);
+    }
+    let gossip_addr = cli.gossip_addr.as_deref().context("--join needs --gossip-addr")?;
+    let bind = resolve("gossip-addr", gossip_addr)?;
+    let seeds = cli.join.iter().map(|s| resolve("join", s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let meta = MemberMeta {
+        kind: MemberKind::Gateway,
+        node_id: gateway_member_id(gossip_addr),
+        grpc_addr: cli.listen.clone(),
+        role: "gateway".to_owned(),
     };
-    bail!(
-        "the gRPC backend is not wired yet (the lead wires it once lognode's gRPC API exists); \
-         the flags are valid ({target}) but there is nothing to serve them with"
-    )
+    let gossip: Arc<dyn Discovery> =
+        Gossip::start(bind, meta, seeds, cli.gossip_profile).await.map_err(|e| anyhow::anyhow!(e))?;
+    Ok(GrpcBackend::start(Lognodes::Gossip(gossip)).await)
 }
 
 async fn shutdown_signal() {
@@ -173,14 +205,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = validate(&cli)?;
-    let backend = connect_backend(&cli)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&cli.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
+        let backend = connect_backend(&cli).await?;
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-        gateway::serve(listener, gateway::app(backend, config), shutdown_signal()).await?;
+        let served = gateway::serve(listener, gateway::app(backend.clone(), config), shutdown_signal()).await;
+        // Leave the gossip (bounded inside) once the requests in flight are done.
+        backend.shutdown().await;
+        served?;
         Ok(())
     })
 }

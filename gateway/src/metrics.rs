@@ -1,6 +1,7 @@
 //! A small Prometheus text-format registry: request counts and latency
 //! histograms by method, route template (never the raw URI) and status;
-//! backend errors by kind; overload rejections.
+//! backend errors by kind; overload rejections; leader changes and reads
+//! per lognode (from the backend's stats).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -81,7 +82,7 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text format (version 0.0.4).
-    pub fn render(&self, in_flight: usize, leader_changes: u64) -> String {
+    pub fn render(&self, in_flight: usize, backend: &crate::backend::BackendStats) -> String {
         let g = self.lock();
         let mut o = String::new();
         let _ = writeln!(o, "# HELP gateway_http_requests_total HTTP requests by method, route template and status.");
@@ -121,7 +122,12 @@ impl Metrics {
         let _ = writeln!(o, "gateway_in_flight_requests {in_flight}");
         let _ = writeln!(o, "# HELP gateway_leader_changes_total Leader changes seen by the backend.");
         let _ = writeln!(o, "# TYPE gateway_leader_changes_total counter");
-        let _ = writeln!(o, "gateway_leader_changes_total {leader_changes}");
+        let _ = writeln!(o, "gateway_leader_changes_total {}", backend.leader_changes);
+        let _ = writeln!(o, "# HELP gateway_backend_reads_total Reads served by each lognode (0: id not known yet).");
+        let _ = writeln!(o, "# TYPE gateway_backend_reads_total counter");
+        for (node, n) in &backend.reads_by_node {
+            let _ = writeln!(o, "gateway_backend_reads_total{{node=\"{node}\"}} {n}");
+        }
         o
     }
 }
@@ -136,12 +142,13 @@ mod tests {
         m.observe("GET", "/v1/accounts/{id}", 200, Duration::from_millis(3));
         m.observe("GET", "/v1/accounts/{id}", 200, Duration::from_secs(60));
         m.observe("GET", "a\"b", 404, Duration::from_millis(1));
-        let t = m.render(0, 2);
+        let t = m.render(0, &crate::backend::BackendStats { leader_changes: 2, reads_by_node: vec![(3, 7)] });
         assert!(t.contains("gateway_http_requests_total{method=\"GET\",route=\"/v1/accounts/{id}\",status=\"200\"} 2"));
         assert!(t.contains("route=\"/v1/accounts/{id}\",status=\"200\",le=\"0.005\"} 1"));
         assert!(t.contains("route=\"/v1/accounts/{id}\",status=\"200\",le=\"10\"} 1"));
         assert!(t.contains("route=\"/v1/accounts/{id}\",status=\"200\",le=\"+Inf\"} 2"));
         assert!(t.contains("route=\"a\\\"b\""));
         assert!(t.contains("gateway_leader_changes_total 2"));
+        assert!(t.contains("gateway_backend_reads_total{node=\"3\"} 7"));
     }
 }

@@ -121,7 +121,7 @@ impl AppState {
     /// The `/metrics` text.
     pub fn render_metrics(&self) -> String {
         let in_flight = self.0.config.max_in_flight.saturating_sub(self.0.permits.available_permits());
-        self.0.metrics.render(in_flight, self.0.backend.stats().leader_changes)
+        self.0.metrics.render(in_flight, &self.0.backend.stats())
     }
 }
 

@@ -51,14 +51,7 @@ pub struct Config {
     pub fsync: logstore::FsyncMode,
 }
 
-/// Gossip timing profile (memberlist's presets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GossipProfile {
-    /// A LAN: probe every 500 ms, 1 s probe timeout.
-    Lan,
-    /// One machine (tests, dev): 200 ms probe timeout, gossip every 100 ms.
-    Local,
-}
+pub use ledger_discovery::GossipProfile;
 
 /// Resolves `host:port` to its first socket address.
 pub fn resolve(addr: &str) -> Result<SocketAddr, String> {

@@ -6,7 +6,7 @@
 //! client side) and the client API; [`discovery`] finds nodes by gossip and [`node`] wires it all.
 
 pub mod config;
-pub mod discovery;
+pub use ledger_discovery as discovery;
 pub mod grpc;
 pub mod network;
 pub mod node;

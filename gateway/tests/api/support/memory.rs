@@ -289,6 +289,6 @@ impl LedgerBackend for MemoryBackend {
     }
 
     fn stats(&self) -> BackendStats {
-        BackendStats { leader_changes: self.leader_changes.load(Ordering::SeqCst) }
+        BackendStats { leader_changes: self.leader_changes.load(Ordering::SeqCst), ..BackendStats::default() }
     }
 }

@@ -1,8 +1,9 @@
 //! Discovery: who is out there. A small trait of ours ([`Discovery`]) with a gossip implementation
-//! on memberlist ([`Gossip`]); the rest of lognode never sees memberlist.
+//! on memberlist ([`Gossip`]); neither lognode nor the gateway ever sees memberlist.
 //!
 //! Every member gossips its metadata ([`MemberMeta`]): kind (lognode or gateway), node id, gRPC
-//! address and role. Gateways will join the same gossip as `MemberKind::Gateway` members.
+//! address and role. Gateways join the same gossip as [`MemberKind::Gateway`] members (they hold
+//! no data and never become Raft members). This crate knows nothing of openraft.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,8 +20,23 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 use tracing::{debug, info, warn};
 
-use crate::config::GossipProfile;
-use crate::types::{decode, encode};
+/// Gossip timing profile (memberlist's presets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GossipProfile {
+    /// A LAN: probe every 500 ms, 1 s probe timeout.
+    Lan,
+    /// One machine (tests, dev): 200 ms probe timeout, gossip every 100 ms.
+    Local,
+}
+
+/// Encodes member metadata (bincode 1.x, the same codec lognode uses for its own data).
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serialize(value).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, bincode::Error> {
+    bincode::deserialize(bytes)
+}
 
 /// How often the member list is copied out of memberlist for [`Discovery::members`].
 pub const REFRESH_INTERVAL: Duration = Duration::from_millis(200);
@@ -174,10 +190,14 @@ impl Gossip {
                         next_join = tokio::time::Instant::now() + JOIN_RETRY_PAUSE;
                     }
                     let members = list.members().await;
+                    // memberlist 0.8.5 does not update the state inside a member's snapshot when
+                    // it leaves gracefully (it stays `Alive` there): `online_members` (not dead,
+                    // not left) is the authority on liveness.
+                    let online: Vec<SmolStr> = list.online_members().await.iter().map(|m| m.id().clone()).collect();
                     let mut out = Vec::with_capacity(members.len());
                     for m in members.iter() {
                         let Ok(meta) = decode::<MemberMeta>(m.meta()) else { continue };
-                        let alive = matches!(m.state(), State::Alive | State::Suspect);
+                        let alive = matches!(m.state(), State::Alive | State::Suspect) && online.contains(m.id());
                         out.push(Member { meta, alive });
                     }
                     *cache.lock().unwrap_or_else(|e| e.into_inner()) = out;

@@ -1,0 +1,218 @@
+//! Accounts and transfers through the gateway on a real cluster, and a leader kill while 16
+//! clients post transfers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gateway::LedgerBackend;
+use serde_json::{Value, json};
+
+use crate::support::{Cluster, SERIAL, TestGateway, gateway_static, request, wait_for, wait_for_voters};
+
+async fn account(gw: &TestGateway, id: &str, overdraft: bool) -> Value {
+    gw.post("/v1/accounts", &json!({"id": id, "currency": "USD", "allow_overdraft": overdraft}))
+        .await
+        .expect(201, "create account")
+        .json()
+}
+
+async fn transfer(gw: &TestGateway, body: Value) -> Value {
+    gw.post("/v1/transfers", &body).await.expect(201, "create transfer").json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn accounts_transfers_batches_pending_and_history() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start();
+    let gw = gateway_static(cluster.grpc_addrs()).await;
+    let leader = wait_for_voters(&gw.backend, 3, Duration::from_secs(30)).await;
+
+    let created = account(&gw, "equity", true).await;
+    let replay = gw
+        .post("/v1/accounts", &json!({"id": "equity", "currency": "USD", "allow_overdraft": true}))
+        .await
+        .expect(200, "account replay");
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.json()["index"], created["index"]);
+    account(&gw, "alice", false).await;
+    let t1 = transfer(
+        &gw,
+        json!({"id": "t1", "debit_account_id": "equity", "credit_account_id": "alice", "amount": 500,
+               "currency": "USD", "metadata": {"k": "v"}}),
+    )
+    .await;
+    assert_eq!(t1["status"], "posted");
+    let t1_index = t1["index"].as_u64().expect("index");
+    let r = gw
+        .post(
+            "/v1/transfers",
+            &json!({"id": "t2", "debit_account_id": "alice", "credit_account_id": "equity", "amount": 120, "currency": "USD"}),
+        )
+        .await
+        .expect(201, "t2");
+    let t2_index = r.index();
+
+    // Read-your-writes on a follower.
+    let before = gw.reads();
+    let a = gw.get(&format!("/v1/accounts/alice?min_index={t2_index}")).await.expect(200, "ryw");
+    assert!(a.index() >= t2_index);
+    let a = a.json();
+    assert_eq!((a["balance"].clone(), a["credits_posted"].clone()), (json!(380), json!(500)), "{a}");
+    let after = gw.reads();
+    assert_eq!(after.get(&leader), before.get(&leader), "the min_index read went to the leader");
+    let old = gw.get(&format!("/v1/accounts/alice?as_of_index={t1_index}&consistency=strong")).await;
+    assert_eq!(old.expect(200, "as_of").json()["balance"], 500);
+    let t = gw.get("/v1/transfers/t1?consistency=strong").await.expect(200, "get t1").json();
+    assert_eq!(t["metadata"], json!({"k": "v"}));
+    gw.get("/v1/transfers/nope").await.expect(404, "unknown transfer");
+    gw.get("/v1/accounts/nope").await.expect(404, "unknown account");
+
+    // History pages.
+    let p1 = gw.get(&format!("/v1/accounts/alice/transfers?limit=1&min_index={t2_index}")).await;
+    let p1 = p1.expect(200, "history").json();
+    assert_eq!(p1["entries"][0]["transfer_id"], "t1");
+    let next = p1["next"].as_u64().expect("cursor");
+    let p2 = gw.get(&format!("/v1/accounts/alice/transfers?after={next}&min_index={t2_index}")).await;
+    let p2 = p2.expect(200, "history page 2").json();
+    assert_eq!(p2["entries"][0]["transfer_id"], "t2");
+    assert_eq!(p2["entries"][0]["balance"], 380);
+
+    // Batch (one failing item) and an atomic batch that rolls back.
+    account(&gw, "a", false).await;
+    account(&gw, "b", false).await;
+    let item = |id: &str, d: &str, c: &str, amount: u64| json!({"id": id, "debit_account_id": d, "credit_account_id": c, "amount": amount, "currency": "USD"});
+    let body = gw
+        .post("/v1/transfers/batch", &json!({"transfers": [item("x1", "equity", "a", 10), item("x2", "b", "a", 5)]}))
+        .await
+        .expect(200, "batch")
+        .json();
+    assert_eq!(body["results"][0]["result"], "created");
+    assert_eq!(body["results"][1]["code"], "insufficient_funds");
+    let body = gw
+        .post(
+            "/v1/transfers/batch",
+            &json!({"atomic": true, "transfers": [item("y1", "equity", "b", 3), item("y2", "a", "b", 1000)]}),
+        )
+        .await
+        .expect(200, "atomic batch")
+        .json();
+    assert_eq!(body["results"][0]["code"], "linked_event_failed");
+    assert_eq!(gw.get("/v1/accounts/b?consistency=strong").await.expect(200, "b").json()["balance"], 0);
+
+    // Pending: post part, void another.
+    account(&gw, "bob", false).await;
+    let p = transfer(
+        &gw,
+        json!({"id": "p1", "debit_account_id": "equity", "credit_account_id": "bob", "amount": 100,
+               "currency": "USD", "pending": true, "timeout_ms": 3600000}),
+    )
+    .await;
+    assert_eq!(p["status"], "pending");
+    let r = gw.post("/v1/transfers/p1/post", &json!({"amount": 60})).await.expect(200, "post");
+    assert_eq!(r.json()["amount"], 60);
+    transfer(
+        &gw,
+        json!({"id": "p2", "debit_account_id": "equity", "credit_account_id": "bob", "amount": 7,
+               "currency": "USD", "pending": true}),
+    )
+    .await;
+    let v = gw.post("/v1/transfers/p2/void", &json!({})).await.expect(200, "void");
+    assert_eq!(v.json()["status"], "voided");
+    let bob = gw.get(&format!("/v1/accounts/bob?min_index={}", v.index())).await.expect(200, "bob").json();
+    assert_eq!((bob["balance"].clone(), bob["credits_pending"].clone()), (json!(60), json!(0)), "{bob}");
+}
+
+/// Concurrent clients.
+const CLIENTS: usize = 16;
+/// Load before the kill.
+const BEFORE_KILL: Duration = Duration::from_millis(1500);
+/// New transfers are started for this long after the kill.
+const AFTER_KILL: Duration = Duration::from_secs(5);
+/// Attempts per transfer (a 503 is retried with the same id).
+const ATTEMPTS_MAX: usize = 60;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill_under_transfer_load() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start();
+    let gw = Arc::new(gateway_static(cluster.grpc_addrs()).await);
+    let leader = wait_for_voters(&gw.backend, 3, Duration::from_secs(30)).await;
+    account(&gw, "src", true).await;
+    for c in 0..CLIENTS {
+        account(&gw, &format!("dst-{c}"), false).await;
+    }
+
+    let killed = Arc::new(AtomicBool::new(false));
+    let stop_at = Instant::now() + BEFORE_KILL + AFTER_KILL;
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let (gw, killed) = (Arc::clone(&gw), Arc::clone(&killed));
+        clients.push(tokio::spawn(async move {
+            // (transfers created, created after the kill, 503s seen, replays seen)
+            let (mut done, mut after, mut unavailable, mut replays) = (0u64, 0u64, 0u64, 0u64);
+            for i in 0..10_000u64 {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let body = json!({"id": format!("c{c}-{i}"), "debit_account_id": "src",
+                    "credit_account_id": format!("dst-{c}"), "amount": 1, "currency": "USD"});
+                let mut ok = false;
+                for _ in 0..ATTEMPTS_MAX {
+                    let r = request(gw.addr, "POST", "/v1/transfers", Some(&body)).await;
+                    match r.status {
+                        201 | 200 => {
+                            replays += u64::from(r.status == 200);
+                            ok = true;
+                            break;
+                        }
+                        503 => {
+                            assert!(r.header("retry-after").is_some(), "503 without Retry-After");
+                            unavailable += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        s => panic!("c{c}-{i}: status {s}: {}", String::from_utf8_lossy(&r.body)),
+                    }
+                }
+                assert!(ok, "c{c}-{i} never succeeded");
+                done += 1;
+                after += u64::from(killed.load(Ordering::SeqCst));
+            }
+            (done, after, unavailable, replays)
+        }));
+    }
+    tokio::time::sleep(BEFORE_KILL).await;
+    cluster.proc_mut(leader).kill9();
+    killed.store(true, Ordering::SeqCst);
+    let mut per_client = Vec::new();
+    for c in clients {
+        per_client.push(c.await.expect("client panicked"));
+    }
+    let after: u64 = per_client.iter().map(|p| p.1).sum();
+    assert!(after > 0, "nothing succeeded after the kill\n{}", cluster.logs());
+    let new_leader = wait_for("a new leader", Duration::from_secs(15), || async {
+        gw.backend.leader().filter(|(l, _)| *l != leader).map(|(l, _)| l)
+    })
+    .await;
+    assert!(gw.backend.stats().leader_changes >= 1);
+
+    // Each transfer applied once: every destination holds exactly its client's count, on every
+    // surviving node (read straight from each node at the last write's index).
+    let last = gw.post("/v1/accounts", &json!({"id": "end", "currency": "USD"})).await.expect(201, "end").index();
+    for node in cluster.procs.iter().filter(|p| p.child.is_some()) {
+        let single = gateway_static(vec![node.grpc.clone()]).await;
+        for (c, (done, ..)) in per_client.iter().enumerate() {
+            let a = single.get(&format!("/v1/accounts/dst-{c}?min_index={last}")).await.expect(200, "dst").json();
+            assert_eq!(a["balance"], json!(done), "node {} dst-{c}: {a}", node.id);
+        }
+        let total: u64 = per_client.iter().map(|p| p.0).sum();
+        let src = single.get(&format!("/v1/accounts/src?min_index={last}")).await.expect(200, "src").json();
+        assert_eq!(src["balance"], json!(-i128::from(total)), "node {}: {src}", node.id);
+    }
+    let (done, unavailable, replays): (u64, u64, u64) =
+        per_client.iter().fold((0, 0, 0), |acc, p| (acc.0 + p.0, acc.1 + p.2, acc.2 + p.3));
+    eprintln!(
+        "transfer failover: leader {leader} -> {new_leader}; {done} transfers ({after} after the kill), \
+         {unavailable} 503s, {replays} replays"
+    );
+}

@@ -1,0 +1,8 @@
+//! The gateway against real lognode processes (3 nodes, fsync on, 127.0.0.1): the HTTP stack
+//! over the `GrpcBackend`. Needs the `lognode` binary (`cargo build -p lognode --bin lognode`
+//! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
+
+mod failover;
+mod ledger;
+mod support;
+mod topics;

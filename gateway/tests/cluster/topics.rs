@@ -1,0 +1,162 @@
+//! Topics, cluster routes, read spreading, read-your-writes and readiness on a real cluster.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use ledger_proto::ledger::ClusterStatusRequest;
+use ledger_proto::ledger::ledger_client::LedgerClient;
+
+use crate::support::{Cluster, GatewayProc, SERIAL, gateway_gossip, wait_for, wait_for_voters};
+
+/// Reads on the spreading test.
+const SPREAD_READS: u64 = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topics_cluster_spreading_read_your_writes_and_readiness() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start();
+    // The gateway finds the lognodes by gossip, as a non-storage member.
+    let gw = gateway_gossip(&cluster.procs[0].gossip).await;
+    let leader = wait_for_voters(&gw.backend, 3, Duration::from_secs(30)).await;
+
+    // Readiness and cluster view.
+    gw.get("/readyz").await.expect(200, "readyz with a leader");
+    let c = gw.get("/v1/cluster").await.expect(200, "cluster").json();
+    assert_eq!(c["leader_id"], leader, "{c}");
+    let nodes = c["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "only lognodes are listed, not the gateway: {c}");
+    assert!(nodes.iter().all(|n| n["alive"] == true), "{c}");
+
+    // Topics: create, replay, conflict, list.
+    let r = gw.post("/v1/topics", &json!({"name": "orders", "partitions": 2})).await.expect(201, "create topic");
+    assert!(r.index() > 0);
+    let again = gw.post("/v1/topics", &json!({"name": "orders", "partitions": 2})).await.expect(200, "replay");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    gw.post("/v1/topics", &json!({"name": "orders", "partitions": 3})).await.expect(409, "other partition count");
+    gw.post("/v1/topics", &json!({"name": "audit", "partitions": 1})).await.expect(201, "create audit");
+    let list = gw.get("/v1/topics?consistency=strong").await.expect(200, "list").json();
+    // lognode also has its built-in `ledger` topic.
+    let ours: Vec<_> =
+        list["topics"].as_array().expect("topics").iter().filter(|t| t["name"] != "ledger").cloned().collect();
+    assert_eq!(ours, vec![json!({"name": "audit", "partitions": 1}), json!({"name": "orders", "partitions": 2})]);
+
+    // Produce: keyed records of one key land on one partition, in order; offsets per record.
+    let records = json!({"records": [
+        {"key": "k1", "value": {"n": 1}},
+        {"key": "k2", "value": {"n": 2}, "headers": {"h": "x"}},
+        {"key": "k1", "value": {"n": 3}},
+    ]});
+    let r = gw.post("/v1/topics/orders/records", &records).await.expect(200, "produce");
+    let write_index = r.index();
+    let body = r.json();
+    let offs = body["offsets"].as_array().expect("offsets").clone();
+    assert_eq!(offs.len(), 3);
+    assert_eq!(offs[0]["partition"], offs[2]["partition"], "same key, same partition");
+    assert_eq!(offs[2]["offset"].as_u64(), offs[0]["offset"].as_u64().map(|o| o + 1));
+
+    // Read-your-writes on a follower: min_index from the write's Ledger-Index.
+    let before = gw.reads();
+    let p = offs[0]["partition"].as_u64().expect("partition");
+    let f = gw
+        .get(&format!("/v1/topics/orders/partitions/{p}/records?min_index={write_index}"))
+        .await
+        .expect(200, "fetch min_index");
+    assert!(f.index() >= write_index, "served at {} < {write_index}", f.index());
+    let fb = f.json();
+    let values: Vec<_> = fb["records"].as_array().expect("records").iter().map(|r| r["value"].clone()).collect();
+    assert!(values.contains(&json!({"n": 1})) && values.contains(&json!({"n": 3})), "{fb}");
+    let after = gw.reads();
+    let leader_delta = after.get(&leader).copied().unwrap_or(0) - before.get(&leader).copied().unwrap_or(0);
+    assert_eq!(leader_delta, 0, "the min_index read went to the leader: {before:?} -> {after:?}");
+    gw.get("/v1/topics/nope/partitions/0/records").await.expect(404, "unknown topic");
+    gw.get("/v1/topics/orders/partitions/9/records").await.expect(404, "unknown partition");
+
+    // Long poll: a fetch waiting on the end sees a record produced meanwhile.
+    let addr = gw.addr;
+    let poll = tokio::spawn(async move {
+        crate::support::request(addr, "GET", "/v1/topics/audit/partitions/0/records?offset=0&wait_ms=8000", None).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.post("/v1/topics/audit/records", &json!({"records": [{"value": "late"}]})).await.expect(200, "produce");
+    let got = poll.await.expect("join").expect(200, "long poll").json();
+    assert_eq!(got["records"][0]["value"], "late", "{got}");
+
+    // Read spreading: follower reads go round robin to both followers, never the leader.
+    let before = gw.reads();
+    for _ in 0..SPREAD_READS {
+        gw.get("/v1/topics").await.expect(200, "list");
+    }
+    let after = gw.reads();
+    let delta = |id: u64| after.get(&id).copied().unwrap_or(0) - before.get(&id).copied().unwrap_or(0);
+    let followers: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    assert_eq!(delta(leader), 0, "leader served reads: {before:?} -> {after:?}");
+    for f in &followers {
+        assert!(delta(*f) >= SPREAD_READS / 4, "follower {f} served {} of {SPREAD_READS}: {after:?}", delta(*f));
+    }
+    assert_eq!(followers.iter().map(|f| delta(*f)).sum::<u64>(), SPREAD_READS);
+    let metrics = String::from_utf8(gw.get("/metrics").await.expect(200, "metrics").body).expect("utf8");
+    assert!(metrics.contains(&format!("gateway_backend_reads_total{{node=\"{}\"}}", followers[0])), "{metrics}");
+
+    // The real binary joins the gossip as a gateway member, serves, and leaves on SIGTERM.
+    real_binary_joins_serves_and_leaves(&cluster).await;
+
+    // Admin removal of a follower through the leader.
+    let victim = followers[1];
+    let r = gw.post(&format!("/v1/cluster/nodes/{victim}/remove"), &json!({})).await.expect(200, "remove");
+    assert!(r.index() > write_index);
+    wait_for("the removed node to leave the membership", Duration::from_secs(10), || async {
+        let c = gw.get("/v1/cluster").await.json();
+        let gone = c["nodes"].as_array()?.iter().all(|n| n["id"] != victim || n["role"] == "learner");
+        gone.then_some(())
+    })
+    .await;
+
+    // No lognode left: not ready (503 + Retry-After), writes 503 too.
+    for p in &mut cluster.procs {
+        p.kill9();
+    }
+    let r = wait_for("readyz to turn 503", Duration::from_secs(15), || async {
+        let r = gw.get("/readyz").await;
+        (r.status == 503).then_some(r)
+    })
+    .await;
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+    let w = gw.post("/v1/topics", &json!({"name": "late", "partitions": 1})).await;
+    assert_eq!(w.status, 503, "{}", String::from_utf8_lossy(&w.body));
+    assert!(w.header("retry-after").is_some());
+    gw.get("/healthz").await.expect(200, "healthz stays up");
+    gw.backend.shutdown().await;
+}
+
+/// Whether lognode `grpc` sees the gateway member listening on `listen` alive (`None`: not listed).
+async fn gateway_member_alive(grpc: &str, listen: &str) -> Option<bool> {
+    let mut c = LedgerClient::connect(format!("http://{grpc}")).await.ok()?;
+    let s = c.cluster_status(ClusterStatusRequest { local_only: false }).await.ok()?.into_inner();
+    s.nodes.iter().find(|n| n.kind == "gateway" && n.grpc_addr == listen).map(|n| n.alive)
+}
+
+async fn real_binary_joins_serves_and_leaves(cluster: &Cluster) {
+    let mut gw = GatewayProc::start_join(&cluster.procs[1].gossip);
+    wait_for("the gateway binary to be ready", Duration::from_secs(20), || async {
+        let r = crate::support::try_request(gw.addr, "GET", "/readyz").await?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    let list = crate::support::request(gw.addr, "GET", "/v1/topics", None).await.expect(200, "binary: topics");
+    assert!(list.json()["topics"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "orders")));
+    let grpc = cluster.procs[0].grpc.clone();
+    let listen = gw.addr.to_string();
+    wait_for("lognodes to see the gateway member", Duration::from_secs(10), || async {
+        gateway_member_alive(&grpc, &listen).await.filter(|a| *a)
+    })
+    .await;
+    assert!(gw.terminate(), "the gateway binary did not exit cleanly on SIGTERM:\n{}", gw.log());
+    wait_for("the gateway member to leave the gossip", Duration::from_secs(10), || async {
+        match gateway_member_alive(&grpc, &listen).await {
+            Some(true) => None,
+            _ => Some(()),
+        }
+    })
+    .await;
+}
