@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, Vote};
@@ -34,10 +34,6 @@ struct Tail {
 
 struct Inner {
     log: logstore::Log,
-    /// The committed log id, persisted off the Raft core's path by a background thread.
-    committed: Arc<CommittedSlot>,
-    /// That thread, joined on drop so the log directory is free when the store is gone.
-    committed_writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Entries handed to `append` whose logstore append has not completed: readable at once, as
     /// openraft requires, before logstore's writer thread wrote them.
     pending: Mutex<BTreeMap<u64, Entry>>,
@@ -54,78 +50,6 @@ impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogStore").field("dir", &self.inner.log.dir()).finish_non_exhaustive()
     }
-}
-
-/// The newest committed log id not yet persisted, and the last one handed over.
-#[derive(Debug, Default)]
-struct CommittedSlot {
-    state: Mutex<CommittedState>,
-    wake: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct CommittedState {
-    /// Waiting for the writer thread.
-    pending: Option<Vec<u8>>,
-    /// The newest value handed to `set`.
-    latest: Option<Vec<u8>>,
-    /// The store is gone: the writer thread exits after flushing `pending`.
-    closed: bool,
-}
-
-impl CommittedSlot {
-    fn set(&self, bytes: Vec<u8>) {
-        let mut st = lock(&self.state);
-        st.latest = Some(bytes.clone());
-        st.pending = Some(bytes);
-        self.wake.notify_one();
-    }
-
-    fn latest(&self) -> Option<Vec<u8>> {
-        lock(&self.state).latest.clone()
-    }
-
-    /// Blocks until there is a value to persist; `None` once closed and flushed.
-    fn next(&self) -> Option<Vec<u8>> {
-        let mut st = lock(&self.state);
-        loop {
-            if let Some(b) = st.pending.take() {
-                return Some(b);
-            }
-            if st.closed {
-                return None;
-            }
-            st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        lock(&self.committed.state).closed = true;
-        self.committed.wake.notify_one();
-        if let Some(h) = lock(&self.committed_writer).take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Persists committed log ids handed over by `save_committed`, newest first, until the store is
-/// dropped (then it flushes the last one and exits).
-fn spawn_committed_writer(
-    slot: Arc<CommittedSlot>,
-    log: logstore::Log,
-) -> Result<std::thread::JoinHandle<()>, StorageError> {
-    std::thread::Builder::new()
-        .name("raft-committed".into())
-        .spawn(move || {
-            while let Some(bytes) = slot.next() {
-                if let Err(e) = log.save_meta(META_COMMITTED, &bytes) {
-                    warn!(error = %e, "persisting the committed index failed");
-                }
-            }
-        })
-        .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,15 +77,7 @@ impl LogStore {
             }
             None => None,
         };
-        let committed = Arc::new(CommittedSlot::default());
-        let writer = spawn_committed_writer(Arc::clone(&committed), log.clone())?;
-        let inner = Inner {
-            log,
-            committed,
-            committed_writer: Mutex::new(Some(writer)),
-            pending: Mutex::new(BTreeMap::new()),
-            tail: Mutex::new(Tail { last, purged }),
-        };
+        let inner = Inner { log, pending: Mutex::new(BTreeMap::new()), tail: Mutex::new(Tail { last, purged }) };
         Ok(LogStore { inner: Arc::new(inner) })
     }
 
@@ -258,23 +174,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // openraft calls this on every commit, on its core task. Two fsyncs there (file and
-        // directory) capped the commit rate, so the value is handed to a writer thread that
-        // persists the newest one, coalescing bursts. The committed index is a restart hint:
-        // committed entries are on a majority of disks regardless. After a crash it may lag the
-        // truth by the writes in flight, and the node then re-applies up to the older value and
-        // catches up from the leader.
-        self.inner.committed.set(encode(&committed));
-        Ok(())
+        self.inner
+            .log
+            .save_meta(META_COMMITTED, &encode(&committed))
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let bytes = match self.inner.committed.latest() {
-            Some(b) => Some(b),
-            None => {
-                self.inner.log.load_meta(META_COMMITTED).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?
-            }
-        };
+        let bytes =
+            self.inner.log.load_meta(META_COMMITTED).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
         Ok(bytes.map(|b| decode::<Option<LogId>>(&b)).transpose().map_err(read_err)?.flatten())
     }
 
