@@ -481,15 +481,7 @@ fn recover(dir: &Path, config: &LogConfig, syncer: &dyn crate::Syncer) -> Result
                 recovery.torn_bytes_dropped = scan.torn_bytes;
             }
             segment::remove_if_exists(&idx_path)?;
-            Segment {
-                first_index: first,
-                count: scan.offsets.len() as u64,
-                len: scan.valid_len,
-                data: Arc::new(data),
-                data_path,
-                idx_path,
-                offsets: Offsets::Memory(scan.offsets),
-            }
+            Segment::from_scan(first, data, data_path, idx_path, scan)
         } else {
             let expected = firsts[k + 1] - first;
             let checked = if config.verify_on_open {
@@ -524,15 +516,7 @@ fn recover(dir: &Path, config: &LogConfig, syncer: &dyn crate::Syncer) -> Result
                         tracing::warn!(file = %idx_path.display(), why, "rebuilding segment index");
                         recovery.indexes_rebuilt += 1;
                     }
-                    let mut seg = Segment {
-                        first_index: first,
-                        count: scan.offsets.len() as u64,
-                        len: scan.valid_len,
-                        data: Arc::new(data),
-                        data_path,
-                        idx_path,
-                        offsets: Offsets::Memory(scan.offsets),
-                    };
+                    let mut seg = Segment::from_scan(first, data, data_path, idx_path, scan);
                     seg.seal()?;
                     seg
                 }

@@ -90,6 +90,19 @@ impl Segment {
         })
     }
 
+    /// An existing segment whose data file was just scanned: offsets in memory, as when active.
+    pub fn from_scan(first_index: u64, data: File, data_path: PathBuf, idx_path: PathBuf, scan: Scan) -> Segment {
+        Segment {
+            first_index,
+            count: scan.offsets.len() as u64,
+            len: scan.valid_len,
+            data: Arc::new(data),
+            data_path,
+            idx_path,
+            offsets: Offsets::Memory(scan.offsets),
+        }
+    }
+
     /// One past the last index held.
     pub fn end_index(&self) -> u64 {
         self.first_index + self.count
