@@ -140,7 +140,8 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         discovery: Arc::clone(&discovery),
         shutdown: shutdown_rx.clone(),
         round_robin: Arc::new(AtomicU64::new(0)),
-        produce: crate::grpc::batcher::ProduceBatcher::start(raft.clone(), crate::grpc::client_service::now_ms),
+        produce: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
+        transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
     };
     let listener =
         tokio::net::TcpListener::bind(grpc_bind).await.map_err(|e| format!("bind gRPC on {grpc_bind}: {e}"))?;

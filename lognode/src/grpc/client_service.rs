@@ -26,7 +26,7 @@ use tracing::debug;
 
 use crate::discovery::{Discovery, MemberKind};
 use crate::grpc::CLIENT_MESSAGE_MAX;
-use crate::grpc::batcher::ProduceBatcher;
+use crate::grpc::batcher::{self, Gatherer};
 use crate::store::StateMachineStore;
 use crate::store::TOPIC_LEDGER;
 use crate::store::state_machine::{ReadError, ReadResult, check_topic, key_hash};
@@ -75,7 +75,9 @@ pub struct ClientService {
     /// Round robin for records without key and partition.
     pub round_robin: Arc<AtomicU64>,
     /// Gathers concurrent produce requests into shared Raft entries.
-    pub produce: ProduceBatcher,
+    pub produce: Gatherer<batcher::Produce>,
+    /// Gathers concurrent single transfers into shared Raft entries.
+    pub transfers: Gatherer<batcher::Transfers>,
 }
 
 fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
@@ -199,7 +201,8 @@ impl ClientService {
                 headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
             })
             .collect();
-        match self.produce.produce(topic.clone(), partition, records).await? {
+        let item = crate::types::ProduceItem { topic: topic.clone(), partition, records };
+        match self.produce.submit(item).await? {
             (CmdResponse::Produced { base_offset, count }, log_index, timestamp_ms) => {
                 Ok(ProduceResponse { topic, partition, base_offset, count, log_index, timestamp_ms })
             }
@@ -211,6 +214,10 @@ impl ClientService {
     /// Replicates a ledger command with the leader's clock as its log time; returns the outcome,
     /// the entry's log index and the timestamp.
     async fn submit_command(&self, command: ledger_core::Command) -> Result<(ledger_core::Outcome, u64, u64), Status> {
+        if let ledger_core::Command::CreateTransfer(t) = command {
+            let (outcome, log_index, timestamp_ms) = self.transfers.submit(t).await?;
+            return Ok((outcome, log_index, u64::try_from(timestamp_ms).unwrap_or(0)));
+        }
         let timestamp_ms = now_ms_u64();
         match self.write(Cmd::Ledger { timestamp_ms, command }).await? {
             (CmdResponse::Ledger(outcome), log_index) => Ok((outcome, log_index, timestamp_ms)),
