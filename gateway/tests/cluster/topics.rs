@@ -105,7 +105,7 @@ async fn topics_cluster_spreading_read_your_writes_and_readiness() {
     let victim = followers[1];
     let r = gw.post(&format!("/v1/cluster/nodes/{victim}/remove"), &json!({})).await.expect(200, "remove");
     assert!(r.index() > write_index);
-    wait_for("the removed node to leave the membership", Duration::from_secs(10), || async {
+    wait_for("the removed node to leave the membership", Duration::from_secs(30), || async {
         let c = gw.get("/v1/cluster").await.json();
         let gone = c["nodes"].as_array()?.iter().all(|n| n["id"] != victim || n["role"] == "learner");
         gone.then_some(())
@@ -116,7 +116,7 @@ async fn topics_cluster_spreading_read_your_writes_and_readiness() {
     for p in &mut cluster.procs {
         p.kill9();
     }
-    let r = wait_for("readyz to turn 503", Duration::from_secs(15), || async {
+    let r = wait_for("readyz to turn 503", Duration::from_secs(30), || async {
         let r = gw.get("/readyz").await;
         (r.status == 503).then_some(r)
     })
@@ -147,12 +147,14 @@ async fn real_binary_joins_serves_and_leaves(cluster: &Cluster) {
     assert!(list.json()["topics"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "orders")));
     let grpc = cluster.procs[0].grpc.clone();
     let listen = gw.addr.to_string();
-    wait_for("lognodes to see the gateway member", Duration::from_secs(10), || async {
+    wait_for("lognodes to see the gateway member", Duration::from_secs(30), || async {
         gateway_member_alive(&grpc, &listen).await.filter(|a| *a)
     })
     .await;
     assert!(gw.terminate(), "the gateway binary did not exit cleanly on SIGTERM:\n{}", gw.log());
-    wait_for("the gateway member to leave the gossip", Duration::from_secs(10), || async {
+    // A graceful leave is usually seen within a second; under a loaded CI machine memberlist can
+    // fall back to its failure detector (suspicion timeouts), hence the wider bound.
+    wait_for("the gateway member to leave the gossip", Duration::from_secs(30), || async {
         match gateway_member_alive(&grpc, &listen).await {
             Some(true) => None,
             _ => Some(()),
