@@ -93,11 +93,69 @@ if [ $START = 1 ]; then
   [ $ready = 1 ] || { echo "the cluster did not become ready; logs in $D" >&2; exit 1; }
 fi
 
+# Where the time goes (only for a cluster this script started, whose process ids it knows): CPU
+# seconds of each process, fdatasync calls per lognode (perf tracepoints, when perf can), and
+# Raft entries applied (the highest last_applied of /v1/cluster) against transfers made.
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+applied() {
+  curl -fs "$GATEWAY/v1/cluster" | python3 -c 'import sys,json; print(max(n["last_applied"] for n in json.load(sys.stdin)["nodes"]))'
+}
+PERF_OK=0
+if [ $START = 1 ] && command -v perf >/dev/null 2>&1 &&
+   perf stat -e syscalls:sys_enter_fdatasync -p "${PIDS[0]}" -- sleep 0.1 >/dev/null 2>&1; then
+  PERF_OK=1
+fi
+
 for s in $SCENARIOS; do
   echo "== ledger: $s, $CONC clients, ${DURATION}s ($GATEWAY)"
-  "$B/loadtest" --gateway "$GATEWAY" --scenario "$s" --concurrency "$CONC" --duration "${DURATION}s" \
+  PERFS=()
+  if [ $START = 1 ]; then
+    before=(); for p in "${PIDS[@]}"; do before+=("$(cpu_ticks "$p")"); done
+    a0=$(applied)
+    if [ $PERF_OK = 1 ]; then
+      for i in 0 1 2; do
+        perf stat -x, -e syscalls:sys_enter_fdatasync -p "${PIDS[$i]}" -o "$OUT/perf-$s-node$((i + 1)).csv" &
+        PERFS+=($!)
+      done
+    fi
+  fi
+  /usr/bin/time -f "%U %S %e" -o "$OUT/time-$s.txt" \
+    "$B/loadtest" --gateway "$GATEWAY" --scenario "$s" --concurrency "$CONC" --duration "${DURATION}s" \
     --report "$OUT/ledger-$s.json" --chart "$OUT/ledger-$s.svg" | tee "$OUT/ledger-$s.txt"
   grep '^RESULT ' "$OUT/ledger-$s.txt" >> "$RESULTS"
+  if [ $START = 1 ]; then
+    for p in "${PERFS[@]:-}"; do [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true; done
+    for p in "${PERFS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+    a1=$(applied)
+    after=(); for p in "${PIDS[@]}"; do after+=("$(cpu_ticks "$p")"); done
+    python3 - "$OUT" "$s" "$a0" "$a1" "$(getconf CLK_TCK)" "${before[*]}" "${after[*]}" <<'PY'
+import sys, json, os
+out, s, a0, a1, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+before = [int(x) for x in sys.argv[6].split()]
+after = [int(x) for x in sys.argv[7].split()]
+r = json.load(open(f"{out}/ledger-{s}.json"))
+wall = float(open(f"{out}/time-{s}.txt").read().split()[2])
+u, sy = (float(x) for x in open(f"{out}/time-{s}.txt").read().split()[:2])
+names = ["lognode 1", "lognode 2", "lognode 3", "gateway"]
+cpu = {n: (a - b) / hz for n, a, b in zip(names, after, before)}
+cpu["loadtest"] = u + sy
+total = sum(cpu.values())
+print(f"-- where the time goes ({s}; {wall:.1f} s wall incl. setup and check, 2 cores = {2 * wall:.1f} CPU-s)")
+for n, c in cpu.items():
+    print(f"   {n:10} {c:7.1f} CPU-s  {100 * c / wall:5.1f} % of one core  {100 * c / total:5.1f} % of all CPU used")
+entries = a1 - a0
+setup = 101 + (1 if s == "wallet" else 0)   # account creations (+ the funding batch)
+moved = r["transfers"]
+print(f"   Raft entries applied {entries} (about {setup} of them setup): "
+      f"{moved / max(1, entries - setup):.1f} transfers per entry, {max(0, entries - setup) / r['duration_s']:.0f} entries/s")
+for i in (1, 2, 3):
+    f = f"{out}/perf-{s}-node{i}.csv"
+    if os.path.exists(f):
+        n = [l.split(",")[0] for l in open(f) if "fdatasync" in l]
+        if n and n[0].isdigit():
+            print(f"   lognode {i}: {int(n[0])} fdatasync calls, {int(n[0]) / wall:.0f}/s")
+PY
+  fi
 done
 stop_cluster
 

@@ -70,7 +70,7 @@ function join(data) {
 }
 
 function heartbeat(data) {
-  const r = http.post(`${groupPath(data)}/members/${member.id}/heartbeat`, '{}', Object.assign({ tags: { op: 'heartbeat' } }, JSON_PARAMS));
+  const r = http.post(`${groupPath(data)}/members/${member.id}/heartbeat`, null, { tags: { op: 'heartbeat' } });
   if (r.status === 404) {
     member = null; // expired: join again next iteration
     return;

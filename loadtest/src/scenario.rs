@@ -518,7 +518,7 @@ impl Worker {
     async fn heartbeat(&mut self, rec: &Mutex<Recorder>, group: &str) {
         let Some(member) = self.member.as_ref() else { return };
         let path = format!("/v1/groups/{group}/members/{}/heartbeat", member.id);
-        let (answer, latency, done) = self.timed(Method::POST, &path, Some("{}".into()), None).await;
+        let (answer, latency, done) = self.timed(Method::POST, &path, None, None).await;
         let mut outcome = read_outcome(&answer);
         match (&outcome.error, &answer) {
             (None, Ok(r)) => match serde_json::from_slice::<HeartbeatBody>(&r.body) {

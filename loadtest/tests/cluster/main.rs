@@ -3,6 +3,7 @@
 //! produce reports whose numbers add up and whose conservation check passes. Needs the `lognode`
 //! and `gateway` binaries next to the test binary (`cargo test --workspace` builds them).
 
+mod fake;
 mod generator;
 mod k6;
 mod support;
