@@ -30,10 +30,10 @@ fn serve(stream: TcpStream, balance: i64) {
             if h == "\r\n" {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    content_length = v.trim().parse().unwrap_or(0);
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                content_length = v.trim().parse().unwrap_or(0);
             }
         }
         let mut body = vec![0; content_length];
