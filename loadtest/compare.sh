@@ -59,7 +59,7 @@ trap 'stop_cluster; drop_db' EXIT
 
 echo "== building (release)"
 if [ $START = 1 ]; then
-  cargo build --release --locked -q -p loadtest -p lognode --bin lognode -p gateway --bin gateway
+  cargo build --release --locked -q -p loadtest --bin loadtest -p lognode --bin lognode -p gateway --bin gateway
 else
   cargo build --release --locked -q -p loadtest
 fi
