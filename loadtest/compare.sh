@@ -65,6 +65,18 @@ else
 fi
 B=$TARGET/release
 
+# The disk's state right now: these machines are shared, and other builds' writes can make one
+# fdatasync 20x slower than when the disk is quiet; every number below depends on it.
+PG_TEST_FSYNC=$(ls -d /usr/lib/postgresql/*/bin/pg_test_fsync 2>/dev/null | sort -V | tail -1 || true)
+disk_check() {
+  echo "== disk now: one 8 kB write + fdatasync, 2 s (pg_test_fsync); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ -n "$PG_TEST_FSYNC" ]; then
+    "$PG_TEST_FSYNC" -f "$OUT/pg_test_fsync.tmp" -s 2 2>/dev/null | grep -E '^ +fdatasync' | head -1 || true
+    rm -f "$OUT/pg_test_fsync.tmp"
+  fi
+}
+disk_check
+
 if [ $START = 1 ]; then
   D=$TARGET/compare-cluster
   rm -rf "$D"; mkdir -p "$D"
@@ -159,6 +171,7 @@ PY
 done
 stop_cluster
 
+disk_check
 echo "== pgbench tpcb-like, $CONC clients, ${DURATION}s (database $DB on $PGHOST:$PGPORT)"
 PSQL=(psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -At)
 "${PSQL[@]}" -c "select name||'='||setting from pg_settings where name in ('fsync','synchronous_commit','wal_sync_method','full_page_writes','shared_buffers','max_connections')" postgres | tr '\n' ' '; echo
