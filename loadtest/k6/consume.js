@@ -23,6 +23,12 @@ const JOIN_RETRY_PAUSE_S = 0.2;
 const TEARDOWN_MEMBERS_MAX = 1000;
 
 const recordsConsumed = new Counter('records_consumed');
+const commitsFenced = new Counter('commits_fenced');
+
+// Answers that are the protocol working, not failures: a commit fenced by a rebalance (409), a
+// heartbeat or fetch of a member that was expired (404: join again).
+const COMMIT_ANSWERS = http.expectedStatuses(204, 409);
+const MEMBER_ANSWERS = http.expectedStatuses(200, 404);
 
 export const options = {
   vus: 4,
@@ -70,7 +76,7 @@ function join(data) {
 }
 
 function heartbeat(data) {
-  const r = http.post(`${groupPath(data)}/members/${member.id}/heartbeat`, null, { tags: { op: 'heartbeat' } });
+  const r = http.post(`${groupPath(data)}/members/${member.id}/heartbeat`, null, { tags: { op: 'heartbeat' }, responseCallback: MEMBER_ANSWERS });
   if (r.status === 404) {
     member = null; // expired: join again next iteration
     return;
@@ -78,6 +84,9 @@ function heartbeat(data) {
   if (check(r, { 'heartbeat (200)': (x) => x.status === 200 })) {
     member.generation = r.json('generation');
     member.last_hb = Date.now();
+    // Offsets of partitions that moved are the new owner's to commit (ours would be fenced).
+    const owned = new Set((r.json('assignments') || []).map((a) => `${a.topic}/${a.partition}`));
+    for (const key of Object.keys(member.commit)) if (!owned.has(key)) delete member.commit[key];
   }
 }
 
@@ -93,7 +102,7 @@ export default function (data) {
   const t = http.post(`${GATEWAY}/v1/transfers`, JSON.stringify(transferBody(id, data.accounts[0], dst, 1)), Object.assign({ tags: { op: 'transfer' } }, JSON_PARAMS));
   check(t, { 'transfer created (201)': (x) => x.status === 201 });
 
-  const f = http.get(`${groupPath(data)}/members/${member.id}/records?max_records=${MAX_RECORDS}&wait_ms=${WAIT_MS}`, { tags: { op: 'fetch' } });
+  const f = http.get(`${groupPath(data)}/members/${member.id}/records?max_records=${MAX_RECORDS}&wait_ms=${WAIT_MS}`, { tags: { op: 'fetch' }, responseCallback: MEMBER_ANSWERS });
   if (f.status === 404) {
     member = null;
     return;
@@ -113,10 +122,12 @@ export default function (data) {
       return { topic, partition: Number(partition), offset };
     });
     member.commit = {};
-    const c = http.post(`${groupPath(data)}/members/${member.id}/offsets`, JSON.stringify({ generation: member.generation, offsets }), Object.assign({ tags: { op: 'commit' } }, JSON_PARAMS));
+    const c = http.post(`${groupPath(data)}/members/${member.id}/offsets`, JSON.stringify({ generation: member.generation, offsets }), Object.assign({ tags: { op: 'commit' }, responseCallback: COMMIT_ANSWERS }, JSON_PARAMS));
     // 409 = fenced by a rebalance this member has not heard of yet: learn it.
-    if (c.status === 409) heartbeat(data);
-    else check(c, { 'committed (204)': (x) => x.status === 204 });
+    if (c.status === 409) {
+      commitsFenced.add(1);
+      heartbeat(data);
+    } else check(c, { 'committed (204)': (x) => x.status === 204 });
   }
   if (member !== null && Date.now() - member.last_hb >= member.every_ms) heartbeat(data);
   if (member !== null && member.iterations >= LEAVE_EVERY) {

@@ -27,6 +27,7 @@ export function thresholds(extra) {
       http_req_failed: [`rate<${MAX_ERROR_RATE}`],
       http_req_duration: [`p(99)<${P99_MS}`],
       conservation_violations: ['count==0'],
+      checks: ['rate>0.99'],
     },
     extra || {},
   );

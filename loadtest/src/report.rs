@@ -104,6 +104,8 @@ pub struct Report {
     pub item_errors: BTreeMap<String, u64>,
     /// Records consumed (consume scenario).
     pub records_consumed: u64,
+    /// Offset commits fenced by a rebalance (409; counted as successes: the protocol's answer).
+    pub commits_fenced: u64,
     /// Open loop: starts that were due but never made (the generator fell behind).
     pub dropped: u64,
     /// Latency of every request.
@@ -141,6 +143,7 @@ impl Report {
             transfers_unknown: rec.transfers_unknown,
             item_errors: rec.item_errors,
             records_consumed: rec.records,
+            commits_fenced: rec.fenced,
             dropped: rec.dropped,
             latency_ms: Latency::of(&rec.overall),
             ops: rec
@@ -190,6 +193,7 @@ impl Report {
         }
         if self.records_consumed > 0 || self.scenario == "consume" {
             let _ = writeln!(s, "{:<22} {:>12}", "records consumed", self.records_consumed);
+            let _ = writeln!(s, "{:<22} {:>12}", "commits fenced (409)", self.commits_fenced);
         }
         if self.rate_per_s.is_some() {
             let _ = writeln!(s, "{:<22} {:>12}", "dropped starts", self.dropped);

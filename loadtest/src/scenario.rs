@@ -1,7 +1,7 @@
 //! The scenarios (the same as the k6 scripts'): their setup, one worker's step, and the money
 //! each worker expects to have moved (for the final check).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -202,15 +202,29 @@ struct BatchBody {
 }
 
 #[derive(Deserialize)]
+struct Assignment {
+    topic: String,
+    partition: u32,
+}
+
+#[derive(Deserialize)]
 struct JoinBody {
     member_id: String,
     generation: u64,
+    #[serde(default)]
+    assignments: Vec<Assignment>,
     heartbeat_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct HeartbeatBody {
     generation: u64,
+    #[serde(default)]
+    assignments: Vec<Assignment>,
+}
+
+fn owned(assignments: Vec<Assignment>) -> BTreeSet<(String, u32)> {
+    assignments.into_iter().map(|a| (a.topic, a.partition)).collect()
 }
 
 #[derive(Deserialize)]
@@ -232,6 +246,8 @@ struct Member {
     id: String,
     /// The generation it last learned.
     generation: u64,
+    /// Partitions it owns, as of its last join or heartbeat.
+    owned: BTreeSet<(String, u32)>,
     /// Heartbeat period the gateway asked for.
     heartbeat_every: Duration,
     /// When it last heartbeated (or joined).
@@ -432,6 +448,7 @@ impl Worker {
                         self.member = Some(Member {
                             id: j.member_id,
                             generation: j.generation,
+                            owned: owned(j.assignments),
                             heartbeat_every: Duration::from_millis(every),
                             last_heartbeat: Instant::now(),
                             to_commit: BTreeMap::new(),
@@ -504,14 +521,21 @@ impl Worker {
         let body = format!(r#"{{"generation":{},"offsets":[{}]}}"#, member.generation, offsets.join(","));
         let path = format!("/v1/groups/{group}/members/{}/offsets", member.id);
         let (answer, latency, done) = self.timed(Method::POST, &path, Some(body), None).await;
-        let outcome = read_outcome(&answer);
+        let mut outcome = read_outcome(&answer);
+        // 409 (`stale_generation`, `not_owner`): fenced by a rebalance this member has not heard
+        // of yet. That is the protocol working, not a failure: counted apart, then the member
+        // learns the new generation.
+        let fenced = matches!(&answer, Ok(r) if r.status == 409);
+        if fenced {
+            outcome.error = None;
+            outcome.fenced = 1;
+        }
         let code = outcome.error.clone();
         Self::record(rec, Op::Commit, latency, done, outcome);
-        match code.as_deref() {
-            Some("unknown_member") => self.member = None,
-            // Fenced (a rebalance we have not heard of): learn the new generation.
-            Some(_) if matches!(&answer, Ok(r) if r.status == 409) => self.heartbeat(rec, group).await,
-            _ => {}
+        if fenced {
+            self.heartbeat(rec, group).await;
+        } else if code.as_deref() == Some("unknown_member") {
+            self.member = None;
         }
     }
 
@@ -525,7 +549,12 @@ impl Worker {
                 Ok(h) => {
                     if let Some(m) = self.member.as_mut() {
                         m.generation = h.generation;
+                        m.owned = owned(h.assignments);
                         m.last_heartbeat = Instant::now();
+                        // Partitions that moved are committed by their new owner (from the last
+                        // committed offset: at least once); ours would be fenced.
+                        let keep = m.owned.clone();
+                        m.to_commit.retain(|k, _| keep.contains(k));
                     }
                 }
                 Err(_) => outcome.error = Some("unreadable_heartbeat_answer".into()),

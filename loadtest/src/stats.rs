@@ -60,6 +60,8 @@ pub struct Outcome {
     pub item_errors: Vec<String>,
     /// Records consumed.
     pub records: u64,
+    /// Offset commits fenced by a rebalance (409): a correct answer, not an error.
+    pub fenced: u64,
 }
 
 /// A latency histogram in microseconds, clamped to `LATENCY_US_MAX`.
@@ -113,6 +115,8 @@ pub struct Recorder {
     pub item_errors: BTreeMap<String, u64>,
     /// Records consumed.
     pub records: u64,
+    /// Offset commits fenced by a rebalance (409 `stale_generation` / `not_owner`).
+    pub fenced: u64,
     /// Open loop: starts that were due but not made (queue full, or still queued at the end).
     pub dropped: u64,
 }
@@ -139,6 +143,7 @@ impl Recorder {
             transfers_unknown: 0,
             item_errors: BTreeMap::new(),
             records: 0,
+            fenced: 0,
             dropped: 0,
         }
     }
@@ -186,6 +191,7 @@ impl Recorder {
         self.transfers += outcome.transfers;
         self.transfers_unknown += outcome.transfers_unknown;
         self.records += outcome.records;
+        self.fenced += outcome.fenced;
         for code in outcome.item_errors {
             bump(&mut self.item_errors, code);
         }

@@ -113,8 +113,13 @@ fn generator_reports_add_up_and_money_is_conserved() {
         Ok(()) => {
             assert_eq!(code, Some(0), "{out}\n{}", cluster.logs());
             let r = r.expect("report");
-            assert_adds_up(&r, &out);
+            let (_, transfers) = assert_adds_up(&r, &out);
+            assert!(transfers > 0, "the members moved no money:\n{out}");
             assert!(u(&r, "records_consumed") > 0, "the members consumed nothing:\n{out}");
+            let ops = &r["ops"];
+            assert!(u(&ops["join"], "requests") >= 4, "every worker joins:\n{out}");
+            assert!(u(&ops["fetch"], "requests") > 0 && u(&ops["commit"], "requests") > 0, "fetch and commit:\n{out}");
+            assert_eq!(u(&ops["leave"], "requests"), 4, "every worker leaves at the end:\n{out}");
         }
         Err(why) => {
             eprintln!("NOTE: the consume scenario could not be exercised: {why}");
