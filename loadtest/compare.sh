@@ -106,7 +106,7 @@ if [ $START = 1 ]; then
 fi
 
 # Where the time goes (only for a cluster this script started, whose process ids it knows): CPU
-# seconds of each process, fdatasync calls per lognode (perf tracepoints, when perf can), and
+# seconds of each process, fdatasync and fsync calls per lognode (perf tracepoints, when perf can), and
 # Raft entries applied (the highest last_applied of /v1/cluster) against transfers made.
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 applied() {
@@ -126,7 +126,7 @@ for s in $SCENARIOS; do
     a0=$(applied)
     if [ $PERF_OK = 1 ]; then
       for i in 0 1 2; do
-        perf stat -x, -e syscalls:sys_enter_fdatasync -p "${PIDS[$i]}" -o "$OUT/perf-$s-node$((i + 1)).csv" &
+        perf stat -x, -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "${PIDS[$i]}" -o "$OUT/perf-$s-node$((i + 1)).csv" &
         PERFS+=($!)
       done
     fi
@@ -163,9 +163,13 @@ print(f"   Raft entries applied {entries} (about {setup} of them setup): "
 for i in (1, 2, 3):
     f = f"{out}/perf-{s}-node{i}.csv"
     if os.path.exists(f):
-        n = [l.split(",")[0] for l in open(f) if "fdatasync" in l]
-        if n and n[0].isdigit():
-            print(f"   lognode {i}: {int(n[0])} fdatasync calls, {int(n[0]) / wall:.0f}/s")
+        counts = {}
+        for l in open(f):
+            p = l.split(",")
+            if len(p) > 2 and p[0].isdigit():
+                counts[p[2].split("sys_enter_")[-1]] = int(p[0])
+        if counts:
+            print(f"   lognode {i}: " + ", ".join(f"{n} {c} calls ({c / wall:.0f}/s)" for n, c in sorted(counts.items())))
 PY
   fi
 done
