@@ -21,9 +21,22 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Reads: `strong` (through the leader: sees every acknowledged write, e.g. the transfer
+    /// just made) or `follower` (any replica; may lag a little).
+    #[arg(long, global = true, value_enum, default_value_t = ReadConsistency::Strong)]
+    pub consistency: ReadConsistency,
     /// The command.
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+/// `--consistency`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadConsistency {
+    /// Linearizable, through the leader.
+    Strong,
+    /// Any follower.
+    Follower,
 }
 
 /// Top-level commands.

@@ -2,8 +2,7 @@
 //! JSON), calls the gateway through `ledger-client`, and prints a table or JSON.
 
 use ledger_client::{
-    Account, Client, Cluster, Consistency, GroupDescription, HistoryEntry, NewAccount, NewRecord, NewTransfer,
-    Transfer, Written,
+    Account, Client, Cluster, GroupDescription, HistoryEntry, NewAccount, NewRecord, NewTransfer, Transfer, Written,
 };
 use ledger_core::limits::HISTORY_PAGE_MAX;
 use serde_json::{Value, json};
@@ -35,7 +34,7 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
             }
         }
         Cmd::Account { cmd: AccountCmd::Show { id } } => {
-            let a = client.account(id, Consistency::Follower).await?;
+            let a = client.account(id, out.consistency).await?;
             if out.json {
                 out.json_value(&a);
             } else {
@@ -112,7 +111,7 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
 async fn transfer(client: &Client, out: &Out, t: &TransferArgs) -> Result<(), Failure> {
     let decision = match &t.action {
         Some(TransferAction::Show { id }) => {
-            let tr = client.transfer(id, Consistency::Follower).await?;
+            let tr = client.transfer(id, out.consistency).await?;
             if out.json {
                 out.json_value(&tr);
             } else {
@@ -180,7 +179,7 @@ async fn history(client: &Client, out: &Out, account: &str, after: Option<u64>, 
     // Bounded: every round adds at least one entry or stops, and stops at `limit` entries.
     while entries.len() < limit as usize {
         let want = (limit as usize - entries.len()).min(HISTORY_PAGE_MAX);
-        let page = client.history(account, after, Some(want as u32), Consistency::Follower).await?;
+        let page = client.history(account, after, Some(want as u32), out.consistency).await?;
         let got = page.entries.len();
         entries.extend(page.entries);
         next = page.next;

@@ -101,6 +101,10 @@ fn run_client(cli: &Cli, cmd: &Cmd) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
-    let out = output::Out { json: cli.json };
+    let consistency = match cli.consistency {
+        args::ReadConsistency::Strong => ledger_client::Consistency::Strong,
+        args::ReadConsistency::Follower => ledger_client::Consistency::Follower,
+    };
+    let out = output::Out { json: cli.json, consistency };
     rt.block_on(commands::run(&client, &out, cmd))
 }

@@ -11,6 +11,8 @@ use serde::Serialize;
 pub struct Out {
     /// `--json`: print JSON documents instead of tables.
     pub json: bool,
+    /// `--consistency` of reads.
+    pub consistency: ledger_client::Consistency,
 }
 
 /// Column alignment.

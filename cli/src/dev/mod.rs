@@ -454,7 +454,7 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
 }
 
 fn banner(sys: &System, base: &str, pg_url: Option<&str>) {
-    let out = Out { json: false };
+    let out = Out { json: false, consistency: ledger_client::Consistency::Strong };
     let host = base.trim_start_matches("http://");
     let mut s = String::new();
     s.push_str(&format!("\nLedger is running ({} lognodes, fsync on):\n", sys.nodes.len()));
