@@ -375,7 +375,7 @@ fn group_block(d: &GroupDescription) -> String {
         })
         .collect();
     s.push_str(&table(
-        &[("MEMBER", Align::Left), ("ASSIGNMENTS", Align::Left), ("LAST_HEARTBEAT", Align::Left)],
+        &[("MEMBER", Align::Left), ("ASSIGNMENTS", Align::Left), ("LAST_HEARTBEAT_MS", Align::Left)],
         &members,
     ));
     s.push('\n');

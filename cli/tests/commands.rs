@@ -142,6 +142,24 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     let out = dev.ledger(&["--json", "tail", "ledger", "--max-records", "1"]).ok().to_owned();
     assert!(json(out.trim())["value"]["type"].is_string(), "{out}");
 
+    // A consumer group: tail as a member commits what it printed; `groups` shows the lag.
+    let out = dev.ledger(&["tail", "orders", "--group", "g", "--max-records", "2"]).ok().to_owned();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    dev.ledger(&["produce", "orders", r#"{"n":3}"#, "--key", "k"]).ok();
+    let out = dev.ledger(&["groups"]).ok().to_owned();
+    assert_eq!(row(&out, "GROUP"), ["GROUP", "GENERATION", "MEMBERS", "PARTITIONS", "LAG"]);
+    let g = row(&out, "g");
+    assert_eq!((g[2], g[4]), ("0", "1"), "no member left, lag 1: {out}");
+    let out = dev.ledger(&["groups", "g"]).ok().to_owned();
+    assert!(out.contains("total lag: 1\n"), "{out}");
+    let d = json(dev.ledger(&["--json", "groups", "g"]).ok());
+    let lagging: Vec<&Value> = d["partitions"].as_array().unwrap().iter().filter(|p| p["lag"] == 1).collect();
+    assert_eq!(lagging.len(), 1, "{d}");
+    assert_eq!((lagging[0]["committed_offset"].as_u64(), lagging[0]["end_offset"].as_u64()), (Some(2), Some(3)));
+    let out = dev.ledger(&["tail", "orders", "--group", "g", "--max-records", "1"]).ok().to_owned();
+    assert!(out.trim_end().ends_with(r#"@2  key=k  {"n":3}"#), "resumes after the commit: {out}");
+    dev.ledger(&["groups", "no-such-group"]).fails(1, "unknown_group");
+
     // Errors: one `error:` line naming the problem, and the exit code.
     dev.ledger(&["account", "show", "nobody"]).fails(1, "account_not_found");
     dev.ledger(&["transfer", "alice", "equity", "5000", "--currency", "USD"]).fails(1, "insufficient_funds");
