@@ -8,7 +8,7 @@
 #
 # --start-cluster builds the release binaries and starts 3 lognodes (fsync on) and a gateway on
 # 127.0.0.1 (ports 17101.., data under target/compare-cluster), and stops them before pgbench
-# runs. Without it, a gateway must already be running (e.g. scripts/dev-cluster.sh).
+# runs. Without it, a gateway must already be running (e.g. `cargo run --release --bin ledger -- dev`).
 # pgbench runs against the PostgreSQL at $PGHOST:$PGPORT (default 127.0.0.1:5432, user postgres)
 # in a scratch database, `pgbench_cmp`, created for the run and dropped after it (scale 10, a
 # 2-second warm-up, then `-M prepared -c C -j 2 -T D`), with the server's own durability settings
