@@ -524,8 +524,9 @@ impl Coordinator {
         });
         {
             let mut v = self.lock();
-            v.last_seen.retain(|k, _| alive.contains(k));
-            v.positions.retain(|k, _| alive.contains(k));
+            // Entries added since the snapshot above belong to members that just joined or fetched.
+            v.last_seen.retain(|k, _| alive.contains(k) || !seen.contains_key(k));
+            v.positions.retain(|k, _| alive.contains(k) || !seen.contains_key(k));
         }
         let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (g, m) in due {
