@@ -438,6 +438,32 @@ impl Client {
         Ok(w.body)
     }
 
+    /// Like [`Client::group_records`], starting each listed partition exactly at the client's
+    /// own position (`from=topic:partition:offset,...`: the next offset it expects). Keep
+    /// positions client-side and pass them on every fetch, and an answer lost on its way back
+    /// (timeout, a gateway restart) is harmless: the same records come again.
+    pub async fn group_records_from(
+        &self,
+        group: &str,
+        member: &str,
+        max_records: Option<u32>,
+        wait_ms: Option<u64>,
+        from: &[PartitionOffset],
+    ) -> Result<GroupRecords, Error> {
+        let mut q = Vec::new();
+        if let Some(m) = max_records {
+            q.push(("max_records", m.to_string()));
+        }
+        if let Some(w) = wait_ms {
+            q.push(("wait_ms", w.to_string()));
+        }
+        if !from.is_empty() {
+            let list: Vec<String> = from.iter().map(|p| format!("{}:{}:{}", p.topic, p.partition, p.offset)).collect();
+            q.push(("from", list.join(",")));
+        }
+        self.get_waiting(&["v1", "groups", group, "members", member, "records"], &q, wait_ms).await
+    }
+
     // -------------------------------------------------------------- machinery
 
     /// `base/seg/seg...` with every segment percent-encoded.
