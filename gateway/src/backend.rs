@@ -190,6 +190,151 @@ pub enum Missing {
     Node,
 }
 
+/// Where a group member without a committed offset starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    /// The partition's first stored offset.
+    Earliest,
+    /// The partition's end offset when the partition was assigned.
+    Latest,
+}
+
+/// A request to join a consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinGroup {
+    /// Subscribed topics.
+    pub topics: Vec<String>,
+    /// Session timeout; `None` = the server's default.
+    pub session_timeout_ms: Option<u64>,
+    /// Start without a commit; `None` = `latest`.
+    pub auto_offset_reset: Option<AutoOffsetReset>,
+}
+
+/// One partition of one topic.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+}
+
+/// A member's view of its group (join and heartbeat answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member id.
+    pub member_id: String,
+    /// Current generation.
+    pub generation: u64,
+    /// Partitions it owns in this generation.
+    pub assignments: Vec<TopicPartition>,
+    /// How often to heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// Its session timeout.
+    pub session_timeout_ms: u64,
+}
+
+/// A record fetched by a group member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The record.
+    pub record: StoredRecord,
+}
+
+/// The answer to a group fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupFetched {
+    /// The group's generation when the records were read.
+    pub generation: u64,
+    /// Records, in offset order per partition.
+    pub records: Vec<GroupRecord>,
+}
+
+/// A committed (or reset) offset: the next offset to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Next offset to read.
+    pub offset: u64,
+}
+
+/// One line of the group list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// Group id.
+    pub group: String,
+    /// Current generation.
+    pub generation: u64,
+    /// Number of members.
+    pub members: u32,
+}
+
+/// One member in a [`GroupDescription`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMemberInfo {
+    /// Member id.
+    pub member_id: String,
+    /// Subscribed topics.
+    pub topics: Vec<String>,
+    /// Owned partitions.
+    pub assignments: Vec<TopicPartition>,
+    /// Last sign of life (ms since the epoch).
+    pub last_heartbeat_ms: u64,
+    /// Session timeout.
+    pub session_timeout_ms: u64,
+}
+
+/// One partition in a [`GroupDescription`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupPartitionInfo {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Owner in the current generation.
+    pub owner: Option<String>,
+    /// Committed offset, if any.
+    pub committed_offset: Option<u64>,
+    /// The partition's end offset.
+    pub end_offset: u64,
+    /// Records not consumed yet: `end_offset - committed_offset` (with no commit, from where
+    /// the owner would start).
+    pub lag: u64,
+}
+
+/// A group, described.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group: String,
+    /// Current generation.
+    pub generation: u64,
+    /// Members in join order.
+    pub members: Vec<GroupMemberInfo>,
+    /// Owned partitions and partitions with a commit.
+    pub partitions: Vec<GroupPartitionInfo>,
+}
+
+/// Target of an admin offset reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// The start offsets.
+    Earliest,
+    /// The end offsets.
+    Latest,
+    /// This offset.
+    Offset(u64),
+    /// The first offset appended at or after this time (ms since the epoch).
+    Timestamp(u64),
+}
+
 /// A failure of the backend (never a ledger rule violation: those are
 /// result codes in the [`Outcome`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -222,6 +367,10 @@ pub enum BackendError {
     /// A bug or an unexpected answer. HTTP 500.
     #[error("internal backend error: {0}")]
     Internal(String),
+    /// A consumer-group rule refused the request (`unknown_member`,
+    /// `stale_generation`, ...; docs/CONSUMER_GROUPS.md). HTTP 4xx by code.
+    #[error("{0}: {1}")]
+    Group(group_core::GroupCode, String),
 }
 
 /// Result of a backend call.
@@ -284,8 +433,82 @@ pub trait LedgerBackend: Send + Sync + 'static {
     /// `Ok` when a leader is reachable (the gateway can serve writes).
     async fn ready(&self) -> BackendResult<()>;
 
+    // ---- consumer groups (docs/CONSUMER_GROUPS.md) ----
+    // Backends without consumer groups (the in-memory test backend) keep these defaults, which
+    // answer `Internal` naming the missing feature.
+
+    /// A new member joins `group` (not idempotent: each call is a new member).
+    async fn join_group(&self, group: &str, req: JoinGroup) -> BackendResult<Applied<GroupMember>> {
+        let _ = (group, req);
+        Err(no_groups())
+    }
+
+    /// Keeps the member's session alive; its generation and assignments.
+    async fn group_heartbeat(&self, group: &str, member_id: &str) -> BackendResult<Read<GroupMember>> {
+        let _ = (group, member_id);
+        Err(no_groups())
+    }
+
+    /// The member leaves (the group rebalances).
+    async fn leave_group(&self, group: &str, member_id: &str) -> BackendResult<Applied<()>> {
+        let _ = (group, member_id);
+        Err(no_groups())
+    }
+
+    /// Records of the member's partitions after its position, long-polling up
+    /// to `wait_ms` (both already capped by the gateway).
+    async fn group_fetch(
+        &self,
+        group: &str,
+        member_id: &str,
+        max_records: u32,
+        wait_ms: u64,
+    ) -> BackendResult<GroupFetched> {
+        let _ = (group, member_id, max_records, wait_ms);
+        Err(no_groups())
+    }
+
+    /// Commits offsets (all or nothing; fenced by generation and ownership).
+    async fn commit_offsets(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: Vec<GroupOffset>,
+    ) -> BackendResult<Applied<()>> {
+        let _ = (group, member_id, generation, offsets);
+        Err(no_groups())
+    }
+
+    /// Every group, sorted by id.
+    async fn list_groups(&self) -> BackendResult<Read<Vec<GroupSummary>>> {
+        Err(no_groups())
+    }
+
+    /// One group: members, partitions, committed offsets and lag.
+    async fn describe_group(&self, group: &str) -> BackendResult<Read<GroupDescription>> {
+        let _ = group;
+        Err(no_groups())
+    }
+
+    /// Admin: resets the committed offsets of an empty group.
+    async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<u32>,
+        to: ResetTarget,
+    ) -> BackendResult<Applied<Vec<GroupOffset>>> {
+        let _ = (group, topic, partition, to);
+        Err(no_groups())
+    }
+
     /// Counters for `/metrics` (cheap, synchronous).
     fn stats(&self) -> BackendStats {
         BackendStats::default()
     }
+}
+
+fn no_groups() -> BackendError {
+    BackendError::Internal("this backend has no consumer groups".to_owned())
 }

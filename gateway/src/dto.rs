@@ -757,3 +757,287 @@ pub struct Health {
     /// `ok` (healthz) or `ready` (readyz).
     pub status: String,
 }
+
+// ---------------------------------------------------------------------------
+// consumer groups
+// ---------------------------------------------------------------------------
+
+/// Where a member without a committed offset starts reading a partition.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoOffsetResetBody {
+    /// The partition's first stored offset.
+    Earliest,
+    /// The partition's end offset when it was assigned (the default): only new records.
+    Latest,
+}
+
+/// Body of `POST /v1/groups/{group}/members`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"topics": ["ledger"], "session_timeout_ms": 10000, "auto_offset_reset": "earliest"}))]
+pub struct JoinGroupRequest {
+    /// Subscribed topics (1..=100 distinct, each must exist).
+    pub topics: Vec<String>,
+    /// Session timeout, 1000..=300000 ms (default 10000): a member silent that long is expired.
+    #[schema(minimum = 1000, maximum = 300000)]
+    pub session_timeout_ms: Option<u64>,
+    /// Start without a committed offset (default `latest`).
+    pub auto_offset_reset: Option<AutoOffsetResetBody>,
+}
+
+/// A partition of a topic.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TopicPartitionBody {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+}
+
+/// Answer of a join.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"member_id": "billing-1", "generation": 1,
+    "assignments": [{"topic": "ledger", "partition": 0}, {"topic": "ledger", "partition": 1}],
+    "heartbeat_interval_ms": 3333}))]
+pub struct JoinGroupResponse {
+    /// The member id: use it in every later request.
+    pub member_id: String,
+    /// The group's generation; commits must name it.
+    pub generation: u64,
+    /// Partitions this member owns in this generation.
+    pub assignments: Vec<TopicPartitionBody>,
+    /// Heartbeat at least this often (a third of the session timeout).
+    pub heartbeat_interval_ms: u64,
+}
+
+/// Answer of a heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"generation": 2, "assignments": [{"topic": "ledger", "partition": 0}]}))]
+pub struct HeartbeatResponse {
+    /// The group's current generation.
+    pub generation: u64,
+    /// Partitions this member owns in it.
+    pub assignments: Vec<TopicPartitionBody>,
+}
+
+/// Query parameters of `GET /v1/groups/{group}/members/{member_id}/records`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GroupFetchQuery {
+    /// Maximum records returned, `1..=1000` (default 100).
+    #[param(example = 1000, minimum = 1, maximum = 1000)]
+    pub max_records: Option<u32>,
+    /// Long poll: when no record is ready, wait up to this long, `0..=30000` ms (default 0).
+    #[param(example = 5000, minimum = 0, maximum = 30000)]
+    pub wait_ms: Option<u64>,
+}
+
+/// A record delivered to a group member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupRecordBody {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Key, if any.
+    pub key: Option<String>,
+    /// The JSON value as produced (ledger events for the `ledger` topic).
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// Headers.
+    pub headers: BTreeMap<String, String>,
+    /// Log time (ms since the epoch) of the append.
+    pub timestamp: u64,
+}
+
+impl From<crate::backend::GroupRecord> for GroupRecordBody {
+    fn from(g: crate::backend::GroupRecord) -> Self {
+        let r = RecordBody::from(g.record);
+        GroupRecordBody {
+            topic: g.topic,
+            partition: g.partition,
+            offset: r.offset,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+            timestamp: r.timestamp,
+        }
+    }
+}
+
+/// Answer of a group fetch.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"generation": 1, "records": [{"topic": "orders", "partition": 0, "offset": 17,
+    "key": "customer-17", "value": {"order": 1, "total": 990}, "headers": {"source": "web"},
+    "timestamp": 1764150020000u64}]}))]
+pub struct GroupFetchResponse {
+    /// The group's generation when the records were read.
+    pub generation: u64,
+    /// Records in offset order per partition (possibly none).
+    pub records: Vec<GroupRecordBody>,
+}
+
+/// One offset to commit: the next offset to read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The next offset to read (the last processed offset + 1), at most the end offset.
+    pub offset: u64,
+}
+
+/// Body of `POST /v1/groups/{group}/members/{member_id}/offsets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"generation": 1, "offsets": [{"topic": "ledger", "partition": 0, "offset": 18}]}))]
+pub struct CommitOffsetsRequest {
+    /// The generation the member is in (from its last heartbeat, join or fetch).
+    pub generation: u64,
+    /// Offsets, all or nothing (at most 10000).
+    #[schema(value_type = Vec<CommitOffset>)]
+    pub offsets: Vec<Obj<CommitOffset>>,
+}
+
+/// One group in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupSummaryBody {
+    /// Group id.
+    pub group: String,
+    /// Current generation (one per rebalance).
+    pub generation: u64,
+    /// Number of members.
+    pub members: u32,
+}
+
+/// Answer of `GET /v1/groups`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"groups": [{"group": "billing", "generation": 3, "members": 2}]}))]
+pub struct GroupList {
+    /// Every group, sorted by id (groups outlive their members).
+    pub groups: Vec<GroupSummaryBody>,
+}
+
+/// A member in a group description.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupMemberBody {
+    /// Member id.
+    pub member_id: String,
+    /// Partitions it owns.
+    pub assignments: Vec<TopicPartitionBody>,
+    /// Its last sign of life (join, heartbeat, fetch or commit), ms since the epoch.
+    pub last_heartbeat: u64,
+}
+
+/// A partition in a group description.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupPartitionBody {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Owning member, or null.
+    pub owner: Option<String>,
+    /// Committed offset (next offset to read), or null before the first commit.
+    pub committed_offset: Option<u64>,
+    /// The partition's end offset.
+    pub end_offset: u64,
+    /// `end_offset - committed_offset`; before a commit, counted from where the owner would start.
+    pub lag: u64,
+}
+
+/// Answer of `GET /v1/groups/{group}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"group": "billing", "generation": 2,
+    "members": [{"member_id": "billing-2", "assignments": [{"topic": "ledger", "partition": 0}],
+                 "last_heartbeat": 1764150020000u64}],
+    "partitions": [{"topic": "ledger", "partition": 0, "owner": "billing-2", "committed_offset": 18,
+                    "end_offset": 20, "lag": 2}]}))]
+pub struct GroupDescriptionBody {
+    /// Group id.
+    pub group: String,
+    /// Current generation.
+    pub generation: u64,
+    /// Members in join order.
+    pub members: Vec<GroupMemberBody>,
+    /// Owned partitions and partitions with a committed offset.
+    pub partitions: Vec<GroupPartitionBody>,
+}
+
+/// An explicit offset target of a reset.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetToOffset {
+    /// The offset (at most the end offset).
+    pub offset: u64,
+}
+
+/// A timestamp target of a reset.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetToTimestamp {
+    /// The first offset appended at or after this time (ms since the epoch).
+    pub timestamp: u64,
+}
+
+/// `earliest` or `latest`.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetToNamed {
+    /// The partitions' first stored offsets.
+    Earliest,
+    /// The partitions' end offsets.
+    Latest,
+}
+
+/// Where a reset moves the committed offsets.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ResetTo {
+    /// `"earliest"` or `"latest"`.
+    Named(ResetToNamed),
+    /// `{"offset": n}`.
+    Offset(ResetToOffset),
+    /// `{"timestamp": ms}`.
+    Timestamp(ResetToTimestamp),
+}
+
+/// Body of `POST /v1/groups/{group}/offsets/reset`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"topic": "ledger", "to": "earliest"}))]
+pub struct ResetOffsetsRequest {
+    /// Topic.
+    pub topic: String,
+    /// One partition; absent = every partition of the topic.
+    pub partition: Option<u32>,
+    /// `"earliest"`, `"latest"`, `{"offset": n}` or `{"timestamp": ms}`.
+    pub to: ResetTo,
+}
+
+/// An offset set by a reset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OffsetResetBody {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The new committed offset.
+    pub offset: u64,
+}
+
+/// Answer of a reset.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"offsets": [{"topic": "ledger", "partition": 0, "offset": 0}], "index": 812}))]
+pub struct ResetOffsetsResponse {
+    /// The new committed offsets.
+    pub offsets: Vec<OffsetResetBody>,
+    /// Log index of the reset entry.
+    pub index: u64,
+}

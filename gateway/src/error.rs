@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use group_core::GroupCode;
 use ledger_core::ResultCode;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -149,6 +150,31 @@ error_codes! {
     PendingExpired => "pending_expired",
     /// The post amount is larger than the pending amount.
     AmountExceedsPending => "amount_exceeds_pending",
+    // ---- consumer groups (group_core::GroupCode, docs/CONSUMER_GROUPS.md) ----
+    /// A group id is empty, too long or has a character outside `[A-Za-z0-9._-]`.
+    InvalidGroupId => "invalid_group_id",
+    /// A malformed group request: no topics, the same partition twice, a bad reset target.
+    InvalidRequest => "invalid_request",
+    /// `session_timeout_ms` is outside 1000..=300000.
+    InvalidSessionTimeout => "invalid_session_timeout",
+    /// No group with this id.
+    UnknownGroup => "unknown_group",
+    /// The member is not (or no longer) in the group: it left or expired. Join again.
+    UnknownMember => "unknown_member",
+    /// A topic does not exist.
+    UnknownTopic => "unknown_topic",
+    /// A topic has no such partition.
+    UnknownPartition => "unknown_partition",
+    /// The commit names a generation that is not the group's current one; heartbeat to learn it.
+    StaleGeneration => "stale_generation",
+    /// The member does not own the partition in the current generation.
+    NotOwner => "not_owner",
+    /// An offset is past the partition's end offset.
+    OffsetOutOfRange => "offset_out_of_range",
+    /// An offset is below the committed one (only an admin reset moves it back).
+    OffsetRegression => "offset_regression",
+    /// Offsets are reset only while the group has no members.
+    GroupNotEmpty => "group_not_empty",
 }
 
 impl From<ResultCode> for ErrorCode {
@@ -267,7 +293,29 @@ impl ApiError {
             BackendError::OutOfRange(m) => Self::unprocessable(ErrorCode::OutOfRange, m.clone()),
             BackendError::AlreadyExists(m) => Self::new(StatusCode::CONFLICT, ErrorCode::TopicExists, m.clone()),
             BackendError::Internal(m) => Self::internal(m.clone()),
+            BackendError::Group(code, m) => Self::from_group(*code, m.clone()),
         }
+    }
+
+    /// The HTTP answer to a consumer-group rule failure: 400 for malformed input, 404 for
+    /// unknown things, 409 for fencing and state conflicts, 422 for a limit.
+    pub fn from_group(code: GroupCode, detail: impl Into<String>) -> Self {
+        use GroupCode as G;
+        let status = match code {
+            G::InvalidGroupId | G::InvalidRequest | G::InvalidSessionTimeout | G::OffsetOutOfRange => {
+                StatusCode::BAD_REQUEST
+            }
+            G::UnknownGroup | G::UnknownMember | G::UnknownTopic | G::UnknownPartition => StatusCode::NOT_FOUND,
+            G::StaleGeneration | G::NotOwner | G::OffsetRegression | G::GroupNotEmpty => StatusCode::CONFLICT,
+            G::LimitExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+            G::Ok => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let code = if code.is_ok() {
+            ErrorCode::Internal
+        } else {
+            ErrorCode::parse(code.as_str()).unwrap_or(ErrorCode::Internal)
+        };
+        Self::new(status, code, detail)
     }
 
     /// The problem body.
@@ -317,6 +365,21 @@ mod tests {
             let e = ErrorCode::parse(c.as_str());
             assert_eq!(e.map(ErrorCode::as_str), Some(c.as_str()), "{c}");
         }
+    }
+
+    #[test]
+    fn every_group_failure_code_has_an_error_code_and_a_4xx_status() {
+        for &c in GroupCode::ALL {
+            if c.is_ok() {
+                continue;
+            }
+            let e = ApiError::from_group(c, "x");
+            assert_eq!(e.code.as_str(), c.as_str(), "{c}");
+            assert!(e.status.is_client_error(), "{c}: {}", e.status);
+        }
+        assert_eq!(ApiError::from_group(GroupCode::StaleGeneration, "x").status, StatusCode::CONFLICT);
+        assert_eq!(ApiError::from_group(GroupCode::NotOwner, "x").status, StatusCode::CONFLICT);
+        assert_eq!(ApiError::from_group(GroupCode::UnknownMember, "x").status, StatusCode::NOT_FOUND);
     }
 
     #[test]

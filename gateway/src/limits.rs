@@ -77,6 +77,32 @@ pub const FETCH_RECORDS_MAX: u32 = 1000;
 /// Longest long-poll of a fetch (`wait_ms`).
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
+/// Longest group id, in bytes (`[A-Za-z0-9._-]`), and other group limits: group-core's own, so
+/// the gateway and the state machine never disagree.
+pub use group_core::limits::{GROUP_ID_BYTES_MAX, OFFSETS_PER_COMMIT_MAX, TOPICS_PER_SUBSCRIPTION_MAX};
+
+/// Longest member id the gateway passes on: ids are `{group}-{n}` with `n` a u64.
+pub const MEMBER_ID_BYTES_MAX: usize = GROUP_ID_BYTES_MAX + 1 + 20;
+
+/// Default number of records returned by one group fetch.
+pub const GROUP_FETCH_RECORDS_DEFAULT: u32 = 100;
+
+/// Maximum number of records returned by one group fetch.
+pub const GROUP_FETCH_RECORDS_MAX: u32 = 1000;
+
+/// Longest long-poll of a group fetch (`wait_ms`).
+pub const GROUP_FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+/// Most groups whose lag `/metrics` reports (the first ones by id).
+pub const METRICS_GROUPS_MAX: usize = 100;
+
+/// Most partition lag lines `/metrics` reports, over all groups.
+pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;
+
+/// Most time `/metrics` spends asking the cluster for group lag; past it the group lines are
+/// left out (`gateway_group_metrics_up 0`).
+pub const METRICS_GROUPS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Maximum length of the admin bearer token.
 pub const ADMIN_TOKEN_BYTES_MAX: usize = 256;
 
@@ -96,3 +122,7 @@ const _: () = assert!(CONNECTIONS_MAX >= IN_FLIGHT_MAX_DEFAULT);
 // The drain outlasts the longest long poll plus a default backend call.
 const _: () = assert!(SHUTDOWN_DRAIN_MAX.as_millis() > FETCH_WAIT_MS_MAX as u128 + BACKEND_TIMEOUT_DEFAULT.as_millis());
 const _: () = assert!(RETRY_AFTER_SECS_DEFAULT >= 1);
+const _: () = assert!(GROUP_FETCH_RECORDS_DEFAULT >= 1 && GROUP_FETCH_RECORDS_DEFAULT <= GROUP_FETCH_RECORDS_MAX);
+const _: () = assert!(GROUP_FETCH_WAIT_MS_MAX <= FETCH_WAIT_MS_MAX);
+// A maximal commit (every offset with a maximal topic name) fits in a default body.
+const _: () = assert!(OFFSETS_PER_COMMIT_MAX * (TOPIC_NAME_BYTES_MAX + 64) < BODY_BYTES_MAX_DEFAULT * 2);

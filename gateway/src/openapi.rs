@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use axum::http::StatusCode;
 
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, ops, topics, transfers};
+use crate::routes::{accounts, groups, ops, topics, transfers};
 use crate::server::AppState;
 
 struct AdminSecurity;
@@ -56,6 +56,8 @@ leader election."
         (name = "accounts", description = "Accounts and balances."),
         (name = "transfers", description = "Transfers, two-phase transfers and batches."),
         (name = "topics", description = "The generic replicated log: topics, produce, fetch."),
+        (name = "groups", description = "Kafka-style consumer groups: membership, heartbeats, fetch, committed \
+offsets and lag. Group state lives in the replicated log, so any gateway serves any member."),
         (name = "cluster", description = "Cluster membership."),
         (name = "ops", description = "Health, readiness, metrics and this document."),
     ),
@@ -78,6 +80,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::produce))
         .routes(routes!(topics::fetch))
+        .routes(routes!(groups::list))
+        .routes(routes!(groups::describe))
+        .routes(routes!(groups::join))
+        .routes(routes!(groups::heartbeat))
+        .routes(routes!(groups::fetch))
+        .routes(routes!(groups::commit))
+        .routes(routes!(groups::leave))
+        .routes(routes!(groups::reset))
         .routes(routes!(ops::cluster))
         .routes(routes!(ops::remove_node))
         .routes(routes!(ops::healthz))
@@ -298,6 +308,80 @@ error_set!(
         (403, "`admin_disabled`: the gateway has no admin token."),
         (404, "`node_not_found`."),
         (422, "`invalid_argument` (e.g. the node cannot be removed now)."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `POST /v1/groups/{group}/members`.
+    JoinGroupErrors,
+    [
+        (400, "`invalid_group_id`, `invalid_request` (no topics or too many), `invalid_session_timeout` \
+               (outside 1000..=300000 ms), `malformed_json`, `invalid_path`."),
+        (404, "`unknown_topic`: a subscribed topic does not exist."),
+        E408, E413, E415,
+        (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_topic_name`, `limit_exceeded` \
+               (too many groups, members or partitions)."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of heartbeat and leave.
+    MemberErrors,
+    [
+        (400, "`invalid_group_id`, `invalid_path`."),
+        (404, "`unknown_member` (expired or left: join again), `unknown_group`."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of a group fetch.
+    GroupFetchErrors,
+    [
+        (400, "`invalid_query` (`max_records` outside 1..=1000, `wait_ms` over 30000, unknown parameter), \
+               `invalid_group_id`, `invalid_path`."),
+        (404, "`unknown_member` (expired or left: join again), `unknown_group`."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of a commit.
+    CommitErrors,
+    [
+        (400, "`offset_out_of_range` (an offset past the partition's end), `invalid_request` (the same \
+               partition twice), `invalid_group_id`, `malformed_json`, `invalid_path`."),
+        (404, "`unknown_member`, `unknown_group`, `unknown_topic`, `unknown_partition`."),
+        E408,
+        (409, "`stale_generation` (not the group's current generation), `not_owner` (a partition the member \
+               does not own now), `offset_regression` (below the committed offset). Nothing is changed."),
+        E413, E415,
+        (422, "`unknown_field`, `missing_field`, `invalid_type` (e.g. a negative offset), `invalid_topic_name`, \
+               `limit_exceeded` (over 10000 offsets)."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `GET /v1/groups/{group}`.
+    DescribeGroupErrors,
+    [(400, "`invalid_group_id`, `invalid_path`."), (404, "`unknown_group`."), E500, E503]
+);
+
+error_set!(
+    /// Errors of an offset reset.
+    ResetOffsetsErrors,
+    [
+        (400, "`offset_out_of_range` (past the end), `invalid_group_id`, `malformed_json`, `invalid_path`."),
+        (401, "`unauthorized`: missing or wrong bearer token."),
+        (403, "`admin_disabled`: the gateway has no admin token."),
+        (404, "`unknown_group`, `unknown_topic`, `unknown_partition`."),
+        E408,
+        (409, "`group_not_empty`: offsets are reset only while the group has no members."),
+        E413, E415,
+        (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_body` (a bad `to`), `invalid_topic_name`."),
         E500, E503,
     ]
 );

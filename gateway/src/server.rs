@@ -72,6 +72,7 @@ fn error_kind(e: &BackendError) -> &'static str {
         BackendError::OutOfRange(_) => "out_of_range",
         BackendError::AlreadyExists(_) => "already_exists",
         BackendError::Internal(_) => "internal",
+        BackendError::Group(..) => "group",
     }
 }
 

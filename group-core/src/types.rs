@@ -259,7 +259,7 @@ impl RebalanceReason {
 }
 
 /// One rebalance (a new generation), reported for metrics.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rebalance {
     /// Group id.
     pub group: String,
@@ -275,7 +275,7 @@ pub struct Rebalance {
 }
 
 /// A member's view of its group: the join and heartbeat response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberReply {
     /// The member id (`"{group}-{seq}"`).
     pub member_id: String,
@@ -290,7 +290,7 @@ pub struct MemberReply {
 }
 
 /// Result of an expiry entry.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpireReply {
     /// Expired `(group, member_id)`, in order.
     pub expired: Vec<(String, String)>,
@@ -301,7 +301,7 @@ pub struct ExpireReply {
 }
 
 /// Command-specific part of a [`GroupOutcome`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     /// Nothing more (errors, `Leave`).
     None,
@@ -316,7 +316,7 @@ pub enum Reply {
 }
 
 /// What applying one [`GroupCommand`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupOutcome {
     /// `ok` or the reason nothing changed.
     pub code: GroupCode,

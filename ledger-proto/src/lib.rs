@@ -22,3 +22,6 @@ pub mod convert;
 pub const LEADER_ID_METADATA: &str = "ledger-leader-id";
 /// gRPC metadata key naming the leader's gRPC address on a not-leader error.
 pub const LEADER_ADDR_METADATA: &str = "ledger-leader-addr";
+/// gRPC metadata key carrying group-core's stable code (`stale_generation`, `unknown_member`, ...)
+/// on a consumer-group rule failure.
+pub const GROUP_CODE_METADATA: &str = "ledger-group-code";

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub use ledger_discovery as discovery;
+pub mod groups;
 pub mod grpc;
 pub mod network;
 pub mod node;

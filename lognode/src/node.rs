@@ -63,6 +63,7 @@ pub struct NodeHandle {
     server: JoinHandle<()>,
     manager: JoinHandle<()>,
     expirer: JoinHandle<()>,
+    group_expirer: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -132,6 +133,7 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
     let discovery: Arc<dyn Discovery> = Gossip::start(gossip_bind, meta, seeds, cfg.gossip_profile).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let groups = crate::groups::Coordinator::new(cfg.id, raft.clone(), sm.clone());
     let client = ClientService {
         id: cfg.id,
         grpc_addr: cfg.grpc_addr.clone(),
@@ -142,6 +144,7 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         round_robin: Arc::new(AtomicU64::new(0)),
         produce: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
+        groups: Arc::clone(&groups),
     };
     let listener =
         tokio::net::TcpListener::bind(grpc_bind).await.map_err(|e| format!("bind gRPC on {grpc_bind}: {e}"))?;
@@ -193,8 +196,9 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         cfg.voters,
         shutdown_rx.clone(),
     ));
+    let group_expirer = tokio::spawn(crate::groups::expire_task(groups, shutdown_rx.clone()));
     let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), shutdown_rx));
-    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, shutdown_tx, server, manager, expirer })
+    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, shutdown_tx, server, manager, expirer, group_expirer })
 }
 
 impl NodeHandle {
@@ -209,6 +213,7 @@ impl NodeHandle {
         // The manager may wait on a membership change that cannot commit any more: stop it.
         self.manager.abort();
         self.expirer.abort();
+        self.group_expirer.abort();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.discovery.shutdown()).await.is_err() {
             warn!("leaving gossip did not finish in time");
         }

@@ -82,6 +82,15 @@ pub enum Request {
         /// The gathered requests.
         items: Vec<ProduceItem>,
     },
+    /// A consumer-group command, applied by `group_core::Groups::apply` with this entry's log index
+    /// and `timestamp_ms` (docs/CONSUMER_GROUPS.md).
+    Group {
+        /// Set by the leader before `client_write` (ms since the Unix epoch): the groups' log clock
+        /// (heartbeat deadlines, expiry) comes from here, never from the applying node's clock.
+        timestamp_ms: u64,
+        /// The command.
+        command: group_core::GroupCommand,
+    },
 }
 
 /// One produce request inside [`Request::ProduceMany`].
@@ -141,6 +150,8 @@ pub enum Response {
     Ledger(ledger_core::Outcome),
     /// One response per item of a `ProduceMany`, in order (`Produced` or `Rejected`).
     ProducedMany(Vec<Response>),
+    /// What the group coordinator decided for a [`Request::Group`] command.
+    Group(group_core::GroupOutcome),
 }
 
 /// Encodes a value with lognode's binary codec (bincode 1.x).

@@ -39,8 +39,15 @@ pub use self::nodes::{
 };
 use self::nodes::{Nodes, spawn_prober};
 use crate::backend::{
-    Applied, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched, LedgerBackend, Missing,
-    NewRecord, NodeRole, NodeStatus, Read, ReadConsistency, RecordOffset, StoredRecord, TopicCreated, TopicInfo,
+    Applied, AutoOffsetReset, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched,
+    GroupDescription, GroupFetched, GroupMember, GroupMemberInfo, GroupOffset, GroupPartitionInfo, GroupRecord,
+    GroupSummary, JoinGroup, LedgerBackend, Missing, NewRecord, NodeRole, NodeStatus, Read, ReadConsistency,
+    RecordOffset, ResetTarget, StoredRecord, TopicCreated, TopicInfo, TopicPartition,
+};
+use ledger_proto::ledger::{
+    CommitOffsetsRequest, DescribeGroupRequest, GroupFetchRequest, GroupHeartbeatRequest, GroupMemberResponse,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ResetOffsetsRequest, TopicPartitionOffset,
+    reset_offsets_request,
 };
 
 /// FNV-1a, the key hash lognode (and the gateway's test backend) partitions by: records with the
@@ -93,18 +100,32 @@ fn headers_in(h: Vec<Header>) -> Vec<(String, String)> {
     v
 }
 
+fn stored(x: ledger_proto::ledger::ConsumedRecord) -> StoredRecord {
+    StoredRecord {
+        offset: x.offset,
+        key: if x.key.is_empty() { None } else { Some(String::from_utf8_lossy(&x.key).into_owned()) },
+        value: x.value,
+        headers: headers_in(x.headers),
+        timestamp_ms: u64::try_from(x.timestamp_ms).unwrap_or(0),
+    }
+}
+
+fn member(r: GroupMemberResponse) -> GroupMember {
+    GroupMember {
+        member_id: r.member_id,
+        generation: r.generation,
+        assignments: r
+            .assignments
+            .into_iter()
+            .map(|t| TopicPartition { topic: t.topic, partition: t.partition })
+            .collect(),
+        heartbeat_interval_ms: r.heartbeat_interval_ms,
+        session_timeout_ms: r.session_timeout_ms,
+    }
+}
+
 fn fetched(r: ConsumeResponse) -> Read<Fetched> {
-    let records = r
-        .records
-        .into_iter()
-        .map(|x| StoredRecord {
-            offset: x.offset,
-            key: if x.key.is_empty() { None } else { Some(String::from_utf8_lossy(&x.key).into_owned()) },
-            value: x.value,
-            headers: headers_in(x.headers),
-            timestamp_ms: u64::try_from(x.timestamp_ms).unwrap_or(0),
-        })
-        .collect();
+    let records = r.records.into_iter().map(stored).collect();
     Read {
         value: Fetched { records, next_offset: r.next_offset, end_offset: r.end_offset },
         applied_index: r.applied_index,
@@ -443,6 +464,206 @@ impl LedgerBackend for GrpcBackend {
                 }
             })
             .await
+    }
+
+    /// To the leader; retried only when it surely did not reach one (every join is a new member).
+    async fn join_group(&self, group: &str, req: JoinGroup) -> BackendResult<Applied<GroupMember>> {
+        let req = JoinGroupRequest {
+            group: group.to_owned(),
+            topics: req.topics,
+            session_timeout_ms: req.session_timeout_ms,
+            auto_offset_reset: match req.auto_offset_reset {
+                None => String::new(),
+                Some(AutoOffsetReset::Earliest) => "earliest".to_owned(),
+                Some(AutoOffsetReset::Latest) => "latest".to_owned(),
+            },
+        };
+        let r = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.join_group(req).await?.into_inner()) }
+            })
+            .await?;
+        let index = r.log_index;
+        Ok(Applied { value: member(r), index })
+    }
+
+    async fn group_heartbeat(&self, group: &str, member_id: &str) -> BackendResult<Read<GroupMember>> {
+        let req = GroupHeartbeatRequest { group: group.to_owned(), member_id: member_id.to_owned() };
+        let r = self
+            .nodes
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.group_heartbeat(req).await?.into_inner()) }
+            })
+            .await?;
+        let applied_index = r.log_index;
+        Ok(Read { value: member(r), applied_index })
+    }
+
+    /// Not retried after an unknown outcome: a second leave would answer `unknown_member`.
+    async fn leave_group(&self, group: &str, member_id: &str) -> BackendResult<Applied<()>> {
+        let req = LeaveGroupRequest { group: group.to_owned(), member_id: member_id.to_owned() };
+        let index = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.leave_group(req).await?.into_inner().log_index) }
+            })
+            .await?;
+        Ok(Applied { value: (), index })
+    }
+
+    /// On the leader (positions live there). Not retried after an unknown outcome: the position
+    /// may have moved past records this answer carried.
+    async fn group_fetch(
+        &self,
+        group: &str,
+        member_id: &str,
+        max_records: u32,
+        wait_ms: u64,
+    ) -> BackendResult<GroupFetched> {
+        let req = GroupFetchRequest {
+            group: group.to_owned(),
+            member_id: member_id.to_owned(),
+            max_records,
+            wait_ms: u32::try_from(wait_ms).unwrap_or(u32::MAX),
+        };
+        let budget = WRITE_RETRY_BUDGET + Duration::from_millis(wait_ms);
+        let r = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, budget, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.group_fetch(req).await?.into_inner()) }
+            })
+            .await?;
+        let records = r
+            .records
+            .into_iter()
+            .filter_map(|g| {
+                g.record.map(|rec| GroupRecord { topic: g.topic, partition: g.partition, record: stored(rec) })
+            })
+            .collect();
+        Ok(GroupFetched { generation: r.generation, records })
+    }
+
+    /// Retried: committing the same offsets again is accepted (idempotent).
+    async fn commit_offsets(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: Vec<GroupOffset>,
+    ) -> BackendResult<Applied<()>> {
+        let req = CommitOffsetsRequest {
+            group: group.to_owned(),
+            member_id: member_id.to_owned(),
+            generation,
+            offsets: offsets
+                .into_iter()
+                .map(|o| TopicPartitionOffset { topic: o.topic, partition: o.partition, offset: o.offset })
+                .collect(),
+        };
+        let index = self
+            .nodes
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.commit_offsets(req).await?.into_inner().log_index) }
+            })
+            .await?;
+        Ok(Applied { value: (), index })
+    }
+
+    async fn list_groups(&self) -> BackendResult<Read<Vec<GroupSummary>>> {
+        let r = self
+            .nodes
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| async move {
+                Ok(c.list_groups(ListGroupsRequest {}).await?.into_inner())
+            })
+            .await?;
+        let value = r
+            .groups
+            .into_iter()
+            .map(|g| GroupSummary { group: g.group, generation: g.generation, members: g.members })
+            .collect();
+        Ok(Read { value, applied_index: r.applied_index })
+    }
+
+    async fn describe_group(&self, group: &str) -> BackendResult<Read<GroupDescription>> {
+        let req = DescribeGroupRequest { group: group.to_owned() };
+        let r = self
+            .nodes
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.describe_group(req).await?.into_inner()) }
+            })
+            .await?;
+        let tp = |t: ledger_proto::ledger::TopicPartition| TopicPartition { topic: t.topic, partition: t.partition };
+        let value = GroupDescription {
+            group: r.group,
+            generation: r.generation,
+            members: r
+                .members
+                .into_iter()
+                .map(|m| GroupMemberInfo {
+                    member_id: m.member_id,
+                    topics: m.topics,
+                    assignments: m.assignments.into_iter().map(tp).collect(),
+                    last_heartbeat_ms: m.last_heartbeat_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                })
+                .collect(),
+            partitions: r
+                .partitions
+                .into_iter()
+                .map(|p| GroupPartitionInfo {
+                    topic: p.topic,
+                    partition: p.partition,
+                    owner: (!p.owner.is_empty()).then_some(p.owner),
+                    committed_offset: p.committed_offset,
+                    end_offset: p.end_offset,
+                    lag: p.lag,
+                })
+                .collect(),
+        };
+        Ok(Read { value, applied_index: r.applied_index })
+    }
+
+    /// Retried: the same reset again sets the same offsets (for `earliest`/`latest`, as of the
+    /// retry).
+    async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<u32>,
+        to: ResetTarget,
+    ) -> BackendResult<Applied<Vec<GroupOffset>>> {
+        use reset_offsets_request::To;
+        let req = ResetOffsetsRequest {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+            to: Some(match to {
+                ResetTarget::Earliest => To::Earliest(true),
+                ResetTarget::Latest => To::Latest(true),
+                ResetTarget::Offset(o) => To::Offset(o),
+                ResetTarget::Timestamp(t) => To::TimestampMs(t),
+            }),
+        };
+        let r = self
+            .nodes
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.reset_offsets(req).await?.into_inner()) }
+            })
+            .await?;
+        let value = r
+            .offsets
+            .into_iter()
+            .map(|o| GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset })
+            .collect();
+        Ok(Applied { value, index: r.log_index })
     }
 
     fn stats(&self) -> BackendStats {

@@ -178,6 +178,14 @@ fn missing_of(msg: &str) -> Missing {
 /// Classifies a gRPC status from a lognode (see `proto/ledger.proto` for the error model).
 pub fn classify(s: &Status) -> Failure {
     let msg = s.message().to_owned();
+    if let Some(code) = s
+        .metadata()
+        .get(ledger_proto::GROUP_CODE_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .and_then(group_core::GroupCode::parse)
+    {
+        return Failure::Final(BackendError::Group(code, msg));
+    }
     match s.code() {
         Code::FailedPrecondition => {
             let md = s.metadata();

@@ -1,6 +1,7 @@
 //! HTTP handlers, grouped by resource, and response helpers.
 
 pub mod accounts;
+pub mod groups;
 pub mod ops;
 pub mod topics;
 pub mod transfers;

@@ -25,7 +25,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn check_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = st.config().admin_token.as_deref() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -89,7 +89,8 @@ pub async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    let text = st.render_metrics();
+    let mut text = st.render_metrics();
+    text.push_str(&group_metrics(&st).await);
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
@@ -102,4 +103,58 @@ pub async fn openapi_json(State(st): State<AppState>) -> Response {
     let mut r = (StatusCode::OK, st.spec_json().to_owned()).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+/// Consumer-group lines of `/metrics`: lag per group and partition, members, and rebalances
+/// (a group's generation counts its rebalances: each join, leave, expiry or metadata change
+/// starts exactly one). Read from the leader, bounded in groups, lines and time.
+async fn group_metrics(st: &AppState) -> String {
+    use std::fmt::Write as _;
+
+    use crate::limits::{METRICS_GROUP_PARTITIONS_MAX, METRICS_GROUPS_MAX, METRICS_GROUPS_TIMEOUT};
+
+    let collect = async {
+        let groups = st.backend().list_groups().await?.value;
+        let mut out = Vec::new();
+        for g in groups.into_iter().take(METRICS_GROUPS_MAX) {
+            out.push(st.backend().describe_group(&g.group).await?.value);
+        }
+        Ok::<_, crate::backend::BackendError>(out)
+    };
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let mut o = String::new();
+    let _ = writeln!(o, "# HELP gateway_group_metrics_up 1 if the consumer-group lines below could be read.");
+    let _ = writeln!(o, "# TYPE gateway_group_metrics_up gauge");
+    let groups = match tokio::time::timeout(METRICS_GROUPS_TIMEOUT, collect).await {
+        Ok(Ok(g)) => g,
+        _ => {
+            let _ = writeln!(o, "gateway_group_metrics_up 0");
+            return o;
+        }
+    };
+    let _ = writeln!(o, "gateway_group_metrics_up 1");
+    let _ = writeln!(o, "# HELP ledger_group_rebalances_total Rebalances of a consumer group (its generation).");
+    let _ = writeln!(o, "# TYPE ledger_group_rebalances_total counter");
+    for g in &groups {
+        let _ = writeln!(o, "ledger_group_rebalances_total{{group=\"{}\"}} {}", esc(&g.group), g.generation);
+    }
+    let _ = writeln!(o, "# HELP ledger_group_members Members of a consumer group.");
+    let _ = writeln!(o, "# TYPE ledger_group_members gauge");
+    for g in &groups {
+        let _ = writeln!(o, "ledger_group_members{{group=\"{}\"}} {}", esc(&g.group), g.members.len());
+    }
+    let _ = writeln!(o, "# HELP ledger_group_lag Records not yet committed by a group: end_offset - committed_offset.");
+    let _ = writeln!(o, "# TYPE ledger_group_lag gauge");
+    let lines = groups.iter().flat_map(|g| g.partitions.iter().map(move |p| (g, p))).take(METRICS_GROUP_PARTITIONS_MAX);
+    for (g, p) in lines {
+        let _ = writeln!(
+            o,
+            "ledger_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+            esc(&g.group),
+            esc(&p.topic),
+            p.partition,
+            p.lag
+        );
+    }
+    o
 }

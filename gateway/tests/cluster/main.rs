@@ -3,6 +3,7 @@
 //! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
 
 mod failover;
+mod groups;
 mod ledger;
 mod support;
 mod topics;

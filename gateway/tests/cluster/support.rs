@@ -273,6 +273,28 @@ pub async fn try_request(addr: SocketAddr, method: &str, path: &str) -> Option<R
     Some(request(addr, method, path, None).await)
 }
 
+/// Sends one request with a raw JSON-typed body (possibly malformed) on a fresh connection.
+pub async fn request_raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
+    let fut = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(path)
+            .header("host", "127.0.0.1")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_vec())))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+        Resp { status, headers, body }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, fut).await.expect("request timed out")
+}
+
 /// Sends one request on a fresh connection to `addr`.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Resp {
     let fut = async {
@@ -310,6 +332,11 @@ impl TestGateway {
     /// POST JSON.
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         request(self.addr, "POST", path, Some(body)).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Resp {
+        request(self.addr, "DELETE", path, None).await
     }
 
     /// Reads served per node id so far.

@@ -15,6 +15,13 @@ use ledger_proto::ledger::{
     ProduceBatchRequest, ProduceRequest, ProduceResponse, ReadOptions, Record, RemoveNodeRequest, RemoveNodeResponse,
     Role, SubmitRequest, SubmitResponse, TopicInfo,
 };
+use ledger_proto::ledger::{
+    CommitOffsetsRequest, CommitOffsetsResponse, DescribeGroupRequest, DescribeGroupResponse, GroupFetchRequest,
+    GroupFetchResponse, GroupHeartbeatRequest, GroupMember, GroupMemberResponse, GroupPartition, GroupRecord,
+    GroupSummary, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    ResetOffsetsRequest, ResetOffsetsResponse, TopicPartition as PbTopicPartition, TopicPartitionOffset,
+    reset_offsets_request,
+};
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, ServerState};
@@ -78,9 +85,11 @@ pub struct ClientService {
     pub produce: Gatherer<batcher::Produce>,
     /// Gathers concurrent single transfers into shared Raft entries.
     pub transfers: Gatherer<batcher::Transfers>,
+    /// The consumer-group coordinator (serves while this node leads).
+    pub groups: Arc<crate::groups::Coordinator>,
 }
 
-fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
+pub(crate) fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
     match (leader_id, leader_node) {
         (Some(id), Some(node)) => {
             let mut s =
@@ -123,6 +132,32 @@ pub(crate) fn now_ms() -> i64 {
 
 fn now_ms_u64() -> u64 {
     u64::try_from(now_ms()).unwrap_or(0)
+}
+
+fn member_response(m: group_core::MemberReply, log_index: u64) -> GroupMemberResponse {
+    GroupMemberResponse {
+        member_id: m.member_id,
+        generation: m.generation,
+        assignments: m.assignments.into_iter().map(tp_to_proto).collect(),
+        heartbeat_interval_ms: m.heartbeat_interval_ms,
+        session_timeout_ms: m.session_timeout_ms,
+        log_index,
+    }
+}
+
+fn tp_to_proto(tp: group_core::TopicPartition) -> PbTopicPartition {
+    PbTopicPartition { topic: tp.topic, partition: tp.partition }
+}
+
+fn consumed(x: crate::store::state_machine::ReadRecord) -> ConsumedRecord {
+    ConsumedRecord {
+        offset: x.offset,
+        key: x.record.key,
+        value: x.record.value,
+        headers: x.record.headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
+        timestamp_ms: x.timestamp_ms,
+        log_index: x.log_index,
+    }
 }
 
 fn record_size(r: &Record) -> usize {
@@ -270,18 +305,7 @@ impl ClientService {
     fn consume_response(&self, offset: u64, r: ReadResult) -> ConsumeResponse {
         let next_offset = r.records.last().map_or(offset, |l| l.offset + 1);
         ConsumeResponse {
-            records: r
-                .records
-                .into_iter()
-                .map(|x| ConsumedRecord {
-                    offset: x.offset,
-                    key: x.record.key,
-                    value: x.record.value,
-                    headers: x.record.headers.into_iter().map(|(key, value)| Header { key, value }).collect(),
-                    timestamp_ms: x.timestamp_ms,
-                    log_index: x.log_index,
-                })
-                .collect(),
+            records: r.records.into_iter().map(consumed).collect(),
             next_offset,
             log_start_offset: r.start_offset,
             end_offset: r.end_offset,
@@ -584,5 +608,136 @@ impl Ledger for ClientService {
             page: page.as_ref().map(convert::history_page_to_proto),
             applied_index,
         }))
+    }
+
+    async fn join_group(&self, request: Request<JoinGroupRequest>) -> Result<Response<GroupMemberResponse>, Status> {
+        let req = request.into_inner();
+        let reset = match req.auto_offset_reset.as_str() {
+            "" => None,
+            "earliest" => Some(group_core::OffsetReset::Earliest),
+            "latest" => Some(group_core::OffsetReset::Latest),
+            other => {
+                return Err(crate::groups::group_status(
+                    group_core::GroupCode::InvalidRequest,
+                    format!("auto_offset_reset must be \"earliest\" or \"latest\", got {other:?}"),
+                ));
+            }
+        };
+        let (m, index) = self.groups.join(req.group, req.topics, req.session_timeout_ms, reset).await?;
+        Ok(Response::new(member_response(m, index)))
+    }
+
+    async fn group_heartbeat(
+        &self,
+        request: Request<GroupHeartbeatRequest>,
+    ) -> Result<Response<GroupMemberResponse>, Status> {
+        let req = request.into_inner();
+        let (m, applied_index) = self.groups.heartbeat(&req.group, &req.member_id).await?;
+        Ok(Response::new(member_response(m, applied_index)))
+    }
+
+    async fn leave_group(&self, request: Request<LeaveGroupRequest>) -> Result<Response<LeaveGroupResponse>, Status> {
+        let req = request.into_inner();
+        let log_index = self.groups.leave(req.group, req.member_id).await?;
+        Ok(Response::new(LeaveGroupResponse { log_index }))
+    }
+
+    async fn group_fetch(&self, request: Request<GroupFetchRequest>) -> Result<Response<GroupFetchResponse>, Status> {
+        let req = request.into_inner();
+        let max = if req.max_records == 0 { crate::groups::FETCH_RECORDS_DEFAULT } else { req.max_records as usize };
+        let wait = Duration::from_millis(u64::from(req.wait_ms));
+        let (generation, records) =
+            self.groups.fetch(&req.group, &req.member_id, max, wait, self.shutdown.clone()).await?;
+        let records = records
+            .into_iter()
+            .map(|r| GroupRecord { topic: r.topic, partition: r.partition, record: Some(consumed(r.record)) })
+            .collect();
+        Ok(Response::new(GroupFetchResponse { generation, records }))
+    }
+
+    async fn commit_offsets(
+        &self,
+        request: Request<CommitOffsetsRequest>,
+    ) -> Result<Response<CommitOffsetsResponse>, Status> {
+        let req = request.into_inner();
+        let offsets = req.offsets.into_iter().map(|o| (o.topic, o.partition, o.offset)).collect();
+        let log_index = self.groups.commit(req.group, req.member_id, req.generation, offsets).await?;
+        Ok(Response::new(CommitOffsetsResponse { log_index }))
+    }
+
+    async fn list_groups(&self, _request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        let (groups, applied_index) = self.groups.list().await?;
+        let groups = groups
+            .into_iter()
+            .map(|g| GroupSummary {
+                group: g.group,
+                generation: g.generation,
+                members: u32::try_from(g.members).unwrap_or(u32::MAX),
+            })
+            .collect();
+        Ok(Response::new(ListGroupsResponse { groups, applied_index }))
+    }
+
+    async fn describe_group(
+        &self,
+        request: Request<DescribeGroupRequest>,
+    ) -> Result<Response<DescribeGroupResponse>, Status> {
+        let req = request.into_inner();
+        let (v, applied_index) = self.groups.describe(&req.group).await?;
+        Ok(Response::new(DescribeGroupResponse {
+            group: v.group,
+            generation: v.generation,
+            members: v
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id,
+                    topics: m.topics,
+                    assignments: m.assignments.into_iter().map(tp_to_proto).collect(),
+                    last_heartbeat_ms: m.last_heartbeat_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    auto_offset_reset: m.auto_offset_reset.as_str().to_owned(),
+                })
+                .collect(),
+            partitions: v
+                .partitions
+                .into_iter()
+                .map(|p| GroupPartition {
+                    topic: p.topic,
+                    partition: p.partition,
+                    owner: p.owner.unwrap_or_default(),
+                    committed_offset: p.committed_offset,
+                    end_offset: p.end_offset,
+                    lag: p.lag,
+                })
+                .collect(),
+            applied_index,
+        }))
+    }
+
+    async fn reset_offsets(
+        &self,
+        request: Request<ResetOffsetsRequest>,
+    ) -> Result<Response<ResetOffsetsResponse>, Status> {
+        use crate::groups::ResetTarget;
+        let req = request.into_inner();
+        let to = match req.to {
+            Some(reset_offsets_request::To::Earliest(_)) => ResetTarget::Earliest,
+            Some(reset_offsets_request::To::Latest(_)) => ResetTarget::Latest,
+            Some(reset_offsets_request::To::Offset(o)) => ResetTarget::Offset(o),
+            Some(reset_offsets_request::To::TimestampMs(t)) => ResetTarget::Timestamp(t),
+            None => {
+                return Err(crate::groups::group_status(
+                    group_core::GroupCode::InvalidRequest,
+                    "a reset needs a target: earliest, latest, an offset or a timestamp",
+                ));
+            }
+        };
+        let (offsets, log_index) = self.groups.reset(req.group, req.topic, req.partition, to).await?;
+        let offsets = offsets
+            .into_iter()
+            .map(|(tp, offset)| TopicPartitionOffset { topic: tp.topic, partition: tp.partition, offset })
+            .collect();
+        Ok(Response::new(ResetOffsetsResponse { offsets, log_index }))
     }
 }

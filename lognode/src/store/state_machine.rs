@@ -112,6 +112,8 @@ pub struct State {
     pub ledger: Ledger,
     /// Index the next events-log record gets (1 for the first).
     pub next_event_seq: u64,
+    /// The consumer groups (membership, assignments, committed offsets).
+    pub groups: group_core::Groups,
 }
 
 /// One events-log record: ledger events of one Raft entry that go to one partition of
@@ -169,6 +171,10 @@ impl State {
                 let (outcome, evs) = self.ledger.apply(command, ctx);
                 self.publish(log_index, *timestamp_ms, &evs, events);
                 Response::Ledger(outcome)
+            }
+            Request::Group { timestamp_ms, command } => {
+                let ctx = group_core::ApplyContext { index: log_index, timestamp_ms: *timestamp_ms };
+                Response::Group(self.groups.apply(command, ctx, &ApplyCatalog(&self.topics)))
             }
             Request::ProduceMany { items, .. } => Response::ProducedMany(
                 items
@@ -263,6 +269,48 @@ impl State {
             }
             flush(&mut chunk, &mut self.next_event_seq);
         }
+    }
+}
+
+/// The topics as the group coordinator sees them while applying an entry: partition counts and
+/// end offsets are replicated state, identical on every node at this log index. Start offsets are
+/// NOT (each node purges its own log after its own snapshots), so apply sees 0: an `earliest`
+/// reset stores 0 and a commit below the start is accepted (group-core rule 7); reads and lag
+/// treat an offset below the start as the start ([`QueryCatalog`] gives the real one).
+pub struct ApplyCatalog<'a>(pub &'a BTreeMap<String, Topic>);
+
+impl group_core::TopicCatalog for ApplyCatalog<'_> {
+    fn partitions(&self, topic: &str) -> Option<u32> {
+        self.0.get(topic).map(|t| u32::try_from(t.partitions.len()).unwrap_or(u32::MAX))
+    }
+    fn start_offset(&self, _topic: &str, _partition: u32) -> u64 {
+        0
+    }
+    fn end_offset(&self, topic: &str, partition: u32) -> u64 {
+        self.0.get(topic).and_then(|t| t.partitions.get(partition as usize)).map_or(0, |p| p.end_offset)
+    }
+}
+
+/// The topics as queries (fetch start points, describe, lag) see them on this node: like
+/// [`ApplyCatalog`], with this node's real start offsets (retention).
+pub struct QueryCatalog<'a> {
+    store: &'a StateMachineStore,
+    topics: &'a BTreeMap<String, Topic>,
+}
+
+impl group_core::TopicCatalog for QueryCatalog<'_> {
+    fn partitions(&self, topic: &str) -> Option<u32> {
+        ApplyCatalog(self.topics).partitions(topic)
+    }
+    fn start_offset(&self, topic: &str, partition: u32) -> u64 {
+        let log = self.store.log_of(topic);
+        self.topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+            .map_or(0, |p| self.store.start_offset(log, p))
+    }
+    fn end_offset(&self, topic: &str, partition: u32) -> u64 {
+        ApplyCatalog(self.topics).end_offset(topic, partition)
     }
 }
 
@@ -453,6 +501,58 @@ impl StateMachineStore {
     /// Reads the ledger, with the Raft log index applied when it was read.
     pub fn with_ledger<T>(&self, f: impl FnOnce(&Ledger) -> T) -> (T, u64) {
         self.with_state(|s| (f(&s.ledger), index_of(s.last_applied)))
+    }
+
+    /// Reads the consumer groups with this node's view of the topics, and the applied index.
+    pub fn with_groups<T>(&self, f: impl FnOnce(&group_core::Groups, &QueryCatalog<'_>) -> T) -> (T, u64) {
+        self.with_state(|s| {
+            let catalog = QueryCatalog { store: self, topics: &s.topics };
+            (f(&s.groups, &catalog), index_of(s.last_applied))
+        })
+    }
+
+    /// The first offset of `topic`/`partition` whose record timestamp is at or after
+    /// `timestamp_ms`, or the end offset if there is none (for an offset reset "to a timestamp";
+    /// blocking: reads logstore). Timestamps come from the leaders' clocks and are assumed to grow
+    /// with the offsets (a binary search over the partition's runs).
+    pub fn offset_for_timestamp(&self, topic: &str, partition: u32, timestamp_ms: u64) -> Result<u64, ReadError> {
+        let log = self.log_of(topic);
+        let (runs, start, end) = self.with_state(|s| {
+            let t = s.topics.get(topic).ok_or_else(|| ReadError::UnknownTopic(topic.to_string()))?;
+            let p = t
+                .partitions
+                .get(partition as usize)
+                .ok_or_else(|| ReadError::UnknownPartition { topic: topic.to_string(), partition })?;
+            let start = self.start_offset(log, p);
+            let first = p.runs.partition_point(|r| r.first_offset + u64::from(r.count) <= start);
+            Ok((p.runs[first..].to_vec(), start, p.end_offset))
+        })?;
+        let run_time = |r: &Run| -> Result<u64, ReadError> {
+            let bytes = read_record(log, r.log_index)?;
+            if topic == TOPIC_LEDGER {
+                let b: EventBatch = decode(&bytes).map_err(|e| ReadError::Log(e.to_string()))?;
+                return Ok(b.timestamp_ms);
+            }
+            let entry: Entry = decode(&bytes).map_err(|e| ReadError::Log(e.to_string()))?;
+            match entry.payload {
+                EntryPayload::Normal(Request::Produce { timestamp_ms, .. })
+                | EntryPayload::Normal(Request::ProduceMany { timestamp_ms, .. }) => {
+                    Ok(u64::try_from(timestamp_ms).unwrap_or(0))
+                }
+                _ => Err(ReadError::Log(format!("entry {} holds no records", r.log_index))),
+            }
+        };
+        // Every record of a run has the run's timestamp: find the first run at or after it.
+        let (mut lo, mut hi) = (0usize, runs.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if run_time(&runs[mid])? >= timestamp_ms {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(runs.get(lo).map_or(end, |r| r.first_offset.max(start)))
     }
 
     /// The log (Raft log, or the events log for [`TOPIC_LEDGER`]) a topic's runs point into.
@@ -876,5 +976,91 @@ mod tests {
         // Identical on replay.
         let (s2, ev2, out2) = run();
         assert_eq!((encode(&s2), ev2, out2), (encode(&s), ev, out));
+    }
+
+    fn group(ts: u64, command: group_core::GroupCommand) -> Request {
+        Request::Group { timestamp_ms: ts, command }
+    }
+
+    /// Group commands are applied by group-core with the entry's index and timestamp, against the
+    /// replicated topics (partition counts, end offsets), deterministically; the groups are part
+    /// of the snapshot state.
+    #[test]
+    fn group_commands_apply_against_replicated_topics_and_survive_a_snapshot() {
+        use group_core::{GroupCode, GroupCommand, Reply};
+        let join = |g: &str| GroupCommand::Join {
+            group: g.into(),
+            topics: vec!["t".into()],
+            session_timeout_ms: Some(1_000),
+            auto_offset_reset: Some(group_core::OffsetReset::Earliest),
+        };
+        let run = || {
+            let mut s = State::initial();
+            let ev = &mut Vec::new();
+            let mut out = Vec::new();
+            out.push(s.apply(1, &group(1_000, join("g")), ev)); // no topic yet
+            s.apply(2, &Request::CreateTopic { name: "t".into(), partitions: 4 }, ev);
+            s.apply(3, &produce("t", 1, 5), ev);
+            out.push(s.apply(4, &group(1_001, join("g")), ev));
+            out.push(s.apply(5, &group(1_002, join("g")), ev));
+            let commit = |generation, offset| GroupCommand::Commit {
+                group: "g".into(),
+                member_id: "g-1".into(),
+                generation,
+                offsets: vec![("t".into(), 0, offset)],
+            };
+            out.push(s.apply(6, &group(1_003, commit(1, 0)), ev)); // stale: generation 2 now
+            out.push(s.apply(7, &group(1_004, commit(2, 0)), ev)); // g-1 keeps partitions 0, 1
+            // Past partition 0's end (0 records) → offset_out_of_range.
+            out.push(s.apply(8, &group(1_005, commit(2, 1)), ev));
+            let expire = GroupCommand::ExpireMembers { group: "g".into(), member_ids: vec!["g-2".into()] };
+            out.push(s.apply(9, &group(5_000, expire), ev));
+            assert!(ev.is_empty(), "group entries publish no events");
+            (s, out)
+        };
+        let (s, out) = run();
+        let code = |r: &Response| match r {
+            Response::Group(o) => o.code,
+            other => panic!("unexpected {other:?}"),
+        };
+        let codes: Vec<GroupCode> = out.iter().map(code).collect();
+        assert_eq!(
+            codes,
+            [
+                GroupCode::UnknownTopic,
+                GroupCode::Ok,
+                GroupCode::Ok,
+                GroupCode::StaleGeneration,
+                GroupCode::Ok,
+                GroupCode::OffsetOutOfRange,
+                GroupCode::Ok
+            ]
+        );
+        let Response::Group(o) = &out[6] else { panic!("not a group response") };
+        assert!(matches!(&o.reply, Reply::Expired(e) if e.expired == vec![("g".to_owned(), "g-2".to_owned())]));
+        assert_eq!(s.groups.committed("g", "t", 0), Some(0));
+        assert_eq!(s.groups.member("g", "g-1").map(|m| (m.generation, m.assignments.len())), Ok((3, 4)));
+        // The snapshot state round-trips, and replay gives byte-identical state.
+        let decoded: State = decode(&encode(&s)).expect("decode");
+        assert_eq!(decoded.groups, s.groups);
+        let (s2, out2) = run();
+        assert_eq!((encode(&s2), out2), (encode(&s), out));
+    }
+
+    /// While applying, the catalog reports start offset 0 (node-local retention must not make
+    /// replicas disagree) and the replicated end offsets.
+    #[test]
+    fn apply_catalog_is_replicated_state_only() {
+        use group_core::TopicCatalog;
+        let mut s = State::initial();
+        let ev = &mut Vec::new();
+        s.apply(1, &Request::CreateTopic { name: "t".into(), partitions: 2 }, ev);
+        s.apply(2, &produce("t", 1, 3), ev);
+        let c = ApplyCatalog(&s.topics);
+        assert_eq!(c.partitions("t"), Some(2));
+        assert_eq!(c.partitions("nope"), None);
+        assert_eq!((c.start_offset("t", 1), c.end_offset("t", 1)), (0, 3));
+        assert_eq!(c.end_offset("t", 9), 0);
+        assert_eq!(c.partitions(TOPIC_LEDGER), Some(TOPIC_LEDGER_PARTITIONS));
     }
 }

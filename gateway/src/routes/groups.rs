@@ -1,0 +1,337 @@
+//! `/v1/groups`: Kafka-style consumer groups (docs/CONSUMER_GROUPS.md).
+//!
+//! The gateway keeps no group state: membership, assignments and committed offsets are in the
+//! replicated log, heartbeats and fetch positions on the Raft leader. Any gateway can serve any
+//! member, and a member may send each request to a different gateway.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{LEDGER_INDEX, json, read_json, write_json};
+use crate::backend::{AutoOffsetReset, GroupMember, GroupOffset, JoinGroup, ResetTarget, TopicPartition};
+use crate::dto::{
+    AutoOffsetResetBody, CommitOffsetsRequest, GroupDescriptionBody, GroupFetchQuery, GroupFetchResponse, GroupList,
+    GroupMemberBody, GroupPartitionBody, GroupRecordBody, GroupSummaryBody, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, OffsetResetBody, ResetOffsetsRequest, ResetOffsetsResponse, ResetTo, ResetToNamed,
+    TopicPartitionBody,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::limits::{
+    GROUP_FETCH_RECORDS_DEFAULT, GROUP_FETCH_RECORDS_MAX, GROUP_FETCH_WAIT_MS_MAX, GROUP_ID_BYTES_MAX,
+    MEMBER_ID_BYTES_MAX, OFFSETS_PER_COMMIT_MAX, TOPICS_PER_SUBSCRIPTION_MAX,
+};
+use crate::openapi::{
+    CommitErrors, DescribeGroupErrors, GroupFetchErrors, JoinGroupErrors, MemberErrors, ReadErrors, ResetOffsetsErrors,
+};
+use crate::routes::ops::check_admin;
+use crate::server::AppState;
+use crate::validate;
+
+/// A group id: `[A-Za-z0-9._-]{1,249}`.
+fn group_id(g: &str) -> Result<(), ApiError> {
+    if group_core::is_valid_group_id(g) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            ErrorCode::InvalidGroupId,
+            format!("a group id is 1–{GROUP_ID_BYTES_MAX} characters of [A-Za-z0-9._-]"),
+        ))
+    }
+}
+
+/// A member id as the server hands them out (`{group}-{n}`); anything else cannot be a member.
+fn member_id(group: &str, m: &str) -> Result<(), ApiError> {
+    let ok = (1..=MEMBER_ID_BYTES_MAX).contains(&m.len())
+        && m.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(ErrorCode::UnknownMember, format!("group '{group}' has no member {m:?}")))
+    }
+}
+
+fn assignments(a: Vec<TopicPartition>) -> Vec<TopicPartitionBody> {
+    a.into_iter().map(|t| TopicPartitionBody { topic: t.topic, partition: t.partition }).collect()
+}
+
+fn no_content(index: Option<u64>) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    if let Some(i) = index {
+        r.headers_mut().insert(LEDGER_INDEX, HeaderValue::from(i));
+    }
+    r
+}
+
+/// Join a consumer group.
+///
+/// Every call creates a new member (and starts a new generation: the group's partitions are
+/// reassigned, sticky and balanced). Heartbeat every `heartbeat_interval_ms`; a member silent
+/// for `session_timeout_ms` is expired and must join again.
+#[utoipa::path(post, path = "/v1/groups/{group}/members", tag = "groups",
+    params(("group" = String, Path, description = "Group id.", example = "billing")),
+    request_body = JoinGroupRequest,
+    responses(
+        (status = 201, description = "Joined.", body = JoinGroupResponse,
+            headers(("Ledger-Index" = u64, description = "Log index of the join."))),
+        JoinGroupErrors,
+    ))]
+pub async fn join(
+    State(st): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+    ApiJson(req): ApiJson<JoinGroupRequest>,
+) -> Result<Response, ApiError> {
+    group_id(&group)?;
+    if req.topics.is_empty() || req.topics.len() > TOPICS_PER_SUBSCRIPTION_MAX {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            format!("`topics` names 1..={TOPICS_PER_SUBSCRIPTION_MAX} topics, got {}", req.topics.len()),
+        ));
+    }
+    for t in &req.topics {
+        validate::topic_name(t)?;
+    }
+    let join = JoinGroup {
+        topics: req.topics,
+        session_timeout_ms: req.session_timeout_ms,
+        auto_offset_reset: req.auto_offset_reset.map(|r| match r {
+            AutoOffsetResetBody::Earliest => AutoOffsetReset::Earliest,
+            AutoOffsetResetBody::Latest => AutoOffsetReset::Latest,
+        }),
+    };
+    let applied = st.call(st.backend().join_group(&group, join)).await?;
+    let m: GroupMember = applied.value;
+    let body = JoinGroupResponse {
+        member_id: m.member_id,
+        generation: m.generation,
+        assignments: assignments(m.assignments),
+        heartbeat_interval_ms: m.heartbeat_interval_ms,
+    };
+    Ok(write_json(StatusCode::CREATED, &body, applied.index, false))
+}
+
+/// Heartbeat: keeps the member's session alive and tells it the current generation and its
+/// partitions. `404 unknown_member` means it was expired (or left): join again.
+#[utoipa::path(post, path = "/v1/groups/{group}/members/{member_id}/heartbeat", tag = "groups",
+    params(
+        ("group" = String, Path, description = "Group id.", example = "billing"),
+        ("member_id" = String, Path, description = "Member id from the join.", example = "billing-1"),
+    ),
+    responses(
+        (status = 200, description = "Alive.", body = HeartbeatResponse,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the leader."))),
+        MemberErrors,
+    ))]
+pub async fn heartbeat(
+    State(st): State<AppState>,
+    ApiPath((group, member)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    group_id(&group)?;
+    member_id(&group, &member)?;
+    let r = st.call(st.backend().group_heartbeat(&group, &member)).await?;
+    let m = r.value;
+    let body = HeartbeatResponse { generation: m.generation, assignments: assignments(m.assignments) };
+    Ok(read_json(&body, r.applied_index))
+}
+
+/// Fetch records of the member's partitions, long-polling up to `wait_ms`.
+///
+/// Starts after the member's position (the last record sent to it), else at the group's
+/// committed offset, else at `auto_offset_reset`. Delivery is at least once: after a rebalance
+/// or a leader change, a partition restarts at its committed offset. A fetch also counts as a
+/// heartbeat.
+#[utoipa::path(get, path = "/v1/groups/{group}/members/{member_id}/records", tag = "groups",
+    params(
+        ("group" = String, Path, description = "Group id.", example = "billing"),
+        ("member_id" = String, Path, description = "Member id from the join.", example = "billing-1"),
+        GroupFetchQuery,
+    ),
+    responses(
+        (status = 200, description = "Records (possibly none).", body = GroupFetchResponse),
+        GroupFetchErrors,
+    ))]
+pub async fn fetch(
+    State(st): State<AppState>,
+    ApiPath((group, member)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<GroupFetchQuery>,
+) -> Result<Response, ApiError> {
+    group_id(&group)?;
+    member_id(&group, &member)?;
+    let max = q.max_records.unwrap_or(GROUP_FETCH_RECORDS_DEFAULT);
+    if !(1..=GROUP_FETCH_RECORDS_MAX).contains(&max) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("max_records must be in 1..={GROUP_FETCH_RECORDS_MAX}"),
+        ));
+    }
+    let wait_ms = q.wait_ms.unwrap_or(0);
+    if wait_ms > GROUP_FETCH_WAIT_MS_MAX {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("wait_ms must be at most {GROUP_FETCH_WAIT_MS_MAX}"),
+        ));
+    }
+    let extra = Duration::from_millis(wait_ms);
+    let f = st.call_with_extra_time(extra, st.backend().group_fetch(&group, &member, max, wait_ms)).await?;
+    let body = GroupFetchResponse {
+        generation: f.generation,
+        records: f.records.into_iter().map(GroupRecordBody::from).collect(),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// Commit offsets ("the next offset to read") of partitions the member owns, all or nothing.
+///
+/// `409 stale_generation` when `generation` is not the group's current one (heartbeat to learn
+/// it), `409 not_owner` for a partition the member does not own now; neither changes anything.
+#[utoipa::path(post, path = "/v1/groups/{group}/members/{member_id}/offsets", tag = "groups",
+    params(
+        ("group" = String, Path, description = "Group id.", example = "billing"),
+        ("member_id" = String, Path, description = "Member id from the join.", example = "billing-1"),
+    ),
+    request_body = CommitOffsetsRequest,
+    responses(
+        (status = 204, description = "Committed.",
+            headers(("Ledger-Index" = u64, description = "Log index of the commit."))),
+        CommitErrors,
+    ))]
+pub async fn commit(
+    State(st): State<AppState>,
+    ApiPath((group, member)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<CommitOffsetsRequest>,
+) -> Result<Response, ApiError> {
+    group_id(&group)?;
+    member_id(&group, &member)?;
+    if req.offsets.len() > OFFSETS_PER_COMMIT_MAX {
+        return Err(ApiError::unprocessable(
+            ErrorCode::LimitExceeded,
+            format!("{} offsets in one commit; at most {OFFSETS_PER_COMMIT_MAX}", req.offsets.len()),
+        ));
+    }
+    let mut offsets = Vec::with_capacity(req.offsets.len());
+    for o in req.offsets {
+        let o = o.0;
+        validate::topic_name(&o.topic)?;
+        offsets.push(GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset });
+    }
+    let applied = st.call(st.backend().commit_offsets(&group, &member, req.generation, offsets)).await?;
+    Ok(no_content(Some(applied.index)))
+}
+
+/// Leave the group: its partitions go to the other members (a new generation).
+#[utoipa::path(delete, path = "/v1/groups/{group}/members/{member_id}", tag = "groups",
+    params(
+        ("group" = String, Path, description = "Group id.", example = "billing"),
+        ("member_id" = String, Path, description = "Member id from the join.", example = "billing-1"),
+    ),
+    responses(
+        (status = 204, description = "Left.",
+            headers(("Ledger-Index" = u64, description = "Log index of the leave."))),
+        MemberErrors,
+    ))]
+pub async fn leave(
+    State(st): State<AppState>,
+    ApiPath((group, member)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    group_id(&group)?;
+    member_id(&group, &member)?;
+    let applied = st.call(st.backend().leave_group(&group, &member)).await?;
+    Ok(no_content(Some(applied.index)))
+}
+
+/// List every consumer group (groups outlive their members, with their committed offsets).
+#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+    responses(
+        (status = 200, description = "Every group, sorted by id.", body = GroupList,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the leader."))),
+        ReadErrors,
+    ))]
+pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let r = st.call(st.backend().list_groups()).await?;
+    let groups = r
+        .value
+        .into_iter()
+        .map(|g| GroupSummaryBody { group: g.group, generation: g.generation, members: g.members })
+        .collect();
+    Ok(read_json(&GroupList { groups }, r.applied_index))
+}
+
+/// Describe a group: members, partitions, committed offsets and lag.
+#[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "Group id.", example = "billing")),
+    responses(
+        (status = 200, description = "The group.", body = GroupDescriptionBody,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the leader."))),
+        DescribeGroupErrors,
+    ))]
+pub async fn describe(State(st): State<AppState>, ApiPath(group): ApiPath<String>) -> Result<Response, ApiError> {
+    group_id(&group)?;
+    let r = st.call(st.backend().describe_group(&group)).await?;
+    let d = r.value;
+    let body = GroupDescriptionBody {
+        group: d.group,
+        generation: d.generation,
+        members: d
+            .members
+            .into_iter()
+            .map(|m| GroupMemberBody {
+                member_id: m.member_id,
+                assignments: assignments(m.assignments),
+                last_heartbeat: m.last_heartbeat_ms,
+            })
+            .collect(),
+        partitions: d
+            .partitions
+            .into_iter()
+            .map(|p| GroupPartitionBody {
+                topic: p.topic,
+                partition: p.partition,
+                owner: p.owner,
+                committed_offset: p.committed_offset,
+                end_offset: p.end_offset,
+                lag: p.lag,
+            })
+            .collect(),
+    };
+    Ok(read_json(&body, r.applied_index))
+}
+
+/// Reset a group's committed offsets (admin).
+///
+/// Only while the group has no members (`409 group_not_empty`). May move offsets backwards.
+/// Needs `Authorization: Bearer <admin token>`.
+#[utoipa::path(post, path = "/v1/groups/{group}/offsets/reset", tag = "groups",
+    params(("group" = String, Path, description = "Group id.", example = "billing")),
+    request_body = ResetOffsetsRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The new committed offsets.", body = ResetOffsetsResponse,
+            headers(("Ledger-Index" = u64, description = "Log index of the reset."))),
+        ResetOffsetsErrors,
+    ))]
+pub async fn reset(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(group): ApiPath<String>,
+    ApiJson(req): ApiJson<ResetOffsetsRequest>,
+) -> Result<Response, ApiError> {
+    check_admin(&st, &headers)?;
+    group_id(&group)?;
+    validate::topic_name(&req.topic)?;
+    let to = match req.to {
+        ResetTo::Named(ResetToNamed::Earliest) => ResetTarget::Earliest,
+        ResetTo::Named(ResetToNamed::Latest) => ResetTarget::Latest,
+        ResetTo::Offset(o) => ResetTarget::Offset(o.offset),
+        ResetTo::Timestamp(t) => ResetTarget::Timestamp(t.timestamp),
+    };
+    let applied = st.call(st.backend().reset_offsets(&group, &req.topic, req.partition, to)).await?;
+    let offsets = applied
+        .value
+        .into_iter()
+        .map(|o| OffsetResetBody { topic: o.topic, partition: o.partition, offset: o.offset })
+        .collect();
+    Ok(write_json(StatusCode::OK, &ResetOffsetsResponse { offsets, index: applied.index }, applied.index, false))
+}
