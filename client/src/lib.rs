@@ -258,8 +258,9 @@ impl Client {
         self.get(&["v1", "transfers", id], &consistency.query()).await
     }
 
-    /// `POST /v1/transfers/{id}/post`, optionally for less than the pending amount.
-    pub async fn post_pending(&self, id: &str, amount: Option<u64>) -> Result<Written<Transfer>, Error> {
+    /// `POST /v1/transfers/{id}/post`, optionally for less than the pending amount. The answer
+    /// is the decision (`Resolution`, as in the OpenAPI document), not the transfer.
+    pub async fn post_pending(&self, id: &str, amount: Option<u64>) -> Result<Written<Resolution>, Error> {
         #[derive(Serialize)]
         struct Body {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,8 +269,8 @@ impl Client {
         self.write(Method::POST, &["v1", "transfers", id, "post"], Some(&Body { amount })).await
     }
 
-    /// `POST /v1/transfers/{id}/void`.
-    pub async fn void_pending(&self, id: &str) -> Result<Written<Transfer>, Error> {
+    /// `POST /v1/transfers/{id}/void`. The answer is the decision (`Resolution`).
+    pub async fn void_pending(&self, id: &str) -> Result<Written<Resolution>, Error> {
         self.write::<(), _>(Method::POST, &["v1", "transfers", id, "void"], None).await
     }
 

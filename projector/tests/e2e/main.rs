@@ -212,8 +212,8 @@ async fn postgres_cut_off_then_back_loses_nothing() {
     c.transfers("y", 2_000, 10).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(db.count("transfers").await, 1_000, "nothing can be written while PostgreSQL is cut off");
-    assert!(proj.running(), "the projector must wait for PostgreSQL, not exit:\n{}", proj.tail(20));
-    proxy.restore();
+    assert!(proj.running(), "the projector must wait for PostgreSQL, not exit:\n{}", proj.tail(40));
+    proxy.restore().await;
 
     caught_up(&c, &db, 3_000, 11, CATCH_UP).await;
     assert_transfers_present(&db, "x", 1_000).await;

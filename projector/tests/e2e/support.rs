@@ -7,8 +7,7 @@
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_client::{Client, Consistency, NewAccount, NewTransfer};
@@ -369,14 +368,15 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A TCP proxy to PostgreSQL (127.0.0.1:5432 or `DATABASE_URL`'s host)
-/// that can be cut: cutting closes every open connection and refuses new
-/// ones until restored.
+/// A TCP proxy to PostgreSQL (`DATABASE_URL`'s host and port) that can be
+/// cut off: cutting closes every open connection and stops listening, so new
+/// connections are refused, as when the server is down; restoring listens
+/// again on the same port.
 pub struct Proxy {
     pub port: u16,
-    up: Arc<AtomicBool>,
+    target: String,
     cut: watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Proxy {
@@ -384,17 +384,18 @@ impl Proxy {
     pub async fn start(target: String) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
-        let (u, c) = (up.clone(), cut.clone());
+        let p = Proxy { port, target, cut, task: std::sync::Mutex::new(None) };
+        p.serve(listener);
+        p
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (cut, target) = (self.cut.clone(), self.target.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                if !u.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let mut cut_rx = c.subscribe();
+                let mut cut_rx = cut.subscribe();
                 let target = target.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
@@ -405,24 +406,32 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, up, cut, task }
+        *self.task.lock().unwrap() = Some(task);
     }
 
-    /// Closes every connection and refuses new ones.
+    /// Closes every connection and stops listening.
     pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
+        if let Some(t) = self.task.lock().unwrap().take() {
+            t.abort();
+        }
         self.cut.send_modify(|n| *n += 1);
     }
 
-    /// Accepts connections again.
-    pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
+    /// Listens again (same port).
+    pub async fn restore(&self) {
+        let addr = format!("127.0.0.1:{}", self.port);
+        let listener = wait_for("the proxy port to be free again", Duration::from_secs(10), || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpListener::bind(&addr).await.ok() }
+        })
+        .await;
+        self.serve(listener);
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.task.abort();
+        self.cut();
     }
 }
 
