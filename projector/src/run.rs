@@ -364,6 +364,11 @@ struct Session<'a, S> {
     pg_next: BTreeMap<u32, u64>,
     /// The log's committed offsets, as far as we know.
     log_committed: BTreeMap<u32, u64>,
+    /// A fetch failed: its answer may have been lost after the leader moved
+    /// our position past its records. Those records come again only with
+    /// later ones (as a gap) or after a rebalance; when the log goes quiet,
+    /// [`Session::check_tails`] reads them directly.
+    maybe_lost: bool,
 }
 
 async fn membership<S: EventSource>(
@@ -393,6 +398,7 @@ async fn membership<S: EventSource>(
         partitions: BTreeSet::new(),
         pg_next: BTreeMap::new(),
         log_committed: BTreeMap::new(),
+        maybe_lost: false,
     };
     // Resume before the first fetch, so it starts at PostgreSQL's offsets.
     flow!(s.adopt(Assigned { generation, partitions }, backoff).await?);
@@ -459,6 +465,10 @@ async fn membership<S: EventSource>(
             flow!(s.refresh(backoff).await?);
         }
         if records.is_empty() {
+            if s.maybe_lost {
+                flow!(s.check_tails(generation, cfg.batch_max, backoff).await?);
+                flow!(s.commit_log().await?);
+            }
             continue;
         }
         flow!(s.write(generation, records, cfg.batch_max, backoff).await?);
@@ -492,6 +502,7 @@ async fn answer<S: EventSource>(
         }
         Err(SourceError::Unavailable(e) | SourceError::Regression(e)) => {
             tracing::warn!(error = %e, "fetch failed; the fetcher backs off");
+            s.maybe_lost = true;
             Ok(Answer::Skip)
         }
         Err(e @ SourceError::Other(_)) => Err(RunError::Source(e)),
@@ -593,6 +604,12 @@ impl<S: EventSource> Session<'_, S> {
     ) -> Result<Flow, RunError> {
         let mut parts: BTreeMap<u32, Vec<(u64, EventJson)>> = BTreeMap::new();
         for r in records {
+            // A partition that moved away since the fetch is its new owner's
+            // to write (from the log's committed offset, which is never
+            // ahead of PostgreSQL's): not written here.
+            if !self.partitions.contains(&r.partition) {
+                continue;
+            }
             let e = decode(&r)?;
             parts.entry(r.partition).or_default().push((r.offset, e));
         }
@@ -665,6 +682,33 @@ impl<S: EventSource> Session<'_, S> {
         Ok(Flow::Continue)
     }
 
+    /// After a possibly lost fetch answer, on an empty fetch: reads what
+    /// the log has past PostgreSQL's offset of each owned partition directly.
+    async fn check_tails(
+        &mut self,
+        generation: u64,
+        batch_max: usize,
+        backoff: &mut Backoff,
+    ) -> Result<Flow, RunError> {
+        let owned: Vec<u32> = self.partitions.iter().copied().collect();
+        for p in owned {
+            let from = self.pg_next.get(&p).copied().unwrap_or(0);
+            let end = match self.source.read(p, from, 1).await {
+                Ok(r) => r.end_offset,
+                Err(SourceError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "tail check failed; retrying later");
+                    return Ok(Flow::Continue);
+                }
+                Err(e) => return Err(RunError::Source(e)),
+            };
+            if end > from {
+                flow!(self.fill_gap(p, from, end, generation, batch_max, backoff).await?);
+            }
+        }
+        self.maybe_lost = false;
+        Ok(Flow::Continue)
+    }
+
     /// Applies the records `[from, to)` of `partition` read directly from
     /// the log, in batches of at most `batch_max`, under `generation`.
     async fn fill_gap(
@@ -676,7 +720,7 @@ impl<S: EventSource> Session<'_, S> {
         batch_max: usize,
         backoff: &mut Backoff,
     ) -> Result<Flow, RunError> {
-        tracing::warn!(partition, from, to, "gap before the delivered records: reading them from the log");
+        tracing::warn!(partition, from, to, "reading records missing from PostgreSQL directly from the log");
         let mut empty = 0u32;
         while from < to {
             if self.stop.load(Ordering::Relaxed) {
@@ -685,9 +729,10 @@ impl<S: EventSource> Session<'_, S> {
             let mut events: Vec<(u64, EventJson)> = Vec::new();
             while from + (events.len() as u64) < to && events.len() < batch_max {
                 let at = from + events.len() as u64;
-                let want = u32::try_from(to - at).unwrap_or(u32::MAX).min(FETCH_RECORDS_MAX);
+                let room = (to - at).min((batch_max - events.len()) as u64);
+                let want = u32::try_from(room).unwrap_or(u32::MAX).min(FETCH_RECORDS_MAX);
                 let recs = match self.source.read(partition, at, want).await {
-                    Ok(r) => r,
+                    Ok(r) => r.records,
                     Err(SourceError::Unavailable(e)) => {
                         let d = backoff.next_delay();
                         tracing::warn!(error = %e, "gap read failed; retrying");

@@ -71,6 +71,15 @@ pub struct Fetched {
     pub records: Vec<SourceRecord>,
 }
 
+/// Answer of [`EventSource::read`].
+#[derive(Clone, Debug, Default)]
+pub struct Read {
+    /// Records from the offset asked for, in offset order.
+    pub records: Vec<SourceRecord>,
+    /// The offset the next appended record will get.
+    pub end_offset: u64,
+}
+
 /// Errors of an event source, sorted by what the caller does about them.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -134,14 +143,10 @@ pub trait EventSource: Clone + Send + Sync + 'static {
     /// The group's committed offsets of `ledger` (empty for a new group).
     fn committed(&self, group: &str) -> impl Future<Output = Result<BTreeMap<u32, u64>, SourceError>> + Send;
     /// Reads records of one partition from `offset`, outside the group (to
-    /// fill a gap). The first record returned may be after `offset` only if
-    /// the records in between were purged by retention.
-    fn read(
-        &self,
-        partition: u32,
-        offset: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<SourceRecord>, SourceError>> + Send;
+    /// fill a gap), and the partition's end offset. The first record
+    /// returned may be after `offset` only if the records in between were
+    /// purged by retention.
+    fn read(&self, partition: u32, offset: u64, limit: u32) -> impl Future<Output = Result<Read, SourceError>> + Send;
 }
 
 /// The consumer-group HTTP API of a gateway.
@@ -235,11 +240,13 @@ impl EventSource for HttpSource {
         }
     }
 
-    async fn read(&self, partition: u32, offset: u64, limit: u32) -> Result<Vec<SourceRecord>, SourceError> {
+    async fn read(&self, partition: u32, offset: u64, limit: u32) -> Result<Read, SourceError> {
         // Strong: a lagging follower must not answer "nothing there" for
         // records the group fetch has already delivered past.
         let limit = Some(limit.clamp(1, FETCH_RECORDS_MAX));
         let f = self.client.fetch_raw(TOPIC, partition, offset, limit, Consistency::Strong).await?;
-        Ok(f.records.into_iter().map(|r| SourceRecord { partition, offset: r.offset, value: r.value }).collect())
+        let records =
+            f.records.into_iter().map(|r| SourceRecord { partition, offset: r.offset, value: r.value }).collect();
+        Ok(Read { records, end_offset: f.end_offset })
     }
 }

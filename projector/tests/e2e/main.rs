@@ -246,3 +246,37 @@ async fn migrate_applies_cleanly_to_an_empty_database_and_again() {
     }
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_behind_the_logs_committed_offsets_is_filled_from_the_log_not_skipped() {
+    let _serial = SERIAL.lock().await;
+    let first = Db::fresh().await;
+    let c = Cluster::start().await;
+    c.accounts(10).await;
+    c.transfers("r", 1_500, 10).await;
+    let mut proj = c.projector("projector-1", &first.url, &[]);
+    caught_up(&c, &first, 1_500, 11, CATCH_UP).await;
+    // The log's committed offsets reach the end too.
+    wait_for("zero lag in the group", Duration::from_secs(20), || async {
+        let g = c.client.group("projector").await.ok()?;
+        let lag: u64 = g.partitions.iter().map(|p| p.lag.unwrap_or(1)).sum();
+        (g.partitions.len() == 8 && lag == 0).then_some(())
+    })
+    .await;
+    assert!(proj.terminate(Duration::from_secs(15)).is_some_and(|s| s.success()), "{}", proj.tail(20));
+
+    // A replaced (empty) database under the same group: the gateway would
+    // deliver from the committed offsets (the end); the projector must
+    // read everything before them from the log instead of skipping it.
+    let second = Db::fresh().await;
+    c.transfers("s", 500, 10).await;
+    let _proj = c.projector("projector-2", &second.url, &[]);
+    caught_up(&c, &second, 2_000, 11, CATCH_UP).await;
+    assert_transfers_present(&second, "r", 1_500).await;
+    assert_transfers_present(&second, "s", 500).await;
+    assert_accounts_equal(&c, &second).await;
+    let (ok, out) = c.verify(&second.url);
+    assert!(ok, "verify must pass:\n{out}");
+    first.drop_db().await;
+    second.drop_db().await;
+}
