@@ -117,7 +117,7 @@ while time.time() < stop and len(lags) < 600:
     t0 = time.time()
     e = ends()
     while projected() < e and time.time() - t0 < 30:
-        time.sleep(0.01)
+        time.sleep(0.02)
     lags.append(time.time() - t0)
     time.sleep(max(0, 1 - (time.time() - t0)))
 lags.sort()

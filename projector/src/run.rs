@@ -11,7 +11,8 @@
 //! - *the writer* (this loop): gathers up to `--batch-max` records, writes
 //!   them with their partitions' offsets in ONE PostgreSQL transaction
 //!   ([`apply_batches`], generation-fenced), then commits the same offsets
-//!   to the log so that lag shows in `GET /v1/groups/{group}`.
+//!   to the log so that lag shows in `GET /v1/groups/{group}` (at most once
+//!   per [`LOG_COMMIT_INTERVAL`] while batches keep coming, at once when idle).
 //!
 //! **Where reading resumes.** PostgreSQL's `projector_offsets` are the
 //! truth; the log's committed offsets only decide where the gateway starts
@@ -75,6 +76,9 @@ pub const POOL_CONNECTIONS: u32 = 4;
 pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a graceful stop waits for the `leave` request.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Least time between two offset commits to the log while batches keep
+/// coming (an idle writer commits at once).
+pub const LOG_COMMIT_INTERVAL: Duration = Duration::from_millis(250);
 /// How often an idle writer looks at the stop flag and heartbeat news.
 pub const POLL_TICK: Duration = Duration::from_millis(100);
 /// Empty answers to a gap read (the records are below the log's end, so
@@ -415,6 +419,7 @@ async fn membership<S: EventSource>(
     )));
 
     let mut carry: Option<Fetched> = None;
+    let mut last_commit = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(Flow::Stop);
@@ -467,12 +472,19 @@ async fn membership<S: EventSource>(
         if records.is_empty() {
             if s.maybe_lost {
                 flow!(s.check_tails(generation, cfg.batch_max, backoff).await?);
-                flow!(s.commit_log().await?);
             }
+            // Idle: the log's offsets catch up with PostgreSQL's (zero lag shows).
+            flow!(s.commit_log().await?);
+            last_commit = Instant::now();
             continue;
         }
         flow!(s.write(generation, records, cfg.batch_max, backoff).await?);
-        flow!(s.commit_log().await?);
+        // Each commit is a replicated log entry: under a steady flow of small
+        // batches, at most one per LOG_COMMIT_INTERVAL.
+        if last_commit.elapsed() >= LOG_COMMIT_INTERVAL {
+            flow!(s.commit_log().await?);
+            last_commit = Instant::now();
+        }
         backoff.reset();
     }
 }
