@@ -1,0 +1,342 @@
+//! The command line, and the parsers that reject bad amounts and durations before anything is
+//! sent.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ledger_core::limits::{AMOUNT_MAX, AMOUNT_MIN, TIMEOUT_MS_MAX};
+
+/// Default gateway.
+pub const GATEWAY_DEFAULT: &str = "http://127.0.0.1:8080";
+
+/// `ledger`: talk to a Ledger gateway, or start a local system with `ledger dev`.
+#[derive(Debug, Parser)]
+#[command(name = "ledger", version, about = "Ledger's command-line client; `ledger dev` starts a whole local system.")]
+pub struct Cli {
+    /// Gateway base URL.
+    #[arg(long, global = true, env = "LEDGER_GATEWAY", default_value = GATEWAY_DEFAULT)]
+    pub gateway: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Reads: `strong` (through the leader: sees every acknowledged write, e.g. the transfer
+    /// just made) or `follower` (any replica; may lag a little).
+    #[arg(long, global = true, value_enum, default_value_t = ReadConsistency::Strong)]
+    pub consistency: ReadConsistency,
+    /// The command.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// `--consistency`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadConsistency {
+    /// Linearizable, through the leader.
+    Strong,
+    /// Any follower.
+    Follower,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create or show an account.
+    Account {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AccountCmd,
+    },
+    /// Move money: `ledger transfer <from> <to> <amount> --currency USD`; or post/void/show one.
+    Transfer(TransferArgs),
+    /// An account's balance changes, oldest first.
+    History {
+        /// Account id.
+        account: String,
+        /// Start after this log index (the `next` of an earlier page).
+        #[arg(long)]
+        after: Option<u64>,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
+    /// Create or list topics.
+    Topic {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: TopicCmd,
+    },
+    /// Append one JSON record to a topic.
+    Produce {
+        /// Topic name.
+        topic: String,
+        /// The record's value: any JSON text (quote it for the shell).
+        #[arg(value_name = "JSON")]
+        value: String,
+        /// Partition key (records with the same key share a partition).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Print a topic's records and follow new ones (Ctrl-C stops).
+    Tail {
+        /// Topic name.
+        topic: String,
+        /// Consume as a member of this consumer group (commits what was printed).
+        #[arg(long)]
+        group: Option<String>,
+        /// Start at the end (only records produced from now on).
+        #[arg(long)]
+        from_end: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        max_records: Option<u64>,
+    },
+    /// Consumer groups; with a group: its members, assignments and lag per partition.
+    Groups {
+        /// Group to describe.
+        group: Option<String>,
+    },
+    /// The lognodes: roles, liveness, the leader and the applied index.
+    Cluster,
+    /// Start a local system: lognodes, a gateway and the projector on 127.0.0.1.
+    Dev(DevArgs),
+    /// (internal) Run one child process of `ledger dev` with the parent-death signal set.
+    #[command(name = "__child", hide = true)]
+    Child {
+        /// Pid of the `ledger dev` process; the child exits if that is not its parent.
+        #[arg(long)]
+        parent: u32,
+        /// Program to run.
+        program: OsString,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// `ledger account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Open an account.
+    Create {
+        /// Account id (chosen by you).
+        id: String,
+        /// Currency code, e.g. USD.
+        #[arg(long)]
+        currency: String,
+        /// Let the balance go below zero (e.g. an equity or funding account).
+        #[arg(long)]
+        allow_overdraft: bool,
+        /// Metadata: a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Show an account's balances.
+    Show {
+        /// Account id.
+        id: String,
+    },
+}
+
+/// `ledger transfer ...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TransferArgs {
+    /// Post, void or show an existing transfer instead.
+    #[command(subcommand)]
+    pub action: Option<TransferAction>,
+    /// Account debited.
+    #[arg(required = true)]
+    pub from: Option<String>,
+    /// Account credited.
+    #[arg(required = true)]
+    pub to: Option<String>,
+    /// Amount in minor units (e.g. cents): a whole number, at least 1.
+    #[arg(required = true, allow_negative_numbers = true, value_parser = parse_amount)]
+    pub amount: Option<u64>,
+    /// Currency code; must match both accounts.
+    #[arg(long, required = true)]
+    pub currency: Option<String>,
+    /// Transfer id (idempotency key: retrying with the same id never moves money twice).
+    /// Default: a new unique id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Reserve the amount only (two-phase); post or void it later.
+    #[arg(long)]
+    pub pending: bool,
+    /// With --pending: void automatically after this long (e.g. 30s, 5m, 2h).
+    #[arg(long, requires = "pending", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Metadata: a JSON object.
+    #[arg(long)]
+    pub metadata: Option<String>,
+}
+
+/// `ledger transfer post|void|show`.
+#[derive(Debug, Subcommand)]
+pub enum TransferAction {
+    /// Post a pending transfer (all of it, or --amount).
+    Post {
+        /// The pending transfer's id.
+        id: String,
+        /// Post less than the pending amount.
+        #[arg(long, allow_negative_numbers = true, value_parser = parse_amount)]
+        amount: Option<u64>,
+    },
+    /// Void a pending transfer.
+    Void {
+        /// The pending transfer's id.
+        id: String,
+    },
+    /// Show a transfer.
+    Show {
+        /// Transfer id.
+        id: String,
+    },
+}
+
+/// `ledger topic ...`.
+#[derive(Debug, Subcommand)]
+pub enum TopicCmd {
+    /// Create a topic.
+    Create {
+        /// Topic name (`[A-Za-z0-9._-]`).
+        name: String,
+        /// Partition count.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+        partitions: u32,
+    },
+    /// List topics.
+    List,
+}
+
+/// `ledger dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Number of lognodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=7))]
+    pub nodes: u16,
+    /// The gateway's HTTP address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where the nodes' data, PostgreSQL's data and the logs live.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Wipe the data dir first.
+    #[arg(long)]
+    pub fresh: bool,
+    /// First of the internal ports: lognode i uses gRPC base+i and gossip base+100+i, the
+    /// gateway's gossip base+201, a private PostgreSQL base+332.
+    #[arg(long, default_value_t = 7100, value_parser = clap::value_parser!(u16).range(1024..=65000))]
+    pub port_base: u16,
+    /// Do not start the projector (nor a private PostgreSQL).
+    #[arg(long)]
+    pub no_projector: bool,
+}
+
+/// Parses an amount in minor units: a whole number in `AMOUNT_MIN..=AMOUNT_MAX`.
+pub fn parse_amount(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("the amount is empty: give a whole number of minor units, e.g. 1000".to_owned());
+    }
+    if t.starts_with('-') {
+        return Err(format!("{t} is negative: amounts are at least {AMOUNT_MIN}; swap <from> and <to> instead"));
+    }
+    if t.contains(['.', ',']) {
+        return Err(format!("{t} has a fraction: amounts are whole numbers of minor units (write 12.50 USD as 1250)"));
+    }
+    let digits = t.strip_prefix('+').unwrap_or(t).replace('_', "");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{t} is not a whole number of minor units"));
+    }
+    let too_big = || format!("{t} is too large: the largest amount is {AMOUNT_MAX}");
+    let n: u64 = digits.parse().map_err(|_| too_big())?;
+    if n < AMOUNT_MIN {
+        return Err(format!("{t} is zero: amounts are at least {AMOUNT_MIN}"));
+    }
+    if n > AMOUNT_MAX {
+        return Err(too_big());
+    }
+    Ok(n)
+}
+
+/// Parses a duration: a whole number with a unit `ms`, `s`, `m`, `h` or `d` (e.g. `30s`),
+/// from 1 ms up to the ledger's longest pending timeout.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("{t:?} is not a duration: write a whole number and a unit, e.g. 30s, 5m, 2h"));
+    }
+    let ms_per: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "" => return Err(format!("{t:?} has no unit: write e.g. {t}s or {t}ms")),
+        other => return Err(format!("{t:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
+    };
+    let too_long = || format!("{t} is too long: the longest pending timeout is {} h", TIMEOUT_MS_MAX / 3_600_000);
+    let n: u64 = num.parse().map_err(|_| too_long())?;
+    let ms = n.checked_mul(ms_per).ok_or_else(too_long)?;
+    if ms == 0 {
+        return Err(format!("{t} is zero: a timeout must be at least 1 ms"));
+    }
+    if ms > TIMEOUT_MS_MAX {
+        return Err(too_long());
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_whole_positive_minor_units() {
+        assert_eq!(parse_amount("1"), Ok(1));
+        assert_eq!(parse_amount("1000"), Ok(1000));
+        assert_eq!(parse_amount("1_000"), Ok(1000));
+        assert_eq!(parse_amount(&AMOUNT_MAX.to_string()), Ok(AMOUNT_MAX));
+        for (bad, why) in [
+            ("-5", "negative"),
+            ("0", "zero"),
+            ("000", "zero"),
+            ("12.50", "fraction"),
+            ("1,5", "fraction"),
+            ("9223372036854775808", "too large"),
+            ("99999999999999999999999", "too large"),
+            ("ten", "not a whole number"),
+            ("1e3", "not a whole number"),
+            ("", "empty"),
+        ] {
+            let e = parse_amount(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations_need_a_unit_and_stay_in_range() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_millis(TIMEOUT_MS_MAX)));
+        for (bad, why) in
+            [("30", "no unit"), ("0s", "zero"), ("31d", "too long"), ("5y", "unknown unit"), ("s", "not a duration")]
+        {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

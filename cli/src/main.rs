@@ -1,0 +1,110 @@
+//! `ledger`: the command-line client of a Ledger gateway, and `ledger dev`, which starts a whole
+//! local system (lognodes, gateway, projector, PostgreSQL) on 127.0.0.1.
+//!
+//! Modules:
+//! - `args`: the command line (clap) and the parsers of amounts and durations;
+//! - `commands`: one function per client command, over `ledger-client`;
+//! - `tail`: following a topic, by partition or as a consumer-group member;
+//! - `output`: aligned tables, key-value blocks and JSON on stdout;
+//! - `dev`: `ledger dev` (child processes, ports, data dir, PostgreSQL).
+//!
+//! Exit codes: 0 success, 1 the gateway answered an error (or `ledger dev` failed), 2 bad usage
+//! or input rejected before sending, 3 the gateway cannot be reached.
+
+mod args;
+mod commands;
+mod dev;
+mod output;
+mod tail;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Cmd};
+
+/// Exit code: the gateway answered an error, or a local operation failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: bad usage or input rejected before anything was sent (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the gateway could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// A failure of one command: the line printed on stderr (after `error: `) and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code (`EXIT_*`).
+    pub code: u8,
+    /// One line naming the problem.
+    pub message: String,
+}
+
+impl Failure {
+    /// Input rejected before sending.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure { code: EXIT_USAGE, message: message.into() }
+    }
+
+    /// Any other failure.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure { code: EXIT_FAILURE, message: message.into() }
+    }
+}
+
+impl From<ledger_client::Error> for Failure {
+    fn from(e: ledger_client::Error) -> Self {
+        use ledger_client::Error;
+        match e {
+            Error::Problem(p) => {
+                let mut message = format!("{}: {}", p.code, p.detail.trim());
+                if p.detail.trim().is_empty() {
+                    message = format!("{}: {} (HTTP {})", p.code, p.title, p.status);
+                }
+                if let Some(s) = p.retry_after_s {
+                    message.push_str(&format!(" (retry after {s} s)"));
+                }
+                Failure { code: EXIT_FAILURE, message }
+            }
+            Error::Transport { url, message } => Failure {
+                code: EXIT_UNREACHABLE,
+                message: format!(
+                    "cannot reach the gateway ({url}): {message}; is `ledger dev` running? \
+                     (--gateway or LEDGER_GATEWAY choose another)"
+                ),
+            },
+            e @ Error::InvalidUrl(_) => Failure::usage(e.to_string()),
+            e @ Error::Decode { .. } => Failure::failed(e.to_string()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        // Hidden helper of `ledger dev`: becomes one child process (see `dev::child`).
+        Cmd::Child { parent, program, args } => dev::child::exec(parent, &program, &args),
+        Cmd::Dev(ref d) => dev::run(d),
+        ref cmd => run_client(&cli, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            output::error_line(&f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run_client(cli: &Cli, cmd: &Cmd) -> Result<(), Failure> {
+    let client = ledger_client::Client::new(&cli.gateway)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
+    let consistency = match cli.consistency {
+        args::ReadConsistency::Strong => ledger_client::Consistency::Strong,
+        args::ReadConsistency::Follower => ledger_client::Consistency::Follower,
+    };
+    let out = output::Out { json: cli.json, consistency };
+    rt.block_on(commands::run(&client, &out, cmd))
+}

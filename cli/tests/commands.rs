@@ -1,0 +1,188 @@
+//! The `ledger` client commands against a running cluster (one lognode and a gateway, started
+//! by `ledger dev --nodes 1 --no-projector` on free ports): output asserted as tables and as
+//! JSON, and error exits for bad input.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::{Dev, ledger};
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// The cells of the row starting with `first` in a table.
+fn row<'a>(table: &'a str, first: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&first))
+        .unwrap_or_else(|| panic!("no row {first:?} in:\n{table}"))
+}
+
+#[test]
+fn client_commands_print_tables_and_json_and_reject_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Dev::start(&tmp.path().join("data"), 1, &["--no-projector"], &[]);
+
+    // cluster: a table with the leader and the applied index.
+    let out = dev.ledger(&["cluster"]).ok().to_owned();
+    assert!(out.starts_with("leader: node 1\n"), "{out}");
+    assert!(out.lines().nth(1).unwrap().split_whitespace().eq(["NODE", "ADDRESS", "ROLE", "ALIVE", "APPLIED"]));
+    let r = row(&out, "1");
+    assert_eq!((r[2], r[3]), ("leader", "yes"), "{out}");
+    let c = json(dev.ledger(&["--json", "cluster"]).ok());
+    assert_eq!(c["leader_id"], 1);
+    assert_eq!(c["nodes"].as_array().unwrap().len(), 1);
+
+    // accounts.
+    let out = dev.ledger(&["account", "create", "equity", "--currency", "USD", "--allow-overdraft"]).ok().to_owned();
+    assert!(out.starts_with("account equity created at log index "), "{out}");
+    assert!(out.contains("overdraft    allowed"), "{out}");
+    dev.ledger(&["account", "create", "alice", "--currency", "USD", "--metadata", r#"{"kyc":true}"#]).ok();
+    let again = dev.ledger(&["account", "create", "alice", "--currency", "USD", "--metadata", r#"{"kyc":true}"#]);
+    assert!(again.ok().contains("already existed (idempotent replay)"), "{again:?}");
+
+    // transfers: created, replayed with the same id, pending then posted, pending then voided.
+    let out = dev.ledger(&["transfer", "equity", "alice", "1000", "--currency", "USD", "--id", "t1"]).ok().to_owned();
+    assert!(out.starts_with("transfer t1 created at log index "), "{out}");
+    assert!(out.contains("amount    1000 USD") && out.contains("status    posted"), "{out}");
+    let out = dev.ledger(&["transfer", "equity", "alice", "1000", "--currency", "USD", "--id", "t1"]).ok().to_owned();
+    assert!(out.contains("already existed (idempotent replay: nothing moved twice)"), "{out}");
+    let p = json(
+        dev.ledger(&[
+            "--json",
+            "transfer",
+            "alice",
+            "equity",
+            "300",
+            "--currency",
+            "USD",
+            "--pending",
+            "--timeout",
+            "1h",
+            "--id",
+            "p1",
+        ])
+        .ok(),
+    );
+    assert_eq!((p["status"].as_str(), p["timeout_ms"].as_u64()), (Some("pending"), Some(3_600_000)));
+    let out = dev.ledger(&["transfer", "post", "p1", "--amount", "100"]).ok().to_owned();
+    assert!(out.starts_with("transfer p1 posted"), "{out}");
+    assert!(out.contains("amount    100"), "{out}");
+    dev.ledger(&["transfer", "alice", "equity", "50", "--currency", "USD", "--pending", "--id", "p2"]).ok();
+    assert!(dev.ledger(&["transfer", "void", "p2"]).ok().starts_with("transfer p2 voided"));
+    dev.ledger(&["transfer", "post", "p2"]).fails(1, "already_voided");
+    let shown = json(dev.ledger(&["--json", "transfer", "show", "p1"]).ok());
+    assert_eq!(shown["resolution"]["amount"], 100);
+
+    // account show: 1000 in, 100 posted out.
+    let out = dev.ledger(&["account", "show", "alice"]).ok().to_owned();
+    assert!(out.contains("balance      900\n") && out.contains("available    900\n"), "{out}");
+    assert!(out.contains(r#"metadata     {"kyc":true}"#), "{out}");
+    let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
+    assert_eq!(
+        (a["balance"].as_i64(), a["credits_posted"].as_u64(), a["debits_posted"].as_u64()),
+        (Some(900), Some(1000), Some(100))
+    );
+
+    // history: one row per balance change, oldest first.
+    let out = dev.ledger(&["history", "alice"]).ok().to_owned();
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["INDEX", "TRANSFER", "KIND", "DEBITS", "CREDITS", "PENDING_DR", "PENDING_CR", "BALANCE", "AVAILABLE"]
+    );
+    let kinds: Vec<(&str, &str, &str)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[1], c[2], c[7])
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("t1", "created", "1000"),
+            ("p1", "created", "1000"),
+            ("p1", "posted", "900"),
+            ("p2", "created", "900"),
+            ("p2", "voided", "900")
+        ],
+        "{out}"
+    );
+    let h = json(dev.ledger(&["--json", "history", "alice", "--limit", "2"]).ok());
+    assert_eq!(h["entries"].as_array().unwrap().len(), 2);
+
+    // topics, produce, tail.
+    assert!(
+        dev.ledger(&["topic", "create", "orders", "--partitions", "3"])
+            .ok()
+            .starts_with("topic orders created with 3 partitions")
+    );
+    let out = dev.ledger(&["topic", "list"]).ok().to_owned();
+    assert_eq!(row(&out, "orders"), ["orders", "3"]);
+    assert_eq!(row(&out, "TOPIC"), ["TOPIC", "PARTITIONS"]);
+    let out = dev.ledger(&["produce", "orders", r#"{"n":1}"#, "--key", "k"]).ok().to_owned();
+    assert!(out.starts_with("produced to orders partition "), "{out}");
+    dev.ledger(&["produce", "orders", r#"{"n":2}"#, "--key", "k"]).ok();
+    let out = dev.ledger(&["tail", "orders", "--max-records", "2"]).ok().to_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].ends_with(r#"@0  key=k  {"n":1}"#) && lines[1].ends_with(r#"@1  key=k  {"n":2}"#), "{out}");
+    let out = dev.ledger(&["--json", "tail", "orders", "--max-records", "2"]).ok().to_owned();
+    let recs: Vec<Value> = out.lines().map(json).collect();
+    assert_eq!(
+        (recs[1]["value"]["n"].as_u64(), recs[1]["key"].as_str(), recs[1]["offset"].as_u64()),
+        (Some(2), Some("k"), Some(1))
+    );
+    // The ledger topic carries the events of what was done above.
+    let out = dev.ledger(&["--json", "tail", "ledger", "--max-records", "1"]).ok().to_owned();
+    assert!(json(out.trim())["value"]["type"].is_string(), "{out}");
+
+    // A consumer group: tail as a member commits what it printed; `groups` shows the lag.
+    let out = dev.ledger(&["tail", "orders", "--group", "g", "--max-records", "2"]).ok().to_owned();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    dev.ledger(&["produce", "orders", r#"{"n":3}"#, "--key", "k"]).ok();
+    let out = dev.ledger(&["groups"]).ok().to_owned();
+    assert_eq!(row(&out, "GROUP"), ["GROUP", "GENERATION", "MEMBERS", "PARTITIONS", "LAG"]);
+    let g = row(&out, "g");
+    assert_eq!((g[2], g[4]), ("0", "1"), "no member left, lag 1: {out}");
+    let out = dev.ledger(&["groups", "g"]).ok().to_owned();
+    assert!(out.contains("total lag: 1\n"), "{out}");
+    let d = json(dev.ledger(&["--json", "groups", "g"]).ok());
+    let lagging: Vec<&Value> = d["partitions"].as_array().unwrap().iter().filter(|p| p["lag"] == 1).collect();
+    assert_eq!(lagging.len(), 1, "{d}");
+    assert_eq!((lagging[0]["committed_offset"].as_u64(), lagging[0]["end_offset"].as_u64()), (Some(2), Some(3)));
+    let out = dev.ledger(&["tail", "orders", "--group", "g", "--max-records", "1"]).ok().to_owned();
+    assert!(out.trim_end().ends_with(r#"@2  key=k  {"n":3}"#), "resumes after the commit: {out}");
+    dev.ledger(&["groups", "no-such-group"]).fails(1, "unknown_group");
+
+    // Errors: one `error:` line naming the problem, and the exit code.
+    dev.ledger(&["account", "show", "nobody"]).fails(1, "account_not_found");
+    dev.ledger(&["transfer", "alice", "equity", "5000", "--currency", "USD"]).fails(1, "insufficient_funds");
+    dev.ledger(&["transfer", "nobody", "alice", "5", "--currency", "USD"]).fails(1, "account_not_found");
+    for (bad, why) in [
+        ("-5", "negative"),
+        ("0", "zero"),
+        ("1.5", "fraction"),
+        ("9223372036854775808", "too large"),
+        ("ten", "whole number"),
+    ] {
+        dev.ledger(&["transfer", "equity", "alice", bad, "--currency", "USD"]).fails(2, why);
+    }
+    dev.ledger(&["transfer", "equity", "alice", "5", "--currency", "USD", "--timeout", "5s"]).fails(2, "--pending");
+    dev.ledger(&["produce", "orders", "{not json"]).fails(2, "not valid JSON");
+    dev.ledger(&["tail", "no-such-topic"]).fails(1, "unknown_topic");
+    dev.ledger(&["account", "create", "x", "--currency", "USD", "--metadata", "[1]"]).fails(2, "JSON object");
+    // Nothing moved by the rejected commands.
+    let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
+    assert_eq!(a["balance"].as_i64(), Some(900));
+
+    // An unreachable gateway: exit 3.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    ledger(&format!("http://127.0.0.1:{port}"), &["cluster"]).fails(3, "cannot reach the gateway");
+    ledger("not-a-url", &["cluster"]).fails(2, "invalid gateway URL");
+}
