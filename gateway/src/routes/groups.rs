@@ -225,30 +225,11 @@ pub fn fetch_body(generation: u64, records: &[GroupRecord]) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        let r = &g.record;
         out.extend_from_slice(b"{\"topic\":");
         let _ = serde_json::to_writer(&mut out, &g.topic);
-        let _ = write!(out, ",\"partition\":{},\"offset\":{},\"key\":", g.partition, r.offset);
-        let _ = serde_json::to_writer(&mut out, &r.key);
-        out.extend_from_slice(b",\"value\":");
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&r.value).is_ok() {
-            out.extend_from_slice(r.value.trim_ascii());
-        } else {
-            let _ = serde_json::to_writer(&mut out, &String::from_utf8_lossy(&r.value));
-        }
-        out.extend_from_slice(b",\"headers\":{");
-        // Like the DTO's BTreeMap: sorted by name, the last value of a repeated name wins.
-        let headers: std::collections::BTreeMap<&str, &str> =
-            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        for (j, (k, v)) in headers.into_iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            let _ = serde_json::to_writer(&mut out, k);
-            out.push(b':');
-            let _ = serde_json::to_writer(&mut out, v);
-        }
-        let _ = write!(out, "}},\"timestamp\":{}}}", r.timestamp_ms);
+        let _ = write!(out, ",\"partition\":{},", g.partition);
+        super::write_record_fields(&mut out, &g.record);
+        out.push(b'}');
     }
     out.extend_from_slice(b"]}");
     out

@@ -7,8 +7,8 @@ use axum::response::Response;
 use super::{read_json, write_json};
 use crate::backend::FetchRequest;
 use crate::dto::{
-    CreateTopicRequest, FetchQuery, FetchResponse, OffsetBody, ProduceRequest, ProduceResponse, ReadQuery, RecordBody,
-    Topic, TopicCreatedBody, TopicList, read_consistency,
+    CreateTopicRequest, FetchQuery, FetchResponse, OffsetBody, ProduceRequest, ProduceResponse, ReadQuery, Topic,
+    TopicCreatedBody, TopicList, read_consistency,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -130,10 +130,5 @@ pub async fn fetch(
     let extra = std::time::Duration::from_millis(wait_ms);
     let read = st.call_with_extra_time(extra, st.backend().fetch(req, rc)).await?;
     let f = read.value;
-    let body = FetchResponse {
-        records: f.records.into_iter().map(RecordBody::from).collect(),
-        next_offset: f.next_offset,
-        end_offset: f.end_offset,
-    };
-    Ok(read_json(&body, read.applied_index))
+    Ok(super::read_json_bytes(super::partition_fetch_body(&f.records, f.next_offset, f.end_offset), read.applied_index))
 }
