@@ -108,3 +108,33 @@ fn run_client(cli: &Cli, cmd: &Cmd) -> Result<(), Failure> {
     let out = output::Out { json: cli.json, consistency };
     rt.block_on(commands::run(&client, &out, cmd))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_problems_exit_1_and_name_the_code() {
+        let p = ledger_client::Problem {
+            type_: "urn:ledger:problem:insufficient_funds".into(),
+            title: "Insufficient funds".into(),
+            status: 422,
+            detail: "the debit would take account 'alice' below zero available".into(),
+            code: "insufficient_funds".into(),
+            retry_after_s: None,
+        };
+        let f = Failure::from(ledger_client::Error::Problem(p));
+        assert_eq!(f.code, EXIT_FAILURE);
+        assert_eq!(f.message, "insufficient_funds: the debit would take account 'alice' below zero available");
+    }
+
+    #[test]
+    fn unreachable_gateway_exits_3_and_bad_url_exits_2() {
+        let t =
+            ledger_client::Error::Transport { url: "http://127.0.0.1:1/v1/cluster".into(), message: "refused".into() };
+        let f = Failure::from(t);
+        assert_eq!(f.code, EXIT_UNREACHABLE);
+        assert!(f.message.starts_with("cannot reach the gateway"), "{}", f.message);
+        assert_eq!(Failure::from(ledger_client::Error::InvalidUrl("x".into())).code, EXIT_USAGE);
+    }
+}
