@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Consumer-group benchmark (issue 6): a 3-node release cluster on 127.0.0.1 (fsync on) and one
 # release gateway; fills a topic with N records through the gateway, then ONE group member
-# fetches them all through the gateway (max_records=1000, a commit after every fetch) and prints
-#   RESULT group-consume conc=1 run=1 tput=<records/s> ...
+# fetches them all through the gateway (max_records=1000), committing after every fetch, then a
+# second member of another group does the same committing every 100 ms; each prints
+#   RESULT group-consume/<commit mode> conc=1 run=1 tput=<records/s> p50_ms=<fetch> ...
 # Compare with: DRAIN_REPS=1 REPS=1 CONCS=1 WARMUP=1 DURATION=2 ../shared/peers/run-nats.sh default
 #   usage: gateway/bench/group-consume.sh [--n 1000000] [--max-records 1000]
 set -euo pipefail
@@ -33,4 +34,7 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 sleep 3  # let the other two nodes become voters
-"$B/examples/group-consume" --gateway 127.0.0.1:8181 --fill "$@"
+# One member of a new group each run, from the earliest offset: first committing after every
+# fetch, then committing every 100 ms (Kafka's auto-commit style).
+"$B/examples/group-consume" --gateway 127.0.0.1:8181 --fill --group bench-each "$@"
+"$B/examples/group-consume" --gateway 127.0.0.1:8181 --group bench-100ms --commit-every-ms 100 "$@"

@@ -2,7 +2,8 @@
 //!
 //! Fills a topic with `--n` records through the gateway (`--fill`, 1000 records per produce
 //! request), then one group member fetches them all through the gateway with `--max-records`
-//! per fetch, committing after every fetch, and prints
+//! per fetch, committing after every fetch or every `--commit-every-ms` (a commit overlaps the
+//! next fetch), and prints
 //! `RESULT group-consume conc=1 run=1 tput=<records/s> p50_ms=<fetch> p99_ms=<fetch> errors=0`.
 //! Run it with `gateway/bench/group-consume.sh`, which starts the cluster.
 
@@ -46,6 +47,23 @@ struct Args {
     /// Consumer group id.
     #[arg(long, default_value = "bench")]
     group: String,
+    /// Commit at most this often (like Kafka's `auto.commit.interval.ms`); 0 = after every fetch.
+    #[arg(long, default_value_t = 0)]
+    commit_every_ms: u64,
+}
+
+/// The part of a fetch answer the consumer needs (the values are skipped, not built).
+#[derive(serde::Deserialize)]
+struct FetchBody {
+    generation: u64,
+    records: Vec<FetchedRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct FetchedRecord {
+    topic: String,
+    partition: u32,
+    offset: u64,
 }
 
 /// One HTTP/1.1 connection, reused for every request.
@@ -125,11 +143,15 @@ async fn main() -> anyhow::Result<()> {
         &c.expect("POST", &format!("/v1/groups/{}/members", args.group), Some(&join), 201).await?,
     )?;
     let member = v["member_id"].as_str().unwrap_or_default().to_owned();
-    let mut generation = v["generation"].as_u64().unwrap_or(0);
     let fetch_path =
         format!("/v1/groups/{}/members/{member}/records?max_records={}&wait_ms=1000", args.group, args.max_records);
     let commit_path = format!("/v1/groups/{}/members/{member}/offsets", args.group);
+    let mut commit_conn = Some(Conn::open(args.gateway).await?);
+    let mut committing: Option<tokio::task::JoinHandle<anyhow::Result<Option<Conn>>>> = None;
     let mut latencies = Vec::new();
+    let mut next: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    let mut last_commit = Instant::now();
+    let mut commits = 0usize;
     let mut got = 0usize;
     let mut empty = 0usize;
     let start = Instant::now();
@@ -140,34 +162,55 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let body = c.expect("GET", &fetch_path, None, 200).await?;
         latencies.push(t.elapsed());
-        let v: Value = serde_json::from_slice(&body)?;
-        generation = v["generation"].as_u64().unwrap_or(generation);
-        let records = v["records"].as_array().map(Vec::as_slice).unwrap_or_default();
-        if records.is_empty() {
+        let v: FetchBody = serde_json::from_slice(&body)?;
+        let generation = v.generation;
+        if v.records.is_empty() {
             empty += 1;
             anyhow::ensure!(empty < EMPTY_FETCHES_MAX, "{EMPTY_FETCHES_MAX} empty fetches in a row at {got} records");
             continue;
         }
         empty = 0;
-        got += records.len();
-        let mut next: BTreeMap<(String, u64), u64> = BTreeMap::new();
-        for r in records {
-            let key = (r["topic"].as_str().unwrap_or_default().to_owned(), r["partition"].as_u64().unwrap_or(0));
-            next.insert(key, r["offset"].as_u64().unwrap_or(0) + 1);
+        got += v.records.len();
+        for r in v.records {
+            next.insert((r.topic, r.partition), r.offset + 1);
         }
+        if got < args.n && last_commit.elapsed() < Duration::from_millis(args.commit_every_ms) {
+            continue;
+        }
+        last_commit = Instant::now();
+        commits += 1;
         let offsets: Vec<Value> =
-            next.into_iter().map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o})).collect();
-        c.expect("POST", &commit_path, Some(&json!({"generation": generation, "offsets": offsets})), 204).await?;
+            next.iter().map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o})).collect();
+        let body = json!({"generation": generation, "offsets": offsets});
+        // The commit of this batch runs on its own connection while the next fetch goes out
+        // (at most one in flight): offsets are committed one batch behind, still at least once.
+        if let Some(prev) = committing.take() {
+            commit_conn = prev.await??;
+        }
+        let mut conn = commit_conn.take().ok_or_else(|| anyhow::anyhow!("no commit connection"))?;
+        let path = commit_path.clone();
+        committing = Some(tokio::spawn(async move {
+            conn.expect("POST", &path, Some(&body), 204).await?;
+            Ok::<_, anyhow::Error>(Some(conn))
+        }));
+    }
+    if let Some(prev) = committing.take() {
+        prev.await??;
     }
     let secs = start.elapsed().as_secs_f64();
     latencies.sort();
     println!(
-        "RESULT group-consume conc=1 run=1 tput={:.0} p50_ms={:.2} p99_ms={:.2} errors=0",
+        "RESULT {} conc=1 run=1 tput={:.0} p50_ms={:.2} p99_ms={:.2} errors=0",
+        if args.commit_every_ms == 0 {
+            "group-consume/commit-each-fetch".to_owned()
+        } else {
+            format!("group-consume/commit-every-{}ms", args.commit_every_ms)
+        },
         got as f64 / secs,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
-    eprintln!("consumed {got} records in {secs:.2} s with {} fetches (+ one commit each)", latencies.len());
+    eprintln!("consumed {got} records in {secs:.2} s with {} fetches and {commits} commits", latencies.len());
     let _ = c.call("DELETE", &format!("/v1/groups/{}/members/{member}", args.group), None).await;
     Ok(())
 }

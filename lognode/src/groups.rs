@@ -47,7 +47,20 @@ pub const EXPIRY_ENTRIES_PER_TICK: usize = 16;
 /// Most time one leadership confirmation (once per term) may take.
 pub const LEAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A group fetch reads no further partition once its records reach this many bytes (one
+/// partition read adds at most `READ_BYTES_MAX` plus one record).
+pub const FETCH_BYTES_MAX: usize = crate::store::state_machine::READ_BYTES_MAX;
+
 const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
+// The largest answer (bytes cap, plus one more partition read, plus one record, plus framing)
+// fits in one gRPC message.
+const _: () = assert!(
+    FETCH_BYTES_MAX
+        + crate::store::state_machine::READ_BYTES_MAX
+        + crate::grpc::client_service::RECORD_BYTES_MAX
+        + FETCH_RECORDS_MAX * 1024
+        <= crate::grpc::CLIENT_MESSAGE_MAX
+);
 
 /// The leader's wall clock (ms since the Unix epoch), for entry timestamps and sessions.
 fn now_ms() -> u64 {
@@ -438,8 +451,9 @@ impl Coordinator {
         let read = tokio::task::spawn_blocking(move || {
             let mut out: Vec<FetchedRecord> = Vec::new();
             let mut next: Vec<(TopicPartition, u64)> = Vec::new();
+            let mut bytes = 0usize;
             for (tp, start, end) in plan {
-                if out.len() >= max {
+                if out.len() >= max || bytes >= FETCH_BYTES_MAX {
                     break;
                 }
                 next.push((tp.clone(), start));
@@ -450,6 +464,15 @@ impl Coordinator {
                 if let Some(last) = r.records.last() {
                     next.push((tp.clone(), last.offset + 1));
                 }
+                bytes += r
+                    .records
+                    .iter()
+                    .map(|x| {
+                        x.record.key.len()
+                            + x.record.value.len()
+                            + x.record.headers.iter().map(|h| h.0.len() + h.1.len()).sum::<usize>()
+                    })
+                    .sum::<usize>();
                 out.extend(r.records.into_iter().map(|record| FetchedRecord {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
@@ -501,8 +524,9 @@ impl Coordinator {
         });
         {
             let mut v = self.lock();
-            v.last_seen.retain(|k, _| alive.contains(k));
-            v.positions.retain(|k, _| alive.contains(k));
+            // Entries added since the snapshot above belong to members that just joined or fetched.
+            v.last_seen.retain(|k, _| alive.contains(k) || !seen.contains_key(k));
+            v.positions.retain(|k, _| alive.contains(k) || !seen.contains_key(k));
         }
         let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (g, m) in due {
@@ -545,5 +569,29 @@ pub async fn expire_task(coordinator: Arc<Coordinator>, mut shutdown: watch::Rec
             _ = shutdown.wait_for(|s| *s) => return,
         }
         coordinator.expire_round().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal carries its stable code in the metadata, and a gRPC code that the gateway's
+    /// retry loop treats as final (never FAILED_PRECONDITION, which means "not the leader").
+    #[test]
+    fn group_statuses_carry_the_code_and_a_final_grpc_code() {
+        for &c in GroupCode::ALL {
+            if c.is_ok() {
+                continue;
+            }
+            let s = group_status(c, explain(c, "g", Some("g-1")));
+            let md = s.metadata().get(ledger_proto::GROUP_CODE_METADATA).and_then(|v| v.to_str().ok());
+            assert_eq!(md, Some(c.as_str()), "{c}");
+            assert_ne!(s.code(), tonic::Code::FailedPrecondition, "{c}");
+            assert_ne!(s.code(), tonic::Code::Unavailable, "{c}");
+            assert!(!s.message().is_empty(), "{c}");
+        }
+        assert_eq!(group_status(GroupCode::StaleGeneration, "x").code(), tonic::Code::Aborted);
+        assert_eq!(group_status(GroupCode::UnknownMember, "x").code(), tonic::Code::NotFound);
     }
 }

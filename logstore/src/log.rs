@@ -411,7 +411,18 @@ impl Log {
         durable::write_atomic(&*self.shared.syncer, &self.shared.dir, &format!("{name}{META_SUFFIX}"), bytes)
     }
 
-    /// Reads a value stored with [`Log::save_meta`].
+    /// Stores a small named value that survives a process crash but not necessarily a power
+    /// failure: write-temp + rename, no sync. After a power failure the value may be the old
+    /// one, the new one, or unreadable (empty or garbage), so the caller must treat it as a hint
+    /// it can rebuild — e.g. openraft's committed index, which Raft keeps as volatile state.
+    /// Same naming rules as [`Log::save_meta`].
+    pub fn save_meta_volatile(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        check_meta_name(name)?;
+        let _g = self.shared.meta_lock.lock().unwrap_or_else(|e| e.into_inner());
+        durable::write_atomic(&durable::NoSyncer, &self.shared.dir, &format!("{name}{META_SUFFIX}"), bytes)
+    }
+
+    /// Reads a value stored with [`Log::save_meta`] or [`Log::save_meta_volatile`].
     pub fn load_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         check_meta_name(name)?;
         durable::read_file(&self.shared.dir, &format!("{name}{META_SUFFIX}"))

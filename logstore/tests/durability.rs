@@ -131,3 +131,19 @@ fn concurrent_appenders_share_syncs() {
     assert_eq!(log.last_index(), Some(appends as u64 - 1));
     assert!(syncs * 4 < appends, "{syncs} syncs for {appends} appends: no group commit");
 }
+
+#[test]
+fn meta_is_synced_but_volatile_meta_is_not() {
+    let syncer = Arc::new(Recording::default());
+    let (_dir, log) = open_with(Arc::clone(&syncer));
+    let count = || syncer.events.lock().expect("lock").len();
+    let before = count();
+    log.save_meta("vote", b"v1").expect("save");
+    assert_eq!(count(), before + 2, "save_meta syncs the file and the directory");
+    log.save_meta_volatile("committed", b"c1").expect("save");
+    log.save_meta_volatile("committed", b"c2").expect("save again");
+    assert_eq!(count(), before + 2, "save_meta_volatile never syncs");
+    assert_eq!(log.load_meta("committed").expect("load").as_deref(), Some(&b"c2"[..]));
+    assert_eq!(log.load_meta("vote").expect("load").as_deref(), Some(&b"v1"[..]));
+    assert!(log.save_meta_volatile("bad/name", b"x").is_err(), "same naming rules");
+}

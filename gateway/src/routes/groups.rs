@@ -7,16 +7,15 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{LEDGER_INDEX, json, read_json, write_json};
-use crate::backend::{AutoOffsetReset, GroupMember, GroupOffset, JoinGroup, ResetTarget, TopicPartition};
+use super::{LEDGER_INDEX, read_json, write_json};
+use crate::backend::{AutoOffsetReset, GroupMember, GroupOffset, GroupRecord, JoinGroup, ResetTarget, TopicPartition};
 use crate::dto::{
     AutoOffsetResetBody, CommitOffsetsRequest, GroupDescriptionBody, GroupFetchQuery, GroupFetchResponse, GroupList,
-    GroupMemberBody, GroupPartitionBody, GroupRecordBody, GroupSummaryBody, HeartbeatResponse, JoinGroupRequest,
-    JoinGroupResponse, OffsetResetBody, ResetOffsetsRequest, ResetOffsetsResponse, ResetTo, ResetToNamed,
-    TopicPartitionBody,
+    GroupMemberBody, GroupPartitionBody, GroupSummaryBody, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    OffsetResetBody, ResetOffsetsRequest, ResetOffsetsResponse, ResetTo, ResetToNamed, TopicPartitionBody,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -176,11 +175,92 @@ pub async fn fetch(
     }
     let extra = Duration::from_millis(wait_ms);
     let f = st.call_with_extra_time(extra, st.backend().group_fetch(&group, &member, max, wait_ms)).await?;
-    let body = GroupFetchResponse {
-        generation: f.generation,
-        records: f.records.into_iter().map(GroupRecordBody::from).collect(),
-    };
-    Ok(json(StatusCode::OK, &body))
+    let mut r = (StatusCode::OK, fetch_body(f.generation, &f.records)).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+/// The JSON of a [`GroupFetchResponse`], written directly: a record value that is valid JSON is
+/// copied as it is (validated, not parsed into a tree and printed again: this is the hot path of
+/// consumption), any other value becomes a JSON string, exactly like [`crate::dto::GroupRecordBody::from`].
+pub fn fetch_body(generation: u64, records: &[GroupRecord]) -> Vec<u8> {
+    use std::io::Write as _;
+    let size: usize = records.iter().map(|g| g.record.value.len() + g.topic.len() + 128).sum();
+    let mut out = Vec::with_capacity(size + 64);
+    // Writing to a Vec cannot fail; serde_json only fails on non-string map keys (none here).
+    let _ = write!(out, "{{\"generation\":{generation},\"records\":[");
+    for (i, g) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let r = &g.record;
+        out.extend_from_slice(b"{\"topic\":");
+        let _ = serde_json::to_writer(&mut out, &g.topic);
+        let _ = write!(out, ",\"partition\":{},\"offset\":{},\"key\":", g.partition, r.offset);
+        let _ = serde_json::to_writer(&mut out, &r.key);
+        out.extend_from_slice(b",\"value\":");
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&r.value).is_ok() {
+            out.extend_from_slice(r.value.trim_ascii());
+        } else {
+            let _ = serde_json::to_writer(&mut out, &String::from_utf8_lossy(&r.value));
+        }
+        out.extend_from_slice(b",\"headers\":{");
+        // Like the DTO's BTreeMap: sorted by name, the last value of a repeated name wins.
+        let headers: std::collections::BTreeMap<&str, &str> =
+            r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        for (j, (k, v)) in headers.into_iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, v);
+        }
+        let _ = write!(out, "}},\"timestamp\":{}}}", r.timestamp_ms);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::StoredRecord;
+    use crate::dto::GroupRecordBody;
+
+    fn rec(topic: &str, key: Option<&str>, value: &[u8], headers: &[(&str, &str)]) -> GroupRecord {
+        GroupRecord {
+            topic: topic.to_owned(),
+            partition: 3,
+            record: StoredRecord {
+                offset: 17,
+                key: key.map(str::to_owned),
+                value: value.to_vec(),
+                headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                timestamp_ms: 1_764_150_020_000,
+            },
+        }
+    }
+
+    /// The hand-written fetch body is the JSON the DTOs would give, for every kind of value.
+    #[test]
+    fn fetch_body_equals_the_dto_serialization() {
+        let records = vec![
+            rec("orders", Some("k\"1"), br#" {"a": [1, 2.5, "x"], "b": null} "#, &[("z", "1"), ("a", "q\"")]),
+            rec("t.x", None, b"not json {", &[]),
+            rec("ledger", Some("acct"), b"1234567", &[]),
+            rec("t", None, &[0xff, 0xfe], &[]),
+            rec("t", None, b"\"s\"", &[]),
+        ];
+        let bytes = fetch_body(4, &records);
+        let got: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+        let dto =
+            GroupFetchResponse { generation: 4, records: records.into_iter().map(GroupRecordBody::from).collect() };
+        let want = serde_json::to_value(&dto).expect("serializes");
+        assert_eq!(got, want);
+        let empty: serde_json::Value = serde_json::from_slice(&fetch_body(1, &[])).expect("valid JSON");
+        assert_eq!(empty, serde_json::json!({"generation": 1, "records": []}));
+    }
 }
 
 /// Commit offsets ("the next offset to read") of partitions the member owns, all or nothing.

@@ -249,10 +249,21 @@ impl ClientService {
     /// Replicates a ledger command with the leader's clock as its log time; returns the outcome,
     /// the entry's log index and the timestamp.
     async fn submit_command(&self, command: ledger_core::Command) -> Result<(ledger_core::Outcome, u64, u64), Status> {
-        if let ledger_core::Command::CreateTransfer(t) = command {
-            let (outcome, log_index, timestamp_ms) = self.transfers.submit(t).await?;
-            return Ok((outcome, log_index, u64::try_from(timestamp_ms).unwrap_or(0)));
-        }
+        // Single transfers and non-atomic batches share entries with concurrent ones (see batcher).
+        let gathered = match command {
+            ledger_core::Command::CreateTransfer(t) => Ok(batcher::TransferItem::One(t)),
+            ledger_core::Command::CreateTransfers { transfers, atomic: false } => {
+                Ok(batcher::TransferItem::Batch(transfers))
+            }
+            other => Err(other),
+        };
+        let command = match gathered {
+            Ok(item) => {
+                let (outcome, log_index, timestamp_ms) = self.transfers.submit(item).await?;
+                return Ok((outcome, log_index, u64::try_from(timestamp_ms).unwrap_or(0)));
+            }
+            Err(command) => command,
+        };
         let timestamp_ms = now_ms_u64();
         match self.write(Cmd::Ledger { timestamp_ms, command }).await? {
             (CmdResponse::Ledger(outcome), log_index) => Ok((outcome, log_index, timestamp_ms)),
