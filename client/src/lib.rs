@@ -208,6 +208,14 @@ impl Client {
         self.get(&["v1", "accounts", id], &consistency.query()).await
     }
 
+    /// `GET /v1/accounts/{id}?as_of_index=`: the balances as they were once
+    /// log index `index` was applied.
+    pub async fn account_as_of(&self, id: &str, index: u64, consistency: Consistency) -> Result<Account, Error> {
+        let mut q = consistency.query();
+        q.push(("as_of_index", index.to_string()));
+        self.get(&["v1", "accounts", id], &q).await
+    }
+
     /// `GET /v1/accounts/{id}/transfers?after=&limit=`: one page of history.
     pub async fn history(
         &self,
@@ -317,6 +325,25 @@ impl Client {
         self.get_waiting(&["v1", "topics", topic, "partitions", &p, "records"], &q, wait_ms).await
     }
 
+    /// Like [`Client::fetch`], but each record's `value` is kept as the JSON
+    /// text the gateway sent, for consumers that decode values themselves.
+    pub async fn fetch_raw(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        limit: Option<u32>,
+        consistency: Consistency,
+    ) -> Result<FetchedRecordsRaw, Error> {
+        let mut q = consistency.query();
+        q.push(("offset", offset.to_string()));
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        let p = partition.to_string();
+        self.get(&["v1", "topics", topic, "partitions", &p, "records"], &q).await
+    }
+
     // ----------------------------------------------------------------- cluster
 
     /// `GET /v1/cluster`.
@@ -365,6 +392,26 @@ impl Client {
         max_records: Option<u32>,
         wait_ms: Option<u64>,
     ) -> Result<GroupRecords, Error> {
+        let mut q = Vec::new();
+        if let Some(m) = max_records {
+            q.push(("max_records", m.to_string()));
+        }
+        if let Some(w) = wait_ms {
+            q.push(("wait_ms", w.to_string()));
+        }
+        self.get_waiting(&["v1", "groups", group, "members", member, "records"], &q, wait_ms).await
+    }
+
+    /// Like [`Client::group_records`], but each record's `value` is kept as
+    /// the JSON text the gateway sent, for consumers that decode values
+    /// themselves (no intermediate `Value`).
+    pub async fn group_records_raw(
+        &self,
+        group: &str,
+        member: &str,
+        max_records: Option<u32>,
+        wait_ms: Option<u64>,
+    ) -> Result<GroupRecordsRaw, Error> {
         let mut q = Vec::new();
         if let Some(m) = max_records {
             q.push(("max_records", m.to_string()));
@@ -436,6 +483,32 @@ impl Client {
             .write(Method::POST, &["v1", "groups", group, "offsets", "reset"], Some(&Body { topic, partition, to }))
             .await?;
         Ok(w.body)
+    }
+
+    /// Like [`Client::group_records`], starting each listed partition exactly at the client's
+    /// own position (`from=topic:partition:offset,...`: the next offset it expects). Keep
+    /// positions client-side and pass them on every fetch, and an answer lost on its way back
+    /// (timeout, a gateway restart) is harmless: the same records come again.
+    pub async fn group_records_from(
+        &self,
+        group: &str,
+        member: &str,
+        max_records: Option<u32>,
+        wait_ms: Option<u64>,
+        from: &[PartitionOffset],
+    ) -> Result<GroupRecords, Error> {
+        let mut q = Vec::new();
+        if let Some(m) = max_records {
+            q.push(("max_records", m.to_string()));
+        }
+        if let Some(w) = wait_ms {
+            q.push(("wait_ms", w.to_string()));
+        }
+        if !from.is_empty() {
+            let list: Vec<String> = from.iter().map(|p| format!("{}:{}:{}", p.topic, p.partition, p.offset)).collect();
+            q.push(("from", list.join(",")));
+        }
+        self.get_waiting(&["v1", "groups", group, "members", member, "records"], &q, wait_ms).await
     }
 
     // -------------------------------------------------------------- machinery

@@ -51,6 +51,9 @@ pub struct Account {
     /// Log index of the state shown.
     #[serde(default)]
     pub index: u64,
+    /// Number of balance changes so far (per-account change counter).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// One balance change in an account's history.
@@ -444,4 +447,60 @@ pub struct GroupDescription {
     /// Partitions of the subscribed topics.
     #[serde(default)]
     pub partitions: Vec<GroupPartition>,
+}
+
+// ----------------------------------------------------------- raw-value records
+
+/// A fetched record whose `value` is the exact JSON text of the response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordRaw {
+    /// Offset.
+    pub offset: u64,
+    /// Key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Value, as JSON text.
+    pub value: Box<serde_json::value::RawValue>,
+    /// Log time (ms since the epoch).
+    #[serde(default)]
+    pub timestamp: u64,
+}
+
+/// Answer of [`crate::Client::fetch_raw`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchedRecordsRaw {
+    /// Records in offset order.
+    pub records: Vec<RecordRaw>,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// Offset the next appended record will get.
+    pub end_offset: u64,
+}
+
+/// A record fetched by a group member, `value` as JSON text.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupRecordRaw {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset.
+    pub offset: u64,
+    /// Key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Value, as JSON text.
+    pub value: Box<serde_json::value::RawValue>,
+    /// Log time (ms since the epoch).
+    #[serde(default)]
+    pub timestamp: u64,
+}
+
+/// Answer of [`crate::Client::group_records_raw`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupRecordsRaw {
+    /// Generation the records were fetched in.
+    pub generation: u64,
+    /// Records, in offset order per partition.
+    pub records: Vec<GroupRecordRaw>,
 }

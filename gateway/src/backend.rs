@@ -456,15 +456,18 @@ pub trait LedgerBackend: Send + Sync + 'static {
     }
 
     /// Records of the member's partitions after its position, long-polling up
-    /// to `wait_ms` (both already capped by the gateway).
+    /// to `wait_ms` (both already capped by the gateway). `from` holds
+    /// client-side positions `(topic, partition, next offset)`, which win over
+    /// the coordinator's for owned partitions.
     async fn group_fetch(
         &self,
         group: &str,
         member_id: &str,
         max_records: u32,
         wait_ms: u64,
+        from: &[(String, u32, u64)],
     ) -> BackendResult<GroupFetched> {
-        let _ = (group, member_id, max_records, wait_ms);
+        let _ = (group, member_id, max_records, wait_ms, from);
         Err(no_groups())
     }
 

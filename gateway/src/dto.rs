@@ -832,6 +832,14 @@ pub struct GroupFetchQuery {
     /// Long poll: when no record is ready, wait up to this long, `0..=30000` ms (default 0).
     #[param(example = 5000, minimum = 0, maximum = 30000)]
     pub wait_ms: Option<u64>,
+    /// Client-side positions: the next offset you expect, per owned partition, as
+    /// `topic:partition:offset` items separated by commas (at most 1024). The fetch starts exactly
+    /// there for those partitions, so an answer lost on its way back (timeout, a gateway that
+    /// died) is harmless: fetch again with the same positions. Without it, the fetch continues
+    /// after the last records the group coordinator sent this member. Partitions you do not own
+    /// are ignored; an offset past the end is `offset_out_of_range`.
+    #[param(example = "ledger:0:1200,ledger:5:881")]
+    pub from: Option<String>,
 }
 
 /// A record delivered to a group member.

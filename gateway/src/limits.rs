@@ -92,6 +92,8 @@ pub const GROUP_FETCH_RECORDS_MAX: u32 = 1000;
 
 /// Longest long-poll of a group fetch (`wait_ms`).
 pub const GROUP_FETCH_WAIT_MS_MAX: u64 = 30_000;
+/// Most client-side positions (`from=`) one group fetch may carry (lognode's `FETCH_POSITIONS_MAX`).
+pub const GROUP_FETCH_POSITIONS_MAX: usize = 1024;
 
 /// Most groups whose lag `/metrics` reports (the first ones by id).
 pub const METRICS_GROUPS_MAX: usize = 100;
@@ -124,5 +126,6 @@ const _: () = assert!(SHUTDOWN_DRAIN_MAX.as_millis() > FETCH_WAIT_MS_MAX as u128
 const _: () = assert!(RETRY_AFTER_SECS_DEFAULT >= 1);
 const _: () = assert!(GROUP_FETCH_RECORDS_DEFAULT >= 1 && GROUP_FETCH_RECORDS_DEFAULT <= GROUP_FETCH_RECORDS_MAX);
 const _: () = assert!(GROUP_FETCH_WAIT_MS_MAX <= FETCH_WAIT_MS_MAX);
+const _: () = assert!(GROUP_FETCH_POSITIONS_MAX >= 1);
 // A maximal commit (every offset with a maximal topic name) fits in a default body.
 const _: () = assert!(OFFSETS_PER_COMMIT_MAX * (TOPIC_NAME_BYTES_MAX + 64) < BODY_BYTES_MAX_DEFAULT * 2);

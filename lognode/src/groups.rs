@@ -40,6 +40,8 @@ pub const FETCH_RECORDS_DEFAULT: usize = 100;
 pub const FETCH_RECORDS_MAX: usize = crate::store::state_machine::READ_RECORDS_MAX;
 /// Longest long poll of a group fetch.
 pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Most client-side positions one fetch may carry.
+pub const FETCH_POSITIONS_MAX: usize = 1024;
 /// How often the leader looks for members whose session timed out.
 pub const EXPIRY_TICK: Duration = Duration::from_millis(200);
 /// Most `ExpireMembers` entries (one per group) proposed in one tick; the rest wait a tick.
@@ -386,14 +388,26 @@ impl Coordinator {
 
     /// Records of the member's partitions from its positions, long-polling up to `wait` when
     /// there are none yet. Returns the generation and the records (per partition in offset order).
+    ///
+    /// `from` holds client-side positions (next offset per partition): for partitions the
+    /// member owns they replace the leader's remembered position, so a client that lost an
+    /// answer gets the same records again by sending the same positions; a position past the
+    /// end is `offset_out_of_range`. At most [`FETCH_POSITIONS_MAX`].
     pub async fn fetch(
         &self,
         group: &str,
         member: &str,
         max_records: usize,
         wait: Duration,
+        from: &BTreeMap<TopicPartition, u64>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(u64, Vec<FetchedRecord>), Status> {
+        if from.len() > FETCH_POSITIONS_MAX {
+            return Err(group_status(
+                GroupCode::LimitExceeded,
+                format!("at most {FETCH_POSITIONS_MAX} client positions per fetch"),
+            ));
+        }
         let max = max_records.clamp(1, FETCH_RECORDS_MAX);
         let deadline = tokio::time::Instant::now() + wait.min(FETCH_WAIT_MAX);
         let mut applied = self.sm.applied();
@@ -401,7 +415,7 @@ impl Coordinator {
         loop {
             applied.borrow_and_update();
             self.lead().await?;
-            let (generation, records) = self.fetch_once(group, member, max).await?;
+            let (generation, records) = self.fetch_once(group, member, max, from).await?;
             if !records.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok((generation, records));
             }
@@ -414,7 +428,13 @@ impl Coordinator {
     }
 
     /// One pass over the member's partitions.
-    async fn fetch_once(&self, group: &str, member: &str, max: usize) -> Result<(u64, Vec<FetchedRecord>), Status> {
+    async fn fetch_once(
+        &self,
+        group: &str,
+        member: &str,
+        max: usize,
+        from: &BTreeMap<TopicPartition, u64>,
+    ) -> Result<(u64, Vec<FetchedRecord>), Status> {
         let key = (group.to_owned(), member.to_owned());
         let (reply, _) = self.sm.with_groups(|g, _| g.member(group, member));
         let reply = reply.map_err(|c| group_status(c, explain(c, group, Some(member))))?;
@@ -434,13 +454,18 @@ impl Coordinator {
             (0..n)
                 .map(|i| &reply.assignments[(rotate + i) % n])
                 .map(|tp| {
-                    let pos = positions.get(tp).copied();
-                    let start = match g.fetch_start(group, member, &tp.topic, tp.partition, pos, c) {
-                        // A position past the end cannot come from our reads; restart from the commit.
-                        Err(GroupCode::OffsetOutOfRange) => {
-                            g.fetch_start(group, member, &tp.topic, tp.partition, None, c)
+                    let start = if let Some(&client) = from.get(tp) {
+                        // The client's own position wins; past the end is its error to see.
+                        g.fetch_start(group, member, &tp.topic, tp.partition, Some(client), c)
+                    } else {
+                        let pos = positions.get(tp).copied();
+                        match g.fetch_start(group, member, &tp.topic, tp.partition, pos, c) {
+                            // A position past the end cannot come from our reads; restart from the commit.
+                            Err(GroupCode::OffsetOutOfRange) => {
+                                g.fetch_start(group, member, &tp.topic, tp.partition, None, c)
+                            }
+                            r => r,
                         }
-                        r => r,
                     };
                     start.map(|s| (tp.clone(), s, c.end_offset(&tp.topic, tp.partition)))
                 })

@@ -186,82 +186,161 @@ pub async fn apply_batch(
     events: &[(u64, EventJson)],
     next_offset: u64,
 ) -> Result<Applied, Error> {
-    check_batch(events, next_offset)?;
-    let first = events.first().map_or(next_offset, |(o, _)| *o);
-    let generation = i64_of("generation", fence.generation)?;
-    let partition =
-        i32::try_from(fence.partition).map_err(|_| Error::InvalidBatch(format!("partition {}", fence.partition)))?;
-    let next_i = i64_of("next_offset", next_offset)?;
+    let batch = PartitionBatch { partition: fence.partition, events, next_offset };
+    let mut out = apply_batches(pool, fence.group, fence.topic, fence.generation, &[batch]).await?;
+    match out.pop() {
+        Some(Outcome::Applied(a)) => Ok(a),
+        Some(Outcome::Fenced { stored }) => Err(Error::Fenced {
+            group: fence.group.to_owned(),
+            topic: fence.topic.to_owned(),
+            partition: fence.partition,
+            stored,
+            ours: fence.generation,
+        }),
+        Some(Outcome::Gap { stored, first }) => Err(Error::Gap {
+            group: fence.group.to_owned(),
+            topic: fence.topic.to_owned(),
+            partition: fence.partition,
+            stored,
+            first,
+        }),
+        None => Err(Error::InvalidBatch("no outcome".to_owned())),
+    }
+}
+
+/// The events of one partition for [`apply_batches`]: the records at
+/// offsets `[events[0].0, next_offset)` (increasing offsets).
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionBatch<'a> {
+    /// Partition.
+    pub partition: u32,
+    /// `(offset, event)`, increasing offsets, all below `next_offset`.
+    pub events: &'a [(u64, EventJson)],
+    /// The partition's next offset once these events are applied.
+    pub next_offset: u64,
+}
+
+/// What [`apply_batches`] did with one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written (or found already written, `applied == 0`).
+    Applied(Applied),
+    /// A newer generation wrote the partition: nothing of it was written.
+    Fenced {
+        /// Generation stored in `projector_offsets`.
+        stored: u64,
+    },
+    /// The stored `next_offset` is before the batch's first offset: nothing
+    /// of it was written (never skip; the caller fills the gap first).
+    Gap {
+        /// Stored `next_offset`.
+        stored: u64,
+        /// First offset of the batch.
+        first: u64,
+    },
+}
+
+/// Applies several partitions' batches in ONE transaction: each
+/// partition's offset row is locked and checked as in [`apply_batch`]
+/// (partitions in increasing order, so concurrent writers cannot
+/// deadlock on them); the partitions that pass are written together (one
+/// statement per table) with their new offsets; fenced or gapped
+/// partitions are left out and reported, the others still commit. One
+/// outcome per batch, in the order given.
+pub async fn apply_batches(
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+    generation: u64,
+    batches: &[PartitionBatch<'_>],
+) -> Result<Vec<Outcome>, Error> {
+    let mut order: Vec<usize> = (0..batches.len()).collect();
+    order.sort_by_key(|&i| batches[i].partition);
+    for w in order.windows(2) {
+        if batches[w[0]].partition == batches[w[1]].partition {
+            return Err(Error::InvalidBatch(format!("partition {} given twice", batches[w[0]].partition)));
+        }
+    }
+    for b in batches {
+        check_batch(b.events, b.next_offset)?;
+        i32::try_from(b.partition).map_err(|_| Error::InvalidBatch(format!("partition {}", b.partition)))?;
+        i64_of("next_offset", b.next_offset)?;
+    }
+    let gen_i = i64_of("generation", generation)?;
 
     let mut tx = pool.begin().await?;
-    // A missing row means the batch starts the partition: create it at the
-    // batch's start, so the checks below treat both cases alike. A
-    // concurrent creator makes this wait, then do nothing.
-    sqlx::query(
-        "INSERT INTO projector_offsets (group_name, topic, partition, next_offset, generation) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(fence.group)
-    .bind(fence.topic)
-    .bind(partition)
-    .bind(i64_of("offset", first)?)
-    .bind(generation)
-    .execute(&mut *tx)
-    .await?;
-    let row = sqlx::query(
-        "SELECT next_offset, generation FROM projector_offsets \
-         WHERE group_name = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-    )
-    .bind(fence.group)
-    .bind(fence.topic)
-    .bind(partition)
-    .fetch_one(&mut *tx)
-    .await?;
-    let stored_next = u64_of("next_offset", row.try_get(0)?)?;
-    let stored_gen = u64_of("generation", row.try_get(1)?)?;
-
-    if stored_gen > fence.generation {
-        // Dropping `tx` rolls back.
-        return Err(Error::Fenced {
-            group: fence.group.to_owned(),
-            topic: fence.topic.to_owned(),
-            partition: fence.partition,
-            stored: stored_gen,
-            ours: fence.generation,
+    let mut outcomes = vec![None; batches.len()];
+    let mut todo: Vec<(usize, usize)> = Vec::new(); // (batch, events to skip)
+    for &i in &order {
+        let b = &batches[i];
+        let first = b.events.first().map_or(b.next_offset, |(o, _)| *o);
+        let partition = b.partition as i32;
+        // A missing row means the batch starts the partition: create it at
+        // the batch's start, so the checks below treat both cases alike. A
+        // concurrent creator makes this wait, then do nothing.
+        sqlx::query(
+            "INSERT INTO projector_offsets (group_name, topic, partition, next_offset, generation) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partition)
+        .bind(i64_of("offset", first)?)
+        .bind(gen_i)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT next_offset, generation FROM projector_offsets \
+             WHERE group_name = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partition)
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored_next = u64_of("next_offset", row.try_get(0)?)?;
+        let stored_gen = u64_of("generation", row.try_get(1)?)?;
+        outcomes[i] = Some(if stored_gen > generation {
+            Outcome::Fenced { stored: stored_gen }
+        } else if stored_next >= b.next_offset {
+            // Everything here is already applied (or the batch is empty).
+            Outcome::Applied(Applied { applied: 0, skipped: b.events.len(), next_offset: stored_next })
+        } else if stored_next < first {
+            Outcome::Gap { stored: stored_next, first }
+        } else {
+            let skip = b.events.partition_point(|(o, _)| *o < stored_next);
+            todo.push((i, skip));
+            Outcome::Applied(Applied { applied: b.events.len() - skip, skipped: skip, next_offset: b.next_offset })
         });
     }
-    if stored_next >= next_offset {
-        // Everything here is already applied (or the batch is empty).
+    if todo.is_empty() {
         tx.rollback().await?;
-        return Ok(Applied { applied: 0, skipped: events.len(), next_offset: stored_next });
+    } else {
+        // Collected first: a lazy iterator of closures held across the
+        // awaits would make this future not `Send` for every lifetime.
+        let mut events: Vec<&EventJson> = Vec::new();
+        for &(i, skip) in &todo {
+            events.extend(batches[i].events[skip..].iter().map(|(_, e)| e));
+        }
+        write_rows(&mut tx, events.into_iter()).await?;
+        let parts: Vec<i32> = todo.iter().map(|&(i, _)| batches[i].partition as i32).collect();
+        let nexts: Vec<i64> = todo.iter().map(|&(i, _)| batches[i].next_offset as i64).collect();
+        sqlx::query(
+            "UPDATE projector_offsets AS o SET next_offset = u.next, generation = $3, updated_at = now() \
+             FROM unnest($4::int4[], $5::int8[]) AS u(partition, next) \
+             WHERE o.group_name = $1 AND o.topic = $2 AND o.partition = u.partition",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(gen_i)
+        .bind(parts)
+        .bind(nexts)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
     }
-    if stored_next < first {
-        return Err(Error::Gap {
-            group: fence.group.to_owned(),
-            topic: fence.topic.to_owned(),
-            partition: fence.partition,
-            stored: stored_next,
-            first,
-        });
-    }
-    let skip = events.partition_point(|(o, _)| *o < stored_next);
-    let todo = &events[skip..];
-
-    write_rows(&mut tx, todo.iter().map(|(_, e)| e)).await?;
-
-    sqlx::query(
-        "UPDATE projector_offsets SET next_offset = $4, generation = $5, updated_at = now() \
-         WHERE group_name = $1 AND topic = $2 AND partition = $3",
-    )
-    .bind(fence.group)
-    .bind(fence.topic)
-    .bind(partition)
-    .bind(next_i)
-    .bind(generation)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Applied { applied: todo.len(), skipped: skip, next_offset })
+    // Every index is in `order`, so every outcome is set.
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 fn check_batch(events: &[(u64, EventJson)], next_offset: u64) -> Result<(), Error> {

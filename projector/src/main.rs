@@ -8,8 +8,9 @@
 //! Flags can also be given as `LEDGER_<FLAG>` (`LEDGER_GATEWAY`,
 //! `LEDGER_GROUP`, `LEDGER_BATCH_MAX`) and `DATABASE_URL`.
 //!
-//! The consumer-group API the projector reads from does not exist yet: `run`
-//! and `verify` exit with status 2 and say so, without touching PostgreSQL.
+//! Exit status: 0 after a graceful stop (SIGTERM or SIGINT: the projector
+//! finishes the batch in hand, leaves the group and exits) or a clean
+//! verification; 1 when `verify` finds differences; 2 on a fatal error.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use projector::run::{BATCH_MAX_DEFAULT, BATCH_MAX_LIMIT, Backoff, connect};
-use projector::source::NOT_AVAILABLE;
+use projector::run::{BATCH_MAX_DEFAULT, BATCH_MAX_LIMIT, Backoff, Config, connect, run};
+use projector::source::HttpSource;
 
 #[derive(Debug, Parser)]
 #[command(name = "projector", version, about = "Materializes the ledger topic into PostgreSQL exactly once.")]
@@ -41,7 +42,7 @@ struct RunArgs {
     /// Consumer group name (also the key of the offsets in PostgreSQL).
     #[arg(long, env = "LEDGER_GROUP", default_value = "projector")]
     group: String,
-    /// Records per fetch and per PostgreSQL transaction.
+    /// Records per PostgreSQL transaction (at most).
     #[arg(long, env = "LEDGER_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=BATCH_MAX_LIMIT as u64))]
     batch_max: u64,
@@ -75,44 +76,112 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
-        Some(Cmd::Verify { gateway, database_url: _ }) => {
-            // The ledger's account list (the read side) is not served yet.
-            eprintln!("projector verify: {NOT_AVAILABLE} (gateway {gateway})");
-            ExitCode::from(2)
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("projector: cannot start the tokio runtime: {e}");
+            return ExitCode::from(2);
         }
-        Some(Cmd::Migrate { database_url }) => match migrate(&database_url) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("projector migrate: {e:#}");
-                ExitCode::FAILURE
+    };
+    let res = rt.block_on(async {
+        match cli.command {
+            Some(Cmd::Verify { gateway, database_url }) => verify(&gateway, &database_url).await,
+            Some(Cmd::Migrate { database_url }) => {
+                let stop = on_signal();
+                if let Some(pool) = connect(&database_url, &mut Backoff::default(), &stop).await? {
+                    pool.close().await;
+                }
+                Ok(ExitCode::SUCCESS)
             }
-        },
-        None => {
-            let gateway = cli.run.gateway.unwrap_or_default();
-            eprintln!(
-                "projector: {NOT_AVAILABLE} (gateway {gateway}, group {:?}, batch max {})",
-                cli.run.group, cli.run.batch_max
-            );
+            None => {
+                let gateway = cli.run.gateway.unwrap_or_default();
+                let url = cli.run.database_url.unwrap_or_default();
+                let cfg = Config {
+                    group: cli.run.group,
+                    batch_max: usize::try_from(cli.run.batch_max).unwrap_or(BATCH_MAX_LIMIT),
+                    ..Config::default()
+                };
+                project(&gateway, &url, &cfg).await
+            }
+        }
+    });
+    // Nothing may hold the process after main is done (a stuck connection).
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("projector: {e:#}");
             ExitCode::from(2)
         }
     }
 }
 
-fn migrate(url: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
-    rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                s.store(true, Ordering::Relaxed);
+/// A flag set by the first SIGTERM or SIGINT.
+fn on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                return;
             }
-        });
-        let pool = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")?;
-        if let Some(pool) = pool {
-            pool.close().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
-        Ok(())
-    })
+        tracing::info!("stopping (signal)");
+        s.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+async fn project(gateway: &str, url: &str, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let source = HttpSource::new(gateway).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stop = on_signal();
+    let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    tracing::info!(%gateway, group = %cfg.group, batch_max = cfg.batch_max, "projecting");
+    run(&pool, &source, cfg, &stop).await?;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(gateway: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let client = ledger_client::Client::new(gateway)?;
+    let stop = on_signal();
+    let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
+        return Ok(ExitCode::from(2));
+    };
+    let report = projector::verify::verify_gateway(&pool, &client).await?;
+    pool.close().await;
+    for b in &report.behind {
+        eprintln!(
+            "partition {} of {}: PostgreSQL is at offset {}, the log ends at {}",
+            b.partition,
+            ledger_events::TOPIC,
+            b.projected,
+            b.end
+        );
+    }
+    for d in &report.differences {
+        eprintln!("{d}");
+    }
+    if report.ok() {
+        eprintln!("verify: {} accounts equal the ledger at log index {}", report.accounts, report.index);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "verify: FAILED: {} differences, {} partitions behind ({} accounts checked at log index {})",
+            report.differences.len(),
+            report.behind.len(),
+            report.accounts,
+            report.index
+        );
+        Ok(ExitCode::from(1))
+    }
 }

@@ -1,27 +1,33 @@
-//! Where events come from: the [`EventSource`] trait, modelled on the
-//! consumer-group HTTP API being built in parallel:
+//! Where events come from: the [`EventSource`] trait, a consumer-group
+//! member's view of the `ledger` topic, and [`HttpSource`], its
+//! implementation over the gateway's HTTP API (`ledger-client`):
 //!
 //! | method | route |
 //! |---|---|
-//! | [`EventSource::join`] | `POST /v1/groups/{group}/members` → `{member_id, generation, assignments:[{topic,partition}], heartbeat_interval_ms}` |
+//! | [`EventSource::join`] | `POST /v1/groups/{group}/members` |
 //! | [`EventSource::heartbeat`] | `POST /v1/groups/{group}/members/{id}/heartbeat` |
-//! | [`EventSource::fetch`] | `GET /v1/groups/{group}/members/{id}/records?max_records=&wait_ms=` → `{generation, records:[{topic, partition, offset, key, value, headers, timestamp}]}` |
-//! | [`EventSource::commit`] | `POST /v1/groups/{group}/members/{id}/offsets` `{generation, offsets:[{topic,partition,offset}]}` |
+//! | [`EventSource::fetch`] | `GET /v1/groups/{group}/members/{id}/records?max_records=&wait_ms=` |
+//! | [`EventSource::commit`] | `POST /v1/groups/{group}/members/{id}/offsets` |
+//! | [`EventSource::leave`] | `DELETE /v1/groups/{group}/members/{id}` |
+//! | [`EventSource::committed`] | `GET /v1/groups/{group}` (committed offsets) |
+//! | [`EventSource::read`] | `GET /v1/topics/ledger/partitions/{p}/records?offset=&limit=` (gap filling) |
 //!
-//! No HTTP implementation exists yet ([`Unavailable`] says so); tests use
-//! an in-memory source.
+//! Only the `ledger` topic is consumed; partitions are plain `u32`s of it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-/// One assigned partition.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Assignment {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-}
+use ledger_client::{Client, Consistency, Error as ClientError, JoinGroup, PartitionOffset};
+use ledger_events::TOPIC;
+use serde_json::value::RawValue;
+
+/// Most records one fetch asks for (the gateway's per-fetch maximum).
+pub const FETCH_RECORDS_MAX: u32 = 1_000;
+
+/// Session timeout the projector asks for when it joins: a member silent
+/// that long is expired and its partitions move to the others.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The answer to a join.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,31 +36,34 @@ pub struct Membership {
     pub member_id: String,
     /// Group generation (the fencing token written to PostgreSQL).
     pub generation: u64,
-    /// Partitions this member owns in this generation.
-    pub assignments: Vec<Assignment>,
+    /// Partitions of `ledger` this member owns in this generation.
+    pub partitions: BTreeSet<u32>,
     /// How often to heartbeat.
     pub heartbeat_interval: Duration,
 }
 
-/// One record of the log.
+/// What a heartbeat says: the current generation and our partitions in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assigned {
+    /// Current generation.
+    pub generation: u64,
+    /// Partitions of `ledger` this member owns in it.
+    pub partitions: BTreeSet<u32>,
+}
+
+/// One record of the `ledger` topic.
+#[derive(Clone, Debug)]
 pub struct SourceRecord {
-    /// Topic.
-    pub topic: String,
     /// Partition.
     pub partition: u32,
     /// Offset in the partition.
     pub offset: u64,
-    /// Record key (partition key), if any.
-    pub key: Option<Vec<u8>>,
-    /// Record value (a `ledger-events` JSON event on topic `ledger`).
-    pub value: Vec<u8>,
-    /// Record timestamp (ms since the epoch).
-    pub timestamp_ms: u64,
+    /// Record value: a `ledger-events` JSON event, as received.
+    pub value: Box<RawValue>,
 }
 
 /// Records returned by one fetch.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Fetched {
     /// Generation the server answered for.
     pub generation: u64,
@@ -62,83 +71,182 @@ pub struct Fetched {
     pub records: Vec<SourceRecord>,
 }
 
-/// A committed position: the next offset to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommitOffset {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// Next offset to read (Kafka convention).
-    pub offset: u64,
+/// Answer of [`EventSource::read`].
+#[derive(Clone, Debug, Default)]
+pub struct Read {
+    /// Records from the offset asked for, in offset order.
+    pub records: Vec<SourceRecord>,
+    /// The offset the next appended record will get.
+    pub end_offset: u64,
 }
 
-/// Errors of an event source.
+/// Errors of an event source, sorted by what the caller does about them.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The group rebalanced or our generation is stale: rejoin.
-    #[error("rebalance: rejoin the group")]
-    Rebalance,
-    /// Temporarily unreachable: retry after a backoff.
+    /// This member is no longer in the group (expired or left): join again.
+    #[error("no longer a member of the group ({0}): rejoin")]
+    UnknownMember(String),
+    /// Our generation is stale, or we do not own a partition any more: ask
+    /// a heartbeat for the current generation and assignment.
+    #[error("stale generation or partition moved ({0})")]
+    Stale(String),
+    /// A commit would move a committed offset backwards.
+    #[error("offset regression ({0})")]
+    Regression(String),
+    /// Temporarily unreachable or overloaded: retry after a backoff.
     #[error("event source unavailable: {0}")]
     Unavailable(String),
-    /// Not implemented (the consumer-group API does not exist yet).
-    #[error("{0}")]
-    NotImplemented(&'static str),
-    /// Anything else (malformed answer...).
+    /// Anything else (malformed answer, rejected request): not retried.
     #[error("event source: {0}")]
     Other(String),
 }
 
-/// A consumer-group member's view of the log.
-///
-/// Positions: after [`join`](EventSource::join) the projector
-/// [`commit`](EventSource::commit)s the offsets stored in PostgreSQL for its
-/// partitions (PostgreSQL is the truth, the log's committed offsets are only
-/// a hint), then fetches from there.
-pub trait EventSource: Send {
-    /// Joins `group` (a new generation).
-    fn join(&mut self, group: &str) -> impl Future<Output = Result<Membership, SourceError>> + Send;
-    /// Keeps the membership alive.
-    fn heartbeat(&mut self, m: &Membership) -> impl Future<Output = Result<(), SourceError>> + Send;
-    /// Next records of the assigned partitions, waiting up to `wait` for some.
+impl From<ClientError> for SourceError {
+    fn from(e: ClientError) -> Self {
+        if e.is_retryable() {
+            return SourceError::Unavailable(e.to_string());
+        }
+        match e.code() {
+            Some("unknown_member" | "unknown_group") => SourceError::UnknownMember(e.to_string()),
+            Some("stale_generation" | "not_owner") => SourceError::Stale(e.to_string()),
+            Some("offset_regression") => SourceError::Regression(e.to_string()),
+            _ => SourceError::Other(e.to_string()),
+        }
+    }
+}
+
+/// A consumer-group member's view of the `ledger` topic. Cloned into the
+/// heartbeat task, so it must be cheap to clone (a shared connection pool).
+pub trait EventSource: Clone + Send + Sync + 'static {
+    /// Joins `group` as a new member (a new generation).
+    fn join(&self, group: &str) -> impl Future<Output = Result<Membership, SourceError>> + Send;
+    /// Keeps the membership alive; answers the current generation and assignment.
+    fn heartbeat(&self, group: &str, member: &str) -> impl Future<Output = Result<Assigned, SourceError>> + Send;
+    /// Next records of the member's partitions, waiting up to `wait` for some.
     fn fetch(
-        &mut self,
-        m: &Membership,
-        max_records: usize,
+        &self,
+        group: &str,
+        member: &str,
+        max_records: u32,
         wait: Duration,
     ) -> impl Future<Output = Result<Fetched, SourceError>> + Send;
-    /// Commits positions (next offsets to read) under `m.generation`.
+    /// Commits positions (next offsets to read, per partition) under `generation`.
     fn commit(
-        &mut self,
-        m: &Membership,
-        offsets: &[CommitOffset],
+        &self,
+        group: &str,
+        member: &str,
+        generation: u64,
+        offsets: &BTreeMap<u32, u64>,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// Leaves the group (its partitions move at once).
+    fn leave(&self, group: &str, member: &str) -> impl Future<Output = Result<(), SourceError>> + Send;
+    /// The group's committed offsets of `ledger` (empty for a new group).
+    fn committed(&self, group: &str) -> impl Future<Output = Result<BTreeMap<u32, u64>, SourceError>> + Send;
+    /// Reads records of one partition from `offset`, outside the group (to
+    /// fill a gap), and the partition's end offset. The first record
+    /// returned may be after `offset` only if the records in between were
+    /// purged by retention.
+    fn read(&self, partition: u32, offset: u64, limit: u32) -> impl Future<Output = Result<Read, SourceError>> + Send;
 }
 
-/// The consumer-group HTTP source, until the API exists: every call fails
-/// with [`SourceError::NotImplemented`].
+/// The consumer-group HTTP API of a gateway.
 #[derive(Clone, Debug)]
-pub struct Unavailable {
-    /// Gateway URL given on the command line.
-    pub gateway: String,
+pub struct HttpSource {
+    client: Client,
 }
 
-/// The message of [`Unavailable`].
-pub const NOT_AVAILABLE: &str = "consumer-group API not available yet: the projector cannot read the ledger topic \
-     (POST /v1/groups/{group}/members is being built); nothing was done";
+impl HttpSource {
+    /// A source reading through the gateway at `gateway` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(gateway: &str) -> Result<Self, SourceError> {
+        let client = Client::new(gateway).map_err(|e| SourceError::Other(e.to_string()))?;
+        Ok(HttpSource { client })
+    }
 
-impl EventSource for Unavailable {
-    async fn join(&mut self, _group: &str) -> Result<Membership, SourceError> {
-        Err(SourceError::NotImplemented(NOT_AVAILABLE))
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
-    async fn heartbeat(&mut self, _m: &Membership) -> Result<(), SourceError> {
-        Err(SourceError::NotImplemented(NOT_AVAILABLE))
+}
+
+fn ledger_partitions(a: &[ledger_client::TopicPartition]) -> BTreeSet<u32> {
+    a.iter().filter(|tp| tp.topic == TOPIC).map(|tp| tp.partition).collect()
+}
+
+impl EventSource for HttpSource {
+    async fn join(&self, group: &str) -> Result<Membership, SourceError> {
+        let join = JoinGroup {
+            topics: vec![TOPIC.to_owned()],
+            session_timeout_ms: Some(SESSION_TIMEOUT.as_millis() as u64),
+            // Without a commit, start at the beginning: a projection never skips.
+            auto_offset_reset: Some("earliest".to_owned()),
+        };
+        let m = self.client.join_group(group, &join).await?;
+        Ok(Membership {
+            partitions: ledger_partitions(&m.assignments),
+            member_id: m.member_id,
+            generation: m.generation,
+            heartbeat_interval: Duration::from_millis(m.heartbeat_interval_ms.max(1)),
+        })
     }
-    async fn fetch(&mut self, _m: &Membership, _max: usize, _wait: Duration) -> Result<Fetched, SourceError> {
-        Err(SourceError::NotImplemented(NOT_AVAILABLE))
+
+    async fn heartbeat(&self, group: &str, member: &str) -> Result<Assigned, SourceError> {
+        let h = self.client.heartbeat(group, member).await?;
+        Ok(Assigned { generation: h.generation, partitions: ledger_partitions(&h.assignments) })
     }
-    async fn commit(&mut self, _m: &Membership, _offsets: &[CommitOffset]) -> Result<(), SourceError> {
-        Err(SourceError::NotImplemented(NOT_AVAILABLE))
+
+    async fn fetch(&self, group: &str, member: &str, max_records: u32, wait: Duration) -> Result<Fetched, SourceError> {
+        let max = max_records.clamp(1, FETCH_RECORDS_MAX);
+        let f = self.client.group_records_raw(group, member, Some(max), Some(wait.as_millis() as u64)).await?;
+        let records = f
+            .records
+            .into_iter()
+            .filter(|r| r.topic == TOPIC)
+            .map(|r| SourceRecord { partition: r.partition, offset: r.offset, value: r.value })
+            .collect();
+        Ok(Fetched { generation: f.generation, records })
+    }
+
+    async fn commit(
+        &self,
+        group: &str,
+        member: &str,
+        generation: u64,
+        offsets: &BTreeMap<u32, u64>,
+    ) -> Result<(), SourceError> {
+        let offsets: Vec<PartitionOffset> = offsets
+            .iter()
+            .map(|(&partition, &offset)| PartitionOffset { topic: TOPIC.to_owned(), partition, offset })
+            .collect();
+        self.client.commit_offsets(group, member, generation, &offsets).await?;
+        Ok(())
+    }
+
+    async fn leave(&self, group: &str, member: &str) -> Result<(), SourceError> {
+        self.client.leave_group(group, member).await?;
+        Ok(())
+    }
+
+    async fn committed(&self, group: &str) -> Result<BTreeMap<u32, u64>, SourceError> {
+        match self.client.group(group).await {
+            Ok(d) => Ok(d
+                .partitions
+                .iter()
+                .filter(|p| p.topic == TOPIC)
+                .filter_map(|p| p.committed_offset.map(|o| (p.partition, o)))
+                .collect()),
+            // A group nobody joined yet has no offsets.
+            Err(e) if e.code() == Some("unknown_group") => Ok(BTreeMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read(&self, partition: u32, offset: u64, limit: u32) -> Result<Read, SourceError> {
+        // Strong: a lagging follower must not answer "nothing there" for
+        // records the group fetch has already delivered past.
+        let limit = Some(limit.clamp(1, FETCH_RECORDS_MAX));
+        let f = self.client.fetch_raw(TOPIC, partition, offset, limit, Consistency::Strong).await?;
+        let records =
+            f.records.into_iter().map(|r| SourceRecord { partition, offset: r.offset, value: r.value }).collect();
+        Ok(Read { records, end_offset: f.end_offset })
     }
 }

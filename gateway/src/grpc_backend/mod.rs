@@ -523,12 +523,21 @@ impl LedgerBackend for GrpcBackend {
         member_id: &str,
         max_records: u32,
         wait_ms: u64,
+        from: &[(String, u32, u64)],
     ) -> BackendResult<GroupFetched> {
         let req = GroupFetchRequest {
             group: group.to_owned(),
             member_id: member_id.to_owned(),
             max_records,
             wait_ms: u32::try_from(wait_ms).unwrap_or(u32::MAX),
+            positions: from
+                .iter()
+                .map(|(topic, partition, offset)| TopicPartitionOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                })
+                .collect(),
         };
         let budget = WRITE_RETRY_BUDGET + Duration::from_millis(wait_ms);
         let r = self

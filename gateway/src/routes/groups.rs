@@ -20,8 +20,8 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::{
-    GROUP_FETCH_RECORDS_DEFAULT, GROUP_FETCH_RECORDS_MAX, GROUP_FETCH_WAIT_MS_MAX, GROUP_ID_BYTES_MAX,
-    MEMBER_ID_BYTES_MAX, OFFSETS_PER_COMMIT_MAX, TOPICS_PER_SUBSCRIPTION_MAX,
+    GROUP_FETCH_POSITIONS_MAX, GROUP_FETCH_RECORDS_DEFAULT, GROUP_FETCH_RECORDS_MAX, GROUP_FETCH_WAIT_MS_MAX,
+    GROUP_ID_BYTES_MAX, MEMBER_ID_BYTES_MAX, OFFSETS_PER_COMMIT_MAX, TOPICS_PER_SUBSCRIPTION_MAX,
 };
 use crate::openapi::{
     CommitErrors, DescribeGroupErrors, GroupFetchErrors, JoinGroupErrors, MemberErrors, ReadErrors, ResetOffsetsErrors,
@@ -173,11 +173,43 @@ pub async fn fetch(
             format!("wait_ms must be at most {GROUP_FETCH_WAIT_MS_MAX}"),
         ));
     }
+    let from = match q.from.as_deref() {
+        Some(s) => parse_positions(s)?,
+        None => Vec::new(),
+    };
     let extra = Duration::from_millis(wait_ms);
-    let f = st.call_with_extra_time(extra, st.backend().group_fetch(&group, &member, max, wait_ms)).await?;
+    let f = st.call_with_extra_time(extra, st.backend().group_fetch(&group, &member, max, wait_ms, &from)).await?;
     let mut r = (StatusCode::OK, fetch_body(f.generation, &f.records)).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
+}
+
+/// Parses `from=topic:partition:offset[,...]` (client-side positions of a group fetch).
+pub fn parse_positions(s: &str) -> Result<Vec<(String, u32, u64)>, ApiError> {
+    let bad = |detail: String| ApiError::bad_request(ErrorCode::InvalidQuery, detail);
+    let mut out: Vec<(String, u32, u64)> = Vec::new();
+    for item in s.split(',').filter(|i| !i.is_empty()) {
+        if out.len() == GROUP_FETCH_POSITIONS_MAX {
+            return Err(bad(format!("from: at most {GROUP_FETCH_POSITIONS_MAX} positions")));
+        }
+        // Topic names have no ':' (they are [A-Za-z0-9._-]), so split from the right.
+        let mut parts = item.rsplitn(3, ':');
+        let (offset, partition, topic) = (parts.next(), parts.next(), parts.next());
+        let (Some(offset), Some(partition), Some(topic)) = (offset, partition, topic) else {
+            return Err(bad(format!("from: {item:?} is not topic:partition:offset")));
+        };
+        if crate::validate::topic_name(topic).is_err() {
+            return Err(bad(format!("from: {topic:?} is not a topic name ([A-Za-z0-9._-])")));
+        }
+        let partition: u32 =
+            partition.parse().map_err(|_| bad(format!("from: partition {partition:?} is not a whole number")))?;
+        let offset: u64 = offset.parse().map_err(|_| bad(format!("from: offset {offset:?} is not a whole number")))?;
+        if out.iter().any(|(t, p, _)| t == topic && *p == partition) {
+            return Err(bad(format!("from: {topic}:{partition} appears twice")));
+        }
+        out.push((topic.to_owned(), partition, offset));
+    }
+    Ok(out)
 }
 
 /// The JSON of a [`GroupFetchResponse`], written directly: a record value that is valid JSON is

@@ -535,3 +535,70 @@ async fn two_gateways_then_restarts_and_leader_kill_resume_from_committed_offset
     let d = describe(&gw1, "svc").await;
     assert_eq!(d["members"][0]["member_id"], m.id.as_str(), "{d}");
 }
+
+/// A fetch answer lost on its way back: fetching again with the client's own positions
+/// (`from=`) returns the same records, so nothing is skipped; bad positions get a 400 code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_positions_make_a_lost_fetch_answer_harmless() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start();
+    let gw = gateway_static(cluster.grpc_addrs()).await;
+    wait_for_voters(&gw.backend, 3, Duration::from_secs(30)).await;
+    gw.post("/v1/topics", &json!({"name": "lost", "partitions": 4})).await.expect(201, "topic");
+    let ends = produce(&gw, "lost", 0, 40).await;
+    let m = join(gw.addr, "lossy", json!({"topics": ["lost"], "auto_offset_reset": "earliest"})).await;
+    assert_eq!(m.assignments.len(), 4);
+
+    // The first answer is "lost": the client never processes it.
+    let (_, first) = fetch(gw.addr, "lossy", &m.id, 0).await;
+    assert_eq!(first.len(), 40, "all 40 records fit in one answer of {MAX_RECORDS}");
+    // Without positions the coordinator continues after what it sent: those would be skipped.
+    let (_, again) = fetch(gw.addr, "lossy", &m.id, 0).await;
+    assert!(again.is_empty(), "the coordinator's position moved past the lost answer: {again:?}");
+    // With the client's own positions (it processed nothing: offset 0 everywhere) they come again.
+    let from: Vec<String> = m.assignments.iter().map(|(t, p)| format!("{t}:{p}:0")).collect();
+    let path = format!("/v1/groups/lossy/members/{}/records?max_records={MAX_RECORDS}&from={}", m.id, from.join(","));
+    let v = gw.get(&path).await.expect(200, "fetch from client positions").json();
+    let mut redelivered: Vec<(String, u32, u64)> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            let p = u32::try_from(r["partition"].as_u64().expect("partition")).expect("u32");
+            (r["topic"].as_str().expect("topic").to_owned(), p, r["offset"].as_u64().expect("offset"))
+        })
+        .collect();
+    redelivered.sort();
+    let mut expected: Vec<(String, u32, u64)> =
+        first.iter().map(|g| (g.topic.clone(), g.partition, g.offset)).collect();
+    expected.sort();
+    assert_eq!(redelivered, expected, "the lost records, again");
+    // A position in the middle resumes exactly there.
+    let (tp, end) = ends.iter().find(|(_, e)| **e >= 2).expect("a partition with two records");
+    let path = format!("/v1/groups/lossy/members/{}/records?from={}:{}:{}", m.id, tp.0, tp.1, end - 1);
+    let v = gw.get(&path).await.expect(200, "fetch from the middle").json();
+    let offs: Vec<u64> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["partition"].as_u64() == Some(u64::from(tp.1)))
+        .map(|r| r["offset"].as_u64().expect("offset"))
+        .collect();
+    assert_eq!(offs, vec![end - 1], "starts exactly at the client's position");
+
+    // Bad positions: a clear 400 code each, never a 5xx.
+    let past = format!("lost:{}:{}", tp.1, end + 1);
+    for (from, code) in [
+        ("nope", "invalid_query"),
+        ("lost:x:1", "invalid_query"),
+        ("lost:0:-1", "invalid_query"),
+        ("bad topic!:0:1", "invalid_query"),
+        ("lost:0:1,lost:0:2", "invalid_query"),
+        (past.as_str(), "offset_out_of_range"),
+    ] {
+        let path =
+            format!("/v1/groups/lossy/members/{}/records?from={}", m.id, from.replace(' ', "%20").replace('!', "%21"));
+        let r = gw.get(&path).await;
+        assert_eq!(r.expect(400, from).json()["code"], code, "from={from}");
+    }
+}

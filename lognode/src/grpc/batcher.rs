@@ -328,7 +328,7 @@ mod tests {
             })
         };
         let setup = [account("eq", true), account("a", false)];
-        let items = vec![transfer("t1", 5), transfer("t1", 5), transfer("t1", 6), transfer("t2", 0)];
+        let items = [transfer("t1", 5), transfer("t1", 5), transfer("t1", 6), transfer("t2", 0)];
         // Separately: one entry each.
         let mut one = Ledger::default();
         let mut index = 0;

@@ -657,8 +657,13 @@ impl Ledger for ClientService {
         let req = request.into_inner();
         let max = if req.max_records == 0 { crate::groups::FETCH_RECORDS_DEFAULT } else { req.max_records as usize };
         let wait = Duration::from_millis(u64::from(req.wait_ms));
+        let from = req
+            .positions
+            .into_iter()
+            .map(|p| (group_core::TopicPartition::new(&p.topic, p.partition), p.offset))
+            .collect::<std::collections::BTreeMap<_, _>>();
         let (generation, records) =
-            self.groups.fetch(&req.group, &req.member_id, max, wait, self.shutdown.clone()).await?;
+            self.groups.fetch(&req.group, &req.member_id, max, wait, &from, self.shutdown.clone()).await?;
         let records = records
             .into_iter()
             .map(|r| GroupRecord { topic: r.topic, partition: r.partition, record: Some(consumed(r.record)) })
