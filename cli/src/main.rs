@@ -68,14 +68,31 @@ impl From<ledger_client::Error> for Failure {
             Error::Transport { url, message } => Failure {
                 code: EXIT_UNREACHABLE,
                 message: format!(
-                    "cannot reach the gateway ({url}): {message}; is `ledger dev` running? \
-                     (--gateway or LEDGER_GATEWAY choose another)"
+                    "cannot reach the gateway ({url}): {}; is `ledger dev` running? \
+                     (--gateway or LEDGER_GATEWAY choose another)",
+                    root_cause(&message)
                 ),
             },
             e @ Error::InvalidUrl(_) => Failure::usage(e.to_string()),
             e @ Error::Decode { .. } => Failure::failed(e.to_string()),
         }
     }
+}
+
+/// The innermost part of an HTTP stack's error chain ("a: b: c: d" -> "c: d"): the outer parts
+/// repeat the URL and say "error sending request".
+fn root_cause(message: &str) -> &str {
+    if message.starts_with("timed out") {
+        return "timed out";
+    }
+    let mut cut = message.len();
+    for _ in 0..2 {
+        match message[..cut].rfind(": ") {
+            Some(i) => cut = i,
+            None => return message,
+        }
+    }
+    &message[cut + 2..]
 }
 
 fn main() -> ExitCode {
@@ -107,4 +124,39 @@ fn run_client(cli: &Cli, cmd: &Cmd) -> Result<(), Failure> {
     };
     let out = output::Out { json: cli.json, consistency };
     rt.block_on(commands::run(&client, &out, cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_problems_exit_1_and_name_the_code() {
+        let p = ledger_client::Problem {
+            type_: "urn:ledger:problem:insufficient_funds".into(),
+            title: "Insufficient funds".into(),
+            status: 422,
+            detail: "the debit would take account 'alice' below zero available".into(),
+            code: "insufficient_funds".into(),
+            retry_after_s: None,
+        };
+        let f = Failure::from(ledger_client::Error::Problem(p));
+        assert_eq!(f.code, EXIT_FAILURE);
+        assert_eq!(f.message, "insufficient_funds: the debit would take account 'alice' below zero available");
+    }
+
+    #[test]
+    fn unreachable_gateway_exits_3_and_bad_url_exits_2() {
+        let t =
+            ledger_client::Error::Transport { url: "http://127.0.0.1:1/v1/cluster".into(), message: "refused".into() };
+        let f = Failure::from(t);
+        assert_eq!(f.code, EXIT_UNREACHABLE);
+        assert!(f.message.starts_with("cannot reach the gateway"), "{}", f.message);
+        assert_eq!(Failure::from(ledger_client::Error::InvalidUrl("x".into())).code, EXIT_USAGE);
+        let chain = "error sending request for url (http://h:1/v1/cluster): client error (Connect): \
+                     tcp connect error: Connection refused (os error 111)";
+        assert_eq!(root_cause(chain), "tcp connect error: Connection refused (os error 111)");
+        assert_eq!(root_cause("timed out (error sending request)"), "timed out");
+        assert_eq!(root_cause("refused"), "refused");
+    }
 }

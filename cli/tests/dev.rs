@@ -223,4 +223,21 @@ fn ledger_dev_names_a_busy_port_a_foreign_or_corrupt_data_dir() {
     std::fs::write(tmp.path().join("bad/ledger-dev.json"), "{not json").unwrap();
     dev_fails(&["--data-dir", "bad"], tmp.path()).fails(1, "corrupt data dir");
     dev_fails(&["--data-dir", "x", "--nodes", "9"], tmp.path()).fails(2, "--nodes");
+
+    // A `ledger` without the other binaries next to it names the missing one and how to build it.
+    let lonely = tmp.path().join("bin/ledger");
+    std::fs::create_dir_all(lonely.parent().unwrap()).unwrap();
+    std::fs::copy(support::ledger_bin(), &lonely).unwrap();
+    let out = std::process::Command::new(&lonely)
+        .args(["dev", "--no-projector", "--data-dir"])
+        .arg(tmp.path().join("d2"))
+        .env_remove("CARGO")
+        .output()
+        .unwrap();
+    let run = support::Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    run.fails(1, "lognode is missing: build it with `cargo build --release -p lognode -p gateway -p projector`");
 }

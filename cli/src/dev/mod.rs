@@ -133,15 +133,20 @@ fn binaries() -> Result<Binaries, Failure> {
         .map_err(|e| Failure::failed(format!("cannot find the ledger executable itself: {e}")))?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_owned();
+    // A cargo target directory holds CACHEDIR.TAG; its subdirectories are named by profile.
+    let in_target = dir.parent().is_some_and(|t| t.join("CACHEDIR.TAG").is_file());
     let profile_args: Vec<String> = match profile.as_str() {
-        "release" => vec!["--release".into()],
-        "debug" => vec![],
-        other => vec!["--profile".into(), other.to_owned()],
+        "debug" if in_target => vec![],
+        other if in_target && other != "release" => vec!["--profile".into(), other.to_owned()],
+        _ => vec!["--release".into()],
     };
-    let build_cmd = format!(
+    let mut build_cmd = format!(
         "cargo build {}-p lognode -p gateway -p projector",
         profile_args.iter().map(|a| format!("{a} ")).collect::<String>()
     );
+    if !in_target {
+        build_cmd.push_str(&format!("`, then copy lognode, gateway and projector into `{}", dir.display()));
+    }
     if let Some(cargo) = std::env::var_os("CARGO") {
         note(&format!("making sure the binaries are up to date: {build_cmd}"));
         let mut cmd = std::process::Command::new(cargo);
