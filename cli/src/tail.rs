@@ -240,8 +240,14 @@ async fn member(
                 m = join(client, group, topic, from_end).await?;
                 continue;
             }
-            Err(e) if e.is_retryable() => {
+            // The answer may have been lost on its way back with the coordinator's position
+            // already past it: a new member starts at the committed offsets (everything printed
+            // is committed), so nothing is skipped.
+            Err(e) if e.is_retryable() && rejoins < TAIL_REJOINS_MAX => {
                 tokio::time::sleep(TAIL_RETRY_PAUSE).await;
+                rejoins += 1;
+                let _ = client.leave_group(group, &m.id).await;
+                m = join(client, group, topic, from_end).await?;
                 continue;
             }
             Err(e) => break Err(e.into()),
