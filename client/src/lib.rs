@@ -392,13 +392,7 @@ impl Client {
         max_records: Option<u32>,
         wait_ms: Option<u64>,
     ) -> Result<GroupRecords, Error> {
-        let mut q = Vec::new();
-        if let Some(m) = max_records {
-            q.push(("max_records", m.to_string()));
-        }
-        if let Some(w) = wait_ms {
-            q.push(("wait_ms", w.to_string()));
-        }
+        let q = group_fetch_query(max_records, wait_ms, &[]);
         self.get_waiting(&["v1", "groups", group, "members", member, "records"], &q, wait_ms).await
     }
 
@@ -412,13 +406,7 @@ impl Client {
         max_records: Option<u32>,
         wait_ms: Option<u64>,
     ) -> Result<GroupRecordsRaw, Error> {
-        let mut q = Vec::new();
-        if let Some(m) = max_records {
-            q.push(("max_records", m.to_string()));
-        }
-        if let Some(w) = wait_ms {
-            q.push(("wait_ms", w.to_string()));
-        }
+        let q = group_fetch_query(max_records, wait_ms, &[]);
         self.get_waiting(&["v1", "groups", group, "members", member, "records"], &q, wait_ms).await
     }
 
@@ -497,17 +485,7 @@ impl Client {
         wait_ms: Option<u64>,
         from: &[PartitionOffset],
     ) -> Result<GroupRecords, Error> {
-        let mut q = Vec::new();
-        if let Some(m) = max_records {
-            q.push(("max_records", m.to_string()));
-        }
-        if let Some(w) = wait_ms {
-            q.push(("wait_ms", w.to_string()));
-        }
-        if !from.is_empty() {
-            let list: Vec<String> = from.iter().map(|p| format!("{}:{}:{}", p.topic, p.partition, p.offset)).collect();
-            q.push(("from", list.join(",")));
-        }
+        let q = group_fetch_query(max_records, wait_ms, from);
         self.get_waiting(&["v1", "groups", group, "members", member, "records"], &q, wait_ms).await
     }
 
@@ -581,6 +559,27 @@ impl Client {
         let body = body.map_err(|e| Error::Decode { url, message: e.to_string() });
         Ok((body, index, replayed))
     }
+}
+
+/// Query of a group member fetch: `max_records`, `wait_ms` and client-side positions
+/// (`from=topic:partition:offset,...`), each only when given.
+fn group_fetch_query(
+    max_records: Option<u32>,
+    wait_ms: Option<u64>,
+    from: &[PartitionOffset],
+) -> Vec<(&'static str, String)> {
+    let mut q = Vec::new();
+    if let Some(m) = max_records {
+        q.push(("max_records", m.to_string()));
+    }
+    if let Some(w) = wait_ms {
+        q.push(("wait_ms", w.to_string()));
+    }
+    if !from.is_empty() {
+        let list: Vec<String> = from.iter().map(|p| format!("{}:{}:{}", p.topic, p.partition, p.offset)).collect();
+        q.push(("from", list.join(",")));
+    }
+    q
 }
 
 async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
@@ -662,6 +661,23 @@ mod tests {
         }
         let c = Client::new("http://127.0.0.1:8080/").expect("valid");
         assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn group_fetch_query_lists_only_what_is_given() {
+        assert!(group_fetch_query(None, None, &[]).is_empty());
+        let from = [
+            PartitionOffset { topic: "ledger".into(), partition: 0, offset: 12 },
+            PartitionOffset { topic: "ledger".into(), partition: 5, offset: 881 },
+        ];
+        assert_eq!(
+            group_fetch_query(Some(1000), Some(5000), &from),
+            vec![
+                ("max_records", "1000".to_owned()),
+                ("wait_ms", "5000".to_owned()),
+                ("from", "ledger:0:12,ledger:5:881".to_owned())
+            ]
+        );
     }
 
     #[test]
