@@ -1,0 +1,81 @@
+//! The events log: ledger events derived by `State::apply` are appended to a node-local logstore
+//! log (`<data-dir>/events`); it is aligned with the state on open and on snapshot install, and
+//! a snapshot waits for the events it covers to be durable.
+
+use std::time::Duration;
+
+use openraft::{ErrorSubject, ErrorVerb};
+use tracing::error;
+
+use super::{EVENTS_RECORD_BYTES_MAX, StateMachineStore, snap_err};
+use crate::store::io_err;
+use crate::types::StorageError;
+
+/// Most events-log records queued by one `append_then` call.
+pub const EVENTS_APPEND_RECORDS_MAX: usize = 1024;
+/// Most bytes queued by one `append_then` call on the events log.
+pub const EVENTS_APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest wait, before writing a snapshot, for the events it covers to be durable.
+pub const EVENTS_DURABLE_WAIT: Duration = Duration::from_secs(30);
+/// Pause between checks of that wait.
+const EVENTS_DURABLE_PAUSE: Duration = Duration::from_millis(2);
+
+const _: () = assert!(EVENTS_RECORD_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+const _: () = assert!(EVENTS_APPEND_RECORDS_MAX <= logstore::BATCH_RECORDS_MAX);
+const _: () = assert!(EVENTS_APPEND_BYTES_MAX + 2 * EVENTS_RECORD_BYTES_MAX <= logstore::BATCH_BYTES_MAX);
+
+/// Makes the events log end right before `next_seq`: drops newer records (derived from entries
+/// after the snapshot; replay derives them again), and if records below it are missing (a snapshot
+/// from the leader), empties it with a purge point so the next append may start at `next_seq`.
+pub(super) fn align_events(events: &logstore::Log, next_seq: u64) -> Result<(), StorageError> {
+    let err = |e| snap_err(ErrorVerb::Write, e);
+    events.truncate_from(next_seq.max(1)).map_err(err)?;
+    let need = next_seq.saturating_sub(1);
+    let complete =
+        need == 0 || events.last_index().is_some_and(|l| l >= need) || events.purged_upto().is_some_and(|p| p >= need);
+    if !complete {
+        events.purge_upto(need).map_err(err)?;
+    }
+    Ok(())
+}
+
+impl StateMachineStore {
+    /// Queues events-log records at `first_seq..` without waiting for them to be durable: they are
+    /// readable once written, and a snapshot waits for them (`wait_events_durable`).
+    pub(super) fn append_events(&self, first_seq: Option<u64>, records: Vec<Vec<u8>>) -> Result<(), StorageError> {
+        let Some(first) = first_seq else { return Ok(()) };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let done: logstore::AppendCallback = Box::new(move |r| {
+            if let Err(e) = r {
+                error!(first, error = %e, "events log append failed; ledger events are not stored");
+            }
+        });
+        self.shared
+            .events
+            .append_then(first, records, done)
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    }
+
+    /// Waits (bounded) until every events-log record below `next_seq` is durable.
+    pub(super) fn wait_events_durable(&self, next_seq: u64) -> Result<(), StorageError> {
+        let need = next_seq.saturating_sub(1);
+        let ev = &self.shared.events;
+        let deadline = std::time::Instant::now() + EVENTS_DURABLE_WAIT;
+        loop {
+            if need == 0 || ev.purged_upto().is_some_and(|p| p >= need) || ev.durable_index().is_some_and(|d| d >= need)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let e = std::io::Error::other(format!(
+                    "events log not durable up to {need} within {EVENTS_DURABLE_WAIT:?} (durable: {:?})",
+                    ev.durable_index()
+                ));
+                return Err(snap_err(ErrorVerb::Write, e));
+            }
+            std::thread::sleep(EVENTS_DURABLE_PAUSE);
+        }
+    }
+}
