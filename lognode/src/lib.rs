@@ -6,6 +6,7 @@
 //! client side) and the client API; [`discovery`] finds nodes by gossip and [`node`] wires it all.
 
 pub mod config;
+pub mod crash;
 pub use ledger_discovery as discovery;
 pub mod groups;
 pub mod grpc;

@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use openraft::{ErrorSubject, ErrorVerb};
-use tracing::error;
+use openraft::ErrorVerb;
 
 use super::{EVENTS_RECORD_BYTES_MAX, StateMachineStore, snap_err};
-use crate::store::io_err;
 use crate::types::StorageError;
 
 /// Most events-log records queued by one `append_then` call.
@@ -42,20 +40,24 @@ pub(super) fn align_events(events: &logstore::Log, next_seq: u64) -> Result<(), 
 impl StateMachineStore {
     /// Queues events-log records at `first_seq..` without waiting for them to be durable: they are
     /// readable once written, and a snapshot waits for them (`wait_events_durable`).
-    pub(super) fn append_events(&self, first_seq: Option<u64>, records: Vec<Vec<u8>>) -> Result<(), StorageError> {
-        let Some(first) = first_seq else { return Ok(()) };
+    ///
+    /// A failed append stops the node ([`crate::crash::stop`]), whether logstore refuses the records
+    /// or its writer fails to write them: the state already points at these records (the ledger
+    /// topic's runs), so serving on would answer reads with events that do not exist. A restart
+    /// replays the Raft log from the last snapshot and derives them again.
+    pub(super) fn append_events(&self, first_seq: Option<u64>, records: Vec<Vec<u8>>) {
+        let Some(first) = first_seq else { return };
         if records.is_empty() {
-            return Ok(());
+            return;
         }
         let done: logstore::AppendCallback = Box::new(move |r| {
             if let Err(e) = r {
-                error!(first, error = %e, "events log append failed; ledger events are not stored");
+                crate::crash::stop(&format!("events log append from record {first} failed: {e}"));
             }
         });
-        self.shared
-            .events
-            .append_then(first, records, done)
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+        if let Err(e) = self.shared.events.append_then(first, records, done) {
+            crate::crash::stop(&format!("events log refused records from {first}: {e}"));
+        }
     }
 
     /// Waits (bounded) until every events-log record below `next_seq` is durable.

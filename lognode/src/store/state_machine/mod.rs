@@ -17,7 +17,7 @@
 //! installs snapshots; `raft` is the thin openraft adapter. This file holds the shared handle.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openraft::{ErrorSubject, ErrorVerb};
 use tokio::sync::watch;
@@ -59,6 +59,28 @@ pub struct StateMachineStore {
 impl std::fmt::Debug for StateMachineStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateMachineStore").finish_non_exhaustive()
+    }
+}
+
+/// Why a lock of the state machine can be poisoned, and what follows: the node stops.
+const POISONED: &str =
+    "state machine lock poisoned: a panic while changing the state; the node stops rather than serve it";
+
+impl Shared {
+    /// The state, for reading. Readers never see a half-applied entry: a panic in apply aborts the
+    /// process ([`crate::crash::AbortOnPanic`]) before the write lock is released.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().expect(POISONED)
+    }
+
+    /// The state, for the apply path and snapshot install only.
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().expect(POISONED)
+    }
+
+    /// The last stored snapshot.
+    fn current(&self) -> MutexGuard<'_, Option<StoredSnapshot>> {
+        self.current.lock().expect(POISONED)
     }
 }
 

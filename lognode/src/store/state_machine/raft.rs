@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{EntryPayload, ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
+use openraft::{ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 
 use super::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX, StateMachineStore, index_of, snap_err};
 use crate::types::{Entry, LogId, Node, Response, StorageError, TypeConfig};
@@ -32,30 +32,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut events = Vec::new();
         let mut events_bytes = 0usize;
         let mut first_seq = None;
-        let mut s = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.shared.write();
+        // A panic below would leave `s` half-applied: stop the node instead of unwinding.
+        let _abort = crate::crash::AbortOnPanic("apply");
         for entry in entries {
             let id = *entry.get_log_id();
-            s.last_applied = Some(id);
             let seq = s.next_event_seq;
             let before = events.len();
-            out.push(match entry.payload {
-                EntryPayload::Blank => Response::None,
-                EntryPayload::Membership(m) => {
-                    s.membership = StoredMembership::new(Some(id), m);
-                    Response::None
-                }
-                EntryPayload::Normal(req) => s.apply(id.index, &req, &mut events),
-            });
+            out.push(s.apply_entry(id, entry.payload, &mut events));
             if events.len() > before {
                 first_seq.get_or_insert(seq);
                 events_bytes += events[before..].iter().map(Vec::len).sum::<usize>();
             }
             if events.len() >= EVENTS_APPEND_RECORDS_MAX || events_bytes >= EVENTS_APPEND_BYTES_MAX {
-                self.append_events(first_seq.take(), std::mem::take(&mut events))?;
+                self.append_events(first_seq.take(), std::mem::take(&mut events));
                 events_bytes = 0;
             }
         }
-        self.append_events(first_seq, events)?;
+        self.append_events(first_seq, events);
         let last = index_of(s.last_applied);
         drop(s);
         self.shared.applied_tx.send_replace(last);

@@ -115,7 +115,7 @@ pub(super) fn read_record(log: &logstore::Log, index: u64) -> Result<Vec<u8>, Re
 impl StateMachineStore {
     /// Reads the state.
     pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        f(&self.shared.state.read().unwrap_or_else(|e| e.into_inner()))
+        f(&self.shared.read())
     }
 
     /// Reads the ledger, with the Raft log index applied when it was read.

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use ledger_core::{ApplyContext, Ledger, LedgerEvent};
-use openraft::StoredMembership;
+use openraft::{EntryPayload, StoredMembership};
 use serde::{Deserialize, Serialize};
 
-use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, encode};
+use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, TypeConfig, encode};
 
 /// The built-in topic that holds the money ledger's events (rule 9); clients cannot produce to it.
 pub const TOPIC_LEDGER: &str = "ledger";
@@ -103,6 +103,64 @@ impl State {
             Topic { partitions: vec![Partition::default(); TOPIC_LEDGER_PARTITIONS as usize] },
         );
         s
+    }
+
+    /// Applies one Raft entry: it becomes the last applied entry, and its command (if any) is
+    /// applied with [`State::apply`]. Events-log records derived from it are pushed to `events`.
+    ///
+    /// # Panics
+    /// When an invariant would break (on in release builds, as in logstore: applying anyway would
+    /// diverge from the other replicas): the entry's index must be after the last applied one, and
+    /// exactly one events-log record must be pushed per event sequence number used.
+    pub fn apply_entry(&mut self, id: LogId, payload: EntryPayload<TypeConfig>, events: &mut Vec<Vec<u8>>) -> Response {
+        assert!(
+            self.last_applied.is_none_or(|l| l.index < id.index),
+            "apply index must strictly increase: last applied {:?}, entry {id}",
+            self.last_applied
+        );
+        let (seq, before) = (self.next_event_seq, events.len());
+        self.last_applied = Some(id);
+        let out = match payload {
+            EntryPayload::Blank => Response::None,
+            EntryPayload::Membership(m) => {
+                self.membership = StoredMembership::new(Some(id), m);
+                Response::None
+            }
+            EntryPayload::Normal(req) => self.apply(id.index, &req, events),
+        };
+        assert!(
+            self.next_event_seq >= seq && self.next_event_seq - seq == (events.len() - before) as u64,
+            "events-log sequence {seq} -> {} does not match the {} records derived from entry {id}",
+            self.next_event_seq,
+            events.len() - before
+        );
+        out
+    }
+
+    /// Checks every structural invariant of the state: each partition's runs are contiguous from
+    /// their first offset and end at its end offset, the events-log sequence starts at 1, and the
+    /// ledger's and the groups' own invariants hold. O(state): run after loading or installing a
+    /// snapshot and by the tests, not per entry.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.next_event_seq == 0 {
+            return Err("next_event_seq is 0 (the events log starts at 1)".into());
+        }
+        for (name, t) in &self.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let mut end = p.runs.first().map_or(p.end_offset, |r| r.first_offset);
+                for r in &p.runs {
+                    if r.first_offset != end || r.count == 0 {
+                        return Err(format!("{name}/{i}: run {r:?} does not follow offset {end}"));
+                    }
+                    end += u64::from(r.count);
+                }
+                if end != p.end_offset {
+                    return Err(format!("{name}/{i}: runs end at {end}, end offset is {}", p.end_offset));
+                }
+            }
+        }
+        self.ledger.check_invariants().map_err(|e| format!("ledger: {e:?}"))?;
+        self.groups.check_invariants().map_err(|e| format!("groups: {e}"))
     }
 
     /// Applies one command. Events-log records derived from it (ledger events) are pushed to

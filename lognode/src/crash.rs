@@ -1,0 +1,29 @@
+//! Crash, never recover: what lognode does when continuing would be worse than stopping.
+//!
+//! The state machine is replicated: a node whose state may be half-applied, or whose derived
+//! events were not stored, must not serve reads or vote on further entries. It stops the whole
+//! process instead, and on restart replays the Raft log from its last snapshot, which rebuilds the
+//! state and the events exactly. This is the ledger's policy everywhere (logstore's assertions
+//! stay on in release for the same reason).
+
+/// Logs `what` and aborts the process (no unwinding: no destructor may publish partial state).
+#[cold]
+pub fn stop(what: &str) -> ! {
+    tracing::error!(what, "lognode stops: continuing would serve or replicate a wrong state");
+    eprintln!("lognode stops: {what}");
+    std::process::abort()
+}
+
+/// Aborts the process if dropped while its thread is panicking: hold one across a section whose
+/// panic would leave shared state half-changed (the apply path). A panic elsewhere unwinds as
+/// usual.
+#[derive(Debug)]
+pub struct AbortOnPanic(pub &'static str);
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            stop(&format!("a panic during {}", self.0));
+        }
+    }
+}
