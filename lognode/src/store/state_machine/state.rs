@@ -115,8 +115,9 @@ impl State {
     pub fn apply_entry(&mut self, id: LogId, payload: EntryPayload<TypeConfig>, events: &mut Vec<Vec<u8>>) -> Response {
         assert!(
             self.last_applied.is_none_or(|l| l.index < id.index),
-            "apply index must strictly increase: last applied {:?}, entry {id}",
-            self.last_applied
+            "apply index must strictly increase: last applied {}, entry {}",
+            self.last_applied.map_or(0, |l| l.index),
+            id.index
         );
         let (seq, before) = (self.next_event_seq, events.len());
         self.last_applied = Some(id);
