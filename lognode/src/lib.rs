@@ -10,6 +10,7 @@ pub mod crash;
 pub use ledger_discovery as discovery;
 pub mod groups;
 pub mod grpc;
+pub mod limits;
 pub mod network;
 pub mod node;
 pub mod store;

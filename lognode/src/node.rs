@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger_proto::ledger::ledger_server::LedgerServer;
 use ledger_proto::raft::raft_server::RaftServer;
@@ -16,38 +16,16 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, resolve};
 use crate::discovery::{Discovery, Gossip, MemberKind, MemberMeta};
-use crate::grpc::CLIENT_MESSAGE_MAX;
 use crate::grpc::client_service::ClientService;
 use crate::grpc::raft_service::RaftService;
-use crate::network::{Network, RAFT_MESSAGE_MAX};
+use crate::limits::{
+    CLIENT_MESSAGE_MAX, CONCURRENCY_PER_CONNECTION, ELECTION_TIMEOUT_MS, EXPIRY_ENTRIES_PER_TICK, EXPIRY_TICK,
+    EXPIRY_WRITE_TIMEOUT, HEARTBEAT_MS, MEMBERSHIP_CALL_TIMEOUT, MEMBERSHIP_TICK, PROMOTE_LAG_MAX, RAFT_MESSAGE_MAX,
+    SEGMENT_BYTES, SHUTDOWN_GRACE, STARTUP_APPLY_TIMEOUT,
+};
+use crate::network::Network;
 use crate::store::{LogStore, StateMachineStore};
 use crate::types::{Node, Raft, Request, Response};
-
-/// Raft heartbeat interval.
-pub const HEARTBEAT_MS: u64 = 150;
-/// Raft election timeout range.
-pub const ELECTION_TIMEOUT_MS: (u64, u64) = (750, 1500);
-/// How often the leader turns gossip into Raft membership.
-pub const MEMBERSHIP_TICK: Duration = Duration::from_millis(300);
-/// A learner is promoted once its matched index is within this many entries of the leader's.
-pub const PROMOTE_LAG_MAX: u64 = 100;
-/// Most time one membership change by the manager may take before it is retried.
-pub const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long each shutdown step (in-flight gRPC calls, gossip leave, Raft) may take.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// gRPC calls served concurrently per connection.
-pub const CONCURRENCY_PER_CONNECTION: usize = 256;
-/// Longest wait at startup for the entries committed before a restart to be applied again.
-pub const STARTUP_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the leader checks for pending transfers whose deadline passed.
-pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
-/// Most time one `ExpirePending` proposal may take.
-pub const EXPIRY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most `ExpirePending` entries proposed in one tick (each expires up to
-/// `ledger_core::limits::EXPIRE_PER_ENTRY_MAX` transfers).
-pub const EXPIRY_ENTRIES_PER_TICK: usize = 8;
-/// Segment size of the log.
-pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A running node.
 pub struct NodeHandle {

@@ -3,6 +3,3 @@
 pub mod batcher;
 pub mod client_service;
 pub mod raft_service;
-
-/// Largest gRPC message a client may send or receive.
-pub const CLIENT_MESSAGE_MAX: usize = 16 * 1024 * 1024;

@@ -2,25 +2,11 @@
 //! log (`<data-dir>/events`); it is aligned with the state on open and on snapshot install, and
 //! a snapshot waits for the events it covers to be durable.
 
-use std::time::Duration;
-
 use openraft::ErrorVerb;
 
-use super::{EVENTS_RECORD_BYTES_MAX, StateMachineStore, snap_err};
+use super::{StateMachineStore, snap_err};
+use crate::limits::{EVENTS_DURABLE_PAUSE, EVENTS_DURABLE_WAIT};
 use crate::types::StorageError;
-
-/// Most events-log records queued by one `append_then` call.
-pub const EVENTS_APPEND_RECORDS_MAX: usize = 1024;
-/// Most bytes queued by one `append_then` call on the events log.
-pub const EVENTS_APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Longest wait, before writing a snapshot, for the events it covers to be durable.
-pub const EVENTS_DURABLE_WAIT: Duration = Duration::from_secs(30);
-/// Pause between checks of that wait.
-const EVENTS_DURABLE_PAUSE: Duration = Duration::from_millis(2);
-
-const _: () = assert!(EVENTS_RECORD_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
-const _: () = assert!(EVENTS_APPEND_RECORDS_MAX <= logstore::BATCH_RECORDS_MAX);
-const _: () = assert!(EVENTS_APPEND_BYTES_MAX + 2 * EVENTS_RECORD_BYTES_MAX <= logstore::BATCH_BYTES_MAX);
 
 /// Makes the events log end right before `next_seq`: drops newer records (derived from entries
 /// after the snapshot; replay derives them again), and if records below it are missing (a snapshot

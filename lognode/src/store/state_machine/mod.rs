@@ -32,12 +32,11 @@ mod snapshot;
 pub mod state;
 
 use events::align_events;
-pub use events::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX, EVENTS_DURABLE_WAIT};
-pub use reads::{QueryCatalog, READ_BYTES_MAX, READ_RECORDS_MAX, ReadError, ReadRecord, ReadResult};
+pub use reads::{QueryCatalog, ReadError, ReadRecord, ReadResult};
 use snapshot::{SNAPSHOT_DIR, StoredSnapshot};
 pub use state::{
-    ApplyCatalog, EVENTS_RECORD_BYTES_MAX, EventBatch, PARTITIONS_MAX, Partition, Run, State, TOPIC_LEDGER,
-    TOPIC_LEDGER_PARTITIONS, TOPIC_NAME_MAX, Topic, check_topic, key_hash,
+    ApplyCatalog, EventBatch, Partition, Run, State, TOPIC_LEDGER, TOPIC_LEDGER_PARTITIONS, Topic, check_topic,
+    key_hash,
 };
 
 struct Shared {

@@ -6,7 +6,8 @@ use std::io::Cursor;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 
-use super::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX, StateMachineStore, index_of, snap_err};
+use super::{StateMachineStore, index_of, snap_err};
+use crate::limits::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX};
 use crate::types::{Entry, LogId, Node, Response, StorageError, TypeConfig};
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {

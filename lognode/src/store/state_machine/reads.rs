@@ -2,22 +2,13 @@
 //! offsets, and consistent views of the state (ledger, groups) with the applied index.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use ledger_core::Ledger;
 use openraft::EntryPayload;
 
 use super::{ApplyCatalog, EventBatch, Partition, Run, State, StateMachineStore, TOPIC_LEDGER, Topic, index_of};
+use crate::limits::{READ_BYTES_MAX, READ_RECORDS_MAX, READ_UNWRITTEN_PAUSE, READ_UNWRITTEN_RETRIES};
 use crate::types::{Entry, Request, decode};
-
-/// Most records one read returns.
-pub const READ_RECORDS_MAX: usize = 1000;
-/// Most record bytes (keys, values, headers) one read returns (at least one record is returned).
-pub const READ_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// How many times a read retries an applied entry that logstore's writer has not written yet.
-const READ_UNWRITTEN_RETRIES: u32 = 200;
-/// Pause between those retries.
-const READ_UNWRITTEN_PAUSE: Duration = Duration::from_millis(5);
 
 /// The topics as queries (fetch start points, describe, lag) see them on this node: like
 /// [`ApplyCatalog`], with this node's real start offsets (retention).

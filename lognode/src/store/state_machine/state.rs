@@ -12,20 +12,13 @@ use ledger_core::{ApplyContext, Ledger, LedgerEvent};
 use openraft::{EntryPayload, StoredMembership};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{EVENTS_RECORD_BYTES_MAX, PARTITIONS_MAX, TOPIC_NAME_MAX};
 use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, TypeConfig, encode};
 
 /// The built-in topic that holds the money ledger's events (rule 9); clients cannot produce to it.
 pub const TOPIC_LEDGER: &str = "ledger";
 /// Partitions of [`TOPIC_LEDGER`].
 pub const TOPIC_LEDGER_PARTITIONS: u32 = 8;
-/// Most partitions a topic may have.
-pub const PARTITIONS_MAX: u32 = 1024;
-/// Longest topic name.
-pub const TOPIC_NAME_MAX: usize = 128;
-
-/// Most ledger-event bytes (keys and values) in one events-log record; a partition's events of one
-/// entry that are larger are split over several records (runs).
-pub const EVENTS_RECORD_BYTES_MAX: usize = 1024 * 1024;
 
 /// A run of offsets stored in one Raft entry: `count` records from `first_offset`, at positions
 /// `0..count` of the entry at `log_index`. For [`TOPIC_LEDGER`], `log_index` is the index of an
