@@ -46,8 +46,10 @@ impl Debug for LogStore {
     }
 }
 
+/// Locks the log store's in-memory state. A poisoned lock means a panic while that state was being
+/// changed: the node stops rather than serve or replicate a log it cannot trust (`crate::crash`).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().expect("Raft log store lock poisoned: a panic while changing the log's state; the node stops")
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
