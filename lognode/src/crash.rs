@@ -27,3 +27,33 @@ impl Drop for AbortOnPanic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    use super::AbortOnPanic;
+
+    const CHILD: &str = "LOGNODE_CRASH_TEST_CHILD";
+    const NAME: &str = "crash::tests::a_panic_under_abort_on_panic_aborts_the_process";
+
+    /// Runs itself as a child process that panics while holding an `AbortOnPanic`: the child must
+    /// die of SIGABRT (no unwinding past the guard), saying why.
+    #[test]
+    fn a_panic_under_abort_on_panic_aborts_the_process() {
+        if std::env::var_os(CHILD).is_some() {
+            let _guard = AbortOnPanic("a test apply");
+            panic!("boom");
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = Command::new(exe)
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the child");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(6), "the child was not aborted: {:?}\n{stderr}", out.status);
+        assert!(stderr.contains("lognode stops: a panic during a test apply"), "{stderr}");
+    }
+}

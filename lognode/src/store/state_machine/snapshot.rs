@@ -123,3 +123,70 @@ impl StateMachineStore {
         cur.map(|c| Snapshot { meta: c.meta, snapshot: Box::new(Cursor::new(c.data.as_ref().clone())) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, StoredMembership};
+
+    use super::*;
+    use crate::types::LogId;
+
+    fn open(dir: &Path) -> StateMachineStore {
+        let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
+        let (log, _) = logstore::Log::open(dir.join("log"), config.clone()).expect("open log");
+        let (events, _) = logstore::Log::open(dir.join("events"), config).expect("open events log");
+        StateMachineStore::open(log, events).expect("open state machine")
+    }
+
+    fn snapshot_at(index: u64) -> (SnapshotMeta<u64, Node>, Vec<u8>) {
+        let id = LogId::new(CommittedLeaderId::new(1, 0), index);
+        let state = State { last_applied: Some(id), ..State::initial() };
+        let meta = SnapshotMeta {
+            last_log_id: Some(id),
+            last_membership: StoredMembership::default(),
+            snapshot_id: format!("s{index}"),
+        };
+        (meta, encode(&state))
+    }
+
+    /// A snapshot built from an older state that finishes after a newer one was installed must not
+    /// replace it: the restart point would fall behind the purged log.
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = open(dir.path());
+        let (meta, data) = snapshot_at(10);
+        sm.install(&meta, data).await.expect("install");
+        assert_eq!(sm.applied_index(), 10);
+        let (old_meta, old_data) = snapshot_at(5);
+        sm.store_snapshot(&StoredSnapshot { meta: old_meta, data: Arc::new(old_data) }).expect("store");
+        let current = sm.current().expect("a current snapshot");
+        assert_eq!(current.meta.snapshot_id, "s10");
+        drop(sm);
+        let reopened = open(dir.path());
+        assert_eq!(reopened.applied_index(), 10, "the snapshot on disk is still the newer one");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "is behind the applied index")]
+    async fn installing_a_snapshot_behind_the_applied_index_panics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = open(dir.path());
+        let (meta, data) = snapshot_at(10);
+        sm.install(&meta, data).await.expect("install");
+        let (old_meta, old_data) = snapshot_at(5);
+        let _ = sm.install(&old_meta, old_data).await;
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_whose_state_breaks_an_invariant_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sm = open(dir.path());
+        let (meta, _) = snapshot_at(3);
+        let mut state = State { last_applied: meta.last_log_id, ..State::initial() };
+        state.next_event_seq = 0;
+        let e = sm.install(&meta, encode(&state)).await.expect_err("a broken snapshot");
+        assert!(e.to_string().contains("next_event_seq"), "{e}");
+        assert_eq!(sm.applied_index(), 0, "nothing installed");
+    }
+}
