@@ -215,12 +215,12 @@ async fn wait_replayed(raft: &Raft, sm: &StateMachineStore, committed: u64) -> R
     Err(err)
 }
 
-/// Binds the gRPC listener and serves the Raft transport and the client API until `shutdown`.
+/// Binds the gRPC listener and serves the Raft transport and the client API until `stop` resolves.
 async fn serve_grpc(
     addr: SocketAddr,
     raft: &Raft,
     client: ClientService,
-    mut shutdown: watch::Receiver<bool>,
+    stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, StartError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let router = tonic::transport::Server::builder()
@@ -240,9 +240,6 @@ async fn serve_grpc(
     // side, or small responses wait for Nagle + delayed ACK (~40 ms).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Ok(tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
         if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
             warn!(error = %e, "gRPC server failed");
         }
@@ -295,7 +292,13 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         groups: Arc::clone(&groups),
     };
-    let server = serve_grpc(addrs.grpc, &raft, client, shutdown_rx.clone()).await?;
+    let stop = {
+        let mut shutdown = shutdown_rx.clone();
+        async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        }
+    };
+    let server = serve_grpc(addrs.grpc, &raft, client, stop).await?;
     info!(id = cfg.id, grpc = %cfg.grpc_addr, gossip = %cfg.gossip_addr, "lognode serving");
 
     if cfg.bootstrap {
