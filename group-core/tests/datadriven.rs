@@ -223,19 +223,19 @@ impl Runner {
             },
             "due" => {
                 // seen=group/member:ms,...
-                let seen: BTreeMap<(String, String), u64> =
-                    a.get("seen")
-                        .map(|s| {
-                            s.split(',')
-                                .filter(|x| !x.is_empty())
-                                .map(|x| {
-                                    let (gm, ms) = x.rsplit_once(':').expect("group/member:ms");
-                                    let (g, m) = gm.split_once('/').expect("group/member");
-                                    ((g.to_string(), m.to_string()), ms.parse().expect("ms"))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                let seen: BTreeMap<(String, String), u64> = a
+                    .get("seen")
+                    .map(|s| {
+                        s.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(|x| {
+                                let (gm, ms) = x.rsplit_once(':').expect("group/member:ms");
+                                let (g, m) = gm.split_once('/').expect("group/member");
+                                ((g.to_string(), m.to_string()), ms.parse().expect("ms"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let floor = a.opt_u64("takeover");
                 let due = self.groups.due_for_expiry(a.u64("now"), |g, m| {
                     let s = seen.get(&(g.to_string(), m.to_string())).copied();

@@ -151,10 +151,7 @@ impl Runner {
             ),
             "transfer" => self.apply(Command::CreateTransfer(new_transfer(&a)), &a),
             "batch" => {
-                let transfers = input[1..]
-                    .iter()
-                    .map(|l| new_transfer(&Args::parse_line(l)))
-                    .collect();
+                let transfers = input[1..].iter().map(|l| new_transfer(&Args::parse_line(l))).collect();
                 self.apply(Command::CreateTransfers { transfers, atomic: a.flag("atomic") }, &a)
             }
             "big-batch" => {

@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn flags_in_order() {
-        let a = LognodeArgs::new(2, "/d/n2", "127.0.0.1:1", "127.0.0.1:2").join("127.0.0.1:3").voters(5).extra(&["--x"]);
+        let a =
+            LognodeArgs::new(2, "/d/n2", "127.0.0.1:1", "127.0.0.1:2").join("127.0.0.1:3").voters(5).extra(&["--x"]);
         assert_eq!(
             a.to_args().join(" "),
             "--id 2 --data-dir /d/n2 --grpc-addr 127.0.0.1:1 --gossip-addr 127.0.0.1:2 --gossip-profile local \

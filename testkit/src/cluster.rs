@@ -145,7 +145,12 @@ pub struct ClusterBuilder {
 
 impl Default for ClusterBuilder {
     fn default() -> Self {
-        ClusterBuilder { nodes: CLUSTER_NODES_DEFAULT, bin: None, rust_log: LOGNODE_RUST_LOG.to_owned(), extra: Vec::new() }
+        ClusterBuilder {
+            nodes: CLUSTER_NODES_DEFAULT,
+            bin: None,
+            rust_log: LOGNODE_RUST_LOG.to_owned(),
+            extra: Vec::new(),
+        }
     }
 }
 

@@ -158,7 +158,12 @@ impl Drop for Proc {
             logs.extend(self.stdout_log.as_ref());
             for l in logs {
                 let text = std::fs::read_to_string(l).unwrap_or_default();
-                eprintln!("--- {} ({}, last {LOG_LINES_ON_FAILURE} lines) ---\n{}", self.name, l.display(), tail(&text, LOG_LINES_ON_FAILURE));
+                eprintln!(
+                    "--- {} ({}, last {LOG_LINES_ON_FAILURE} lines) ---\n{}",
+                    self.name,
+                    l.display(),
+                    tail(&text, LOG_LINES_ON_FAILURE)
+                );
             }
         }
         self.kill9();

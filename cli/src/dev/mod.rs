@@ -369,7 +369,8 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
         let gossip = format!("127.0.0.1:{}", ports.gossip[idx]);
         let node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip).voters(voters);
-        let args = if i == 1 { node.bootstrap() } else { node.join(&format!("127.0.0.1:{}", ports.gossip[0])) }.to_args();
+        let args =
+            if i == 1 { node.bootstrap() } else { node.join(&format!("127.0.0.1:{}", ports.gossip[0])) }.to_args();
         let envs = [("RUST_LOG", env_log("info,openraft=warn,memberlist_core::broadcast=off"))];
         let p = Proc::spawn(Role::Lognode(u64::from(i)), &bins.lognode, &args, &envs, sys.log(&format!("node{i}")))?;
         sys.nodes.push(p);

@@ -71,7 +71,8 @@ impl Dev {
         let logs = tempfile::tempdir().unwrap();
         let (out, err) = (logs.path().join("stdout"), logs.path().join("stderr"));
         let proc = Proc::spawn_split("ledger dev", cmd, &out, &err);
-        let mut dev = Dev { proc, gateway: format!("http://127.0.0.1:{listen}"), data_dir: data_dir.to_path_buf(), logs };
+        let mut dev =
+            Dev { proc, gateway: format!("http://127.0.0.1:{listen}"), data_dir: data_dir.to_path_buf(), logs };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if dev.stdout().contains("Ctrl-C stops everything.") {

@@ -13,8 +13,8 @@ use ledger_client::{Client, Consistency, NewAccount, NewTransfer};
 use ledger_events::TOPIC;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
-pub use testkit::{Proc, wait_for};
 use testkit::cluster::GatewayProcess;
+pub use testkit::{Proc, wait_for};
 use tokio::sync::watch;
 
 /// The tests start whole clusters: one at a time on a small machine.
