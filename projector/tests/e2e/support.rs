@@ -14,8 +14,8 @@ use ledger_events::TOPIC;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use testkit::cluster::GatewayProcess;
+pub use testkit::proxy::Proxy;
 pub use testkit::{Proc, wait_for};
-use tokio::sync::watch;
 
 /// The tests start whole clusters: one at a time on a small machine.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -207,73 +207,6 @@ pub fn with_database(url: &str, name: &str) -> String {
     match base[scheme_end..].rfind('/') {
         Some(i) => format!("{}/{name}", &base[..scheme_end + i]),
         None => format!("{base}/{name}"),
-    }
-}
-
-/// A TCP proxy to PostgreSQL (`DATABASE_URL`'s host and port) that can be
-/// cut off: cutting closes every open connection and stops listening, so new
-/// connections are refused, as when the server is down; restoring listens
-/// again on the same port.
-pub struct Proxy {
-    pub port: u16,
-    target: String,
-    cut: watch::Sender<u64>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl Proxy {
-    /// Listens on a free port of 127.0.0.1, forwarding to `target`.
-    pub async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (cut, _) = watch::channel(0u64);
-        let p = Proxy { port, target, cut, task: std::sync::Mutex::new(None) };
-        p.serve(listener);
-        p
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let (cut, target) = (self.cut.clone(), self.target.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                let mut cut_rx = cut.subscribe();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        *self.task.lock().unwrap() = Some(task);
-    }
-
-    /// Closes every connection and stops listening.
-    pub fn cut(&self) {
-        if let Some(t) = self.task.lock().unwrap().take() {
-            t.abort();
-        }
-        self.cut.send_modify(|n| *n += 1);
-    }
-
-    /// Listens again (same port).
-    pub async fn restore(&self) {
-        let addr = format!("127.0.0.1:{}", self.port);
-        let listener = wait_for("the proxy port to be free again", Duration::from_secs(10), || {
-            let addr = addr.clone();
-            async move { tokio::net::TcpListener::bind(&addr).await.ok() }
-        })
-        .await;
-        self.serve(listener);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
     }
 }
 
