@@ -6,7 +6,7 @@
 //!   killed by pid on drop, its output kept in a log file that is printed when the test fails),
 //!   [`bins`] (where the workspace's binaries are), [`wait`] (bounded waits, each named),
 //!   [`cluster`] (lognode processes and clusters: kill, pause, restart; gateway and projector
-//!   processes), [`proxy`] (a TCP proxy a test can cut off). Lognode flags come from
+//!   processes), [`proxy`] (a TCP proxy a test can cut off), [`pg`] (`DATABASE_URL` checked loudly). Lognode flags come from
 //!   `lognode-args`, the builder `ledger dev` uses too.
 //! - feature `grpc`: [`grpc`] (a lognode client, leader lookup, whole-partition reads).
 //! - feature `http`: [`http`] (a small HTTP/1.1 client with a bounded request time).
@@ -23,6 +23,8 @@ pub mod cluster;
 pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "process")]
+pub mod pg;
 #[cfg(feature = "process")]
 pub mod ports;
 #[cfg(feature = "process")]

@@ -14,6 +14,7 @@ use ledger_events::TOPIC;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use testkit::cluster::GatewayProcess;
+pub use testkit::pg::{pg_target, with_database};
 pub use testkit::proxy::Proxy;
 pub use testkit::{Proc, wait_for};
 
@@ -144,10 +145,7 @@ impl Db {
     /// Creates `projector_e2e_<pid>_<n>` on `$DATABASE_URL`; fails loudly when
     /// PostgreSQL is not reachable.
     pub async fn fresh() -> Db {
-        let admin_url = std::env::var("DATABASE_URL").expect(
-            "DATABASE_URL must point at a PostgreSQL server the tests may create databases on, \
-             e.g. postgres://postgres@127.0.0.1:5432/postgres",
-        );
+        let admin_url = testkit::pg::database_url();
         let name = format!("projector_e2e_{}_{}", std::process::id(), DB_SEQ.fetch_add(1, Ordering::Relaxed));
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -197,30 +195,6 @@ impl Db {
                 .await;
             admin.close().await;
         }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-pub fn with_database(url: &str, name: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    match base[scheme_end..].rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..scheme_end + i]),
-        None => format!("{base}/{name}"),
-    }
-}
-
-/// `host:port` of `DATABASE_URL`.
-pub fn pg_target() -> String {
-    let url = std::env::var("DATABASE_URL").unwrap_or_default();
-    let rest = url.split("://").nth(1).unwrap_or("");
-    let host = rest.rsplit('@').next().unwrap_or("").split('/').next().unwrap_or("");
-    if host.is_empty() {
-        "127.0.0.1:5432".to_owned()
-    } else if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
     }
 }
 
