@@ -6,7 +6,8 @@
 //!   killed by pid on drop, its output kept in a log file that is printed when the test fails),
 //!   [`bins`] (where the workspace's binaries are), [`wait`] (bounded waits, each named),
 //!   [`cluster`] (lognode processes and clusters: kill, pause, restart; gateway and projector
-//!   processes), [`proxy`] (a TCP proxy a test can cut off), [`pg`] (`DATABASE_URL` checked loudly). Lognode flags come from
+//!   processes), [`proxy`] (a TCP proxy a test can cut off), [`pg`] (`DATABASE_URL` checked loudly),
+//!   [`raw_http`] (a blocking request over a plain socket). Lognode flags come from
 //!   `lognode-args`, the builder `ledger dev` uses too.
 //! - feature `grpc`: [`grpc`] (a lognode client, leader lookup, whole-partition reads).
 //! - feature `http`: [`http`] (a small HTTP/1.1 client with a bounded request time).
@@ -31,6 +32,8 @@ pub mod ports;
 pub mod process;
 #[cfg(feature = "process")]
 pub mod proxy;
+#[cfg(feature = "process")]
+pub mod raw_http;
 #[cfg(feature = "process")]
 pub mod wait;
 

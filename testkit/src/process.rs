@@ -209,6 +209,26 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration, panic_on_timeout: bool) 
     Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
 }
 
+/// Whether a process with this pid is there and not a zombie (Linux `/proc`).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of the named `pids` is [`alive`]; the ones still alive after `timeout`.
+pub fn wait_gone(pids: &[(String, u32)], timeout: Duration) -> Vec<(String, u32)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left: Vec<(String, u32)> = pids.iter().filter(|(_, p)| alive(*p)).cloned().collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Harness of the CLI tests: `ledger dev` as a real process on free 127.0.0.1 ports (its
 //! children are the `lognode`, `gateway` and `projector` binaries next to `ledger` in the target
 //! directory, built by `cargo test --workspace`), and running `ledger` commands.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use testkit::Proc;
+pub use testkit::process::{alive, wait_gone};
 
 /// Longest wait for `ledger dev` to print its banner (cluster ready).
 pub const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -125,26 +126,6 @@ impl Dev {
     /// Runs `ledger --gateway <this> args...`.
     pub fn ledger(&self, args: &[&str]) -> Run {
         ledger(&self.gateway, args)
-    }
-}
-
-/// Is a process with this pid still there (and not a zombie)?
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Waits until none of `pids` is alive; returns the ones still alive after `timeout`.
-pub fn wait_gone(pids: &[(String, u32)], timeout: Duration) -> Vec<(String, u32)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left: Vec<(String, u32)> = pids.iter().filter(|(_, p)| alive(*p)).cloned().collect();
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

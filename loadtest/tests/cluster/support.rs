@@ -2,8 +2,6 @@
 //! binary in front of them — and a way to run commands against it with a deadline.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -64,28 +62,14 @@ impl Cluster {
         );
     }
 
-    /// A plain HTTP/1.0 GET: the status and body, `None` when the gateway does not answer.
+    /// A plain HTTP GET: the status and body, `None` when the gateway does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         self.request("GET", path, None)
     }
 
-    /// A plain HTTP/1.0 request with an optional JSON body.
+    /// A plain HTTP request with an optional JSON body.
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
-        use std::io::Write;
-        let addr = self.url.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let body = body.unwrap_or("");
-        let req = format!(
-            "{method} {path} HTTP/1.0\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let status = out.split(' ').nth(1)?.parse().ok()?;
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        Some((status, body))
+        testkit::raw_http::request(self.url.trim_start_matches("http://"), method, path, body)
     }
 
     /// Every process's log tail.
