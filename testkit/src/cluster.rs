@@ -20,6 +20,17 @@ pub const LOGNODE_TERMINATE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const LOG_TAIL_LINES: usize = 30;
 /// Voters of a cluster started by [`Cluster::start`].
 pub const CLUSTER_NODES_DEFAULT: u64 = 3;
+/// Attempts at starting one node of a new cluster: a port found free can be taken by another
+/// process before the node binds it, and then the node starts again on other ports.
+pub const NODE_START_ATTEMPTS_MAX: usize = 3;
+/// Longest wait for a new node to listen on its gossip and gRPC ports.
+pub const NODE_LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connect timeout of the listening probe.
+const LISTEN_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+
+fn listening(addr: &str) -> bool {
+    addr.parse::<SocketAddr>().is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, LISTEN_PROBE_TIMEOUT).is_ok())
+}
 
 /// One lognode process; its data in `dir`, its log in `<dir>.log` (appended across restarts).
 #[derive(Debug)]
@@ -106,6 +117,18 @@ impl Lognode {
         }
     }
 
+    /// Waits until it listens on its gossip and gRPC ports (true), or its process is gone (false);
+    /// panics after `timeout`.
+    pub fn wait_listening(&mut self, timeout: Duration) -> bool {
+        let what = format!("lognode {} to listen on {} and {}", self.id, self.gossip, self.grpc);
+        crate::wait_until(&what, timeout, || {
+            if !self.child.as_mut().is_some_and(Proc::running) {
+                return Some(false);
+            }
+            (listening(&self.gossip) && listening(&self.grpc)).then_some(true)
+        })
+    }
+
     /// SIGTERM, then waits (bounded) for a clean exit; whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
         let Some(mut p) = self.child.take() else { return false };
@@ -179,30 +202,42 @@ impl ClusterBuilder {
         self
     }
 
-    /// Starts the processes (does not wait for a leader).
+    /// Starts the processes one by one, each once it listens (a node whose ports were taken
+    /// meanwhile starts again on others); does not wait for a leader.
     pub fn start(self) -> Cluster {
         let root = tempfile::tempdir().expect("tempdir");
         let bin = self.bin.unwrap_or_else(|| workspace_bin("lognode"));
         let mut procs: Vec<Lognode> = Vec::new();
         for id in 1..=self.nodes {
             let seed = procs.first().map(|n| n.gossip.clone());
-            let mut n = Lognode::new(id, root.path(), bin.clone(), |a| {
-                match &seed {
-                    Some(s) => a.join(s),
-                    None => a.bootstrap(),
+            for attempt in 1..=NODE_START_ATTEMPTS_MAX {
+                let mut n = Lognode::new(id, root.path(), bin.clone(), |a| {
+                    match &seed {
+                        Some(s) => a.join(s),
+                        None => a.bootstrap(),
+                    }
+                    .extra(&self.extra)
+                });
+                n.rust_log.clone_from(&self.rust_log);
+                n.spawn();
+                if n.wait_listening(NODE_LISTEN_TIMEOUT) {
+                    procs.push(n);
+                    break;
                 }
-                .extra(&self.extra)
-            });
-            n.rust_log.clone_from(&self.rust_log);
-            n.spawn();
-            procs.push(n);
+                let log = n.log_tail();
+                assert!(attempt < NODE_START_ATTEMPTS_MAX, "lognode {id} did not start in {attempt} attempts:\n{log}");
+                // Its ports were taken (or it failed): a clean directory and new ports.
+                n.kill9();
+                let _ = std::fs::remove_dir_all(&n.dir);
+                let _ = std::fs::rename(n.log_path(), n.dir.with_extension(format!("failed-{attempt}.log")));
+            }
         }
         Cluster { procs, root }
     }
 }
 
 impl Cluster {
-    /// Three lognodes with fsync on (does not wait).
+    /// Three lognodes with fsync on; waits until each listens, not for a leader.
     pub fn start() -> Cluster {
         ClusterBuilder::default().start()
     }
