@@ -349,6 +349,32 @@ impl GatewayProcess {
     }
 }
 
+impl GatewayProcess {
+    /// Waits until the gateway answers `/readyz` with 200 and its `/v1/cluster` shows a leader and
+    /// at least `voters` live voters; panics after `timeout` with the last answer and the log.
+    pub fn wait_ready(&self, voters: usize, timeout: Duration) {
+        let addr = self.addr.to_string();
+        let mut last = String::new();
+        let ready = crate::wait::poll_until(timeout, || {
+            if !matches!(crate::raw_http::request(&addr, "GET", "/readyz", None), Some((200, _))) {
+                return None;
+            }
+            let (status, body) = crate::raw_http::request(&addr, "GET", "/v1/cluster", None)?;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let live = v["nodes"]
+                .as_array()
+                .map_or(0, |n| n.iter().filter(|n| n["alive"] == true && n["role"] != "learner").count());
+            last = format!("{status} {body}");
+            (status == 200 && !v["leader_id"].is_null() && live >= voters).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "the gateway was not ready with {voters} voters within {timeout:?} (last /v1/cluster: {last})\n{}",
+            self.proc.tail(20)
+        );
+    }
+}
+
 /// Starts `projector --gateway <url> --database-url <db> <extra>` (`RUST_LOG=info`).
 pub fn projector(bin: &Path, name: &str, gateway_url: &str, database_url: &str, extra: &[&str], log: &Path) -> Proc {
     let mut cmd = hermetic(bin);

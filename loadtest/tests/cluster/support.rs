@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testkit::cluster::GatewayProcess;
 
@@ -11,8 +11,6 @@ use testkit::cluster::GatewayProcess;
 pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a command run by a test may take before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-/// Polling period of the waits.
-const POLL: Duration = Duration::from_millis(100);
 
 /// Three lognodes and a gateway.
 pub struct Cluster {
@@ -30,36 +28,8 @@ impl Cluster {
         let lognodes = testkit::Cluster::builder().rust_log("warn").start();
         let gateway = lognodes.gateway("warn");
         let cluster = Cluster { url: gateway.url.clone(), gateway, lognodes };
-        cluster.wait_ready();
+        cluster.gateway.wait_ready(3, CLUSTER_READY_TIMEOUT);
         cluster
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Some((200, _)) = self.get("/readyz") {
-                match self.get("/v1/cluster") {
-                    Some((200, body)) => {
-                        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                        let voters = v["nodes"]
-                            .as_array()
-                            .map(|n| n.iter().filter(|n| n["alive"] == true && n["role"] != "learner").count())
-                            .unwrap_or(0);
-                        if voters == 3 {
-                            return;
-                        }
-                        last = body;
-                    }
-                    other => last = format!("{other:?}"),
-                }
-            }
-            std::thread::sleep(POLL);
-        }
-        panic!(
-            "the cluster was not ready with 3 voters within {CLUSTER_READY_TIMEOUT:?} (last /v1/cluster: {last})\n{}",
-            self.logs()
-        );
     }
 
     /// A plain HTTP GET: the status and body, `None` when the gateway does not answer.

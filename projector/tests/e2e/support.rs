@@ -37,19 +37,7 @@ impl Cluster {
         let url = gateway.url.clone();
         let client = Client::with_timeout(&url, Duration::from_secs(10)).unwrap();
         let c = Cluster { gateway, nodes, url, client };
-        let probe = c.client.clone();
-        wait_for("a ready gateway with 3 voters", Duration::from_secs(60), || {
-            let probe = probe.clone();
-            async move {
-                if !matches!(probe.ready().await, Ok(true)) {
-                    return None;
-                }
-                let cl = probe.cluster().await.ok()?;
-                let voters = cl.nodes.iter().filter(|n| n.alive && n.role != "learner").count();
-                (cl.leader_id.is_some() && voters >= 3).then_some(())
-            }
-        })
-        .await;
+        c.gateway.wait_ready(3, Duration::from_secs(60));
         c
     }
 
