@@ -219,14 +219,8 @@ pub fn alive(pid: u32) -> bool {
 
 /// Waits until none of the named `pids` is [`alive`]; the ones still alive after `timeout`.
 pub fn wait_gone(pids: &[(String, u32)], timeout: Duration) -> Vec<(String, u32)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left: Vec<(String, u32)> = pids.iter().filter(|(_, p)| alive(*p)).cloned().collect();
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(POLL);
-    }
+    let left = || pids.iter().filter(|(_, p)| alive(*p)).cloned().collect::<Vec<_>>();
+    crate::wait::poll_until(timeout, || left().is_empty().then_some(())).map_or_else(left, |()| Vec::new())
 }
 
 #[cfg(test)]
