@@ -14,34 +14,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use sqlx::Connection as _;
 use support::{Dev, STOP_TIMEOUT, wait_gone};
+use testkit::pg::{database_url, with_database};
 
 /// Longest wait for a transfer to show up in PostgreSQL.
 const PROJECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the children to go after `ledger dev` stopped or died.
 const ORPHAN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn database_url() -> String {
-    let url = std::env::var("DATABASE_URL").unwrap_or_default();
-    assert!(
-        url.starts_with("postgres://") || url.starts_with("postgresql://"),
-        "DATABASE_URL must point at a PostgreSQL server the tests may create databases on, \
-         e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (got {url:?})"
-    );
-    url
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").unwrap() + 3;
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{db}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
 
 /// A fresh database, dropped on drop.
 struct TestDb {

@@ -10,80 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use testkit::datadriven::{self, Args, Case};
+
 use group_core::{
     ApplyContext, GroupCommand, GroupOutcome, Groups, MemCatalog, MemberReply, OffsetReset, Reply, ResetTo,
     TopicPartition,
 };
-
-struct Case {
-    line: usize,
-    input: String,
-    expected: String,
-}
-
-enum Chunk {
-    Text(String),
-    Case(Case),
-}
-
-fn parse_file(text: &str) -> Vec<Chunk> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let l = lines[i];
-        if l.trim().is_empty() || l.starts_with('#') {
-            out.push(Chunk::Text(l.to_string()));
-            i += 1;
-            continue;
-        }
-        let start = i;
-        assert!(i + 1 < lines.len() && lines[i + 1] == "----", "line {}: command without ----", start + 1);
-        i += 2;
-        let mut expected = String::new();
-        while i < lines.len() && !lines[i].is_empty() {
-            expected.push_str(lines[i]);
-            expected.push('\n');
-            i += 1;
-        }
-        out.push(Chunk::Case(Case { line: start + 1, input: l.to_string(), expected }));
-    }
-    out
-}
-
-struct Args {
-    kv: BTreeMap<String, String>,
-}
-
-impl Args {
-    fn parse(words: &[&str]) -> Args {
-        Args {
-            kv: words
-                .iter()
-                .map(|w| {
-                    let (k, v) = w.split_once('=').unwrap_or((w, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
-        }
-    }
-    fn str(&self, k: &str) -> String {
-        self.kv.get(k).unwrap_or_else(|| panic!("missing {k}=")).clone()
-    }
-    fn u64(&self, k: &str) -> u64 {
-        self.str(k).parse().unwrap_or_else(|_| panic!("bad number for {k}"))
-    }
-    fn opt_u64(&self, k: &str) -> Option<u64> {
-        self.kv.get(k).map(|v| v.parse().unwrap_or_else(|_| panic!("bad number for {k}")))
-    }
-    fn u32(&self, k: &str) -> u32 {
-        self.str(k).parse().unwrap_or_else(|_| panic!("bad number for {k}"))
-    }
-    fn list(&self, k: &str) -> Vec<String> {
-        let v = self.str(k);
-        if v.is_empty() { Vec::new() } else { v.split(',').map(str::to_string).collect() }
-    }
-}
 
 fn tps(v: &[TopicPartition]) -> String {
     if v.is_empty() { "-".into() } else { v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",") }
@@ -196,7 +128,7 @@ impl Runner {
                     group: a.str("group"),
                     topics: a.list("topics"),
                     session_timeout_ms: a.opt_u64("session"),
-                    auto_offset_reset: a.kv.get("reset").map(|s| policy(s)),
+                    auto_offset_reset: a.get("reset").map(policy),
                 },
                 &a,
             ),
@@ -291,19 +223,19 @@ impl Runner {
             },
             "due" => {
                 // seen=group/member:ms,...
-                let seen: BTreeMap<(String, String), u64> =
-                    a.kv.get("seen")
-                        .map(|s| {
-                            s.split(',')
-                                .filter(|x| !x.is_empty())
-                                .map(|x| {
-                                    let (gm, ms) = x.rsplit_once(':').expect("group/member:ms");
-                                    let (g, m) = gm.split_once('/').expect("group/member");
-                                    ((g.to_string(), m.to_string()), ms.parse().expect("ms"))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                let seen: BTreeMap<(String, String), u64> = a
+                    .get("seen")
+                    .map(|s| {
+                        s.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(|x| {
+                                let (gm, ms) = x.rsplit_once(':').expect("group/member:ms");
+                                let (g, m) = gm.split_once('/').expect("group/member");
+                                ((g.to_string(), m.to_string()), ms.parse().expect("ms"))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let floor = a.opt_u64("takeover");
                 let due = self.groups.due_for_expiry(a.u64("now"), |g, m| {
                     let s = seen.get(&(g.to_string(), m.to_string())).copied();
@@ -365,55 +297,14 @@ fn describe_text(v: &group_core::GroupView) -> String {
     s
 }
 
-fn run_file(path: &Path, rewrite: bool) -> Vec<String> {
-    let text = std::fs::read_to_string(path).expect("read testdata");
-    let mut r = Runner { groups: Groups::default(), catalog: MemCatalog::default(), next_index: 1, time_ms: 0 };
-    let mut failures = Vec::new();
-    let mut rewritten = String::new();
-    for c in &parse_file(&text) {
-        match c {
-            Chunk::Text(t) => {
-                rewritten.push_str(t);
-                rewritten.push('\n');
-            }
-            Chunk::Case(case) => {
-                let actual = r.run(&case.input);
-                if actual != case.expected {
-                    let mut d = format!("{}:{}: {}\n", path.display(), case.line, case.input);
-                    for l in case.expected.lines() {
-                        writeln!(d, " - {l}").expect("fmt");
-                    }
-                    for l in actual.lines() {
-                        writeln!(d, " + {l}").expect("fmt");
-                    }
-                    failures.push(d);
-                }
-                rewritten.push_str(&case.input);
-                rewritten.push_str("\n----\n");
-                rewritten.push_str(&actual);
-            }
-        }
-    }
-    if rewrite {
-        std::fs::write(path, rewritten).expect("rewrite");
-    }
-    failures
-}
-
 #[test]
 fn datadriven() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    let rewrite = std::env::var_os("REWRITE").is_some();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("testdata dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    let mut failures = Vec::new();
-    for f in &files {
-        failures.extend(run_file(f, rewrite));
-    }
-    assert!(failures.is_empty(), "{} case(s) differ (- expected, + actual):\n{}", failures.len(), failures.join("\n"));
+    datadriven::run_dir(&dir, || {
+        let mut r = Runner { groups: Groups::default(), catalog: MemCatalog::default(), next_index: 1, time_ms: 0 };
+        move |case: &Case| {
+            assert_eq!(case.input.len(), 1, "line {}: a group command is one line", case.line);
+            r.run(&case.input[0])
+        }
+    });
 }

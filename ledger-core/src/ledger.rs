@@ -1,3 +1,4 @@
+// tidy: long-file: one state machine: the apply of every command under its numbered rules and the reads that see exactly that state share one set of invariants (checked by check_invariants); split, they would be checked nowhere whole.
 //! The deterministic ledger state machine.
 
 use std::collections::BTreeSet;

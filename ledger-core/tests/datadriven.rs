@@ -10,90 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use testkit::datadriven::{self, Args, Case};
+
 use ledger_core::{
     AccountState, ApplyContext, Command, HistoryFrom, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome,
     TransferResult,
 };
-
-struct Case {
-    /// 1-based line of the command.
-    line: usize,
-    /// Command line plus input lines.
-    input: Vec<String>,
-    expected: String,
-}
-
-enum Chunk {
-    Text(String),
-    Case(Case),
-}
-
-fn parse_file(text: &str) -> Vec<Chunk> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let l = lines[i];
-        if l.trim().is_empty() || l.starts_with('#') {
-            out.push(Chunk::Text(l.to_string()));
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut input = Vec::new();
-        while i < lines.len() && lines[i] != "----" {
-            input.push(lines[i].to_string());
-            i += 1;
-        }
-        assert!(i < lines.len(), "line {}: command without ----", start + 1);
-        i += 1; // skip ----
-        let mut expected = String::new();
-        while i < lines.len() && !lines[i].is_empty() {
-            expected.push_str(lines[i]);
-            expected.push('\n');
-            i += 1;
-        }
-        out.push(Chunk::Case(Case { line: start + 1, input, expected }));
-    }
-    out
-}
-
-/// `key=value` and bare flags. A value `x*N` means `x` repeated N times.
-struct Args {
-    kv: BTreeMap<String, String>,
-}
-
-impl Args {
-    fn parse(words: &[&str]) -> Args {
-        let mut kv = BTreeMap::new();
-        for w in words {
-            let (k, v) = w.split_once('=').unwrap_or((w, ""));
-            let v = match v.rsplit_once('*') {
-                Some((base, n)) if !base.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => {
-                    base.repeat(n.parse().expect("repeat count"))
-                }
-                _ => v.to_string(),
-            };
-            kv.insert(k.to_string(), v);
-        }
-        Args { kv }
-    }
-    fn str(&self, k: &str) -> String {
-        self.kv.get(k).unwrap_or_else(|| panic!("missing {k}=")).clone()
-    }
-    fn str_or(&self, k: &str, d: &str) -> String {
-        self.kv.get(k).cloned().unwrap_or_else(|| d.to_string())
-    }
-    fn u64(&self, k: &str) -> u64 {
-        self.str(k).parse().unwrap_or_else(|_| panic!("bad number for {k}"))
-    }
-    fn opt_u64(&self, k: &str) -> Option<u64> {
-        self.kv.get(k).map(|v| v.parse().unwrap_or_else(|_| panic!("bad number for {k}")))
-    }
-    fn flag(&self, k: &str) -> bool {
-        self.kv.contains_key(k)
-    }
-}
 
 fn new_transfer(a: &Args) -> NewTransfer {
     NewTransfer {
@@ -229,10 +151,7 @@ impl Runner {
             ),
             "transfer" => self.apply(Command::CreateTransfer(new_transfer(&a)), &a),
             "batch" => {
-                let transfers = input[1..]
-                    .iter()
-                    .map(|l| new_transfer(&Args::parse(&l.split_whitespace().collect::<Vec<_>>())))
-                    .collect();
+                let transfers = input[1..].iter().map(|l| new_transfer(&Args::parse_line(l))).collect();
                 self.apply(Command::CreateTransfers { transfers, atomic: a.flag("atomic") }, &a)
             }
             "big-batch" => {
@@ -376,69 +295,11 @@ impl Runner {
     }
 }
 
-fn run_file(path: &Path, rewrite: bool) -> Vec<String> {
-    let text = std::fs::read_to_string(path).expect("read testdata");
-    let chunks = parse_file(&text);
-    let mut r = Runner { ledger: Ledger::default(), next_index: 1, time_ms: 0 };
-    let mut failures = Vec::new();
-    let mut rewritten = String::new();
-    for c in &chunks {
-        match c {
-            Chunk::Text(t) => {
-                rewritten.push_str(t);
-                rewritten.push('\n');
-            }
-            Chunk::Case(case) => {
-                let actual = r.run(&case.input);
-                if actual != case.expected {
-                    let mut d = format!("{}:{}: {}\n", path.display(), case.line, case.input.join(" | "));
-                    let (e, a): (Vec<_>, Vec<_>) = (case.expected.lines().collect(), actual.lines().collect());
-                    for i in 0..e.len().max(a.len()) {
-                        match (e.get(i), a.get(i)) {
-                            (Some(x), Some(y)) if x == y => writeln!(d, "   {x}"),
-                            (x, y) => {
-                                if let Some(x) = x {
-                                    writeln!(d, " - {x}").expect("fmt");
-                                }
-                                match y {
-                                    Some(y) => writeln!(d, " + {y}"),
-                                    None => Ok(()),
-                                }
-                            }
-                        }
-                        .expect("fmt");
-                    }
-                    failures.push(d);
-                }
-                for l in &case.input {
-                    rewritten.push_str(l);
-                    rewritten.push('\n');
-                }
-                rewritten.push_str("----\n");
-                rewritten.push_str(&actual);
-            }
-        }
-    }
-    if rewrite {
-        std::fs::write(path, rewritten).expect("rewrite");
-    }
-    failures
-}
-
 #[test]
 fn datadriven() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    let rewrite = std::env::var_os("REWRITE").is_some();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("testdata dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    let mut failures = Vec::new();
-    for f in &files {
-        failures.extend(run_file(f, rewrite));
-    }
-    assert!(failures.is_empty(), "{} case(s) differ (- expected, + actual):\n{}", failures.len(), failures.join("\n"));
+    datadriven::run_dir(&dir, || {
+        let mut r = Runner { ledger: Ledger::default(), next_index: 1, time_ms: 0 };
+        move |case: &Case| r.run(&case.input)
+    });
 }

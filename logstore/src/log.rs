@@ -1,3 +1,4 @@
+// tidy: long-file: the writer thread (group commit), the readers, truncation and purge share one lock and ordering protocol over the segments; kept together so it is reviewed whole.
 //! The log: segments, the writer thread with group commit, reads, truncation and purge.
 
 use std::fs::{self, File, OpenOptions};

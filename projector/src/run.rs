@@ -1,3 +1,4 @@
+// tidy: long-file: the run loop is one protocol of three cooperating tasks (heartbeats, fetches, the writer) over one membership state; its ordering rules read in one place.
 //! The run loop: one consumer-group member of the `ledger` topic writing
 //! into PostgreSQL exactly once.
 //!

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use lognode_args::LognodeArgs;
 use serde::{Deserialize, Serialize};
 
 use self::postgres::Database;
@@ -362,31 +363,14 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
             private = Some(pg);
         }
     }
-    let voters = a.nodes.to_string();
+    let voters = usize::from(a.nodes);
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
-        let mut args = vec![
-            "--id".to_owned(),
-            i.to_string(),
-            "--data-dir".into(),
-            sys.data_dir.join(format!("node{i}")).display().to_string(),
-            "--grpc-addr".into(),
-            format!("127.0.0.1:{}", ports.grpc[idx]),
-            "--gossip-addr".into(),
-            format!("127.0.0.1:{}", ports.gossip[idx]),
-            "--gossip-profile".into(),
-            "local".into(),
-            "--voters".into(),
-            voters.clone(),
-            "--fsync".into(),
-            "always".into(),
-        ];
-        if i == 1 {
-            args.push("--bootstrap".into());
-        } else {
-            args.push("--join".into());
-            args.push(format!("127.0.0.1:{}", ports.gossip[0]));
-        }
+        let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
+        let gossip = format!("127.0.0.1:{}", ports.gossip[idx]);
+        let node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip).voters(voters);
+        let args =
+            if i == 1 { node.bootstrap() } else { node.join(&format!("127.0.0.1:{}", ports.gossip[0])) }.to_args();
         let envs = [("RUST_LOG", env_log("info,openraft=warn,memberlist_core::broadcast=off"))];
         let p = Proc::spawn(Role::Lognode(u64::from(i)), &bins.lognode, &args, &envs, sys.log(&format!("node{i}")))?;
         sys.nodes.push(p);

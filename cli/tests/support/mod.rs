@@ -1,17 +1,17 @@
 //! Harness of the CLI tests: `ledger dev` as a real process on free 127.0.0.1 ports (its
 //! children are the `lognode`, `gateway` and `projector` binaries next to `ledger` in the target
 //! directory, built by `cargo test --workspace`), and running `ledger` commands.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use testkit::Proc;
+pub use testkit::process::{alive, wait_gone};
 
 /// Longest wait for `ledger dev` to print its banner (cluster ready).
 pub const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,14 +25,6 @@ pub fn ledger_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ledger"))
 }
 
-fn tcp_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-fn udp_free(port: u16) -> bool {
-    UdpSocket::bind(("127.0.0.1", port)).is_ok()
-}
-
 /// A `--port-base` whose ports (base+1..=base+nodes, base+101.., base+201, base+332) are free,
 /// and a free `--listen` port.
 pub fn free_ports(nodes: u16) -> (u16, u16) {
@@ -43,7 +35,7 @@ pub fn free_ports(nodes: u16) -> (u16, u16) {
         let mut ports: Vec<u16> = (1..=nodes).map(|n| base + n).collect();
         ports.extend((1..=nodes).map(|n| base + 100 + n));
         ports.extend([base + 201, base + 332]);
-        if ports.iter().all(|p| tcp_free(*p) && udp_free(*p)) {
+        if ports.iter().all(|p| testkit::ports::is_free(*p)) {
             let listen = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             if !ports.contains(&listen) {
                 return (base, listen);
@@ -53,13 +45,13 @@ pub fn free_ports(nodes: u16) -> (u16, u16) {
     panic!("no free port range found");
 }
 
-/// A running `ledger dev`; killed (SIGKILL, its children follow by parent-death signal) on drop.
+/// A running `ledger dev`; killed (SIGKILL, its children follow by parent-death signal) on drop,
+/// its output printed when the test fails.
 pub struct Dev {
-    pub child: Option<Child>,
+    pub proc: Proc,
     pub gateway: String,
-    pub stdout: Arc<Mutex<String>>,
-    pub stderr: Arc<Mutex<String>>,
     pub data_dir: PathBuf,
+    logs: tempfile::TempDir,
 }
 
 impl Dev {
@@ -67,37 +59,28 @@ impl Dev {
     /// and waits for its banner.
     pub fn start(data_dir: &Path, nodes: u16, extra: &[&str], envs: &[(&str, &str)]) -> Dev {
         let (base, listen) = free_ports(nodes);
-        let mut cmd = Command::new(ledger_bin());
-        cmd.args(["dev", "--nodes", &nodes.to_string(), "--listen", &format!("127.0.0.1:{listen}")])
+        // Not `cargo run`: never rebuild from inside the test.
+        let mut cmd = testkit::process::hermetic(ledger_bin());
+        cmd.env_remove("CARGO")
+            .args(["dev", "--nodes", &nodes.to_string(), "--listen", &format!("127.0.0.1:{listen}")])
             .args(["--port-base", &base.to_string(), "--data-dir"])
             .arg(data_dir)
-            .args(extra)
-            // Not `cargo run`: never rebuild from inside the test.
-            .env_remove("CARGO")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(extra);
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn ledger dev");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        let mut dev = Dev {
-            child: Some(child),
-            gateway: format!("http://127.0.0.1:{listen}"),
-            stdout,
-            stderr,
-            data_dir: data_dir.to_path_buf(),
-        };
+        let logs = tempfile::tempdir().unwrap();
+        let (out, err) = (logs.path().join("stdout"), logs.path().join("stderr"));
+        let proc = Proc::spawn_split("ledger dev", cmd, &out, &err);
+        let mut dev =
+            Dev { proc, gateway: format!("http://127.0.0.1:{listen}"), data_dir: data_dir.to_path_buf(), logs };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if dev.stdout().contains("Ctrl-C stops everything.") {
                 return dev;
             }
-            if let Some(s) = dev.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("ledger dev exited during start-up ({s}):\n{}\n{}", dev.stdout(), dev.stderr());
+            if !dev.proc.running() {
+                panic!("ledger dev exited during start-up:\n{}\n{}", dev.stdout(), dev.stderr());
             }
             assert!(Instant::now() < deadline, "ledger dev not ready in {START_TIMEOUT:?}:\n{}", dev.stderr());
             std::thread::sleep(Duration::from_millis(100));
@@ -105,15 +88,15 @@ impl Dev {
     }
 
     pub fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
+        self.proc.stdout()
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.proc.log()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.proc.pid()
     }
 
     /// The children's pids from the banner (`<role>  pid <n>  <log>`).
@@ -135,64 +118,15 @@ impl Dev {
 
     /// Waits for `ledger dev` to exit; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                return s.code();
-            }
-            assert!(Instant::now() < deadline, "ledger dev did not exit within {timeout:?}:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let status = self.proc.wait_exit(timeout);
+        assert!(status.is_some(), "ledger dev did not exit within {timeout:?}:\n{}", self.stderr());
+        status.and_then(|s| s.code())
     }
 
     /// Runs `ledger --gateway <this> args...`.
     pub fn ledger(&self, args: &[&str]) -> Run {
         ledger(&self.gateway, args)
     }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Is a process with this pid still there (and not a zombie)?
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Waits until none of `pids` is alive; returns the ones still alive after `timeout`.
-pub fn wait_gone(pids: &[(String, u32)], timeout: Duration) -> Vec<(String, u32)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left: Vec<(String, u32)> = pids.iter().filter(|(_, p)| alive(*p)).cloned().collect();
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn collect(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let b = buf.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            let mut b = b.lock().unwrap();
-            b.push_str(&line);
-            b.push('\n');
-        }
-    });
-    buf
 }
 
 /// The outcome of one `ledger` command.
@@ -223,35 +157,9 @@ impl Run {
 
 /// Runs `ledger --gateway <gateway> args...` (bounded by `COMMAND_TIMEOUT`).
 pub fn ledger(gateway: &str, args: &[&str]) -> Run {
-    let mut child = Command::new(ledger_bin())
-        .arg("--gateway")
-        .arg(gateway)
-        .args(args)
-        .env_remove("LEDGER_GATEWAY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ledger");
-    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = read_all(Box::new(child.stdout.take().unwrap()));
-    let err = read_all(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    let mut cmd = Command::new(ledger_bin());
+    cmd.arg("--gateway").arg(gateway).args(args).env_remove("LEDGER_GATEWAY");
+    let out = testkit::process::run_bounded(cmd, COMMAND_TIMEOUT, false);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Run { code: out.status.code(), stdout: text(&out.stdout), stderr: text(&out.stderr) }
 }

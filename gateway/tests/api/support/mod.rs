@@ -5,19 +5,13 @@ pub mod memory;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::http::{HeaderMap, Method, Request};
 use gateway::GatewayConfig;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 pub use memory::MemoryBackend;
 
-/// Upper bound of one test request (connect + send + receive).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+pub use testkit::http::{REQUEST_TIMEOUT, Resp};
 
 /// A running gateway.
 pub struct TestServer {
@@ -34,35 +28,6 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-    }
-}
-
-/// A response.
-#[derive(Debug)]
-pub struct Resp {
-    /// Status code.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    /// The body as JSON (panics with the body text if it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
@@ -105,26 +70,7 @@ impl TestServer {
 
     /// Sends one request on a fresh connection.
     pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
-        let fut = async {
-            let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-            tokio::spawn(conn);
-            let mut req = Request::builder()
-                .method(Method::from_bytes(method.as_bytes()).expect("method"))
-                .uri(path)
-                .header("host", "127.0.0.1");
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            let req = req.body(Full::new(Bytes::from(body))).expect("request");
-            let resp = sender.send_request(req).await.expect("send");
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
-            Resp { status, headers, body }
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, fut).await.expect("request timed out")
+        testkit::http::request(self.addr, method, path, headers, body).await
     }
 
     /// GET.
