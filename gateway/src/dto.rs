@@ -1,3 +1,4 @@
+// tidy: long-file: every request and response body of the HTTP API with its OpenAPI schema and examples; one place keeps the wire format reviewable as a whole.
 //! JSON request and response bodies (the wire format lives here, never in
 //! `ledger-core`), with their OpenAPI schemas and conversions.
 //!

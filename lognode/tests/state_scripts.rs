@@ -7,18 +7,16 @@
 //! `REWRITE=1 cargo test -p lognode --test state_scripts` rewrites the expected outputs (review the
 //! diff with git before committing).
 
-mod datadriven_local;
-
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use datadriven_local::{Args, Case};
 use group_core::{GroupCommand, OffsetReset, Reply, ResetTo, TopicPartition};
 use ledger_core::{Command, NewAccount, NewTransfer, Outcome};
 use lognode::store::state_machine::{EventBatch, State, TOPIC_LEDGER, key_hash};
 use lognode::types::{Entry, LogId, ProduceItem, RecordData, Request, Response, TypeConfig, decode, encode};
 use openraft::{CommittedLeaderId, EntryPayload};
+use testkit::datadriven::{self, Args, Case};
 
 struct Runner {
     state: State,
@@ -375,7 +373,7 @@ impl Runner {
 #[test]
 fn state_scripts() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/state");
-    datadriven_local::run_dir(&dir, || {
+    datadriven::run_dir(&dir, || {
         let mut r = Runner::new();
         move |c: &Case| r.run(c)
     });
