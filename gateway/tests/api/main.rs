@@ -7,4 +7,5 @@ mod happy;
 mod metrics;
 mod openapi;
 mod overload;
+mod rejections;
 mod support;

@@ -311,7 +311,13 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&V
                 req = req.header("content-type", "application/json");
                 v.to_string().into_bytes()
             }
-            None => Vec::new(),
+            None => {
+                // The gateway refuses a write without a JSON content type, also with no body.
+                if method != "GET" {
+                    req = req.header("content-type", "application/json");
+                }
+                Vec::new()
+            }
         };
         let req = req.body(Full::new(Bytes::from(bytes))).expect("request");
         let resp = sender.send_request(req).await.expect("send");
