@@ -153,21 +153,21 @@ const LINKS: &[(&str, &[&str], &str, &str, &[(&str, &str)])] = &[
     ("createTopic", &["200", "201"], "FetchRecords", "fetchRecords", &[("topic", "$response.body#/name")]),
     (
         "joinGroup",
-        &["200"],
+        &["201"],
         "Heartbeat",
         "heartbeat",
         &[("group", "$request.path.group"), ("member_id", "$response.body#/member_id")],
     ),
     (
         "joinGroup",
-        &["200"],
+        &["201"],
         "FetchGroupRecords",
         "fetchGroupRecords",
         &[("group", "$request.path.group"), ("member_id", "$response.body#/member_id")],
     ),
     (
         "joinGroup",
-        &["200"],
+        &["201"],
         "LeaveGroup",
         "leaveGroup",
         &[("group", "$request.path.group"), ("member_id", "$response.body#/member_id")],
@@ -185,6 +185,16 @@ pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
             let Some(op) = op.as_mut() else { continue };
             if let Some((_, _, id)) = OPERATION_IDS.iter().find(|(m, p, _)| *m == method && p == path) {
                 op.operation_id = Some((*id).to_owned());
+            }
+            // An optional body is "absent or an object", never JSON `null` (which the handler
+            // refuses): say so with `required: false` on the object schema.
+            if let Some(RefOr::T(body)) = op.request_body.as_mut()
+                && op.operation_id.as_deref() == Some("postPendingTransfer")
+                && let Some(RefOr::T(c)) = body.content.get_mut("application/json")
+            {
+                c.schema = Some(Ref::from_schema_name("PostPendingRequest").into());
+                c.example = Some(serde_json::json!({"amount": 200}));
+                body.required = Some(utoipa::openapi::Required::False);
             }
             if op.description.as_deref().is_none_or(str::is_empty) {
                 op.description.clone_from(&op.summary);

@@ -9,3 +9,5 @@ mod openapi;
 mod overload;
 mod rejections;
 mod support;
+#[path = "../common/tools.rs"]
+mod tools;
