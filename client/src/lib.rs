@@ -527,8 +527,11 @@ impl Client {
         let url = self.url(path);
         // The gateway refuses a write without a JSON content type, also when it has no body
         // (cross-site request protection): always send the header.
-        let mut req =
-            self.http.request(method, &url).timeout(self.timeout).header(reqwest::header::CONTENT_TYPE, "application/json");
+        let mut req = self
+            .http
+            .request(method, &url)
+            .timeout(self.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(b) = body {
             let bytes =
                 serde_json::to_vec(b).map_err(|e| Error::Decode { url: url.clone(), message: e.to_string() })?;

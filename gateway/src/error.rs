@@ -458,7 +458,10 @@ mod tests {
     #[test]
     fn retryable_codes_are_exactly_the_503s_and_request_timeout() {
         let e = ApiError::from_backend(&BackendError::IndexNotApplied { min_index: 9, retry_after_ms: 1000 }, 1);
-        assert_eq!((e.status, e.code, e.problem().retryable), (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::IndexNotApplied, true));
+        assert_eq!(
+            (e.status, e.code, e.problem().retryable),
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::IndexNotApplied, true)
+        );
         let e = ApiError::from_backend(&BackendError::IndexNotReached { min_index: 9, current: 4 }, 1);
         assert!(e.status.is_client_error() && !e.problem().retryable);
         assert_eq!(e.problem().current_index, Some(4));

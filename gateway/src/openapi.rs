@@ -143,7 +143,11 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
 /// `(operationId, statuses, link name, target operationId, [(parameter, expression)])`: OpenAPI
 /// links from a create to what can follow it, so that tools (and schemathesis' stateful phase)
 /// chain create → read → post.
-const LINKS: &[(&str, &[&str], &str, &str, &[(&str, &str)])] = &[
+type Link =
+    (&'static str, &'static [&'static str], &'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+/// The links (see [`Link`]).
+const LINKS: &[Link] = &[
     ("createAccount", &["200", "201"], "GetAccount", "getAccount", &[("id", "$response.body#/id")]),
     ("createAccount", &["200", "201"], "GetAccountHistory", "getAccountHistory", &[("id", "$response.body#/id")]),
     ("createTransfer", &["200", "201"], "GetTransfer", "getTransfer", &[("id", "$response.body#/id")]),
@@ -180,7 +184,8 @@ const LINKS: &[(&str, &[&str], &str, &str, &[(&str, &str)])] = &[
 pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::link::LinkBuilder;
     for (path, item) in &mut spec.paths.paths {
-        let ops = [("get", &mut item.get), ("post", &mut item.post), ("put", &mut item.put), ("delete", &mut item.delete)];
+        let ops =
+            [("get", &mut item.get), ("post", &mut item.post), ("put", &mut item.put), ("delete", &mut item.delete)];
         for (method, op) in ops {
             let Some(op) = op.as_mut() else { continue };
             if let Some((_, _, id)) = OPERATION_IDS.iter().find(|(m, p, _)| *m == method && p == path) {

@@ -315,21 +315,25 @@ async fn cluster_status_and_admin_node_removal() {
     let ct = ("content-type", "application/json");
     let unauth = s.request("POST", "/v1/cluster/nodes/3/remove", &[ct], Vec::new()).await;
     assert_problem(&unauth, 401, "unauthorized", "no token");
-    let wrong = s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer nope")], Vec::new()).await;
+    let wrong =
+        s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer nope")], Vec::new()).await;
     assert_problem(&wrong, 401, "unauthorized", "wrong token");
-    let ok = s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
+    let ok =
+        s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["removed"], 3);
     assert_eq!(ok.json()["index"], ledger_index(&ok));
     assert_eq!(s.get("/v1/cluster").await.json()["nodes"].as_array().map(Vec::len), Some(2));
-    let gone = s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
+    let gone =
+        s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_problem(&gone, 404, "node_not_found", "removed twice");
     let leader =
         s.request("POST", "/v1/cluster/nodes/1/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_problem(&leader, 422, "invalid_argument", "remove the leader");
 
     let no_admin = crate::support::start(gateway::GatewayConfig::default()).await;
-    let r = no_admin.request("POST", "/v1/cluster/nodes/2/remove", &[ct, ("authorization", "Bearer x")], Vec::new()).await;
+    let r =
+        no_admin.request("POST", "/v1/cluster/nodes/2/remove", &[ct, ("authorization", "Bearer x")], Vec::new()).await;
     assert_problem(&r, 403, "admin_disabled", "no admin token configured");
 }
 

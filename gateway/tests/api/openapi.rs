@@ -149,7 +149,8 @@ fn every_operation_has_a_method_name_a_description_and_body_examples() {
         for (method, op) in item.as_object().expect("path item") {
             let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {p}: no operationId"));
             assert!(
-                id.chars().next().is_some_and(|c| c.is_ascii_lowercase()) && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
                 "{method} {p}: operationId {id:?} is not a camelCase method name"
             );
             assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");

@@ -96,12 +96,14 @@ fn check(answer: &(u16, String, Vec<u8>), status: u16, code: &str) -> Result<(),
     if ok { Ok(()) } else { Err(format!("problem {p} (want code {code})")) }
 }
 
+/// (what, request head, body, status, code)
+type Case<'a> = (&'a str, Vec<u8>, &'a [u8], u16, &'a str);
+
 #[test]
 fn every_rejection_of_a_real_gateway_process_is_problem_json_with_a_stable_code() {
     let gw = Gw::start(&[]);
     let big = vec![b' '; 2048];
-    // (what, request head, body, status, code)
-    let cases: Vec<(&str, Vec<u8>, &[u8], u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("unknown route", b"GET /v1/nope HTTP/1.1\r\nhost: x".to_vec(), b"", 404, "not_found"),
         ("unknown route, POST", b"POST /nope HTTP/1.1\r\nhost: x".to_vec(), b"{}", 404, "not_found"),
         ("wrong method", b"DELETE /v1/accounts HTTP/1.1\r\nhost: x".to_vec(), b"", 405, "method_not_allowed"),

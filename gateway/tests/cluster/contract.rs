@@ -138,7 +138,10 @@ async fn schemathesis_finds_nothing_against_a_real_cluster() {
         .arg("run")
         .arg(tools::committed_spec())
         .args(["--url", &format!("http://{}", gw.addr)])
-        .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        ])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", &SCHEMATHESIS_EXAMPLES.to_string()])
         .args(["--max-time", &seconds.to_string()])

@@ -7,8 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// What `.ci/run` installs from PyPI (and how to install it by hand).
-pub const PIP_INSTALL: &str =
-    "pip install 'schemathesis==4.*' 'hypothesis<6.150' 'openapi-python-client==0.29.*' 'openapi-spec-validator==0.9.*'";
+pub const PIP_INSTALL: &str = "pip install 'schemathesis==4.*' 'hypothesis<6.150' 'openapi-python-client==0.29.*' 'openapi-spec-validator==0.9.*'";
 /// What `.ci/run` installs from npm.
 pub const NPM_INSTALL: &str = "npm ci --prefix gateway/tests/contract";
 
@@ -25,9 +24,8 @@ pub fn committed_spec() -> PathBuf {
 /// `program` from PATH, or a panic naming the install command.
 #[track_caller]
 pub fn require(program: &str, install: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()));
     found.unwrap_or_else(|| {
         panic!(
             "`{program}` is not installed; this test needs it (CI installs it in .ci/run). Install it with:\n    \
