@@ -257,3 +257,15 @@ fn a_host_outside_allowed_hosts_is_refused_by_a_real_gateway_process() {
     let open = Gw::start(&[]);
     assert_eq!(open.raw(b"GET /v1/topics HTTP/1.1\r\nhost: evil.example", b"").0, 503);
 }
+
+#[test]
+fn allowed_hosts_match_a_name_with_any_port_or_an_exact_host_port() {
+    use gateway::server::host_allowed;
+    let list = ["ledger.internal".to_owned(), "10.0.0.5:8080".to_owned(), "[::1]".to_owned()];
+    for ok in ["ledger.internal", "ledger.internal:443", "10.0.0.5:8080", "[::1]", "[::1]:8080"] {
+        assert!(host_allowed(&list, ok), "{ok} should be allowed");
+    }
+    for bad in ["evil.example", "ledger.internal.evil", "10.0.0.5", "10.0.0.5:9090", "ledger.internal:x", "", "::1"] {
+        assert!(!host_allowed(&list, bad), "{bad} should be refused");
+    }
+}
