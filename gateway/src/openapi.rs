@@ -209,8 +209,11 @@ pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
                 let (s, d) = E415;
                 responses.insert(s.to_string(), problem(s, d));
             }
-            let (s, d) = E421;
-            responses.entry(s.to_string()).or_insert_with(|| problem(s, d));
+            // `/healthz` and `/readyz` are exempt from the host check (probes use an IP).
+            if path != "/healthz" && path != "/readyz" {
+                let (s, d) = E421;
+                responses.entry(s.to_string()).or_insert_with(|| problem(s, d));
+            }
             for (from, statuses, name, to, params) in LINKS {
                 if op.operation_id.as_deref() != Some(*from) {
                     continue;
