@@ -138,6 +138,8 @@ fn ledger_dev_comes_up_moves_money_projects_and_stops_cleanly_on_sigint() {
 fn ledger_dev_killed_leaves_no_child_and_its_data_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    // An existing empty directory (`mkdir`, `mktemp -d`) is accepted, as initdb and etcd do.
+    std::fs::create_dir(&data).unwrap();
     let mut dev = Dev::start(&data, 1, &["--no-projector"], &[]);
     assert!(dev.stderr().contains("--no-projector: running without the projector"), "{}", dev.stderr());
     dev.ledger(&["account", "create", "kept", "--currency", "EUR"]).ok();

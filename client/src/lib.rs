@@ -525,11 +525,17 @@ impl Client {
         body: Option<&B>,
     ) -> Result<Written<T>, Error> {
         let url = self.url(path);
-        let mut req = self.http.request(method, &url).timeout(self.timeout);
+        // The gateway refuses a write without a JSON content type, also when it has no body
+        // (cross-site request protection): always send the header.
+        let mut req = self
+            .http
+            .request(method, &url)
+            .timeout(self.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(b) = body {
             let bytes =
                 serde_json::to_vec(b).map_err(|e| Error::Decode { url: url.clone(), message: e.to_string() })?;
-            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes);
+            req = req.body(bytes);
         }
         let (body, index, replayed) = self.send(url, req).await?;
         Ok(Written { body: body?, index, replayed })

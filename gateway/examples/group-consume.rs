@@ -81,12 +81,14 @@ impl Conn {
     }
 
     async fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Bytes)> {
-        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "127.0.0.1");
+        // Writes carry the JSON content type even without a body (the gateway refuses them otherwise).
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1")
+            .header("content-type", "application/json");
         let bytes = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                serde_json::to_vec(v)?
-            }
+            Some(v) => serde_json::to_vec(v)?,
             None => Vec::new(),
         };
         let req = req.body(Full::new(Bytes::from(bytes)))?;

@@ -371,6 +371,26 @@ pub enum BackendError {
     /// `stale_generation`, ...; docs/CONSUMER_GROUPS.md). HTTP 4xx by code.
     #[error("{0}: {1}")]
     Group(group_core::GroupCode, String),
+    /// A `min_index` read asked for an index past the leader's last applied
+    /// index: no acknowledged write can have produced it. HTTP 4xx at once
+    /// (`index_not_reached`), never a retryable 503.
+    #[error("min_index {min_index} is past the log's last applied index {current}")]
+    IndexNotReached {
+        /// The index asked for.
+        min_index: u64,
+        /// The leader's last applied index.
+        current: u64,
+    },
+    /// No replica applied `min_index` within the bounded wait (the index
+    /// exists: it will be applied soon). HTTP 503 `index_not_applied` with
+    /// `Retry-After`.
+    #[error("no replica applied index {min_index} in time")]
+    IndexNotApplied {
+        /// The index asked for.
+        min_index: u64,
+        /// Suggested wait before retrying.
+        retry_after_ms: u64,
+    },
 }
 
 /// Result of a backend call.

@@ -594,8 +594,9 @@ pub struct ProduceRecord {
     /// Partitioning key: records with the same key go to the same partition.
     #[schema(example = "customer-17")]
     pub key: Option<String>,
-    /// Any JSON value (stored as its JSON text).
-    #[schema(value_type = Object)]
+    /// Any JSON value: object, array, string, number, boolean or `null` (the default when
+    /// absent). Stored as its JSON text and served back as the same value.
+    #[schema(value_type = Value, example = json!({"order": 1, "total": 990}))]
     #[serde(default)]
     pub value: Value,
     /// String headers.
@@ -639,8 +640,8 @@ pub struct RecordBody {
     pub offset: u64,
     /// Key, if any.
     pub key: Option<String>,
-    /// The JSON value as produced.
-    #[schema(value_type = Object)]
+    /// The JSON value as produced: any JSON value, `null` included.
+    #[schema(value_type = Value)]
     pub value: Value,
     /// Headers.
     pub headers: BTreeMap<String, String>,
@@ -854,8 +855,9 @@ pub struct GroupRecordBody {
     pub offset: u64,
     /// Key, if any.
     pub key: Option<String>,
-    /// The JSON value as produced (ledger events for the `ledger` topic).
-    #[schema(value_type = Object)]
+    /// The JSON value as produced (any JSON value, `null` included; ledger events for the
+    /// `ledger` topic).
+    #[schema(value_type = Value)]
     pub value: Value,
     /// Headers.
     pub headers: BTreeMap<String, String>,

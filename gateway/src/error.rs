@@ -82,6 +82,8 @@ error_codes! {
     NotFound => "not_found",
     /// The path exists but not with this method.
     MethodNotAllowed => "method_not_allowed",
+    /// The `Host` header is not in the gateway's `--allowed-hosts` list (DNS-rebinding protection).
+    HostNotAllowed => "host_not_allowed",
     // ---- resources ----
     /// No topic with this name.
     TopicNotFound => "topic_not_found",
@@ -109,6 +111,12 @@ error_codes! {
     Timeout => "timeout",
     /// A bug.
     Internal => "internal",
+    /// `min_index` is past the log's last applied index: no write can have produced it. Not
+    /// retryable as is; the problem's `current_index` is the log's index now.
+    IndexNotReached => "index_not_reached",
+    /// No replica applied `min_index` within the bounded wait (the entry exists and will be
+    /// applied); retry after `Retry-After` seconds.
+    IndexNotApplied => "index_not_applied",
     // ---- ledger rules (ledger_core::ResultCode) ----
     /// The id is already used with a different body.
     IdConflict => "id_conflict",
@@ -177,6 +185,22 @@ error_codes! {
     GroupNotEmpty => "group_not_empty",
 }
 
+impl ErrorCode {
+    /// Whether the same request may succeed if sent again unchanged, later: the 503s (after
+    /// `Retry-After`) and `request_timeout`. Every other code needs a change of the request or
+    /// of the state first.
+    pub const fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Overloaded
+                | ErrorCode::Unavailable
+                | ErrorCode::Timeout
+                | ErrorCode::IndexNotApplied
+                | ErrorCode::RequestTimeout
+        )
+    }
+}
+
 impl From<ResultCode> for ErrorCode {
     fn from(c: ResultCode) -> Self {
         // Every failure code of the core has a twin here (unit-tested);
@@ -192,7 +216,8 @@ impl From<ResultCode> for ErrorCode {
     "title": "Insufficient funds",
     "status": 422,
     "detail": "the debit would take account 'alice' below zero available",
-    "code": "insufficient_funds"
+    "code": "insufficient_funds",
+    "retryable": false
 }))]
 pub struct Problem {
     /// `urn:ledger:problem:<code>`.
@@ -206,6 +231,13 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine-readable code.
     pub code: ErrorCode,
+    /// True when the same request may succeed if sent again unchanged later (after `Retry-After`
+    /// when given): `overloaded`, `unavailable`, `timeout`, `index_not_applied`,
+    /// `request_timeout`. False for every other code.
+    pub retryable: bool,
+    /// With `index_not_reached`: the log's last applied index now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_index: Option<u64>,
 }
 
 /// An error answered as problem+json.
@@ -219,12 +251,14 @@ pub struct ApiError {
     pub detail: String,
     /// `Retry-After` seconds, for 503s.
     pub retry_after_secs: Option<u64>,
+    /// The problem's `current_index` (and the `Ledger-Index` header), for `index_not_reached`.
+    pub current_index: Option<u64>,
 }
 
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), retry_after_secs: None }
+        ApiError { status, code, detail: detail.into(), retry_after_secs: None, current_index: None }
     }
 
     /// 400.
@@ -249,6 +283,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after_secs: Some(retry_after_secs.max(1)),
+            current_index: None,
         }
     }
 
@@ -294,6 +329,21 @@ impl ApiError {
             BackendError::AlreadyExists(m) => Self::new(StatusCode::CONFLICT, ErrorCode::TopicExists, m.clone()),
             BackendError::Internal(m) => Self::internal(m.clone()),
             BackendError::Group(code, m) => Self::from_group(*code, m.clone()),
+            BackendError::IndexNotReached { min_index, current } => ApiError {
+                current_index: Some(*current),
+                ..Self::unprocessable(
+                    ErrorCode::IndexNotReached,
+                    format!(
+                        "min_index {min_index} is past the log's last applied index {current}: no write has \
+                         produced it; pass the Ledger-Index of a write you made"
+                    ),
+                )
+            },
+            BackendError::IndexNotApplied { min_index, retry_after_ms } => Self::unavailable(
+                ErrorCode::IndexNotApplied,
+                format!("no replica applied index {min_index} within the read's wait; it exists: retry later"),
+                retry_after_ms.div_ceil(1000).max(default_retry_after_secs),
+            ),
         }
     }
 
@@ -326,6 +376,8 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code,
+            retryable: self.code.retryable(),
+            current_index: self.current_index,
         }
     }
 }
@@ -347,6 +399,9 @@ impl IntoResponse for ApiError {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = self.retry_after_secs {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(ix) = self.current_index {
+            resp.headers_mut().insert(crate::routes::LEDGER_INDEX, HeaderValue::from(ix));
         }
         resp
     }
@@ -398,5 +453,19 @@ mod tests {
         let e = ApiError::from_backend(&BackendError::Unavailable { retry_after_ms: 2500 }, 1);
         assert_eq!(e.retry_after_secs, Some(3));
         assert_eq!(title(ErrorCode::InsufficientFunds), "Insufficient funds");
+    }
+
+    #[test]
+    fn retryable_codes_are_exactly_the_503s_and_request_timeout() {
+        let e = ApiError::from_backend(&BackendError::IndexNotApplied { min_index: 9, retry_after_ms: 1000 }, 1);
+        assert_eq!(
+            (e.status, e.code, e.problem().retryable),
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::IndexNotApplied, true)
+        );
+        let e = ApiError::from_backend(&BackendError::IndexNotReached { min_index: 9, current: 4 }, 1);
+        assert!(e.status.is_client_error() && !e.problem().retryable);
+        assert_eq!(e.problem().current_index, Some(4));
+        let retryable: Vec<&str> = ErrorCode::ALL.iter().filter(|c| c.retryable()).map(|c| c.as_str()).collect();
+        assert_eq!(retryable, ["request_timeout", "overloaded", "unavailable", "timeout", "index_not_applied"]);
     }
 }

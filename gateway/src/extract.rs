@@ -33,7 +33,12 @@ pub struct ApiQuery<T>(pub T);
 pub struct ApiPath<T>(pub T);
 
 fn is_json_content_type(req: &Request) -> bool {
-    let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    has_json_content_type(req.headers())
+}
+
+/// Whether `Content-Type` is `application/json` or another `application/*+json`.
+pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();

@@ -57,6 +57,11 @@ struct Cli {
     #[arg(long, env = "LEDGER_MAX_IN_FLIGHT", default_value_t = gateway::limits::IN_FLIGHT_MAX_DEFAULT)]
     max_in_flight: usize,
 
+    /// Host names (or host:port) this gateway answers to, comma-separated; a request whose `Host`
+    /// is not listed gets 421 `host_not_allowed` (DNS-rebinding protection). Absent: any host.
+    #[arg(long, env = "LEDGER_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+
     /// Deadline of one backend call, in milliseconds.
     #[arg(long, env = "LEDGER_BACKEND_TIMEOUT_MS", default_value_t = 5000)]
     backend_timeout_ms: u64,
@@ -106,8 +111,14 @@ fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
     {
         bail!("--admin-token must be 1..={} bytes", gateway::limits::ADMIN_TOKEN_BYTES_MAX);
     }
+    for h in &cli.allowed_hosts {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)) {
+            bail!("--allowed-hosts {h:?}: expected a host name or host:port");
+        }
+    }
     Ok(GatewayConfig {
         max_body_bytes: cli.max_body_bytes,
+        allowed_hosts: cli.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         max_in_flight: cli.max_in_flight,
         backend_timeout: Duration::from_millis(cli.backend_timeout_ms),
         admin_token: cli.admin_token.clone(),

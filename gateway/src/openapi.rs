@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use axum::http::StatusCode;
 
+use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 use crate::routes::{accounts, groups, ops, topics, transfers};
 use crate::server::AppState;
@@ -49,8 +50,13 @@ Ids are idempotency keys: repeating a create with an identical body answers 200 
 `Idempotent-Replayed: true`.\n\n\
 Amounts are JSON integers in 1..=2^63-1. Balances are u128/i128 JSON numbers: JavaScript clients need a \
 big-int-aware JSON parser above 2^53.\n\n\
-A 503 (`unavailable`, `timeout`, `overloaded`) always carries `Retry-After`; it is the answer during a \
-leader election."
+A 503 (`unavailable`, `timeout`, `overloaded`, `index_not_applied`) always carries `Retry-After`; it is the \
+answer during a leader election. Every problem says whether it is retryable (`retryable`): true exactly for \
+the 503s and `408 request_timeout`, where the same request may succeed later; every other error needs a \
+change first.\n\n\
+Every state-changing request (POST, DELETE) must carry `Content-Type: application/json`, also when it has no \
+body (send `{}` or nothing, with the header); without it the answer is `415 unsupported_media_type`. A \
+gateway started with `--allowed-hosts` answers `421 host_not_allowed` to any other `Host`."
     ),
     tags(
         (name = "accounts", description = "Accounts and balances."),
@@ -61,7 +67,7 @@ offsets and lag. Group state lives in the replicated log, so any gateway serves 
         (name = "cluster", description = "Cluster membership."),
         (name = "ops", description = "Health, readiness, metrics and this document."),
     ),
-    components(schemas(ErrorCode, Problem)),
+    components(schemas(ErrorCode, Problem, Consistency)),
     modifiers(&AdminSecurity)
 )]
 struct ApiDoc;
@@ -98,7 +104,132 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    router().split_for_parts().1
+    let mut spec = router().split_for_parts().1;
+    finish(&mut spec);
+    spec
+}
+
+/// `(method, path, operationId)` of every operation: stable method names for generated
+/// clients (`create_account` in Python, `createAccount` in TypeScript). Never rename one.
+pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    ("post", "/v1/accounts", "createAccount"),
+    ("get", "/v1/accounts/{id}", "getAccount"),
+    ("get", "/v1/accounts/{id}/transfers", "getAccountHistory"),
+    ("post", "/v1/transfers", "createTransfer"),
+    ("post", "/v1/transfers/batch", "createTransfers"),
+    ("get", "/v1/transfers/{id}", "getTransfer"),
+    ("post", "/v1/transfers/{id}/post", "postPendingTransfer"),
+    ("post", "/v1/transfers/{id}/void", "voidPendingTransfer"),
+    ("post", "/v1/topics", "createTopic"),
+    ("get", "/v1/topics", "listTopics"),
+    ("post", "/v1/topics/{topic}/records", "produceRecords"),
+    ("get", "/v1/topics/{topic}/partitions/{partition}/records", "fetchRecords"),
+    ("get", "/v1/groups", "listGroups"),
+    ("get", "/v1/groups/{group}", "describeGroup"),
+    ("post", "/v1/groups/{group}/members", "joinGroup"),
+    ("post", "/v1/groups/{group}/members/{member_id}/heartbeat", "heartbeat"),
+    ("get", "/v1/groups/{group}/members/{member_id}/records", "fetchGroupRecords"),
+    ("post", "/v1/groups/{group}/members/{member_id}/offsets", "commitOffsets"),
+    ("delete", "/v1/groups/{group}/members/{member_id}", "leaveGroup"),
+    ("post", "/v1/groups/{group}/offsets/reset", "resetOffsets"),
+    ("get", "/v1/cluster", "getCluster"),
+    ("post", "/v1/cluster/nodes/{id}/remove", "removeNode"),
+    ("get", "/healthz", "getHealth"),
+    ("get", "/readyz", "getReadiness"),
+    ("get", "/metrics", "getMetrics"),
+    ("get", "/openapi.json", "getOpenapi"),
+];
+
+/// `(operationId, statuses, link name, target operationId, [(parameter, expression)])`: OpenAPI
+/// links from a create to what can follow it, so that tools (and schemathesis' stateful phase)
+/// chain create → read → post.
+type Link =
+    (&'static str, &'static [&'static str], &'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+/// The links (see [`Link`]).
+const LINKS: &[Link] = &[
+    ("createAccount", &["200", "201"], "GetAccount", "getAccount", &[("id", "$response.body#/id")]),
+    ("createAccount", &["200", "201"], "GetAccountHistory", "getAccountHistory", &[("id", "$response.body#/id")]),
+    ("createTransfer", &["200", "201"], "GetTransfer", "getTransfer", &[("id", "$response.body#/id")]),
+    ("createTransfer", &["200", "201"], "PostPendingTransfer", "postPendingTransfer", &[("id", "$response.body#/id")]),
+    ("createTransfer", &["200", "201"], "VoidPendingTransfer", "voidPendingTransfer", &[("id", "$response.body#/id")]),
+    ("createTopic", &["200", "201"], "ProduceRecords", "produceRecords", &[("topic", "$response.body#/name")]),
+    ("createTopic", &["200", "201"], "FetchRecords", "fetchRecords", &[("topic", "$response.body#/name")]),
+    (
+        "joinGroup",
+        &["201"],
+        "Heartbeat",
+        "heartbeat",
+        &[("group", "$request.path.group"), ("member_id", "$response.body#/member_id")],
+    ),
+    (
+        "joinGroup",
+        &["201"],
+        "FetchGroupRecords",
+        "fetchGroupRecords",
+        &[("group", "$request.path.group"), ("member_id", "$response.body#/member_id")],
+    ),
+    (
+        "joinGroup",
+        &["201"],
+        "LeaveGroup",
+        "leaveGroup",
+        &[("group", "$request.path.group"), ("member_id", "$response.body#/member_id")],
+    ),
+];
+
+/// Completes the generated document: operation ids, descriptions, links, and the answers every
+/// operation can give whatever its handler (415 for writes without a JSON `Content-Type`, 421
+/// with `--allowed-hosts`).
+pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::link::LinkBuilder;
+    for (path, item) in &mut spec.paths.paths {
+        let ops =
+            [("get", &mut item.get), ("post", &mut item.post), ("put", &mut item.put), ("delete", &mut item.delete)];
+        for (method, op) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            if let Some((_, _, id)) = OPERATION_IDS.iter().find(|(m, p, _)| *m == method && p == path) {
+                op.operation_id = Some((*id).to_owned());
+            }
+            // An optional body is "absent or an object", never JSON `null` (which the handler
+            // refuses): say so with `required: false` on the object schema.
+            if let Some(RefOr::T(body)) = op.request_body.as_mut()
+                && op.operation_id.as_deref() == Some("postPendingTransfer")
+                && let Some(RefOr::T(c)) = body.content.get_mut("application/json")
+            {
+                c.schema = Some(Ref::from_schema_name("PostPendingRequest").into());
+                c.example = Some(serde_json::json!({"amount": 200}));
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+            if op.description.as_deref().is_none_or(str::is_empty) {
+                op.description.clone_from(&op.summary);
+            }
+            let responses = &mut op.responses.responses;
+            if method != "get" && !responses.contains_key("415") {
+                let (s, d) = E415;
+                responses.insert(s.to_string(), problem(s, d));
+            }
+            // `/healthz` and `/readyz` are exempt from the host check (probes use an IP).
+            if path != "/healthz" && path != "/readyz" {
+                let (s, d) = E421;
+                responses.entry(s.to_string()).or_insert_with(|| problem(s, d));
+            }
+            for (from, statuses, name, to, params) in LINKS {
+                if op.operation_id.as_deref() != Some(*from) {
+                    continue;
+                }
+                for status in *statuses {
+                    if let Some(RefOr::T(r)) = responses.get_mut(*status) {
+                        let mut link = LinkBuilder::new().operation_id(*to);
+                        for (p, e) in *params {
+                            link = link.parameter(*p, *e);
+                        }
+                        r.links.insert((*name).to_owned(), link.build().into());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document as pretty JSON with a final newline (the format of
@@ -148,10 +279,13 @@ const E400: (u16, &str) = (400, "`malformed_json` (not JSON), `invalid_query`, `
 const E408: (u16, &str) = (408, "`request_timeout`: the body was not received in time.");
 const E413: (u16, &str) = (413, "`body_too_large`: the body is over the limit (default 1 MiB).");
 const E415: (u16, &str) = (415, "`unsupported_media_type`: the body is not sent as `application/json`.");
+const E421: (u16, &str) =
+    (421, "`host_not_allowed`: the gateway runs with `--allowed-hosts` and the request's `Host` is not listed.");
 const E503: (u16, &str) = (
     503,
     "`unavailable` (no leader reachable, e.g. during an election), `timeout` (the backend did not answer in \
-     time; retry a write with the same id), `overloaded` (too many requests in flight). Always with `Retry-After`.",
+     time; retry a write with the same id), `overloaded` (too many requests in flight), `index_not_applied` \
+     (reads: no replica applied `min_index` within the wait). Always with `Retry-After`; all retryable.",
 );
 const E500: (u16, &str) = (500, "`internal`: a bug.");
 
@@ -226,7 +360,8 @@ error_set!(
     [
         E400,
         (404, "`account_not_found` (also when it did not exist yet at `as_of_index`)."),
-        (422, "`invalid_id`; `out_of_range` (`as_of_index` past the replica's applied index)."),
+        (422, "`invalid_id`; `out_of_range` (`as_of_index` past the replica's applied index); `index_not_reached` \
+               (`min_index` past the log's last applied index, given as `current_index`)."),
         E500, E503,
     ]
 );
@@ -234,19 +369,19 @@ error_set!(
 error_set!(
     /// Errors of `GET /v1/accounts/{id}/transfers`.
     HistoryErrors,
-    [E400, (404, "`account_not_found`."), (422, "`invalid_id`."), E500, E503]
+    [E400, (404, "`account_not_found`."), (422, "`invalid_id`, `index_not_reached` (`min_index` past the log's end)."), E500, E503]
 );
 
 error_set!(
     /// Errors of `GET /v1/transfers/{id}`.
     TransferReadErrors,
-    [E400, (404, "`transfer_not_found`."), (422, "`invalid_id`."), E500, E503]
+    [E400, (404, "`transfer_not_found`."), (422, "`invalid_id`, `index_not_reached` (`min_index` past the log's end)."), E500, E503]
 );
 
 error_set!(
     /// Errors of plain reads.
     ReadErrors,
-    [E400, E500, E503]
+    [E400, (422, "`index_not_reached` (`min_index` past the log's end)."), E500, E503]
 );
 
 error_set!(
@@ -282,7 +417,8 @@ error_set!(
     [
         E400,
         (404, "`topic_not_found`, `partition_not_found`."),
-        (422, "`invalid_topic_name`, `out_of_range` (offset not stored any more)."),
+        (422, "`invalid_topic_name`, `out_of_range` (offset not stored any more), `index_not_reached` (`min_index` \
+               past the log's end)."),
         E500, E503,
     ]
 );

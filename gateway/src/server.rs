@@ -36,6 +36,10 @@ pub struct GatewayConfig {
     pub retry_after_secs: u64,
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<String>,
+    /// Lower-case host names (or `host:port`) the gateway answers to; empty: any. A request whose
+    /// `Host` is not listed gets 421 `host_not_allowed` (a browser page on another site that
+    /// rebinds its DNS name to this gateway's address still sends its own name as `Host`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +51,7 @@ impl Default for GatewayConfig {
             body_read_timeout: BODY_READ_TIMEOUT_DEFAULT,
             retry_after_secs: RETRY_AFTER_SECS_DEFAULT,
             admin_token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -73,6 +78,8 @@ fn error_kind(e: &BackendError) -> &'static str {
         BackendError::AlreadyExists(_) => "already_exists",
         BackendError::Internal(_) => "internal",
         BackendError::Group(..) => "group",
+        BackendError::IndexNotReached { .. } => "index_not_reached",
+        BackendError::IndexNotApplied { .. } => "index_not_applied",
     }
 }
 
@@ -164,6 +171,82 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
     resp
 }
 
+/// The request's host: the `Host` header (HTTP/1.1), else the URI authority (HTTP/2).
+fn request_host(req: &Request) -> Option<String> {
+    let h = match req.headers().get(axum::http::header::HOST) {
+        Some(v) => v.to_str().ok()?.to_owned(),
+        None => req.uri().authority()?.as_str().to_owned(),
+    };
+    Some(h.trim().to_ascii_lowercase())
+}
+
+/// Whether `host` (`name` or `name:port`) matches an allow-list entry: the entry equals it, or
+/// equals its name without the port.
+pub fn host_allowed(allowed: &[String], host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    allowed.iter().any(|a| a == host || a == name)
+}
+
+/// With `--allowed-hosts`, refuses a request whose `Host` is not listed (421 `host_not_allowed`).
+/// `/healthz` and `/readyz` are exempt: probes address the gateway by IP and read nothing.
+async fn check_host(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let allowed = &st.0.config.allowed_hosts;
+    let path = req.uri().path();
+    if allowed.is_empty() || path == "/healthz" || path == "/readyz" {
+        return next.run(req).await;
+    }
+    match request_host(&req) {
+        Some(h) if host_allowed(allowed, &h) => next.run(req).await,
+        h => ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::HostNotAllowed,
+            match h {
+                Some(h) => format!("this gateway does not answer to host {h:?}; see --allowed-hosts"),
+                None => "the request has no Host; this gateway answers only to the hosts of --allowed-hosts".into(),
+            },
+        )
+        .into_response(),
+    }
+}
+
+/// Every state-changing request (POST, PUT, PATCH, DELETE) must say `Content-Type:
+/// application/json`, even with an empty body: a cross-site HTML form or `no-cors` fetch cannot
+/// send that header without a CORS preflight, which this gateway never grants.
+async fn require_json_writes(req: Request, next: Next) -> Response {
+    if let Some(e) = write_without_json(&req) {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+/// The 415 for a write of an existing operation without a JSON content type.
+fn write_without_json(req: &Request) -> Option<ApiError> {
+    use axum::http::Method;
+    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+        || crate::extract::has_json_content_type(req.headers())
+    {
+        return None;
+    }
+    // Only operations that exist: a wrong method on a known path stays 405.
+    let m = req.method().as_str().to_ascii_lowercase();
+    let path = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    if !crate::openapi::OPERATION_IDS.iter().any(|(om, op, _)| *om == m && Some(*op) == path) {
+        return None;
+    }
+    Some(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedMediaType,
+        format!(
+            "{} needs `Content-Type: application/json`, also with an empty body (send `{{}}` or nothing, with \
+             the header)",
+            req.method()
+        ),
+    ))
+}
+
 async fn not_found(State(st): State<AppState>, req: Request) -> Response {
     st.0.metrics.observe(method_label(req.method()), "unmatched", 404, Duration::ZERO);
     ApiError::not_found(ErrorCode::NotFound, format!("no route for {}", req.uri().path())).into_response()
@@ -180,7 +263,8 @@ async fn method_not_allowed(req: Request) -> Response {
 
 /// The whole HTTP application over `backend`.
 pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
-    let (api, spec) = crate::openapi::router().split_for_parts();
+    let (api, mut spec) = crate::openapi::router().split_for_parts();
+    crate::openapi::finish(&mut spec);
     let mut spec_json = spec.to_pretty_json().unwrap_or_default();
     spec_json.push('\n');
     let max_body = config.max_body_bytes;
@@ -195,9 +279,11 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
         SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")).into();
     api.merge(swagger)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(require_json_writes))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -250,7 +336,10 @@ pub async fn serve_with(
     use hyper_util::service::TowerToHyperService;
 
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout);
+    // `ignore_invalid_headers`: a header line that is not valid HTTP (a control character in its
+    // value) is dropped instead of hyper answering a bare 400 without a body; a request that
+    // needed that header then gets the route's own problem+json (401, 415, 421).
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout).ignore_invalid_headers(true);
     builder.http2().timer(TokioTimer::new());
     let connections = Arc::new(Semaphore::new(opts.max_connections));
     let graceful = GracefulShutdown::new();

@@ -54,7 +54,7 @@ export function setup() {
     throw new Error('the gateway has no consumer-group routes: POST /v1/groups/{group}/members answered 404 not_found (issue 6)');
   }
   if (r.status !== 201) throw new Error(`setup: join failed: ${r.status} ${r.body}`);
-  http.del(`${GATEWAY}/v1/groups/${group}/members/${r.json('member_id')}`);
+  http.del(`${GATEWAY}/v1/groups/${group}/members/${r.json('member_id')}`, null, JSON_PARAMS);
   return { run, group, accounts: createAccounts(run) };
 }
 
@@ -76,7 +76,7 @@ function join(data) {
 }
 
 function heartbeat(data) {
-  const r = http.post(`${groupPath(data)}/members/${member.id}/heartbeat`, null, { tags: { op: 'heartbeat' }, responseCallback: MEMBER_ANSWERS });
+  const r = http.post(`${groupPath(data)}/members/${member.id}/heartbeat`, null, Object.assign({ tags: { op: 'heartbeat' }, responseCallback: MEMBER_ANSWERS }, JSON_PARAMS));
   if (r.status === 404) {
     member = null; // expired: join again next iteration
     return;
@@ -131,7 +131,7 @@ export default function (data) {
   }
   if (member !== null && Date.now() - member.last_hb >= member.every_ms) heartbeat(data);
   if (member !== null && member.iterations >= LEAVE_EVERY) {
-    const l = http.del(`${groupPath(data)}/members/${member.id}`, null, { tags: { op: 'leave' } });
+    const l = http.del(`${groupPath(data)}/members/${member.id}`, null, Object.assign({ tags: { op: 'leave' } }, JSON_PARAMS));
     check(l, { 'left (204)': (x) => x.status === 204 });
     member = null;
   }
@@ -142,7 +142,7 @@ export function teardown(data) {
   const g = http.get(`${GATEWAY}/v1/groups/${data.group}`);
   if (g.status === 200) {
     for (const m of (g.json('members') || []).slice(0, TEARDOWN_MEMBERS_MAX)) {
-      http.del(`${GATEWAY}/v1/groups/${data.group}/members/${m.member_id}`);
+      http.del(`${GATEWAY}/v1/groups/${data.group}/members/${m.member_id}`, null, JSON_PARAMS);
     }
   }
   checkConservation(data.accounts);

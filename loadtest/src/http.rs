@@ -127,14 +127,12 @@ impl Conn {
         let host = self.host.clone();
         let sender = self.connect().await?;
         sender.ready().await.map_err(|e| HttpError::Transport(e.to_string()))?;
-        let mut req = Request::builder().method(method).uri(path).header("host", host);
-        let bytes = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(b)
-            }
-            None => Bytes::new(),
-        };
+        let mut req = Request::builder().method(method.clone()).uri(path).header("host", host);
+        // The gateway refuses a write without a JSON content type, also with no body.
+        if method != Method::GET {
+            req = req.header("content-type", "application/json");
+        }
+        let bytes = body.map_or_else(Bytes::new, Bytes::from);
         let req = req.body(Full::new(bytes)).map_err(|e| HttpError::Transport(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|e| HttpError::Transport(e.to_string()))?;
         let status = resp.status().as_u16();

@@ -101,6 +101,9 @@ pub struct Nodes {
     discovery: Option<Arc<dyn Discovery>>,
     rr: AtomicUsize,
     leader_changes: AtomicU64,
+    /// Highest applied index any probe reported: a `min_index` at or below it surely exists, so
+    /// only a higher one costs a question to the leader (see [`Nodes::read_call`]).
+    applied_high: AtomicU64,
 }
 
 /// A chosen node.
@@ -224,6 +227,7 @@ impl Nodes {
             discovery,
             rr: AtomicUsize::new(0),
             leader_changes: AtomicU64::new(0),
+            applied_high: AtomicU64::new(0),
         });
         {
             let mut st = nodes.lock();
@@ -407,6 +411,9 @@ impl Nodes {
                     n.probe_ok = true;
                     n.down_until = None;
                     n.id = Some(r.node_id);
+                    if let Some(me) = r.nodes.first() {
+                        self.applied_high.fetch_max(me.last_applied_index, Ordering::Relaxed);
+                    }
                     let leads = r.nodes.first().is_some_and(|s| s.role == Role::Leader as i32);
                     if leads && r.leader_id == r.node_id {
                         self_leader = Some((r.node_id, addr.clone()));
@@ -512,6 +519,16 @@ impl Nodes {
             }
             return r;
         }
+        if let ReadConsistency::MinIndex(n) = read
+            && n > self.applied_high.load(Ordering::Relaxed)
+            && let Some(current) = self.leader_applied_index().await
+            && n > current
+        {
+            // Every acknowledged write was applied by the leader before it was acknowledged:
+            // an index past the leader's applied one was never given to any client.
+            return Err(BackendError::IndexNotReached { min_index: n, current });
+        }
+        let mut lagging = false;
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..READ_ATTEMPTS_MAX {
             let Some(t) = self.read_target(&tried) else { break };
@@ -527,7 +544,7 @@ impl Nodes {
                 }
                 Err(status) => match classify(&status) {
                     Failure::Final(e) => return Err(e),
-                    Failure::Lagging => {}
+                    Failure::Lagging => lagging = true,
                     Failure::Unreachable | Failure::Unsure => {
                         self.mark_down(&t.addr);
                     }
@@ -537,7 +554,26 @@ impl Nodes {
             }
             tried.push(t.addr);
         }
-        Err(unavailable())
+        match read {
+            // A replica answered but had not applied the index in time: say exactly that.
+            ReadConsistency::MinIndex(min_index) if lagging => {
+                Err(BackendError::IndexNotApplied { min_index, retry_after_ms: RETRY_AFTER_MS })
+            }
+            _ => Err(unavailable()),
+        }
+    }
+
+    /// The leader's last applied index (one `ClusterStatus{local_only}` call, at most
+    /// [`PROBE_TIMEOUT`]); `None` when no leader is known or it does not answer in time.
+    async fn leader_applied_index(&self) -> Option<u64> {
+        let mut c = self.leader_target()?.client;
+        let mut req = tonic::Request::new(ClusterStatusRequest { local_only: true });
+        req.set_timeout(PROBE_TIMEOUT);
+        let r = tokio::time::timeout(PROBE_TIMEOUT, c.cluster_status(req)).await.ok()?.ok()?.into_inner();
+        let me = r.nodes.first()?;
+        (me.role == Role::Leader as i32).then_some(())?;
+        self.applied_high.fetch_max(me.last_applied_index, Ordering::Relaxed);
+        Some(me.last_applied_index)
     }
 
     /// Runs `f` on one node (the leader if known, else any live one), trying up to

@@ -154,8 +154,10 @@ async fn pending_transfers_post_partially_void_and_replay() {
                         "currency": "USD", "pending": true}),
     )
     .await;
-    // Void without a body.
+    // Void without a body: refused without a JSON content type (cross-site safety), accepted with it.
     let v = s.request("POST", "/v1/transfers/p2/void", &[], Vec::new()).await;
+    assert_problem(&v, 415, "unsupported_media_type", "void without a content type");
+    let v = s.request("POST", "/v1/transfers/p2/void", &[("content-type", "application/json")], Vec::new()).await;
     assert_eq!(v.status, 200, "{}", v.text());
     assert_eq!(v.json()["status"], "voided");
     let v2 = s.post("/v1/transfers/p2/void", &json!({})).await;
@@ -170,7 +172,7 @@ async fn pending_transfers_post_partially_void_and_replay() {
                         "currency": "USD", "pending": true}),
     )
     .await;
-    let full = s.request("POST", "/v1/transfers/p3/post", &[], Vec::new()).await;
+    let full = s.request("POST", "/v1/transfers/p3/post", &[("content-type", "application/json")], Vec::new()).await;
     assert_eq!(full.status, 200, "{}", full.text());
     assert_eq!(full.json()["amount"], 5);
 }
@@ -226,10 +228,11 @@ async fn reads_accept_consistency_and_min_index() {
     assert_eq!(ryw.status, 200);
     let follower = s.get("/v1/transfers/nope?consistency=follower").await;
     assert_problem(&follower, 404, "transfer_not_found", "follower read");
-    // A replica that has not reached the index yet: 503 with Retry-After.
+    // An index no write has produced: 422 at once, with the current index (never "no leader").
     let future = s.get(&format!("/v1/accounts/c1?min_index={}", ix + 1000)).await;
-    assert_problem(&future, 503, "unavailable", "min_index in the future");
-    assert!(future.header("retry-after").is_some());
+    assert_problem(&future, 422, "index_not_reached", "min_index past the end of the log");
+    assert_eq!(future.json()["current_index"], ix);
+    assert_eq!(future.json()["retryable"], false);
 }
 
 #[tokio::test]
@@ -309,23 +312,28 @@ async fn cluster_status_and_admin_node_removal() {
     for f in ["id", "grpc_addr", "role", "alive", "last_applied"] {
         assert!(c["nodes"][0].get(f).is_some(), "{f}");
     }
-    let unauth = s.request("POST", "/v1/cluster/nodes/3/remove", &[], Vec::new()).await;
+    let ct = ("content-type", "application/json");
+    let unauth = s.request("POST", "/v1/cluster/nodes/3/remove", &[ct], Vec::new()).await;
     assert_problem(&unauth, 401, "unauthorized", "no token");
-    let wrong = s.request("POST", "/v1/cluster/nodes/3/remove", &[("authorization", "Bearer nope")], Vec::new()).await;
+    let wrong =
+        s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer nope")], Vec::new()).await;
     assert_problem(&wrong, 401, "unauthorized", "wrong token");
-    let ok = s.request("POST", "/v1/cluster/nodes/3/remove", &[("authorization", "Bearer s3cret")], Vec::new()).await;
+    let ok =
+        s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["removed"], 3);
     assert_eq!(ok.json()["index"], ledger_index(&ok));
     assert_eq!(s.get("/v1/cluster").await.json()["nodes"].as_array().map(Vec::len), Some(2));
-    let gone = s.request("POST", "/v1/cluster/nodes/3/remove", &[("authorization", "Bearer s3cret")], Vec::new()).await;
+    let gone =
+        s.request("POST", "/v1/cluster/nodes/3/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_problem(&gone, 404, "node_not_found", "removed twice");
     let leader =
-        s.request("POST", "/v1/cluster/nodes/1/remove", &[("authorization", "Bearer s3cret")], Vec::new()).await;
+        s.request("POST", "/v1/cluster/nodes/1/remove", &[ct, ("authorization", "Bearer s3cret")], Vec::new()).await;
     assert_problem(&leader, 422, "invalid_argument", "remove the leader");
 
     let no_admin = crate::support::start(gateway::GatewayConfig::default()).await;
-    let r = no_admin.request("POST", "/v1/cluster/nodes/2/remove", &[("authorization", "Bearer x")], Vec::new()).await;
+    let r =
+        no_admin.request("POST", "/v1/cluster/nodes/2/remove", &[ct, ("authorization", "Bearer x")], Vec::new()).await;
     assert_problem(&r, 403, "admin_disabled", "no admin token configured");
 }
 

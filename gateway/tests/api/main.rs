@@ -7,4 +7,7 @@ mod happy;
 mod metrics;
 mod openapi;
 mod overload;
+mod rejections;
 mod support;
+#[path = "../common/tools.rs"]
+mod tools;

@@ -113,3 +113,67 @@ fn the_spec_documents_every_route_error_code_and_example() {
         assert!(spec["components"]["schemas"][schema]["example"].is_object(), "{schema} has no example");
     }
 }
+
+/// The committed document is a valid OpenAPI 3.1 document: every `$ref` resolves (checked
+/// here) and `openapi-spec-validator` (PyPI) accepts it.
+#[test]
+fn committed_openapi_is_valid_openapi_3_1_and_every_ref_resolves() {
+    use crate::tools;
+    let path = tools::committed_spec();
+    let text = std::fs::read_to_string(&path).expect("read openapi/ledger.v1.json");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("the committed spec is JSON");
+    assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true), "not OpenAPI 3.1");
+    let bad = tools::unresolved_refs(&doc);
+    assert!(bad.is_empty(), "$refs that resolve to nothing in openapi/ledger.v1.json: {bad:?}");
+
+    let py = tools::python_with("openapi_spec_validator");
+    let mut cmd = std::process::Command::new(py);
+    cmd.args(["-m", "openapi_spec_validator", "--schema", "3.1", "--errors", "all"]).arg(&path);
+    let (out, in_time) = tools::run_bounded(cmd, std::time::Duration::from_secs(120));
+    assert!(in_time, "openapi-spec-validator did not finish in 120 s");
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator rejects openapi/ledger.v1.json:\n{}\n{}",
+        tools::tail(&out.stdout, 40),
+        tools::tail(&out.stderr, 40)
+    );
+}
+
+/// What a generated client needs: a unique operationId that makes a method name, a
+/// description, an example for every request body, and `retryable` in every problem.
+#[test]
+fn every_operation_has_a_method_name_a_description_and_body_examples() {
+    let spec: serde_json::Value = serde_json::from_str(&gateway::openapi::spec_json()).expect("json");
+    let mut ids = std::collections::BTreeSet::new();
+    for (p, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {p}: no operationId"));
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{method} {p}: operationId {id:?} is not a camelCase method name"
+            );
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+            assert!(op["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {p}: no description");
+            if let Some(body) = op.get("requestBody") {
+                let media = &body["content"]["application/json"];
+                let schema = &media["schema"];
+                let target = match schema["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+                    Some(ptr) => spec.pointer(ptr).cloned().unwrap_or_default(),
+                    None => schema.clone(),
+                };
+                assert!(
+                    media.get("example").is_some() || target.get("example").is_some(),
+                    "{method} {p}: the request body has no example"
+                );
+            }
+            if method != "get" {
+                assert!(op["responses"].get("415").is_some(), "{method} {p}: 415 not documented");
+            }
+        }
+    }
+    let problem = &spec["components"]["schemas"]["Problem"];
+    let required: Vec<&str> =
+        problem["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
+    assert!(required.contains(&"retryable"), "Problem.retryable must be required: {required:?}");
+}

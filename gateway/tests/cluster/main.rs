@@ -2,8 +2,11 @@
 //! over the `GrpcBackend`. Needs the `lognode` binary (`cargo build -p lognode --bin lognode`
 //! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
 
+mod contract;
 mod failover;
 mod groups;
 mod ledger;
 mod support;
+#[path = "../common/tools.rs"]
+mod tools;
 mod topics;

@@ -108,10 +108,12 @@ impl MemoryBackend {
 
     async fn gate_read(&self, read: ReadConsistency) -> BackendResult<()> {
         self.gate().await?;
-        if let ReadConsistency::MinIndex(n) = read
-            && n > self.lock().index
-        {
-            return Err(BackendError::Unavailable { retry_after_ms: 100 });
+        if let ReadConsistency::MinIndex(n) = read {
+            let current = self.lock().index;
+            if n > current {
+                // One process: nothing is ever in flight, so an index past the last one was never written.
+                return Err(BackendError::IndexNotReached { min_index: n, current });
+            }
         }
         Ok(())
     }
