@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use group_core::{GroupCode, GroupCommand, GroupOutcome, GroupView, MemberReply, Reply, TopicCatalog, TopicPartition};
+use group_core::{
+    GroupCode, GroupCommand, GroupOutcome, GroupView, MemberReply, Reply, ResetTarget, TopicCatalog, TopicPartition,
+};
 use openraft::ServerState;
 use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::sync::watch;
@@ -568,19 +570,6 @@ impl Coordinator {
             }
         }
     }
-}
-
-/// Target of an admin offset reset, before a timestamp is resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResetTarget {
-    /// The start offsets.
-    Earliest,
-    /// The end offsets.
-    Latest,
-    /// One offset.
-    Offset(u64),
-    /// The first offset appended at or after this time (ms since the epoch).
-    Timestamp(u64),
 }
 
 /// On the leader, expires members whose session timed out, every [`EXPIRY_TICK`]; returns on
