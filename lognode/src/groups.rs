@@ -26,7 +26,6 @@ use group_core::{
 };
 use openraft::ServerState;
 use openraft::error::{CheckIsLeaderError, RaftError};
-use tokio::sync::watch;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tracing::{debug, info};
@@ -402,7 +401,7 @@ impl Coordinator {
         max_records: usize,
         wait: Duration,
         from: &BTreeMap<TopicPartition, u64>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: ledger_shutdown::Shutdown,
     ) -> Result<(u64, Vec<FetchedRecord>), Status> {
         if from.len() > FETCH_POSITIONS_MAX {
             return Err(group_status(
@@ -424,7 +423,7 @@ impl Coordinator {
             tokio::select! {
                 r = applied.changed() => if r.is_err() { return Ok((generation, records)) },
                 () = tokio::time::sleep_until(deadline) => return Ok((generation, records)),
-                _ = shutdown.changed() => return Ok((generation, records)),
+                () = shutdown.stopping() => return Ok((generation, records)),
             }
         }
     }
@@ -574,13 +573,13 @@ impl Coordinator {
 
 /// On the leader, expires members whose session timed out, every [`EXPIRY_TICK`]; returns on
 /// shutdown.
-pub async fn expire_task(coordinator: Arc<Coordinator>, mut shutdown: watch::Receiver<bool>) {
+pub async fn expire_task(coordinator: Arc<Coordinator>, shutdown: ledger_shutdown::Shutdown) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            () = shutdown.stopping() => return,
         }
         coordinator.expire_round().await;
     }

@@ -8,10 +8,8 @@ use ledger_shutdown::{SIGINT, SIGTERM, Shutdown};
 const BOUND: Duration = Duration::from_secs(10);
 
 fn kill(sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &std::process::id().to_string()])
-        .status()
-        .expect("`kill` runs");
+    let status =
+        std::process::Command::new("kill").args([sig, &std::process::id().to_string()]).status().expect("`kill` runs");
     assert!(status.success(), "kill {sig} failed: {status}");
 }
 

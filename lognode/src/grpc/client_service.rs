@@ -24,7 +24,7 @@ use ledger_proto::ledger::{
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, ServerState};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
@@ -76,8 +76,8 @@ pub struct ClientService {
     pub sm: StateMachineStore,
     /// Discovery.
     pub discovery: Arc<dyn Discovery>,
-    /// Becomes true on shutdown: streams end.
-    pub shutdown: watch::Receiver<bool>,
+    /// Set on shutdown: streams and long polls end.
+    pub shutdown: ledger_shutdown::Shutdown,
     /// Round robin for records without key and partition.
     pub round_robin: Arc<AtomicU64>,
     /// Gathers concurrent produce requests into shared Raft entries.
@@ -381,7 +381,7 @@ impl Ledger for ClientService {
         let this = self.clone();
         tokio::spawn(async move {
             let mut applied = this.sm.applied();
-            let mut shutdown = this.shutdown.clone();
+            let shutdown = this.shutdown.clone();
             let mut offset = req.offset;
             let mut result = Ok(first);
             loop {
@@ -398,7 +398,7 @@ impl Ledger for ClientService {
                         tokio::select! {
                             () = tx.closed() => break,
                             r = applied.changed() => if r.is_err() { break },
-                            _ = shutdown.changed() => break,
+                            () = shutdown.stopping() => break,
                         }
                     }
                     Err(s) => {
@@ -406,7 +406,7 @@ impl Ledger for ClientService {
                         break;
                     }
                 }
-                if *shutdown.borrow() {
+                if shutdown.is_stopping() {
                     break;
                 }
                 applied.borrow_and_update();
