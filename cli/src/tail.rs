@@ -145,12 +145,11 @@ async fn partitions(
         });
     }
     drop(tx);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = stop_signal()?;
     let mut printed = 0u64;
     let result = loop {
         tokio::select! {
-            _ = &mut ctrl_c => break Ok(()),
+            () = stop.stopping() => break Ok(()),
             msg = rx.recv() => match msg {
                 Some(Ok(line)) => {
                     print(out, &line);
@@ -166,6 +165,11 @@ async fn partitions(
     };
     readers.abort_all();
     result
+}
+
+/// Ctrl-C (or SIGTERM) ends a tail cleanly: a group member leaves its group.
+fn stop_signal() -> Result<ledger_shutdown::Shutdown, Failure> {
+    ledger_shutdown::Shutdown::on_signals().map_err(|e| Failure::failed(format!("cannot catch SIGINT/SIGTERM: {e}")))
 }
 
 /// The state of this CLI as a group member.
@@ -206,8 +210,7 @@ async fn member(
     max_records: Option<u64>,
 ) -> Result<(), Failure> {
     let mut m = join(client, group, topic, from_end).await?;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = stop_signal()?;
     let mut printed = 0u64;
     let mut rejoins = 0u32;
     let result: Result<(), Failure> = loop {
@@ -230,7 +233,7 @@ async fn member(
         let want =
             max_records.map_or(u64::from(TAIL_FETCH_RECORDS), |mx| (mx - printed).min(u64::from(TAIL_FETCH_RECORDS)));
         let fetched = tokio::select! {
-            _ = &mut ctrl_c => break Ok(()),
+            () = stop.stopping() => break Ok(()),
             r = client.group_records(group, &m.id, Some(want as u32), Some(wait_ms)) => r,
         };
         let recs = match fetched {

@@ -13,8 +13,14 @@
 //!   [`BackendError::Internal`];
 //! - ledger rule violations are *not* errors: they are result codes inside
 //!   the [`Outcome`] returned by [`LedgerBackend::submit`].
+//!
+//! The trait speaks the pure cores' types: `ledger-core`'s for the ledger,
+//! `group-core`'s for consumer groups (replies, views, reset targets). Only
+//! what no core owns (topics, records, cluster status) is defined here. JSON
+//! bodies are in `dto.rs`; protobuf conversions in `ledger_proto::convert`.
 
 use async_trait::async_trait;
+use group_core::{GroupSummary, GroupView, MemberReply, OffsetReset, ResetTarget, TopicPartition};
 use ledger_core::{AccountView, Command, HistoryFrom, HistoryPage, Outcome, TransferView};
 
 /// How fresh a read must be.
@@ -190,50 +196,6 @@ pub enum Missing {
     Node,
 }
 
-/// Where a group member without a committed offset starts reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AutoOffsetReset {
-    /// The partition's first stored offset.
-    Earliest,
-    /// The partition's end offset when the partition was assigned.
-    Latest,
-}
-
-/// A request to join a consumer group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JoinGroup {
-    /// Subscribed topics.
-    pub topics: Vec<String>,
-    /// Session timeout; `None` = the server's default.
-    pub session_timeout_ms: Option<u64>,
-    /// Start without a commit; `None` = `latest`.
-    pub auto_offset_reset: Option<AutoOffsetReset>,
-}
-
-/// One partition of one topic.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-}
-
-/// A member's view of its group (join and heartbeat answer).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupMember {
-    /// The member id.
-    pub member_id: String,
-    /// Current generation.
-    pub generation: u64,
-    /// Partitions it owns in this generation.
-    pub assignments: Vec<TopicPartition>,
-    /// How often to heartbeat.
-    pub heartbeat_interval_ms: u64,
-    /// Its session timeout.
-    pub session_timeout_ms: u64,
-}
-
 /// A record fetched by a group member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupRecord {
@@ -252,87 +214,6 @@ pub struct GroupFetched {
     pub generation: u64,
     /// Records, in offset order per partition.
     pub records: Vec<GroupRecord>,
-}
-
-/// A committed (or reset) offset: the next offset to read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupOffset {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// Next offset to read.
-    pub offset: u64,
-}
-
-/// One line of the group list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupSummary {
-    /// Group id.
-    pub group: String,
-    /// Current generation.
-    pub generation: u64,
-    /// Number of members.
-    pub members: u32,
-}
-
-/// One member in a [`GroupDescription`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupMemberInfo {
-    /// Member id.
-    pub member_id: String,
-    /// Subscribed topics.
-    pub topics: Vec<String>,
-    /// Owned partitions.
-    pub assignments: Vec<TopicPartition>,
-    /// Last sign of life (ms since the epoch).
-    pub last_heartbeat_ms: u64,
-    /// Session timeout.
-    pub session_timeout_ms: u64,
-}
-
-/// One partition in a [`GroupDescription`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupPartitionInfo {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// Owner in the current generation.
-    pub owner: Option<String>,
-    /// Committed offset, if any.
-    pub committed_offset: Option<u64>,
-    /// The partition's end offset.
-    pub end_offset: u64,
-    /// Records not consumed yet: `end_offset - committed_offset` (with no commit, from where
-    /// the owner would start).
-    pub lag: u64,
-}
-
-/// A group, described.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupDescription {
-    /// Group id.
-    pub group: String,
-    /// Current generation.
-    pub generation: u64,
-    /// Members in join order.
-    pub members: Vec<GroupMemberInfo>,
-    /// Owned partitions and partitions with a commit.
-    pub partitions: Vec<GroupPartitionInfo>,
-}
-
-/// Target of an admin offset reset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResetTarget {
-    /// The start offsets.
-    Earliest,
-    /// The end offsets.
-    Latest,
-    /// This offset.
-    Offset(u64),
-    /// The first offset appended at or after this time (ms since the epoch).
-    Timestamp(u64),
 }
 
 /// A failure of the backend (never a ledger rule violation: those are
@@ -457,14 +338,21 @@ pub trait LedgerBackend: Send + Sync + 'static {
     // Backends without consumer groups (the in-memory test backend) keep these defaults, which
     // answer `Internal` naming the missing feature.
 
-    /// A new member joins `group` (not idempotent: each call is a new member).
-    async fn join_group(&self, group: &str, req: JoinGroup) -> BackendResult<Applied<GroupMember>> {
-        let _ = (group, req);
+    /// A new member joins `group` subscribing to `topics` (not idempotent: each call is a new
+    /// member). `None`s are the server's defaults (session timeout, `latest`).
+    async fn join_group(
+        &self,
+        group: &str,
+        topics: Vec<String>,
+        session_timeout_ms: Option<u64>,
+        auto_offset_reset: Option<OffsetReset>,
+    ) -> BackendResult<Applied<MemberReply>> {
+        let _ = (group, topics, session_timeout_ms, auto_offset_reset);
         Err(no_groups())
     }
 
     /// Keeps the member's session alive; its generation and assignments.
-    async fn group_heartbeat(&self, group: &str, member_id: &str) -> BackendResult<Read<GroupMember>> {
+    async fn group_heartbeat(&self, group: &str, member_id: &str) -> BackendResult<Read<MemberReply>> {
         let _ = (group, member_id);
         Err(no_groups())
     }
@@ -491,13 +379,14 @@ pub trait LedgerBackend: Send + Sync + 'static {
         Err(no_groups())
     }
 
-    /// Commits offsets (all or nothing; fenced by generation and ownership).
+    /// Commits `(topic, partition, next offset)` triples, as in `GroupCommand::Commit` (all or
+    /// nothing; fenced by generation and ownership).
     async fn commit_offsets(
         &self,
         group: &str,
         member_id: &str,
         generation: u64,
-        offsets: Vec<GroupOffset>,
+        offsets: Vec<(String, u32, u64)>,
     ) -> BackendResult<Applied<()>> {
         let _ = (group, member_id, generation, offsets);
         Err(no_groups())
@@ -509,19 +398,19 @@ pub trait LedgerBackend: Send + Sync + 'static {
     }
 
     /// One group: members, partitions, committed offsets and lag.
-    async fn describe_group(&self, group: &str) -> BackendResult<Read<GroupDescription>> {
+    async fn describe_group(&self, group: &str) -> BackendResult<Read<GroupView>> {
         let _ = group;
         Err(no_groups())
     }
 
-    /// Admin: resets the committed offsets of an empty group.
+    /// Admin: resets the committed offsets of an empty group; the new committed offsets.
     async fn reset_offsets(
         &self,
         group: &str,
         topic: &str,
         partition: Option<u32>,
         to: ResetTarget,
-    ) -> BackendResult<Applied<Vec<GroupOffset>>> {
+    ) -> BackendResult<Applied<Vec<(TopicPartition, u64)>>> {
         let _ = (group, topic, partition, to);
         Err(no_groups())
     }

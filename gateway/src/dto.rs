@@ -774,6 +774,15 @@ pub enum AutoOffsetResetBody {
     Latest,
 }
 
+impl From<AutoOffsetResetBody> for group_core::OffsetReset {
+    fn from(r: AutoOffsetResetBody) -> Self {
+        match r {
+            AutoOffsetResetBody::Earliest => group_core::OffsetReset::Earliest,
+            AutoOffsetResetBody::Latest => group_core::OffsetReset::Latest,
+        }
+    }
+}
+
 /// Body of `POST /v1/groups/{group}/members`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -797,6 +806,16 @@ pub struct TopicPartitionBody {
     pub partition: u32,
 }
 
+impl From<group_core::TopicPartition> for TopicPartitionBody {
+    fn from(t: group_core::TopicPartition) -> Self {
+        TopicPartitionBody { topic: t.topic, partition: t.partition }
+    }
+}
+
+fn assignments(a: Vec<group_core::TopicPartition>) -> Vec<TopicPartitionBody> {
+    a.into_iter().map(TopicPartitionBody::from).collect()
+}
+
 /// Answer of a join.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"member_id": "billing-1", "generation": 1,
@@ -813,6 +832,17 @@ pub struct JoinGroupResponse {
     pub heartbeat_interval_ms: u64,
 }
 
+impl From<group_core::MemberReply> for JoinGroupResponse {
+    fn from(m: group_core::MemberReply) -> Self {
+        JoinGroupResponse {
+            member_id: m.member_id,
+            generation: m.generation,
+            assignments: assignments(m.assignments),
+            heartbeat_interval_ms: m.heartbeat_interval_ms,
+        }
+    }
+}
+
 /// Answer of a heartbeat.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"generation": 2, "assignments": [{"topic": "ledger", "partition": 0}]}))]
@@ -821,6 +851,12 @@ pub struct HeartbeatResponse {
     pub generation: u64,
     /// Partitions this member owns in it.
     pub assignments: Vec<TopicPartitionBody>,
+}
+
+impl From<group_core::MemberReply> for HeartbeatResponse {
+    fn from(m: group_core::MemberReply) -> Self {
+        HeartbeatResponse { generation: m.generation, assignments: assignments(m.assignments) }
+    }
 }
 
 /// Query parameters of `GET /v1/groups/{group}/members/{member_id}/records`.
@@ -927,6 +963,16 @@ pub struct GroupSummaryBody {
     pub members: u32,
 }
 
+impl From<group_core::GroupSummary> for GroupSummaryBody {
+    fn from(g: group_core::GroupSummary) -> Self {
+        GroupSummaryBody {
+            group: g.group,
+            generation: g.generation,
+            members: u32::try_from(g.members).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// Answer of `GET /v1/groups`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"groups": [{"group": "billing", "generation": 3, "members": 2}]}))]
@@ -946,6 +992,16 @@ pub struct GroupMemberBody {
     pub last_heartbeat: u64,
 }
 
+impl From<group_core::MemberView> for GroupMemberBody {
+    fn from(m: group_core::MemberView) -> Self {
+        GroupMemberBody {
+            member_id: m.member_id,
+            assignments: assignments(m.assignments),
+            last_heartbeat: m.last_heartbeat_ms,
+        }
+    }
+}
+
 /// A partition in a group description.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupPartitionBody {
@@ -961,6 +1017,19 @@ pub struct GroupPartitionBody {
     pub end_offset: u64,
     /// `end_offset - committed_offset`; before a commit, counted from where the owner would start.
     pub lag: u64,
+}
+
+impl From<group_core::PartitionView> for GroupPartitionBody {
+    fn from(p: group_core::PartitionView) -> Self {
+        GroupPartitionBody {
+            topic: p.topic,
+            partition: p.partition,
+            owner: p.owner,
+            committed_offset: p.committed_offset,
+            end_offset: p.end_offset,
+            lag: p.lag,
+        }
+    }
 }
 
 /// Answer of `GET /v1/groups/{group}`.
@@ -979,6 +1048,17 @@ pub struct GroupDescriptionBody {
     pub members: Vec<GroupMemberBody>,
     /// Owned partitions and partitions with a committed offset.
     pub partitions: Vec<GroupPartitionBody>,
+}
+
+impl From<group_core::GroupView> for GroupDescriptionBody {
+    fn from(d: group_core::GroupView) -> Self {
+        GroupDescriptionBody {
+            group: d.group,
+            generation: d.generation,
+            members: d.members.into_iter().map(GroupMemberBody::from).collect(),
+            partitions: d.partitions.into_iter().map(GroupPartitionBody::from).collect(),
+        }
+    }
 }
 
 /// An explicit offset target of a reset.
@@ -1019,6 +1099,17 @@ pub enum ResetTo {
     Timestamp(ResetToTimestamp),
 }
 
+impl From<ResetTo> for group_core::ResetTarget {
+    fn from(to: ResetTo) -> Self {
+        match to {
+            ResetTo::Named(ResetToNamed::Earliest) => group_core::ResetTarget::Earliest,
+            ResetTo::Named(ResetToNamed::Latest) => group_core::ResetTarget::Latest,
+            ResetTo::Offset(o) => group_core::ResetTarget::Offset(o.offset),
+            ResetTo::Timestamp(t) => group_core::ResetTarget::Timestamp(t.timestamp),
+        }
+    }
+}
+
 /// Body of `POST /v1/groups/{group}/offsets/reset`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1041,6 +1132,12 @@ pub struct OffsetResetBody {
     pub partition: u32,
     /// The new committed offset.
     pub offset: u64,
+}
+
+impl From<(group_core::TopicPartition, u64)> for OffsetResetBody {
+    fn from((tp, offset): (group_core::TopicPartition, u64)) -> Self {
+        OffsetResetBody { topic: tp.topic, partition: tp.partition, offset }
+    }
 }
 
 /// Answer of a reset.

@@ -163,34 +163,6 @@ async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
     Ok(GrpcBackend::start(Lognodes::Gossip(gossip)).await)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing the requests in flight");
-}
-
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -222,8 +194,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", cli.listen))?;
         let backend = connect_backend(&cli).await?;
+        let signals = ledger_shutdown::Shutdown::on_signals().context("cannot listen for SIGTERM/SIGINT")?;
+        let stop = {
+            let signals = signals.clone();
+            async move {
+                signals.stopping().await;
+                let signal = signals.reason().unwrap_or("?");
+                tracing::info!(signal, "shutting down: finishing the requests in flight");
+            }
+        };
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-        let served = gateway::serve(listener, gateway::app(backend.clone(), config), shutdown_signal()).await;
+        let served = gateway::serve(listener, gateway::app(backend.clone(), config), stop).await;
         // Leave the gossip (bounded inside) once the requests in flight are done.
         backend.shutdown().await;
         served?;

@@ -41,5 +41,6 @@ pub use code::GroupCode;
 pub use groups::{Groups, SNAPSHOT_FORMAT, is_valid_group_id};
 pub use types::{
     ApplyContext, ExpireReply, GroupCommand, GroupOutcome, GroupSummary, GroupView, MemCatalog, MemberReply,
-    MemberView, OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTo, TopicCatalog, TopicPartition,
+    MemberView, OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTarget, ResetTo, TopicCatalog,
+    TopicPartition,
 };

@@ -154,6 +154,20 @@ pub enum ResetTo {
     },
 }
 
+/// Target of an admin offset reset as a caller asks for it (the gateway's API, the gRPC
+/// request), before the node resolves a timestamp into offsets and proposes a [`ResetTo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// Each partition's start offset.
+    Earliest,
+    /// Each partition's end offset.
+    Latest,
+    /// One explicit offset for every target partition.
+    Offset(u64),
+    /// The first offset appended at or after this time (ms since the epoch).
+    Timestamp(u64),
+}
+
 /// One log entry of the group coordinator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupCommand {

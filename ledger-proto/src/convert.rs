@@ -1,4 +1,5 @@
-//! Conversions between ledger-core types and the `ledger.v1` protobuf messages.
+//! Conversions between ledger-core types and the `ledger.v1` protobuf messages; the
+//! consumer-group ones (group-core types) are in [`groups`].
 //!
 //! Encoding (documented in `proto/ledger.proto`): u128/i128 counters are decimal strings; result
 //! codes, transfer statuses and event kinds are ledger-core's stable snake_case strings.
@@ -31,6 +32,9 @@ pub enum ConvertError {
     /// An event kind string that is not one of the four kinds.
     #[error("unknown transfer event kind `{0}`")]
     UnknownKind(String),
+    /// An `auto_offset_reset` that is neither `earliest` nor `latest` (nor empty).
+    #[error("auto_offset_reset must be \"earliest\" or \"latest\", got {0:?}")]
+    UnknownOffsetReset(String),
     /// A decimal string that does not parse as the expected integer type.
     #[error("field `{field}`: `{value}` is not a valid decimal integer")]
     BadNumber {
@@ -42,6 +46,8 @@ pub enum ConvertError {
 }
 
 type Result<T> = std::result::Result<T, ConvertError>;
+
+pub mod groups;
 
 // ---------------------------------------------------------------------------------------------
 // scalars

@@ -2,7 +2,8 @@
 //!
 //! - [`raft`]: the Raft transport between lognodes (`ledger.raft.v1.Raft`).
 //! - [`ledger`]: the client API (`ledger.v1.Ledger`).
-//! - [`convert`]: ledger-core types ⇄ `ledger.v1` messages.
+//! - [`convert`]: ledger-core types ⇄ `ledger.v1` messages, and in [`convert::groups`] group-core
+//!   types ⇄ the consumer-group messages.
 //! - [`limits`]: the wire limits lognode and the gateway must agree on.
 
 /// `ledger.raft.v1`: Raft transport.

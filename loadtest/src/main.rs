@@ -116,7 +116,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.duration
     )?;
     drop(err);
-    let out = match run::run(addr, plan, load, cli.duration).await {
+    // Ctrl-C or SIGTERM ends the load early; the money check and the report still run.
+    let stop = ledger_shutdown::Shutdown::on_signals().context("cannot listen for SIGINT/SIGTERM")?;
+    let out = match run::run(addr, plan, load, cli.duration, &stop).await {
         Ok(out) => out,
         Err(e @ SetupError::NoGroupRoutes) => {
             writeln!(std::io::stderr(), "loadtest: {e}")?;
@@ -124,6 +126,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(signal) = stop.reason() {
+        writeln!(std::io::stderr(), "loadtest: {signal}: load stopped after {:?}; checking the accounts", out.elapsed)?;
+    }
     let report = report::Report::new(cli.scenario, &cli.gateway, load, out);
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "{}", report.table())?;

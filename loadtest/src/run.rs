@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ledger_shutdown::Shutdown;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::check::{Conservation, check};
@@ -59,8 +60,15 @@ fn progress_line(rec: &Recorder, total: Duration) -> String {
     )
 }
 
-/// Runs the setup, the load for `duration`, and the check.
-pub async fn run(addr: SocketAddr, plan: Plan, load: Load, duration: Duration) -> Result<Outcome, SetupError> {
+/// Runs the setup, the load for `duration` (or until `stop`: Ctrl-C ends the load early, and the
+/// check and the report still run), and the check.
+pub async fn run(
+    addr: SocketAddr,
+    plan: Plan,
+    load: Load,
+    duration: Duration,
+    stop: &Shutdown,
+) -> Result<Outcome, SetupError> {
     let plan = Arc::new(plan);
     let mut setup_conn = Conn::new(addr);
     let mut expected = setup(&mut setup_conn, &plan).await?;
@@ -96,8 +104,9 @@ pub async fn run(addr: SocketAddr, plan: Plan, load: Load, duration: Duration) -
             for i in 0..concurrency {
                 let mut w = Worker::new(i, addr, plan.clone());
                 let rec = rec.clone();
+                let stop = stop.clone();
                 tasks.push(tokio::spawn(async move {
-                    while Instant::now() < deadline {
+                    while Instant::now() < deadline && !stop.is_stopping() {
                         w.step(&rec, None).await;
                     }
                     w.finish(&rec).await;
@@ -111,11 +120,12 @@ pub async fn run(addr: SocketAddr, plan: Plan, load: Load, duration: Duration) -
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
             let ticker = {
                 let rec = rec.clone();
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     let mut issued: u64 = 0;
                     loop {
                         let now = Instant::now();
-                        if now >= deadline {
+                        if now >= deadline || stop.is_stopping() {
                             break;
                         }
                         let due = (now.duration_since(start).as_secs_f64() * rate_per_s as f64) as u64;
@@ -141,14 +151,18 @@ pub async fn run(addr: SocketAddr, plan: Plan, load: Load, duration: Duration) -
                 let mut w = Worker::new(i, addr, plan.clone());
                 let rec = rec.clone();
                 let rx = rx.clone();
+                let stop = stop.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
                         let next = tokio::select! {
                             t = async { rx.lock().await.recv().await } => t,
                             _ = tokio::time::sleep_until(deadline.into()) => None,
+                            () = stop.stopping() => None,
                         };
                         match next {
-                            Some(at) if Instant::now() < deadline => w.step(&rec, Some(at)).await,
+                            Some(at) if Instant::now() < deadline && !stop.is_stopping() => {
+                                w.step(&rec, Some(at)).await
+                            }
                             _ => break,
                         }
                     }

@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use group_core::{GroupCode, GroupCommand, GroupOutcome, GroupView, MemberReply, Reply, TopicCatalog, TopicPartition};
+use group_core::{
+    GroupCode, GroupCommand, GroupOutcome, GroupView, MemberReply, Reply, ResetTarget, TopicCatalog, TopicPartition,
+};
 use openraft::ServerState;
 use openraft::error::{CheckIsLeaderError, RaftError};
-use tokio::sync::watch;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tracing::{debug, info};
@@ -374,7 +375,7 @@ impl Coordinator {
         max_records: usize,
         wait: Duration,
         from: &BTreeMap<TopicPartition, u64>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: ledger_shutdown::Shutdown,
     ) -> Result<(u64, Vec<FetchedRecord>), Status> {
         if from.len() > FETCH_POSITIONS_MAX {
             return Err(group_status(
@@ -396,7 +397,7 @@ impl Coordinator {
             tokio::select! {
                 r = applied.changed() => if r.is_err() { return Ok((generation, records)) },
                 () = tokio::time::sleep_until(deadline) => return Ok((generation, records)),
-                _ = shutdown.changed() => return Ok((generation, records)),
+                () = shutdown.stopping() => return Ok((generation, records)),
             }
         }
     }
@@ -544,28 +545,15 @@ impl Coordinator {
     }
 }
 
-/// Target of an admin offset reset, before a timestamp is resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResetTarget {
-    /// The start offsets.
-    Earliest,
-    /// The end offsets.
-    Latest,
-    /// One offset.
-    Offset(u64),
-    /// The first offset appended at or after this time (ms since the epoch).
-    Timestamp(u64),
-}
-
 /// On the leader, expires members whose session timed out, every [`EXPIRY_TICK`]; returns on
 /// shutdown.
-pub async fn expire_task(coordinator: Arc<Coordinator>, mut shutdown: watch::Receiver<bool>) {
+pub async fn expire_task(coordinator: Arc<Coordinator>, shutdown: ledger_shutdown::Shutdown) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            () = shutdown.stopping() => return,
         }
         coordinator.expire_round().await;
     }

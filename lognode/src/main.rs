@@ -31,30 +31,31 @@ async fn run() -> std::process::ExitCode {
         .with_ansi(false)
         .init();
     let cfg = Config::parse();
-    let node = match lognode::node::start(cfg).await {
+    // Listening before the node starts: a signal during start-up abandons it (as the default
+    // action did before; nothing has been acknowledged yet).
+    let signals = match ledger_shutdown::Shutdown::on_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let started = tokio::select! {
+        r = Box::pin(lognode::node::start(cfg)) => r,
+        () = signals.stopping() => {
+            info!(signal = signals.reason().unwrap_or("?"), "signal during start-up: not starting");
+            return std::process::ExitCode::SUCCESS;
+        }
+    };
+    let node = match started {
         Ok(n) => n,
         Err(e) => {
             error!(error = %e, "lognode failed to start");
             return std::process::ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
-    info!("signal received");
+    signals.stopping().await;
+    info!(signal = signals.reason().unwrap_or("?"), "signal received");
     node.shutdown().await;
     std::process::ExitCode::SUCCESS
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ledger_proto::ledger::ledger_server::LedgerServer;
 use ledger_proto::raft::raft_server::RaftServer;
+use ledger_shutdown::Shutdown;
 use openraft::storage::RaftLogStorage;
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tracing::{debug, info, warn};
@@ -39,7 +39,8 @@ pub struct NodeHandle {
     pub sm: StateMachineStore,
     /// Discovery.
     pub discovery: Arc<dyn Discovery>,
-    shutdown_tx: watch::Sender<bool>,
+    /// Set by [`NodeHandle::shutdown`]: every task of the node stops.
+    stopping: Shutdown,
     server: JoinHandle<()>,
     manager: JoinHandle<()>,
     expirer: JoinHandle<()>,
@@ -278,7 +279,7 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         .await
         .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let stopping = Shutdown::new();
     let groups = crate::groups::Coordinator::new(cfg.id, raft.clone(), sm.clone());
     let client = ClientService {
         id: cfg.id,
@@ -286,18 +287,13 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         raft: raft.clone(),
         sm: sm.clone(),
         discovery: Arc::clone(&discovery),
-        shutdown: shutdown_rx.clone(),
+        shutdown: stopping.clone(),
         round_robin: Arc::new(AtomicU64::new(0)),
         produce: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         groups: Arc::clone(&groups),
     };
-    let stop = {
-        let mut shutdown = shutdown_rx.clone();
-        async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        }
-    };
+    let stop = stopping.stopping();
     let server = serve_grpc(addrs.grpc, &raft, client, stop).await?;
     info!(id = cfg.id, grpc = %cfg.grpc_addr, gossip = %cfg.gossip_addr, "lognode serving");
 
@@ -311,11 +307,11 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         sm.clone(),
         Arc::clone(&discovery),
         cfg.voters,
-        shutdown_rx.clone(),
+        stopping.clone(),
     ));
-    let group_expirer = tokio::spawn(crate::groups::expire_task(groups, shutdown_rx.clone()));
-    let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), shutdown_rx));
-    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, shutdown_tx, server, manager, expirer, group_expirer })
+    let group_expirer = tokio::spawn(crate::groups::expire_task(groups, stopping.clone()));
+    let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), stopping.clone()));
+    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer })
 }
 
 impl NodeHandle {
@@ -323,7 +319,7 @@ impl NodeHandle {
     /// Raft.
     pub async fn shutdown(self) {
         info!(id = self.id, "shutting down");
-        self.shutdown_tx.send_replace(true);
+        self.stopping.trigger("node shutdown");
         if tokio::time::timeout(SHUTDOWN_GRACE, self.server).await.is_err() {
             warn!("gRPC server did not stop in time");
         }
@@ -353,13 +349,13 @@ async fn manage_membership(
     sm: StateMachineStore,
     discovery: Arc<dyn Discovery>,
     voters_target: usize,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let mut tick = tokio::time::interval(MEMBERSHIP_TICK);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            () = shutdown.stopping() => return,
         }
         let m = raft.metrics().borrow().clone();
         let voter = m.membership_config.membership().voter_ids().any(|v| v == id);
@@ -424,13 +420,13 @@ async fn manage_membership(
 /// On the leader, proposes `ExpirePending { now_ms }` (the leader's clock, carried in the entry)
 /// when the earliest pending-transfer deadline is due. Followers never propose; every node applies
 /// the entry identically.
-async fn expire_pending(raft: Raft, sm: StateMachineStore, mut shutdown: watch::Receiver<bool>) {
+async fn expire_pending(raft: Raft, sm: StateMachineStore, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            () = shutdown.stopping() => return,
         }
         if raft.metrics().borrow().state != ServerState::Leader {
             continue;

@@ -13,11 +13,10 @@
 //! verification; 1 when `verify` finds differences; 2 on a fatal error.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ledger_shutdown::Shutdown;
 use projector::run::{BATCH_MAX_DEFAULT, BATCH_MAX_LIMIT, Backoff, Config, connect, run};
 use projector::source::HttpSource;
 
@@ -87,7 +86,7 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Cmd::Verify { gateway, database_url }) => verify(&gateway, &database_url).await,
             Some(Cmd::Migrate { database_url }) => {
-                let stop = on_signal();
+                let stop = on_signal()?;
                 if let Some(pool) = connect(&database_url, &mut Backoff::default(), &stop).await? {
                     pool.close().await;
                 }
@@ -116,31 +115,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// A flag set by the first SIGTERM or SIGINT.
-fn on_signal() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
+/// The stop signal: set by the first SIGTERM or SIGINT.
+fn on_signal() -> anyhow::Result<Shutdown> {
+    let stop = Shutdown::on_signals().context("cannot listen for SIGTERM/SIGINT")?;
     let s = stop.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("stopping (signal)");
-        s.store(true, Ordering::Relaxed);
+        s.stopping().await;
+        tracing::info!(signal = s.reason().unwrap_or("?"), "stopping (signal)");
     });
-    stop
+    Ok(stop)
 }
 
 async fn project(gateway: &str, url: &str, cfg: &Config) -> anyhow::Result<ExitCode> {
     let source = HttpSource::new(gateway).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stop = on_signal();
+    let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -153,7 +141,7 @@ async fn project(gateway: &str, url: &str, cfg: &Config) -> anyhow::Result<ExitC
 
 async fn verify(gateway: &str, url: &str) -> anyhow::Result<ExitCode> {
     let client = ledger_client::Client::new(gateway)?;
-    let stop = on_signal();
+    let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::from(2));
     };

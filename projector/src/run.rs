@@ -44,10 +44,10 @@
 //! stop the projector (never skipped).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger_events::{EventJson, TOPIC};
+use ledger_shutdown::Shutdown;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{mpsc, watch};
@@ -183,20 +183,12 @@ pub enum RunError {
     },
 }
 
-/// Sleeps `d`, waking early when `stop` is set.
-pub async fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        tokio::time::sleep((end - Instant::now()).min(Duration::from_millis(50))).await;
-    }
-}
-
 /// Connects to PostgreSQL and applies the migrations, retrying with
 /// backoff while PostgreSQL is unreachable. Returns `None` if `stop` was set
 /// first; fails at once on a non-transient error (bad URL, bad migration).
-pub async fn connect(url: &str, backoff: &mut Backoff, stop: &AtomicBool) -> Result<Option<PgPool>, Error> {
+pub async fn connect(url: &str, backoff: &mut Backoff, stop: &Shutdown) -> Result<Option<PgPool>, Error> {
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_stopping() {
             return Ok(None);
         }
         let res = async {
@@ -217,7 +209,7 @@ pub async fn connect(url: &str, backoff: &mut Backoff, stop: &AtomicBool) -> Res
             Err(e) if e.is_transient() => {
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "PostgreSQL unavailable");
-                sleep_unless_stopped(d, stop).await;
+                stop.sleep(d).await;
             }
             Err(e) => return Err(e),
         }
@@ -242,15 +234,15 @@ macro_rules! flow {
 }
 
 /// Runs until `stop` is set (Ok, after leaving the group) or a fatal error.
-pub async fn run<S: EventSource>(pool: &PgPool, source: &S, cfg: &Config, stop: &AtomicBool) -> Result<(), RunError> {
+pub async fn run<S: EventSource>(pool: &PgPool, source: &S, cfg: &Config, stop: &Shutdown) -> Result<(), RunError> {
     let mut backoff = cfg.backoff.clone();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_stopping() {
         let m = match source.join(&cfg.group).await {
             Ok(m) => m,
             Err(SourceError::Unavailable(e)) => {
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "join failed; retrying");
-                sleep_unless_stopped(d, stop).await;
+                stop.sleep(d).await;
                 continue;
             }
             Err(e) => return Err(RunError::Source(e)),
@@ -357,7 +349,7 @@ struct Session<'a, S> {
     pool: &'a PgPool,
     source: &'a S,
     group: &'a str,
-    stop: &'a AtomicBool,
+    stop: &'a Shutdown,
     /// Our member id.
     member: String,
     /// The generation we act in (fence of our writes, generation of our commits).
@@ -380,7 +372,7 @@ async fn membership<S: EventSource>(
     pool: &PgPool,
     source: &S,
     cfg: &Config,
-    stop: &AtomicBool,
+    stop: &Shutdown,
     m: Membership,
     backoff: &mut Backoff,
 ) -> Result<Flow, RunError> {
@@ -422,7 +414,7 @@ async fn membership<S: EventSource>(
     let mut carry: Option<Fetched> = None;
     let mut last_commit = Instant::now();
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_stopping() {
             return Ok(Flow::Stop);
         }
         if hb_rx.has_changed().unwrap_or(false) {
@@ -438,6 +430,7 @@ async fn membership<S: EventSource>(
                 let got = tokio::select! {
                     r = rx.recv() => r,
                     _ = tokio::time::sleep(POLL_TICK) => continue,
+                    () = stop.stopping() => continue,
                 };
                 let Some(r) = got else { return Ok(Flow::Rejoin) };
                 match answer(&mut s, r, backoff).await? {
@@ -736,7 +729,7 @@ impl<S: EventSource> Session<'_, S> {
         tracing::warn!(partition, from, to, "reading records missing from PostgreSQL directly from the log");
         let mut empty = 0u32;
         while from < to {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.is_stopping() {
                 return Ok(Flow::Stop);
             }
             let mut events: Vec<(u64, EventJson)> = Vec::new();
@@ -749,7 +742,7 @@ impl<S: EventSource> Session<'_, S> {
                     Err(SourceError::Unavailable(e)) => {
                         let d = backoff.next_delay();
                         tracing::warn!(error = %e, "gap read failed; retrying");
-                        sleep_unless_stopped(d, self.stop).await;
+                        self.stop.sleep(d).await;
                         continue;
                     }
                     Err(e) => return Err(RunError::Source(e)),
@@ -761,7 +754,7 @@ impl<S: EventSource> Session<'_, S> {
                             "{TOPIC}/{partition}: no records at offset {at}, although records up to {to} were delivered"
                         ))));
                     }
-                    sleep_unless_stopped(backoff.next_delay(), self.stop).await;
+                    self.stop.sleep(backoff.next_delay()).await;
                     continue;
                 };
                 if r0.offset != at {
@@ -808,7 +801,7 @@ fn decode(r: &SourceRecord) -> Result<EventJson, RunError> {
 
 /// Runs `f` until it succeeds or fails for good, backing off on transient
 /// errors. `Ok(None)` if `stop` was set meanwhile.
-async fn retry<T, F, Fut>(backoff: &mut Backoff, stop: &AtomicBool, mut f: F) -> Result<Option<T>, Error>
+async fn retry<T, F, Fut>(backoff: &mut Backoff, stop: &Shutdown, mut f: F) -> Result<Option<T>, Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>>,
@@ -819,8 +812,8 @@ where
             Err(e) if e.is_transient() => {
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "PostgreSQL error; retrying");
-                sleep_unless_stopped(d, stop).await;
-                if stop.load(Ordering::Relaxed) {
+                stop.sleep(d).await;
+                if stop.is_stopping() {
                     return Ok(None);
                 }
             }

@@ -14,10 +14,9 @@ mod procs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ledger_shutdown::Shutdown;
 use lognode_args::LognodeArgs;
 use serde::{Deserialize, Serialize};
 
@@ -239,24 +238,6 @@ fn prepare_data_dir(a: &DevArgs) -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
-/// Counts SIGINT and SIGTERM received.
-fn watch_signals(count: Arc<AtomicUsize>) -> Result<(), Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::failed(format!("cannot catch SIGINT: {e}")))?;
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| Failure::failed(format!("cannot catch SIGTERM: {e}")))?;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            count.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    Ok(())
-}
-
 /// The running system.
 struct System {
     data_dir: PathBuf,
@@ -264,7 +245,8 @@ struct System {
     gateway: Option<Proc>,
     projector: Option<Proc>,
     postgres: Option<Proc>,
-    signals: Arc<AtomicUsize>,
+    /// Set by SIGINT/SIGTERM.
+    signals: Shutdown,
 }
 
 impl System {
@@ -273,7 +255,7 @@ impl System {
     }
 
     fn stopping(&self) -> bool {
-        self.signals.load(Ordering::SeqCst) > 0
+        self.signals.is_stopping()
     }
 
     /// A start-up failure if any child has exited (or a signal asked to stop).
@@ -323,19 +305,12 @@ pub fn run(a: &DevArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
-    let signals = Arc::new(AtomicUsize::new(0));
-    let mut sys = System {
-        data_dir,
-        nodes: Vec::new(),
-        gateway: None,
-        projector: None,
-        postgres: None,
-        signals: signals.clone(),
-    };
-    let result = rt.block_on(async {
-        watch_signals(signals)?;
-        start(&mut sys, a, &ports, &bins, db).await
-    });
+    // Catching SIGINT/SIGTERM from here on: the children are stopped in order, never orphaned.
+    let signals = rt
+        .block_on(async { Shutdown::on_signals() })
+        .map_err(|e| Failure::failed(format!("cannot catch SIGINT/SIGTERM: {e}")))?;
+    let mut sys = System { data_dir, nodes: Vec::new(), gateway: None, projector: None, postgres: None, signals };
+    let result = rt.block_on(start(&mut sys, a, &ports, &bins, db));
     let code = match result {
         Ok(()) => rt.block_on(supervise(&mut sys)),
         Err(f) => Err(f),
@@ -499,6 +474,6 @@ async fn supervise(sys: &mut System) -> Result<(), Failure> {
         if let Some(f) = fatal {
             return Err(f);
         }
-        tokio::time::sleep(POLL).await;
+        sys.signals.sleep(POLL).await;
     }
 }

@@ -39,15 +39,15 @@ pub use self::nodes::{
 };
 use self::nodes::{Nodes, spawn_prober};
 use crate::backend::{
-    Applied, AutoOffsetReset, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched,
-    GroupDescription, GroupFetched, GroupMember, GroupMemberInfo, GroupOffset, GroupPartitionInfo, GroupRecord,
-    GroupSummary, JoinGroup, LedgerBackend, Missing, NewRecord, NodeRole, NodeStatus, Read, ReadConsistency,
-    RecordOffset, ResetTarget, StoredRecord, TopicCreated, TopicInfo, TopicPartition,
+    Applied, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched, GroupFetched,
+    GroupRecord, LedgerBackend, Missing, NewRecord, NodeRole, NodeStatus, Read, ReadConsistency, RecordOffset,
+    StoredRecord, TopicCreated, TopicInfo,
 };
+use group_core::{GroupSummary, GroupView, MemberReply, OffsetReset, ResetTarget, TopicPartition};
+use ledger_proto::convert::groups as group_convert;
 use ledger_proto::ledger::{
-    CommitOffsetsRequest, DescribeGroupRequest, GroupFetchRequest, GroupHeartbeatRequest, GroupMemberResponse,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ResetOffsetsRequest, TopicPartitionOffset,
-    reset_offsets_request,
+    CommitOffsetsRequest, DescribeGroupRequest, GroupFetchRequest, GroupHeartbeatRequest, LeaveGroupRequest,
+    ListGroupsRequest, ResetOffsetsRequest,
 };
 
 /// FNV-1a, the key hash lognode (and the gateway's test backend) partitions by: records with the
@@ -107,20 +107,6 @@ fn stored(x: ledger_proto::ledger::ConsumedRecord) -> StoredRecord {
         value: x.value,
         headers: headers_in(x.headers),
         timestamp_ms: u64::try_from(x.timestamp_ms).unwrap_or(0),
-    }
-}
-
-fn member(r: GroupMemberResponse) -> GroupMember {
-    GroupMember {
-        member_id: r.member_id,
-        generation: r.generation,
-        assignments: r
-            .assignments
-            .into_iter()
-            .map(|t| TopicPartition { topic: t.topic, partition: t.partition })
-            .collect(),
-        heartbeat_interval_ms: r.heartbeat_interval_ms,
-        session_timeout_ms: r.session_timeout_ms,
     }
 }
 
@@ -467,17 +453,14 @@ impl LedgerBackend for GrpcBackend {
     }
 
     /// To the leader; retried only when it surely did not reach one (every join is a new member).
-    async fn join_group(&self, group: &str, req: JoinGroup) -> BackendResult<Applied<GroupMember>> {
-        let req = JoinGroupRequest {
-            group: group.to_owned(),
-            topics: req.topics,
-            session_timeout_ms: req.session_timeout_ms,
-            auto_offset_reset: match req.auto_offset_reset {
-                None => String::new(),
-                Some(AutoOffsetReset::Earliest) => "earliest".to_owned(),
-                Some(AutoOffsetReset::Latest) => "latest".to_owned(),
-            },
-        };
+    async fn join_group(
+        &self,
+        group: &str,
+        topics: Vec<String>,
+        session_timeout_ms: Option<u64>,
+        auto_offset_reset: Option<OffsetReset>,
+    ) -> BackendResult<Applied<MemberReply>> {
+        let req = group_convert::join_to_proto(group, topics, session_timeout_ms, auto_offset_reset);
         let r = self
             .nodes
             .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
@@ -485,11 +468,11 @@ impl LedgerBackend for GrpcBackend {
                 async move { Ok(c.join_group(req).await?.into_inner()) }
             })
             .await?;
-        let index = r.log_index;
-        Ok(Applied { value: member(r), index })
+        let (value, index) = group_convert::member_from_proto(r);
+        Ok(Applied { value, index })
     }
 
-    async fn group_heartbeat(&self, group: &str, member_id: &str) -> BackendResult<Read<GroupMember>> {
+    async fn group_heartbeat(&self, group: &str, member_id: &str) -> BackendResult<Read<MemberReply>> {
         let req = GroupHeartbeatRequest { group: group.to_owned(), member_id: member_id.to_owned() };
         let r = self
             .nodes
@@ -498,8 +481,8 @@ impl LedgerBackend for GrpcBackend {
                 async move { Ok(c.group_heartbeat(req).await?.into_inner()) }
             })
             .await?;
-        let applied_index = r.log_index;
-        Ok(Read { value: member(r), applied_index })
+        let (value, applied_index) = group_convert::member_from_proto(r);
+        Ok(Read { value, applied_index })
     }
 
     /// Not retried after an unknown outcome: a second leave would answer `unknown_member`.
@@ -530,14 +513,7 @@ impl LedgerBackend for GrpcBackend {
             member_id: member_id.to_owned(),
             max_records,
             wait_ms: u32::try_from(wait_ms).unwrap_or(u32::MAX),
-            positions: from
-                .iter()
-                .map(|(topic, partition, offset)| TopicPartitionOffset {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: *offset,
-                })
-                .collect(),
+            positions: group_convert::offsets_to_proto(from),
         };
         let budget = WRITE_RETRY_BUDGET + Duration::from_millis(wait_ms);
         let r = self
@@ -563,16 +539,13 @@ impl LedgerBackend for GrpcBackend {
         group: &str,
         member_id: &str,
         generation: u64,
-        offsets: Vec<GroupOffset>,
+        offsets: Vec<(String, u32, u64)>,
     ) -> BackendResult<Applied<()>> {
         let req = CommitOffsetsRequest {
             group: group.to_owned(),
             member_id: member_id.to_owned(),
             generation,
-            offsets: offsets
-                .into_iter()
-                .map(|o| TopicPartitionOffset { topic: o.topic, partition: o.partition, offset: o.offset })
-                .collect(),
+            offsets: group_convert::offsets_to_proto(&offsets),
         };
         let index = self
             .nodes
@@ -591,15 +564,11 @@ impl LedgerBackend for GrpcBackend {
                 Ok(c.list_groups(ListGroupsRequest {}).await?.into_inner())
             })
             .await?;
-        let value = r
-            .groups
-            .into_iter()
-            .map(|g| GroupSummary { group: g.group, generation: g.generation, members: g.members })
-            .collect();
+        let value = r.groups.into_iter().map(group_convert::summary_from_proto).collect();
         Ok(Read { value, applied_index: r.applied_index })
     }
 
-    async fn describe_group(&self, group: &str) -> BackendResult<Read<GroupDescription>> {
+    async fn describe_group(&self, group: &str) -> BackendResult<Read<GroupView>> {
         let req = DescribeGroupRequest { group: group.to_owned() };
         let r = self
             .nodes
@@ -608,35 +577,8 @@ impl LedgerBackend for GrpcBackend {
                 async move { Ok(c.describe_group(req).await?.into_inner()) }
             })
             .await?;
-        let tp = |t: ledger_proto::ledger::TopicPartition| TopicPartition { topic: t.topic, partition: t.partition };
-        let value = GroupDescription {
-            group: r.group,
-            generation: r.generation,
-            members: r
-                .members
-                .into_iter()
-                .map(|m| GroupMemberInfo {
-                    member_id: m.member_id,
-                    topics: m.topics,
-                    assignments: m.assignments.into_iter().map(tp).collect(),
-                    last_heartbeat_ms: m.last_heartbeat_ms,
-                    session_timeout_ms: m.session_timeout_ms,
-                })
-                .collect(),
-            partitions: r
-                .partitions
-                .into_iter()
-                .map(|p| GroupPartitionInfo {
-                    topic: p.topic,
-                    partition: p.partition,
-                    owner: (!p.owner.is_empty()).then_some(p.owner),
-                    committed_offset: p.committed_offset,
-                    end_offset: p.end_offset,
-                    lag: p.lag,
-                })
-                .collect(),
-        };
-        Ok(Read { value, applied_index: r.applied_index })
+        let (value, applied_index) = group_convert::group_view_from_proto(r).map_err(bad_answer)?;
+        Ok(Read { value, applied_index })
     }
 
     /// Retried: the same reset again sets the same offsets (for `earliest`/`latest`, as of the
@@ -647,18 +589,12 @@ impl LedgerBackend for GrpcBackend {
         topic: &str,
         partition: Option<u32>,
         to: ResetTarget,
-    ) -> BackendResult<Applied<Vec<GroupOffset>>> {
-        use reset_offsets_request::To;
+    ) -> BackendResult<Applied<Vec<(TopicPartition, u64)>>> {
         let req = ResetOffsetsRequest {
             group: group.to_owned(),
             topic: topic.to_owned(),
             partition,
-            to: Some(match to {
-                ResetTarget::Earliest => To::Earliest(true),
-                ResetTarget::Latest => To::Latest(true),
-                ResetTarget::Offset(o) => To::Offset(o),
-                ResetTarget::Timestamp(t) => To::TimestampMs(t),
-            }),
+            to: Some(group_convert::reset_target_to_proto(to)),
         };
         let r = self
             .nodes
@@ -667,11 +603,7 @@ impl LedgerBackend for GrpcBackend {
                 async move { Ok(c.reset_offsets(req).await?.into_inner()) }
             })
             .await?;
-        let value = r
-            .offsets
-            .into_iter()
-            .map(|o| GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset })
-            .collect();
+        let value = group_convert::partition_offsets_from_proto(r.offsets);
         Ok(Applied { value, index: r.log_index })
     }
 

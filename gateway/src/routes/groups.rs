@@ -11,11 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{LEDGER_INDEX, read_json, write_json};
-use crate::backend::{AutoOffsetReset, GroupMember, GroupOffset, GroupRecord, JoinGroup, ResetTarget, TopicPartition};
+use crate::backend::GroupRecord;
 use crate::dto::{
-    AutoOffsetResetBody, CommitOffsetsRequest, GroupDescriptionBody, GroupFetchQuery, GroupFetchResponse, GroupList,
-    GroupMemberBody, GroupPartitionBody, GroupSummaryBody, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    OffsetResetBody, ResetOffsetsRequest, ResetOffsetsResponse, ResetTo, ResetToNamed, TopicPartitionBody,
+    CommitOffsetsRequest, GroupDescriptionBody, GroupFetchQuery, GroupFetchResponse, GroupList, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, ResetOffsetsRequest, ResetOffsetsResponse,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -51,10 +50,6 @@ fn member_id(group: &str, m: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::not_found(ErrorCode::UnknownMember, format!("group '{group}' has no member {m:?}")))
     }
-}
-
-fn assignments(a: Vec<TopicPartition>) -> Vec<TopicPartitionBody> {
-    a.into_iter().map(|t| TopicPartitionBody { topic: t.topic, partition: t.partition }).collect()
 }
 
 fn no_content(index: Option<u64>) -> Response {
@@ -93,22 +88,9 @@ pub async fn join(
     for t in &req.topics {
         validate::topic_name(t)?;
     }
-    let join = JoinGroup {
-        topics: req.topics,
-        session_timeout_ms: req.session_timeout_ms,
-        auto_offset_reset: req.auto_offset_reset.map(|r| match r {
-            AutoOffsetResetBody::Earliest => AutoOffsetReset::Earliest,
-            AutoOffsetResetBody::Latest => AutoOffsetReset::Latest,
-        }),
-    };
-    let applied = st.call(st.backend().join_group(&group, join)).await?;
-    let m: GroupMember = applied.value;
-    let body = JoinGroupResponse {
-        member_id: m.member_id,
-        generation: m.generation,
-        assignments: assignments(m.assignments),
-        heartbeat_interval_ms: m.heartbeat_interval_ms,
-    };
+    let reset = req.auto_offset_reset.map(group_core::OffsetReset::from);
+    let applied = st.call(st.backend().join_group(&group, req.topics, req.session_timeout_ms, reset)).await?;
+    let body = JoinGroupResponse::from(applied.value);
     Ok(write_json(StatusCode::CREATED, &body, applied.index, false))
 }
 
@@ -131,9 +113,7 @@ pub async fn heartbeat(
     group_id(&group)?;
     member_id(&group, &member)?;
     let r = st.call(st.backend().group_heartbeat(&group, &member)).await?;
-    let m = r.value;
-    let body = HeartbeatResponse { generation: m.generation, assignments: assignments(m.assignments) };
-    Ok(read_json(&body, r.applied_index))
+    Ok(read_json(&HeartbeatResponse::from(r.value), r.applied_index))
 }
 
 /// Fetch records of the member's partitions, long-polling up to `wait_ms`.
@@ -308,7 +288,7 @@ pub async fn commit(
     for o in req.offsets {
         let o = o.0;
         validate::topic_name(&o.topic)?;
-        offsets.push(GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset });
+        offsets.push((o.topic, o.partition, o.offset));
     }
     let applied = st.call(st.backend().commit_offsets(&group, &member, req.generation, offsets)).await?;
     Ok(no_content(Some(applied.index)))
@@ -344,11 +324,7 @@ pub async fn leave(
     ))]
 pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
     let r = st.call(st.backend().list_groups()).await?;
-    let groups = r
-        .value
-        .into_iter()
-        .map(|g| GroupSummaryBody { group: g.group, generation: g.generation, members: g.members })
-        .collect();
+    let groups = r.value.into_iter().map(Into::into).collect();
     Ok(read_json(&GroupList { groups }, r.applied_index))
 }
 
@@ -363,32 +339,7 @@ pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
 pub async fn describe(State(st): State<AppState>, ApiPath(group): ApiPath<String>) -> Result<Response, ApiError> {
     group_id(&group)?;
     let r = st.call(st.backend().describe_group(&group)).await?;
-    let d = r.value;
-    let body = GroupDescriptionBody {
-        group: d.group,
-        generation: d.generation,
-        members: d
-            .members
-            .into_iter()
-            .map(|m| GroupMemberBody {
-                member_id: m.member_id,
-                assignments: assignments(m.assignments),
-                last_heartbeat: m.last_heartbeat_ms,
-            })
-            .collect(),
-        partitions: d
-            .partitions
-            .into_iter()
-            .map(|p| GroupPartitionBody {
-                topic: p.topic,
-                partition: p.partition,
-                owner: p.owner,
-                committed_offset: p.committed_offset,
-                end_offset: p.end_offset,
-                lag: p.lag,
-            })
-            .collect(),
-    };
+    let body = GroupDescriptionBody::from(r.value);
     Ok(read_json(&body, r.applied_index))
 }
 
@@ -414,17 +365,8 @@ pub async fn reset(
     check_admin(&st, &headers)?;
     group_id(&group)?;
     validate::topic_name(&req.topic)?;
-    let to = match req.to {
-        ResetTo::Named(ResetToNamed::Earliest) => ResetTarget::Earliest,
-        ResetTo::Named(ResetToNamed::Latest) => ResetTarget::Latest,
-        ResetTo::Offset(o) => ResetTarget::Offset(o.offset),
-        ResetTo::Timestamp(t) => ResetTarget::Timestamp(t.timestamp),
-    };
+    let to = group_core::ResetTarget::from(req.to);
     let applied = st.call(st.backend().reset_offsets(&group, &req.topic, req.partition, to)).await?;
-    let offsets = applied
-        .value
-        .into_iter()
-        .map(|o| OffsetResetBody { topic: o.topic, partition: o.partition, offset: o.offset })
-        .collect();
+    let offsets = applied.value.into_iter().map(Into::into).collect();
     Ok(write_json(StatusCode::OK, &ResetOffsetsResponse { offsets, index: applied.index }, applied.index, false))
 }

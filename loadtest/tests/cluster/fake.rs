@@ -89,3 +89,38 @@ fn balances_that_miss_acknowledged_transfers_fail_the_run() {
     assert!(out.contains("conservation: VIOLATED"), "{out}");
     assert!(out.contains("but the acknowledged transfers give"), "{out}");
 }
+
+/// Longest a loadtest may take to finish after SIGINT (the load stops at once; the check reads
+/// 100 accounts from the fake).
+const STOP_AFTER_SIGNAL_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[test]
+fn sigint_ends_the_load_early_and_the_check_still_runs() {
+    let url = fake_gateway(7);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["--gateway", &url, "--scenario", "transfers", "--concurrency", "2", "--duration", "10m"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn loadtest");
+    // Past the setup (instant against the fake), well into the 10-minute load.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success(), "kill -INT failed: {kill}");
+    let deadline = std::time::Instant::now() + STOP_AFTER_SIGNAL_MAX;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("loadtest still running {STOP_AFTER_SIGNAL_MAX:?} after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("SIGINT: load stopped"), "{text}");
+    // The money check ran after the interruption (the fake's balances violate it: exit 2).
+    assert!(text.contains("conservation: VIOLATED"), "{text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
+}

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ledger_proto::convert;
+use ledger_proto::convert::groups as group_convert;
 use ledger_proto::ledger::ledger_client::LedgerClient;
 use ledger_proto::ledger::ledger_server::Ledger;
 use ledger_proto::ledger::{
@@ -17,15 +18,13 @@ use ledger_proto::ledger::{
 };
 use ledger_proto::ledger::{
     CommitOffsetsRequest, CommitOffsetsResponse, DescribeGroupRequest, DescribeGroupResponse, GroupFetchRequest,
-    GroupFetchResponse, GroupHeartbeatRequest, GroupMember, GroupMemberResponse, GroupPartition, GroupRecord,
-    GroupSummary, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    ResetOffsetsRequest, ResetOffsetsResponse, TopicPartition as PbTopicPartition, TopicPartitionOffset,
-    reset_offsets_request,
+    GroupFetchResponse, GroupHeartbeatRequest, GroupMemberResponse, GroupRecord, JoinGroupRequest, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, ResetOffsetsRequest, ResetOffsetsResponse,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, ServerState};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
@@ -55,8 +54,8 @@ pub struct ClientService {
     pub sm: StateMachineStore,
     /// Discovery.
     pub discovery: Arc<dyn Discovery>,
-    /// Becomes true on shutdown: streams end.
-    pub shutdown: watch::Receiver<bool>,
+    /// Set on shutdown: streams and long polls end.
+    pub shutdown: ledger_shutdown::Shutdown,
     /// Round robin for records without key and partition.
     pub round_robin: Arc<AtomicU64>,
     /// Gathers concurrent produce requests into shared Raft entries.
@@ -112,19 +111,9 @@ fn now_ms_u64() -> u64 {
     u64::try_from(now_ms()).unwrap_or(0)
 }
 
-fn member_response(m: group_core::MemberReply, log_index: u64) -> GroupMemberResponse {
-    GroupMemberResponse {
-        member_id: m.member_id,
-        generation: m.generation,
-        assignments: m.assignments.into_iter().map(tp_to_proto).collect(),
-        heartbeat_interval_ms: m.heartbeat_interval_ms,
-        session_timeout_ms: m.session_timeout_ms,
-        log_index,
-    }
-}
-
-fn tp_to_proto(tp: group_core::TopicPartition) -> PbTopicPartition {
-    PbTopicPartition { topic: tp.topic, partition: tp.partition }
+/// A group request the conversion rejected (a malformed field): `invalid_request`.
+fn bad_group_request(e: &convert::ConvertError) -> Status {
+    crate::groups::group_status(group_core::GroupCode::InvalidRequest, e.to_string())
 }
 
 fn consumed(x: crate::store::state_machine::ReadRecord) -> ConsumedRecord {
@@ -370,7 +359,7 @@ impl Ledger for ClientService {
         let this = self.clone();
         tokio::spawn(async move {
             let mut applied = this.sm.applied();
-            let mut shutdown = this.shutdown.clone();
+            let shutdown = this.shutdown.clone();
             let mut offset = req.offset;
             let mut result = Ok(first);
             loop {
@@ -387,7 +376,7 @@ impl Ledger for ClientService {
                         tokio::select! {
                             () = tx.closed() => break,
                             r = applied.changed() => if r.is_err() { break },
-                            _ = shutdown.changed() => break,
+                            () = shutdown.stopping() => break,
                         }
                     }
                     Err(s) => {
@@ -395,7 +384,7 @@ impl Ledger for ClientService {
                         break;
                     }
                 }
-                if *shutdown.borrow() {
+                if shutdown.is_stopping() {
                     break;
                 }
                 applied.borrow_and_update();
@@ -601,19 +590,10 @@ impl Ledger for ClientService {
 
     async fn join_group(&self, request: Request<JoinGroupRequest>) -> Result<Response<GroupMemberResponse>, Status> {
         let req = request.into_inner();
-        let reset = match req.auto_offset_reset.as_str() {
-            "" => None,
-            "earliest" => Some(group_core::OffsetReset::Earliest),
-            "latest" => Some(group_core::OffsetReset::Latest),
-            other => {
-                return Err(crate::groups::group_status(
-                    group_core::GroupCode::InvalidRequest,
-                    format!("auto_offset_reset must be \"earliest\" or \"latest\", got {other:?}"),
-                ));
-            }
-        };
+        let reset =
+            group_convert::offset_reset_from_proto(&req.auto_offset_reset).map_err(|e| bad_group_request(&e))?;
         let (m, index) = self.groups.join(req.group, req.topics, req.session_timeout_ms, reset).await?;
-        Ok(Response::new(member_response(m, index)))
+        Ok(Response::new(group_convert::member_to_proto(m, index)))
     }
 
     async fn group_heartbeat(
@@ -622,7 +602,7 @@ impl Ledger for ClientService {
     ) -> Result<Response<GroupMemberResponse>, Status> {
         let req = request.into_inner();
         let (m, applied_index) = self.groups.heartbeat(&req.group, &req.member_id).await?;
-        Ok(Response::new(member_response(m, applied_index)))
+        Ok(Response::new(group_convert::member_to_proto(m, applied_index)))
     }
 
     async fn leave_group(&self, request: Request<LeaveGroupRequest>) -> Result<Response<LeaveGroupResponse>, Status> {
@@ -635,10 +615,9 @@ impl Ledger for ClientService {
         let req = request.into_inner();
         let max = if req.max_records == 0 { FETCH_RECORDS_DEFAULT } else { req.max_records as usize };
         let wait = Duration::from_millis(u64::from(req.wait_ms));
-        let from = req
-            .positions
+        let from = group_convert::offsets_from_proto(req.positions)
             .into_iter()
-            .map(|p| (group_core::TopicPartition::new(&p.topic, p.partition), p.offset))
+            .map(|(topic, partition, offset)| (group_core::TopicPartition { topic, partition }, offset))
             .collect::<std::collections::BTreeMap<_, _>>();
         let (generation, records) =
             self.groups.fetch(&req.group, &req.member_id, max, wait, &from, self.shutdown.clone()).await?;
@@ -654,21 +633,14 @@ impl Ledger for ClientService {
         request: Request<CommitOffsetsRequest>,
     ) -> Result<Response<CommitOffsetsResponse>, Status> {
         let req = request.into_inner();
-        let offsets = req.offsets.into_iter().map(|o| (o.topic, o.partition, o.offset)).collect();
+        let offsets = group_convert::offsets_from_proto(req.offsets);
         let log_index = self.groups.commit(req.group, req.member_id, req.generation, offsets).await?;
         Ok(Response::new(CommitOffsetsResponse { log_index }))
     }
 
     async fn list_groups(&self, _request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
         let (groups, applied_index) = self.groups.list().await?;
-        let groups = groups
-            .into_iter()
-            .map(|g| GroupSummary {
-                group: g.group,
-                generation: g.generation,
-                members: u32::try_from(g.members).unwrap_or(u32::MAX),
-            })
-            .collect();
+        let groups = groups.into_iter().map(group_convert::summary_to_proto).collect();
         Ok(Response::new(ListGroupsResponse { groups, applied_index }))
     }
 
@@ -678,60 +650,22 @@ impl Ledger for ClientService {
     ) -> Result<Response<DescribeGroupResponse>, Status> {
         let req = request.into_inner();
         let (v, applied_index) = self.groups.describe(&req.group).await?;
-        Ok(Response::new(DescribeGroupResponse {
-            group: v.group,
-            generation: v.generation,
-            members: v
-                .members
-                .into_iter()
-                .map(|m| GroupMember {
-                    member_id: m.member_id,
-                    topics: m.topics,
-                    assignments: m.assignments.into_iter().map(tp_to_proto).collect(),
-                    last_heartbeat_ms: m.last_heartbeat_ms,
-                    session_timeout_ms: m.session_timeout_ms,
-                    auto_offset_reset: m.auto_offset_reset.as_str().to_owned(),
-                })
-                .collect(),
-            partitions: v
-                .partitions
-                .into_iter()
-                .map(|p| GroupPartition {
-                    topic: p.topic,
-                    partition: p.partition,
-                    owner: p.owner.unwrap_or_default(),
-                    committed_offset: p.committed_offset,
-                    end_offset: p.end_offset,
-                    lag: p.lag,
-                })
-                .collect(),
-            applied_index,
-        }))
+        Ok(Response::new(group_convert::group_view_to_proto(v, applied_index)))
     }
 
     async fn reset_offsets(
         &self,
         request: Request<ResetOffsetsRequest>,
     ) -> Result<Response<ResetOffsetsResponse>, Status> {
-        use crate::groups::ResetTarget;
         let req = request.into_inner();
-        let to = match req.to {
-            Some(reset_offsets_request::To::Earliest(_)) => ResetTarget::Earliest,
-            Some(reset_offsets_request::To::Latest(_)) => ResetTarget::Latest,
-            Some(reset_offsets_request::To::Offset(o)) => ResetTarget::Offset(o),
-            Some(reset_offsets_request::To::TimestampMs(t)) => ResetTarget::Timestamp(t),
-            None => {
-                return Err(crate::groups::group_status(
-                    group_core::GroupCode::InvalidRequest,
-                    "a reset needs a target: earliest, latest, an offset or a timestamp",
-                ));
-            }
-        };
+        let to = group_convert::reset_target_from_proto(req.to).map_err(|_| {
+            crate::groups::group_status(
+                group_core::GroupCode::InvalidRequest,
+                "a reset needs a target: earliest, latest, an offset or a timestamp",
+            )
+        })?;
         let (offsets, log_index) = self.groups.reset(req.group, req.topic, req.partition, to).await?;
-        let offsets = offsets
-            .into_iter()
-            .map(|(tp, offset)| TopicPartitionOffset { topic: tp.topic, partition: tp.partition, offset })
-            .collect();
+        let offsets = group_convert::partition_offsets_to_proto(offsets);
         Ok(Response::new(ResetOffsetsResponse { offsets, log_index }))
     }
 }
