@@ -4,6 +4,7 @@
 
 mod failover;
 mod groups;
+mod hostile;
 mod ledger;
 mod support;
 mod topics;
