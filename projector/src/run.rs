@@ -204,6 +204,7 @@ pub async fn connect(url: &str, backoff: &mut Backoff, stop: &AtomicBool) -> Res
                 .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await?;
+            db::check_database(&pool).await?;
             db::migrate(&pool).await?;
             Ok::<_, Error>(pool)
         }
