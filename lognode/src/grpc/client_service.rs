@@ -176,6 +176,7 @@ impl ClientService {
     }
 
     async fn write(&self, cmd: Cmd) -> Result<(CmdResponse, u64), Status> {
+        crate::grpc::check_proposal(&cmd)?;
         let write = self.raft.client_write(cmd);
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
@@ -237,6 +238,8 @@ impl ClientService {
             })
             .collect();
         let item = crate::types::ProduceItem { topic: topic.clone(), partition, records };
+        // Headers cost more encoded than their bytes (length prefixes): bound the encoding too.
+        crate::grpc::check_command("the produce request", &item)?;
         match self.produce.submit(item).await? {
             (CmdResponse::Produced { base_offset, count }, log_index, timestamp_ms) => {
                 Ok(ProduceResponse { topic, partition, base_offset, count, log_index, timestamp_ms })
@@ -249,6 +252,7 @@ impl ClientService {
     /// Replicates a ledger command with the leader's clock as its log time; returns the outcome,
     /// the entry's log index and the timestamp.
     async fn submit_command(&self, command: ledger_core::Command) -> Result<(ledger_core::Outcome, u64, u64), Status> {
+        crate::grpc::check_command("the ledger command", &command)?;
         // Single transfers and non-atomic batches share entries with concurrent ones (see batcher).
         let gathered = match command {
             ledger_core::Command::CreateTransfer(t) => Ok(batcher::TransferItem::One(t)),

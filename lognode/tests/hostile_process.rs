@@ -1,0 +1,51 @@
+//! Issue 21: a request that encodes larger than the log's record limit is refused with
+//! `InvalidArgument` before it is proposed (it used to make the log refuse the entry, which
+//! openraft treats as fatal: Raft stopped on the leader). One real `lognode` process.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proc, client, leader_of, wait_for};
+use ledger_core::{Command, NewAccount, Outcome, ResultCode};
+use ledger_proto::convert;
+use ledger_proto::ledger::JoinGroupRequest;
+use tonic::Code;
+
+fn account(id: &str, metadata: String) -> Command {
+    Command::CreateAccount(NewAccount { id: id.into(), currency: "USD".into(), allow_overdraft: false, metadata })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_proposals_are_refused_and_raft_keeps_running() {
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &[]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+
+    // 10 MiB of metadata: under the 16 MiB gRPC message limit, over the log's 8 MiB record.
+    let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
+    let err = client(&addr).submit(convert::command_to_proto(&account("big", huge))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("bytes"), "the limit is named: {}", err.message());
+
+    // The same through the group API: one 9 MiB topic name.
+    let join = JoinGroupRequest {
+        group: "g".into(),
+        topics: vec!["t".repeat(9 * 1024 * 1024)],
+        session_timeout_ms: None,
+        auto_offset_reset: String::new(),
+    };
+    let err = client(&addr).join_group(join).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // Raft is still running: an ordinary write is applied.
+    let r = client(&addr).submit(convert::command_to_proto(&account("ok", "{}".into()))).await;
+    let r = r.unwrap_or_else(|e| panic!("ordinary write after the refusals: {e:?}\n{}", node.log_tail()));
+    match convert::outcome_from_proto(r.into_inner().outcome.unwrap()).unwrap() {
+        Outcome::Account(a) => assert_eq!(a.code, ResultCode::Created),
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
