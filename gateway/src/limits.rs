@@ -89,8 +89,8 @@ pub const RETRY_AFTER_SECS_DEFAULT: u64 = 1;
 /// Default page size of `GET /v1/accounts/{id}/transfers`.
 pub const HISTORY_PAGE_DEFAULT: usize = 100;
 
-/// Maximum length of a topic name, in bytes (`[A-Za-z0-9._-]`).
-pub const TOPIC_NAME_BYTES_MAX: usize = 128;
+/// Maximum length of a topic name, in bytes (`[A-Za-z0-9._-]`): lognode's, a wire limit.
+pub const TOPIC_NAME_BYTES_MAX: usize = ledger_proto::limits::TOPIC_NAME_BYTES_MAX;
 
 /// Maximum number of partitions of one topic.
 pub const TOPIC_PARTITIONS_MAX: u32 = 256;
@@ -111,8 +111,8 @@ pub const RECORD_HEADERS_MAX: usize = 64;
 /// Default number of records returned by one fetch.
 pub const FETCH_RECORDS_DEFAULT: u32 = 100;
 
-/// Maximum number of records returned by one fetch.
-pub const FETCH_RECORDS_MAX: u32 = 1000;
+/// Maximum number of records returned by one fetch: what one lognode read returns (a wire limit).
+pub const FETCH_RECORDS_MAX: u32 = ledger_proto::limits::READ_RECORDS_MAX as u32;
 
 /// Longest long-poll of a fetch (`wait_ms`).
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
@@ -127,13 +127,14 @@ pub const MEMBER_ID_BYTES_MAX: usize = GROUP_ID_BYTES_MAX + 1 + 20;
 /// Default number of records returned by one group fetch.
 pub const GROUP_FETCH_RECORDS_DEFAULT: u32 = 100;
 
-/// Maximum number of records returned by one group fetch.
-pub const GROUP_FETCH_RECORDS_MAX: u32 = 1000;
+/// Maximum number of records returned by one group fetch: what one lognode read returns (a wire
+/// limit).
+pub const GROUP_FETCH_RECORDS_MAX: u32 = ledger_proto::limits::READ_RECORDS_MAX as u32;
 
-/// Longest long-poll of a group fetch (`wait_ms`).
-pub const GROUP_FETCH_WAIT_MS_MAX: u64 = 30_000;
-/// Most client-side positions (`from=`) one group fetch may carry (lognode's `FETCH_POSITIONS_MAX`).
-pub const GROUP_FETCH_POSITIONS_MAX: usize = 1024;
+/// Longest long-poll of a group fetch (`wait_ms`): lognode's, a wire limit.
+pub const GROUP_FETCH_WAIT_MS_MAX: u64 = ledger_proto::limits::GROUP_FETCH_WAIT_MAX_MS;
+/// Most client-side positions (`from=`) one group fetch may carry: lognode's, a wire limit.
+pub const GROUP_FETCH_POSITIONS_MAX: usize = ledger_proto::limits::GROUP_FETCH_POSITIONS_MAX;
 
 /// Most groups whose lag `/metrics` reports (the first ones by id).
 pub const METRICS_GROUPS_MAX: usize = 100;
@@ -173,5 +174,11 @@ const _: () = assert!(RETRY_AFTER_SECS_DEFAULT >= 1);
 const _: () = assert!(GROUP_FETCH_RECORDS_DEFAULT >= 1 && GROUP_FETCH_RECORDS_DEFAULT <= GROUP_FETCH_RECORDS_MAX);
 const _: () = assert!(GROUP_FETCH_WAIT_MS_MAX <= FETCH_WAIT_MS_MAX);
 const _: () = assert!(GROUP_FETCH_POSITIONS_MAX >= 1);
+// The gateway never asks lognode for more than its wire limits allow.
+const _: () = assert!(RECORD_BYTES_MAX <= ledger_proto::limits::RECORD_BYTES_MAX);
+const _: () = assert!(RECORDS_PER_PRODUCE_MAX <= ledger_proto::limits::PRODUCE_RECORDS_MAX);
+const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= ledger_proto::limits::PRODUCE_BYTES_MAX);
+const _: () = assert!(TOPIC_PARTITIONS_MAX <= ledger_proto::limits::TOPIC_PARTITIONS_MAX);
+const _: () = assert!(FETCH_RECORDS_MAX as usize == ledger_proto::limits::READ_RECORDS_MAX);
 // A maximal commit (every offset with a maximal topic name) fits in a default body.
 const _: () = assert!(OFFSETS_PER_COMMIT_MAX * (TOPIC_NAME_BYTES_MAX + 64) < BODY_BYTES_MAX_DEFAULT * 2);

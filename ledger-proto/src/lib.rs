@@ -3,6 +3,7 @@
 //! - [`raft`]: the Raft transport between lognodes (`ledger.raft.v1.Raft`).
 //! - [`ledger`]: the client API (`ledger.v1.Ledger`).
 //! - [`convert`]: ledger-core types ⇄ `ledger.v1` messages.
+//! - [`limits`]: the wire limits lognode and the gateway must agree on.
 
 /// `ledger.raft.v1`: Raft transport.
 #[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
@@ -17,6 +18,7 @@ pub mod ledger {
 }
 
 pub mod convert;
+pub mod limits;
 
 /// gRPC metadata key naming the leader's node id on a not-leader error.
 pub const LEADER_ID_METADATA: &str = "ledger-leader-id";

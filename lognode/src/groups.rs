@@ -29,40 +29,14 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tracing::{debug, info};
 
-use crate::grpc::client_service::{WRITE_TIMEOUT, not_leader};
+use crate::grpc::client_service::not_leader;
+use crate::limits::{
+    EXPIRY_ENTRIES_PER_TICK, EXPIRY_TICK, FETCH_BYTES_MAX, FETCH_POSITIONS_MAX, FETCH_RECORDS_MAX, FETCH_WAIT_MAX,
+    LEAD_CONFIRM_TIMEOUT, WRITE_TIMEOUT,
+};
 use crate::store::StateMachineStore;
 use crate::store::state_machine::{ReadError, ReadRecord};
 use crate::types::{Raft, Request, Response};
-
-/// Default records per group fetch.
-pub const FETCH_RECORDS_DEFAULT: usize = 100;
-/// Most records one group fetch returns.
-pub const FETCH_RECORDS_MAX: usize = crate::store::state_machine::READ_RECORDS_MAX;
-/// Longest long poll of a group fetch.
-pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
-/// Most client-side positions one fetch may carry.
-pub const FETCH_POSITIONS_MAX: usize = 1024;
-/// How often the leader looks for members whose session timed out.
-pub const EXPIRY_TICK: Duration = Duration::from_millis(200);
-/// Most `ExpireMembers` entries (one per group) proposed in one tick; the rest wait a tick.
-pub const EXPIRY_ENTRIES_PER_TICK: usize = 16;
-/// Most time one leadership confirmation (once per term) may take.
-pub const LEAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A group fetch reads no further partition once its records reach this many bytes (one
-/// partition read adds at most `READ_BYTES_MAX` plus one record).
-pub const FETCH_BYTES_MAX: usize = crate::store::state_machine::READ_BYTES_MAX;
-
-const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
-// The largest answer (bytes cap, plus one more partition read, plus one record, plus framing)
-// fits in one gRPC message.
-const _: () = assert!(
-    FETCH_BYTES_MAX
-        + crate::store::state_machine::READ_BYTES_MAX
-        + crate::grpc::client_service::RECORD_BYTES_MAX
-        + FETCH_RECORDS_MAX * 1024
-        <= crate::grpc::CLIENT_MESSAGE_MAX
-);
 
 /// The leader's wall clock (ms since the Unix epoch), for entry timestamps and sessions.
 fn now_ms() -> u64 {

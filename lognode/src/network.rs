@@ -19,18 +19,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::limits::{CONNECT_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_TIMEOUT};
 use crate::types::{Node, TypeConfig, decode, encode};
-
-/// Largest gRPC message between nodes (AppendEntries batches, snapshot chunks).
-pub const RAFT_MESSAGE_MAX: usize = 64 * 1024 * 1024;
-/// Bytes of snapshot data per streamed chunk.
-pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
-/// Timeout to establish a connection to a peer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Deadline of one Raft RPC when openraft gives none.
-pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
-/// Deadline of sending a whole snapshot.
-pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Creates a lazily connecting gRPC channel to `addr` (`host:port`).
 pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {

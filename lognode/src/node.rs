@@ -1,6 +1,8 @@
 //! Wiring: storage, Raft, gRPC server, gossip, the membership manager, and graceful shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,38 +18,16 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, resolve};
 use crate::discovery::{Discovery, Gossip, MemberKind, MemberMeta};
-use crate::grpc::CLIENT_MESSAGE_MAX;
 use crate::grpc::client_service::ClientService;
 use crate::grpc::raft_service::RaftService;
-use crate::network::{Network, RAFT_MESSAGE_MAX};
+use crate::limits::{
+    CLIENT_MESSAGE_MAX, CONCURRENCY_PER_CONNECTION, ELECTION_TIMEOUT_MS, EXPIRY_ENTRIES_PER_TICK, EXPIRY_TICK,
+    EXPIRY_WRITE_TIMEOUT, HEARTBEAT_MS, MEMBERSHIP_CALL_TIMEOUT, MEMBERSHIP_TICK, PROMOTE_LAG_MAX, RAFT_MESSAGE_MAX,
+    SEGMENT_BYTES, SHUTDOWN_GRACE, STARTUP_APPLY_TIMEOUT,
+};
+use crate::network::Network;
 use crate::store::{LogStore, StateMachineStore};
 use crate::types::{Node, Raft, Request, Response};
-
-/// Raft heartbeat interval.
-pub const HEARTBEAT_MS: u64 = 150;
-/// Raft election timeout range.
-pub const ELECTION_TIMEOUT_MS: (u64, u64) = (750, 1500);
-/// How often the leader turns gossip into Raft membership.
-pub const MEMBERSHIP_TICK: Duration = Duration::from_millis(300);
-/// A learner is promoted once its matched index is within this many entries of the leader's.
-pub const PROMOTE_LAG_MAX: u64 = 100;
-/// Most time one membership change by the manager may take before it is retried.
-pub const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long each shutdown step (in-flight gRPC calls, gossip leave, Raft) may take.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// gRPC calls served concurrently per connection.
-pub const CONCURRENCY_PER_CONNECTION: usize = 256;
-/// Longest wait at startup for the entries committed before a restart to be applied again.
-pub const STARTUP_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the leader checks for pending transfers whose deadline passed.
-pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
-/// Most time one `ExpirePending` proposal may take.
-pub const EXPIRY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most `ExpirePending` entries proposed in one tick (each expires up to
-/// `ledger_core::limits::EXPIRE_PER_ENTRY_MAX` transfers).
-pub const EXPIRY_ENTRIES_PER_TICK: usize = 8;
-/// Segment size of the log.
-pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A running node.
 pub struct NodeHandle {
@@ -72,39 +52,139 @@ impl std::fmt::Debug for NodeHandle {
     }
 }
 
-/// Starts a node: opens storage, starts Raft, serves gRPC, joins gossip, bootstraps if asked.
-pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
+/// Why a node did not start. Each names what failed, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `--id 0` (openraft reserves no id, but 0 is what an unset id looks like).
+    #[error("--id must not be 0")]
+    ZeroId,
+    /// An address flag that does not resolve.
+    #[error("{flag}: {reason}")]
+    Address {
+        /// The flag (`--grpc-addr`, `--gossip-addr`, `--join`).
+        flag: &'static str,
+        /// Why it does not resolve.
+        reason: String,
+    },
+    /// The Raft log or the events log could not be opened (logstore names the file and offset).
+    #[error("open the {what} in {dir}: {source}")]
+    OpenLog {
+        /// `Raft log` or `events log`.
+        what: &'static str,
+        /// Its directory.
+        dir: PathBuf,
+        /// logstore's error.
+        #[source]
+        source: logstore::Error,
+    },
+    /// The Raft log store, the state machine or its snapshot could not be opened.
+    #[error("open the {what}: {reason}")]
+    Storage {
+        /// What was opened.
+        what: &'static str,
+        /// openraft's storage error, as text.
+        reason: String,
+    },
+    /// The Raft configuration is invalid.
+    #[error("invalid Raft configuration: {0}")]
+    RaftConfig(String),
+    /// openraft did not start.
+    #[error("start Raft: {0}")]
+    Raft(String),
+    /// The entries committed before the restart were not applied again in time: the node does not
+    /// serve reads older than what it served before it stopped (ARCHITECTURE.md).
+    #[error(
+        "re-applying the entries committed before the restart: applied {applied} of {committed} within \
+         {timeout:?}; not serving older state"
+    )]
+    Replay {
+        /// The committed index read at startup.
+        committed: u64,
+        /// The applied index reached.
+        applied: u64,
+        /// [`STARTUP_APPLY_TIMEOUT`].
+        timeout: Duration,
+    },
+    /// Gossip did not start.
+    #[error("gossip on {addr}: {reason}")]
+    Gossip {
+        /// The gossip bind address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The gRPC listener could not be bound.
+    #[error("bind gRPC on {addr}: {source}")]
+    Bind {
+        /// The gRPC bind address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--bootstrap` failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+    /// A blocking startup task panicked or was cancelled.
+    #[error("startup task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The resolved addresses of a [`Config`].
+struct Addrs {
+    grpc: SocketAddr,
+    gossip: SocketAddr,
+    seeds: Vec<SocketAddr>,
+}
+
+/// Checks the id and resolves the address flags.
+fn check_config(cfg: &Config) -> Result<Addrs, StartError> {
     if cfg.id == 0 {
-        return Err("--id must not be 0".into());
+        return Err(StartError::ZeroId);
     }
-    let grpc_bind = resolve(&cfg.grpc_addr)?;
-    let gossip_bind = resolve(&cfg.gossip_addr)?;
-    let seeds = cfg.join.iter().filter(|s| !s.is_empty()).map(|s| resolve(s)).collect::<Result<Vec<_>, _>>()?;
+    let resolve_flag = |flag, addr: &str| resolve(addr).map_err(|reason| StartError::Address { flag, reason });
+    Ok(Addrs {
+        grpc: resolve_flag("--grpc-addr", &cfg.grpc_addr)?,
+        gossip: resolve_flag("--gossip-addr", &cfg.gossip_addr)?,
+        seeds: cfg
+            .join
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| resolve_flag("--join", s))
+            .collect::<Result<_, _>>()?,
+    })
+}
 
-    let log_config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, ..Default::default() };
-    let dir = cfg.data_dir.join("log");
-    let (log, recovery) = tokio::task::spawn_blocking(move || logstore::Log::open(dir, log_config))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("open log: {e}"))?;
-    info!(?recovery, "log opened");
-    let log_store = LogStore::new(log.clone()).map_err(|e| format!("open log store: {e}"))?;
-    // Node-local store of the ledger events (derived from applied entries, see the README).
-    let events_dir = cfg.data_dir.join("events");
-    let events_config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, ..Default::default() };
-    let (events, _) = tokio::task::spawn_blocking(move || logstore::Log::open(events_dir, events_config))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("open events log: {e}"))?;
-    let sm = StateMachineStore::open(log, events).map_err(|e| format!("open state machine: {e}"))?;
+/// Opens one logstore log of the data dir (blocking work, off the runtime).
+async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstore::Log, StartError> {
+    let dir = cfg.data_dir.join(sub);
+    let config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, ..Default::default() };
+    let open_dir = dir.clone();
+    let (log, recovery) = tokio::task::spawn_blocking(move || logstore::Log::open(open_dir, config))
+        .await?
+        .map_err(|source| StartError::OpenLog { what, dir, source })?;
+    info!(what, ?recovery, "log opened");
+    Ok(log)
+}
 
-    // Everything committed before a restart is applied again before any read is served, so a
-    // node never answers with older data than it did before it stopped.
+/// Opens the Raft log, the node-local events log (ledger events, derived from applied entries,
+/// see the README) and the state machine; returns them with the committed index saved before the
+/// restart.
+async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64), StartError> {
+    let storage = |what| move |e: crate::types::StorageError| StartError::Storage { what, reason: e.to_string() };
+    let log = open_log(cfg, "Raft log", "log").await?;
+    let log_store = LogStore::new(log.clone()).map_err(storage("Raft log store"))?;
+    let events = open_log(cfg, "events log", "events").await?;
+    let sm = StateMachineStore::open(log, events).map_err(storage("state machine"))?;
     let committed = {
         let mut ls = log_store.clone();
-        ls.read_committed().await.map_err(|e| format!("read committed: {e}"))?.map_or(0, |c| c.index)
+        ls.read_committed().await.map_err(storage("committed index"))?.map_or(0, |c| c.index)
     };
+    Ok((log_store, sm, committed))
+}
 
+/// Starts openraft on the storage.
+async fn start_raft(cfg: &Config, log_store: LogStore, sm: StateMachineStore) -> Result<Raft, StartError> {
     let raft_config = openraft::Config {
         cluster_name: "ledger".into(),
         heartbeat_interval: HEARTBEAT_MS,
@@ -115,14 +195,81 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         install_snapshot_timeout: 10_000,
         ..Default::default()
     };
-    let raft_config = Arc::new(raft_config.validate().map_err(|e| format!("raft config: {e}"))?);
-    let raft =
-        Raft::new(cfg.id, raft_config, Network, log_store, sm.clone()).await.map_err(|e| format!("start raft: {e}"))?;
+    let raft_config = Arc::new(raft_config.validate().map_err(|e| StartError::RaftConfig(e.to_string()))?);
+    Raft::new(cfg.id, raft_config, Network, log_store, sm).await.map_err(|e| StartError::Raft(e.to_string()))
+}
 
+/// Waits until everything committed before a restart is applied again, so the node never serves
+/// reads older than what it served before it stopped. The entries are in the local log (openraft
+/// re-applies them up to the saved committed index as it starts), so this needs no quorum; if it
+/// does not finish within [`STARTUP_APPLY_TIMEOUT`], Raft is stopped and the node does not start.
+async fn wait_replayed(raft: &Raft, sm: &StateMachineStore, committed: u64) -> Result<(), StartError> {
     let mut applied = sm.applied();
-    if tokio::time::timeout(STARTUP_APPLY_TIMEOUT, applied.wait_for(|a| *a >= committed)).await.is_err() {
-        warn!(committed, applied = sm.applied_index(), "committed entries not re-applied in time; serving anyway");
+    if tokio::time::timeout(STARTUP_APPLY_TIMEOUT, applied.wait_for(|a| *a >= committed)).await.is_ok() {
+        return Ok(());
     }
+    let err = StartError::Replay { committed, applied: sm.applied_index(), timeout: STARTUP_APPLY_TIMEOUT };
+    if let Err(e) = raft.shutdown().await {
+        warn!(error = %e, "raft shutdown after a failed start");
+    }
+    Err(err)
+}
+
+/// Binds the gRPC listener and serves the Raft transport and the client API until `shutdown`.
+async fn serve_grpc(
+    addr: SocketAddr,
+    raft: &Raft,
+    client: ClientService,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, StartError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let router = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .tcp_nodelay(true)
+        .add_service(
+            RaftServer::new(RaftService::new(raft.clone()))
+                .max_decoding_message_size(RAFT_MESSAGE_MAX)
+                .max_encoding_message_size(RAFT_MESSAGE_MAX),
+        )
+        .add_service(
+            LedgerServer::new(client)
+                .max_decoding_message_size(CLIENT_MESSAGE_MAX)
+                .max_encoding_message_size(CLIENT_MESSAGE_MAX),
+        );
+    // With our own listener, tonic's `tcp_nodelay` does not apply: set it on the incoming
+    // side, or small responses wait for Nagle + delayed ACK (~40 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Ok(tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
+            warn!(error = %e, "gRPC server failed");
+        }
+    }))
+}
+
+/// `--bootstrap`: initializes a new single-voter cluster, unless this node is already initialized.
+async fn bootstrap(cfg: &Config, raft: &Raft) -> Result<(), StartError> {
+    let initialized = raft.is_initialized().await.map_err(|e| StartError::Bootstrap(e.to_string()))?;
+    if initialized {
+        info!("already initialized; --bootstrap ignored");
+        return Ok(());
+    }
+    let members = BTreeMap::from([(cfg.id, Node::new(cfg.grpc_addr.clone()))]);
+    raft.initialize(members).await.map_err(|e| StartError::Bootstrap(e.to_string()))?;
+    info!("bootstrapped a new cluster");
+    Ok(())
+}
+
+/// Starts a node: opens storage, starts Raft, re-applies what was committed before a restart,
+/// joins gossip, serves gRPC, bootstraps if asked, and starts the background tasks.
+pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
+    let addrs = check_config(&cfg)?;
+    let (log_store, sm, committed) = open_storage(&cfg).await?;
+    let raft = start_raft(&cfg, log_store, sm.clone()).await?;
+    // Everything committed before a restart is applied again before any read is served.
+    wait_replayed(&raft, &sm, committed).await?;
 
     let meta = MemberMeta {
         kind: MemberKind::Lognode,
@@ -130,7 +277,9 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         grpc_addr: cfg.grpc_addr.clone(),
         role: "follower".into(),
     };
-    let discovery: Arc<dyn Discovery> = Gossip::start(gossip_bind, meta, seeds, cfg.gossip_profile).await?;
+    let discovery: Arc<dyn Discovery> = Gossip::start(addrs.gossip, meta, addrs.seeds, cfg.gossip_profile)
+        .await
+        .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let groups = crate::groups::Coordinator::new(cfg.id, raft.clone(), sm.clone());
@@ -146,46 +295,11 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, String> {
         transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         groups: Arc::clone(&groups),
     };
-    let listener =
-        tokio::net::TcpListener::bind(grpc_bind).await.map_err(|e| format!("bind gRPC on {grpc_bind}: {e}"))?;
-    let server = {
-        let mut shutdown = shutdown_rx.clone();
-        let router = tonic::transport::Server::builder()
-            .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
-            .tcp_nodelay(true)
-            .add_service(
-                RaftServer::new(RaftService::new(raft.clone()))
-                    .max_decoding_message_size(RAFT_MESSAGE_MAX)
-                    .max_encoding_message_size(RAFT_MESSAGE_MAX),
-            )
-            .add_service(
-                LedgerServer::new(client)
-                    .max_decoding_message_size(CLIENT_MESSAGE_MAX)
-                    .max_encoding_message_size(CLIENT_MESSAGE_MAX),
-            );
-        // With our own listener, tonic's `tcp_nodelay` does not apply: set it on the incoming
-        // side, or small responses wait for Nagle + delayed ACK (~40 ms).
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            };
-            if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
-                warn!(error = %e, "gRPC server failed");
-            }
-        })
-    };
+    let server = serve_grpc(addrs.grpc, &raft, client, shutdown_rx.clone()).await?;
     info!(id = cfg.id, grpc = %cfg.grpc_addr, gossip = %cfg.gossip_addr, "lognode serving");
 
     if cfg.bootstrap {
-        let initialized = raft.is_initialized().await.map_err(|e| e.to_string())?;
-        if initialized {
-            info!("already initialized; --bootstrap ignored");
-        } else {
-            let members = BTreeMap::from([(cfg.id, Node::new(cfg.grpc_addr.clone()))]);
-            raft.initialize(members).await.map_err(|e| format!("bootstrap: {e}"))?;
-            info!("bootstrapped a new cluster");
-        }
+        bootstrap(&cfg, &raft).await?;
     }
 
     let manager = tokio::spawn(manage_membership(

@@ -21,8 +21,8 @@ use crate::backend::{BackendError, BackendResult, Missing, ReadConsistency};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// HTTP/2 keep-alive ping interval on a node's channel (detects a dead peer on an idle channel).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// Largest gRPC message accepted from a lognode (lognode's `CLIENT_MESSAGE_MAX`).
-pub const MESSAGE_MAX: usize = 16 * 1024 * 1024;
+/// Largest gRPC message exchanged with a lognode: the wire limit both sides use.
+pub const MESSAGE_MAX: usize = ledger_proto::limits::MESSAGE_BYTES_MAX;
 /// How often every known node is probed (`ClusterStatus{local_only}`) and gossip is re-read.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Deadline of one probe.

@@ -32,37 +32,15 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::discovery::{Discovery, MemberKind};
-use crate::grpc::CLIENT_MESSAGE_MAX;
 use crate::grpc::batcher::{self, Gatherer};
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_RECORDS_MAX, CONSUME_RECORDS_DEFAULT, FETCH_RECORDS_DEFAULT, HISTORY_PAGE_MAX,
+    MIN_INDEX_WAIT_DEFAULT, MIN_INDEX_WAIT_MAX, RECORD_BYTES_MAX, STATUS_PEER_TIMEOUT, STREAM_BUFFER, WRITE_TIMEOUT,
+};
 use crate::store::StateMachineStore;
 use crate::store::TOPIC_LEDGER;
 use crate::store::state_machine::{ReadError, ReadResult, check_topic, key_hash};
 use crate::types::{Node, Raft, RecordData, Rejection, Request as Cmd, Response as CmdResponse};
-
-/// Largest record (key + value + headers).
-pub const RECORD_BYTES_MAX: usize = 1024 * 1024;
-/// Most records in one ProduceBatch.
-pub const BATCH_RECORDS_MAX: usize = 1000;
-/// Most bytes (keys, values, headers) in one ProduceBatch: one Raft entry.
-pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Most time a write may wait for Raft to commit and apply it.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default wait for `min_index`.
-pub const MIN_INDEX_WAIT_DEFAULT: Duration = Duration::from_secs(5);
-/// Longest wait for `min_index`.
-pub const MIN_INDEX_WAIT_MAX: Duration = Duration::from_secs(30);
-/// Default records per Consume.
-pub const CONSUME_RECORDS_DEFAULT: usize = 100;
-/// Responses a ConsumeStream may buffer for a slow client before it waits.
-pub const STREAM_BUFFER: usize = 16;
-/// Deadline of asking one peer for its status.
-pub const STATUS_PEER_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Most entries one AccountTransfers page returns (ledger-core's cap).
-pub const HISTORY_PAGE_MAX: usize = ledger_core::limits::HISTORY_PAGE_MAX;
-
-const _: () = assert!(BATCH_BYTES_MAX + 64 * 1024 <= CLIENT_MESSAGE_MAX);
-const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 
 /// What the client service needs from the node.
 #[derive(Clone)]
@@ -659,7 +637,7 @@ impl Ledger for ClientService {
 
     async fn group_fetch(&self, request: Request<GroupFetchRequest>) -> Result<Response<GroupFetchResponse>, Status> {
         let req = request.into_inner();
-        let max = if req.max_records == 0 { crate::groups::FETCH_RECORDS_DEFAULT } else { req.max_records as usize };
+        let max = if req.max_records == 0 { FETCH_RECORDS_DEFAULT } else { req.max_records as usize };
         let wait = Duration::from_millis(u64::from(req.wait_ms));
         let from = req
             .positions

@@ -8,10 +8,8 @@ use openraft::{Snapshot, SnapshotMeta, Vote};
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::types::{Node, Raft, decode, encode};
-
-/// Largest snapshot accepted from a leader.
-pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
 /// Serves `ledger.raft.v1.Raft`.
 #[derive(Clone)]

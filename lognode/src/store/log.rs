@@ -11,18 +11,12 @@ use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, Vote};
 use tracing::warn;
 
 use super::io_err;
+use crate::limits::{READ_CHUNK_BYTES, REPLICATION_BATCH_BYTES_MAX};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
 
 const META_VOTE: &str = "raft-vote";
 const META_COMMITTED: &str = "raft-committed";
 const META_PURGED: &str = "raft-purged";
-/// Most bytes read from logstore per `read_range` call when openraft asks for entries.
-pub const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
-/// Most entry bytes openraft gets for one AppendEntries (at least one entry): keeps replication
-/// messages under [`crate::network::RAFT_MESSAGE_MAX`].
-pub const REPLICATION_BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
-
-const _: () = assert!(REPLICATION_BATCH_BYTES_MAX * 2 <= crate::network::RAFT_MESSAGE_MAX);
 
 #[derive(Debug, Default)]
 struct Tail {
@@ -52,8 +46,10 @@ impl Debug for LogStore {
     }
 }
 
+/// Locks the log store's in-memory state. A poisoned lock means a panic while that state was being
+/// changed: the node stops rather than serve or replicate a log it cannot trust (`crate::crash`).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().expect("Raft log store lock poisoned: a panic while changing the log's state; the node stops")
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {

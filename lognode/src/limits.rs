@@ -1,0 +1,201 @@
+//! Every limit lognode enforces, as named constants with the reason for each value.
+//!
+//! Wire limits that the gateway must agree with (message, record, produce and read sizes, group
+//! fetch waits and positions, topic names and partitions) come from [`ledger_proto::limits`],
+//! which both processes import; lognode's names for them are aliases. Ledger and group rule limits
+//! are ledger-core's and group-core's own. Relations between the numbers, and with logstore's
+//! limits, are checked at compile time at the bottom of this module; `tests/limits_readme.rs`
+//! checks the README's table against these constants.
+
+use std::time::Duration;
+
+use ledger_proto::limits as wire;
+
+// ---- client API (gRPC `ledger.v1.Ledger`) -------------------------------
+
+/// Largest gRPC message a client may send or receive (the gateway's channels use the same).
+pub const CLIENT_MESSAGE_MAX: usize = wire::MESSAGE_BYTES_MAX;
+/// Largest record (key + value + headers).
+pub const RECORD_BYTES_MAX: usize = wire::RECORD_BYTES_MAX;
+/// Most records in one ProduceBatch: one Raft entry.
+pub const BATCH_RECORDS_MAX: usize = wire::PRODUCE_RECORDS_MAX;
+/// Most bytes (keys, values, headers) in one ProduceBatch: one Raft entry, one logstore record.
+pub const BATCH_BYTES_MAX: usize = wire::PRODUCE_BYTES_MAX;
+/// Longest topic name (`[A-Za-z0-9._-]`).
+pub const TOPIC_NAME_MAX: usize = wire::TOPIC_NAME_BYTES_MAX;
+/// Most partitions a topic may have: each is an offset map in every replica's memory.
+pub const PARTITIONS_MAX: u32 = wire::TOPIC_PARTITIONS_MAX;
+/// Most time a write may wait for Raft to commit and apply it; past it the caller gets
+/// `UNAVAILABLE` and retries (the outcome is unknown, writes carry idempotency ids).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default wait for `min_index` (read-your-writes on a follower).
+pub const MIN_INDEX_WAIT_DEFAULT: Duration = Duration::from_secs(5);
+/// Longest wait for `min_index`: bounds how long a read may hold a call.
+pub const MIN_INDEX_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Default records per Consume.
+pub const CONSUME_RECORDS_DEFAULT: usize = 100;
+/// Responses a ConsumeStream may buffer for a slow client before it waits (backpressure).
+pub const STREAM_BUFFER: usize = 16;
+/// Deadline of asking one peer for its status (ClusterStatus fans out to every peer).
+pub const STATUS_PEER_TIMEOUT: Duration = Duration::from_millis(500);
+/// Most entries one AccountTransfers page returns (ledger-core's cap).
+pub const HISTORY_PAGE_MAX: usize = ledger_core::limits::HISTORY_PAGE_MAX;
+/// gRPC calls served concurrently per connection (a gateway multiplexes on few connections).
+pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+
+// ---- proposals (issue 21) ----------------------------------------------
+
+/// Bytes a Raft entry adds around its request in the log record (log id and payload tag: a few
+/// dozen), with a wide margin.
+pub const ENTRY_OVERHEAD_MAX: usize = 4 * 1024;
+/// Largest encoded request lognode proposes to Raft. The log refuses a record over
+/// `logstore::RECORD_SIZE_MAX`, and openraft treats that refusal as a fatal storage error that
+/// stops Raft on the leader; so a larger request is refused with `InvalidArgument` before it is
+/// proposed (etcd's `--max-request-bytes` check).
+pub const PROPOSAL_BYTES_MAX: usize = logstore::RECORD_SIZE_MAX - ENTRY_OVERHEAD_MAX;
+/// Largest encoded ledger, group or produce command one client request may carry: several are
+/// gathered into one entry (`GATHER_BYTES_MAX`), so each must leave room for the others.
+pub const COMMAND_BYTES_MAX: usize = GATHER_BYTES_MAX;
+
+// ---- reads -----------------------------------------------------------
+
+/// Most records one read returns.
+pub const READ_RECORDS_MAX: usize = wire::READ_RECORDS_MAX;
+/// Most record bytes (keys, values, headers) one read returns (at least one record is returned).
+pub const READ_BYTES_MAX: usize = wire::READ_BYTES_MAX;
+/// How many times a read retries an applied entry that logstore's writer has not written yet.
+pub const READ_UNWRITTEN_RETRIES: u32 = 200;
+/// Pause between those retries (with the retries: at most 1 s, longer than a group commit).
+pub const READ_UNWRITTEN_PAUSE: Duration = Duration::from_millis(5);
+
+// ---- gathering concurrent requests into one entry ----------------------
+
+/// Requests that may wait for a gatherer; past it callers wait (backpressure).
+pub const GATHER_QUEUE_MAX: usize = 4096;
+/// Most requests gathered into one entry.
+pub const GATHER_REQUESTS_MAX: usize = 512;
+/// Most payload bytes gathered into one entry (a lone larger request goes alone).
+pub const GATHER_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Gathered entries proposed at once. Measured on 2 cores with 64 producers: 1 beats 2, 4 and 8
+/// (bigger entries amortize more of the per-entry cost than overlapping rounds gain).
+pub const GATHER_INFLIGHT_MAX: usize = 1;
+
+// ---- consumer groups ---------------------------------------------------
+
+/// Default records per group fetch.
+pub const FETCH_RECORDS_DEFAULT: usize = 100;
+/// Most records one group fetch returns (one read's cap).
+pub const FETCH_RECORDS_MAX: usize = READ_RECORDS_MAX;
+/// A group fetch reads no further partition once its records reach this many bytes (one
+/// partition read adds at most `READ_BYTES_MAX` plus one record).
+pub const FETCH_BYTES_MAX: usize = READ_BYTES_MAX;
+/// Longest long poll of a group fetch (the gateway's `wait_ms` cap is the same wire limit).
+pub const FETCH_WAIT_MAX: Duration = Duration::from_millis(wire::GROUP_FETCH_WAIT_MAX_MS);
+/// Most client-side positions one fetch may carry.
+pub const FETCH_POSITIONS_MAX: usize = wire::GROUP_FETCH_POSITIONS_MAX;
+/// Most time one leadership confirmation (once per term) may take.
+pub const LEAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---- leader-driven expiry (pending transfers and group sessions) ------
+
+/// How often the leader looks for deadlines that passed: pending transfers (`ExpirePending`) and
+/// group members whose session timed out (`ExpireMembers`). One value for both (they were 100 ms
+/// and 200 ms): a deadline is acted on at most one tick late, and 100 ms is well under the
+/// shortest session timeout and any pending timeout a client would notice. The check is an
+/// in-memory scan on the leader, cheap at this rate.
+pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
+/// Most expiry entries each of the two tasks proposes per tick; the rest wait a tick. 8 per
+/// 100 ms keeps both at the throughput they had (80 entries/s; group expiry was 16 per 200 ms)
+/// while each tick adds at most 8 entries to the Raft log.
+pub const EXPIRY_ENTRIES_PER_TICK: usize = 8;
+/// Most time one expiry proposal may take.
+pub const EXPIRY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---- Raft --------------------------------------------------------------
+
+/// Raft heartbeat interval, in ms.
+pub const HEARTBEAT_MS: u64 = 150;
+/// Raft election timeout range, in ms (5–10 heartbeats: a busy 2-core machine may delay a few).
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (750, 1500);
+/// Largest gRPC message between nodes (AppendEntries batches, snapshot chunks).
+pub const RAFT_MESSAGE_MAX: usize = 64 * 1024 * 1024;
+/// Most entry bytes openraft gets for one AppendEntries (at least one entry): keeps replication
+/// messages under [`RAFT_MESSAGE_MAX`].
+pub const REPLICATION_BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most bytes read from logstore per `read_range` call when openraft asks for entries.
+pub const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Bytes of snapshot data per streamed chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest snapshot accepted from a leader (it is held in memory while it arrives).
+pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Timeout to establish a connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Deadline of one Raft RPC when openraft gives none.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline of sending a whole snapshot.
+pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---- membership ----------------------------------------------------------
+
+/// How often the leader turns gossip into Raft membership.
+pub const MEMBERSHIP_TICK: Duration = Duration::from_millis(300);
+/// A learner is promoted once its matched index is within this many entries of the leader's.
+pub const PROMOTE_LAG_MAX: u64 = 100;
+/// Most time one membership change by the manager may take before it is retried.
+pub const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---- storage and the events log -------------------------------------------
+
+/// Segment size of the Raft log and the events log.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Most ledger-event bytes (keys and values) in one events-log record; a partition's events of one
+/// entry that are larger are split over several records (runs).
+pub const EVENTS_RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Most events-log records queued by one `append_then` call.
+pub const EVENTS_APPEND_RECORDS_MAX: usize = 1024;
+/// Most bytes queued by one `append_then` call on the events log.
+pub const EVENTS_APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Longest wait, before writing a snapshot, for the events it covers to be durable.
+pub const EVENTS_DURABLE_WAIT: Duration = Duration::from_secs(30);
+/// Pause between checks of that wait.
+pub const EVENTS_DURABLE_PAUSE: Duration = Duration::from_millis(2);
+
+// ---- lifecycle -------------------------------------------------------------
+
+/// Longest wait at startup for the entries committed before a restart to be applied again. They
+/// are in the local log, so this is a local replay; past it the node does not start (a typed
+/// startup error) rather than serve reads older than what it served before it stopped.
+pub const STARTUP_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long each shutdown step (in-flight gRPC calls, gossip leave, Raft) may take.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+// ---- compile-time relation checks -------------------------------------
+
+// A maximal ProduceBatch fits in a message and, with room to spare, in one logstore record.
+const _: () = assert!(BATCH_BYTES_MAX + 64 * 1024 <= CLIENT_MESSAGE_MAX);
+const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+// A gathered entry fits in one logstore record; gathered transfers fit in one ledger batch.
+const _: () = assert!(GATHER_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+// A client message can be larger than a proposal: the proposal checks keep it out of Raft.
+const _: () = assert!(COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
+const _: () = assert!(ENTRY_OVERHEAD_MAX < logstore::RECORD_SIZE_MAX / 2);
+const _: () = assert!(GATHER_REQUESTS_MAX <= ledger_core::limits::BATCH_TRANSFERS_MAX);
+const _: () = assert!(GATHER_INFLIGHT_MAX >= 1 && GATHER_QUEUE_MAX >= GATHER_REQUESTS_MAX);
+// Events-log appends fit logstore's records and batches.
+const _: () = assert!(EVENTS_RECORD_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+const _: () = assert!(EVENTS_APPEND_RECORDS_MAX <= logstore::BATCH_RECORDS_MAX);
+const _: () = assert!(EVENTS_APPEND_BYTES_MAX + 2 * EVENTS_RECORD_BYTES_MAX <= logstore::BATCH_BYTES_MAX);
+// Replication messages and snapshot chunks fit a Raft message.
+const _: () = assert!(REPLICATION_BATCH_BYTES_MAX * 2 <= RAFT_MESSAGE_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES * 2 <= RAFT_MESSAGE_MAX);
+// Elections wait several heartbeats.
+const _: () = assert!(ELECTION_TIMEOUT_MS.0 >= 3 * HEARTBEAT_MS && ELECTION_TIMEOUT_MS.0 < ELECTION_TIMEOUT_MS.1);
+const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
+const _: () = assert!(CONSUME_RECORDS_DEFAULT >= 1 && CONSUME_RECORDS_DEFAULT <= READ_RECORDS_MAX);
+const _: () = assert!(MIN_INDEX_WAIT_DEFAULT.as_millis() <= MIN_INDEX_WAIT_MAX.as_millis());
+// The largest group-fetch answer (bytes cap, plus one more partition read, plus one record, plus
+// framing) fits in one gRPC message.
+const _: () =
+    assert!(FETCH_BYTES_MAX + READ_BYTES_MAX + RECORD_BYTES_MAX + FETCH_RECORDS_MAX * 1024 <= CLIENT_MESSAGE_MAX);
+// A ledger expiry tick proposes at most EXPIRY_ENTRIES_PER_TICK entries within a write timeout.
+const _: () = assert!(EXPIRY_TICK.as_millis() < EXPIRY_WRITE_TIMEOUT.as_millis() && EXPIRY_ENTRIES_PER_TICK >= 1);

@@ -1,0 +1,69 @@
+//! The events log: ledger events derived by `State::apply` are appended to a node-local logstore
+//! log (`<data-dir>/events`); it is aligned with the state on open and on snapshot install, and
+//! a snapshot waits for the events it covers to be durable.
+
+use openraft::ErrorVerb;
+
+use super::{StateMachineStore, snap_err};
+use crate::limits::{EVENTS_DURABLE_PAUSE, EVENTS_DURABLE_WAIT};
+use crate::types::StorageError;
+
+/// Makes the events log end right before `next_seq`: drops newer records (derived from entries
+/// after the snapshot; replay derives them again), and if records below it are missing (a snapshot
+/// from the leader), empties it with a purge point so the next append may start at `next_seq`.
+pub(super) fn align_events(events: &logstore::Log, next_seq: u64) -> Result<(), StorageError> {
+    let err = |e| snap_err(ErrorVerb::Write, e);
+    events.truncate_from(next_seq.max(1)).map_err(err)?;
+    let need = next_seq.saturating_sub(1);
+    let complete =
+        need == 0 || events.last_index().is_some_and(|l| l >= need) || events.purged_upto().is_some_and(|p| p >= need);
+    if !complete {
+        events.purge_upto(need).map_err(err)?;
+    }
+    Ok(())
+}
+
+impl StateMachineStore {
+    /// Queues events-log records at `first_seq..` without waiting for them to be durable: they are
+    /// readable once written, and a snapshot waits for them (`wait_events_durable`).
+    ///
+    /// A failed append stops the node ([`crate::crash::stop`]), whether logstore refuses the records
+    /// or its writer fails to write them: the state already points at these records (the ledger
+    /// topic's runs), so serving on would answer reads with events that do not exist. A restart
+    /// replays the Raft log from the last snapshot and derives them again.
+    pub(super) fn append_events(&self, first_seq: Option<u64>, records: Vec<Vec<u8>>) {
+        let Some(first) = first_seq else { return };
+        if records.is_empty() {
+            return;
+        }
+        let done: logstore::AppendCallback = Box::new(move |r| {
+            if let Err(e) = r {
+                crate::crash::stop(&format!("events log append from record {first} failed: {e}"));
+            }
+        });
+        if let Err(e) = self.shared.events.append_then(first, records, done) {
+            crate::crash::stop(&format!("events log refused records from {first}: {e}"));
+        }
+    }
+
+    /// Waits (bounded) until every events-log record below `next_seq` is durable.
+    pub(super) fn wait_events_durable(&self, next_seq: u64) -> Result<(), StorageError> {
+        let need = next_seq.saturating_sub(1);
+        let ev = &self.shared.events;
+        let deadline = std::time::Instant::now() + EVENTS_DURABLE_WAIT;
+        loop {
+            if need == 0 || ev.purged_upto().is_some_and(|p| p >= need) || ev.durable_index().is_some_and(|d| d >= need)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let e = std::io::Error::other(format!(
+                    "events log not durable up to {need} within {EVENTS_DURABLE_WAIT:?} (durable: {:?})",
+                    ev.durable_index()
+                ));
+                return Err(snap_err(ErrorVerb::Write, e));
+            }
+            std::thread::sleep(EVENTS_DURABLE_PAUSE);
+        }
+    }
+}

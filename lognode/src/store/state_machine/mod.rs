@@ -1,0 +1,129 @@
+//! The state machine: topics, partitions and their offset maps. Record payloads are NOT copied
+//! here: each partition maps offsets to (Raft log index, position in the entry) runs, and reads
+//! fetch the entries from logstore.
+//!
+//! Deterministic: no wall clock, no randomness; the leader puts timestamps into the commands.
+//! Snapshots hold this state (never the records) and are stored with logstore's `write_atomic`.
+//!
+//! The money ledger (`ledger_core::Ledger`) is part of the state: `Request::Ledger` entries are
+//! applied by `Ledger::apply` with the entry's index and leader-assigned timestamp. The ledger
+//! events it returns are *derived* data: they are appended to a second, node-local logstore log
+//! (the events log, `<data-dir>/events`), one events-log record per (entry, partition) group, and
+//! the built-in [`TOPIC_LEDGER`] topic's runs point into it (for that topic `Run::log_index` is an
+//! events-log index, not a Raft index). See lognode/README.md, "Ledger events".
+//!
+//! Split by concern: [`state`] is the pure replicated state and its `apply`; `reads` serves
+//! records and views of the state; `events` is the events log; `snapshot` builds, stores and
+//! installs snapshots; `raft` is the thin openraft adapter. This file holds the shared handle.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use openraft::{ErrorSubject, ErrorVerb};
+use tokio::sync::watch;
+
+use super::io_err;
+use crate::types::{LogId, StorageError};
+
+mod events;
+mod raft;
+mod reads;
+mod snapshot;
+pub mod state;
+
+use events::align_events;
+pub use reads::{QueryCatalog, ReadError, ReadRecord, ReadResult};
+use snapshot::{SNAPSHOT_DIR, StoredSnapshot};
+pub use state::{
+    ApplyCatalog, EventBatch, Partition, Run, State, TOPIC_LEDGER, TOPIC_LEDGER_PARTITIONS, Topic, check_topic,
+    key_hash,
+};
+
+struct Shared {
+    state: RwLock<State>,
+    applied_tx: watch::Sender<u64>,
+    log: logstore::Log,
+    events: logstore::Log,
+    snapshot_dir: PathBuf,
+    current: Mutex<Option<StoredSnapshot>>,
+    snapshot_seq: Mutex<u64>,
+}
+
+/// The state machine. Cheap to clone: clones share the state (the gRPC services read it).
+#[derive(Clone)]
+pub struct StateMachineStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for StateMachineStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachineStore").finish_non_exhaustive()
+    }
+}
+
+/// Why a lock of the state machine can be poisoned, and what follows: the node stops.
+const POISONED: &str =
+    "state machine lock poisoned: a panic while changing the state; the node stops rather than serve it";
+
+impl Shared {
+    /// The state, for reading. Readers never see a half-applied entry: a panic in apply aborts the
+    /// process ([`crate::crash::AbortOnPanic`]) before the write lock is released.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().expect(POISONED)
+    }
+
+    /// The state, for the apply path and snapshot install only.
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().expect(POISONED)
+    }
+
+    /// The last stored snapshot.
+    fn current(&self) -> MutexGuard<'_, Option<StoredSnapshot>> {
+        self.current.lock().expect(POISONED)
+    }
+}
+
+fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    io_err(ErrorSubject::Snapshot(None), verb, e)
+}
+
+/// Applied index as a plain number (0 before anything was applied).
+fn index_of(id: Option<LogId>) -> u64 {
+    id.map_or(0, |l| l.index)
+}
+
+impl StateMachineStore {
+    /// Opens the state machine next to `log`, restoring the last snapshot if one was stored.
+    /// `events` is the node-local events log: records newer than the snapshot are dropped (the
+    /// replay of the Raft log derives them again, identically).
+    pub fn open(log: logstore::Log, events: logstore::Log) -> Result<Self, StorageError> {
+        let snapshot_dir = log.dir().join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let (state, current) = match snapshot::load(&snapshot_dir)? {
+            Some((state, current)) => (state, Some(current)),
+            None => (State::initial(), None),
+        };
+        align_events(&events, state.next_event_seq)?;
+        let (applied_tx, _) = watch::channel(index_of(state.last_applied));
+        let shared = Shared {
+            state: RwLock::new(state),
+            applied_tx,
+            log,
+            events,
+            snapshot_dir,
+            current: Mutex::new(current),
+            snapshot_seq: Mutex::new(0),
+        };
+        Ok(StateMachineStore { shared: Arc::new(shared) })
+    }
+
+    /// Watches the last applied Raft log index.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.shared.applied_tx.subscribe()
+    }
+
+    /// The last applied Raft log index (0 before anything was applied).
+    pub fn applied_index(&self) -> u64 {
+        *self.shared.applied_tx.borrow()
+    }
+}

@@ -1,0 +1,79 @@
+//! The openraft adapter: `RaftStateMachine` and `RaftSnapshotBuilder` for [`StateMachineStore`],
+//! delegating to [`State::apply`](super::State::apply), the events log and the snapshots.
+
+use std::io::Cursor;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
+
+use super::{StateMachineStore, index_of, snap_err};
+use crate::limits::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX};
+use crate::types::{Entry, LogId, Node, Response, StorageError, TypeConfig};
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.build()).await.map_err(|e| snap_err(ErrorVerb::Write, e))?
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<u64, Node>), StorageError> {
+        Ok(self.with_state(|s| (s.last_applied, s.membership.clone())))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        let mut events_bytes = 0usize;
+        let mut first_seq = None;
+        let mut s = self.shared.write();
+        // A panic below would leave `s` half-applied: stop the node instead of unwinding.
+        let _abort = crate::crash::AbortOnPanic("apply");
+        for entry in entries {
+            let id = *entry.get_log_id();
+            let seq = s.next_event_seq;
+            let before = events.len();
+            out.push(s.apply_entry(id, entry.payload, &mut events));
+            if events.len() > before {
+                first_seq.get_or_insert(seq);
+                events_bytes += events[before..].iter().map(Vec::len).sum::<usize>();
+            }
+            if events.len() >= EVENTS_APPEND_RECORDS_MAX || events_bytes >= EVENTS_APPEND_BYTES_MAX {
+                self.append_events(first_seq.take(), std::mem::take(&mut events));
+                events_bytes = 0;
+            }
+        }
+        self.append_events(first_seq, events);
+        let last = index_of(s.last_applied);
+        drop(s);
+        self.shared.applied_tx.send_replace(last);
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        self.install(meta, snapshot.into_inner()).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.current())
+    }
+}
