@@ -29,6 +29,9 @@ fn constants() -> Vec<(&'static str, String)> {
     rows![
         CLIENT_MESSAGE_MAX => bytes(CLIENT_MESSAGE_MAX),
         RECORD_BYTES_MAX => bytes(RECORD_BYTES_MAX),
+        ENTRY_OVERHEAD_MAX => bytes(ENTRY_OVERHEAD_MAX),
+        PROPOSAL_BYTES_MAX => bytes(PROPOSAL_BYTES_MAX),
+        COMMAND_BYTES_MAX => bytes(COMMAND_BYTES_MAX),
         BATCH_RECORDS_MAX => n(BATCH_RECORDS_MAX),
         BATCH_BYTES_MAX => bytes(BATCH_BYTES_MAX),
         TOPIC_NAME_MAX => n(TOPIC_NAME_MAX),
