@@ -1,6 +1,8 @@
 //! Issue 21: a request that encodes larger than the log's record limit is refused with
 //! `InvalidArgument` before it is proposed (it used to make the log refuse the entry, which
-//! openraft treats as fatal: Raft stopped on the leader). One real `lognode` process.
+//! openraft treats as fatal: Raft stopped on the leader). And every file the node writes (WAL
+//! segments, indexes, metadata, snapshots, the events log) is private: files 0600, directories
+//! 0700, whatever the umask. One real `lognode` process.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -21,7 +23,8 @@ fn account(id: &str, metadata: String) -> Command {
 async fn oversized_proposals_are_refused_and_raft_keeps_running() {
     common::init_tracing();
     let root = tempfile::tempdir().unwrap();
-    let node = Proc::start(1, root.path(), None, true, &[]);
+    // Snapshots every few entries, so the snapshot files are written too.
+    let node = Proc::start(1, root.path(), None, true, &["--snapshot-every", "4"]);
     let addr = node.grpc.clone();
     wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
 
@@ -48,4 +51,61 @@ async fn oversized_proposals_are_refused_and_raft_keeps_running() {
         Outcome::Account(a) => assert_eq!(a.code, ResultCode::Created),
         other => panic!("unexpected outcome {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_0600_and_directories_0700() {
+    use std::os::unix::fs::PermissionsExt as _;
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &["--snapshot-every", "4"]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    for i in 0..12 {
+        let r = client(&addr).submit(convert::command_to_proto(&account(&format!("a{i}"), "{}".into()))).await;
+        r.unwrap_or_else(|e| panic!("write {i}: {e:?}\n{}", node.log_tail()));
+    }
+    let snapshots = wait_for("a snapshot file", Duration::from_secs(30), || {
+        let dir = node.dir.clone();
+        async move {
+            let mut found = Vec::new();
+            let mut todo = vec![dir];
+            while let Some(d) = todo.pop() {
+                for e in std::fs::read_dir(&d).ok()?.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        todo.push(p);
+                    } else if p.to_string_lossy().contains("snapshot") {
+                        found.push(p);
+                    }
+                }
+            }
+            (!found.is_empty()).then_some(found)
+        }
+    })
+    .await;
+    let mut checked = 0;
+    let mut todo = vec![node.dir.clone()];
+    let mut wrong = Vec::new();
+    while let Some(d) = todo.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        if mode != 0o700 {
+            wrong.push(format!("{} is a directory with mode {mode:o}", d.display()));
+        }
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else {
+                checked += 1;
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    wrong.push(format!("{} has mode {mode:o}", p.display()));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "not private ({checked} files checked, snapshots {snapshots:?}):\n{}", wrong.join("\n"));
+    assert!(checked >= 4, "only {checked} files found under {}", node.dir.display());
 }
