@@ -43,6 +43,26 @@ pub const HISTORY_PAGE_MAX: usize = ledger_core::limits::HISTORY_PAGE_MAX;
 /// gRPC calls served concurrently per connection (a gateway multiplexes on few connections).
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 
+// ---- the gRPC server's connections (issue 21) ----------------------------
+
+/// Most open gRPC connections (peers, gateways, clients); past it new ones are closed at once.
+/// Far above what a cluster needs (a few per peer and per gateway), far below the open-files limit.
+pub const SERVER_CONNECTIONS_MAX: usize = 1024;
+/// Deadline of one gRPC call on the server: longer than the longest long poll (`FETCH_WAIT_MAX`)
+/// plus a write (`WRITE_TIMEOUT`), and than sending a snapshot (`SNAPSHOT_TIMEOUT`). A streamed
+/// response (ConsumeStream) is not cut by it: its call ends when the stream starts.
+pub const SERVER_CALL_TIMEOUT: Duration = Duration::from_secs(90);
+/// Interval of HTTP/2 keep-alive PINGs from the server: a peer gone without a FIN is found.
+pub const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// Time allowed for a PING's acknowledgement before the connection is closed.
+pub const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most ConsumeStream streams open at once from one caller (IP address): each holds a task and a
+/// buffer of `STREAM_BUFFER` responses.
+pub const CONSUME_STREAMS_PER_CALLER_MAX: usize = 64;
+/// Most InstallSnapshot streams received at once: each holds up to `SNAPSHOT_BYTES_MAX` in
+/// memory, and one leader sends one at a time (a second one is refused; the leader retries).
+pub const SNAPSHOT_INSTALLS_MAX: usize = 1;
+
 // ---- proposals (issue 21) ----------------------------------------------
 
 /// Bytes a Raft entry adds around its request in the log record (log id and payload tag: a few
@@ -176,6 +196,9 @@ const _: () = assert!(BATCH_BYTES_MAX + 64 * 1024 <= CLIENT_MESSAGE_MAX);
 const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 // A gathered entry fits in one logstore record; gathered transfers fit in one ledger batch.
 const _: () = assert!(GATHER_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > FETCH_WAIT_MAX.as_millis() + WRITE_TIMEOUT.as_millis());
+const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > SNAPSHOT_TIMEOUT.as_millis());
+const _: () = assert!(SERVER_CONNECTIONS_MAX >= 16 && CONSUME_STREAMS_PER_CALLER_MAX >= 1 && SNAPSHOT_INSTALLS_MAX >= 1);
 // A client message can be larger than a proposal: the proposal checks keep it out of Raft.
 const _: () = assert!(COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
 const _: () = assert!(ENTRY_OVERHEAD_MAX < logstore::RECORD_SIZE_MAX / 2);

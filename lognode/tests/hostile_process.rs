@@ -109,3 +109,52 @@ async fn data_files_are_0600_and_directories_0700() {
     assert!(wrong.is_empty(), "not private ({checked} files checked, snapshots {snapshots:?}):\n{}", wrong.join("\n"));
     assert!(checked >= 4, "only {checked} files found under {}", node.dir.display());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_caller_and_connections_are_capped() {
+    use ledger_proto::ledger::{ConsumeRequest, CreateTopicRequest};
+    use tokio::io::AsyncReadExt as _;
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &[]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    client(&addr).create_topic(CreateTopicRequest { name: "t".into(), partitions: 1 }).await.unwrap();
+
+    // ConsumeStream: at most CONSUME_STREAMS_PER_CALLER_MAX open from one caller.
+    let max = lognode::limits::CONSUME_STREAMS_PER_CALLER_MAX;
+    let c = client(&addr);
+    let req = || ConsumeRequest { topic: "t".into(), partition: 0, offset: 0, max_records: 0, read: None };
+    let mut open = Vec::new();
+    for i in 0..max {
+        open.push(c.clone().consume_stream(req()).await.unwrap_or_else(|e| panic!("stream {i}: {e:?}")));
+    }
+    let err = c.clone().consume_stream(req()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    drop(open.pop());
+    let again = wait_for("a stream slot after one stream ended", Duration::from_secs(10), || {
+        let mut c = c.clone();
+        async move { c.consume_stream(req()).await.ok() }
+    })
+    .await;
+    drop(again);
+    drop(open);
+
+    // Connections: past SERVER_CONNECTIONS_MAX a new one is closed at once.
+    let cap = lognode::limits::SERVER_CONNECTIONS_MAX;
+    let mut conns = Vec::new();
+    for _ in 0..cap + 8 {
+        conns.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut closed = 0;
+    for s in conns.iter_mut().rev().take(8) {
+        let mut b = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 8 - 3, "only {closed} of the 8 connections past the cap were closed");
+    drop(conns);
+    // And the node still serves.
+    wait_for("the node serving again", Duration::from_secs(10), || leader_of(&addr, 1)).await;
+}

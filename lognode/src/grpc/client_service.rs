@@ -65,6 +65,8 @@ pub struct ClientService {
     pub transfers: Gatherer<batcher::Transfers>,
     /// The consumer-group coordinator (serves while this node leads).
     pub groups: Arc<crate::groups::Coordinator>,
+    /// ConsumeStream streams open per caller address (`CONSUME_STREAMS_PER_CALLER_MAX`).
+    pub streams: Arc<crate::grpc::PerCaller>,
 }
 
 pub(crate) fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
@@ -365,6 +367,13 @@ impl Ledger for ClientService {
         &self,
         request: Request<ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
+        let max_streams = crate::limits::CONSUME_STREAMS_PER_CALLER_MAX;
+        let caller = request.remote_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let slot = self.streams.try_add(caller, max_streams).ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "{max_streams} ConsumeStream streams are open from {caller}; at most {max_streams} per caller"
+            ))
+        })?;
         let req = request.into_inner();
         self.prepare_read(req.read.as_ref()).await?;
         let max = if req.max_records == 0 { CONSUME_RECORDS_DEFAULT } else { req.max_records as usize };
@@ -373,6 +382,7 @@ impl Ledger for ClientService {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let this = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut applied = this.sm.applied();
             let mut shutdown = this.shutdown.clone();
             let mut offset = req.offset;
