@@ -146,6 +146,11 @@ pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;
 /// left out (`gateway_group_metrics_up 0`).
 pub const METRICS_GROUPS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `/metrics` requests handled at once (apart from `IN_FLIGHT_MAX_DEFAULT`, so the gateway stays
+/// observable under overload). A scrape is cheap: it reads cached state and makes no backend
+/// call (`status_cache`).
+pub const METRICS_IN_FLIGHT_MAX: usize = 4;
+
 /// Maximum length of the admin bearer token.
 pub const ADMIN_TOKEN_BYTES_MAX: usize = 256;
 

@@ -51,12 +51,15 @@ impl Default for GatewayConfig {
     }
 }
 
-struct Inner {
+/// The application's shared state.
+pub(crate) struct Inner {
     backend: Arc<dyn LedgerBackend>,
     config: GatewayConfig,
     metrics: Metrics,
     permits: Arc<Semaphore>,
     spec_json: String,
+    cache: crate::status_cache::StatusCache,
+    metrics_permits: Arc<Semaphore>,
 }
 
 /// State shared by every handler.
@@ -85,6 +88,33 @@ impl AppState {
     /// The backend.
     pub fn backend(&self) -> &dyn LedgerBackend {
         self.0.backend.as_ref()
+    }
+
+    /// The cached cluster status and group metrics.
+    pub fn status_cache(&self) -> &crate::status_cache::StatusCache {
+        &self.0.cache
+    }
+
+    /// A handle that does not keep the application alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The application again, if it is still alive.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<AppState> {
+        weak.upgrade().map(AppState)
+    }
+
+    /// A backend call under the backend timeout, failures counted but not mapped to HTTP.
+    pub async fn call_raw<T>(&self, fut: impl Future<Output = BackendResult<T>>) -> BackendResult<T> {
+        let res = match tokio::time::timeout(self.0.config.backend_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout),
+        };
+        if let Err(e) = &res {
+            self.0.metrics.backend_error(error_kind(e));
+        }
+        res
     }
 
     /// The served OpenAPI document.
@@ -127,11 +157,27 @@ impl AppState {
 }
 
 /// Bounds the requests in flight: past the limit, 503 at once (no queue).
-/// `/healthz` and `/metrics` are exempt so the gateway stays observable.
+/// `/healthz` is exempt; `/metrics`, served from cached state (`status_cache`), has its own
+/// small limit (`METRICS_IN_FLIGHT_MAX`) so the gateway stays observable when it is overloaded.
 async fn limit_in_flight(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == "/healthz" || path == "/metrics" {
+    if path == "/healthz" {
         return next.run(req).await;
+    }
+    if path == "/metrics" {
+        return match st.0.metrics_permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let resp = next.run(req).await;
+                drop(permit);
+                resp
+            }
+            Err(_) => ApiError::unavailable(
+                ErrorCode::Overloaded,
+                format!("more than {} /metrics requests in flight", crate::limits::METRICS_IN_FLIGHT_MAX),
+                st.0.config.retry_after_secs,
+            )
+            .into_response(),
+        };
     }
     match st.0.permits.clone().try_acquire_owned() {
         Ok(permit) => {
@@ -190,6 +236,8 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
         config,
         metrics: Metrics::default(),
         spec_json,
+        cache: crate::status_cache::StatusCache::default(),
+        metrics_permits: Arc::new(Semaphore::new(crate::limits::METRICS_IN_FLIGHT_MAX)),
     }));
     let swagger: Router<AppState> =
         SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")).into();

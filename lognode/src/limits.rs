@@ -36,6 +36,9 @@ pub const MIN_INDEX_WAIT_MAX: Duration = Duration::from_secs(30);
 pub const CONSUME_RECORDS_DEFAULT: usize = 100;
 /// Responses a ConsumeStream may buffer for a slow client before it waits (backpressure).
 pub const STREAM_BUFFER: usize = 16;
+/// Most peer channels kept for ClusterStatus's fan-out (reused across calls; more peers than this
+/// means membership churned, and the cache starts over).
+pub const PEER_STATUS_CHANNELS_MAX: usize = 64;
 /// Deadline of asking one peer for its status (ClusterStatus fans out to every peer).
 pub const STATUS_PEER_TIMEOUT: Duration = Duration::from_millis(500);
 /// Most entries one AccountTransfers page returns (ledger-core's cap).

@@ -331,8 +331,26 @@ impl ClientService {
     }
 }
 
+/// One lazily connected channel per peer address, reused by every ClusterStatus (a status
+/// request used to open a new connection to every peer); at most `PEER_STATUS_CHANNELS_MAX`.
+static PEER_STATUS_CHANNELS: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn peer_status_channel(addr: &str) -> Option<tonic::transport::Channel> {
+    let mut m = PEER_STATUS_CHANNELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = m.get(addr) {
+        return Some(c.clone());
+    }
+    if m.len() >= crate::limits::PEER_STATUS_CHANNELS_MAX {
+        m.clear(); // peers came and went: start over rather than grow
+    }
+    let c = crate::network::channel(addr).ok()?;
+    m.insert(addr.to_owned(), c.clone());
+    Some(c)
+}
+
 async fn peer_status(addr: String) -> Option<NodeStatus> {
-    let channel = crate::network::channel(&addr).ok()?;
+    let channel = peer_status_channel(&addr)?;
     let mut client = LedgerClient::new(channel);
     let mut req = Request::new(ClusterStatusRequest { local_only: true });
     req.set_timeout(STATUS_PEER_TIMEOUT);
