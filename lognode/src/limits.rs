@@ -23,6 +23,10 @@ pub const BATCH_RECORDS_MAX: usize = wire::PRODUCE_RECORDS_MAX;
 pub const BATCH_BYTES_MAX: usize = wire::PRODUCE_BYTES_MAX;
 /// Longest topic name (`[A-Za-z0-9._-]`).
 pub const TOPIC_NAME_MAX: usize = wire::TOPIC_NAME_BYTES_MAX;
+/// Most topics (the built-in `ledger` topic included): each holds up to `PARTITIONS_MAX` offset
+/// maps in every replica's memory and in every snapshot. Past it CreateTopic is refused
+/// (`InvalidArgument` naming the limit).
+pub const TOPICS_MAX: usize = 1024;
 /// Most partitions a topic may have: each is an offset map in every replica's memory.
 pub const PARTITIONS_MAX: u32 = wire::TOPIC_PARTITIONS_MAX;
 /// Most time a write may wait for Raft to commit and apply it; past it the caller gets

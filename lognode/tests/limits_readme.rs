@@ -42,6 +42,7 @@ fn constants() -> Vec<(&'static str, String)> {
         BATCH_RECORDS_MAX => n(BATCH_RECORDS_MAX),
         BATCH_BYTES_MAX => bytes(BATCH_BYTES_MAX),
         TOPIC_NAME_MAX => n(TOPIC_NAME_MAX),
+        TOPICS_MAX => n(TOPICS_MAX),
         PARTITIONS_MAX => PARTITIONS_MAX.to_string(),
         WRITE_TIMEOUT => dur(WRITE_TIMEOUT),
         MIN_INDEX_WAIT_DEFAULT => dur(MIN_INDEX_WAIT_DEFAULT),
