@@ -51,7 +51,13 @@ pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
 /// key), which must not fake further lines.
 pub fn escape_field(s: &str) -> String {
     s.chars()
-        .map(|c| if c == '\n' || c == '\t' || is_terminal_control(c) { format!("\\u{{{:x}}}", u32::from(c)) } else { c.to_string() })
+        .map(|c| {
+            if c == '\n' || c == '\t' || is_terminal_control(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 

@@ -370,7 +370,7 @@ fn log_refused(counter: &std::sync::atomic::AtomicU64, peer: std::net::SocketAdd
     /// One warning per this many refused connections.
     const REFUSED_LOG_EVERY: u64 = 1000;
     let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if n % REFUSED_LOG_EVERY == 0 {
+    if n.is_multiple_of(REFUSED_LOG_EVERY) {
         tracing::warn!(%peer, refused_so_far = n + 1, "{why}; closing a new connection");
     } else {
         tracing::debug!(%peer, "{why}; closing a new connection");

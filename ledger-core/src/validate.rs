@@ -147,7 +147,8 @@ pub fn check_json_text(s: &str) -> Result<(), TextError> {
                 match v {
                     0 => return Err(TextError::Nul { at }),
                     0xD800..=0xDBFF => {
-                        let low = if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') { hex4(b, i + 2) } else { None };
+                        let low =
+                            if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') { hex4(b, i + 2) } else { None };
                         match low {
                             Some(0xDC00..=0xDFFF) => i += 6,
                             _ => return Err(TextError::LoneSurrogate { at }),
@@ -197,7 +198,9 @@ mod tests {
 
     #[test]
     fn rule8_json_text_escapes_are_checked_like_raw_characters() {
-        for ok in [r#"{}"#, r#"{"a":"b\n\t\r\"\\\/"}"#, r#"{"a":"\ud83d\ude00"}"#, r#"{"a":"\u00e9"}"#, r#"{"a":"\\u0000"}"#] {
+        for ok in
+            [r#"{}"#, r#"{"a":"b\n\t\r\"\\\/"}"#, r#"{"a":"\ud83d\ude00"}"#, r#"{"a":"\u00e9"}"#, r#"{"a":"\\u0000"}"#]
+        {
             assert_eq!(check_json_text(ok), Ok(()), "{ok}");
         }
         assert_eq!(check_json_text(r#"{"a":"\u0000"}"#), Err(TextError::Nul { at: 6 }));

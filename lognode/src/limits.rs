@@ -205,7 +205,8 @@ const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 const _: () = assert!(GATHER_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > FETCH_WAIT_MAX.as_millis() + WRITE_TIMEOUT.as_millis());
 const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > SNAPSHOT_TIMEOUT.as_millis());
-const _: () = assert!(SERVER_CONNECTIONS_MAX >= 16 && CONSUME_STREAMS_PER_CALLER_MAX >= 1 && SNAPSHOT_INSTALLS_MAX >= 1);
+const _: () =
+    assert!(SERVER_CONNECTIONS_MAX >= 16 && CONSUME_STREAMS_PER_CALLER_MAX >= 1 && SNAPSHOT_INSTALLS_MAX >= 1);
 // A client message can be larger than a proposal: the proposal checks keep it out of Raft.
 const _: () = assert!(COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
 const _: () = assert!(ENTRY_OVERHEAD_MAX < logstore::RECORD_SIZE_MAX / 2);

@@ -77,8 +77,8 @@ pub async fn serve(listen: SocketAddr, pool: PgPool) -> std::io::Result<()> {
                     Ok::<_, Infallible>(resp.unwrap_or_default())
                 }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             let _ = tokio::time::timeout(SCRAPE_CONNECTION_TIMEOUT, conn).await;
             drop(permit);
         });

@@ -89,8 +89,7 @@ async fn a_record_postgresql_refuses_is_dead_lettered_and_projection_goes_on(poo
     let more = events(&[account("a3", false)], usize::MAX, |t| t);
     let more: Vec<(u64, EventJson)> = more.into_iter().map(|(_, e)| (4, e)).collect();
     apply_batch(&pool, &FENCE, &more, 5).await.unwrap();
-    let a3: i64 =
-        sqlx::query("SELECT count(*) FROM accounts WHERE id = 'a3'").fetch_one(&pool).await.unwrap().get(0);
+    let a3: i64 = sqlx::query("SELECT count(*) FROM accounts WHERE id = 'a3'").fetch_one(&pool).await.unwrap().get(0);
     assert_eq!(a3, 1);
 }
 

@@ -181,8 +181,11 @@ async fn thousands_of_idle_connections_leave_ordinary_requests_served() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (n, index, after) = served.unwrap_or_else(|| panic!("no ordinary request served within {SERVED_WITHIN:?}:\n{}", gw.log()));
-    request(addr, "GET", &format!("/v1/accounts/after-flood-{n}?min_index={index}"), None).await.expect(200, "read after the flood");
+    let (n, index, after) =
+        served.unwrap_or_else(|| panic!("no ordinary request served within {SERVED_WITHIN:?}:\n{}", gw.log()));
+    request(addr, "GET", &format!("/v1/accounts/after-flood-{n}?min_index={index}"), None)
+        .await
+        .expect(200, "read after the flood");
     eprintln!("ordinary request served {after:?} after {FLOOD_CONNECTIONS} idle connections");
 
     // Every idle socket was closed by the server, FIRST_REQUEST_TIMEOUT after its accept (which

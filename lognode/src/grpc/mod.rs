@@ -26,7 +26,9 @@ pub fn check_proposal(request: &crate::types::Request) -> Result<(), tonic::Stat
 pub fn check_command<T: serde::Serialize>(what: &str, command: &T) -> Result<(), tonic::Status> {
     let n = encoded_size(command);
     if n > COMMAND_BYTES_MAX {
-        return Err(tonic::Status::invalid_argument(format!("{what} encodes to {n} bytes; at most {COMMAND_BYTES_MAX}")));
+        return Err(tonic::Status::invalid_argument(format!(
+            "{what} encodes to {n} bytes; at most {COMMAND_BYTES_MAX}"
+        )));
     }
     Ok(())
 }
@@ -101,7 +103,10 @@ impl tokio::io::AsyncWrite for CappedConn {
         std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.stream).poll_flush(cx)
     }
 

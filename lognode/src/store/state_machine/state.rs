@@ -572,7 +572,10 @@ mod tests {
         let mut created = s.topics.len();
         let mut i = 0;
         while created < crate::limits::TOPICS_MAX {
-            assert_eq!(s.apply(1, &Request::CreateTopic { name: format!("t{i}"), partitions: 1 }, ev), Response::TopicCreated);
+            assert_eq!(
+                s.apply(1, &Request::CreateTopic { name: format!("t{i}"), partitions: 1 }, ev),
+                Response::TopicCreated
+            );
             created += 1;
             i += 1;
         }
