@@ -24,9 +24,48 @@ pub enum Align {
     Right,
 }
 
+/// Is `c` a control character a terminal may act on (C0 except TAB and LF, DEL, C1)?
+fn is_terminal_control(c: char) -> bool {
+    matches!(u32::from(c), 0x00..=0x08 | 0x0B..=0x1F | 0x7F..=0x9F)
+}
+
+/// `s` with every control character other than TAB and LF written as `\u{..}`, so text from
+/// the ledger (keys, values, ids, error details) can never drive the terminal (escape sequences
+/// that move the cursor, retitle the window or hide what came before).
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_terminal_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_terminal_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Like [`escape_controls`], and TAB and LF too: for one field printed on one line (a record
+/// key), which must not fake further lines.
+pub fn escape_field(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == '\n' || c == '\t' || is_terminal_control(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl Out {
-    /// Prints text as is (a trailing newline is added when missing).
+    /// Prints text (a trailing newline is added when missing), control characters escaped
+    /// ([`escape_controls`]).
     pub fn text(&self, s: &str) {
+        let s = escape_controls(s);
         let mut o = std::io::stdout().lock();
         let r = if s.ends_with('\n') { o.write_all(s.as_bytes()) } else { writeln!(o, "{s}") };
         if r.and_then(|()| o.flush()).is_err() {
@@ -55,13 +94,13 @@ impl Out {
 /// Writes `error: <message>` on stderr.
 pub fn error_line(message: &str) {
     let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "error: {message}");
+    let _ = writeln!(e, "error: {}", escape_controls(message));
 }
 
 /// Writes a note for people on stderr (progress, hints), keeping stdout for results.
 pub fn note(message: &str) {
     let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{message}");
+    let _ = writeln!(e, "{}", escape_controls(message));
 }
 
 /// Renders a table: a header row, then the rows, columns padded to their widest cell and
@@ -117,6 +156,15 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_never_written_raw() {
+        assert_eq!(escape_controls("plain\ttext\nnext"), "plain\ttext\nnext");
+        assert_eq!(escape_controls("k\u{1b}]0;pwned\u{7}"), "k\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(escape_controls("\u{9b}2J\u{7f}"), "\\u{9b}2J\\u{7f}");
+        assert_eq!(escape_field("a\nb\tc\u{1b}"), "a\\u{a}b\\u{9}c\\u{1b}");
+        assert_eq!(escape_field("é€"), "é€");
+    }
 
     #[test]
     fn tables_align_columns() {

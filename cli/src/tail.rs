@@ -64,7 +64,8 @@ fn print(out: &Out, l: &Line) {
             "key": l.key, "value": l.value, "timestamp": l.timestamp,
         }));
     } else {
-        let key = l.key.as_deref().map(|k| format!("  key={k}")).unwrap_or_default();
+        // A key is one field on one line: even TAB and LF are escaped (a key cannot fake lines).
+        let key = l.key.as_deref().map(|k| format!("  key={}", crate::output::escape_field(k))).unwrap_or_default();
         out.text(&format!("{}/{}@{}{key}  {}", l.topic, l.partition, l.offset, l.value));
     }
 }

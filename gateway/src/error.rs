@@ -158,6 +158,9 @@ error_codes! {
     PendingExpired => "pending_expired",
     /// The post amount is larger than the pending amount.
     AmountExceedsPending => "amount_exceeds_pending",
+    /// A string holds a NUL, a lone surrogate or a control character where none is allowed
+    /// (`ledger_core::check_text`; 400).
+    InvalidText => "invalid_text",
     // ---- consumer groups (group_core::GroupCode, docs/CONSUMER_GROUPS.md) ----
     /// A group id is empty, too long or has a character outside `[A-Za-z0-9._-]`.
     InvalidGroupId => "invalid_group_id",
@@ -296,6 +299,7 @@ impl ApiError {
     pub fn from_rule(code: ResultCode, detail: impl Into<String>) -> Self {
         let status = match code {
             ResultCode::IdConflict => StatusCode::CONFLICT,
+            ResultCode::InvalidText => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         Self::new(status, code.into(), detail)

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod status_cache;
 pub mod validate;
 
 pub use backend::{BackendError, LedgerBackend, ReadConsistency};

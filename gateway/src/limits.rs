@@ -35,8 +35,48 @@ pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Maximum number of open client connections; past it new connections are
-/// closed at once.
+/// closed at once (except for the `HEALTH_CONNECTIONS_RESERVED` slots).
 pub const CONNECTIONS_MAX: usize = 4096;
+
+/// Time from accept to the first complete request head, HTTP/1 and HTTP/2
+/// alike (an HTTP/2 client must send its preface, settings and a HEADERS
+/// frame in it). A connection that never sends a byte is closed after it,
+/// so idle sockets cannot hold connection slots.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection with no request in flight for this long is closed (HTTP/1
+/// keep-alive and HTTP/2 alike); clients reconnect. Longer than any long
+/// poll's gap between requests of a busy client, short enough that idle
+/// clients free their slots.
+pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Interval of HTTP/2 keep-alive PINGs: a peer that vanished without a FIN
+/// is found within `HTTP2_KEEPALIVE_INTERVAL + HTTP2_KEEPALIVE_TIMEOUT`.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Time allowed for an HTTP/2 PING acknowledgement before the connection is
+/// closed.
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most concurrent HTTP/2 streams (requests) on one connection; the
+/// in-flight limit still bounds the total.
+pub const HTTP2_STREAMS_PER_CONNECTION_MAX: u32 = 256;
+
+/// Most open connections from one client address: one careless or hostile
+/// client cannot take every slot. Behind a proxy every client shares its
+/// address: raise it there (`ServeOptions::max_connections_per_client`).
+pub const CONNECTIONS_PER_CLIENT_MAX: usize = 512;
+
+/// Connection slots past `CONNECTIONS_MAX` kept for health checks: when
+/// every ordinary slot is taken a new connection gets one of these, and it
+/// serves only `/healthz` (anything else: 503 `overloaded`), so a load
+/// balancer can still see the gateway alive under a connection flood.
+pub const HEALTH_CONNECTIONS_RESERVED: usize = 16;
+
+/// `FIRST_REQUEST_TIMEOUT` of a connection in a reserved health-check slot:
+/// a health checker sends its request at once, and an idle socket that took
+/// the slot gives it back quickly.
+pub const HEALTH_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Longest graceful-shutdown drain: requests still running after it (at
 /// most a long poll, bounded by `FETCH_WAIT_MS_MAX`) are cut.
@@ -106,6 +146,11 @@ pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;
 /// left out (`gateway_group_metrics_up 0`).
 pub const METRICS_GROUPS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `/metrics` requests handled at once (apart from `IN_FLIGHT_MAX_DEFAULT`, so the gateway stays
+/// observable under overload). A scrape is cheap: it reads cached state and makes no backend
+/// call (`status_cache`).
+pub const METRICS_IN_FLIGHT_MAX: usize = 4;
+
 /// Maximum length of the admin bearer token.
 pub const ADMIN_TOKEN_BYTES_MAX: usize = 256;
 
@@ -122,6 +167,12 @@ const _: () = assert!(RECORD_KEY_BYTES_MAX <= RECORD_BYTES_MAX);
 const _: () = assert!(TOPIC_PARTITIONS_MAX >= 1);
 const _: () = assert!(IN_FLIGHT_MAX_DEFAULT >= 1);
 const _: () = assert!(CONNECTIONS_MAX >= IN_FLIGHT_MAX_DEFAULT);
+const _: () = assert!(CONNECTIONS_PER_CLIENT_MAX >= 1 && CONNECTIONS_PER_CLIENT_MAX <= CONNECTIONS_MAX);
+const _: () = assert!(HEALTH_CONNECTIONS_RESERVED >= 1 && HEALTH_CONNECTIONS_RESERVED < CONNECTIONS_MAX);
+// A connection gets its first request head in before it could count as idle.
+const _: () = assert!(FIRST_REQUEST_TIMEOUT.as_millis() <= CONNECTION_IDLE_TIMEOUT.as_millis());
+const _: () = assert!(HEADER_READ_TIMEOUT.as_millis() <= FIRST_REQUEST_TIMEOUT.as_millis());
+const _: () = assert!(HEALTH_FIRST_REQUEST_TIMEOUT.as_millis() < FIRST_REQUEST_TIMEOUT.as_millis());
 // The drain outlasts the longest long poll plus a default backend call.
 const _: () = assert!(SHUTDOWN_DRAIN_MAX.as_millis() > FETCH_WAIT_MS_MAX as u128 + BACKEND_TIMEOUT_DEFAULT.as_millis());
 const _: () = assert!(RETRY_AFTER_SECS_DEFAULT >= 1);

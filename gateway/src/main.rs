@@ -163,6 +163,23 @@ async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
     Ok(GrpcBackend::start(Lognodes::Gossip(gossip)).await)
 }
 
+/// Raises the soft limit of open files to the hard limit: every connection
+/// is a file, and the connection limits (`gateway::limits::CONNECTIONS_MAX`)
+/// must be what bounds them, not a default soft limit of 1024 that makes
+/// `accept` fail for everyone.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -188,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = validate(&cli)?;
+    raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&cli.listen)

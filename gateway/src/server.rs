@@ -56,12 +56,15 @@ impl Default for GatewayConfig {
     }
 }
 
-struct Inner {
+/// The application's shared state.
+pub(crate) struct Inner {
     backend: Arc<dyn LedgerBackend>,
     config: GatewayConfig,
     metrics: Metrics,
     permits: Arc<Semaphore>,
     spec_json: String,
+    cache: crate::status_cache::StatusCache,
+    metrics_permits: Arc<Semaphore>,
 }
 
 /// State shared by every handler.
@@ -92,6 +95,33 @@ impl AppState {
     /// The backend.
     pub fn backend(&self) -> &dyn LedgerBackend {
         self.0.backend.as_ref()
+    }
+
+    /// The cached cluster status and group metrics.
+    pub fn status_cache(&self) -> &crate::status_cache::StatusCache {
+        &self.0.cache
+    }
+
+    /// A handle that does not keep the application alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The application again, if it is still alive.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<AppState> {
+        weak.upgrade().map(AppState)
+    }
+
+    /// A backend call under the backend timeout, failures counted but not mapped to HTTP.
+    pub async fn call_raw<T>(&self, fut: impl Future<Output = BackendResult<T>>) -> BackendResult<T> {
+        let res = match tokio::time::timeout(self.0.config.backend_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout),
+        };
+        if let Err(e) = &res {
+            self.0.metrics.backend_error(error_kind(e));
+        }
+        res
     }
 
     /// The served OpenAPI document.
@@ -134,11 +164,27 @@ impl AppState {
 }
 
 /// Bounds the requests in flight: past the limit, 503 at once (no queue).
-/// `/healthz` and `/metrics` are exempt so the gateway stays observable.
+/// `/healthz` is exempt; `/metrics`, served from cached state (`status_cache`), has its own
+/// small limit (`METRICS_IN_FLIGHT_MAX`) so the gateway stays observable when it is overloaded.
 async fn limit_in_flight(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path == "/healthz" || path == "/metrics" {
+    if path == "/healthz" {
         return next.run(req).await;
+    }
+    if path == "/metrics" {
+        return match st.0.metrics_permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let resp = next.run(req).await;
+                drop(permit);
+                resp
+            }
+            Err(_) => ApiError::unavailable(
+                ErrorCode::Overloaded,
+                format!("more than {} /metrics requests in flight", crate::limits::METRICS_IN_FLIGHT_MAX),
+                st.0.config.retry_after_secs,
+            )
+            .into_response(),
+        };
     }
     match st.0.permits.clone().try_acquire_owned() {
         Ok(permit) => {
@@ -274,6 +320,8 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
         config,
         metrics: Metrics::default(),
         spec_json,
+        cache: crate::status_cache::StatusCache::default(),
+        metrics_permits: Arc::new(Semaphore::new(crate::limits::METRICS_IN_FLIGHT_MAX)),
     }));
     let swagger: Router<AppState> =
         SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")).into();
@@ -291,20 +339,34 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
 /// Connection-level limits of [`serve_with`].
 #[derive(Clone, Copy, Debug)]
 pub struct ServeOptions {
-    /// Time allowed to receive a request's headers (HTTP/1.1).
+    /// Time allowed to receive a request's headers once they started (HTTP/1.1).
     pub header_read_timeout: Duration,
-    /// Maximum open connections; past it new ones are closed at once.
+    /// Time from accept to the first complete request head (HTTP/1 and HTTP/2).
+    pub first_request_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Maximum open connections; past it new ones are closed at once (except
+    /// for `health_reserved` more that serve only `/healthz`).
     pub max_connections: usize,
+    /// Maximum open connections from one client IP address.
+    pub max_connections_per_client: usize,
+    /// Connection slots past `max_connections` that serve only `/healthz`.
+    pub health_reserved: usize,
     /// Longest graceful-shutdown drain.
     pub shutdown_drain: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
+        use crate::limits as l;
         ServeOptions {
-            header_read_timeout: crate::limits::HEADER_READ_TIMEOUT,
-            max_connections: crate::limits::CONNECTIONS_MAX,
-            shutdown_drain: crate::limits::SHUTDOWN_DRAIN_MAX,
+            header_read_timeout: l::HEADER_READ_TIMEOUT,
+            first_request_timeout: l::FIRST_REQUEST_TIMEOUT,
+            idle_timeout: l::CONNECTION_IDLE_TIMEOUT,
+            max_connections: l::CONNECTIONS_MAX,
+            max_connections_per_client: l::CONNECTIONS_PER_CLIENT_MAX,
+            health_reserved: l::HEALTH_CONNECTIONS_RESERVED,
+            shutdown_drain: l::SHUTDOWN_DRAIN_MAX,
         }
     }
 }
@@ -318,12 +380,98 @@ pub async fn serve(
     serve_with(listener, app, ServeOptions::default(), shutdown).await
 }
 
+/// Open connections per client IP address (the per-client cap).
+#[derive(Default)]
+struct PerClient(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One counted connection of a client; uncounted on drop.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    fn try_add(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut t = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = t.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { table: self.clone(), ip })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What one connection's task watches: the first request, requests in
+/// flight and the end of the last one.
+struct ConnWatch {
+    /// Serves only `/healthz` (a reserved slot).
+    health_only: bool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    last_done: std::sync::Mutex<Instant>,
+    first: tokio::sync::Notify,
+}
+
+/// Counts a request in flight; on drop, marks the connection active now.
+struct RequestMark(Arc<ConnWatch>);
+
+impl Drop for RequestMark {
+    fn drop(&mut self) {
+        *self.0.last_done.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl ConnWatch {
+    fn start_request(self: &Arc<Self>) -> RequestMark {
+        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.first.notify_one();
+        RequestMark(self.clone())
+    }
+
+    /// How long the connection has been idle (no request in flight), if it is.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(self.last_done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed())
+    }
+}
+
+/// Counts refused connections and logs the first and then every
+/// `REFUSED_LOG_EVERY`-th (a flood must not flood the log too).
+fn log_refused(counter: &std::sync::atomic::AtomicU64, peer: std::net::SocketAddr, why: &str) {
+    /// One warning per this many refused connections.
+    const REFUSED_LOG_EVERY: u64 = 1000;
+    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if n.is_multiple_of(REFUSED_LOG_EVERY) {
+        tracing::warn!(%peer, refused_so_far = n + 1, "{why}; closing a new connection");
+    } else {
+        tracing::debug!(%peer, "{why}; closing a new connection");
+    }
+}
+
 /// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown`
 /// resolves, then stops accepting and finishes the requests in flight
 /// (graceful shutdown, at most `opts.shutdown_drain`).
 ///
-/// Unlike `axum::serve`, it bounds the time to receive request headers and
-/// the number of open connections.
+/// Unlike `axum::serve`, it bounds every connection's life: the time from
+/// accept to the first complete request head (HTTP/1 and HTTP/2), the time
+/// to receive later request heads (HTTP/1), the idle time between requests,
+/// HTTP/2 keep-alive PINGs; and the number of open connections, in total and
+/// per client address, with a few slots kept for `/healthz`.
 pub async fn serve_with(
     listener: TcpListener,
     app: Router,
@@ -333,15 +481,22 @@ pub async fn serve_with(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
 
     let mut builder = Builder::new(TokioExecutor::new());
     // `ignore_invalid_headers`: a header line that is not valid HTTP (a control character in its
     // value) is dropped instead of hyper answering a bare 400 without a body; a request that
     // needed that header then gets the route's own problem+json (401, 415, 421).
     builder.http1().timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout).ignore_invalid_headers(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(crate::limits::HTTP2_KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(crate::limits::HTTP2_KEEPALIVE_TIMEOUT)
+        .max_concurrent_streams(crate::limits::HTTP2_STREAMS_PER_CONNECTION_MAX);
     let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let health_slots = Arc::new(Semaphore::new(opts.health_reserved));
+    let per_client = Arc::new(PerClient::default());
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -357,19 +512,97 @@ pub async fn serve_with(
                 }
             },
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = opts.max_connections, "too many connections; closing a new one");
+        let Some(client_slot) = per_client.try_add(peer.ip(), opts.max_connections_per_client) else {
+            log_refused(&refused, peer, "too many connections from this client address");
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        let (permit, health_only) = match connections.clone().try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => match health_slots.clone().try_acquire_owned() {
+                Ok(p) => (p, true),
+                Err(_) => {
+                    log_refused(&refused, peer, "too many connections");
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        let watch = Arc::new(ConnWatch {
+            health_only,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last_done: std::sync::Mutex::new(Instant::now()),
+            first: tokio::sync::Notify::new(),
+        });
+        let service = {
+            let watch = watch.clone();
+            let app = app.clone();
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mark = watch.start_request();
+                let app = app.clone();
+                async move {
+                    let resp = if mark.0.health_only && req.uri().path() != "/healthz" {
+                        ApiError::unavailable(
+                            ErrorCode::Overloaded,
+                            "every connection slot is taken; this one serves only /healthz",
+                            crate::limits::RETRY_AFTER_SECS_DEFAULT,
+                        )
+                        .into_response()
+                    } else {
+                        match tower::ServiceExt::oneshot(app, req.map(axum::body::Body::new)).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        }
+                    };
+                    drop(mark);
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            })
+        };
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
+        let first_deadline = if health_only {
+            opts.first_request_timeout.min(crate::limits::HEALTH_FIRST_REQUEST_TIMEOUT)
+        } else {
+            opts.first_request_timeout
+        };
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let mut conn = std::pin::pin!(conn);
+            // Accept → first complete request head.
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop((permit, client_slot));
+                    return;
+                }
+                () = watch.first.notified() => {}
+                () = tokio::time::sleep(first_deadline) => {
+                    tracing::debug!(%peer, "no complete request head in time; closing the connection");
+                    drop((permit, client_slot));
+                    return;
+                }
             }
-            drop(permit);
+            // Then until it ends or stays idle too long.
+            loop {
+                let wait = watch.idle_for().map_or(opts.idle_timeout, |idle| opts.idle_timeout.saturating_sub(idle));
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {
+                        if watch.idle_for().is_some_and(|idle| idle >= opts.idle_timeout) {
+                            tracing::debug!(%peer, "idle connection closed");
+                            break;
+                        }
+                    }
+                }
+            }
+            drop((permit, client_slot));
         });
     }
     drop(listener);

@@ -1,7 +1,10 @@
 //! Request validation: every field is checked against a named limit before
 //! anything is sent to the log (the core checks the ledger rules again).
 
-use ledger_core::{NewAccount, NewTransfer, ResultCode, is_valid_currency, is_valid_id};
+use ledger_core::{
+    ControlChars, NewAccount, NewTransfer, ResultCode, TextError, check_json_text, check_text, is_valid_currency,
+    is_valid_id,
+};
 use serde_json::Value;
 
 use crate::backend::NewRecord;
@@ -14,6 +17,27 @@ use crate::limits::{
 
 fn rule(code: ResultCode, detail: String) -> ApiError {
     ApiError::from_rule(code, detail)
+}
+
+fn invalid_text(field: &str, e: TextError) -> ApiError {
+    rule(
+        ResultCode::InvalidText,
+        format!(
+            "{field} holds {e}; strings may not hold NUL, lone surrogates or control characters \
+             (TAB, LF and CR are allowed inside metadata and record values only)"
+        ),
+    )
+}
+
+/// A string field without control characters (record keys, header names
+/// and values): the gateway's half of `ledger_core::check_text`.
+pub fn plain_text(s: &str, field: &str) -> Result<(), ApiError> {
+    check_text(s, ControlChars::None).map_err(|e| invalid_text(field, e))
+}
+
+/// JSON text (canonical metadata, a record value): `ledger_core::check_json_text`.
+pub fn json_text(s: &str, field: &str) -> Result<(), ApiError> {
+    check_json_text(s).map_err(|e| invalid_text(field, e))
 }
 
 /// Writes `v` as canonical JSON: object keys sorted (by bytes), no
@@ -64,6 +88,7 @@ pub fn metadata(m: Option<&Value>, field: &str) -> Result<String, ApiError> {
     };
     let mut s = String::new();
     canonical_json(v, &mut s);
+    json_text(&s, field)?;
     if s.len() > METADATA_BYTES_MAX {
         return Err(rule(
             ResultCode::MetadataTooLarge,
@@ -174,14 +199,23 @@ pub fn record(r: ProduceRecord, i: usize) -> Result<NewRecord, ApiError> {
     if key_len > RECORD_KEY_BYTES_MAX {
         return Err(too_large(format!("records[{i}].key is {key_len} bytes; the limit is {RECORD_KEY_BYTES_MAX}")));
     }
+    if let Some(k) = &r.key {
+        plain_text(k, &format!("records[{i}].key"))?;
+    }
     let headers: Vec<(String, String)> = r.headers.unwrap_or_default().into_iter().collect();
+    for (k, v) in &headers {
+        plain_text(k, &format!("records[{i}].headers (a name)"))?;
+        plain_text(v, &format!("records[{i}].headers[{k:?}]"))?;
+    }
     if headers.len() > RECORD_HEADERS_MAX {
         return Err(too_large(format!(
             "records[{i}] has {} headers; the limit is {RECORD_HEADERS_MAX}",
             headers.len()
         )));
     }
-    let value = serde_json::to_vec(&r.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    let value = serde_json::to_string(&r.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    json_text(&value, &format!("records[{i}].value"))?;
+    let value = value.into_bytes();
     let size = key_len + value.len() + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     if size > RECORD_BYTES_MAX {
         return Err(too_large(format!("records[{i}] is {size} bytes; the limit is {RECORD_BYTES_MAX}")));
@@ -209,6 +243,18 @@ mod tests {
         let big = serde_json::json!({ "k": "x".repeat(METADATA_BYTES_MAX) });
         let e = metadata(Some(&big), "m").err().map(|e| e.code);
         assert_eq!(e, Some(ErrorCode::MetadataTooLarge));
+    }
+
+    #[test]
+    fn strings_with_nul_or_controls_are_invalid_text_400() {
+        let nul = serde_json::json!({ "a": "x\u{0}y" });
+        let e = metadata(Some(&nul), "metadata").err().map(|e| (e.status, e.code));
+        assert_eq!(e, Some((axum::http::StatusCode::BAD_REQUEST, ErrorCode::InvalidText)));
+        let esc = serde_json::json!({ "\u{1b}[2J": "x" });
+        assert!(metadata(Some(&esc), "metadata").is_err());
+        assert!(metadata(Some(&serde_json::json!({ "a": "line\nnext\ttab" })), "metadata").is_ok());
+        assert!(plain_text("k\u{1b}", "key").is_err());
+        assert!(plain_text("k", "key").is_ok());
     }
 
     #[test]

@@ -88,6 +88,9 @@ result_codes! {
     PendingExpired => "pending_expired",
     /// Post: the amount is larger than the pending amount.
     AmountExceedsPending => "amount_exceeds_pending",
+    /// A string holds a NUL, a lone surrogate or a control character where
+    /// none is allowed (`check_text`, `check_json_text`).
+    InvalidText => "invalid_text",
 }
 
 impl ResultCode {

@@ -42,4 +42,4 @@ pub use types::{
     Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LEDGER_TOPIC, LedgerEvent, NewAccount,
     NewTransfer, Outcome, TransferEvent, TransferEventKind, TransferResult, TransferStatus, TransferView,
 };
-pub use validate::{is_valid_currency, is_valid_id};
+pub use validate::{ControlChars, TextError, check_json_text, check_text, is_valid_currency, is_valid_id};

@@ -206,7 +206,10 @@ impl Coordinator {
     /// the entry's index.
     async fn propose(&self, command: GroupCommand) -> Result<(GroupOutcome, u64), Status> {
         self.lead().await?;
-        let write = self.raft.client_write(Request::Group { timestamp_ms: now_ms(), command });
+        crate::grpc::check_command("the group command", &command)?;
+        let request = Request::Group { timestamp_ms: now_ms(), command };
+        crate::grpc::check_proposal(&request)?;
+        let write = self.raft.client_write(request);
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
             Ok(Ok(r)) => match r.data {

@@ -23,6 +23,10 @@ pub const BATCH_RECORDS_MAX: usize = wire::PRODUCE_RECORDS_MAX;
 pub const BATCH_BYTES_MAX: usize = wire::PRODUCE_BYTES_MAX;
 /// Longest topic name (`[A-Za-z0-9._-]`).
 pub const TOPIC_NAME_MAX: usize = wire::TOPIC_NAME_BYTES_MAX;
+/// Most topics (the built-in `ledger` topic included): each holds up to `PARTITIONS_MAX` offset
+/// maps in every replica's memory and in every snapshot. Past it CreateTopic is refused
+/// (`InvalidArgument` naming the limit).
+pub const TOPICS_MAX: usize = 1024;
 /// Most partitions a topic may have: each is an offset map in every replica's memory.
 pub const PARTITIONS_MAX: u32 = wire::TOPIC_PARTITIONS_MAX;
 /// Most time a write may wait for Raft to commit and apply it; past it the caller gets
@@ -36,12 +40,49 @@ pub const MIN_INDEX_WAIT_MAX: Duration = Duration::from_secs(30);
 pub const CONSUME_RECORDS_DEFAULT: usize = 100;
 /// Responses a ConsumeStream may buffer for a slow client before it waits (backpressure).
 pub const STREAM_BUFFER: usize = 16;
+/// Most peer channels kept for ClusterStatus's fan-out (reused across calls; more peers than this
+/// means membership churned, and the cache starts over).
+pub const PEER_STATUS_CHANNELS_MAX: usize = 64;
 /// Deadline of asking one peer for its status (ClusterStatus fans out to every peer).
 pub const STATUS_PEER_TIMEOUT: Duration = Duration::from_millis(500);
 /// Most entries one AccountTransfers page returns (ledger-core's cap).
 pub const HISTORY_PAGE_MAX: usize = ledger_core::limits::HISTORY_PAGE_MAX;
 /// gRPC calls served concurrently per connection (a gateway multiplexes on few connections).
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+
+// ---- the gRPC server's connections (issue 21) ----------------------------
+
+/// Most open gRPC connections (peers, gateways, clients); past it new ones are closed at once.
+/// Far above what a cluster needs (a few per peer and per gateway), far below the open-files limit.
+pub const SERVER_CONNECTIONS_MAX: usize = 1024;
+/// Deadline of one gRPC call on the server: longer than the longest long poll (`FETCH_WAIT_MAX`)
+/// plus a write (`WRITE_TIMEOUT`), and than sending a snapshot (`SNAPSHOT_TIMEOUT`). A streamed
+/// response (ConsumeStream) is not cut by it: its call ends when the stream starts.
+pub const SERVER_CALL_TIMEOUT: Duration = Duration::from_secs(90);
+/// Interval of HTTP/2 keep-alive PINGs from the server: a peer gone without a FIN is found.
+pub const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// Time allowed for a PING's acknowledgement before the connection is closed.
+pub const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most ConsumeStream streams open at once from one caller (IP address): each holds a task and a
+/// buffer of `STREAM_BUFFER` responses.
+pub const CONSUME_STREAMS_PER_CALLER_MAX: usize = 64;
+/// Most InstallSnapshot streams received at once: each holds up to `SNAPSHOT_BYTES_MAX` in
+/// memory, and one leader sends one at a time (a second one is refused; the leader retries).
+pub const SNAPSHOT_INSTALLS_MAX: usize = 1;
+
+// ---- proposals (issue 21) ----------------------------------------------
+
+/// Bytes a Raft entry adds around its request in the log record (log id and payload tag: a few
+/// dozen), with a wide margin.
+pub const ENTRY_OVERHEAD_MAX: usize = 4 * 1024;
+/// Largest encoded request lognode proposes to Raft. The log refuses a record over
+/// `logstore::RECORD_SIZE_MAX`, and openraft treats that refusal as a fatal storage error that
+/// stops Raft on the leader; so a larger request is refused with `InvalidArgument` before it is
+/// proposed (etcd's `--max-request-bytes` check).
+pub const PROPOSAL_BYTES_MAX: usize = logstore::RECORD_SIZE_MAX - ENTRY_OVERHEAD_MAX;
+/// Largest encoded ledger, group or produce command one client request may carry: several are
+/// gathered into one entry (`GATHER_BYTES_MAX`), so each must leave room for the others.
+pub const COMMAND_BYTES_MAX: usize = GATHER_BYTES_MAX;
 
 // ---- reads -----------------------------------------------------------
 
@@ -162,6 +203,13 @@ const _: () = assert!(BATCH_BYTES_MAX + 64 * 1024 <= CLIENT_MESSAGE_MAX);
 const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 // A gathered entry fits in one logstore record; gathered transfers fit in one ledger batch.
 const _: () = assert!(GATHER_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
+const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > FETCH_WAIT_MAX.as_millis() + WRITE_TIMEOUT.as_millis());
+const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > SNAPSHOT_TIMEOUT.as_millis());
+const _: () =
+    assert!(SERVER_CONNECTIONS_MAX >= 16 && CONSUME_STREAMS_PER_CALLER_MAX >= 1 && SNAPSHOT_INSTALLS_MAX >= 1);
+// A client message can be larger than a proposal: the proposal checks keep it out of Raft.
+const _: () = assert!(COMMAND_BYTES_MAX <= PROPOSAL_BYTES_MAX);
+const _: () = assert!(ENTRY_OVERHEAD_MAX < logstore::RECORD_SIZE_MAX / 2);
 const _: () = assert!(GATHER_REQUESTS_MAX <= ledger_core::limits::BATCH_TRANSFERS_MAX);
 const _: () = assert!(GATHER_INFLIGHT_MAX >= 1 && GATHER_QUEUE_MAX >= GATHER_REQUESTS_MAX);
 // Events-log appends fit logstore's records and batches.

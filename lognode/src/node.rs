@@ -13,7 +13,6 @@ use ledger_shutdown::Shutdown;
 use openraft::storage::RaftLogStorage;
 use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, resolve};
@@ -227,6 +226,9 @@ async fn serve_grpc(
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .tcp_nodelay(true)
+        .timeout(crate::limits::SERVER_CALL_TIMEOUT)
+        .http2_keepalive_interval(Some(crate::limits::SERVER_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(crate::limits::SERVER_KEEPALIVE_TIMEOUT))
         .add_service(
             RaftServer::new(RaftService::new(raft.clone()))
                 .max_decoding_message_size(RAFT_MESSAGE_MAX)
@@ -237,9 +239,10 @@ async fn serve_grpc(
                 .max_decoding_message_size(CLIENT_MESSAGE_MAX)
                 .max_encoding_message_size(CLIENT_MESSAGE_MAX),
         );
-    // With our own listener, tonic's `tcp_nodelay` does not apply: set it on the incoming
-    // side, or small responses wait for Nagle + delayed ACK (~40 ms).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // With our own listener, tonic's `tcp_nodelay` does not apply: it is set on the incoming side
+    // (or small responses wait for Nagle + delayed ACK, ~40 ms), with the connection cap.
+    let slots = Arc::new(tokio::sync::Semaphore::new(crate::limits::SERVER_CONNECTIONS_MAX));
+    let incoming = crate::grpc::capped_incoming(listener, slots);
     Ok(tokio::spawn(async move {
         if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop).await {
             warn!(error = %e, "gRPC server failed");
@@ -292,6 +295,7 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         produce: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
         groups: Arc::clone(&groups),
+        streams: Arc::default(),
     };
     let stop = stopping.stopping();
     let server = serve_grpc(addrs.grpc, &raft, client, stop).await?;

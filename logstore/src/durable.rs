@@ -53,6 +53,28 @@ pub fn sync_dir(syncer: &dyn Syncer, dir: &Path) -> Result<()> {
     syncer.sync_dir(&handle).map_err(Error::io("fsync directory", dir))
 }
 
+/// Mode of every file the log store creates: the records are the ledger's data (owner only).
+pub const FILE_MODE: u32 = 0o600;
+
+/// Mode of every directory the log store creates (owner only).
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and its missing parents with [`DIR_MODE`], and makes `dir` itself private if it
+/// already existed. Other crates create their data directories through it too.
+pub fn create_private_dir_all(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(Error::io("create directory", dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(Error::io("chmod directory", dir))
+}
+
+/// `OpenOptions` for a new file of the log store: [`FILE_MODE`].
+pub fn private_options() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut o = OpenOptions::new();
+    o.mode(FILE_MODE);
+    o
+}
+
 /// Replaces `dir/name` with `bytes` so that after a crash the file holds either the old or the new
 /// content, never a mix: write `name.tmp`, sync it, rename it over `name`, sync `dir`.
 pub fn write_atomic(syncer: &dyn Syncer, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
@@ -60,7 +82,7 @@ pub fn write_atomic(syncer: &dyn Syncer, dir: &Path, name: &str, bytes: &[u8]) -
     let target = dir.join(name);
     {
         let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io("create", &tmp))?;
+            private_options().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io("create", &tmp))?;
         file.write_all(bytes).map_err(Error::io("write", &tmp))?;
         syncer.sync_data(&file).map_err(Error::io("fsync", &tmp))?;
     }

@@ -32,6 +32,6 @@ pub use config::{
     GROUP_COMMIT_WAIT, LogConfig, READ_BYTES_MAX, RECORD_SIZE_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX,
     SEGMENT_SIZE_MIN,
 };
-pub use durable::{NoSyncer, OsSyncer, Syncer, write_atomic};
+pub use durable::{DIR_MODE, FILE_MODE, NoSyncer, OsSyncer, Syncer, create_private_dir_all, write_atomic};
 pub use error::{Error, Result};
 pub use log::{AppendCallback, Log, LogStats, Record, Recovery};

@@ -1,7 +1,7 @@
 // tidy: long-file: the writer thread (group commit), the readers, truncation and purge share one lock and ordering protocol over the segments; kept together so it is reviewed whole.
 //! The log: segments, the writer thread with group commit, reads, truncation and purge.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -192,9 +192,9 @@ impl Log {
                 config.segment_size
             )));
         }
-        fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        crate::durable::create_private_dir_all(&dir)?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
+        let lock = crate::durable::private_options()
             .create(true)
             .truncate(false)
             .write(true)

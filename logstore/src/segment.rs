@@ -73,7 +73,7 @@ impl Segment {
     /// Creates a new, empty active segment.
     pub fn create(dir: &Path, first_index: u64) -> Result<Segment> {
         let data_path = dir.join(data_name(first_index));
-        let data = OpenOptions::new()
+        let data = crate::durable::private_options()
             .read(true)
             .write(true)
             .create_new(true)
@@ -144,7 +144,16 @@ impl Segment {
         let Offsets::Memory(v) = &self.offsets else { return Ok(()) };
         let bytes = encode_index(self.first_index, v);
         let tmp = self.idx_path.with_extension("idx.tmp");
-        fs::write(&tmp, &bytes).map_err(Error::io("write index", &tmp))?;
+        {
+            use std::io::Write as _;
+            let mut f = crate::durable::private_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(Error::io("write index", &tmp))?;
+            f.write_all(&bytes).map_err(Error::io("write index", &tmp))?;
+        }
         fs::rename(&tmp, &self.idx_path).map_err(Error::io("rename index", &self.idx_path))?;
         let f = File::open(&self.idx_path).map_err(Error::io("open index", &self.idx_path))?;
         self.offsets = Offsets::File(f);

@@ -19,6 +19,14 @@
 //! table, each row at most once per statement (merged in Rust first), in id
 //! order (so concurrent projectors lock rows in the same order).
 //!
+//! **Never poisoned.** When PostgreSQL refuses a row for its value (SQLSTATE
+//! class 22 data exception, e.g. a `\u0000` escape in `jsonb`; 23514 check
+//! violation; class 54 program limit) the batch's rows are rolled back to a
+//! savepoint and written again one event at a time; each refused event is
+//! recorded in `projector_dead_letters` with PostgreSQL's reason instead of
+//! its rows, in the same transaction as the offsets, so the projection goes
+//! on and the record is never silently lost ([`dead_letters`]).
+//!
 //! The non-macro `sqlx::query()` API is used everywhere: the build never
 //! needs a database nor `.sqlx/` data.
 
@@ -92,6 +100,9 @@ pub enum Error {
     /// Migration error.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot hold what the ledger accepts (e.g. not UTF8).
+    #[error("unsupported database: {0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -104,6 +115,156 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// Checks that the database can hold every string the ledger accepts: its
+/// encoding must be UTF8 (any other refuses characters that ledger metadata
+/// may hold, and every such record would become a dead letter).
+pub async fn check_database(pool: &PgPool) -> Result<(), Error> {
+    let enc: String = sqlx::query("SHOW server_encoding").fetch_one(pool).await?.try_get(0)?;
+    if enc != "UTF8" {
+        return Err(Error::Unsupported(format!(
+            "the database encoding is {enc}; the projector needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+        )));
+    }
+    Ok(())
+}
+
+/// Dead letters recorded by this process (the `projector_dead_letters_recorded_total` metric).
+pub static DEAD_LETTERS_RECORDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The SQLSTATE of an error that means "PostgreSQL refuses this value" (and
+/// would refuse it again on every retry), or `None`.
+fn refusal(e: &Error) -> Option<(String, String)> {
+    match e {
+        Error::Db(sqlx::Error::Database(db)) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let refused = code.starts_with("22") || code == "23514" || code.starts_with("54");
+            refused.then(|| (code, db.message().to_owned()))
+        }
+        Error::OutOfRange { .. } => Some(("22003".to_owned(), e.to_string())),
+        _ => None,
+    }
+}
+
+/// A record PostgreSQL refused (a row of `projector_dead_letters`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset of the record.
+    pub offset: u64,
+    /// `account_created` or `transfer`.
+    pub kind: String,
+    /// Account or transfer id.
+    pub entity_id: String,
+    /// SQLSTATE.
+    pub sqlstate: String,
+    /// PostgreSQL's message.
+    pub reason: String,
+}
+
+/// Most dead letters [`dead_letters`] returns (the count is exact).
+pub const DEAD_LETTERS_LISTED_MAX: i64 = 1000;
+
+/// The number of dead letters, and the first `DEAD_LETTERS_LISTED_MAX` of them by position.
+pub async fn dead_letters(pool: &PgPool) -> Result<(u64, Vec<DeadLetter>), Error> {
+    let n: i64 = sqlx::query("SELECT count(*) FROM projector_dead_letters").fetch_one(pool).await?.try_get(0)?;
+    let rows = sqlx::query(
+        "SELECT group_name, topic, partition, record_offset, kind, entity_id, sqlstate, reason \
+         FROM projector_dead_letters ORDER BY group_name, topic, partition, record_offset LIMIT $1",
+    )
+    .bind(DEAD_LETTERS_LISTED_MAX)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let partition: i32 = r.try_get(2)?;
+        out.push(DeadLetter {
+            group: r.try_get(0)?,
+            topic: r.try_get(1)?,
+            partition: u32::try_from(partition).map_err(|_| Error::Corrupt(format!("partition = {partition}")))?,
+            offset: u64_of("record_offset", r.try_get(3)?)?,
+            kind: r.try_get(4)?,
+            entity_id: r.try_get(5)?,
+            sqlstate: r.try_get(6)?,
+            reason: r.try_get(7)?,
+        });
+    }
+    Ok((u64::try_from(n).unwrap_or(0), out))
+}
+
+fn event_identity(e: &EventJson) -> (&'static str, &str) {
+    match e {
+        EventJson::AccountCreated(a) => ("account_created", a.id.as_str()),
+        EventJson::Transfer(t) => ("transfer", t.transfer_id.as_str()),
+    }
+}
+
+/// Writes the rows of `todo`'s events; when PostgreSQL refuses a value, writes
+/// them one at a time and records each refused one as a dead letter. Returns
+/// the number of dead letters recorded.
+async fn write_rows_or_dead_letter(
+    tx: &mut Transaction<'_, Postgres>,
+    group: &str,
+    topic: &str,
+    batches: &[PartitionBatch<'_>],
+    todo: &[(usize, usize)],
+) -> Result<u64, Error> {
+    let mut events: Vec<&EventJson> = Vec::new();
+    for &(i, skip) in todo {
+        events.extend(batches[i].events[skip..].iter().map(|(_, e)| e));
+    }
+    sqlx::query("SAVEPOINT batch_rows").execute(&mut **tx).await?;
+    let err = match write_rows(tx, events.into_iter()).await {
+        Ok(()) => return Ok(0),
+        Err(e) => e,
+    };
+    let Some((code, reason)) = refusal(&err) else { return Err(err) };
+    tracing::warn!(sqlstate = %code, %reason, "PostgreSQL refused a row of the batch; writing its events one by one");
+    sqlx::query("ROLLBACK TO SAVEPOINT batch_rows").execute(&mut **tx).await?;
+    let mut dead = 0;
+    for &(i, skip) in todo {
+        let b = &batches[i];
+        for (offset, e) in &b.events[skip..] {
+            sqlx::query("SAVEPOINT one_event").execute(&mut **tx).await?;
+            let err = match write_rows(tx, std::iter::once(e)).await {
+                Ok(()) => {
+                    sqlx::query("RELEASE SAVEPOINT one_event").execute(&mut **tx).await?;
+                    continue;
+                }
+                Err(err) => err,
+            };
+            let Some((code, reason)) = refusal(&err) else { return Err(err) };
+            sqlx::query("ROLLBACK TO SAVEPOINT one_event").execute(&mut **tx).await?;
+            let (kind, id) = event_identity(e);
+            tracing::error!(
+                partition = b.partition, offset, kind, id, sqlstate = %code, %reason,
+                "PostgreSQL refused a record: recorded in projector_dead_letters, projection goes on"
+            );
+            sqlx::query(
+                "INSERT INTO projector_dead_letters \
+                 (group_name, topic, partition, record_offset, kind, entity_id, sqlstate, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(group)
+            .bind(topic)
+            .bind(b.partition as i32)
+            .bind(i64_of("offset", *offset)?)
+            .bind(kind)
+            .bind(id)
+            .bind(&code)
+            .bind(&reason)
+            .execute(&mut **tx)
+            .await?;
+            dead += 1;
+        }
+    }
+    Ok(dead)
 }
 
 /// See [`Error::is_transient`].
@@ -316,13 +477,7 @@ pub async fn apply_batches(
     if todo.is_empty() {
         tx.rollback().await?;
     } else {
-        // Collected first: a lazy iterator of closures held across the
-        // awaits would make this future not `Send` for every lifetime.
-        let mut events: Vec<&EventJson> = Vec::new();
-        for &(i, skip) in &todo {
-            events.extend(batches[i].events[skip..].iter().map(|(_, e)| e));
-        }
-        write_rows(&mut tx, events.into_iter()).await?;
+        let dead = write_rows_or_dead_letter(&mut tx, group, topic, batches, &todo).await?;
         let parts: Vec<i32> = todo.iter().map(|&(i, _)| batches[i].partition as i32).collect();
         let nexts: Vec<i64> = todo.iter().map(|&(i, _)| batches[i].next_offset as i64).collect();
         sqlx::query(
@@ -338,6 +493,7 @@ pub async fn apply_batches(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        DEAD_LETTERS_RECORDED.fetch_add(dead, std::sync::atomic::Ordering::Relaxed);
     }
     // Every index is in `order`, so every outcome is set.
     Ok(outcomes.into_iter().flatten().collect())

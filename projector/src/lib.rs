@@ -12,9 +12,13 @@
 //! - [`verify`]: compares PostgreSQL's accounts with the ledger's.
 
 pub mod db;
+pub mod metrics;
 pub mod run;
 pub mod source;
 pub mod verify;
 
-pub use db::{Applied, Error, Fence, Outcome, PartitionBatch, apply_batch, apply_batches, load_offsets, migrate};
+pub use db::{
+    Applied, DeadLetter, Error, Fence, Outcome, PartitionBatch, apply_batch, apply_batches, dead_letters, load_offsets,
+    migrate,
+};
 pub use verify::{AccountSnapshot, Difference, verify};

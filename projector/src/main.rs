@@ -45,6 +45,9 @@ struct RunArgs {
     #[arg(long, env = "LEDGER_BATCH_MAX", default_value_t = BATCH_MAX_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=BATCH_MAX_LIMIT as u64))]
     batch_max: u64,
+    /// Serve Prometheus metrics (`GET /metrics`: dead letters) on this address (host:port).
+    #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +103,7 @@ fn main() -> ExitCode {
                     batch_max: usize::try_from(cli.run.batch_max).unwrap_or(BATCH_MAX_LIMIT),
                     ..Config::default()
                 };
-                project(&gateway, &url, &cfg).await
+                project(&gateway, &url, &cfg, cli.run.metrics_listen).await
             }
         }
     });
@@ -126,12 +129,25 @@ fn on_signal() -> anyhow::Result<Shutdown> {
     Ok(stop)
 }
 
-async fn project(gateway: &str, url: &str, cfg: &Config) -> anyhow::Result<ExitCode> {
+async fn project(
+    gateway: &str,
+    url: &str,
+    cfg: &Config,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let source = HttpSource::new(gateway).map_err(|e| anyhow::anyhow!("{e}"))?;
     let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::SUCCESS);
     };
+    if let Some(addr) = metrics_listen {
+        let listener_pool = pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = projector::metrics::serve(addr, listener_pool).await {
+                tracing::error!(error = %e, %addr, "cannot serve metrics");
+            }
+        });
+    }
     tracing::info!(%gateway, group = %cfg.group, batch_max = cfg.batch_max, "projecting");
     run(&pool, &source, cfg, &stop).await?;
     pool.close().await;
@@ -159,14 +175,27 @@ async fn verify(gateway: &str, url: &str) -> anyhow::Result<ExitCode> {
     for d in &report.differences {
         eprintln!("{d}");
     }
+    for d in &report.dead_letters.1 {
+        eprintln!(
+            "dead letter: {}/{} offset {} ({} {:?}) refused by PostgreSQL: {} {}",
+            d.topic,
+            d.partition,
+            d.offset,
+            d.kind,
+            d.entity_id,
+            d.sqlstate,
+            d.reason.escape_debug()
+        );
+    }
     if report.ok() {
         eprintln!("verify: {} accounts equal the ledger at log index {}", report.accounts, report.index);
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "verify: FAILED: {} differences, {} partitions behind ({} accounts checked at log index {})",
+            "verify: FAILED: {} differences, {} partitions behind, {} dead letters ({} accounts checked at log index {})",
             report.differences.len(),
             report.behind.len(),
+            report.dead_letters.0,
             report.accounts,
             report.index
         );

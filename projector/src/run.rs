@@ -197,6 +197,7 @@ pub async fn connect(url: &str, backoff: &mut Backoff, stop: &Shutdown) -> Resul
                 .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await?;
+            db::check_database(&pool).await?;
             db::migrate(&pool).await?;
             Ok::<_, Error>(pool)
         }

@@ -81,12 +81,14 @@ pub struct Report {
     pub behind: Vec<Behind>,
     /// Differences (sorted by account id).
     pub differences: Vec<Difference>,
+    /// Records PostgreSQL refused (`projector_dead_letters`): how many, and the first ones.
+    pub dead_letters: (u64, Vec<crate::db::DeadLetter>),
 }
 
 impl Report {
     /// True when PostgreSQL equals the ledger.
     pub fn ok(&self) -> bool {
-        self.behind.is_empty() && self.differences.is_empty()
+        self.behind.is_empty() && self.differences.is_empty() && self.dead_letters.0 == 0
     }
 }
 
@@ -177,7 +179,8 @@ pub async fn verify_gateway(pool: &PgPool, client: &Client) -> Result<Report, Ve
     }
     let mut differences = verify(pool, &ledger).await?;
     differences.retain(|d| !matches!(d, Difference::NotInLedger { id } if skip.contains(id)));
-    Ok(Report { index, accounts: rows.len(), behind, differences })
+    let dead_letters = crate::db::dead_letters(pool).await?;
+    Ok(Report { index, accounts: rows.len(), behind, differences, dead_letters })
 }
 
 /// The largest next offset PostgreSQL holds per partition of `ledger` (over groups).

@@ -510,17 +510,21 @@ async fn amounts_near_the_limits_are_exact(pool: PgPool) {
     .unwrap();
     assert_eq!(row, (BALANCE_MAX.to_string(), u128::MAX.to_string(), (-i128::MAX).to_string(), 1 << 62));
 
-    // A u64 that does not fit bigint is refused, not wrapped.
+    // A u64 that does not fit bigint is refused, not wrapped: a dead letter, and the projection
+    // goes on (issue 21).
     let mut big = e.clone();
     if let LedgerEvent::Transfer(t) = &mut big {
         t.index = u64::MAX;
         t.transfer_id = "y".into();
     }
     let ev = ledger_events::decode(&ledger_events::encode(&big)).unwrap();
-    let err = apply_batch(&pool, &Fence { group: "limits", ..fence(0, 1) }, &[(1, ev)], 2).await.unwrap_err();
-    assert!(matches!(err, Error::OutOfRange { value: u64::MAX, .. }), "{err}");
+    let a = apply_batch(&pool, &Fence { group: "limits", ..fence(0, 1) }, &[(1, ev)], 2).await.unwrap();
+    assert_eq!(a.next_offset, 2);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers WHERE id = 'y'").fetch_one(&pool).await.unwrap();
     assert_eq!(n, 0);
+    let (dead, list) = projector::dead_letters(&pool).await.unwrap();
+    assert_eq!(dead, 1);
+    assert!(list[0].sqlstate == "22003" && list[0].reason.contains("bigint"), "{:?}", list[0]);
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -223,10 +223,10 @@ fn prepare_data_dir(a: &DevArgs) -> Result<PathBuf, Failure> {
         }
         if a.fresh && !empty {
             note(&format!("--fresh: wiping {}", dir.display()));
+            let fallback = postgres::fallback_dir(&dir);
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| Failure::failed(format!("cannot wipe {}: {e}", dir.display())))?;
-            let fallback = postgres::fallback_dir(&dir);
-            if fallback.exists() {
+            if let Some(fallback) = fallback {
                 let _ = std::fs::remove_dir_all(&fallback);
             }
         }
@@ -426,7 +426,10 @@ fn banner(sys: &System, base: &str, pg_url: Option<&str>) {
     s.push_str(&format!("  docs      {base}/docs\n"));
     s.push_str(&format!("  metrics   {base}/metrics\n"));
     match pg_url {
-        Some(u) => s.push_str(&format!("  postgres  {u}  (the projector keeps the tables accounts and transfers)\n")),
+        Some(u) => s.push_str(&format!(
+            "  postgres  {}  (the projector keeps the tables accounts and transfers)\n",
+            postgres::redacted(u)
+        )),
         None => s.push_str("  postgres  none: the projector is not running\n"),
     }
     s.push_str(&format!("  data      {}\n", sys.data_dir.display()));

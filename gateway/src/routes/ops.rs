@@ -16,7 +16,11 @@ use crate::server::AppState;
 #[utoipa::path(get, path = "/v1/cluster", tag = "cluster",
     responses((status = 200, description = "The cluster.", body = Cluster), ClusterErrors))]
 pub async fn cluster(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let c = st.call(st.backend().cluster_status()).await?;
+    crate::status_cache::ensure_started(&st);
+    let c = match st.status_cache().cluster() {
+        Some(c) => c,
+        None => st.call(st.status_cache().refresh_cluster(|| st.backend().cluster_status())).await?,
+    };
     Ok(json(StatusCode::OK, &Cluster::from(c)))
 }
 
@@ -67,6 +71,7 @@ pub async fn remove_node(
 ) -> Result<Response, ApiError> {
     check_admin(&st, &headers)?;
     let applied = st.call(st.backend().remove_node(id)).await?;
+    st.status_cache().invalidate_cluster();
     Ok(write_json(StatusCode::OK, &NodeRemoved { removed: id, index: applied.index }, applied.index, false))
 }
 
@@ -89,8 +94,11 @@ pub async fn readyz(State(st): State<AppState>) -> Result<Response, ApiError> {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    crate::status_cache::ensure_started(&st);
     let mut text = st.render_metrics();
-    text.push_str(&group_metrics(&st).await);
+    // Refreshed in the background (`status_cache`): a scrape makes no backend call, except the
+    // first one (single-flight, bounded by `METRICS_GROUPS_TIMEOUT`).
+    text.push_str(&st.status_cache().groups_or_refresh(&st).await);
     let mut r = (StatusCode::OK, text).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
@@ -108,7 +116,7 @@ pub async fn openapi_json(State(st): State<AppState>) -> Response {
 /// Consumer-group lines of `/metrics`: lag per group and partition, members, and rebalances
 /// (a group's generation counts its rebalances: each join, leave, expiry or metadata change
 /// starts exactly one). Read from the leader, bounded in groups, lines and time.
-async fn group_metrics(st: &AppState) -> String {
+pub(crate) async fn group_metrics(st: &AppState) -> String {
     use std::fmt::Write as _;
 
     use crate::limits::{METRICS_GROUP_PARTITIONS_MAX, METRICS_GROUPS_MAX, METRICS_GROUPS_TIMEOUT};

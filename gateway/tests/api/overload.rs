@@ -154,6 +154,8 @@ async fn slow_headers_and_excess_connections_are_cut() {
     let opts = gateway::ServeOptions {
         header_read_timeout: Duration::from_millis(200),
         max_connections: 2,
+        // No slots kept for health checks here (tests/cluster/hostile.rs covers them).
+        health_reserved: 0,
         ..Default::default()
     };
     let s = start_with(GatewayConfig::default(), opts).await;

@@ -5,6 +5,7 @@
 mod contract;
 mod failover;
 mod groups;
+mod hostile;
 mod ledger;
 mod support;
 #[path = "../common/tools.rs"]

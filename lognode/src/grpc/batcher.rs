@@ -129,6 +129,12 @@ async fn propose<G: Gather>(raft: &Raft, batch: Vec<Pending<G>>, now_ms: fn() ->
     let shapes: Vec<G::Shape> = batch.iter().map(|p| G::shape(&p.item)).collect();
     let (items, replies): (Vec<G::Item>, Vec<_>) = batch.into_iter().map(|p| (p.item, p.reply)).unzip();
     let request = G::request(items, timestamp_ms);
+    if let Err(status) = crate::grpc::check_proposal(&request) {
+        for r in replies {
+            let _ = r.send(Err(status.clone()));
+        }
+        return;
+    }
     let result = match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(request)).await {
         Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
         Ok(Ok(resp)) => match G::split(resp.data, &shapes) {

@@ -64,6 +64,8 @@ pub struct ClientService {
     pub transfers: Gatherer<batcher::Transfers>,
     /// The consumer-group coordinator (serves while this node leads).
     pub groups: Arc<crate::groups::Coordinator>,
+    /// ConsumeStream streams open per caller address (`CONSUME_STREAMS_PER_CALLER_MAX`).
+    pub streams: Arc<crate::grpc::PerCaller>,
 }
 
 pub(crate) fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
@@ -143,6 +145,7 @@ impl ClientService {
     }
 
     async fn write(&self, cmd: Cmd) -> Result<(CmdResponse, u64), Status> {
+        crate::grpc::check_proposal(&cmd)?;
         let write = self.raft.client_write(cmd);
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
@@ -204,6 +207,8 @@ impl ClientService {
             })
             .collect();
         let item = crate::types::ProduceItem { topic: topic.clone(), partition, records };
+        // Headers cost more encoded than their bytes (length prefixes): bound the encoding too.
+        crate::grpc::check_command("the produce request", &item)?;
         match self.produce.submit(item).await? {
             (CmdResponse::Produced { base_offset, count }, log_index, timestamp_ms) => {
                 Ok(ProduceResponse { topic, partition, base_offset, count, log_index, timestamp_ms })
@@ -216,6 +221,7 @@ impl ClientService {
     /// Replicates a ledger command with the leader's clock as its log time; returns the outcome,
     /// the entry's log index and the timestamp.
     async fn submit_command(&self, command: ledger_core::Command) -> Result<(ledger_core::Outcome, u64, u64), Status> {
+        crate::grpc::check_command("the ledger command", &command)?;
         // Single transfers and non-atomic batches share entries with concurrent ones (see batcher).
         let gathered = match command {
             ledger_core::Command::CreateTransfer(t) => Ok(batcher::TransferItem::One(t)),
@@ -314,8 +320,26 @@ impl ClientService {
     }
 }
 
+/// One lazily connected channel per peer address, reused by every ClusterStatus (a status
+/// request used to open a new connection to every peer); at most `PEER_STATUS_CHANNELS_MAX`.
+static PEER_STATUS_CHANNELS: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn peer_status_channel(addr: &str) -> Option<tonic::transport::Channel> {
+    let mut m = PEER_STATUS_CHANNELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = m.get(addr) {
+        return Some(c.clone());
+    }
+    if m.len() >= crate::limits::PEER_STATUS_CHANNELS_MAX {
+        m.clear(); // peers came and went: start over rather than grow
+    }
+    let c = crate::network::channel(addr).ok()?;
+    m.insert(addr.to_owned(), c.clone());
+    Some(c)
+}
+
 async fn peer_status(addr: String) -> Option<NodeStatus> {
-    let channel = crate::network::channel(&addr).ok()?;
+    let channel = peer_status_channel(&addr)?;
     let mut client = LedgerClient::new(channel);
     let mut req = Request::new(ClusterStatusRequest { local_only: true });
     req.set_timeout(STATUS_PEER_TIMEOUT);
@@ -350,6 +374,13 @@ impl Ledger for ClientService {
         &self,
         request: Request<ConsumeRequest>,
     ) -> Result<Response<Self::ConsumeStreamStream>, Status> {
+        let max_streams = crate::limits::CONSUME_STREAMS_PER_CALLER_MAX;
+        let caller = request.remote_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let slot = self.streams.try_add(caller, max_streams).ok_or_else(|| {
+            Status::resource_exhausted(format!(
+                "{max_streams} ConsumeStream streams are open from {caller}; at most {max_streams} per caller"
+            ))
+        })?;
         let req = request.into_inner();
         self.prepare_read(req.read.as_ref()).await?;
         let max = if req.max_records == 0 { CONSUME_RECORDS_DEFAULT } else { req.max_records as usize };
@@ -358,6 +389,7 @@ impl Ledger for ClientService {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let this = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut applied = this.sm.applied();
             let shutdown = this.shutdown.clone();
             let mut offset = req.offset;

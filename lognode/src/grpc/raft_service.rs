@@ -15,12 +15,15 @@ use crate::types::{Node, Raft, decode, encode};
 #[derive(Clone)]
 pub struct RaftService {
     raft: Raft,
+    /// InstallSnapshot streams received at once (`SNAPSHOT_INSTALLS_MAX`).
+    installs: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl RaftService {
     /// Wraps the local Raft.
     pub fn new(raft: Raft) -> Self {
-        RaftService { raft }
+        let installs = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::limits::SNAPSHOT_INSTALLS_MAX));
+        RaftService { raft, installs }
     }
 }
 
@@ -52,6 +55,13 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftReply>, Status> {
+        let _install = self.installs.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} snapshot installs already running; at most {} at once (retry later)",
+                crate::limits::SNAPSHOT_INSTALLS_MAX,
+                crate::limits::SNAPSHOT_INSTALLS_MAX
+            ))
+        })?;
         let mut stream = request.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let (vote, meta): (Vote<u64>, SnapshotMeta<u64, Node>) = decode(&first.meta).map_err(bad)?;

@@ -98,7 +98,8 @@ impl StateMachineStore {
     /// replay of the Raft log derives them again, identically).
     pub fn open(log: logstore::Log, events: logstore::Log) -> Result<Self, StorageError> {
         let snapshot_dir = log.dir().join(SNAPSHOT_DIR);
-        std::fs::create_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        // Private (0700), like the log's own files (0600, logstore).
+        logstore::create_private_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         let (state, current) = match snapshot::load(&snapshot_dir)? {
             Some((state, current)) => (state, Some(current)),
             None => (State::initial(), None),

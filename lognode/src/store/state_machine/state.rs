@@ -171,6 +171,13 @@ impl State {
                 if self.topics.contains_key(name) {
                     return Response::Rejected(Rejection::TopicExists(name.clone()));
                 }
+                if self.topics.len() >= crate::limits::TOPICS_MAX {
+                    return Response::Rejected(Rejection::Invalid(format!(
+                        "topic limit reached: {} topics exist, at most {} (TOPICS_MAX)",
+                        self.topics.len(),
+                        crate::limits::TOPICS_MAX
+                    )));
+                }
                 self.topics
                     .insert(name.clone(), Topic { partitions: vec![Partition::default(); *partitions as usize] });
                 Response::TopicCreated
@@ -556,5 +563,26 @@ mod tests {
         assert_eq!((c.start_offset("t", 1), c.end_offset("t", 1)), (0, 3));
         assert_eq!(c.end_offset("t", 9), 0);
         assert_eq!(c.partitions(TOPIC_LEDGER), Some(TOPIC_LEDGER_PARTITIONS));
+    }
+
+    #[test]
+    fn topics_past_the_cap_are_refused_with_the_limit_named() {
+        let mut s = State::initial();
+        let ev = &mut Vec::new();
+        let mut created = s.topics.len();
+        let mut i = 0;
+        while created < crate::limits::TOPICS_MAX {
+            assert_eq!(
+                s.apply(1, &Request::CreateTopic { name: format!("t{i}"), partitions: 1 }, ev),
+                Response::TopicCreated
+            );
+            created += 1;
+            i += 1;
+        }
+        match s.apply(1, &Request::CreateTopic { name: "one-more".into(), partitions: 1 }, ev) {
+            Response::Rejected(Rejection::Invalid(m)) => assert!(m.contains("TOPICS_MAX"), "{m}"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert_eq!(s.topics.len(), crate::limits::TOPICS_MAX);
     }
 }

@@ -1,0 +1,160 @@
+//! Issue 21: a request that encodes larger than the log's record limit is refused with
+//! `InvalidArgument` before it is proposed (it used to make the log refuse the entry, which
+//! openraft treats as fatal: Raft stopped on the leader). And every file the node writes (WAL
+//! segments, indexes, metadata, snapshots, the events log) is private: files 0600, directories
+//! 0700, whatever the umask. One real `lognode` process.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proc, client, leader_of, wait_for};
+use ledger_core::{Command, NewAccount, Outcome, ResultCode};
+use ledger_proto::convert;
+use ledger_proto::ledger::JoinGroupRequest;
+use tonic::Code;
+
+fn account(id: &str, metadata: String) -> Command {
+    Command::CreateAccount(NewAccount { id: id.into(), currency: "USD".into(), allow_overdraft: false, metadata })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_proposals_are_refused_and_raft_keeps_running() {
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    // Snapshots every few entries, so the snapshot files are written too.
+    let node = Proc::start(1, root.path(), None, true, &["--snapshot-every", "4"]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+
+    // 10 MiB of metadata: under the 16 MiB gRPC message limit, over the log's 8 MiB record.
+    let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
+    let err = client(&addr).submit(convert::command_to_proto(&account("big", huge))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("bytes"), "the limit is named: {}", err.message());
+
+    // The same through the group API: one 9 MiB topic name.
+    let join = JoinGroupRequest {
+        group: "g".into(),
+        topics: vec!["t".repeat(9 * 1024 * 1024)],
+        session_timeout_ms: None,
+        auto_offset_reset: String::new(),
+    };
+    let err = client(&addr).join_group(join).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // Raft is still running: an ordinary write is applied.
+    let r = client(&addr).submit(convert::command_to_proto(&account("ok", "{}".into()))).await;
+    let r = r.unwrap_or_else(|e| panic!("ordinary write after the refusals: {e:?}\n{}", node.log_tail()));
+    match convert::outcome_from_proto(r.into_inner().outcome.unwrap()).unwrap() {
+        Outcome::Account(a) => assert_eq!(a.code, ResultCode::Created),
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_0600_and_directories_0700() {
+    use std::os::unix::fs::PermissionsExt as _;
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &["--snapshot-every", "4"]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    for i in 0..12 {
+        let r = client(&addr).submit(convert::command_to_proto(&account(&format!("a{i}"), "{}".into()))).await;
+        r.unwrap_or_else(|e| panic!("write {i}: {e:?}\n{}", node.log_tail()));
+    }
+    let snapshots = wait_for("a snapshot file", Duration::from_secs(30), || {
+        let dir = node.dir.clone();
+        async move {
+            let mut found = Vec::new();
+            let mut todo = vec![dir];
+            while let Some(d) = todo.pop() {
+                for e in std::fs::read_dir(&d).ok()?.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        todo.push(p);
+                    } else if p.to_string_lossy().contains("snapshot") {
+                        found.push(p);
+                    }
+                }
+            }
+            (!found.is_empty()).then_some(found)
+        }
+    })
+    .await;
+    let mut checked = 0;
+    let mut todo = vec![node.dir.clone()];
+    let mut wrong = Vec::new();
+    while let Some(d) = todo.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        if mode != 0o700 {
+            wrong.push(format!("{} is a directory with mode {mode:o}", d.display()));
+        }
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else {
+                checked += 1;
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    wrong.push(format!("{} has mode {mode:o}", p.display()));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "not private ({checked} files checked, snapshots {snapshots:?}):\n{}", wrong.join("\n"));
+    assert!(checked >= 4, "only {checked} files found under {}", node.dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_caller_and_connections_are_capped() {
+    use ledger_proto::ledger::{ConsumeRequest, CreateTopicRequest};
+    use tokio::io::AsyncReadExt as _;
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &[]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    client(&addr).create_topic(CreateTopicRequest { name: "t".into(), partitions: 1 }).await.unwrap();
+
+    // ConsumeStream: at most CONSUME_STREAMS_PER_CALLER_MAX open from one caller.
+    let max = lognode::limits::CONSUME_STREAMS_PER_CALLER_MAX;
+    let c = client(&addr);
+    let req = || ConsumeRequest { topic: "t".into(), partition: 0, offset: 0, max_records: 0, read: None };
+    let mut open = Vec::new();
+    for i in 0..max {
+        open.push(c.clone().consume_stream(req()).await.unwrap_or_else(|e| panic!("stream {i}: {e:?}")));
+    }
+    let err = c.clone().consume_stream(req()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    drop(open.pop());
+    let again = wait_for("a stream slot after one stream ended", Duration::from_secs(10), || {
+        let mut c = c.clone();
+        async move { c.consume_stream(req()).await.ok() }
+    })
+    .await;
+    drop(again);
+    drop(open);
+
+    // Connections: past SERVER_CONNECTIONS_MAX a new one is closed at once.
+    let cap = lognode::limits::SERVER_CONNECTIONS_MAX;
+    let mut conns = Vec::new();
+    for _ in 0..cap + 8 {
+        conns.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut closed = 0;
+    for s in conns.iter_mut().rev().take(8) {
+        let mut b = [0u8; 16];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 8 - 3, "only {closed} of the 8 connections past the cap were closed");
+    drop(conns);
+    // And the node still serves.
+    wait_for("the node serving again", Duration::from_secs(10), || leader_of(&addr, 1)).await;
+}
