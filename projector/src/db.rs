@@ -1,3 +1,4 @@
+// tidy: long-file: the whole PostgreSQL side of the projection (schema checks, the exactly-once batch apply with its fences, dead letters and the verify reads) in one reviewable place.
 //! The PostgreSQL side: migrations, [`apply_batch`] and [`load_offsets`].
 //!
 //! **Exactly once.** The rows of a batch and the partition's `next_offset`
