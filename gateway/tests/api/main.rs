@@ -4,6 +4,7 @@
 mod cli;
 mod errors;
 mod happy;
+mod limits_readme;
 mod metrics;
 mod openapi;
 mod overload;
