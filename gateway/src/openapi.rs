@@ -391,7 +391,8 @@ error_set!(
         E400, E408,
         (409, "`topic_exists`: the topic exists with another partition count."),
         E413, E415,
-        (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_topic_name`, `invalid_partitions`."),
+        (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_topic_name`, `invalid_partitions`, \
+               `limit_exceeded` (1024 topics exist, `TOPICS_MAX`)."),
         E500, E503,
     ]
 );

@@ -126,6 +126,9 @@ pub enum Rejection {
     /// Malformed command.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A named capacity limit is reached (e.g. `TOPICS_MAX`); the message names it.
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 /// What applying a command returned.

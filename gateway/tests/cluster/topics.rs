@@ -7,7 +7,7 @@ use serde_json::json;
 use ledger_proto::ledger::ClusterStatusRequest;
 use ledger_proto::ledger::ledger_client::LedgerClient;
 
-use crate::support::{Cluster, GatewayProc, SERIAL, gateway_gossip, wait_for, wait_for_voters};
+use crate::support::{Cluster, GatewayProc, SERIAL, gateway_gossip, gateway_static, wait_for, wait_for_voters};
 
 /// Reads on the spreading test.
 const SPREAD_READS: u64 = 40;
@@ -161,4 +161,36 @@ async fn real_binary_joins_serves_and_leaves(cluster: &Cluster) {
         }
     })
     .await;
+}
+
+/// Topics a cluster holds at most (lognode's `TOPICS_MAX`, the built-in `ledger` topic included).
+const TOPICS_MAX: usize = 1024;
+
+/// Creating topics without end: past `TOPICS_MAX` the gateway answers 422 `limit_exceeded`
+/// problem+json naming the limit (not a 400, and not retried as a transient failure), nothing is
+/// created, and the cluster keeps serving. One node, so the 1,023 creates take seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topics_past_the_cap_answer_422_limit_exceeded() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::builder().nodes(1).start();
+    let gw = gateway_static(cluster.grpc_addrs()).await;
+    wait_for_voters(&gw.backend, 1, Duration::from_secs(30)).await;
+    let started = std::time::Instant::now();
+    // `ledger` exists already: TOPICS_MAX - 1 more fit.
+    for i in 0..TOPICS_MAX - 1 {
+        gw.post("/v1/topics", &json!({"name": format!("t{i:04}"), "partitions": 1})).await.expect(201, "create");
+    }
+    let r = gw.post("/v1/topics", &json!({"name": "one-too-many", "partitions": 1})).await;
+    let r = r.expect(422, "the topic past the cap");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let body = r.json();
+    assert_eq!(body["code"], "limit_exceeded", "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("TOPICS_MAX") && d.contains("1024")), "{body}");
+    let list = gw.get("/v1/topics?consistency=strong").await.expect(200, "list").json();
+    let topics = list["topics"].as_array().expect("topics");
+    assert_eq!(topics.len(), TOPICS_MAX, "nothing created past the cap");
+    assert!(topics.iter().all(|t| t["name"] != "one-too-many"), "{list}");
+    // The cluster keeps serving writes of other kinds.
+    gw.post("/v1/topics/t0000/records", &json!({"records": [{"value": {"n": 1}}]})).await.expect(200, "produce");
+    eprintln!("{} topics created in {:?}", TOPICS_MAX - 1, started.elapsed());
 }

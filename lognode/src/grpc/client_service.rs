@@ -93,6 +93,9 @@ fn rejection(r: Rejection) -> Status {
         Rejection::UnknownTopic(_) | Rejection::UnknownPartition { .. } => Status::not_found(r.to_string()),
         Rejection::TopicExists(_) => Status::already_exists(r.to_string()),
         Rejection::Invalid(_) => Status::invalid_argument(r.to_string()),
+        // The stable `limit_exceeded` code travels in the metadata, as for the group limits, so
+        // the gateway answers 422 `limit_exceeded` and never retries it.
+        Rejection::LimitExceeded(_) => crate::groups::group_status(group_core::GroupCode::LimitExceeded, r.to_string()),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Snapshots: the state (never the records), built with the runs the logs no longer hold left
-//! out, stored with logstore's `write_atomic`, restored on open and installed from the leader.
+//! Snapshots: the state (never the records), built after the runs the logs no longer hold were
+//! dropped from the live state, stored with logstore's `write_atomic`, restored on open and
+//! installed from the leader.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -35,19 +36,21 @@ pub(super) fn load(snapshot_dir: &Path) -> Result<Option<(State, StoredSnapshot)
 
 impl StateMachineStore {
     pub(super) fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (mut s2, last_applied, membership) = {
+        // Runs below their log's first index are unreadable: drop them from the live state (so it
+        // does not grow with history) and hence from the snapshot. The first indexes are read
+        // before the write lock is taken; they only grow, so a stale one merely trims less.
+        let firsts: std::collections::HashMap<String, u64> = {
             let s = self.shared.read();
+            s.topics.keys().filter_map(|name| self.log_of(name).first_index().map(|f| (name.clone(), f))).collect()
+        };
+        let (s2, last_applied, membership) = {
+            let mut s = self.shared.write();
+            let dropped = s.trim_runs(|name| firsts.get(name).copied());
+            if dropped > 0 {
+                tracing::debug!(dropped, "dropped offset-map runs of purged entries");
+            }
             (s.clone(), s.last_applied, s.membership.clone())
         };
-        // Runs below their log's first index are unreadable: leave them out of the snapshot.
-        for (name, t) in &mut s2.topics {
-            if let Some(first) = self.log_of(name).first_index() {
-                for p in &mut t.partitions {
-                    let keep = p.runs.partition_point(|r| r.log_index < first);
-                    p.runs.drain(..keep);
-                }
-            }
-        }
         // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
         self.wait_events_durable(s2.next_event_seq)?;
         let data = encode(&s2);

@@ -157,6 +157,25 @@ impl State {
         self.groups.check_invariants().map_err(|e| format!("groups: {e}"))
     }
 
+    /// Drops every run whose entry lies below its log's first index (`first_index(topic)`: the Raft
+    /// log's, or the events log's for [`TOPIC_LEDGER`]): those records were purged and are
+    /// unreadable, so the offset maps stay bounded by what the logs hold, not by history. Offsets
+    /// and end offsets do not change; the partition's first readable offset is the first run
+    /// kept, as reads already compute it. Node-local (each node purges its own logs), like the
+    /// snapshot, which leaves the same runs out. Returns the number of runs dropped.
+    pub fn trim_runs(&mut self, first_index: impl Fn(&str) -> Option<u64>) -> usize {
+        let mut dropped = 0;
+        for (name, t) in &mut self.topics {
+            let Some(first) = first_index(name) else { continue };
+            for p in &mut t.partitions {
+                let below = p.runs.partition_point(|r| r.log_index < first);
+                p.runs.drain(..below);
+                dropped += below;
+            }
+        }
+        dropped
+    }
+
     /// Applies one command. Events-log records derived from it (ledger events) are pushed to
     /// `events`, at indexes `next_event_seq..` as it was before the call.
     pub fn apply(&mut self, log_index: u64, req: &Request, events: &mut Vec<Vec<u8>>) -> Response {
@@ -172,7 +191,7 @@ impl State {
                     return Response::Rejected(Rejection::TopicExists(name.clone()));
                 }
                 if self.topics.len() >= crate::limits::TOPICS_MAX {
-                    return Response::Rejected(Rejection::Invalid(format!(
+                    return Response::Rejected(Rejection::LimitExceeded(format!(
                         "topic limit reached: {} topics exist, at most {} (TOPICS_MAX)",
                         self.topics.len(),
                         crate::limits::TOPICS_MAX
@@ -565,6 +584,36 @@ mod tests {
         assert_eq!(c.partitions(TOPIC_LEDGER), Some(TOPIC_LEDGER_PARTITIONS));
     }
 
+    /// Produce state is bounded by the log, not by history: runs below the purged index go, the
+    /// offsets stay, and the invariants hold.
+    #[test]
+    fn runs_below_the_logs_first_index_are_trimmed_and_offsets_kept() {
+        let mut s = State::initial();
+        let ev = &mut Vec::new();
+        s.apply(1, &Request::CreateTopic { name: "t".into(), partitions: 2 }, ev);
+        for i in 2..=101 {
+            s.apply(i, &produce("t", 0, 2), ev);
+        }
+        s.apply(102, &produce("t", 1, 1), ev);
+        let before = s.clone();
+        assert_eq!(s.trim_runs(|_| None), 0, "nothing purged: nothing trimmed");
+        assert_eq!(s, before);
+        // The Raft log now starts at index 92: entries 2..=91 (90 runs of partition 0) are gone.
+        let dropped = s.trim_runs(|topic| (topic == "t").then_some(92));
+        assert_eq!(dropped, 90);
+        let p0 = &s.topics["t"].partitions[0];
+        assert_eq!(p0.runs.len(), 10);
+        assert_eq!((p0.runs[0].first_offset, p0.runs[0].log_index, p0.end_offset), (180, 92, 200));
+        assert_eq!(s.topics["t"].partitions[1].runs.len(), 1, "run at index 102 is kept");
+        s.check_invariants().expect("invariants after trimming");
+        // Appending goes on from the same end offset.
+        assert_eq!(s.apply(103, &produce("t", 0, 1), ev), Response::Produced { base_offset: 200, count: 1 });
+        // Everything purged: no runs left, offsets unchanged.
+        assert_eq!(s.trim_runs(|_| Some(1_000)), 12);
+        assert_eq!(s.topics["t"].partitions[0].end_offset, 201);
+        s.check_invariants().expect("invariants with no runs");
+    }
+
     #[test]
     fn topics_past_the_cap_are_refused_with_the_limit_named() {
         let mut s = State::initial();
@@ -580,7 +629,7 @@ mod tests {
             i += 1;
         }
         match s.apply(1, &Request::CreateTopic { name: "one-more".into(), partitions: 1 }, ev) {
-            Response::Rejected(Rejection::Invalid(m)) => assert!(m.contains("TOPICS_MAX"), "{m}"),
+            Response::Rejected(Rejection::LimitExceeded(m)) => assert!(m.contains("TOPICS_MAX"), "{m}"),
             other => panic!("expected a rejection, got {other:?}"),
         }
         assert_eq!(s.topics.len(), crate::limits::TOPICS_MAX);
