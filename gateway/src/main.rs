@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Parser, Subcommand};
-use gateway::GatewayConfig;
 use gateway::grpc_backend::{GrpcBackend, Lognodes};
+use gateway::{GatewayConfig, ServeOptions};
 use ledger_discovery::{Discovery, Gossip, GossipProfile, MemberKind, MemberMeta};
 
 #[derive(Debug, Parser)]
@@ -65,6 +65,42 @@ struct Cli {
     /// Deadline of one backend call, in milliseconds.
     #[arg(long, env = "LEDGER_BACKEND_TIMEOUT_MS", default_value_t = 5000)]
     backend_timeout_ms: u64,
+
+    /// Most open connections from one client IP address; past it new ones are closed at once.
+    /// Behind a proxy every client shares the proxy's address: raise it there.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = gateway::limits::CONNECTIONS_PER_CLIENT_MAX)]
+    max_connections_per_client: usize,
+
+    /// A connection with no request in flight for this long is closed, in milliseconds.
+    #[arg(long, env = "LEDGER_IDLE_TIMEOUT_MS", default_value_t = IDLE_TIMEOUT_MS_DEFAULT)]
+    idle_timeout_ms: u64,
+}
+
+/// `--idle-timeout-ms` by default: `CONNECTION_IDLE_TIMEOUT`.
+const IDLE_TIMEOUT_MS_DEFAULT: u64 = gateway::limits::CONNECTION_IDLE_TIMEOUT.as_millis() as u64;
+/// The range `--idle-timeout-ms` accepts: 1 s (shorter would close connections between a
+/// client's requests) to 1 h (longer would let idle clients hold slots for hours).
+const IDLE_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=3_600_000;
+
+/// Connection limits from the command line (the rest of [`ServeOptions`] keeps its defaults).
+fn serve_options(cli: &Cli) -> anyhow::Result<ServeOptions> {
+    let max = gateway::limits::CONNECTIONS_MAX;
+    if cli.max_connections_per_client == 0 || cli.max_connections_per_client > max {
+        bail!("--max-connections-per-client must be 1..={max} (the gateway's connection limit)");
+    }
+    if !IDLE_TIMEOUT_MS_RANGE.contains(&cli.idle_timeout_ms) {
+        bail!(
+            "--idle-timeout-ms must be {}..={} (1 s to 1 h)",
+            IDLE_TIMEOUT_MS_RANGE.start(),
+            IDLE_TIMEOUT_MS_RANGE.end()
+        );
+    }
+    Ok(ServeOptions {
+        max_connections_per_client: cli.max_connections_per_client,
+        idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+        ..ServeOptions::default()
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = validate(&cli)?;
+    let serve_opts = serve_options(&cli)?;
     raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -222,10 +259,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         };
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-        let served = gateway::serve(listener, gateway::app(backend.clone(), config), stop).await;
+        let served = gateway::serve_with(listener, gateway::app(backend.clone(), config), serve_opts, stop).await;
         // Leave the gossip (bounded inside) once the requests in flight are done.
         backend.shutdown().await;
         served?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Cli {
+        let mut args = vec!["gateway", "--lognodes", "127.0.0.1:7001"];
+        args.extend_from_slice(extra);
+        Cli::try_parse_from(args).expect("parse")
+    }
+
+    /// Connection flags out of range are refused with a message naming the flag and its range.
+    #[test]
+    fn connection_flags_are_checked() {
+        let ok =
+            serve_options(&parse(&["--max-connections-per-client", "8", "--idle-timeout-ms", "1500"])).expect("ok");
+        assert_eq!((ok.max_connections_per_client, ok.idle_timeout), (8, Duration::from_millis(1500)));
+        let d = serve_options(&parse(&[])).expect("defaults");
+        assert_eq!(d.max_connections_per_client, gateway::limits::CONNECTIONS_PER_CLIENT_MAX);
+        assert_eq!(d.idle_timeout, gateway::limits::CONNECTION_IDLE_TIMEOUT);
+        for (flags, needle) in [
+            (["--max-connections-per-client", "0"], "--max-connections-per-client must be 1..=4096"),
+            (["--max-connections-per-client", "4097"], "--max-connections-per-client must be 1..=4096"),
+            (["--idle-timeout-ms", "999"], "--idle-timeout-ms must be 1000..=3600000"),
+            (["--idle-timeout-ms", "3600001"], "--idle-timeout-ms must be 1000..=3600000"),
+        ] {
+            let e = serve_options(&parse(&flags)).expect_err("refused").to_string();
+            assert!(e.contains(needle), "{flags:?}: {e}");
+        }
+    }
 }

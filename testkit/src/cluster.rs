@@ -332,7 +332,20 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// `gateway --listen <free> --lognodes <a,b,c>`.
     pub fn start_static(bin: &Path, lognodes: &[String], log: &Path, rust_log: &str) -> GatewayProcess {
-        GatewayProcess::start(bin, &["--lognodes".to_owned(), lognodes.join(",")], log, rust_log)
+        GatewayProcess::start_static_with(bin, lognodes, &[], log, rust_log)
+    }
+
+    /// `gateway --listen <free> --lognodes <a,b,c> <extra...>`.
+    pub fn start_static_with(
+        bin: &Path,
+        lognodes: &[String],
+        extra: &[&str],
+        log: &Path,
+        rust_log: &str,
+    ) -> GatewayProcess {
+        let mut args = vec!["--lognodes".to_owned(), lognodes.join(",")];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        GatewayProcess::start(bin, &args, log, rust_log)
     }
 
     /// `gateway --listen <free> --join <seed> --gossip-addr <free> --gossip-profile local`.

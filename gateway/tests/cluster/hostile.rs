@@ -203,3 +203,98 @@ async fn thousands_of_idle_connections_leave_ordinary_requests_served() {
     }
     assert_eq!(still_open, 0, "{still_open} of {FLOOD_CONNECTIONS} idle connections still open");
 }
+
+/// Per-client cap of the connection-cap test.
+const CAP_PER_CLIENT: usize = 8;
+/// Idle timeout of the idle-timeout test.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Sends `GET /healthz` (keep-alive) on `s` and reads one whole response; its status.
+async fn healthz_on(s: &mut tokio::net::TcpStream) -> Option<u16> {
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await.ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let len = text[..head_end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())?;
+            if buf.len() >= head_end + 4 + len {
+                return text.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+            }
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// The gateway binary's connection flags (issue 21): with `--max-connections-per-client 8`, eight
+/// idle connections from 127.0.0.1 hold their slots and a ninth from it is closed at once while
+/// 127.0.0.2 is served; a closed connection frees its slot. With `--idle-timeout-ms 1500`, a
+/// keep-alive connection that went quiet after a request is closed after about 1.5 s, and one
+/// that keeps sending requests stays open. No lognode is needed: `/healthz` is served locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_client_connection_cap_and_idle_timeout_flags() {
+    let cap = CAP_PER_CLIENT.to_string();
+    let idle = IDLE_TIMEOUT.as_millis().to_string();
+    // Nothing listens on port 9 (discard) here: the gateway starts without a reachable lognode.
+    let gw = GatewayProc::start_static_with(
+        &["127.0.0.1:9".to_owned()],
+        &["--max-connections-per-client", &cap, "--idle-timeout-ms", &idle],
+    );
+    let addr = gw.addr;
+    wait_for("the gateway to listen", Duration::from_secs(30), || async move {
+        let mut s = idle_conn(3, addr).await.ok()?;
+        (healthz_on(&mut s).await == Some(200)).then_some(())
+    })
+    .await;
+
+    // The cap: 8 idle connections from 127.0.0.1 are held, the 9th is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..CAP_PER_CLIENT {
+        held.push(idle_conn(1, addr).await.expect("connect"));
+    }
+    let mut ninth = idle_conn(1, addr).await.expect("connect (the kernel accepts it)");
+    assert!(closed_by_server(&mut ninth, Duration::from_secs(2)).await, "the 9th connection from 127.0.0.1 was kept");
+    let mut other = idle_conn(2, addr).await.expect("connect from 127.0.0.2");
+    assert_eq!(healthz_on(&mut other).await, Some(200), "another client address is served: {}", gw.log());
+    assert!(!closed_by_server(&mut held[0], Duration::from_millis(500)).await, "a held connection was closed early");
+    // Closing one frees its slot.
+    drop(held.pop());
+    wait_for("the freed slot to take a new connection", Duration::from_secs(5), || async move {
+        let mut s = idle_conn(1, addr).await.ok()?;
+        (healthz_on(&mut s).await == Some(200)).then_some(())
+    })
+    .await;
+    drop(held);
+
+    // The idle timeout: quiet after one request -> closed after ~1.5 s, not before ~1 s; a
+    // connection that sends a request every 0.5 s meanwhile stays open for 4 s.
+    let mut quiet = idle_conn(4, addr).await.expect("connect");
+    let mut busy = idle_conn(5, addr).await.expect("connect");
+    assert_eq!(healthz_on(&mut quiet).await, Some(200));
+    let after_request = Instant::now();
+    let busy_task = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(healthz_on(&mut busy).await);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        statuses
+    });
+    assert!(
+        closed_by_server(&mut quiet, Duration::from_secs(6)).await,
+        "a quiet keep-alive connection stayed open past the idle timeout: {}",
+        gw.log()
+    );
+    let closed_after = after_request.elapsed();
+    assert!(closed_after >= Duration::from_millis(1000), "closed after {closed_after:?}, before the idle timeout");
+    let statuses = busy_task.await.expect("busy client");
+    assert!(statuses.iter().all(|s| *s == Some(200)), "a busy connection was closed: {statuses:?} {}", gw.log());
+}

@@ -144,6 +144,15 @@ impl GatewayProc {
         GatewayProc { addr: proc.addr, proc, _dir: dir }
     }
 
+    /// `gateway --lognodes <lognodes> --listen <free> <extra...>`.
+    pub fn start_static_with(lognodes: &[String], extra: &[&str]) -> GatewayProc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"));
+        let log = dir.path().join("gateway.log");
+        let proc = testkit::cluster::GatewayProcess::start_static_with(bin, lognodes, extra, &log, "info");
+        GatewayProc { addr: proc.addr, proc, _dir: dir }
+    }
+
     /// SIGTERM, then wait (bounded); whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
         self.proc.proc.terminate(GATEWAY_TERMINATE_TIMEOUT).is_some_and(|s| s.success())
