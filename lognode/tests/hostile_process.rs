@@ -158,3 +158,67 @@ async fn streams_per_caller_and_connections_are_capped() {
     // And the node still serves.
     wait_for("the node serving again", Duration::from_secs(10), || leader_of(&addr, 1)).await;
 }
+
+/// Bound on waiting for the holding stream's handler to start.
+const INSTALL_HOLD_WAIT: Duration = Duration::from_secs(10);
+
+/// At most `SNAPSHOT_INSTALLS_MAX` (1) InstallSnapshot streams at once on a real lognode: while
+/// one stream is open (its first chunk not sent yet), another is refused with
+/// `RESOURCE_EXHAUSTED` naming the limit, without waiting; once the first is gone, a new stream
+/// gets past the limit (a garbage first chunk is then refused as undecodable instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_snapshot_installs_are_capped() {
+    use ledger_proto::raft::SnapshotChunk;
+    use ledger_proto::raft::raft_client::RaftClient;
+    common::init_tracing();
+    assert_eq!(lognode::limits::SNAPSHOT_INSTALLS_MAX, 1, "the test holds one stream");
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &[]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    let raft = RaftClient::connect(format!("http://{addr}")).await.unwrap();
+
+    // Holds the only slot: a stream that never sends its first chunk.
+    let mut holder = raft.clone();
+    let hold = tokio::spawn(async move { holder.install_snapshot(tokio_stream::pending::<SnapshotChunk>()).await });
+
+    // Another install is refused at once (retried while the holder's handler starts).
+    let started = std::time::Instant::now();
+    let refusal = loop {
+        let mut c = raft.clone();
+        let r = tokio::time::timeout(Duration::from_secs(2), c.install_snapshot(tokio_stream::iter(Vec::new())))
+            .await
+            .expect("a second install is answered without waiting for the first");
+        match r {
+            Err(s) if s.code() == Code::ResourceExhausted => break s,
+            other => {
+                assert!(started.elapsed() < INSTALL_HOLD_WAIT, "never refused while one install was open: {other:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(refusal.message().contains("at most 1"), "the limit is named: {}", refusal.message());
+    assert!(!hold.is_finished(), "the holding stream is still open");
+
+    // The holder goes away (its stream is reset): the slot is free again.
+    hold.abort();
+    let garbage = SnapshotChunk { meta: vec![0xff; 3], offset: 0, data: Vec::new() };
+    let started = std::time::Instant::now();
+    loop {
+        let mut c = raft.clone();
+        match c.install_snapshot(tokio_stream::iter(vec![garbage.clone()])).await {
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                assert!(started.elapsed() < INSTALL_HOLD_WAIT, "the slot was never freed: {s:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(s) => {
+                assert_eq!(s.code(), Code::InvalidArgument, "past the limit, the chunk is decoded: {s:?}");
+                assert!(s.message().contains("undecodable"), "{s:?}");
+                break;
+            }
+            Ok(r) => panic!("a garbage snapshot was accepted: {r:?}"),
+        }
+    }
+    // The node still serves.
+    wait_for("the leader after the refusals", Duration::from_secs(10), || leader_of(&addr, 1)).await;
+}
