@@ -317,6 +317,9 @@ pub trait LedgerBackend: Send + Sync + 'static {
     /// Every topic, sorted by name.
     async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>>;
 
+    /// Deletes a topic (not `ledger`); [`BackendError::NotFound`] if it does not exist.
+    async fn delete_topic(&self, name: &str) -> BackendResult<Applied<()>>;
+
     /// Appends records to a topic in one log entry; one offset per record,
     /// in order.
     async fn produce(&self, topic: &str, records: Vec<NewRecord>) -> BackendResult<Applied<Vec<RecordOffset>>>;

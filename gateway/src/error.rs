@@ -91,6 +91,8 @@ error_codes! {
     PartitionNotFound => "partition_not_found",
     /// A topic with this name exists with another partition count.
     TopicExists => "topic_exists",
+    /// The built-in `ledger` topic cannot be deleted (409).
+    TopicProtected => "topic_protected",
     /// No cluster node with this id.
     NodeNotFound => "node_not_found",
     /// An offset or index is outside what is stored.

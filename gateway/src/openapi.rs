@@ -84,6 +84,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::post_pending))
         .routes(routes!(transfers::void_pending))
         .routes(routes!(topics::create_topic, topics::list_topics))
+        .routes(routes!(topics::delete_topic))
         .routes(routes!(topics::produce))
         .routes(routes!(topics::fetch))
         .routes(routes!(groups::list))
@@ -122,6 +123,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/transfers/{id}/void", "voidPendingTransfer"),
     ("post", "/v1/topics", "createTopic"),
     ("get", "/v1/topics", "listTopics"),
+    ("delete", "/v1/topics/{topic}", "deleteTopic"),
     ("post", "/v1/topics/{topic}/records", "produceRecords"),
     ("get", "/v1/topics/{topic}/partitions/{partition}/records", "fetchRecords"),
     ("get", "/v1/groups", "listGroups"),
@@ -393,6 +395,21 @@ error_set!(
         E413, E415,
         (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_topic_name`, `invalid_partitions`, \
                `limit_exceeded` (1024 topics exist, `TOPICS_MAX`)."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of a topic deletion.
+    DeleteTopicErrors,
+    [
+        (400, "`invalid_path`."),
+        (401, "`unauthorized`: missing or wrong bearer token."),
+        (403, "`admin_disabled`: the gateway has no admin token."),
+        (404, "`topic_not_found`."),
+        E408,
+        (409, "`topic_protected`: the built-in `ledger` topic cannot be deleted."),
+        (422, "`invalid_topic_name`."),
         E500, E503,
     ]
 );

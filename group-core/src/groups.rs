@@ -178,6 +178,29 @@ impl Groups {
         }
     }
 
+    /// Rule 14: a topic was created or deleted by the entry being applied (`catalog` already
+    /// shows the change). If it no longer exists, every group forgets its committed offsets and
+    /// `latest` anchors, so a topic re-created under the same name starts clean. Every group
+    /// whose members subscribe to it and whose last rebalance saw another partition count
+    /// rebalances (reason `metadata`): a deleted topic's partitions leave the assignments, a
+    /// re-created one's join them. O(groups); part of that entry's apply, so deterministic.
+    pub fn topic_changed(&mut self, topic: &str, catalog: &dyn TopicCatalog) -> Vec<Rebalance> {
+        let now = catalog.partitions(topic);
+        let mut rebalances = Vec::new();
+        for (name, g) in &mut self.groups {
+            if now.is_none() {
+                g.committed.retain(|tp, _| tp.topic != topic);
+                g.anchors.retain(|tp, _| tp.topic != topic);
+            }
+            let subscribed = g.members.values().any(|m| m.topics.contains(topic));
+            let seen = g.topic_partitions.get(topic).copied().unwrap_or(0);
+            if subscribed && seen != now.unwrap_or(0) {
+                rebalances.push(g.rebalance(name, RebalanceReason::Metadata, catalog));
+            }
+        }
+        rebalances
+    }
+
     fn set_heartbeat(&mut self, group: &str, member_id: &str) {
         let now = self.clock_ms;
         if let Some(m) = self.groups.get_mut(group).and_then(|g| g.members.get_mut(member_id)) {

@@ -119,6 +119,27 @@ impl Runner {
                 self.catalog.remove_topic(&a.str("name"));
                 "ok\n".into()
             }
+            // Rule 14: the node tells the groups a topic was created or deleted (same entry).
+            "topic-changed" => {
+                let rebalances = self.groups.topic_changed(&a.str("name"), &self.catalog);
+                let mut out = String::from("ok\n");
+                for r in &rebalances {
+                    writeln!(
+                        out,
+                        "rebalance group={} generation={} members={} moved={} reason={}",
+                        r.group,
+                        r.generation,
+                        r.members,
+                        r.moved,
+                        r.reason.as_str()
+                    )
+                    .expect("fmt");
+                }
+                if let Err(v) = self.groups.check_invariants() {
+                    writeln!(out, "INVARIANT VIOLATED: {v}").expect("fmt");
+                }
+                out
+            }
             "offsets" => {
                 let done = self.catalog.set_offsets(&a.str("topic"), a.u32("partition"), a.u64("start"), a.u64("end"));
                 format!("{}\n", if done { "ok" } else { "no such partition" })

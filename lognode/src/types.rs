@@ -91,6 +91,13 @@ pub enum Request {
         /// The command.
         command: group_core::GroupCommand,
     },
+    /// Deletes a topic (not [`crate::store::state_machine::TOPIC_LEDGER`]): its offset maps go,
+    /// every consumer group forgets it (group-core rule 14); its records become unreadable and
+    /// leave the log with retention. The name can be created again, from offset 0.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
 }
 
 /// One produce request inside [`Request::ProduceMany`].
@@ -155,6 +162,8 @@ pub enum Response {
     ProducedMany(Vec<Response>),
     /// What the group coordinator decided for a [`Request::Group`] command.
     Group(group_core::GroupOutcome),
+    /// Topic deleted.
+    TopicDeleted,
 }
 
 /// Encodes a value with lognode's binary codec (bincode 1.x).

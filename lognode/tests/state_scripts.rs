@@ -45,6 +45,7 @@ fn fmt_response(r: &Response) -> String {
         Response::None => "ok\n".into(),
         Response::Produced { base_offset, count } => format!("produced base={base_offset} count={count}\n"),
         Response::TopicCreated => "topic created\n".into(),
+        Response::TopicDeleted => "topic deleted\n".into(),
         Response::NodeRemoved => "node removed\n".into(),
         Response::Rejected(e) => format!("rejected: {e}\n"),
         Response::ProducedMany(rs) => {

@@ -29,8 +29,8 @@ use ledger_discovery::Discovery;
 use ledger_proto::convert;
 use ledger_proto::ledger::{
     AccountTransfersRequest, ClusterStatusRequest, ConsumeRequest, ConsumeResponse, CreateTopicRequest,
-    GetAccountRequest, GetTransferRequest, Header, ListTopicsRequest, ProduceBatchRequest, Record, RemoveNodeRequest,
-    Role,
+    DeleteTopicRequest, GetAccountRequest, GetTransferRequest, Header, ListTopicsRequest, ProduceBatchRequest, Record,
+    RemoveNodeRequest, Role,
 };
 
 pub use self::nodes::{
@@ -287,6 +287,21 @@ impl LedgerBackend for GrpcBackend {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Not retried after an unknown outcome: a second delete would answer `topic_not_found`.
+    async fn delete_topic(&self, name: &str) -> BackendResult<Applied<()>> {
+        let req = DeleteTopicRequest { name: name.to_owned() };
+        let r = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.delete_topic(req).await?.into_inner().log_index) }
+            })
+            .await;
+        // Whatever the outcome, the cached partition count may be stale now.
+        self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
+        Ok(Applied { value: (), index: r? })
     }
 
     async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>> {

@@ -1,8 +1,8 @@
 //! `/v1/topics`: the generic replicated log.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse as _, Response};
 
 use super::{read_json, write_json};
 use crate::backend::FetchRequest;
@@ -13,7 +13,7 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::{FETCH_RECORDS_DEFAULT, FETCH_RECORDS_MAX, FETCH_WAIT_MS_MAX, RECORDS_PER_PRODUCE_MAX};
-use crate::openapi::{CreateTopicErrors, FetchErrors, ProduceErrors, ReadErrors};
+use crate::openapi::{CreateTopicErrors, DeleteTopicErrors, FetchErrors, ProduceErrors, ReadErrors};
 use crate::server::AppState;
 use crate::validate;
 
@@ -42,6 +42,40 @@ pub async fn create_topic(
     let body = TopicCreatedBody { name: t.topic.name, partitions: t.topic.partitions, index: applied.index };
     let status = if t.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(write_json(status, &body, applied.index, !t.created))
+}
+
+/// Delete a topic (admin).
+///
+/// Its records become unreadable at once, consumer groups forget its committed offsets and
+/// their members lose its partitions; the name can be created again, from offset 0. The built-in
+/// `ledger` topic cannot be deleted. Not retried after a lost answer: a second delete answers
+/// 404. Needs `Authorization: Bearer <admin token>`.
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path, description = "Topic name.", example = "orders")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted.",
+            headers(("Ledger-Index" = u64, description = "Log index of the deletion."))),
+        DeleteTopicErrors,
+    ))]
+pub async fn delete_topic(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(topic): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    super::ops::check_admin(&st, &headers)?;
+    validate::topic_name(&topic)?;
+    if topic == "ledger" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::TopicProtected,
+            "the built-in topic 'ledger' holds the ledger's events and cannot be deleted",
+        ));
+    }
+    let applied = st.call(st.backend().delete_topic(&topic)).await?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(super::LEDGER_INDEX, axum::http::HeaderValue::from(applied.index));
+    Ok(r)
 }
 
 /// List every topic.

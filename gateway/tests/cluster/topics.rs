@@ -194,3 +194,66 @@ async fn topics_past_the_cap_answer_422_limit_exceeded() {
     gw.post("/v1/topics/t0000/records", &json!({"records": [{"value": {"n": 1}}]})).await.expect(200, "produce");
     eprintln!("{} topics created in {:?}", TOPICS_MAX - 1, started.elapsed());
 }
+
+/// Assignments in a join or heartbeat answer, as (topic, partition).
+fn assigned(v: &serde_json::Value) -> Vec<(String, u64)> {
+    let a = v["assignments"].as_array().expect("assignments");
+    a.iter().map(|a| (a["topic"].as_str().expect("topic").to_owned(), a["partition"].as_u64().expect("p"))).collect()
+}
+
+/// Deleting a topic (issue 21): admin only; 204; gone from the list, produce and fetch answer 404;
+/// a group subscribed to it loses its partitions (new generation) and forgets its committed
+/// offsets; the name can be created again with another partition count, from offset 0, and the
+/// group's member gets the new partitions; `ledger` and unknown topics are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_topic_frees_its_name_and_groups_forget_it() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::builder().nodes(1).start();
+    let gw = gateway_static(cluster.grpc_addrs()).await;
+    wait_for_voters(&gw.backend, 1, Duration::from_secs(30)).await;
+
+    gw.post("/v1/topics", &json!({"name": "gone", "partitions": 2})).await.expect(201, "create");
+    let records = json!({"records": [{"key": "a", "value": {"n": 1}}, {"key": "a", "value": {"n": 2}}]});
+    let p = gw.post("/v1/topics/gone/records", &records).await.expect(200, "produce").json()["offsets"][0]["partition"]
+        .as_u64()
+        .expect("partition");
+    let body = json!({"topics": ["gone"], "auto_offset_reset": "earliest", "session_timeout_ms": 60000});
+    let j = gw.post("/v1/groups/g/members", &body).await.expect(201, "join").json();
+    let member = j["member_id"].as_str().expect("member").to_owned();
+    let generation = j["generation"].as_u64().expect("generation");
+    assert_eq!(assigned(&j).len(), 2, "{j}");
+    let commit = json!({"generation": generation, "offsets": [{"topic": "gone", "partition": p, "offset": 2}]});
+    gw.post(&format!("/v1/groups/g/members/{member}/offsets"), &commit).await.expect(204, "commit");
+
+    // Admin only.
+    let r = crate::support::request_raw(gw.addr, "DELETE", "/v1/topics/gone", b"").await;
+    assert_eq!(r.expect(401, "no token").json()["code"], "unauthorized");
+    // Refusals.
+    assert_eq!(gw.delete("/v1/topics/ledger").await.expect(409, "ledger").json()["code"], "topic_protected");
+    assert_eq!(gw.delete("/v1/topics/nope").await.expect(404, "unknown").json()["code"], "topic_not_found");
+
+    let d = gw.delete("/v1/topics/gone").await.expect(204, "delete");
+    assert!(d.index() > 0, "Ledger-Index of the deletion");
+    let list = gw.get("/v1/topics?consistency=strong").await.expect(200, "list").json();
+    assert!(list["topics"].as_array().expect("topics").iter().all(|t| t["name"] != "gone"), "{list}");
+    gw.post("/v1/topics/gone/records", &records).await.expect(404, "produce to a deleted topic");
+    gw.get("/v1/topics/gone/partitions/0/records").await.expect(404, "fetch from a deleted topic");
+    assert_eq!(gw.delete("/v1/topics/gone").await.expect(404, "again").json()["code"], "topic_not_found");
+
+    // The group's member lost the partitions, and the group forgot its offsets.
+    let hb = gw.post(&format!("/v1/groups/g/members/{member}/heartbeat"), &json!({})).await.expect(200, "hb").json();
+    assert!(hb["generation"].as_u64().expect("generation") > generation, "a new generation: {hb}");
+    assert!(assigned(&hb).is_empty(), "no partitions of a deleted topic: {hb}");
+    let desc = gw.get("/v1/groups/g").await.expect(200, "describe").json();
+    assert!(desc["partitions"].as_array().expect("partitions").is_empty(), "nothing committed is left: {desc}");
+
+    // The name again, with 3 partitions: empty, from offset 0; the member gets its partitions.
+    gw.post("/v1/topics", &json!({"name": "gone", "partitions": 3})).await.expect(201, "re-create");
+    let f = gw.get(&format!("/v1/topics/gone/partitions/{p}/records?consistency=strong")).await.expect(200, "fetch");
+    let f = f.json();
+    assert!(f["records"].as_array().expect("records").is_empty(), "no old records: {f}");
+    assert_eq!(f["end_offset"], 0, "{f}");
+    let hb = gw.post(&format!("/v1/groups/g/members/{member}/heartbeat"), &json!({})).await.expect(200, "hb").json();
+    assert_eq!(assigned(&hb).len(), 3, "the re-created topic's partitions: {hb}");
+    drop(cluster);
+}

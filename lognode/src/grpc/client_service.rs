@@ -11,10 +11,10 @@ use ledger_proto::ledger::ledger_client::LedgerClient;
 use ledger_proto::ledger::ledger_server::Ledger;
 use ledger_proto::ledger::{
     AccountTransfersRequest, AccountTransfersResponse, ClusterStatusRequest, ClusterStatusResponse, ConsumeRequest,
-    ConsumeResponse, ConsumedRecord, CreateTopicRequest, CreateTopicResponse, GetAccountRequest, GetAccountResponse,
-    GetTransferRequest, GetTransferResponse, Header, ListTopicsRequest, ListTopicsResponse, NodeStatus, PartitionInfo,
-    ProduceBatchRequest, ProduceRequest, ProduceResponse, ReadOptions, Record, RemoveNodeRequest, RemoveNodeResponse,
-    Role, SubmitRequest, SubmitResponse, TopicInfo,
+    ConsumeResponse, ConsumedRecord, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
+    GetAccountRequest, GetAccountResponse, GetTransferRequest, GetTransferResponse, Header, ListTopicsRequest,
+    ListTopicsResponse, NodeStatus, PartitionInfo, ProduceBatchRequest, ProduceRequest, ProduceResponse, ReadOptions,
+    Record, RemoveNodeRequest, RemoveNodeResponse, Role, SubmitRequest, SubmitResponse, TopicInfo,
 };
 use ledger_proto::ledger::{
     CommitOffsetsRequest, CommitOffsetsResponse, DescribeGroupRequest, DescribeGroupResponse, GroupFetchRequest,
@@ -439,6 +439,20 @@ impl Ledger for ClientService {
         check_topic(&req.name, req.partitions).map_err(rejection)?;
         match self.write(Cmd::CreateTopic { name: req.name, partitions: req.partitions }).await? {
             (CmdResponse::TopicCreated, log_index) => Ok(Response::new(CreateTopicResponse { log_index })),
+            (CmdResponse::Rejected(r), _) => Err(rejection(r)),
+            (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
+        }
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<DeleteTopicRequest>,
+    ) -> Result<Response<DeleteTopicResponse>, Status> {
+        let req = request.into_inner();
+        self.check_leader()?;
+        check_topic(&req.name, 1).map_err(rejection)?;
+        match self.write(Cmd::DeleteTopic { name: req.name }).await? {
+            (CmdResponse::TopicDeleted, log_index) => Ok(Response::new(DeleteTopicResponse { log_index })),
             (CmdResponse::Rejected(r), _) => Err(rejection(r)),
             (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
         }

@@ -186,6 +186,15 @@ impl LedgerBackend for MemoryBackend {
         Ok(Applied { value: TopicCreated { topic: TopicInfo { name: name.to_owned(), partitions }, created }, index })
     }
 
+    async fn delete_topic(&self, name: &str) -> BackendResult<Applied<()>> {
+        self.gate().await?;
+        let mut s = self.lock();
+        if name == "ledger" || s.topics.remove(name).is_none() {
+            return Err(BackendError::NotFound(Missing::Topic, format!("unknown topic {name:?}")));
+        }
+        Ok(Applied { value: (), index: s.next().index })
+    }
+
     async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>> {
         self.gate_read(read).await?;
         Ok(self.read(|s| {

@@ -199,7 +199,21 @@ impl State {
                 }
                 self.topics
                     .insert(name.clone(), Topic { partitions: vec![Partition::default(); *partitions as usize] });
+                // Members subscribed to a deleted topic of this name get its new partitions.
+                self.groups.topic_changed(name, &ApplyCatalog(&self.topics));
                 Response::TopicCreated
+            }
+            Request::DeleteTopic { name } => {
+                if name == TOPIC_LEDGER {
+                    return Response::Rejected(Rejection::Invalid(format!(
+                        "topic {TOPIC_LEDGER:?} holds the ledger's events and cannot be deleted"
+                    )));
+                }
+                if self.topics.remove(name).is_none() {
+                    return Response::Rejected(Rejection::UnknownTopic(name.clone()));
+                }
+                self.groups.topic_changed(name, &ApplyCatalog(&self.topics));
+                Response::TopicDeleted
             }
             Request::RemoveNode { node_id } => {
                 self.removed_nodes.insert(*node_id);
