@@ -13,7 +13,7 @@ use std::path::Path;
 use testkit::datadriven::{self, Args, Case};
 
 use group_core::{
-    ApplyContext, GroupCommand, GroupOutcome, Groups, MemCatalog, MemberReply, OffsetReset, Reply, ResetTo,
+    ApplyContext, GroupCommand, GroupOutcome, Groups, MemCatalog, MemberReply, OffsetReset, Rebalance, Reply, ResetTo,
     TopicPartition,
 };
 
@@ -37,6 +37,22 @@ fn fmt_member(m: &MemberReply) -> String {
         m.heartbeat_interval_ms,
         tps(&m.assignments)
     )
+}
+
+/// One line per new generation.
+fn write_rebalances(out: &mut String, rebalances: &[Rebalance]) {
+    for r in rebalances {
+        writeln!(
+            out,
+            "rebalance group={} generation={} members={} moved={} reason={}",
+            r.group,
+            r.generation,
+            r.members,
+            r.moved,
+            r.reason.as_str()
+        )
+        .expect("fmt");
+    }
 }
 
 struct Runner {
@@ -72,18 +88,7 @@ impl Runner {
             }
         }
         .expect("fmt");
-        for r in &rebalances {
-            writeln!(
-                out,
-                "rebalance group={} generation={} members={} moved={} reason={}",
-                r.group,
-                r.generation,
-                r.members,
-                r.moved,
-                r.reason.as_str()
-            )
-            .expect("fmt");
-        }
+        write_rebalances(&mut out, &rebalances);
         if !code.is_ok() {
             // Rule 11: a rejected command changes nothing but the index and clock.
             if describe_all(&before, &self.catalog) != describe_all(&self.groups, &self.catalog)
@@ -123,18 +128,7 @@ impl Runner {
             "topic-changed" => {
                 let rebalances = self.groups.topic_changed(&a.str("name"), &self.catalog);
                 let mut out = String::from("ok\n");
-                for r in &rebalances {
-                    writeln!(
-                        out,
-                        "rebalance group={} generation={} members={} moved={} reason={}",
-                        r.group,
-                        r.generation,
-                        r.members,
-                        r.moved,
-                        r.reason.as_str()
-                    )
-                    .expect("fmt");
-                }
+                write_rebalances(&mut out, &rebalances);
                 if let Err(v) = self.groups.check_invariants() {
                     writeln!(out, "INVARIANT VIOLATED: {v}").expect("fmt");
                 }

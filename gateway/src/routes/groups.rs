@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{LEDGER_INDEX, read_json, write_json};
+use super::{no_content, read_json, write_json};
 use crate::backend::GroupRecord;
 use crate::dto::{
     CommitOffsetsRequest, GroupDescriptionBody, GroupFetchQuery, GroupFetchResponse, GroupList, HeartbeatResponse,
@@ -50,14 +50,6 @@ fn member_id(group: &str, m: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::not_found(ErrorCode::UnknownMember, format!("group '{group}' has no member {m:?}")))
     }
-}
-
-fn no_content(index: Option<u64>) -> Response {
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    if let Some(i) = index {
-        r.headers_mut().insert(LEDGER_INDEX, HeaderValue::from(i));
-    }
-    r
 }
 
 /// Join a consumer group.
@@ -291,7 +283,7 @@ pub async fn commit(
         offsets.push((o.topic, o.partition, o.offset));
     }
     let applied = st.call(st.backend().commit_offsets(&group, &member, req.generation, offsets)).await?;
-    Ok(no_content(Some(applied.index)))
+    Ok(no_content(applied.index))
 }
 
 /// Leave the group: its partitions go to the other members (a new generation).
@@ -312,7 +304,7 @@ pub async fn leave(
     group_id(&group)?;
     member_id(&group, &member)?;
     let applied = st.call(st.backend().leave_group(&group, &member)).await?;
-    Ok(no_content(Some(applied.index)))
+    Ok(no_content(applied.index))
 }
 
 /// List every consumer group (groups outlive their members, with their committed offsets).

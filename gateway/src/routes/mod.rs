@@ -42,6 +42,13 @@ pub fn write_json<T: Serialize>(status: StatusCode, body: &T, index: u64, replay
     r
 }
 
+/// A 204 write response with `Ledger-Index`.
+pub fn no_content(index: u64) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(LEDGER_INDEX, HeaderValue::from(index));
+    r
+}
+
 /// A JSON read response with `Ledger-Index` = the serving replica's applied index.
 pub fn read_json<T: Serialize>(body: &T, applied_index: u64) -> Response {
     let mut r = json(StatusCode::OK, body);

@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 
-use super::{read_json, write_json};
+use super::{no_content, read_json, write_json};
 use crate::backend::FetchRequest;
 use crate::dto::{
     CreateTopicRequest, FetchQuery, FetchResponse, OffsetBody, ProduceRequest, ProduceResponse, ReadQuery, Topic,
@@ -73,9 +73,7 @@ pub async fn delete_topic(
         ));
     }
     let applied = st.call(st.backend().delete_topic(&topic)).await?;
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(super::LEDGER_INDEX, axum::http::HeaderValue::from(applied.index));
-    Ok(r)
+    Ok(no_content(applied.index))
 }
 
 /// List every topic.

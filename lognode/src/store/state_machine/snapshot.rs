@@ -9,7 +9,7 @@ use std::sync::Arc;
 use openraft::storage::Snapshot;
 use openraft::{ErrorVerb, SnapshotMeta};
 
-use super::{POISONED, State, StateMachineStore, align_events, index_of, snap_err};
+use super::{POISONED, State, StateMachineStore, TOPIC_LEDGER, align_events, index_of, snap_err};
 use crate::types::{Node, StorageError, TypeConfig, decode, encode};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
@@ -37,15 +37,12 @@ pub(super) fn load(snapshot_dir: &Path) -> Result<Option<(State, StoredSnapshot)
 impl StateMachineStore {
     pub(super) fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // Runs below their log's first index are unreadable: drop them from the live state (so it
-        // does not grow with history) and hence from the snapshot. The first indexes are read
-        // before the write lock is taken; they only grow, so a stale one merely trims less.
-        let firsts: std::collections::HashMap<String, u64> = {
-            let s = self.shared.read();
-            s.topics.keys().filter_map(|name| self.log_of(name).first_index().map(|f| (name.clone(), f))).collect()
-        };
+        // does not grow with history) and hence from the snapshot. The two logs' first indexes
+        // are read before the write lock is taken; they only grow, so a stale one trims less.
+        let (raft_first, events_first) = (self.shared.log.first_index(), self.shared.events.first_index());
         let (s2, last_applied, membership) = {
             let mut s = self.shared.write();
-            let dropped = s.trim_runs(|name| firsts.get(name).copied());
+            let dropped = s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });
             if dropped > 0 {
                 tracing::debug!(dropped, "dropped offset-map runs of purged entries");
             }
