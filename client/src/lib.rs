@@ -441,6 +441,13 @@ impl Client {
         Ok(())
     }
 
+    /// `DELETE /v1/groups/{group}` (admin): deletes a group without members, with its committed
+    /// offsets (409 `group_not_empty` while it has members). Returns the deletion's log index.
+    pub async fn delete_group(&self, group: &str) -> Result<u64, Error> {
+        let w: Written<Value> = self.write::<(), _>(Method::DELETE, &["v1", "groups", group], None).await?;
+        Ok(w.index)
+    }
+
     /// `GET /v1/groups`.
     pub async fn groups(&self) -> Result<Value, Error> {
         self.get(&["v1", "groups"], &[]).await

@@ -120,6 +120,15 @@ async fn commit_offsets_accepts_204() {
 }
 
 #[tokio::test]
+async fn delete_group_sends_delete_and_reads_the_index() {
+    let (url, task) = one_exchange("HTTP/1.1 204 No Content\r\nledger-index: 42\r\nconnection: close\r\n\r\n").await;
+    let c = Client::new(&url).expect("client");
+    assert_eq!(c.delete_group("billing").await.expect("204 is success"), 42);
+    let req = request_of(task).await;
+    assert!(req.starts_with("DELETE /v1/groups/billing HTTP/1.1\r\n"), "{req}");
+}
+
+#[tokio::test]
 async fn unreachable_gateway_and_timeouts_are_transport_errors() {
     // A port with nothing listening.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -418,6 +418,12 @@ pub trait LedgerBackend: Send + Sync + 'static {
         Err(no_groups())
     }
 
+    /// Admin: deletes a group without members, with its committed offsets.
+    async fn delete_group(&self, group: &str) -> BackendResult<Applied<()>> {
+        let _ = group;
+        Err(no_groups())
+    }
+
     /// Counters for `/metrics` (cheap, synchronous).
     fn stats(&self) -> BackendStats {
         BackendStats::default()

@@ -88,7 +88,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(topics::produce))
         .routes(routes!(topics::fetch))
         .routes(routes!(groups::list))
-        .routes(routes!(groups::describe))
+        .routes(routes!(groups::describe, groups::delete_group))
         .routes(routes!(groups::join))
         .routes(routes!(groups::heartbeat))
         .routes(routes!(groups::fetch))
@@ -128,6 +128,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/topics/{topic}/partitions/{partition}/records", "fetchRecords"),
     ("get", "/v1/groups", "listGroups"),
     ("get", "/v1/groups/{group}", "describeGroup"),
+    ("delete", "/v1/groups/{group}", "deleteGroup"),
     ("post", "/v1/groups/{group}/members", "joinGroup"),
     ("post", "/v1/groups/{group}/members/{member_id}/heartbeat", "heartbeat"),
     ("get", "/v1/groups/{group}/members/{member_id}/records", "fetchGroupRecords"),
@@ -522,6 +523,20 @@ error_set!(
     /// Errors of `GET /v1/groups/{group}`.
     DescribeGroupErrors,
     [(400, "`invalid_group_id`, `invalid_path`."), (404, "`unknown_group`."), E500, E503]
+);
+
+error_set!(
+    /// Errors of a group deletion.
+    DeleteGroupErrors,
+    [
+        (400, "`invalid_group_id`, `invalid_path`."),
+        (401, "`unauthorized`: missing or wrong bearer token."),
+        (403, "`admin_disabled`: the gateway has no admin token."),
+        (404, "`unknown_group`."),
+        E408,
+        (409, "`group_not_empty`: a group is deleted only while it has no members."),
+        E500, E503,
+    ]
 );
 
 error_set!(

@@ -8,12 +8,12 @@ use crate::assign::assign;
 use crate::code::GroupCode;
 use crate::limits::{self, heartbeat_interval_ms};
 use crate::types::{
-    ApplyContext, ExpireReply, GroupCommand, GroupOutcome, GroupSummary, GroupView, MemberReply, MemberView,
-    OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTo, TopicCatalog, TopicPartition,
+    ApplyContext, DeletedReply, ExpireReply, GroupCommand, GroupOutcome, GroupSummary, GroupView, MemberReply,
+    MemberView, OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTo, TopicCatalog, TopicPartition,
 };
 
 /// Version of the serialized [`Groups`] layout; bump on any change.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Member {
@@ -45,6 +45,9 @@ struct Group {
     /// `latest` start points, resolved when an uncommitted partition was
     /// assigned (rule 9). Only for owned partitions without a commit.
     anchors: BTreeMap<TopicPartition, u64>,
+    /// Since when (log time) the group has had no member; `None` while it
+    /// has members. It is deleted a retention after this (rule 13).
+    empty_since_ms: Option<u64>,
 }
 
 /// Every consumer group: the replicated state. `Groups::default()` is the
@@ -54,6 +57,12 @@ pub struct Groups {
     groups: BTreeMap<String, Group>,
     /// `(deadline_ms, group, member_id)` of every member (rule 5).
     deadlines: BTreeSet<(u64, String, String)>,
+    /// `(empty_since_ms, group)` of every group without members (rule 13).
+    empties: BTreeSet<(u64, String)>,
+    /// Above every member number a deleted group gave out: a group created
+    /// later numbers its members from here, so a member id of a deleted
+    /// group never names a member of a re-created one (rule 13).
+    member_floor: u64,
     last_index: u64,
     clock_ms: u64,
 }
@@ -175,6 +184,11 @@ impl Groups {
             GroupCommand::ResetOffsets { group, topic, partition, to } => {
                 self.reset(group, topic, *partition, to, catalog)
             }
+            GroupCommand::Delete { group } => self.delete(group),
+            GroupCommand::ExpireEmpty { now_ms, retention_ms } => {
+                self.clock_ms = self.clock_ms.max(*now_ms);
+                self.expire_empty(*retention_ms)
+            }
         }
     }
 
@@ -210,16 +224,61 @@ impl Groups {
         }
     }
 
-    /// Removes a member (no rebalance); true if it was there.
+    /// Removes a member (no rebalance); true if it was there. The last one
+    /// to go starts the group's retention clock (rule 13).
     fn remove_member(&mut self, group: &str, member_id: &str) -> bool {
+        let now = self.clock_ms;
         let Some(g) = self.groups.get_mut(group) else { return false };
         match g.members.remove(member_id) {
             Some(m) => {
                 self.deadlines.remove(&(m.deadline_ms(), group.to_string(), member_id.to_string()));
+                if g.members.is_empty() {
+                    g.empty_since_ms = Some(now);
+                    self.empties.insert((now, group.to_string()));
+                }
                 true
             }
             None => false,
         }
+    }
+
+    /// Removes a group without members and its committed offsets (rule 13).
+    fn remove_group(&mut self, group: &str) {
+        if let Some(g) = self.groups.remove(group) {
+            if let Some(since) = g.empty_since_ms {
+                self.empties.remove(&(since, group.to_string()));
+            }
+            self.member_floor = self.member_floor.max(g.next_member_seq);
+        }
+    }
+
+    fn delete(&mut self, group: &str) -> GroupOutcome {
+        let Some(g) = self.groups.get(group) else { return GroupOutcome::err(GroupCode::UnknownGroup) };
+        if !g.members.is_empty() {
+            return GroupOutcome::err(GroupCode::GroupNotEmpty);
+        }
+        self.remove_group(group);
+        ok(Reply::None, Vec::new())
+    }
+
+    fn expire_empty(&mut self, retention_ms: u64) -> GroupOutcome {
+        if !(limits::GROUP_RETENTION_MS_MIN..=limits::GROUP_RETENTION_MS_MAX).contains(&retention_ms) {
+            return GroupOutcome::err(GroupCode::InvalidRequest);
+        }
+        let now = self.clock_ms;
+        let due = |since: u64| since.saturating_add(retention_ms) <= now;
+        let expired: Vec<String> = self
+            .empties
+            .iter()
+            .take_while(|(since, _)| due(*since))
+            .take(limits::EXPIRE_PER_ENTRY_MAX)
+            .map(|(_, g)| g.clone())
+            .collect();
+        for g in &expired {
+            self.remove_group(g);
+        }
+        let more_due = self.empties.first().is_some_and(|(since, _)| due(*since));
+        ok(Reply::Deleted(DeletedReply { deleted: expired, more_due }), Vec::new())
     }
 
     fn rebalance(&mut self, group: &str, reason: RebalanceReason, catalog: &dyn TopicCatalog) -> Option<Rebalance> {
@@ -268,7 +327,14 @@ impl Groups {
         }
 
         let now = self.clock_ms;
-        let g = self.groups.entry(group.to_string()).or_default();
+        let floor = self.member_floor;
+        let g = self
+            .groups
+            .entry(group.to_string())
+            .or_insert_with(|| Group { next_member_seq: floor, ..Group::default() });
+        if let Some(since) = g.empty_since_ms.take() {
+            self.empties.remove(&(since, group.to_string()));
+        }
         g.next_member_seq += 1;
         let seq = g.next_member_seq;
         let member_id = format!("{group}-{seq}");
@@ -596,6 +662,12 @@ impl Groups {
         self.deadlines.first().map(|(d, _, _)| *d)
     }
 
+    /// When the longest-empty group passes `retention_ms` (rule 13), for the leader: propose
+    /// `ExpireEmpty` once its own clock passes it.
+    pub fn next_empty_expiry_ms(&self, retention_ms: u64) -> Option<u64> {
+        self.empties.first().map(|(since, _)| since.saturating_add(retention_ms))
+    }
+
     /// Leader's in-memory heartbeat path (rule 5): the `(group, member)`
     /// pairs whose last sign of life is at least a session timeout before
     /// `now_ms`. The last sign of life is `max(replicated last_heartbeat_ms,
@@ -619,7 +691,15 @@ impl Groups {
     /// after every step.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut deadlines = BTreeSet::new();
+        let mut empties = BTreeSet::new();
         for (name, g) in &self.groups {
+            match g.empty_since_ms {
+                Some(since) if g.members.is_empty() => {
+                    empties.insert((since, name.clone()));
+                }
+                None if !g.members.is_empty() => {}
+                _ => return Err(format!("{name}: empty_since does not match {} members", g.members.len())),
+            }
             let mut seqs = BTreeSet::new();
             for (id, m) in &g.members {
                 deadlines.insert((m.deadline_ms(), name.clone(), id.clone()));
@@ -670,6 +750,9 @@ impl Groups {
         }
         if deadlines != self.deadlines {
             return Err("deadline index does not match the members".into());
+        }
+        if empties != self.empties {
+            return Err("empty-group index does not match the groups".into());
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ mod types;
 pub use code::GroupCode;
 pub use groups::{Groups, SNAPSHOT_FORMAT, is_valid_group_id};
 pub use types::{
-    ApplyContext, ExpireReply, GroupCommand, GroupOutcome, GroupSummary, GroupView, MemCatalog, MemberReply,
-    MemberView, OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTarget, ResetTo, TopicCatalog,
-    TopicPartition,
+    ApplyContext, DeletedReply, ExpireReply, GroupCommand, GroupOutcome, GroupSummary, GroupView, MemCatalog,
+    MemberReply, MemberView, OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTarget, ResetTo,
+    TopicCatalog, TopicPartition,
 };

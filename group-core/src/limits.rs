@@ -11,8 +11,9 @@ pub const GROUP_ID_BYTES_MAX: usize = 249;
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
 /// Maximum number of groups. A `Join` that would create one more is
-/// rejected with `limit_exceeded`. Groups are never deleted (their
-/// committed offsets outlive their members, as in Kafka).
+/// rejected with `limit_exceeded`. A group's committed offsets outlive its
+/// members (as in Kafka) until an admin deletes it or it has been empty
+/// for the retention (rule 13), which frees its slot.
 pub const GROUPS_MAX: usize = 10_000;
 
 /// Maximum number of members in one group (`limit_exceeded`).
@@ -45,10 +46,20 @@ pub const SESSION_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// divided by this (Kafka's recommendation: at most a third).
 pub const HEARTBEAT_INTERVAL_DIVISOR: u64 = 3;
 
-/// Maximum number of members expired by one `ExpireDue` entry (bounds the
-/// latency of one apply). Remaining due members are expired by the next
-/// entries; the outcome says `more_due`.
+/// Maximum number of members expired by one `ExpireDue` entry, and of
+/// empty groups deleted by one `ExpireEmpty` entry (bounds the latency of
+/// one apply). The rest go in the next entries; the outcome says `more_due`.
 pub const EXPIRE_PER_ENTRY_MAX: usize = 1_000;
+
+/// Shortest retention of an empty group an `ExpireEmpty` entry may name: 1 s.
+pub const GROUP_RETENTION_MS_MIN: u64 = 1_000;
+
+/// Longest retention of an empty group: 10 years (in effect, never).
+pub const GROUP_RETENTION_MS_MAX: u64 = 10 * 365 * 24 * 60 * 60 * 1_000;
+
+/// Retention of an empty group when the node is not told otherwise: 7 days
+/// (Kafka's `offsets.retention.minutes` since 2.0).
+pub const GROUP_RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1_000;
 
 /// The heartbeat interval for a session timeout (rule 5).
 pub const fn heartbeat_interval_ms(session_timeout_ms: u64) -> u64 {
@@ -74,3 +85,11 @@ const _: () = assert!(heartbeat_interval_ms(SESSION_TIMEOUT_MS_MIN) >= 1);
 // timestamp below 2^63 ms.
 const _: () = assert!(SESSION_TIMEOUT_MS_MAX < (1 << 62));
 const _: () = assert!(EXPIRE_PER_ENTRY_MAX >= 1 && EXPIRE_PER_ENTRY_MAX <= MEMBERS_PER_GROUP_MAX * GROUPS_MAX);
+const _: () = assert!(
+    GROUP_RETENTION_MS_MIN >= 1
+        && GROUP_RETENTION_MS_MIN <= GROUP_RETENTION_MS_DEFAULT
+        && GROUP_RETENTION_MS_DEFAULT <= GROUP_RETENTION_MS_MAX
+);
+// An empty group's deadline (emptied + retention) cannot overflow for any
+// timestamp below 2^63 ms.
+const _: () = assert!(GROUP_RETENTION_MS_MAX < (1 << 62));

@@ -244,6 +244,24 @@ pub enum GroupCommand {
         /// Target.
         to: ResetTo,
     },
+    /// Admin deletion of an empty group with its committed offsets (rule 13).
+    /// A group with members is `group_not_empty`.
+    Delete {
+        /// Group id.
+        group: String,
+    },
+    /// Deletes every group that has had no member for `retention_ms`, at
+    /// most `EXPIRE_PER_ENTRY_MAX` per entry, oldest first (rule 13;
+    /// Kafka's `offsets.retention.minutes`). `now = max(log clock, now_ms)`.
+    /// The leader proposes it with its configured retention, so every
+    /// replica deletes the same groups.
+    ExpireEmpty {
+        /// The leader's time when it proposed the entry.
+        now_ms: u64,
+        /// How long a group stays without members before it is deleted,
+        /// within `GROUP_RETENTION_MS_MIN..=MAX` (else `invalid_request`).
+        retention_ms: u64,
+    },
 }
 
 /// Why a group rebalanced.
@@ -314,6 +332,15 @@ pub struct ExpireReply {
     pub more_due: bool,
 }
 
+/// Result of an `ExpireEmpty` entry (rule 13).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedReply {
+    /// Deleted groups, oldest-emptied first.
+    pub deleted: Vec<String>,
+    /// More empty groups are already past their retention (propose another entry).
+    pub more_due: bool,
+}
+
 /// Command-specific part of a [`GroupOutcome`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
@@ -327,6 +354,8 @@ pub enum Reply {
     Committed(usize),
     /// `ResetOffsets`: the new committed offsets.
     Reset(Vec<(TopicPartition, u64)>),
+    /// `ExpireEmpty`: the groups deleted (`Delete` answers `None`).
+    Deleted(DeletedReply),
 }
 
 /// What applying one [`GroupCommand`] did.

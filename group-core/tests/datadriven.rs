@@ -86,6 +86,10 @@ impl Runner {
                 let s: Vec<String> = v.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
                 writeln!(out, "{code} reset={}", s.join(","))
             }
+            Reply::Deleted(d) => {
+                let deleted = if d.deleted.is_empty() { "-".into() } else { d.deleted.join(",") };
+                writeln!(out, "{code} deleted={deleted} more_due={}", d.more_due)
+            }
         }
         .expect("fmt");
         write_rebalances(&mut out, &rebalances);
@@ -93,6 +97,7 @@ impl Runner {
             // Rule 11: a rejected command changes nothing but the index and clock.
             if describe_all(&before, &self.catalog) != describe_all(&self.groups, &self.catalog)
                 || before.next_expiry_ms() != self.groups.next_expiry_ms()
+                || before.next_empty_expiry_ms(0) != self.groups.next_empty_expiry_ms(0)
             {
                 writeln!(out, "STATE CHANGED BY A REJECTED COMMAND").expect("fmt");
             }
@@ -155,6 +160,10 @@ impl Runner {
                 self.apply(GroupCommand::ExpireMembers { group: a.str("group"), member_ids: a.list("members") }, &a)
             }
             "rebalance" => self.apply(GroupCommand::Rebalance { group: a.str("group") }, &a),
+            "delete" => self.apply(GroupCommand::Delete { group: a.str("group") }, &a),
+            "expire-empty" => {
+                self.apply(GroupCommand::ExpireEmpty { now_ms: a.u64("now"), retention_ms: a.u64("retention") }, &a)
+            }
             "expire-due" => self.apply(GroupCommand::ExpireDue { now_ms: a.u64("now") }, &a),
             "commit" => {
                 // offsets=topic/partition=offset,...
@@ -263,6 +272,7 @@ impl Runner {
                 format!("{}\n", if v.is_empty() { "none".into() } else { v.join(",") })
             }
             "next-expiry" => format!("{:?}\n", self.groups.next_expiry_ms()),
+            "next-empty-expiry" => format!("{:?}\n", self.groups.next_empty_expiry_ms(a.u64("retention"))),
             "snapshot-roundtrip" => {
                 let bytes = bincode::serialize(&self.groups).expect("serialize");
                 let restored: Groups = bincode::deserialize(&bytes).expect("deserialize");

@@ -98,6 +98,15 @@ enum Op {
     Rebalance {
         group: usize,
     },
+    /// Admin deletion (rule 13).
+    Delete {
+        group: usize,
+    },
+    /// The leader's retention entry (rule 13).
+    ExpireEmpty {
+        ahead: u64,
+        retention: u64,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -118,6 +127,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..TOPICS.len(), 0..8usize, 0u64..10).prop_map(|(topic, partition, n)| Op::Retain { topic, partition, n }),
         1 => (0..TOPICS.len(), 1u32..3).prop_map(|(topic, n)| Op::Grow { topic, n }),
         1 => (0..GROUPS.len()).prop_map(|group| Op::Rebalance { group }),
+        1 => (0..GROUPS.len()).prop_map(|group| Op::Delete { group }),
+        1 => (0u64..6000, prop_oneof![Just(1000u64), Just(3000)]).prop_map(|(ahead, retention)| Op::ExpireEmpty { ahead, retention }),
     ]
 }
 
@@ -217,6 +228,10 @@ impl World {
                 member_ids: members.iter().map(|&m| self.pick_member(GROUPS[*group], m)).collect(),
             },
             Op::ExpireDue { ahead } => GroupCommand::ExpireDue { now_ms: self.time + ahead },
+            Op::Delete { group } => GroupCommand::Delete { group: g(*group) },
+            Op::ExpireEmpty { ahead, retention } => {
+                GroupCommand::ExpireEmpty { now_ms: self.time + ahead, retention_ms: *retention }
+            }
             Op::Commit { group, member, gen_delta, offsets } => {
                 let name = GROUPS[*group];
                 let member_id = self.pick_member(name, *member);
@@ -456,6 +471,30 @@ fn check_step(
         && !due.is_empty()
     {
         return Err(format!("still due after ExpireDue: {due:?}"));
+    }
+    // rule 13: a member id is never given out twice, not even after its group was deleted;
+    // a deleted group is gone; nothing past its retention survives an ExpireEmpty that did
+    // not report more.
+    if let (GroupCommand::Join { group, .. }, Reply::Member(m)) = (cmd, &out.reply) {
+        let times = w.issued.get(group).map_or(0, |ids| ids.iter().filter(|id| **id == m.member_id).count());
+        if times != 1 {
+            return Err(format!("member id {} given out {times} times", m.member_id));
+        }
+    }
+    if let (GroupCommand::Delete { group }, true) = (cmd, out.code.is_ok())
+        && after.contains_key(group)
+    {
+        return Err(format!("{group} still listed after its deletion"));
+    }
+    if let (GroupCommand::ExpireEmpty { retention_ms, .. }, Reply::Deleted(d)) = (cmd, &out.reply) {
+        if !d.more_due && w.groups.next_empty_expiry_ms(*retention_ms).is_some_and(|at| at <= clock) {
+            return Err(format!("an empty group is past its retention after ExpireEmpty: {d:?}"));
+        }
+        if let Some(g) =
+            d.deleted.iter().find(|g| after.contains_key(*g) || before.get(*g).is_none_or(|b| !b.members.is_empty()))
+        {
+            return Err(format!("ExpireEmpty deleted {g}, which was not an empty group or is still there"));
+        }
     }
     // rule 11: a rejected command changes nothing visible
     if !out.code.is_ok() && &after != before {

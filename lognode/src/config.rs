@@ -46,6 +46,13 @@ pub struct Config {
     /// Gossip timing: `lan` (default) or `local` (one machine: faster failure detection).
     #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
     pub gossip_profile: GossipProfile,
+    /// How long a consumer group stays without members before it is deleted with its committed
+    /// offsets, in ms: 1000 (1 s) up to 10 years; default 7 days (Kafka's
+    /// `offsets.retention.minutes`). The leader's value is the one that counts.
+    #[arg(long, env = "LEDGER_GROUP_RETENTION_MS", default_value_t = group_core::limits::GROUP_RETENTION_MS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(
+            group_core::limits::GROUP_RETENTION_MS_MIN..=group_core::limits::GROUP_RETENTION_MS_MAX))]
+    pub group_retention_ms: u64,
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,

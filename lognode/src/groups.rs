@@ -1,7 +1,8 @@
 //! The consumer-group coordinator: the leader's side of `group-core`.
 //!
 //! What is replicated (Raft entries of [`Request::Group`], applied by `group_core::Groups`):
-//! joins, leaves, commits, admin resets and expiries. What lives only in the leader's memory:
+//! joins, leaves, commits, admin resets and deletions, and expiries (of silent members, and of
+//! groups empty for the retention). What lives only in the leader's memory:
 //!
 //! - **last seen** per member (heartbeats and fetches): a heartbeat is not a log entry (a signal
 //!   that needs no durability would otherwise dominate the log); the [`expire_task`] proposes
@@ -80,7 +81,9 @@ fn explain(code: GroupCode, group: &str, member: Option<&str>) -> String {
         GroupCode::OffsetRegression => {
             format!("group '{group}': an offset is below the committed one (only an admin reset moves it back)")
         }
-        GroupCode::GroupNotEmpty => format!("group '{group}' has members: offsets are reset only in an empty group"),
+        GroupCode::GroupNotEmpty => {
+            format!("group '{group}' has members: offsets are reset, and a group deleted, only while it has none")
+        }
         GroupCode::OffsetOutOfRange => format!("group '{group}': an offset is past the partition's end offset"),
         GroupCode::UnknownTopic => format!("group '{group}': a topic does not exist"),
         GroupCode::UnknownPartition => format!("group '{group}': a partition does not exist"),
@@ -139,6 +142,8 @@ pub struct FetchedRecord {
 /// The coordinator (one per node; active while the node leads). Cheap to share.
 pub struct Coordinator {
     id: u64,
+    /// How long a group stays without members before the leader proposes its deletion.
+    retention_ms: u64,
     raft: Raft,
     sm: StateMachineStore,
     volatile: Mutex<Volatile>,
@@ -152,8 +157,8 @@ impl std::fmt::Debug for Coordinator {
 
 impl Coordinator {
     /// A coordinator for this node.
-    pub fn new(id: u64, raft: Raft, sm: StateMachineStore) -> Arc<Coordinator> {
-        Arc::new(Coordinator { id, raft, sm, volatile: Mutex::new(Volatile::default()) })
+    pub fn new(id: u64, raft: Raft, sm: StateMachineStore, retention_ms: u64) -> Arc<Coordinator> {
+        Arc::new(Coordinator { id, retention_ms, raft, sm, volatile: Mutex::new(Volatile::default()) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Volatile> {
@@ -341,6 +346,22 @@ impl Coordinator {
             Reply::Reset(v) => Ok((v, index)),
             other => Err(Status::internal(format!("reset answered {other:?}"))),
         }
+    }
+
+    /// Admin deletion of a group without members, with its committed offsets (group-core rule 13).
+    pub async fn delete(&self, group: String) -> Result<u64, Status> {
+        let g = group.clone();
+        let (o, index) = self.propose(GroupCommand::Delete { group }).await?;
+        outcome_status(&o, &g, None)?;
+        self.forget_group(&g);
+        Ok(index)
+    }
+
+    /// Drops the volatile state of a deleted group's members (none should be left: it was empty).
+    fn forget_group(&self, group: &str) {
+        let mut v = self.lock();
+        v.last_seen.retain(|(g, _), _| g != group);
+        v.positions.retain(|(g, _), _| g != group);
     }
 
     /// Every group: (group, generation, members), and the applied index.
@@ -541,6 +562,40 @@ impl Coordinator {
                 Ok((o, index)) => debug!(index, ?o.reply, "proposed ExpireMembers"),
                 Err(e) => {
                     debug!(error = %e, "ExpireMembers failed; will retry");
+                    return;
+                }
+            }
+        }
+        self.expire_empty_groups().await;
+    }
+
+    /// Proposes `ExpireEmpty` (with this leader's clock and retention) while a group has been
+    /// empty for the retention, at most [`EXPIRY_ENTRIES_PER_TICK`] entries.
+    async fn expire_empty_groups(&self) {
+        for _ in 0..EXPIRY_ENTRIES_PER_TICK {
+            let now_ms = now_ms();
+            let (due, _) =
+                self.sm.with_groups(|g, _| g.next_empty_expiry_ms(self.retention_ms).is_some_and(|at| at <= now_ms));
+            if !due {
+                return;
+            }
+            let command = GroupCommand::ExpireEmpty { now_ms, retention_ms: self.retention_ms };
+            match self.propose(command).await {
+                Ok((GroupOutcome { reply: Reply::Deleted(d), .. }, index)) => {
+                    info!(index, groups = ?d.deleted, "deleted consumer groups empty for the retention");
+                    for g in &d.deleted {
+                        self.forget_group(g);
+                    }
+                    if !d.more_due {
+                        return;
+                    }
+                }
+                Ok((o, _)) => {
+                    debug!(code = %o.code, "ExpireEmpty refused");
+                    return;
+                }
+                Err(e) => {
+                    debug!(error = %e, "ExpireEmpty failed; will retry");
                     return;
                 }
             }

@@ -26,6 +26,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         voters: 3,
         retention_entries: None,
         snapshot_every: 10_000,
+        group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,
         gossip_profile: lognode::config::GossipProfile::Local,
     }

@@ -31,6 +31,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         voters: 3,
         retention_entries: Some(RETENTION),
         snapshot_every: SNAPSHOT_EVERY,
+        group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,
         gossip_profile: lognode::config::GossipProfile::Local,
     }

@@ -14,6 +14,7 @@ fn config(dir: &std::path::Path) -> Config {
         voters: 3,
         retention_entries: None,
         snapshot_every: 10_000,
+        group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,
         gossip_profile: GossipProfile::Local,
     }

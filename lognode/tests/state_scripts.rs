@@ -82,6 +82,9 @@ fn fmt_response(r: &Response) -> String {
                         v.iter().map(|(tp, o)| format!("{}/{}:{o}", tp.topic, tp.partition)).collect();
                     write!(s, " reset={}", offs.join(",")).expect("fmt");
                 }
+                Reply::Deleted(d) => {
+                    write!(s, " deleted={} more_due={}", d.deleted.join(","), d.more_due).expect("fmt")
+                }
             }
             s.push('\n');
             for r in &o.rebalances {
@@ -163,6 +166,7 @@ fn group_command(name: &str, a: &Args) -> GroupCommand {
                 n => ResetTo::Offset(n.parse().expect("earliest, latest or an offset")),
             },
         },
+        "delete-group" => GroupCommand::Delete { group },
         other => panic!("unknown group command {other}"),
     }
 }
@@ -280,8 +284,13 @@ impl Runner {
             "post" => self.ledger(&a, Command::PostPending { pending_id: a.str("id"), amount: a.opt_u64("amount") }),
             "void" => self.ledger(&a, Command::VoidPending { pending_id: a.str("id") }),
             "expire" => self.ledger(&a, Command::ExpirePending { now_ms: a.u64("now") }),
-            g @ ("join" | "heartbeat" | "leave" | "expire-members" | "commit" | "reset-offsets") => {
+            g @ ("join" | "heartbeat" | "leave" | "expire-members" | "commit" | "reset-offsets" | "delete-group") => {
                 let command = group_command(g, &a);
+                let timestamp_ms = self.ts(&a);
+                self.request(&a, Request::Group { timestamp_ms, command })
+            }
+            "expire-empty" => {
+                let command = GroupCommand::ExpireEmpty { now_ms: a.u64("now"), retention_ms: a.u64("retention") };
                 let timestamp_ms = self.ts(&a);
                 self.request(&a, Request::Group { timestamp_ms, command })
             }

@@ -46,8 +46,8 @@ use crate::backend::{
 use group_core::{GroupSummary, GroupView, MemberReply, OffsetReset, ResetTarget, TopicPartition};
 use ledger_proto::convert::groups as group_convert;
 use ledger_proto::ledger::{
-    CommitOffsetsRequest, DescribeGroupRequest, GroupFetchRequest, GroupHeartbeatRequest, LeaveGroupRequest,
-    ListGroupsRequest, ResetOffsetsRequest,
+    CommitOffsetsRequest, DeleteGroupRequest, DescribeGroupRequest, GroupFetchRequest, GroupHeartbeatRequest,
+    LeaveGroupRequest, ListGroupsRequest, ResetOffsetsRequest,
 };
 
 /// FNV-1a, the key hash lognode (and the gateway's test backend) partitions by: records with the
@@ -620,6 +620,19 @@ impl LedgerBackend for GrpcBackend {
             .await?;
         let value = group_convert::partition_offsets_from_proto(r.offsets);
         Ok(Applied { value, index: r.log_index })
+    }
+
+    /// Not retried after an unknown outcome: a second delete would answer `unknown_group`.
+    async fn delete_group(&self, group: &str) -> BackendResult<Applied<()>> {
+        let req = DeleteGroupRequest { group: group.to_owned() };
+        let index = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.delete_group(req).await?.into_inner().log_index) }
+            })
+            .await?;
+        Ok(Applied { value: (), index })
     }
 
     fn stats(&self) -> BackendStats {

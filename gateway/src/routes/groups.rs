@@ -23,7 +23,8 @@ use crate::limits::{
     GROUP_ID_BYTES_MAX, MEMBER_ID_BYTES_MAX, OFFSETS_PER_COMMIT_MAX, TOPICS_PER_SUBSCRIPTION_MAX,
 };
 use crate::openapi::{
-    CommitErrors, DescribeGroupErrors, GroupFetchErrors, JoinGroupErrors, MemberErrors, ReadErrors, ResetOffsetsErrors,
+    CommitErrors, DeleteGroupErrors, DescribeGroupErrors, GroupFetchErrors, JoinGroupErrors, MemberErrors, ReadErrors,
+    ResetOffsetsErrors,
 };
 use crate::routes::ops::check_admin;
 use crate::server::AppState;
@@ -333,6 +334,32 @@ pub async fn describe(State(st): State<AppState>, ApiPath(group): ApiPath<String
     let r = st.call(st.backend().describe_group(&group)).await?;
     let body = GroupDescriptionBody::from(r.value);
     Ok(read_json(&body, r.applied_index))
+}
+
+/// Delete a consumer group (admin).
+///
+/// Only while the group has no members (`409 group_not_empty`); its committed offsets go with it.
+/// A group created again under the same name starts at generation 1 without offsets, and its
+/// member ids never repeat one of the deleted group's. Empty groups are also deleted by the
+/// cluster after `lognode --group-retention-ms` (7 days by default). Not retried after a lost
+/// answer: a second delete answers 404. Needs `Authorization: Bearer <admin token>`.
+#[utoipa::path(delete, path = "/v1/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "Group id.", example = "billing")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted.",
+            headers(("Ledger-Index" = u64, description = "Log index of the deletion."))),
+        DeleteGroupErrors,
+    ))]
+pub async fn delete_group(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(group): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    check_admin(&st, &headers)?;
+    group_id(&group)?;
+    let applied = st.call(st.backend().delete_group(&group)).await?;
+    Ok(no_content(applied.index))
 }
 
 /// Reset a group's committed offsets (admin).

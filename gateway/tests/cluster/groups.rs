@@ -602,3 +602,80 @@ async fn client_positions_make_a_lost_fetch_answer_harmless() {
         assert_eq!(r.expect(400, from).json()["code"], code, "from={from}");
     }
 }
+
+/// Deleting consumer groups (issue 21; group-core rule 13). An admin deletes a group only while
+/// it has no members (409 `group_not_empty` before), and its committed offsets go with it: gone
+/// from the list, describe 404. The same name again is a new group (generation 1, no offsets),
+/// and its member ids never repeat the deleted group's, so the old member's id stays 404. With
+/// `--group-retention-ms 1500`, a group that became empty is deleted by the cluster on its own
+/// after the retention, and a group with a member is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_are_deleted_by_an_admin_or_after_the_retention_and_member_ids_never_repeat() {
+    let _serial = SERIAL.lock().await;
+    let retention = Duration::from_millis(1_500);
+    let cluster = Cluster::builder().nodes(1).extra(&["--group-retention-ms", "1500"]).start();
+    let gw = gateway_static(cluster.grpc_addrs()).await;
+    wait_for_voters(&gw.backend, 1, Duration::from_secs(30)).await;
+    gw.post("/v1/topics", &json!({"name": "t", "partitions": 4})).await.expect(201, "topic");
+    let ends = produce(&gw, "t", 0, 20).await;
+    let body = json!({"topics": ["t"], "auto_offset_reset": "earliest", "session_timeout_ms": 60000});
+    let old = join(gw.addr, "g", body.clone()).await;
+    commit(gw.addr, "g", &old, &ends).await.expect(204, "commit");
+
+    // Admin only; refused while the group has members; unknown and malformed ids.
+    let r = crate::support::request_raw(gw.addr, "DELETE", "/v1/groups/g", b"").await;
+    assert_eq!(r.expect(401, "no token").json()["code"], "unauthorized");
+    assert_eq!(gw.delete("/v1/groups/g").await.expect(409, "with a member").json()["code"], "group_not_empty");
+    assert_eq!(gw.delete("/v1/groups/nope").await.expect(404, "unknown").json()["code"], "unknown_group");
+    assert_eq!(gw.delete("/v1/groups/a%20b").await.expect(400, "malformed").json()["code"], "invalid_group_id");
+    let d = describe(&gw, "g").await;
+    assert_eq!(d["members"].as_array().map(Vec::len), Some(1), "a refused delete changes nothing: {d}");
+
+    gw.delete(&format!("/v1/groups/g/members/{}", old.id)).await.expect(204, "leave");
+    let deleted = gw.delete("/v1/groups/g").await.expect(204, "delete the empty group");
+    assert!(deleted.index() > 0, "Ledger-Index of the deletion");
+    assert_eq!(gw.get("/v1/groups/g").await.expect(404, "describe").json()["code"], "unknown_group");
+    let list = gw.get("/v1/groups").await.expect(200, "list").json();
+    assert!(list["groups"].as_array().expect("groups").iter().all(|g| g["group"] != "g"), "{list}");
+    assert_eq!(gw.delete("/v1/groups/g").await.expect(404, "again").json()["code"], "unknown_group");
+
+    // The name again: a new group without offsets (earliest reads from 0) and a new member id.
+    let new = join(gw.addr, "g", body.clone()).await;
+    assert_eq!((new.generation, new.assignments.len()), (1, 4));
+    assert_ne!(new.id, old.id, "a member id of the deleted group came back");
+    let r = gw.post(&format!("/v1/groups/g/members/{}/heartbeat", old.id), &json!({})).await;
+    assert_eq!(r.expect(404, "the deleted group's member").json()["code"], "unknown_member");
+    let r = commit(gw.addr, "g", &Member { generation: 1, ..old.clone() }, &ends).await;
+    assert_eq!(r.expect(404, "a commit by the deleted group's member").json()["code"], "unknown_member");
+    let d = describe(&gw, "g").await;
+    let parts = d["partitions"].as_array().expect("partitions");
+    assert!(parts.iter().all(|p| p["committed_offset"].is_null()), "offsets outlived the deletion: {d}");
+    let (_, got) = fetch(gw.addr, "g", &new.id, 0).await;
+    assert!(got.iter().any(|g| g.offset == 0), "earliest starts at 0 again: {got:?}");
+
+    // Retention: "idle" becomes empty and the cluster deletes it; "g" keeps its member and stays.
+    let idle = join(gw.addr, "idle", body).await;
+    gw.delete(&format!("/v1/groups/idle/members/{}", idle.id)).await.expect(204, "leave idle");
+    let emptied = Instant::now();
+    let listed =
+        |list: &Value, name: &str| list["groups"].as_array().expect("groups").iter().any(|g| g["group"] == name);
+    let list = gw.get("/v1/groups").await.expect(200, "list").json();
+    assert!(listed(&list, "idle"), "an empty group is listed until its retention passes: {list}");
+    wait_for("the empty group's expiry", Duration::from_secs(20), || {
+        let gw = &gw;
+        async move {
+            let list = gw.get("/v1/groups").await.expect(200, "list").json();
+            (!listed(&list, "idle")).then_some(())
+        }
+    })
+    .await;
+    let waited = emptied.elapsed();
+    // The leave's log time is a little before `emptied`; allow for that round trip.
+    assert!(waited + Duration::from_millis(300) >= retention, "deleted {waited:?} after emptying");
+    let list = gw.get("/v1/groups").await.expect(200, "list").json();
+    assert!(listed(&list, "g"), "a group with a member is kept: {list}");
+    let mut new = new;
+    heartbeat(gw.addr, "g", &mut new).await;
+    assert_eq!(new.generation, 1);
+    drop(cluster);
+}

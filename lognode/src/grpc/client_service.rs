@@ -17,9 +17,10 @@ use ledger_proto::ledger::{
     Record, RemoveNodeRequest, RemoveNodeResponse, Role, SubmitRequest, SubmitResponse, TopicInfo,
 };
 use ledger_proto::ledger::{
-    CommitOffsetsRequest, CommitOffsetsResponse, DescribeGroupRequest, DescribeGroupResponse, GroupFetchRequest,
-    GroupFetchResponse, GroupHeartbeatRequest, GroupMemberResponse, GroupRecord, JoinGroupRequest, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, ResetOffsetsRequest, ResetOffsetsResponse,
+    CommitOffsetsRequest, CommitOffsetsResponse, DeleteGroupRequest, DeleteGroupResponse, DescribeGroupRequest,
+    DescribeGroupResponse, GroupFetchRequest, GroupFetchResponse, GroupHeartbeatRequest, GroupMemberResponse,
+    GroupRecord, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    ResetOffsetsRequest, ResetOffsetsResponse,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -716,5 +717,13 @@ impl Ledger for ClientService {
         let (offsets, log_index) = self.groups.reset(req.group, req.topic, req.partition, to).await?;
         let offsets = group_convert::partition_offsets_to_proto(offsets);
         Ok(Response::new(ResetOffsetsResponse { offsets, log_index }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<DeleteGroupRequest>,
+    ) -> Result<Response<DeleteGroupResponse>, Status> {
+        let log_index = self.groups.delete(request.into_inner().group).await?;
+        Ok(Response::new(DeleteGroupResponse { log_index }))
     }
 }
