@@ -54,8 +54,8 @@ pub const CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// is found within `HTTP2_KEEPALIVE_INTERVAL + HTTP2_KEEPALIVE_TIMEOUT`.
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
-/// Time allowed for an HTTP/2 PING acknowledgement before the connection is
-/// closed.
+/// Longest time allowed for an HTTP/2 PING acknowledgement before the
+/// connection is closed (shorter when `--http2-keepalive-ms` is).
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most concurrent HTTP/2 streams (requests) on one connection; the

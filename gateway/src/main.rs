@@ -75,7 +75,17 @@ struct Cli {
     /// A connection with no request in flight for this long is closed, in milliseconds.
     #[arg(long, env = "LEDGER_IDLE_TIMEOUT_MS", default_value_t = IDLE_TIMEOUT_MS_DEFAULT)]
     idle_timeout_ms: u64,
+
+    /// Interval of HTTP/2 keep-alive PINGs, in milliseconds; a PING not acknowledged within the
+    /// interval (at most 10 s) closes the connection, so a vanished peer is found within twice it.
+    #[arg(long, env = "LEDGER_HTTP2_KEEPALIVE_MS", default_value_t = HTTP2_KEEPALIVE_MS_DEFAULT)]
+    http2_keepalive_ms: u64,
 }
+
+/// `--http2-keepalive-ms` by default: `HTTP2_KEEPALIVE_INTERVAL`.
+const HTTP2_KEEPALIVE_MS_DEFAULT: u64 = gateway::limits::HTTP2_KEEPALIVE_INTERVAL.as_millis() as u64;
+/// The range `--http2-keepalive-ms` accepts: 1 s to 1 h.
+const HTTP2_KEEPALIVE_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=3_600_000;
 
 /// `--idle-timeout-ms` by default: `CONNECTION_IDLE_TIMEOUT`.
 const IDLE_TIMEOUT_MS_DEFAULT: u64 = gateway::limits::CONNECTION_IDLE_TIMEOUT.as_millis() as u64;
@@ -96,9 +106,17 @@ fn serve_options(cli: &Cli) -> anyhow::Result<ServeOptions> {
             IDLE_TIMEOUT_MS_RANGE.end()
         );
     }
+    if !HTTP2_KEEPALIVE_MS_RANGE.contains(&cli.http2_keepalive_ms) {
+        bail!(
+            "--http2-keepalive-ms must be {}..={} (1 s to 1 h)",
+            HTTP2_KEEPALIVE_MS_RANGE.start(),
+            HTTP2_KEEPALIVE_MS_RANGE.end()
+        );
+    }
     Ok(ServeOptions {
         max_connections_per_client: cli.max_connections_per_client,
         idle_timeout: Duration::from_millis(cli.idle_timeout_ms),
+        http2_keepalive_interval: Duration::from_millis(cli.http2_keepalive_ms),
         ..ServeOptions::default()
     })
 }
@@ -280,17 +298,28 @@ mod tests {
     /// Connection flags out of range are refused with a message naming the flag and its range.
     #[test]
     fn connection_flags_are_checked() {
-        let ok =
-            serve_options(&parse(&["--max-connections-per-client", "8", "--idle-timeout-ms", "1500"])).expect("ok");
+        let ok = serve_options(&parse(&[
+            "--max-connections-per-client",
+            "8",
+            "--idle-timeout-ms",
+            "1500",
+            "--http2-keepalive-ms",
+            "2000",
+        ]))
+        .expect("ok");
         assert_eq!((ok.max_connections_per_client, ok.idle_timeout), (8, Duration::from_millis(1500)));
+        assert_eq!(ok.http2_keepalive_interval, Duration::from_millis(2000));
         let d = serve_options(&parse(&[])).expect("defaults");
         assert_eq!(d.max_connections_per_client, gateway::limits::CONNECTIONS_PER_CLIENT_MAX);
         assert_eq!(d.idle_timeout, gateway::limits::CONNECTION_IDLE_TIMEOUT);
+        assert_eq!(d.http2_keepalive_interval, gateway::limits::HTTP2_KEEPALIVE_INTERVAL);
         for (flags, needle) in [
             (["--max-connections-per-client", "0"], "--max-connections-per-client must be 1..=4096"),
             (["--max-connections-per-client", "4097"], "--max-connections-per-client must be 1..=4096"),
             (["--idle-timeout-ms", "999"], "--idle-timeout-ms must be 1000..=3600000"),
             (["--idle-timeout-ms", "3600001"], "--idle-timeout-ms must be 1000..=3600000"),
+            (["--http2-keepalive-ms", "999"], "--http2-keepalive-ms must be 1000..=3600000"),
+            (["--http2-keepalive-ms", "3600001"], "--http2-keepalive-ms must be 1000..=3600000"),
         ] {
             let e = serve_options(&parse(&flags)).expect_err("refused").to_string();
             assert!(e.contains(needle), "{flags:?}: {e}");

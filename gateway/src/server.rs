@@ -345,6 +345,9 @@ pub struct ServeOptions {
     pub first_request_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// Interval of HTTP/2 keep-alive PINGs; a PING not acknowledged within
+    /// `min(interval, HTTP2_KEEPALIVE_TIMEOUT)` closes the connection.
+    pub http2_keepalive_interval: Duration,
     /// Maximum open connections; past it new ones are closed at once (except
     /// for `health_reserved` more that serve only `/healthz`).
     pub max_connections: usize,
@@ -363,6 +366,7 @@ impl Default for ServeOptions {
             header_read_timeout: l::HEADER_READ_TIMEOUT,
             first_request_timeout: l::FIRST_REQUEST_TIMEOUT,
             idle_timeout: l::CONNECTION_IDLE_TIMEOUT,
+            http2_keepalive_interval: l::HTTP2_KEEPALIVE_INTERVAL,
             max_connections: l::CONNECTIONS_MAX,
             max_connections_per_client: l::CONNECTIONS_PER_CLIENT_MAX,
             health_reserved: l::HEALTH_CONNECTIONS_RESERVED,
@@ -490,8 +494,8 @@ pub async fn serve_with(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(crate::limits::HTTP2_KEEPALIVE_INTERVAL))
-        .keep_alive_timeout(crate::limits::HTTP2_KEEPALIVE_TIMEOUT)
+        .keep_alive_interval(Some(opts.http2_keepalive_interval))
+        .keep_alive_timeout(opts.http2_keepalive_interval.min(crate::limits::HTTP2_KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(crate::limits::HTTP2_STREAMS_PER_CONNECTION_MAX);
     let connections = Arc::new(Semaphore::new(opts.max_connections));
     let health_slots = Arc::new(Semaphore::new(opts.health_reserved));

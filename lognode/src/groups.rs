@@ -238,8 +238,12 @@ impl Coordinator {
         auto_offset_reset: Option<group_core::OffsetReset>,
     ) -> Result<(MemberReply, u64), Status> {
         let g = group.clone();
+        let distinct = topics.iter().collect::<std::collections::BTreeSet<_>>().len();
         let (o, index) =
             self.propose(GroupCommand::Join { group, topics, session_timeout_ms, auto_offset_reset }).await?;
+        if o.code == GroupCode::LimitExceeded {
+            return Err(group_status(o.code, self.join_limit_detail(&g, distinct)));
+        }
         outcome_status(&o, &g, None)?;
         match o.reply {
             Reply::Member(m) => {
@@ -247,6 +251,35 @@ impl Coordinator {
                 Ok((m, index))
             }
             other => Err(Status::internal(format!("join answered {other:?}"))),
+        }
+    }
+
+    /// Which limit a refused join hit, named with its value (from the state after the refusal,
+    /// which a refused entry does not change).
+    fn join_limit_detail(&self, group: &str, distinct_topics: usize) -> String {
+        use group_core::limits::{
+            GROUPS_MAX, MEMBERS_PER_GROUP_MAX, PARTITIONS_PER_GROUP_MAX, TOPICS_PER_SUBSCRIPTION_MAX,
+        };
+        let (summary, _) = self.sm.with_groups(|g, _| {
+            let list = g.list_groups();
+            (list.len(), list.iter().find(|s| s.group == group).map(|s| s.members))
+        });
+        match summary {
+            _ if distinct_topics > TOPICS_PER_SUBSCRIPTION_MAX => format!(
+                "group '{group}': {distinct_topics} topics in one subscription; at most {TOPICS_PER_SUBSCRIPTION_MAX} \
+                 (TOPICS_PER_SUBSCRIPTION_MAX)"
+            ),
+            (n, None) if n >= GROUPS_MAX => format!(
+                "group '{group}' would be a new group, and {n} exist: at most {GROUPS_MAX} (GROUPS_MAX). Delete empty \
+                 groups (DELETE /v1/groups/{{group}}) or let them expire (lognode --group-retention-ms)"
+            ),
+            (_, Some(m)) if m >= MEMBERS_PER_GROUP_MAX => {
+                format!("group '{group}' has {m} members: at most {MEMBERS_PER_GROUP_MAX} (MEMBERS_PER_GROUP_MAX)")
+            }
+            _ => format!(
+                "group '{group}': its members would subscribe to more than {PARTITIONS_PER_GROUP_MAX} partitions \
+                 (PARTITIONS_PER_GROUP_MAX)"
+            ),
         }
     }
 

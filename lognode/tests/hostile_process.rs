@@ -2,7 +2,8 @@
 //! `InvalidArgument` before it is proposed (it used to make the log refuse the entry, which
 //! openraft treats as fatal: Raft stopped on the leader). And every file the node writes (WAL
 //! segments, indexes, metadata, snapshots, the events log) is private: files 0600, directories
-//! 0700, whatever the umask. One real `lognode` process.
+//! 0700, whatever the umask. Connections, streams and snapshot installs are capped, and the
+//! produce state is bounded by the retained log. One real `lognode` process per test.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -221,4 +222,68 @@ async fn concurrent_snapshot_installs_are_capped() {
     }
     // The node still serves.
     wait_for("the leader after the refusals", Duration::from_secs(10), || leader_of(&addr, 1)).await;
+}
+
+/// Produces without end (issue 21): every produce entry leaves an offset-map run in the node's
+/// memory. Runs of entries the log no longer holds are dropped when a snapshot is built, so with
+/// `--snapshot-every 100 --retention-entries 50` a node that took 1,200 produces holds a few
+/// hundred runs (ClusterStatus `offset_map_runs`), not 1,200, and the records still in the log
+/// read back from the topic's start offset to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_state_is_bounded_by_the_retained_log() {
+    use ledger_proto::ledger::{
+        ClusterStatusRequest, ConsumeRequest, CreateTopicRequest, ListTopicsRequest, ProduceRequest, Record,
+    };
+    const PRODUCES: u64 = 1_200;
+    const WRITERS: u64 = 4;
+    const RUNS_MAX: u64 = 400;
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let node = Proc::start(1, root.path(), None, true, &["--snapshot-every", "100", "--retention-entries", "50"]);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    client(&addr).create_topic(CreateTopicRequest { name: "t".into(), partitions: 1 }).await.unwrap();
+
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let addr = addr.clone();
+        writers.spawn(async move {
+            let mut c = client(&addr);
+            for i in 0..PRODUCES / WRITERS {
+                let record = Record { key: Vec::new(), value: format!("{w}-{i}").into_bytes(), headers: Vec::new() };
+                let req = ProduceRequest { topic: "t".into(), partition: Some(0), record: Some(record) };
+                c.produce(req).await.map_err(|e| format!("produce {w}-{i}: {e:?}"))?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", node.log_tail()));
+    }
+
+    let status = client(&addr).cluster_status(ClusterStatusRequest { local_only: true }).await.unwrap().into_inner();
+    let runs = status.nodes.iter().find(|n| n.id == 1).map(|n| n.offset_map_runs).expect("the node's own entry");
+    assert!(runs >= 1, "the runs of entries still in the log are kept");
+    assert!(runs <= RUNS_MAX, "{runs} offset-map runs after {PRODUCES} produces: the state grows with history");
+
+    // What the log still holds reads back, in order, up to the end offset.
+    let mut c = client(&addr);
+    let topics = c.list_topics(ListTopicsRequest { read: None }).await.unwrap().into_inner();
+    let t = topics.topics.iter().find(|t| t.name == "t").expect("topic t");
+    let (start, end) = (t.partitions[0].log_start_offset, t.partitions[0].end_offset);
+    assert_eq!(end, PRODUCES);
+    assert!(start > 0, "retention moved the start offset forward");
+    let req = ConsumeRequest { topic: "t".into(), partition: 0, offset: 0, max_records: 1, read: None };
+    assert_eq!(c.consume(req).await.unwrap_err().code(), Code::OutOfRange, "a purged offset is out of range");
+    let mut offset = start;
+    for _ in 0..PRODUCES {
+        if offset >= PRODUCES {
+            break;
+        }
+        let req = ConsumeRequest { topic: "t".into(), partition: 0, offset, max_records: 1000, read: None };
+        let r = c.consume(req).await.unwrap().into_inner();
+        assert_eq!(r.records.first().map(|x| x.offset), Some(offset), "a gap at {offset}");
+        offset = r.next_offset;
+    }
+    assert_eq!(offset, PRODUCES, "read back to the end");
 }

@@ -679,3 +679,56 @@ async fn groups_are_deleted_by_an_admin_or_after_the_retention_and_member_ids_ne
     assert_eq!(new.generation, 1);
     drop(cluster);
 }
+
+/// The group cap (issue 21): with `GROUPS_MAX` groups, a join that would create one more gets
+/// 422 `limit_exceeded` naming the limit and what frees a slot, and creates nothing; a join of an
+/// existing group is still served. Deleting an empty group frees a slot for a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_past_the_cap_answer_422_and_a_deletion_frees_a_slot() {
+    use group_core::limits::GROUPS_MAX;
+    const WRITERS: usize = 32;
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::builder().nodes(1).start();
+    let gw = gateway_static(cluster.grpc_addrs()).await;
+    wait_for_voters(&gw.backend, 1, Duration::from_secs(30)).await;
+    gw.post("/v1/topics", &json!({"name": "t", "partitions": 1})).await.expect(201, "topic");
+    let started = Instant::now();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let backend = gw.backend.clone();
+        writers.spawn(async move {
+            for i in (w..GROUPS_MAX).step_by(WRITERS) {
+                let r = backend.join_group(&format!("g{i:05}"), vec!["t".into()], Some(300_000), None).await;
+                r.map_err(|e| format!("join g{i:05}: {e:?}"))?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.expect("writer").unwrap_or_else(|e| panic!("{e}"));
+    }
+    eprintln!("{GROUPS_MAX} groups created in {:?}", started.elapsed());
+
+    let body = json!({"topics": ["t"], "session_timeout_ms": 60000});
+    let r = gw.post("/v1/groups/one-too-many/members", &body).await.expect(422, "the group past the cap");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let p = r.json();
+    assert_eq!(p["code"], "limit_exceeded", "{p}");
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("GROUPS_MAX") && detail.contains("10000") && detail.contains("DELETE"), "{p}");
+    gw.get("/v1/groups/one-too-many").await.expect(404, "nothing created past the cap");
+    // An existing group still takes members.
+    let m = join(gw.addr, "g00000", body.clone()).await;
+    assert_eq!(m.generation, 2);
+
+    // A deletion frees a slot: g00001's only member leaves, the admin deletes it, the new group fits.
+    let d = describe(&gw, "g00001").await;
+    let member = d["members"][0]["member_id"].as_str().expect("member").to_owned();
+    gw.delete(&format!("/v1/groups/g00001/members/{member}")).await.expect(204, "leave");
+    gw.delete("/v1/groups/g00001").await.expect(204, "delete");
+    let m = join(gw.addr, "one-too-many", body.clone()).await;
+    assert_eq!(m.generation, 1);
+    let r = gw.post("/v1/groups/and-another/members", &body).await.expect(422, "full again");
+    assert_eq!(r.json()["code"], "limit_exceeded");
+    drop(cluster);
+}

@@ -298,3 +298,121 @@ async fn per_client_connection_cap_and_idle_timeout_flags() {
     let statuses = busy_task.await.expect("busy client");
     assert!(statuses.iter().all(|s| *s == Some(200)), "a busy connection was closed: {statuses:?} {}", gw.log());
 }
+
+/// HTTP/2 frame types used below (RFC 9113 §6).
+const H2_HEADERS: u8 = 0x1;
+const H2_SETTINGS: u8 = 0x4;
+const H2_PING: u8 = 0x6;
+/// The ACK flag of SETTINGS and PING.
+const H2_ACK: u8 = 0x1;
+
+/// One HTTP/2 frame: type, flags, stream id, payload.
+type H2Frame = (u8, u8, u32, Vec<u8>);
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("small frame").to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The next frame; `Err(true)` when the server closed the connection, `Err(false)` when nothing
+/// came within `wait`.
+async fn h2_read(s: &mut tokio::net::TcpStream, wait: Duration) -> Result<H2Frame, bool> {
+    let read = async {
+        let mut head = [0u8; 9];
+        s.read_exact(&mut head).await.map_err(|_| true)?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).await.map_err(|_| true)?;
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        Ok((head[3], head[4], stream, payload))
+    };
+    tokio::time::timeout(wait, read).await.map_err(|_| false)?
+}
+
+/// An HTTP/2 connection with prior knowledge, written by hand so that no client library answers
+/// the server's PINGs: sends `GET /healthz` on stream 1 and returns once its response headers
+/// (`:status 200`) arrived.
+async fn h2_healthz(addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(H2_SETTINGS, 0, 0, &[]));
+    // HPACK: :method GET (static 2), :scheme http (static 6), then :path and :authority as
+    // literals without indexing (name from static 4 and 1), no Huffman coding.
+    let mut block = vec![0x82, 0x86, 0x04, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x01, 9]);
+    block.extend_from_slice(b"127.0.0.1");
+    out.extend(h2_frame(H2_HEADERS, 0x5, 1, &block)); // END_STREAM | END_HEADERS
+    s.write_all(&out).await.expect("send the request");
+    for _ in 0..16 {
+        let (kind, flags, stream, payload) = h2_read(&mut s, Duration::from_secs(5)).await.expect("a frame");
+        if kind == H2_SETTINGS && flags & H2_ACK == 0 {
+            s.write_all(&h2_frame(H2_SETTINGS, H2_ACK, 0, &[])).await.expect("ack the settings");
+        } else if kind == H2_HEADERS && stream == 1 {
+            assert_eq!(payload.first(), Some(&0x88), "HPACK ':status 200' expected: {payload:?}");
+            return s;
+        }
+    }
+    panic!("no response headers among the first 16 frames");
+}
+
+/// Reads an HTTP/2 connection until the server closes it (at most `limit`), answering its PINGs
+/// when `answer_pings`. Returns the PINGs seen and how long after the start it closed.
+async fn h2_until_closed(mut s: tokio::net::TcpStream, answer_pings: bool, limit: Duration) -> (usize, Duration) {
+    let start = Instant::now();
+    let mut pings = 0;
+    loop {
+        let left = limit.checked_sub(start.elapsed()).unwrap_or_default();
+        match h2_read(&mut s, left).await {
+            Ok((H2_PING, flags, _, payload)) if flags & H2_ACK == 0 => {
+                pings += 1;
+                if answer_pings {
+                    // A write can fail when the server closes at the same time: the next read says so.
+                    let _ = s.write_all(&h2_frame(H2_PING, H2_ACK, 0, &payload)).await;
+                }
+            }
+            Ok(_) => {}
+            Err(true) => return (pings, start.elapsed()),
+            Err(false) => panic!("the connection stayed open for {limit:?} ({pings} PINGs)"),
+        }
+    }
+}
+
+/// HTTP/2 connection hygiene of the gateway binary (issue 21), with `--http2-keepalive-ms 1000
+/// --idle-timeout-ms 4000`, over hand-written frames: the gateway PINGs an HTTP/2 connection
+/// every second; a peer that answers the PINGs but sends no request is still closed by the
+/// idle timeout (about 4 s after its last request); a peer that stops answering PINGs (it
+/// vanished) is closed within two intervals, well before the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http2_peers_get_keepalive_pings_and_the_idle_timeout() {
+    let gw = GatewayProc::start_static_with(
+        &["127.0.0.1:9".to_owned()],
+        &["--http2-keepalive-ms", "1000", "--idle-timeout-ms", "4000"],
+    );
+    let addr = gw.addr;
+    wait_for("the gateway to listen", Duration::from_secs(30), || async move {
+        let mut s = idle_conn(3, addr).await.ok()?;
+        (healthz_on(&mut s).await == Some(200)).then_some(())
+    })
+    .await;
+
+    let answering = h2_healthz(addr).await;
+    let silent = h2_healthz(addr).await;
+    let limit = Duration::from_secs(12);
+    let (answered, silent) =
+        tokio::join!(h2_until_closed(answering, true, limit), h2_until_closed(silent, false, limit));
+    let log = gw.log();
+    // Answering: PINGs about every second, and closed by the idle timeout, not before it.
+    assert!(answered.0 >= 2, "{} PINGs in {:?}: {log}", answered.0, answered.1);
+    assert!(
+        answered.1 >= Duration::from_millis(3_500),
+        "closed after {:?}, before the idle timeout: {log}",
+        answered.1
+    );
+    // Silent: closed for the unanswered PING (1 s + at most 1 s), before the idle timeout.
+    assert!(silent.0 >= 1, "no PING before closing a silent peer: {log}");
+    assert!(silent.1 < Duration::from_millis(3_500), "a peer ignoring PINGs was kept {:?}: {log}", silent.1);
+}

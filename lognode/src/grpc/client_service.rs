@@ -320,6 +320,7 @@ impl ClientService {
             last_applied_index: self.sm.applied_index(),
             voter,
             kind: MemberKind::Lognode.as_str().to_string(),
+            offset_map_runs: self.sm.offset_map_runs(),
         }
     }
 }
@@ -520,6 +521,7 @@ impl Ledger for ClientService {
                     last_applied_index: 0,
                     voter: voters.contains(id),
                     kind: MemberKind::Lognode.as_str().to_string(),
+                    offset_map_runs: 0,
                 },
             );
         }
@@ -533,6 +535,7 @@ impl Ledger for ClientService {
                 last_applied_index: 0,
                 voter: false,
                 kind: g.meta.kind.as_str().to_string(),
+                offset_map_runs: 0,
             });
             entry.alive = g.alive;
         }
@@ -547,6 +550,7 @@ impl Ledger for ClientService {
         while let Some(Ok((id, status))) = asks.join_next().await {
             if let (Some(n), Some(s)) = (nodes.get_mut(&(false, id)), status) {
                 n.last_applied_index = s.last_applied_index;
+                n.offset_map_runs = s.offset_map_runs;
             }
         }
         nodes.insert((false, self.id), me);

@@ -195,6 +195,12 @@ impl StateMachineStore {
         })
     }
 
+    /// Offset-map runs held in memory over every partition: bounded by the entries the logs still
+    /// hold (runs of purged entries are dropped when a snapshot is built), not by history.
+    pub fn offset_map_runs(&self) -> u64 {
+        self.with_state(|s| s.topics.values().flat_map(|t| &t.partitions).map(|p| p.runs.len() as u64).sum())
+    }
+
     /// Partitions of a topic, if it exists.
     pub fn partitions(&self, topic: &str) -> Option<u32> {
         self.with_state(|s| s.topics.get(topic).map(|t| u32::try_from(t.partitions.len()).unwrap_or(u32::MAX)))
