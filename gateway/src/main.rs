@@ -17,6 +17,11 @@ use gateway::grpc_backend::{GrpcBackend, Lognodes};
 use gateway::{GatewayConfig, ServeOptions};
 use ledger_discovery::{Discovery, Gossip, GossipProfile, MemberKind, MemberMeta};
 
+/// mimalloc instead of glibc's malloc: glibc's allocator took about 40 % of the gateway's
+/// instructions per transfer (README, Performance: `loadtest/callgrind.sh`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about = "Ledger's HTTP/JSON gateway.")]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

@@ -6,6 +6,11 @@ use clap::Parser;
 use lognode::config::Config;
 use tracing::{error, info};
 
+/// mimalloc instead of glibc's malloc: about a fifth of the instructions per transfer went into
+/// glibc's allocator (README, Performance: `loadtest/callgrind.sh`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Longest wait, once the node has stopped, for leftover tasks (a blocking read, a stream being
 /// torn down) before the process exits anyway. Everything acknowledged is already on disk.
 const RUNTIME_SHUTDOWN_MAX: Duration = Duration::from_secs(5);

@@ -25,9 +25,12 @@ pub type StorageError = openraft::StorageError<u64>;
 /// One record as replicated: what the client sent plus nothing else (the timestamp is per entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordData {
-    /// Record key (may be empty).
+    /// Record key (may be empty). `serde_bytes`: bincode writes it in one block, the same bytes
+    /// as the element-by-element sequence it wrote before (old logs read back unchanged).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
-    /// Record value.
+    /// Record value (`serde_bytes`, as the key).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Headers, in order.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -174,4 +177,29 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a value encoded with [`encode`].
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, bincode::Error> {
     bincode::deserialize(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `RecordData` as it was encoded before `serde_bytes`: plain vectors.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct PlainRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        headers: Vec<(String, Vec<u8>)>,
+    }
+
+    /// Logs and snapshots written before keys and values were `serde_bytes` read back the same,
+    /// and new ones are byte-identical to what the old code wrote.
+    #[test]
+    fn byte_fields_encode_as_before() {
+        let r = RecordData { key: b"k\x00\xff".to_vec(), value: vec![7; 300], headers: vec![("h".into(), vec![1, 2])] };
+        let old = PlainRecord { key: r.key.clone(), value: r.value.clone(), headers: r.headers.clone() };
+        assert_eq!(encode(&r), encode(&old));
+        assert_eq!(decode::<RecordData>(&encode(&old)).expect("decode"), r);
+        let empty = RecordData { key: vec![], value: vec![], headers: vec![] };
+        assert_eq!(encode(&empty), encode(&PlainRecord { key: vec![], value: vec![], headers: vec![] }));
+    }
 }
