@@ -12,7 +12,9 @@ use crate::types::{
     MemberView, OffsetReset, PartitionView, Rebalance, RebalanceReason, Reply, ResetTo, TopicCatalog, TopicPartition,
 };
 
-/// Version of the serialized [`Groups`] layout; bump on any change.
+/// Version of the serialized [`Groups`] layout; bump on any change. lognode writes it into every
+/// snapshot's header and refuses a snapshot of another version. 2: empty-group index and the
+/// member-number floor (rule 13).
 pub const SNAPSHOT_FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

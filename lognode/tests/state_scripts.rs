@@ -338,12 +338,13 @@ impl Runner {
                 )
             }
             "snapshot" => {
-                // What a snapshot holds: the state, bincode-encoded. It must round-trip to an equal
-                // state with stable bytes; the run continues on the restored copy.
-                let bytes = encode(&self.state);
-                let restored: State = decode(&bytes).expect("decode the snapshot");
+                // What a snapshot holds: the versioned header and the state, bincode-encoded. It
+                // must round-trip to an equal state with stable bytes; the run continues on the
+                // restored copy.
+                let bytes = self.state.to_snapshot_bytes();
+                let restored = State::from_snapshot_bytes(&bytes).expect("decode the snapshot");
                 assert!(restored == self.state, "the snapshot restores a different state");
-                assert_eq!(encode(&restored), bytes, "snapshot bytes are not stable");
+                assert_eq!(restored.to_snapshot_bytes(), bytes, "snapshot bytes are not stable");
                 if let Err(e) = restored.check_invariants() {
                     return format!("INVARIANT VIOLATED: {e}\n");
                 }

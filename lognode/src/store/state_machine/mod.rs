@@ -35,8 +35,8 @@ use events::align_events;
 pub use reads::{QueryCatalog, ReadError, ReadRecord, ReadResult};
 use snapshot::{SNAPSHOT_DIR, StoredSnapshot};
 pub use state::{
-    ApplyCatalog, EventBatch, Partition, Run, State, TOPIC_LEDGER, TOPIC_LEDGER_PARTITIONS, Topic, check_topic,
-    key_hash,
+    ApplyCatalog, EventBatch, Partition, Run, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, SnapshotFormatError, State,
+    TOPIC_LEDGER, TOPIC_LEDGER_PARTITIONS, Topic, check_topic, key_hash,
 };
 
 struct Shared {

@@ -29,7 +29,7 @@ pub(super) fn load(snapshot_dir: &Path) -> Result<Option<(State, StoredSnapshot)
         return Ok(None);
     };
     let (meta, data): (SnapshotMeta<u64, Node>, Vec<u8>) = decode(&bytes).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-    let state: State = decode(&data).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    let state = State::from_snapshot_bytes(&data).map_err(|e| snap_err(ErrorVerb::Read, e))?;
     state.check_invariants().map_err(|e| snap_err(ErrorVerb::Read, std::io::Error::other(e)))?;
     Ok(Some((state, StoredSnapshot { meta, data: Arc::new(data) })))
 }
@@ -50,7 +50,7 @@ impl StateMachineStore {
         };
         // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
         self.wait_events_durable(s2.next_event_seq)?;
-        let data = encode(&s2);
+        let data = s2.to_snapshot_bytes();
         let seq = {
             let mut g = self.shared.snapshot_seq.lock().expect(POISONED);
             *g += 1;
@@ -89,7 +89,7 @@ impl StateMachineStore {
     /// If the snapshot is behind the applied state (openraft installs only snapshots past the
     /// committed index; installing an older one would move the state backwards).
     pub(super) async fn install(&self, meta: &SnapshotMeta<u64, Node>, data: Vec<u8>) -> Result<(), StorageError> {
-        let mut state: State = decode(&data).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let mut state = State::from_snapshot_bytes(&data).map_err(|e| snap_err(ErrorVerb::Read, e))?;
         state.last_applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         state.check_invariants().map_err(|e| snap_err(ErrorVerb::Read, std::io::Error::other(e)))?;
@@ -146,7 +146,7 @@ mod tests {
             last_membership: StoredMembership::default(),
             snapshot_id: format!("s{index}"),
         };
-        (meta, encode(&state))
+        (meta, state.to_snapshot_bytes())
     }
 
     /// A snapshot built from an older state that finishes after a newer one was installed must not
@@ -185,7 +185,7 @@ mod tests {
         let (meta, _) = snapshot_at(3);
         let mut state = State { last_applied: meta.last_log_id, ..State::initial() };
         state.next_event_seq = 0;
-        let e = sm.install(&meta, encode(&state)).await.expect_err("a broken snapshot");
+        let e = sm.install(&meta, state.to_snapshot_bytes()).await.expect_err("a broken snapshot");
         assert!(e.to_string().contains("next_event_seq"), "{e}");
         assert_eq!(sm.applied_index(), 0, "nothing installed");
     }
