@@ -977,7 +977,8 @@ impl From<group_core::GroupSummary> for GroupSummaryBody {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"groups": [{"group": "billing", "generation": 3, "members": 2}]}))]
 pub struct GroupList {
-    /// Every group, sorted by id (groups outlive their members).
+    /// Every group, sorted by id (a group outlives its members until it is deleted, or empty for
+    /// the retention).
     pub groups: Vec<GroupSummaryBody>,
 }
 

@@ -308,7 +308,10 @@ pub async fn leave(
     Ok(no_content(applied.index))
 }
 
-/// List every consumer group (groups outlive their members, with their committed offsets).
+/// List every consumer group.
+///
+/// A group outlives its members, with its committed offsets, until an admin deletes it or it has
+/// been empty for the cluster's retention (`lognode --group-retention-ms`, 7 days by default).
 #[utoipa::path(get, path = "/v1/groups", tag = "groups",
     responses(
         (status = 200, description = "Every group, sorted by id.", body = GroupList,
