@@ -7,8 +7,12 @@ use clap::Parser;
 
 /// Default number of voters the leader promotes learners up to.
 pub const VOTERS_DEFAULT: usize = 3;
-/// Default entries between snapshots.
-pub const SNAPSHOT_EVERY_DEFAULT: u64 = 10_000;
+/// Default bytes of Raft log after the last snapshot that trigger the next one (64 MiB).
+pub const SNAPSHOT_LOG_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Smallest `--snapshot-log-bytes` (64 KiB): below it snapshots would follow each other.
+pub const SNAPSHOT_LOG_BYTES_MIN: u64 = 64 * 1024;
+/// Largest `--snapshot-log-bytes` (1 TiB).
+pub const SNAPSHOT_LOG_BYTES_MAX: u64 = 1 << 40;
 
 /// `lognode`: a Ledger log node.
 #[derive(Debug, Clone, Parser)]
@@ -40,9 +44,15 @@ pub struct Config {
     /// their records are gone (topic start offsets move forward). Default: keep forever.
     #[arg(long, env = "LEDGER_RETENTION_ENTRIES")]
     pub retention_entries: Option<u64>,
-    /// Raft entries between snapshots.
-    #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", default_value_t = SNAPSHOT_EVERY_DEFAULT)]
-    pub snapshot_every: u64,
+    /// Take a snapshot when the Raft log after the last one holds this many bytes: a restart
+    /// applies again at most about this much log. 64 KiB up to 1 TiB; default 64 MiB.
+    #[arg(long, env = "LEDGER_SNAPSHOT_LOG_BYTES", default_value_t = SNAPSHOT_LOG_BYTES_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(SNAPSHOT_LOG_BYTES_MIN..=SNAPSHOT_LOG_BYTES_MAX))]
+    pub snapshot_log_bytes: u64,
+    /// Also take a snapshot every this many Raft entries (tests use small values). Default: off;
+    /// one entry can hold a batch of thousands of transfers, so bytes are the better measure.
+    #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: Option<u64>,
     /// Gossip timing: `lan` (default) or `local` (one machine: faster failure detection).
     #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
     pub gossip_profile: GossipProfile,

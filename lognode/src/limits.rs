@@ -66,8 +66,8 @@ pub const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most ConsumeStream streams open at once from one caller (IP address): each holds a task and a
 /// buffer of `STREAM_BUFFER` responses.
 pub const CONSUME_STREAMS_PER_CALLER_MAX: usize = 64;
-/// Most InstallSnapshot streams received at once: each holds up to `SNAPSHOT_BYTES_MAX` in
-/// memory, and one leader sends one at a time (a second one is refused; the leader retries).
+/// Most InstallSnapshot streams received at once: each fills a file of up to `SNAPSHOT_BYTES_MAX`
+/// and decodes it, and one leader sends one at a time (a second one is refused; the leader retries).
 pub const SNAPSHOT_INSTALLS_MAX: usize = 1;
 
 // ---- proposals (issue 21) ----------------------------------------------
@@ -153,12 +153,17 @@ pub const REPLICATION_BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// Bytes of snapshot data per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
-/// Largest snapshot accepted from a leader (it is held in memory while it arrives).
-pub const SNAPSHOT_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Chunks read ahead from the snapshot file while one is sent (the sender's memory per stream).
+pub const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 2;
+/// Largest snapshot accepted from a leader. It is written to a file as it arrives (never held in
+/// memory), so this bounds the disk one install may fill.
+pub const SNAPSHOT_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 /// Timeout to establish a connection to a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Deadline of one Raft RPC when openraft gives none.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often each node compares the log after its last snapshot with `--snapshot-log-bytes`.
+pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// Deadline of sending a whole snapshot.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -19,7 +19,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::limits::{CONNECT_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_TIMEOUT};
+use crate::limits::{
+    CONNECT_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_IN_FLIGHT, SNAPSHOT_TIMEOUT,
+};
+use crate::store::state_machine::SnapshotFile;
 use crate::types::{Node, TypeConfig, decode, encode};
 
 /// Creates a lazily connecting gRPC channel to `addr` (`host:port`).
@@ -173,25 +176,62 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         };
         let mut client = self.client().map_err(to_streaming)?;
         let meta = encode(&(vote, &snapshot.meta));
-        let data = snapshot.snapshot.into_inner();
-        let mut chunks = Vec::with_capacity(data.len() / SNAPSHOT_CHUNK_BYTES + 1);
-        chunks.push(SnapshotChunk { meta, offset: 0, data: Vec::new() });
-        for (i, c) in data.chunks(SNAPSHOT_CHUNK_BYTES).enumerate() {
-            chunks.push(SnapshotChunk {
-                meta: Vec::new(),
-                offset: (i * SNAPSHOT_CHUNK_BYTES) as u64,
-                data: c.to_vec(),
-            });
-        }
-        let mut request = tonic::Request::new(tokio_stream::iter(chunks));
+        // Chunks are read from the snapshot file as the stream is sent: at most
+        // SNAPSHOT_CHUNKS_IN_FLIGHT chunks are in memory, whatever the snapshot's size.
+        let (tx, rx) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_IN_FLIGHT);
+        let reader = tokio::spawn(send_chunks(*snapshot.snapshot, meta, tx));
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
         request.set_timeout(SNAPSHOT_TIMEOUT);
         let reply = tokio::select! {
-            closed = cancel => return Err(StreamingError::Closed(closed)),
-            r = client.install_snapshot(request) => r.map_err(|s| to_streaming(Failure::from_status(&s)))?,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+            r = client.install_snapshot(request) => r,
         };
+        if let Ok(Err(e)) = reader.await {
+            // The stream ended short; the receiver refused it, or will.
+            return Err(to_streaming(Failure::Network(NetworkError::new(&e))));
+        }
+        let reply = reply.map_err(|s| to_streaming(Failure::from_status(&s)))?;
         match decode_reply::<SnapshotResponse<u64>, Fatal<u64>>(reply.into_inner()).map_err(to_streaming)? {
             Ok(r) => Ok(r),
             Err(e) => Err(StreamingError::RemoteError(RemoteError::new(self.target, e))),
         }
+    }
+}
+
+/// Sends the snapshot in `file` as chunks of [`SNAPSHOT_CHUNK_BYTES`] into `tx`: first one with
+/// the meta and the total length, then the data. Ends early, without an error, when the receiver
+/// is gone.
+async fn send_chunks(
+    mut file: SnapshotFile,
+    meta: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<SnapshotChunk>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let total_bytes = file.len();
+    if tx.send(SnapshotChunk { meta, offset: 0, data: Vec::new(), total_bytes }).await.is_err() {
+        return Ok(());
+    }
+    let mut offset = 0u64;
+    loop {
+        let mut data = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < data.len() {
+            let n = file.file_mut().read(&mut data[filled..]).await?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        data.truncate(filled);
+        if tx.send(SnapshotChunk { meta: Vec::new(), offset, data, total_bytes: 0 }).await.is_err() {
+            return Ok(());
+        }
+        offset += filled as u64;
     }
 }

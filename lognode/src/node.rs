@@ -22,7 +22,7 @@ use crate::grpc::raft_service::RaftService;
 use crate::limits::{
     CLIENT_MESSAGE_MAX, CONCURRENCY_PER_CONNECTION, ELECTION_TIMEOUT_MS, EXPIRY_ENTRIES_PER_TICK, EXPIRY_TICK,
     EXPIRY_WRITE_TIMEOUT, HEARTBEAT_MS, MEMBERSHIP_CALL_TIMEOUT, MEMBERSHIP_TICK, PROMOTE_LAG_MAX, RAFT_MESSAGE_MAX,
-    SEGMENT_BYTES, SHUTDOWN_GRACE, STARTUP_APPLY_TIMEOUT,
+    SEGMENT_BYTES, SHUTDOWN_GRACE, SNAPSHOT_CHECK_INTERVAL, STARTUP_APPLY_TIMEOUT,
 };
 use crate::network::Network;
 use crate::store::{LogStore, StateMachineStore};
@@ -44,6 +44,7 @@ pub struct NodeHandle {
     manager: JoinHandle<()>,
     expirer: JoinHandle<()>,
     group_expirer: JoinHandle<()>,
+    snapshotter: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -190,7 +191,8 @@ async fn start_raft(cfg: &Config, log_store: LogStore, sm: StateMachineStore) ->
         heartbeat_interval: HEARTBEAT_MS,
         election_timeout_min: ELECTION_TIMEOUT_MS.0,
         election_timeout_max: ELECTION_TIMEOUT_MS.1,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+        // Bytes of log are watched by `snapshot_by_bytes`; an entry count only when asked.
+        snapshot_policy: cfg.snapshot_every.map_or(SnapshotPolicy::Never, SnapshotPolicy::LogsSinceLast),
         max_in_snapshot_log_to_keep: cfg.retention_entries.unwrap_or(u64::MAX),
         install_snapshot_timeout: 10_000,
         ..Default::default()
@@ -230,7 +232,7 @@ async fn serve_grpc(
         .http2_keepalive_interval(Some(crate::limits::SERVER_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(crate::limits::SERVER_KEEPALIVE_TIMEOUT))
         .add_service(
-            RaftServer::new(RaftService::new(raft.clone()))
+            RaftServer::new(RaftService::new(raft.clone(), client.sm.clone()))
                 .max_decoding_message_size(RAFT_MESSAGE_MAX)
                 .max_encoding_message_size(RAFT_MESSAGE_MAX),
         )
@@ -315,7 +317,9 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
     ));
     let group_expirer = tokio::spawn(crate::groups::expire_task(groups, stopping.clone()));
     let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), stopping.clone()));
-    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer })
+    let snapshotter =
+        tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), cfg.snapshot_log_bytes, stopping.clone()));
+    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer, snapshotter })
 }
 
 impl NodeHandle {
@@ -331,6 +335,7 @@ impl NodeHandle {
         self.manager.abort();
         self.expirer.abort();
         self.group_expirer.abort();
+        self.snapshotter.abort();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.discovery.shutdown()).await.is_err() {
             warn!("leaving gossip did not finish in time");
         }
@@ -340,6 +345,31 @@ impl NodeHandle {
             Ok(Ok(())) => {}
         }
         info!(id = self.id, "stopped");
+    }
+}
+
+/// Asks Raft for a snapshot whenever the log after the current one holds `threshold` bytes or
+/// more (`--snapshot-log-bytes`), on every node: a restart then applies again at most about that
+/// much log, and the log behind the snapshot can be purged (`--retention-entries`). Raft ignores
+/// the request while a snapshot is being built.
+async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, threshold: u64, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(SNAPSHOT_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.stopping() => return,
+        }
+        if sm.applied_index() <= sm.snapshot_index() {
+            continue;
+        }
+        let bytes = sm.log_bytes_since_snapshot();
+        if bytes >= threshold {
+            debug!(bytes, threshold, "log since the last snapshot is long enough: snapshot");
+            if let Err(e) = raft.trigger().snapshot().await {
+                warn!(error = %e, "could not ask Raft for a snapshot");
+            }
+        }
     }
 }
 

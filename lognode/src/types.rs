@@ -1,7 +1,5 @@
 //! The openraft type configuration and the replicated commands (only lognode knows openraft).
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
@@ -9,6 +7,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Request,
         R = Response,
+        SnapshotData = crate::store::state_machine::SnapshotFile,
 );
 
 /// A Raft log entry as stored in logstore (one entry = one logstore record).

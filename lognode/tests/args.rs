@@ -36,7 +36,8 @@ fn a_joining_node_with_extra_flags_parses() {
     assert!(!c.bootstrap);
     assert_eq!(c.join, vec!["127.0.0.1:7101".to_owned(), "127.0.0.1:7102".to_owned()]);
     assert_eq!(c.voters, lognode::config::VOTERS_DEFAULT);
-    assert_eq!(c.snapshot_every, 50);
+    assert_eq!(c.snapshot_every, Some(50));
+    assert_eq!(c.snapshot_log_bytes, lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT);
     assert_eq!(c.retention_entries, Some(10));
     assert_eq!(c.fsync, logstore::FsyncMode::Never);
 }

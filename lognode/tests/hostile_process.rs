@@ -216,7 +216,7 @@ async fn concurrent_snapshot_installs_are_capped() {
 
     // The holder goes away (its stream is reset): the slot is free again.
     hold.abort();
-    let garbage = SnapshotChunk { meta: vec![0xff; 3], offset: 0, data: Vec::new() };
+    let garbage = SnapshotChunk { meta: vec![0xff; 3], offset: 0, data: Vec::new(), total_bytes: 0 };
     let started = std::time::Instant::now();
     loop {
         let mut c = raft.clone();

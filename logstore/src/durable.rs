@@ -90,6 +90,44 @@ pub fn write_atomic(syncer: &dyn Syncer, dir: &Path, name: &str, bytes: &[u8]) -
     sync_dir(syncer, dir)
 }
 
+/// Like [`write_atomic`] for content too large to hold in memory: `write` streams it into the
+/// temporary file `name.tmp` (through a buffer), which is then synced and renamed over `dir/name`,
+/// and `dir` synced. Returns the bytes written. On an error the temporary file is removed.
+pub fn write_atomic_with(
+    syncer: &dyn Syncer,
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<u64> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let written = (|| {
+        let file =
+            private_options().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io("create", &tmp))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut out).map_err(Error::io("write", &tmp))?;
+        let file = out.into_inner().map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
+        let len = file.metadata().map_err(Error::io("stat", &tmp))?.len();
+        syncer.sync_data(&file).map_err(Error::io("fsync", &tmp))?;
+        Ok(len)
+    })();
+    let len = written.inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })?;
+    publish(syncer, &tmp, dir, name).map(|()| len)
+}
+
+/// Makes the finished file `tmp` durable under `dir/name`: syncs its data, renames it, syncs
+/// `dir`. For a file written piece by piece elsewhere (a snapshot received in chunks).
+pub fn publish(syncer: &dyn Syncer, tmp: &Path, dir: &Path, name: &str) -> Result<()> {
+    {
+        let file = File::open(tmp).map_err(Error::io("open", tmp))?;
+        syncer.sync_data(&file).map_err(Error::io("fsync", tmp))?;
+    }
+    let target = dir.join(name);
+    fs::rename(tmp, &target).map_err(Error::io("rename", &target))?;
+    sync_dir(syncer, dir)
+}
+
 /// Reads `dir/name` whole, or `None` when it does not exist. A leftover `name.tmp` from a crash
 /// between write and rename is ignored: the rename never happened, so the old content stands.
 pub fn read_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {
@@ -124,5 +162,38 @@ mod tests {
         write_atomic(&OsSyncer, dir.path(), "vote", b"old").expect("write");
         fs::write(dir.path().join("vote.tmp"), b"half-writ").expect("write tmp");
         assert_eq!(read_file(dir.path(), "vote").expect("read"), Some(b"old".to_vec()));
+    }
+
+    #[test]
+    fn write_atomic_with_streams_the_content_and_an_error_leaves_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let len = write_atomic_with(&OsSyncer, dir.path(), "snap", |w| {
+            for i in 0..1000u32 {
+                w.write_all(&i.to_le_bytes())?;
+            }
+            Ok(())
+        })
+        .expect("write");
+        assert_eq!(len, 4000);
+        let bytes = read_file(dir.path(), "snap").expect("read").expect("written");
+        assert_eq!(&bytes[4..8], &1u32.to_le_bytes());
+        let e = write_atomic_with(&OsSyncer, dir.path(), "snap", |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("the producer failed"))
+        })
+        .expect_err("the producer's error");
+        assert!(e.to_string().contains("the producer failed"), "{e}");
+        assert_eq!(read_file(dir.path(), "snap").expect("read").map(|b| b.len()), Some(4000), "the old content");
+        assert!(!dir.path().join("snap.tmp").exists(), "no temporary file is left");
+    }
+
+    #[test]
+    fn publish_moves_a_finished_file_into_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = dir.path().join("incoming.tmp");
+        fs::write(&tmp, b"chunks").expect("write");
+        publish(&OsSyncer, &tmp, dir.path(), "final").expect("publish");
+        assert!(!tmp.exists());
+        assert_eq!(read_file(dir.path(), "final").expect("read"), Some(b"chunks".to_vec()));
     }
 }

@@ -32,6 +32,8 @@ pub use config::{
     GROUP_COMMIT_WAIT, LogConfig, READ_BYTES_MAX, RECORD_SIZE_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX,
     SEGMENT_SIZE_MIN,
 };
-pub use durable::{DIR_MODE, FILE_MODE, NoSyncer, OsSyncer, Syncer, create_private_dir_all, write_atomic};
+pub use durable::{
+    DIR_MODE, FILE_MODE, NoSyncer, OsSyncer, Syncer, create_private_dir_all, publish, write_atomic, write_atomic_with,
+};
 pub use error::{Error, Result};
 pub use log::{AppendCallback, Log, LogStats, Record, Recovery};

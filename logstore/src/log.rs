@@ -310,6 +310,20 @@ impl Log {
         self.shared.read().last_index()
     }
 
+    /// Bytes of the frames of the records after `index` (all of them when `index` is below the
+    /// first one): what a reader of the log's tail from `index + 1` would read. Costs one index
+    /// lookup, not a scan; the callers use it to decide when the tail is long enough for a snapshot.
+    pub fn bytes_after(&self, index: u64) -> Result<u64> {
+        let st = self.shared.read();
+        let from = st.first_index().map_or(index.saturating_add(1), |f| f.max(index.saturating_add(1)));
+        let mut total = 0u64;
+        for seg in st.segments.iter().filter(|s| s.end_index() > from) {
+            let start = if from > seg.first_index { seg.offset_of(from)? } else { 0 };
+            total += seg.len - start;
+        }
+        Ok(total)
+    }
+
     /// The last index known to be on stable storage (with `FsyncMode::Never`: written).
     pub fn durable_index(&self) -> Option<u64> {
         self.shared.read().durable

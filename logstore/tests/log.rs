@@ -128,6 +128,31 @@ fn purge_drops_whole_old_segments_and_survives_reopen() {
     assert_eq!((log.first_index(), log.last_index()), (Some(31), Some(59)));
 }
 
+/// `bytes_after` counts the frames after an index across segments (sealed ones read their offsets
+/// from the index file), ignores what is purged, and is 0 past the end.
+#[test]
+fn bytes_after_counts_the_frames_of_the_tail() {
+    let frames = |range: std::ops::Range<u64>| -> u64 {
+        range.map(|i| (logstore::frame::HEADER_LEN + payload(i).len()) as u64).sum()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, _) = Log::open(dir.path(), small(200)).expect("open");
+    assert_eq!(log.bytes_after(0).expect("bytes"), 0, "an empty log");
+    fill(&log, 0..60);
+    assert!(log.segment_count() > 3);
+    for index in [0, 1, 17, 30, 58] {
+        assert_eq!(log.bytes_after(index).expect("bytes"), frames(index + 1..60), "after {index}");
+    }
+    assert_eq!(log.bytes_after(59).expect("bytes"), 0);
+    assert_eq!(log.bytes_after(u64::MAX).expect("bytes"), 0);
+    log.purge_upto(30).expect("purge");
+    assert_eq!(log.bytes_after(0).expect("bytes"), frames(31..60), "purged records are not counted");
+    assert_eq!(log.bytes_after(40).expect("bytes"), frames(41..60));
+    drop(log);
+    let (log, _) = Log::open(dir.path(), small(200)).expect("reopen");
+    assert_eq!(log.bytes_after(40).expect("bytes"), frames(41..60), "the same after a reopen");
+}
+
 #[test]
 fn purging_past_the_end_empties_the_log_and_the_next_append_starts_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");

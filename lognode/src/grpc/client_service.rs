@@ -321,6 +321,10 @@ impl ClientService {
             voter,
             kind: MemberKind::Lognode.as_str().to_string(),
             offset_map_runs: self.sm.offset_map_runs(),
+            snapshot_index: self.sm.snapshot_index(),
+            log_first_index: self.sm.log_first_index(),
+            opened_at_index: self.sm.opened_at_index(),
+            log_bytes_since_snapshot: self.sm.log_bytes_since_snapshot(),
         }
     }
 }
@@ -521,7 +525,7 @@ impl Ledger for ClientService {
                     last_applied_index: 0,
                     voter: voters.contains(id),
                     kind: MemberKind::Lognode.as_str().to_string(),
-                    offset_map_runs: 0,
+                    ..NodeStatus::default()
                 },
             );
         }
@@ -535,7 +539,7 @@ impl Ledger for ClientService {
                 last_applied_index: 0,
                 voter: false,
                 kind: g.meta.kind.as_str().to_string(),
-                offset_map_runs: 0,
+                ..NodeStatus::default()
             });
             entry.alive = g.alive;
         }
@@ -551,6 +555,10 @@ impl Ledger for ClientService {
             if let (Some(n), Some(s)) = (nodes.get_mut(&(false, id)), status) {
                 n.last_applied_index = s.last_applied_index;
                 n.offset_map_runs = s.offset_map_runs;
+                n.snapshot_index = s.snapshot_index;
+                n.log_first_index = s.log_first_index;
+                n.opened_at_index = s.opened_at_index;
+                n.log_bytes_since_snapshot = s.log_bytes_since_snapshot;
             }
         }
         nodes.insert((false, self.id), me);

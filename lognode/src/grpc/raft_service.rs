@@ -1,7 +1,5 @@
 //! The Raft transport's server side: decodes openraft requests and hands them to the local Raft.
 
-use std::io::Cursor;
-
 use ledger_proto::raft::raft_server::Raft as RaftRpc;
 use ledger_proto::raft::{RaftReply, RaftRequest, SnapshotChunk, raft_reply};
 use openraft::{Snapshot, SnapshotMeta, Vote};
@@ -9,21 +7,25 @@ use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::limits::SNAPSHOT_BYTES_MAX;
+use crate::store::StateMachineStore;
+use crate::store::state_machine::SnapshotFile;
 use crate::types::{Node, Raft, decode, encode};
 
 /// Serves `ledger.raft.v1.Raft`.
 #[derive(Clone)]
 pub struct RaftService {
     raft: Raft,
+    /// Where received snapshots are written.
+    sm: StateMachineStore,
     /// InstallSnapshot streams received at once (`SNAPSHOT_INSTALLS_MAX`).
     installs: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl RaftService {
-    /// Wraps the local Raft.
-    pub fn new(raft: Raft) -> Self {
+    /// Wraps the local Raft and its state machine.
+    pub fn new(raft: Raft, sm: StateMachineStore) -> Self {
         let installs = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::limits::SNAPSHOT_INSTALLS_MAX));
-        RaftService { raft, installs }
+        RaftService { raft, sm, installs }
     }
 }
 
@@ -65,21 +67,62 @@ impl RaftRpc for RaftService {
         let mut stream = request.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let (vote, meta): (Vote<u64>, SnapshotMeta<u64, Node>) = decode(&first.meta).map_err(bad)?;
-        let mut data = first.data;
-        while let Some(chunk) = stream.message().await? {
-            if chunk.offset != data.len() as u64 {
-                return Err(Status::invalid_argument(format!(
-                    "snapshot chunk at offset {} but {} bytes received",
-                    chunk.offset,
-                    data.len()
-                )));
-            }
-            if data.len() + chunk.data.len() > SNAPSHOT_BYTES_MAX {
-                return Err(Status::resource_exhausted(format!("snapshot over {SNAPSHOT_BYTES_MAX} bytes")));
-            }
-            data.extend_from_slice(&chunk.data);
+        if first.total_bytes > SNAPSHOT_BYTES_MAX {
+            return Err(too_large());
         }
-        let snapshot = Snapshot { meta, snapshot: Box::new(Cursor::new(data)) };
-        Ok(reply(self.raft.install_full_snapshot(vote, snapshot).await))
+        let data = self.sm.begin_receive().await.map_err(|e| Status::internal(format!("snapshot file: {e}")))?;
+        let path = data.path().to_path_buf();
+        let received = receive(data, first, &mut stream).await;
+        let result = match received {
+            Ok(data) => {
+                Ok(reply(self.raft.install_full_snapshot(vote, Snapshot { meta, snapshot: Box::new(data) }).await))
+            }
+            Err(status) => Err(status),
+        };
+        // Installing publishes the file under another name; whatever is left was not installed.
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a received snapshot file");
+        }
+        result
     }
+}
+
+fn too_large() -> Status {
+    Status::resource_exhausted(format!("snapshot over {SNAPSHOT_BYTES_MAX} bytes"))
+}
+
+/// Writes the chunks of a snapshot stream (`first`, then the rest of `stream`) into `data`,
+/// checking their offsets, the size limit and the announced total.
+async fn receive(
+    mut data: SnapshotFile,
+    first: SnapshotChunk,
+    stream: &mut Streaming<SnapshotChunk>,
+) -> Result<SnapshotFile, Status> {
+    use tokio::io::AsyncWriteExt as _;
+    let io = |e: std::io::Error| Status::internal(format!("writing the snapshot file: {e}"));
+    let total = first.total_bytes;
+    let mut received = 0u64;
+    let mut chunk = Some(first);
+    while let Some(c) = chunk {
+        if c.offset != received && !c.data.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "snapshot chunk at offset {} but {received} bytes received",
+                c.offset
+            )));
+        }
+        let len = c.data.len() as u64;
+        if received + len > SNAPSHOT_BYTES_MAX {
+            return Err(too_large());
+        }
+        data.file_mut().write_all(&c.data).await.map_err(io)?;
+        received += len;
+        chunk = stream.message().await?;
+    }
+    if total != 0 && received != total {
+        return Err(Status::invalid_argument(format!("snapshot stream ended after {received} of {total} bytes")));
+    }
+    data.file_mut().flush().await.map_err(io)?;
+    Ok(data)
 }

@@ -33,6 +33,7 @@ pub mod state;
 
 use events::align_events;
 pub use reads::{QueryCatalog, ReadError, ReadRecord, ReadResult};
+pub use snapshot::SnapshotFile;
 use snapshot::{SNAPSHOT_DIR, StoredSnapshot};
 pub use state::{
     ApplyCatalog, EventBatch, Partition, Run, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, SnapshotFormatError, State,
@@ -46,7 +47,11 @@ struct Shared {
     events: logstore::Log,
     snapshot_dir: PathBuf,
     current: Mutex<Option<StoredSnapshot>>,
+    /// The next snapshot data-file number.
     snapshot_seq: Mutex<u64>,
+    /// Applied index of the state this process opened (its last snapshot's; 0 without one): on
+    /// start only the entries after it are applied again.
+    opened_at: u64,
 }
 
 /// The state machine. Cheap to clone: clones share the state (the gRPC services read it).
@@ -100,12 +105,14 @@ impl StateMachineStore {
         let snapshot_dir = log.dir().join(SNAPSHOT_DIR);
         // Private (0700), like the log's own files (0600, logstore).
         logstore::create_private_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        let (state, current) = match snapshot::load(&snapshot_dir)? {
+        let loaded = snapshot::load(&snapshot_dir, &*log.syncer())?;
+        let (state, current) = match loaded.current {
             Some((state, current)) => (state, Some(current)),
             None => (State::initial(), None),
         };
         align_events(&events, state.next_event_seq)?;
-        let (applied_tx, _) = watch::channel(index_of(state.last_applied));
+        let opened_at = index_of(state.last_applied);
+        let (applied_tx, _) = watch::channel(opened_at);
         let shared = Shared {
             state: RwLock::new(state),
             applied_tx,
@@ -113,7 +120,8 @@ impl StateMachineStore {
             events,
             snapshot_dir,
             current: Mutex::new(current),
-            snapshot_seq: Mutex::new(0),
+            snapshot_seq: Mutex::new(loaded.next_seq),
+            opened_at,
         };
         Ok(StateMachineStore { shared: Arc::new(shared) })
     }
@@ -126,5 +134,21 @@ impl StateMachineStore {
     /// The last applied Raft log index (0 before anything was applied).
     pub fn applied_index(&self) -> u64 {
         *self.shared.applied_tx.borrow()
+    }
+
+    /// Applied index of the state this process opened: its last snapshot's (0 without one). A
+    /// restart applies again only the entries after it.
+    pub fn opened_at_index(&self) -> u64 {
+        self.shared.opened_at
+    }
+
+    /// First index the Raft log holds (0 when it is empty).
+    pub fn log_first_index(&self) -> u64 {
+        self.shared.log.first_index().unwrap_or(0)
+    }
+
+    /// Bytes of Raft log after the current snapshot: what a restart would apply again.
+    pub fn log_bytes_since_snapshot(&self) -> u64 {
+        self.shared.log.bytes_after(self.snapshot_index()).unwrap_or(0)
     }
 }

@@ -1,12 +1,10 @@
 //! The openraft adapter: `RaftStateMachine` and `RaftSnapshotBuilder` for [`StateMachineStore`],
 //! delegating to [`State::apply`](super::State::apply), the events log and the snapshots.
 
-use std::io::Cursor;
-
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 
-use super::{StateMachineStore, index_of, snap_err};
+use super::{SnapshotFile, StateMachineStore, index_of, snap_err};
 use crate::limits::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX};
 use crate::types::{Entry, LogId, Node, Response, StorageError, TypeConfig};
 
@@ -61,19 +59,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        Ok(Box::new(self.begin_receive().await?))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, Node>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
-        self.install(meta, snapshot.into_inner()).await
+        self.install(meta, *snapshot).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.current())
+        self.current().await
     }
 }

@@ -127,31 +127,37 @@ pub fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl State {
-    /// The snapshot bytes of this state: [`SNAPSHOT_MAGIC`], the three layout versions, then the
-    /// state (bincode).
-    pub fn to_snapshot_bytes(&self) -> Vec<u8> {
-        let body = encode(self);
-        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + body.len());
-        out.extend_from_slice(SNAPSHOT_MAGIC);
+    /// Writes the snapshot of this state to `w`: [`SNAPSHOT_MAGIC`], the three layout versions,
+    /// then the state (bincode), streamed: no copy of the encoded state is held in memory.
+    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        w.write_all(SNAPSHOT_MAGIC)?;
         for v in snapshot_versions() {
-            out.extend_from_slice(&v.to_le_bytes());
+            w.write_all(&v.to_le_bytes())?;
         }
-        out.extend_from_slice(&body);
-        out
+        bincode::serialize_into(w, self).map_err(|e| match *e {
+            bincode::ErrorKind::Io(io) => io,
+            other => std::io::Error::other(other),
+        })
     }
 
-    /// Reads [`State::to_snapshot_bytes`]; refuses, naming the versions, a snapshot written with
-    /// another layout (it would decode into garbage, or not at all).
-    pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<State, SnapshotFormatError> {
-        let Some(rest) = bytes.strip_prefix(SNAPSHOT_MAGIC.as_slice()) else {
-            return Err(SnapshotFormatError::Unversioned);
-        };
-        if rest.len() < SNAPSHOT_HEADER_BYTES - SNAPSHOT_MAGIC.len() {
+    /// Reads what [`State::write_snapshot`] wrote, streamed; refuses, naming the versions, a
+    /// snapshot written with another layout (it would decode into garbage, or not at all).
+    pub fn read_snapshot(r: &mut dyn std::io::Read) -> Result<State, SnapshotFormatError> {
+        let mut head = [0u8; SNAPSHOT_HEADER_BYTES];
+        let mut got = 0;
+        while got < head.len() {
+            match r.read(&mut head[got..]) {
+                Ok(0) => return Err(SnapshotFormatError::Unversioned),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SnapshotFormatError::Decode(Box::new(bincode::ErrorKind::Io(e)))),
+            }
+        }
+        if !head.starts_with(SNAPSHOT_MAGIC) {
             return Err(SnapshotFormatError::Unversioned);
         }
-        let (head, body) = rest.split_at(SNAPSHOT_HEADER_BYTES - SNAPSHOT_MAGIC.len());
         let mut found = [0u32; 3];
-        for (v, chunk) in found.iter_mut().zip(head.chunks_exact(4)) {
+        for (v, chunk) in found.iter_mut().zip(head[SNAPSHOT_MAGIC.len()..].chunks_exact(4)) {
             *v = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
         let expected = snapshot_versions();
@@ -161,7 +167,19 @@ impl State {
                 expected: versions_text(&expected),
             });
         }
-        Ok(crate::types::decode(body)?)
+        Ok(bincode::deserialize_from(r)?)
+    }
+
+    /// [`State::write_snapshot`] into memory (tests and small states).
+    pub fn to_snapshot_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_snapshot(&mut out).expect("writing to memory cannot fail");
+        out
+    }
+
+    /// [`State::read_snapshot`] from memory.
+    pub fn from_snapshot_bytes(mut bytes: &[u8]) -> Result<State, SnapshotFormatError> {
+        Self::read_snapshot(&mut bytes)
     }
 
     /// The state of a new cluster: the built-in topics and an empty ledger.

@@ -1,0 +1,295 @@
+//! Issue 20, first part: snapshots are taken by bytes of log (`--snapshot-log-bytes`), kept as
+//! files, and streamed from and to files in chunks. Against real `lognode` processes:
+//! - a restart (after kill -9) opens the last snapshot and applies again only the log after it,
+//!   and a transfer id posted before the snapshot is still deduplicated after it;
+//! - the Raft log is purged behind snapshots (`--retention-entries`);
+//! - a follower whose entries the leader purged catches up by a snapshot larger than one chunk;
+//! - kill -9 in the middle of writing a snapshot leaves a node that restarts, removes the
+//!   half-written file and agrees with its peers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Proc, client, leader_of, wait_for};
+use ledger_core::{Command, NewAccount, NewTransfer, Outcome, ResultCode};
+use ledger_proto::convert;
+use ledger_proto::ledger::{ClusterStatusRequest, GetAccountRequest, NodeStatus, ReadOptions};
+use testkit::Cluster;
+
+/// The smallest `--snapshot-log-bytes`: a snapshot after every 64 KiB of log.
+const SNAPSHOT_LOG_BYTES: &str = "65536";
+/// Accounts money moves between.
+const ACCOUNTS: usize = 20;
+/// Transfers per submitted batch (one Raft entry, about 10 KiB).
+const BATCH: usize = 100;
+
+fn acct(i: usize) -> String {
+    format!("acct-{i:02}")
+}
+
+fn open_account(id: &str, overdraft: bool) -> Command {
+    Command::CreateAccount(NewAccount {
+        id: id.into(),
+        currency: "USD".into(),
+        allow_overdraft: overdraft,
+        metadata: "{}".into(),
+    })
+}
+
+fn transfer(id: &str, from: &str, to: &str, amount: u64) -> NewTransfer {
+    NewTransfer {
+        id: id.into(),
+        debit_account_id: from.into(),
+        credit_account_id: to.into(),
+        amount,
+        currency: "USD".into(),
+        metadata: "{}".into(),
+        pending: false,
+        timeout_ms: None,
+    }
+}
+
+/// Submits `cmd` to `addr`; the outcome and its log index.
+async fn submit(addr: &str, cmd: &Command) -> (Outcome, u64) {
+    let mut req = tonic::Request::new(convert::command_to_proto(cmd));
+    req.set_timeout(Duration::from_secs(20));
+    let r = client(addr).submit(req).await.unwrap_or_else(|e| panic!("submit to {addr}: {e:?}")).into_inner();
+    (convert::outcome_from_proto(r.outcome.unwrap()).unwrap(), r.log_index)
+}
+
+/// Opens the accounts (and an overdraft-allowed equity account).
+async fn open_accounts(addr: &str) {
+    submit(addr, &open_account("equity", true)).await;
+    for i in 0..ACCOUNTS {
+        submit(addr, &open_account(&acct(i), false)).await;
+    }
+}
+
+/// Submits `batches` batches of [`BATCH`] transfers from equity to the accounts, ids
+/// `<prefix>-<batch>-<n>`; the last log index.
+async fn load(addr: &str, prefix: &str, batches: usize) -> u64 {
+    let mut last = 0;
+    for b in 0..batches {
+        let transfers = (0..BATCH)
+            .map(|n| transfer(&format!("{prefix}-{b}-{n}"), "equity", &acct((b + n) % ACCOUNTS), 1 + n as u64))
+            .collect();
+        let (outcome, index) = submit(addr, &Command::CreateTransfers { transfers, atomic: false }).await;
+        match outcome {
+            Outcome::Batch(r) => assert!(r.results.iter().all(|t| t.code == ResultCode::Created), "{r:?}"),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+        last = index;
+    }
+    last
+}
+
+/// The node's own status (ClusterStatus, local only); `None` while it does not answer.
+async fn try_status(addr: &str) -> Option<NodeStatus> {
+    let s = client(addr).cluster_status(ClusterStatusRequest { local_only: true }).await.ok()?.into_inner();
+    let id = s.node_id;
+    s.nodes.into_iter().find(|n| n.id == id && n.kind == "lognode")
+}
+
+/// The node's own status.
+async fn status(addr: &str) -> NodeStatus {
+    try_status(addr).await.unwrap_or_else(|| panic!("no status from {addr}"))
+}
+
+/// Balances of equity and the accounts on `addr` once it applied `min_index`.
+async fn balances(addr: &str, min_index: u64) -> BTreeMap<String, i128> {
+    let mut out = BTreeMap::new();
+    let ids = std::iter::once("equity".to_owned()).chain((0..ACCOUNTS).map(acct));
+    for id in ids {
+        let read = Some(ReadOptions { linearizable: false, min_index, wait_ms: 20_000 });
+        let r = client(addr)
+            .get_account(GetAccountRequest { id: id.clone(), as_of_index: None, read })
+            .await
+            .unwrap_or_else(|e| panic!("GetAccount {id} on {addr}: {e}"))
+            .into_inner();
+        let a = convert::account_from_proto(r.account.unwrap_or_else(|| panic!("{id} missing on {addr}"))).unwrap();
+        out.insert(id, a.balance);
+    }
+    out
+}
+
+fn snapshot_dir(node: &Proc) -> PathBuf {
+    node.dir.join("log").join("snapshot")
+}
+
+/// Files in a snapshot directory, with their sizes.
+fn files(dir: &Path) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().map_or(0, |m| m.len())))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_purged_behind_it() {
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let flags = ["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"];
+    let mut node = Proc::start(1, root.path(), None, true, &flags);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    open_accounts(&addr).await;
+    let (dup, _) = submit(&addr, &Command::CreateTransfer(transfer("dup", "equity", &acct(0), 7))).await;
+    assert!(matches!(dup, Outcome::Transfer(ref t) if t.code == ResultCode::Created), "{dup:?}");
+    // About 200 KiB of log: several snapshots by bytes (no --snapshot-every).
+    let last = load(&addr, "a", 20).await;
+
+    let snap = wait_for("a snapshot taken by bytes of log", Duration::from_secs(30), || {
+        let addr = addr.clone();
+        async move { try_status(&addr).await.filter(|s| s.snapshot_index > 0) }
+    })
+    .await;
+    assert!(snap.log_bytes_since_snapshot < 2 * 65_536, "{snap:?}");
+    let purged = wait_for("the log purged behind a snapshot", Duration::from_secs(30), || {
+        let addr = addr.clone();
+        async move { try_status(&addr).await.filter(|s| s.log_first_index > 1) }
+    })
+    .await;
+    assert!(
+        purged.log_first_index + 5 <= purged.snapshot_index + 1,
+        "at most the retention is kept before the snapshot: {purged:?}"
+    );
+    // A tail after the last snapshot, then a crash.
+    let last = last.max(load(&addr, "b", 2).await);
+    let before = balances(&addr, last).await;
+    let at_kill = status(&addr).await;
+    node.kill9();
+    node.spawn();
+    assert!(node.wait_listening(Duration::from_secs(30)), "restart:\n{}", node.log_tail());
+    wait_for("a leader after the restart", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+
+    let after = status(&addr).await;
+    assert!(after.opened_at_index > 0, "the restart opened a snapshot: {after:?}");
+    assert!(
+        after.opened_at_index >= at_kill.snapshot_index,
+        "it opened the last snapshot ({at_kill:?}), not an older one: {after:?}"
+    );
+    assert!(after.last_applied_index >= last, "{after:?}");
+    assert_eq!(balances(&addr, last).await, before, "the same balances after the restart");
+    let total: i128 = balances(&addr, last).await.values().sum();
+    assert_eq!(total, 0, "money is conserved");
+
+    // `dup` was posted before the snapshots: the same body is a replay, another one a conflict.
+    let (again, _) = submit(&addr, &Command::CreateTransfer(transfer("dup", "equity", &acct(0), 7))).await;
+    assert!(matches!(again, Outcome::Transfer(ref t) if t.code == ResultCode::Exists), "{again:?}");
+    let (other, _) = submit(&addr, &Command::CreateTransfer(transfer("dup", "equity", &acct(1), 7))).await;
+    assert!(matches!(other, Outcome::Transfer(ref t) if t.code == ResultCode::IdConflict), "{other:?}");
+    let names = files(&snapshot_dir(&node));
+    assert!(names.iter().all(|(n, _)| !n.ends_with(".tmp")), "{names:?}");
+    assert_eq!(names.iter().filter(|(n, _)| n.ends_with(".snap")).count(), 1, "one data file: {names:?}");
+}
+
+/// A follower that was down while the leader purged the entries it misses catches up by a
+/// snapshot streamed in several chunks (over 1 MiB of state), and then agrees with the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
+    common::init_tracing();
+    let mut cluster =
+        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"]).start();
+    let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    open_accounts(&leader).await;
+    let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    let behind = if leader_id == 3 { 2 } else { 3 };
+    let behind_addr = cluster.proc_mut(behind).grpc.clone();
+    let applied_before = status(&behind_addr).await.last_applied_index;
+    cluster.kill(behind);
+
+    // Enough transfers for a snapshot over one chunk (1 MiB).
+    let last = load(&leader, "c", 100).await;
+    let leader_status = wait_for("the leader purged past the stopped follower", Duration::from_secs(60), || {
+        let leader = leader.clone();
+        async move { try_status(&leader).await.filter(|s| s.log_first_index > applied_before + 1) }
+    })
+    .await;
+    let leader_dir = snapshot_dir(cluster.proc_mut(leader_id));
+    let snap_bytes = files(&leader_dir).iter().filter(|(n, _)| n.ends_with(".snap")).map(|(_, l)| *l).max();
+    assert!(snap_bytes.is_some_and(|b| b > 1024 * 1024), "a snapshot over one chunk: {snap_bytes:?}");
+
+    cluster.restart(behind);
+    let caught_up = wait_for("the follower caught up", Duration::from_secs(60), || {
+        let a = behind_addr.clone();
+        async move { try_status(&a).await.filter(|s| s.last_applied_index >= last && s.snapshot_index > 0) }
+    })
+    .await;
+    assert!(
+        caught_up.snapshot_index >= leader_status.log_first_index.saturating_sub(1),
+        "its state came from the leader's snapshot: {caught_up:?}, leader {leader_status:?}"
+    );
+    let on_leader = balances(&leader, last).await;
+    assert_eq!(balances(&behind_addr, last).await, on_leader, "the follower agrees with the leader");
+    let names = files(&snapshot_dir(cluster.proc_mut(behind)));
+    assert!(names.iter().all(|(n, _)| !n.ends_with(".tmp")), "no received file is left: {names:?}");
+}
+
+/// kill -9 while a snapshot file is being written (seen as its `.tmp` file): the node restarts,
+/// removes the half-written file, and agrees with its peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_in_the_middle_of_a_snapshot_leaves_a_node_that_restarts_consistent() {
+    common::init_tracing();
+    let mut cluster = Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES]).start();
+    let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    open_accounts(&leader).await;
+    let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    let victim = if leader_id == 3 { 2 } else { 3 };
+    let victim_addr = cluster.proc_mut(victim).grpc.clone();
+    let dir = snapshot_dir(cluster.proc_mut(victim));
+    // A state of a few MiB, so writing a snapshot takes long enough to be caught.
+    load(&leader, "d", 60).await;
+
+    // Attempts to kill it while a `.tmp` snapshot file exists; the file may be renamed between the
+    // look and the kill, then the node is started again and the next snapshot is tried.
+    const ATTEMPTS: usize = 5;
+    let mut caught = None;
+    let mut last = 0;
+    for attempt in 1..=ATTEMPTS {
+        let writer = {
+            let leader = leader.clone();
+            let prefix = format!("e{attempt}");
+            tokio::spawn(async move { load(&leader, &prefix, 30).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = None;
+        while Instant::now() < deadline && seen.is_none() && !writer.is_finished() {
+            let tmp = files(&dir).into_iter().find(|(n, _)| n.starts_with("state-") && n.ends_with(".tmp"));
+            if let Some((name, _)) = tmp {
+                cluster.kill(victim);
+                seen = Some(name);
+            } else {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+        last = writer.await.unwrap();
+        let left = files(&dir);
+        if let Some(name) = seen.filter(|name| left.iter().any(|(n, _)| n == name)) {
+            caught = Some(name);
+            break;
+        }
+        cluster.restart(victim);
+    }
+    let name = caught.unwrap_or_else(|| panic!("no kill in the middle of a snapshot in {ATTEMPTS} attempts"));
+
+    cluster.restart(victim);
+    wait_for("the victim caught up", Duration::from_secs(60), || {
+        let a = victim_addr.clone();
+        async move { try_status(&a).await.filter(|s| s.last_applied_index >= last) }
+    })
+    .await;
+    let on_leader = balances(&leader, last).await;
+    assert_eq!(balances(&victim_addr, last).await, on_leader, "the victim agrees with the leader");
+    assert_eq!(on_leader.values().sum::<i128>(), 0, "money is conserved");
+    let after = files(&dir);
+    assert!(after.iter().all(|(n, _)| *n != name), "the half-written file was removed: {after:?}");
+}
