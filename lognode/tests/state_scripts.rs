@@ -200,8 +200,14 @@ impl Runner {
         let first_seq = self.state.next_event_seq - events.len() as u64;
         for (i, bytes) in events.iter().enumerate() {
             let b: EventBatch = decode(bytes).expect("decode an events-log record");
-            let keys: Vec<String> = b.records.iter().map(|r| String::from_utf8_lossy(&r.key).into_owned()).collect();
-            let p = key_hash(&b.records[0].key) % parts;
+            // Stored compact, without the key: what a reader gets back.
+            let keys: Vec<Vec<u8>> = b
+                .records
+                .iter()
+                .map(|r| ledger_events::stored_to_json(r.key.clone(), r.value.clone()).expect("a stored event").0)
+                .collect();
+            let p = key_hash(&keys[0]) % parts;
+            let keys: Vec<String> = keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
             writeln!(
                 out,
                 "  events-log seq={} entry={} ts={} partition={p} keys={}",

@@ -255,9 +255,15 @@ impl StateMachineStore {
                 }
             };
             let skip = offset.saturating_sub(run.first_offset);
-            for (pos, record) in records.into_iter().enumerate().skip(usize::try_from(skip).unwrap_or(usize::MAX)) {
+            for (pos, mut record) in records.into_iter().enumerate().skip(usize::try_from(skip).unwrap_or(usize::MAX)) {
                 if out.records.len() >= max || (bytes >= READ_BYTES_MAX && !out.records.is_empty()) {
                     break 'runs;
+                }
+                if topic == TOPIC_LEDGER {
+                    // Stored compact: the JSON is made here, for the records read only.
+                    let (key, value) = ledger_events::stored_to_json(record.key, record.value)
+                        .map_err(|e| ReadError::Log(format!("events record {}: {e}", run.log_index)))?;
+                    (record.key, record.value) = (key, value);
                 }
                 bytes += record.key.len()
                     + record.value.len()

@@ -385,9 +385,11 @@ impl State {
         for e in evs {
             let key = e.partition_key().as_bytes();
             let p = usize::try_from(key_hash(key) % n).unwrap_or(0);
+            // Kept compact (the JSON is made when a consumer reads it), and without the key, which
+            // the event holds: see lognode/README.md, "Ledger events".
             groups.entry(p).or_default().push(RecordData {
-                key: key.to_vec(),
-                value: ledger_events::encode(e),
+                key: Vec::new(),
+                value: ledger_events::encode_compact(e),
                 headers: Vec::new(),
             });
         }
@@ -632,7 +634,12 @@ mod tests {
         assert!(run_t1.is_some(), "t1's event is in partition {p}");
         let batch: EventBatch = decode(&ev[2]).expect("decode");
         assert_eq!((batch.log_index, batch.timestamp_ms, batch.records.len()), (6, 1_002, 1));
-        assert_eq!(batch.records[0].key, b"t1");
+        assert!(batch.records[0].key.is_empty(), "the key is not stored: the event holds it");
+        let (key, json) =
+            ledger_events::stored_to_json(Vec::new(), batch.records[0].value.clone()).expect("a compact event");
+        assert_eq!(key, b"t1");
+        let event = ledger_events::decode(&json).expect("JSON");
+        assert_eq!(event.partition_key(), "t1");
         // Identical on replay.
         let (s2, ev2, out2) = run();
         assert_eq!((encode(&s2), ev2, out2), (encode(&s), ev, out));
