@@ -342,6 +342,8 @@ fn cluster_block(c: &Cluster) -> String {
                 n.role.clone(),
                 if n.alive { "yes" } else { "NO" }.to_owned(),
                 n.last_applied.to_string(),
+                n.snapshot_index.to_string(),
+                n.log_first_index.to_string(),
             ]
         })
         .collect();
@@ -353,6 +355,8 @@ fn cluster_block(c: &Cluster) -> String {
             ("ROLE", Align::Left),
             ("ALIVE", Align::Left),
             ("APPLIED", Align::Right),
+            ("SNAPSHOT", Align::Right),
+            ("LOG FROM", Align::Right),
         ],
         &rows,
     ));

@@ -29,7 +29,13 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     // cluster: a table with the leader and the applied index.
     let out = dev.ledger(&["cluster"]).ok().to_owned();
     assert!(out.starts_with("leader: node 1\n"), "{out}");
-    assert!(out.lines().nth(1).unwrap().split_whitespace().eq(["NODE", "ADDRESS", "ROLE", "ALIVE", "APPLIED"]));
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .eq(["NODE", "ADDRESS", "ROLE", "ALIVE", "APPLIED", "SNAPSHOT", "LOG", "FROM"])
+    );
     let r = row(&out, "1");
     assert_eq!((r[2], r[3]), ("leader", "yes"), "{out}");
     let c = json(dev.ledger(&["--json", "cluster"]).ok());

@@ -300,6 +300,15 @@ pub struct Node {
     pub alive: bool,
     /// Last applied log index.
     pub last_applied: u64,
+    /// Last log index its snapshot covers (0: none yet; absent from older gateways).
+    #[serde(default)]
+    pub snapshot_index: u64,
+    /// First log index it still holds (0: empty or unknown).
+    #[serde(default)]
+    pub log_first_index: u64,
+    /// Bytes of log after its snapshot.
+    #[serde(default)]
+    pub log_bytes_since_snapshot: u64,
 }
 
 /// Answer of `GET /v1/cluster`.

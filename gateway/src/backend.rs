@@ -165,6 +165,12 @@ pub struct NodeStatus {
     pub alive: bool,
     /// Last log index it applied.
     pub last_applied: u64,
+    /// Last log index its current snapshot covers (0: none yet).
+    pub snapshot_index: u64,
+    /// First log index it still holds (0: empty, or not known).
+    pub log_first_index: u64,
+    /// Bytes of log after its snapshot: what a restart would apply again.
+    pub log_bytes_since_snapshot: u64,
 }
 
 /// The cluster as seen by the backend.

@@ -705,13 +705,24 @@ pub struct Node {
     pub alive: bool,
     /// Last log index applied.
     pub last_applied: u64,
+    /// Last log index covered by the node's current snapshot (0: none yet). A restart applies
+    /// again only the log after it.
+    pub snapshot_index: u64,
+    /// First log index the node still holds: entries before it were purged behind a snapshot
+    /// (0: empty, or the node did not answer).
+    pub log_first_index: u64,
+    /// Bytes of log after the node's snapshot (the next snapshot is taken at lognode's
+    /// `--snapshot-log-bytes`).
+    pub log_bytes_since_snapshot: u64,
 }
 
 /// Response of `GET /v1/cluster`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"leader_id": 1, "nodes": [
-    {"id": 1, "grpc_addr": "10.0.0.1:7000", "role": "leader", "alive": true, "last_applied": 120},
-    {"id": 2, "grpc_addr": "10.0.0.2:7000", "role": "follower", "alive": true, "last_applied": 119}
+    {"id": 1, "grpc_addr": "10.0.0.1:7000", "role": "leader", "alive": true, "last_applied": 120,
+     "snapshot_index": 100, "log_first_index": 1, "log_bytes_since_snapshot": 20480},
+    {"id": 2, "grpc_addr": "10.0.0.2:7000", "role": "follower", "alive": true, "last_applied": 119,
+     "snapshot_index": 100, "log_first_index": 1, "log_bytes_since_snapshot": 19456}
 ]}))]
 pub struct Cluster {
     /// Current leader, if known.
@@ -738,6 +749,9 @@ impl From<NodeStatus> for Node {
             },
             alive: n.alive,
             last_applied: n.last_applied,
+            snapshot_index: n.snapshot_index,
+            log_first_index: n.log_first_index,
+            log_bytes_since_snapshot: n.log_bytes_since_snapshot,
         }
     }
 }

@@ -425,6 +425,9 @@ impl LedgerBackend for GrpcBackend {
                 },
                 alive: n.alive,
                 last_applied: n.last_applied_index,
+                snapshot_index: n.snapshot_index,
+                log_first_index: n.log_first_index,
+                log_bytes_since_snapshot: n.log_bytes_since_snapshot,
             })
             .collect();
         if r.leader_id != 0 && !r.leader_addr.is_empty() {

@@ -309,7 +309,16 @@ async fn cluster_status_and_admin_node_removal() {
     assert_eq!(c["leader_id"], 1);
     assert_eq!(c["nodes"][0]["role"], "leader");
     assert_eq!(c["nodes"][1]["role"], "follower");
-    for f in ["id", "grpc_addr", "role", "alive", "last_applied"] {
+    for f in [
+        "id",
+        "grpc_addr",
+        "role",
+        "alive",
+        "last_applied",
+        "snapshot_index",
+        "log_first_index",
+        "log_bytes_since_snapshot",
+    ] {
         assert!(c["nodes"][0].get(f).is_some(), "{f}");
     }
     let ct = ("content-type", "application/json");

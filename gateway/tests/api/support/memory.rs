@@ -56,6 +56,9 @@ impl Default for MemoryBackend {
                 role: if id == 1 { NodeRole::Leader } else { NodeRole::Follower },
                 alive: true,
                 last_applied: 0,
+                snapshot_index: 0,
+                log_first_index: 0,
+                log_bytes_since_snapshot: 0,
             })
             .collect();
         MemoryBackend {

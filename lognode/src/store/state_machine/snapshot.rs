@@ -215,6 +215,7 @@ impl StateMachineStore {
         // does not grow with history) and hence from the snapshot. The two logs' first indexes
         // are read before the write lock is taken; they only grow, so a stale one trims less.
         let (raft_first, events_first) = (self.shared.log.first_index(), self.shared.events.first_index());
+        let cloning = std::time::Instant::now();
         let (s2, last_applied, membership) = {
             let mut s = self.shared.write();
             let dropped = s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });
@@ -223,6 +224,7 @@ impl StateMachineStore {
             }
             (s.clone(), s.last_applied, s.membership.clone())
         };
+        let clone_ms = u64::try_from(cloning.elapsed().as_millis()).unwrap_or(u64::MAX);
         // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
         self.wait_events_durable(s2.next_event_seq)?;
         let file = self.next_data_name();
@@ -241,7 +243,7 @@ impl StateMachineStore {
         let stored = StoredSnapshot { meta: meta.clone(), path: path.clone(), len };
         self.store_snapshot(&stored)?;
         let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::info!(index = index_of(last_applied), bytes = len, took_ms, "snapshot built");
+        tracing::info!(index = index_of(last_applied), bytes = len, clone_ms, took_ms, "snapshot built");
         let data = SnapshotFile { file: tokio::fs::File::from_std(reader), path, len };
         Ok(Snapshot { meta, snapshot: Box::new(data) })
     }
