@@ -191,6 +191,9 @@ pub const EVENTS_APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const EVENTS_DURABLE_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks of that wait.
 pub const EVENTS_DURABLE_PAUSE: Duration = Duration::from_millis(2);
+/// Snapshots remembered as (applied index, next event number) pairs, to find which events were
+/// derived only from Raft entries that retention purged (the events log then follows).
+pub const EVENT_MARKS_MAX: usize = 64;
 
 // ---- lifecycle -------------------------------------------------------------
 

@@ -177,6 +177,9 @@ async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64)
     let log_store = LogStore::new(log.clone()).map_err(storage("Raft log store"))?;
     let events = open_log(cfg, "events log", "events").await?;
     let sm = StateMachineStore::open(log, events).map_err(storage("state machine"))?;
+    if cfg.retention_entries.is_some() {
+        sm.follow_log_retention();
+    }
     let committed = {
         let mut ls = log_store.clone();
         ls.read_committed().await.map_err(storage("committed index"))?.map_or(0, |c| c.index)

@@ -2,7 +2,8 @@
 //! files, and streamed from and to files in chunks. Against real `lognode` processes:
 //! - a restart (after kill -9) opens the last snapshot and applies again only the log after it,
 //!   and a transfer id posted before the snapshot is still deduplicated after it;
-//! - the Raft log is purged behind snapshots (`--retention-entries`);
+//! - the Raft log is purged behind snapshots (`--retention-entries`), and the events log (the
+//!   `ledger` topic) follows it;
 //! - a follower whose entries the leader purged catches up by a snapshot larger than one chunk;
 //! - kill -9 in the middle of writing a snapshot leaves a node that restarts, removes the
 //!   half-written file and agrees with its peers.
@@ -17,7 +18,9 @@ use std::time::{Duration, Instant};
 use common::{Proc, client, leader_of, wait_for};
 use ledger_core::{Command, NewAccount, NewTransfer, Outcome, ResultCode};
 use ledger_proto::convert;
-use ledger_proto::ledger::{ClusterStatusRequest, GetAccountRequest, NodeStatus, ReadOptions};
+use ledger_proto::ledger::{
+    ClusterStatusRequest, ConsumeRequest, GetAccountRequest, ListTopicsRequest, NodeStatus, ReadOptions,
+};
 use testkit::Cluster;
 
 /// The smallest `--snapshot-log-bytes`: a snapshot after every 64 KiB of log.
@@ -162,6 +165,35 @@ async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_p
         purged.log_first_index + 5 <= purged.snapshot_index + 1,
         "at most the retention is kept before the snapshot: {purged:?}"
     );
+    // The ledger topic follows the Raft log's retention: its oldest events go too.
+    // Bounded: at most 120 looks, 250 ms apart, adding load whenever the log since the last
+    // snapshot is short (a snapshot is taken every 64 KiB; the third one purges events).
+    let mut looks = 0;
+    let starts = loop {
+        let topics = client(&addr).list_topics(ListTopicsRequest { read: None }).await.unwrap().into_inner();
+        let ledger = topics.topics.into_iter().find(|t| t.name == "ledger").expect("the ledger topic");
+        let starts: Vec<(u64, u64)> = ledger.partitions.iter().map(|p| (p.log_start_offset, p.end_offset)).collect();
+        if starts.iter().any(|(s, _)| *s > 0) {
+            break starts;
+        }
+        looks += 1;
+        assert!(looks <= 120, "the events log was never purged behind the Raft log: {starts:?}\n{}", node.log_tail());
+        if status(&addr).await.log_bytes_since_snapshot < 65_536 {
+            load(&addr, &format!("r{looks}"), 3).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (p, (start, end)) = starts.iter().enumerate().find(|(_, (s, _))| *s > 0).unwrap();
+    let mut c = client(&addr);
+    let consume =
+        |offset| ConsumeRequest { topic: "ledger".into(), partition: p as u32, offset, max_records: 10, read: None };
+    assert_eq!(c.consume(consume(0)).await.unwrap_err().code(), tonic::Code::OutOfRange, "a purged event");
+    if start < end {
+        let r = c.consume(consume(*start)).await.unwrap().into_inner();
+        assert_eq!(r.records.first().map(|x| x.offset), Some(*start), "the oldest kept event reads back");
+        ledger_events::decode(&r.records[0].value).expect("as JSON");
+    }
+
     // A tail after the last snapshot, then a crash.
     let last = last.max(load(&addr, "b", 2).await);
     let before = balances(&addr, last).await;

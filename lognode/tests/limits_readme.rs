@@ -78,6 +78,7 @@ fn constants() -> Vec<(&'static str, String)> {
         SNAPSHOT_BYTES_MAX => bytes(usize::try_from(SNAPSHOT_BYTES_MAX).expect("64-bit")),
         SNAPSHOT_CHUNKS_IN_FLIGHT => n(SNAPSHOT_CHUNKS_IN_FLIGHT),
         SNAPSHOT_CHECK_INTERVAL => dur(SNAPSHOT_CHECK_INTERVAL),
+        EVENT_MARKS_MAX => n(EVENT_MARKS_MAX),
         CONNECT_TIMEOUT => dur(CONNECT_TIMEOUT),
         RPC_TIMEOUT => dur(RPC_TIMEOUT),
         SNAPSHOT_TIMEOUT => dur(SNAPSHOT_TIMEOUT),

@@ -5,7 +5,7 @@
 use openraft::ErrorVerb;
 
 use super::{StateMachineStore, snap_err};
-use crate::limits::{EVENTS_DURABLE_PAUSE, EVENTS_DURABLE_WAIT};
+use crate::limits::{EVENT_MARKS_MAX, EVENTS_DURABLE_PAUSE, EVENTS_DURABLE_WAIT};
 use crate::types::StorageError;
 
 /// Makes the events log end right before `next_seq`: drops newer records (derived from entries
@@ -65,5 +65,43 @@ impl StateMachineStore {
             }
             std::thread::sleep(EVENTS_DURABLE_PAUSE);
         }
+    }
+
+    /// Retention of the events log: purges the events derived only from Raft entries that the
+    /// Raft log no longer holds (`--retention-entries`), so the `ledger` topic keeps what the other
+    /// topics keep. Uses the marks of earlier snapshots: the newest one whose applied index the
+    /// log purged says below which event number everything is derived from purged entries. Only
+    /// with `--retention-entries` ([`StateMachineStore::follow_log_retention`]); by default nothing
+    /// is purged. Returns the events purged up to.
+    pub(super) fn purge_events_behind_the_log(&self) -> Result<Option<u64>, StorageError> {
+        if !self.shared.events_follow_retention.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Some(purged) = self.shared.log.purged_upto() else { return Ok(None) };
+        let mut marks = self.shared.event_marks.lock().expect(super::POISONED);
+        let Some(pos) = marks.iter().rposition(|&(index, _)| index <= purged) else { return Ok(None) };
+        let (_, next_seq) = marks[pos];
+        marks.drain(..pos);
+        drop(marks);
+        let upto = next_seq.saturating_sub(1);
+        let ev = &self.shared.events;
+        if upto == 0 || ev.purged_upto().is_some_and(|p| p >= upto) {
+            return Ok(None);
+        }
+        ev.purge_upto(upto).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        tracing::info!(upto, raft_purged = purged, "events log purged behind the Raft log");
+        Ok(Some(upto))
+    }
+
+    /// Remembers that a snapshot at `index` covers the events numbered below `next_seq`.
+    pub(super) fn mark_events(&self, index: u64, next_seq: u64) {
+        let mut marks = self.shared.event_marks.lock().expect(super::POISONED);
+        if marks.back().is_some_and(|&(i, _)| i >= index) {
+            return;
+        }
+        if marks.len() >= EVENT_MARKS_MAX {
+            marks.pop_front();
+        }
+        marks.push_back((index, next_seq));
     }
 }

@@ -16,6 +16,7 @@
 //! records and views of the state; `events` is the events log; `snapshot` builds, stores and
 //! installs snapshots; `raft` is the thin openraft adapter. This file holds the shared handle.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -49,6 +50,11 @@ struct Shared {
     current: Mutex<Option<StoredSnapshot>>,
     /// The next snapshot data-file number.
     snapshot_seq: Mutex<u64>,
+    /// (applied index, next event number) of recent snapshots, oldest first, at most
+    /// `EVENT_MARKS_MAX`: events numbered below a mark's were derived from entries up to its index.
+    event_marks: Mutex<VecDeque<(u64, u64)>>,
+    /// Whether the events log follows the Raft log's retention (`--retention-entries` given).
+    events_follow_retention: std::sync::atomic::AtomicBool,
     /// Applied index of the state this process opened (its last snapshot's; 0 without one): on
     /// start only the entries after it are applied again.
     opened_at: u64,
@@ -121,6 +127,8 @@ impl StateMachineStore {
             snapshot_dir,
             current: Mutex::new(current),
             snapshot_seq: Mutex::new(loaded.next_seq),
+            event_marks: Mutex::new(VecDeque::new()),
+            events_follow_retention: std::sync::atomic::AtomicBool::new(false),
             opened_at,
         };
         Ok(StateMachineStore { shared: Arc::new(shared) })
@@ -134,6 +142,14 @@ impl StateMachineStore {
     /// The last applied Raft log index (0 before anything was applied).
     pub fn applied_index(&self) -> u64 {
         *self.shared.applied_tx.borrow()
+    }
+
+    /// Makes the events log (the `ledger` topic) follow the Raft log's retention: events derived
+    /// only from purged entries are purged when a snapshot is built. Set when `--retention-entries`
+    /// is given; without it every event this node derived is kept (a snapshot install also purges
+    /// the Raft log, which must not cost the node its events).
+    pub fn follow_log_retention(&self) {
+        self.shared.events_follow_retention.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Applied index of the state this process opened: its last snapshot's (0 without one). A

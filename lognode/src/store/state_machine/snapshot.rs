@@ -214,6 +214,7 @@ impl StateMachineStore {
         // Runs below their log's first index are unreadable: drop them from the live state (so it
         // does not grow with history) and hence from the snapshot. The two logs' first indexes
         // are read before the write lock is taken; they only grow, so a stale one trims less.
+        self.purge_events_behind_the_log()?;
         let (raft_first, events_first) = (self.shared.log.first_index(), self.shared.events.first_index());
         let cloning = std::time::Instant::now();
         let (s2, last_applied, membership) = {
@@ -225,6 +226,7 @@ impl StateMachineStore {
             (s.clone(), s.last_applied, s.membership.clone())
         };
         let clone_ms = u64::try_from(cloning.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.mark_events(index_of(last_applied), s2.next_event_seq);
         // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
         self.wait_events_durable(s2.next_event_seq)?;
         let file = self.next_data_name();
