@@ -62,6 +62,13 @@ struct Args {
     /// Random reads of transfers by id after the load (and a tenth as many history pages).
     #[arg(long, default_value_t = 200_000)]
     reads: u64,
+    /// fjall: leave index and filter blocks to the cache instead of pinning them in memory (by
+    /// default fjall pins the upper levels' index blocks and level 0's filters).
+    #[arg(long)]
+    fjall_unpinned: bool,
+    /// fjall: memtable size per keyspace, in MiB (fjall's default: 64).
+    #[arg(long, default_value_t = 64)]
+    fjall_memtable_mib: u64,
     /// Directory for the stores (default: a temporary one under the current directory).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -319,6 +326,7 @@ mod redb_store {
 // ---- fjall -------------------------------------------------------------------------------------
 
 mod fjall_store {
+    use fjall::config::PinningPolicy;
     use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable as _};
 
     use super::*;
@@ -331,11 +339,20 @@ mod fjall_store {
     }
 
     impl FjallStore {
-        pub fn open(dir: &Path, cache_bytes: u64) -> Result<FjallStore> {
+        pub fn open(dir: &Path, cache_bytes: u64, unpinned: bool, memtable_bytes: u64) -> Result<FjallStore> {
             let db = Database::builder(dir.join("state.fjall")).cache_size(cache_bytes).open()?;
-            let accounts = db.keyspace("accounts", KeyspaceCreateOptions::default)?;
-            let transfers = db.keyspace("transfers", KeyspaceCreateOptions::default)?;
-            let history = db.keyspace("history", KeyspaceCreateOptions::default)?;
+            let options = move || {
+                let o = KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes);
+                if unpinned {
+                    o.index_block_pinning_policy(PinningPolicy::all(false))
+                        .filter_block_pinning_policy(PinningPolicy::all(false))
+                } else {
+                    o
+                }
+            };
+            let accounts = db.keyspace("accounts", options)?;
+            let transfers = db.keyspace("transfers", options)?;
+            let history = db.keyspace("history", options)?;
             Ok(FjallStore { db, accounts, transfers, history })
         }
     }
@@ -540,7 +557,9 @@ fn run_one(engine: Engine, args: &Args, dir: &Path) -> Result<()> {
     let cache = args.cache_mib << 20;
     let mut store: Box<dyn Store> = match engine {
         Engine::Redb => Box::new(redb_store::RedbStore::open(dir, usize::try_from(cache)?)?),
-        Engine::Fjall => Box::new(fjall_store::FjallStore::open(dir, cache)?),
+        Engine::Fjall => {
+            Box::new(fjall_store::FjallStore::open(dir, cache, args.fjall_unpinned, args.fjall_memtable_mib << 20)?)
+        }
         Engine::Lmdb => Box::new(lmdb_store::LmdbStore::open(dir)?),
     };
     println!("## {engine:?}: {} transfers, {} accounts, batches of {}", args.transfers, args.accounts, args.batch);
