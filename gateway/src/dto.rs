@@ -708,8 +708,8 @@ pub struct Node {
     /// Last log index covered by the node's current snapshot (0: none yet). A restart applies
     /// again only the log after it.
     pub snapshot_index: u64,
-    /// First log index the node still holds: entries before it were purged behind a snapshot
-    /// (0: empty, or the node did not answer).
+    /// First log index the node still holds (the log starts at 0): entries before it were purged
+    /// behind a snapshot (also 0 when empty, or when the node did not answer).
     pub log_first_index: u64,
     /// Bytes of log after the node's snapshot (the next snapshot is taken at lognode's
     /// `--snapshot-log-bytes`).

@@ -9,6 +9,8 @@ use clap::Parser;
 pub const VOTERS_DEFAULT: usize = 3;
 /// Default bytes of Raft log after the last snapshot that trigger the next one (64 MiB).
 pub const SNAPSHOT_LOG_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default `--snapshot-log-percent`: the log since the last snapshot at least as long as it.
+pub const SNAPSHOT_LOG_PERCENT_DEFAULT: u64 = 100;
 /// Smallest `--snapshot-log-bytes` (64 KiB): below it snapshots would follow each other.
 pub const SNAPSHOT_LOG_BYTES_MIN: u64 = 64 * 1024;
 /// Largest `--snapshot-log-bytes` (1 TiB).
@@ -49,6 +51,14 @@ pub struct Config {
     #[arg(long, env = "LEDGER_SNAPSHOT_LOG_BYTES", default_value_t = SNAPSHOT_LOG_BYTES_DEFAULT,
         value_parser = clap::value_parser!(u64).range(SNAPSHOT_LOG_BYTES_MIN..=SNAPSHOT_LOG_BYTES_MAX))]
     pub snapshot_log_bytes: u64,
+    /// ... and only once the log since the last snapshot is at least this percentage of that
+    /// snapshot's size (0 to 1,000; default 100). A snapshot writes the whole state, so without
+    /// this a growing state would be written again every `--snapshot-log-bytes` and snapshots
+    /// would take a growing share of the node's work; with it, they take a bounded share, and a
+    /// restart applies again at most about this much log. Tests use 0.
+    #[arg(long, env = "LEDGER_SNAPSHOT_LOG_PERCENT", default_value_t = SNAPSHOT_LOG_PERCENT_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub snapshot_log_percent: u64,
     /// Also take a snapshot every this many Raft entries (tests use small values). Default: off;
     /// one entry can hold a batch of thousands of transfers, so bytes are the better measure.
     #[arg(long, env = "LEDGER_SNAPSHOT_EVERY", value_parser = clap::value_parser!(u64).range(1..))]

@@ -320,8 +320,8 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
     ));
     let group_expirer = tokio::spawn(crate::groups::expire_task(groups, stopping.clone()));
     let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), stopping.clone()));
-    let snapshotter =
-        tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), cfg.snapshot_log_bytes, stopping.clone()));
+    let policy = BytePolicy { floor: cfg.snapshot_log_bytes, percent: cfg.snapshot_log_percent };
+    let snapshotter = tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), policy, stopping.clone()));
     Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer, snapshotter })
 }
 
@@ -351,11 +351,28 @@ impl NodeHandle {
     }
 }
 
-/// Asks Raft for a snapshot whenever the log after the current one holds `threshold` bytes or
-/// more (`--snapshot-log-bytes`), on every node: a restart then applies again at most about that
-/// much log, and the log behind the snapshot can be purged (`--retention-entries`). Raft ignores
-/// the request while a snapshot is being built.
-async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, threshold: u64, shutdown: Shutdown) {
+/// When the log after the last snapshot is long enough for the next one.
+#[derive(Debug, Clone, Copy)]
+struct BytePolicy {
+    /// `--snapshot-log-bytes`.
+    floor: u64,
+    /// `--snapshot-log-percent` of the last snapshot's size.
+    percent: u64,
+}
+
+impl BytePolicy {
+    /// Bytes of log after a snapshot of `snapshot_bytes` that call for the next one.
+    fn threshold(self, snapshot_bytes: u64) -> u64 {
+        let share = u128::from(snapshot_bytes) * u128::from(self.percent) / 100;
+        self.floor.max(u64::try_from(share).unwrap_or(u64::MAX))
+    }
+}
+
+/// Asks Raft for a snapshot whenever the log after the current one is long enough
+/// ([`BytePolicy`]), on every node: a restart then applies again at most about that much log, and
+/// the log behind the snapshot can be purged (`--retention-entries`). Raft ignores the request
+/// while a snapshot is being built.
+async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, policy: BytePolicy, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(SNAPSHOT_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -367,6 +384,7 @@ async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, threshold: u64, sh
             continue;
         }
         let bytes = sm.log_bytes_since_snapshot();
+        let threshold = policy.threshold(sm.snapshot_bytes());
         if bytes >= threshold {
             debug!(bytes, threshold, "log since the last snapshot is long enough: snapshot");
             if let Err(e) = raft.trigger().snapshot().await {
@@ -492,5 +510,20 @@ async fn expire_pending(raft: Raft, sm: StateMachineStore, shutdown: Shutdown) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BytePolicy;
+
+    #[test]
+    fn the_snapshot_threshold_is_the_floor_or_a_share_of_the_last_snapshot() {
+        let p = BytePolicy { floor: 64 << 20, percent: 100 };
+        assert_eq!(p.threshold(0), 64 << 20, "no snapshot yet: the floor");
+        assert_eq!(p.threshold(10 << 20), 64 << 20, "a small state: the floor");
+        assert_eq!(p.threshold(500 << 20), 500 << 20, "a large state: as much log as the snapshot");
+        assert_eq!(BytePolicy { floor: 1 << 16, percent: 0 }.threshold(500 << 20), 1 << 16, "0 %: the floor only");
+        assert_eq!(BytePolicy { floor: 1, percent: 1000 }.threshold(u64::MAX), u64::MAX, "saturates");
     }
 }

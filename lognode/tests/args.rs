@@ -38,6 +38,7 @@ fn a_joining_node_with_extra_flags_parses() {
     assert_eq!(c.voters, lognode::config::VOTERS_DEFAULT);
     assert_eq!(c.snapshot_every, Some(50));
     assert_eq!(c.snapshot_log_bytes, lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT);
+    assert_eq!(c.snapshot_log_percent, lognode::config::SNAPSHOT_LOG_PERCENT_DEFAULT);
     assert_eq!(c.retention_entries, Some(10));
     assert_eq!(c.fsync, logstore::FsyncMode::Never);
 }

@@ -1,4 +1,5 @@
-//! Issue 20, first part: snapshots are taken by bytes of log (`--snapshot-log-bytes`), kept as
+//! Issue 20, first part: snapshots are taken by bytes of log (`--snapshot-log-bytes`; these tests
+//! turn off `--snapshot-log-percent`, which waits for as much log as the last snapshot), kept as
 //! files, and streamed from and to files in chunks. Against real `lognode` processes:
 //! - a restart (after kill -9) opens the last snapshot and applies again only the log after it,
 //!   and a transfer id posted before the snapshot is still deduplicated after it;
@@ -140,7 +141,7 @@ fn files(dir: &Path) -> Vec<(String, u64)> {
 async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_purged_behind_it() {
     common::init_tracing();
     let root = tempfile::tempdir().unwrap();
-    let flags = ["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"];
+    let flags = ["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--snapshot-log-percent", "0", "--retention-entries", "5"];
     let mut node = Proc::start(1, root.path(), None, true, &flags);
     let addr = node.grpc.clone();
     wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
@@ -240,7 +241,7 @@ async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
     cluster.kill(behind);
 
     // Enough transfers for a snapshot over one chunk (1 MiB).
-    let last = load(&leader, "c", 100).await;
+    let last = load(&leader, "c", 160).await;
     let leader_status = wait_for("the leader purged past the stopped follower", Duration::from_secs(60), || {
         let leader = leader.clone();
         async move { try_status(&leader).await.filter(|s| s.log_first_index > applied_before + 1) }
@@ -271,7 +272,8 @@ async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_in_the_middle_of_a_snapshot_leaves_a_node_that_restarts_consistent() {
     common::init_tracing();
-    let mut cluster = Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES]).start();
+    let mut cluster =
+        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--snapshot-log-percent", "0"]).start();
     let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
     open_accounts(&leader).await;
     let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;

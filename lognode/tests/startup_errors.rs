@@ -14,6 +14,7 @@ fn config(dir: &std::path::Path) -> Config {
         voters: 3,
         retention_entries: None,
         snapshot_log_bytes: lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT,
+        snapshot_log_percent: lognode::config::SNAPSHOT_LOG_PERCENT_DEFAULT,
         snapshot_every: None,
         group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,

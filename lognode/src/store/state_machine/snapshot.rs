@@ -349,6 +349,11 @@ impl StateMachineStore {
         Ok(Some(Snapshot { meta: c.meta, snapshot: Box::new(file) }))
     }
 
+    /// Size of the current snapshot's data in bytes (0 when there is none).
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.shared.current().as_ref().map_or(0, |c| c.len)
+    }
+
     /// Log index of the current snapshot (0 when there is none).
     pub fn snapshot_index(&self) -> u64 {
         self.shared.current().as_ref().map_or(0, |c| index_of(c.meta.last_log_id))
