@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, leader_of, wait_for};
-use ledger_core::{Command, NewAccount, NewTransfer, Outcome, ResultCode};
+use common::{Proc, client, leader_of, new_account as open_account, transfer_body as transfer, wait_for};
+use ledger_core::{Command, Outcome, ResultCode};
 use ledger_proto::convert;
 use ledger_proto::ledger::{
     ClusterStatusRequest, ConsumeRequest, GetAccountRequest, ListTopicsRequest, NodeStatus, ReadOptions,
@@ -33,28 +33,6 @@ const BATCH: usize = 100;
 
 fn acct(i: usize) -> String {
     format!("acct-{i:02}")
-}
-
-fn open_account(id: &str, overdraft: bool) -> Command {
-    Command::CreateAccount(NewAccount {
-        id: id.into(),
-        currency: "USD".into(),
-        allow_overdraft: overdraft,
-        metadata: "{}".into(),
-    })
-}
-
-fn transfer(id: &str, from: &str, to: &str, amount: u64) -> NewTransfer {
-    NewTransfer {
-        id: id.into(),
-        debit_account_id: from.into(),
-        credit_account_id: to.into(),
-        amount,
-        currency: "USD".into(),
-        metadata: "{}".into(),
-        pending: false,
-        timeout_ms: None,
-    }
 }
 
 /// Submits `cmd` to `addr`; the outcome and its log index.

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, leader_of, read_all, wait_for};
-use ledger_core::{Command, NewAccount, NewTransfer, Outcome, ResultCode};
+use common::{Proc, client, leader_of, new_account, new_transfer, read_all, wait_for};
+use ledger_core::{Command, Outcome, ResultCode};
 use ledger_proto::LEADER_ADDR_METADATA;
 use ledger_proto::convert;
 use ledger_proto::ledger::{GetAccountRequest, GetTransferRequest, ReadOptions};
@@ -41,28 +41,6 @@ const LEDGER_PARTITIONS: u32 = 8;
 
 fn acct(i: usize) -> String {
     format!("acct-{i:03}")
-}
-
-fn new_account(id: &str, overdraft: bool) -> Command {
-    Command::CreateAccount(NewAccount {
-        id: id.into(),
-        currency: "USD".into(),
-        allow_overdraft: overdraft,
-        metadata: "{}".into(),
-    })
-}
-
-fn new_transfer(id: &str, from: &str, to: &str, amount: u64) -> Command {
-    Command::CreateTransfer(NewTransfer {
-        id: id.into(),
-        debit_account_id: from.into(),
-        credit_account_id: to.into(),
-        amount,
-        currency: "USD".into(),
-        metadata: "{}".into(),
-        pending: false,
-        timeout_ms: None,
-    })
 }
 
 /// Submits `cmd` until a node acknowledges it, following not-leader hints and rotating on

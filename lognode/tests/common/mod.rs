@@ -14,3 +14,32 @@ pub fn init_tracing() {
             .try_init();
     }
 }
+
+/// `CreateAccount` of a USD account with empty metadata.
+pub fn new_account(id: &str, overdraft: bool) -> ledger_core::Command {
+    ledger_core::Command::CreateAccount(ledger_core::NewAccount {
+        id: id.into(),
+        currency: "USD".into(),
+        allow_overdraft: overdraft,
+        metadata: "{}".into(),
+    })
+}
+
+/// A posted USD transfer with empty metadata.
+pub fn transfer_body(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::NewTransfer {
+    ledger_core::NewTransfer {
+        id: id.into(),
+        debit_account_id: from.into(),
+        credit_account_id: to.into(),
+        amount,
+        currency: "USD".into(),
+        metadata: "{}".into(),
+        pending: false,
+        timeout_ms: None,
+    }
+}
+
+/// `CreateTransfer` of [`transfer_body`].
+pub fn new_transfer(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::Command {
+    ledger_core::Command::CreateTransfer(transfer_body(id, from, to, amount))
+}
