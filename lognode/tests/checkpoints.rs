@@ -225,9 +225,14 @@ async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
         async move { try_status(&leader).await.filter(|s| s.log_first_index > applied_before + 1) }
     })
     .await;
+    // The leader snapshots every 64 KiB of log, checked every 500 ms: wait (bounded) for the one
+    // that covers most of the load, over one chunk.
     let leader_dir = snapshot_dir(cluster.proc_mut(leader_id));
-    let snap_bytes = files(&leader_dir).iter().filter(|(n, _)| n.ends_with(".snap")).map(|(_, l)| *l).max();
-    assert!(snap_bytes.is_some_and(|b| b > 1024 * 1024), "a snapshot over one chunk: {snap_bytes:?}");
+    wait_for("a snapshot over one chunk (1 MiB) on the leader", Duration::from_secs(30), || {
+        let largest = files(&leader_dir).iter().filter(|(n, _)| n.ends_with(".snap")).map(|(_, l)| *l).max();
+        async move { largest.filter(|b| *b > 1024 * 1024) }
+    })
+    .await;
 
     cluster.restart(behind);
     let caught_up = wait_for("the follower caught up", Duration::from_secs(60), || {

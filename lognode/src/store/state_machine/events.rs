@@ -72,25 +72,25 @@ impl StateMachineStore {
     /// topics keep. Uses the marks of earlier snapshots: the newest one whose applied index the
     /// log purged says below which event number everything is derived from purged entries. Only
     /// with `--retention-entries` ([`StateMachineStore::follow_log_retention`]); by default nothing
-    /// is purged. Returns the events purged up to.
-    pub(super) fn purge_events_behind_the_log(&self) -> Result<Option<u64>, StorageError> {
+    /// is purged.
+    pub(super) fn purge_events_behind_the_log(&self) -> Result<(), StorageError> {
         if !self.shared.events_follow_retention.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(None);
+            return Ok(());
         }
-        let Some(purged) = self.shared.log.purged_upto() else { return Ok(None) };
+        let Some(purged) = self.shared.log.purged_upto() else { return Ok(()) };
         let mut marks = self.shared.event_marks.lock().expect(super::POISONED);
-        let Some(pos) = marks.iter().rposition(|&(index, _)| index <= purged) else { return Ok(None) };
+        let Some(pos) = marks.iter().rposition(|&(index, _)| index <= purged) else { return Ok(()) };
         let (_, next_seq) = marks[pos];
         marks.drain(..pos);
         drop(marks);
         let upto = next_seq.saturating_sub(1);
         let ev = &self.shared.events;
         if upto == 0 || ev.purged_upto().is_some_and(|p| p >= upto) {
-            return Ok(None);
+            return Ok(());
         }
         ev.purge_upto(upto).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         tracing::info!(upto, raft_purged = purged, "events log purged behind the Raft log");
-        Ok(Some(upto))
+        Ok(())
     }
 
     /// Remembers that a snapshot at `index` covers the events numbered below `next_seq`.
