@@ -12,6 +12,8 @@ use crate::limits::{
     ACCOUNTS_MAX, BALANCE_MAX, BATCH_TRANSFERS_MAX, CURRENCIES_MAX, EXPIRE_PER_ENTRY_MAX, HISTORY_PAGE_MAX,
     TRANSFERS_MAX,
 };
+use crate::mem_store::{MemAccount, MemStore};
+use crate::store::{Account, HistoryRecord, LedgerStore, Transfer};
 use crate::types::{
     AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances, BatchFailure, BatchResult,
     Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LedgerEvent, NewAccount, NewTransfer,
@@ -21,126 +23,6 @@ use crate::validate;
 
 /// Version of the snapshot layout produced by `Ledger`'s `Serialize`.
 pub const SNAPSHOT_FORMAT: u32 = 1;
-
-/// One balance change of an account: the post-balances after a transfer
-/// event. 80 bytes each (see LEDGER_RULES.md, memory).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct HistoryRecord {
-    index: u64,
-    transfer: u32,
-    kind: TransferEventKind,
-    balances: Balances,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Account {
-    id: Arc<str>,
-    currency: u16,
-    allow_overdraft: bool,
-    metadata: Arc<str>,
-    created_index: u64,
-    created_timestamp_ms: u64,
-    balances: Balances,
-    updated_index: u64,
-    history: Vec<HistoryRecord>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Transfer {
-    id: Arc<str>,
-    metadata: Arc<str>,
-    debit: u32,
-    credit: u32,
-    amount: u64,
-    /// 0 = no timeout.
-    timeout_ms: u64,
-    created_index: u64,
-    created_timestamp_ms: u64,
-    pending: bool,
-    resolution: Option<Decision>,
-}
-
-impl Transfer {
-    fn expires_at_ms(&self) -> Option<u64> {
-        // Checked at creation: created_timestamp_ms + timeout_ms fits.
-        (self.pending && self.timeout_ms != 0).then(|| self.created_timestamp_ms.saturating_add(self.timeout_ms))
-    }
-
-    fn created_decision(&self) -> Decision {
-        Decision {
-            status: if self.pending { TransferStatus::Pending } else { TransferStatus::Posted },
-            index: self.created_index,
-            timestamp_ms: self.created_timestamp_ms,
-            amount: self.amount,
-        }
-    }
-
-    fn status(&self) -> TransferStatus {
-        match self.resolution {
-            Some(r) => r.status,
-            None => self.created_decision().status,
-        }
-    }
-}
-
-/// Index of transfer ids: 64-bit id hash -> most recent transfer with that
-/// hash, plus a per-transfer chain to older transfers with the same hash
-/// (so hash collisions are handled exactly). Keys are plain `u64`s, so
-/// growing the table never dereferences id strings.
-#[derive(Clone, Default)]
-struct IdIndex {
-    heads: FxHashMap<u64, u32>,
-    /// `next[t]`: previous transfer with the same hash, or `NO_TRANSFER`.
-    next: Vec<u32>,
-}
-
-const NO_TRANSFER: u32 = u32::MAX;
-
-fn id_hash(id: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(id.as_bytes());
-    h.finish()
-}
-
-impl IdIndex {
-    fn find(&self, transfers: &[Transfer], id: &str) -> Option<u32> {
-        let mut cur = *self.heads.get(&id_hash(id))?;
-        while cur != NO_TRANSFER {
-            if *transfers[cur as usize].id == *id {
-                return Some(cur);
-            }
-            cur = self.next[cur as usize];
-        }
-        None
-    }
-
-    /// Registers transfer `ti`, which must be `transfers.len() - 1`.
-    fn push(&mut self, id: &str, ti: u32) {
-        debug_assert_eq!(self.next.len(), ti as usize);
-        let prev = self.heads.insert(id_hash(id), ti).unwrap_or(NO_TRANSFER);
-        self.next.push(prev);
-    }
-
-    /// Unregisters the most recently pushed transfer.
-    fn pop(&mut self, id: &str) {
-        let prev = self.next.pop().expect("pop of a registered transfer");
-        if prev == NO_TRANSFER {
-            self.heads.remove(&id_hash(id));
-        } else {
-            self.heads.insert(id_hash(id), prev);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.next.len()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.heads.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
-            + self.next.capacity() * std::mem::size_of::<u32>()
-    }
-}
 
 /// Per-apply scratch: where we are in the log and the events produced.
 struct Cx {
@@ -179,80 +61,73 @@ pub enum InvariantViolation {
     IndexCorrupt(&'static str),
 }
 
-/// The ledger: accounts, transfers, their histories, and the rules.
+/// The ledger: the rules over a [`LedgerStore`] of accounts, transfers, their histories and the
+/// expiry queue, plus the few values that are not records (last applied index, log time, the
+/// currencies).
 ///
-/// Build with `Ledger::default()`, drive with [`Ledger::apply`], snapshot
-/// with serde (`Serialize`/`Deserialize` are deterministic: records are
-/// stored in log order, lookup maps are rebuilt on restore).
+/// Build with `Ledger::default()` (in memory), drive with [`Ledger::apply`]. A `Ledger<MemStore>`
+/// snapshots with serde (`Serialize`/`Deserialize` are deterministic: records are stored in log
+/// order, lookup maps are rebuilt on restore). A ledger over another store is opened with
+/// [`Ledger::open`] from the store and the [`LedgerMeta`] saved beside it.
 #[derive(Clone)]
-pub struct Ledger {
+pub struct Ledger<S: LedgerStore = MemStore> {
     last_index: u64,
     clock_ms: u64,
     currencies: Vec<Arc<str>>,
-    accounts: Vec<Account>,
-    transfers: Vec<Transfer>,
+    store: S,
     // ---- derived, rebuilt on restore ----
     currency_ids: FxHashMap<Arc<str>, u16>,
-    account_ids: FxHashMap<Arc<str>, u32>,
-    transfer_ids: IdIndex,
-    /// Open pending transfers with a timeout: (expires_at_ms, transfer).
-    expiry: BTreeSet<(u64, u32)>,
     empty: Arc<str>,
 }
 
-impl Default for Ledger {
+/// What a [`Ledger`] holds besides its store's records: save it with the records it describes,
+/// and give it back to [`Ledger::open`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerMeta {
+    /// Index of the last applied log entry (0 before any).
+    pub last_index: u64,
+    /// Log time (ms).
+    pub clock_ms: u64,
+    /// Currency codes in creation order (accounts refer to them by position).
+    pub currencies: Vec<Arc<str>>,
+}
+
+impl Default for Ledger<MemStore> {
     fn default() -> Self {
-        Ledger {
-            last_index: 0,
-            clock_ms: 0,
-            currencies: Vec::new(),
-            accounts: Vec::new(),
-            transfers: Vec::new(),
-            currency_ids: FxHashMap::default(),
-            account_ids: FxHashMap::default(),
-            transfer_ids: IdIndex::default(),
-            expiry: BTreeSet::new(),
-            empty: Arc::from(""),
-        }
+        Ledger::open(MemStore::default(), LedgerMeta::default()).expect("an empty ledger")
     }
 }
 
-impl std::fmt::Debug for Ledger {
+impl<S: LedgerStore> std::fmt::Debug for Ledger<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
             .field("last_index", &self.last_index)
             .field("clock_ms", &self.clock_ms)
-            .field("accounts", &self.accounts.len())
-            .field("transfers", &self.transfers.len())
-            .field("open_expiring", &self.expiry.len())
+            .field("accounts", &self.store.account_count())
+            .field("transfers", &self.store.transfer_count())
+            .field("open_expiring", &self.store.expiry_len())
             .finish()
     }
 }
 
 /// Equality of the replicated state (the derived lookup maps follow from it).
-impl PartialEq for Ledger {
+impl<S: LedgerStore + PartialEq> PartialEq for Ledger<S> {
     fn eq(&self, other: &Self) -> bool {
         self.last_index == other.last_index
             && self.clock_ms == other.clock_ms
             && self.currencies == other.currencies
-            && self.accounts == other.accounts
-            && self.transfers == other.transfers
+            && self.store == other.store
     }
 }
 
-impl Eq for Ledger {}
+impl<S: LedgerStore + Eq> Eq for Ledger<S> {}
 
 fn idx32(n: usize) -> u32 {
     u32::try_from(n).expect("record count bounded by limits")
 }
 
 fn state_of(a: &Account) -> AccountState {
-    AccountState {
-        id: a.id.clone(),
-        balances: a.balances,
-        updated_index: a.updated_index,
-        version: a.history.len() as u64,
-    }
+    AccountState { id: a.id.clone(), balances: a.balances, updated_index: a.updated_index, version: a.history_len }
 }
 
 /// `a + b`, or `overflow` if the sum crosses `BALANCE_MAX`.
@@ -260,7 +135,49 @@ fn add_capped(a: u128, b: u128) -> Result<u128, ResultCode> {
     a.checked_add(b).filter(|&v| v <= BALANCE_MAX).ok_or(ResultCode::Overflow)
 }
 
-impl Ledger {
+impl<S: LedgerStore> Ledger<S> {
+    /// A ledger over `store`, whose records `meta` describes (as [`Ledger::meta`] gave it when
+    /// they were saved). Fails if the currencies repeat or an account refers to a currency that
+    /// `meta` lacks (checked for the last account only: a cheap guard against mismatched files).
+    pub fn open(store: S, meta: LedgerMeta) -> Result<Ledger<S>, &'static str> {
+        let mut currency_ids = FxHashMap::default();
+        for (ci, c) in meta.currencies.iter().enumerate() {
+            let ci = u16::try_from(ci).map_err(|_| "too many currencies")?;
+            if currency_ids.insert(c.clone(), ci).is_some() {
+                return Err("duplicate currency");
+            }
+        }
+        if let Some(last) = store.account_count().checked_sub(1)
+            && usize::from(store.account(idx32(last)).currency) >= meta.currencies.len()
+        {
+            return Err("account currency out of range");
+        }
+        Ok(Ledger {
+            last_index: meta.last_index,
+            clock_ms: meta.clock_ms,
+            currencies: meta.currencies,
+            store,
+            currency_ids,
+            empty: Arc::from(""),
+        })
+    }
+
+    /// The values to save beside the store's records (see [`Ledger::open`]).
+    pub fn meta(&self) -> LedgerMeta {
+        LedgerMeta { last_index: self.last_index, clock_ms: self.clock_ms, currencies: self.currencies.clone() }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, to save or flush what the applies wrote. Changing records through it breaks
+    /// the ledger's invariants.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     // ------------------------------------------------------------------
     // apply
     // ------------------------------------------------------------------
@@ -321,8 +238,8 @@ impl Ledger {
         validate::id(&a.id)?;
         validate::currency(&a.currency)?;
         validate::metadata(&a.metadata)?;
-        if let Some(&ai) = self.account_ids.get(a.id.as_str()) {
-            let e = &self.accounts[ai as usize];
+        if let Some(ai) = self.store.account_index(a.id.as_str()) {
+            let e = self.store.account(ai);
             let same = *self.currencies[usize::from(e.currency)] == *a.currency
                 && e.allow_overdraft == a.allow_overdraft
                 && *e.metadata == *a.metadata;
@@ -332,7 +249,7 @@ impl Ledger {
                 Err(ResultCode::IdConflict)
             };
         }
-        if self.accounts.len() >= ACCOUNTS_MAX {
+        if self.store.account_count() >= ACCOUNTS_MAX {
             return Err(ResultCode::LimitExceeded);
         }
         let currency = match self.currency_ids.get(a.currency.as_str()) {
@@ -350,19 +267,21 @@ impl Ledger {
         };
         let id: Arc<str> = Arc::from(a.id.as_str());
         let metadata = self.share_metadata(&a.metadata);
-        let ai = idx32(self.accounts.len());
-        self.accounts.push(Account {
-            id: id.clone(),
-            currency,
-            allow_overdraft: a.allow_overdraft,
-            metadata: metadata.clone(),
-            created_index: cx.index,
-            created_timestamp_ms: cx.now,
-            balances: Balances::default(),
-            updated_index: cx.index,
-            history: Vec::new(),
-        });
-        self.account_ids.insert(id.clone(), ai);
+        let ai = idx32(self.store.account_count());
+        self.store.push_account(
+            ai,
+            Account {
+                id: id.clone(),
+                currency,
+                allow_overdraft: a.allow_overdraft,
+                metadata: metadata.clone(),
+                created_index: cx.index,
+                created_timestamp_ms: cx.now,
+                balances: Balances::default(),
+                updated_index: cx.index,
+                history_len: 0,
+            },
+        );
         cx.events.push(LedgerEvent::AccountCreated(AccountCreatedEvent {
             index: cx.index,
             timestamp_ms: cx.now,
@@ -383,8 +302,8 @@ impl Ledger {
     }
 
     fn same_transfer_body(&self, e: &Transfer, t: &NewTransfer) -> bool {
-        let debit = &self.accounts[e.debit as usize];
-        let credit = &self.accounts[e.credit as usize];
+        let debit = self.store.account(e.debit);
+        let credit = self.store.account(e.credit);
         *debit.id == *t.debit_account_id
             && *credit.id == *t.credit_account_id
             && e.amount == t.amount
@@ -404,25 +323,25 @@ impl Ledger {
         validate::metadata(&t.metadata)?;
         validate::timeout(t.pending, t.timeout_ms)?;
         // Rule 4: idempotency.
-        if let Some(ti) = self.transfer_ids.find(&self.transfers, &t.id) {
-            let e = &self.transfers[ti as usize];
-            return if self.same_transfer_body(e, t) {
+        if let Some(ti) = self.store.transfer_index(&t.id) {
+            let e = self.store.transfer(ti);
+            return if self.same_transfer_body(&e, t) {
                 Ok(TransferResult { code: ResultCode::Exists, decision: Some(e.created_decision()) })
             } else {
                 Err(ResultCode::IdConflict)
             };
         }
         // Rule 1: accounts.
-        let debit = *self.account_ids.get(t.debit_account_id.as_str()).ok_or(ResultCode::AccountNotFound)?;
-        let credit = *self.account_ids.get(t.credit_account_id.as_str()).ok_or(ResultCode::AccountNotFound)?;
+        let debit = self.store.account_index(t.debit_account_id.as_str()).ok_or(ResultCode::AccountNotFound)?;
+        let credit = self.store.account_index(t.credit_account_id.as_str()).ok_or(ResultCode::AccountNotFound)?;
         if debit == credit {
             return Err(ResultCode::SameAccount);
         }
-        let (da, ca) = (&self.accounts[debit as usize], &self.accounts[credit as usize]);
+        let (mut da, mut ca) = (self.store.account(debit), self.store.account(credit));
         if da.currency != ca.currency || *self.currencies[usize::from(da.currency)] != *t.currency {
             return Err(ResultCode::CurrencyMismatch);
         }
-        if self.transfers.len() >= TRANSFERS_MAX {
+        if self.store.transfer_count() >= TRANSFERS_MAX {
             return Err(ResultCode::LimitExceeded);
         }
         // Rule 6: deadline in log time.
@@ -439,24 +358,16 @@ impl Ledger {
             return Err(ResultCode::InsufficientFunds);
         }
         // Commit (nothing above mutated state).
-        let ti = idx32(self.transfers.len());
-        {
-            let d = &mut self.accounts[debit as usize].balances;
-            if t.pending {
-                d.debits_pending += amount;
-            } else {
-                d.debits_posted += amount;
-            }
-            let c = &mut self.accounts[credit as usize].balances;
-            if t.pending {
-                c.credits_pending += amount;
-            } else {
-                c.credits_posted += amount;
-            }
+        let ti = idx32(self.store.transfer_count());
+        if t.pending {
+            da.balances.debits_pending += amount;
+            ca.balances.credits_pending += amount;
+        } else {
+            da.balances.debits_posted += amount;
+            ca.balances.credits_posted += amount;
         }
-        let id: Arc<str> = Arc::from(t.id.as_str());
         let transfer = Transfer {
-            id: id.clone(),
+            id: Arc::from(t.id.as_str()),
             metadata: self.share_metadata(&t.metadata),
             debit,
             credit,
@@ -469,28 +380,29 @@ impl Ledger {
         };
         let decision = transfer.created_decision();
         if let Some(at) = transfer.expires_at_ms() {
-            self.expiry.insert((at, ti));
+            self.store.expiry_insert((at, ti));
         }
-        self.transfers.push(transfer);
-        self.transfer_ids.push(&id, ti);
-        self.record(ti, TransferEventKind::Created, t.amount, cx);
+        self.record(ti, &transfer, (da, ca), TransferEventKind::Created, t.amount, cx);
+        self.store.push_transfer(ti, transfer);
         Ok(TransferResult { code: ResultCode::Created, decision: Some(decision) })
     }
 
     /// Undoes the most recent transfer creation (atomic batch rollback).
     /// Its event was already truncated by the caller.
     fn pop_created_transfer(&mut self) {
-        let t = self.transfers.pop().expect("rollback of a created transfer");
-        let ti = idx32(self.transfers.len());
-        self.transfer_ids.pop(&t.id);
+        let ti = idx32(self.store.transfer_count().checked_sub(1).expect("rollback of a created transfer"));
+        let t = self.store.transfer(ti);
+        self.store.pop_transfer(ti);
         if let Some(at) = t.expires_at_ms() {
-            self.expiry.remove(&(at, ti));
+            self.store.expiry_remove((at, ti));
         }
         let amount = u128::from(t.amount);
         for (ai, is_debit) in [(t.debit, true), (t.credit, false)] {
-            let a = &mut self.accounts[ai as usize];
-            let rec = a.history.pop().expect("history of a created transfer");
+            let mut a = self.store.account(ai);
+            let rec = self.store.history(ai, a.history_len);
             assert_eq!(rec.transfer, ti, "rollback out of order");
+            self.store.pop_history(ai, a.history_len);
+            a.history_len -= 1;
             let b = &mut a.balances;
             match (is_debit, t.pending) {
                 (true, true) => b.debits_pending -= amount,
@@ -498,7 +410,9 @@ impl Ledger {
                 (false, true) => b.credits_pending -= amount,
                 (false, false) => b.credits_posted -= amount,
             }
-            a.updated_index = a.history.last().map_or(a.created_index, |r| r.index);
+            a.updated_index =
+                if a.history_len == 0 { a.created_index } else { self.store.history(ai, a.history_len).index };
+            self.store.put_account(ai, a);
         }
     }
 
@@ -515,12 +429,12 @@ impl Ledger {
             return BatchResult { code: ResultCode::Created, results, failed: None };
         }
         let events_mark = cx.events.len();
-        let transfers_mark = self.transfers.len();
+        let transfers_mark = self.store.transfer_count();
         for (i, t) in ts.iter().enumerate() {
             let r = self.create_transfer(t, cx);
             if !r.code.is_success() {
                 // Rule 7: all or nothing. Undo in reverse order.
-                while self.transfers.len() > transfers_mark {
+                while self.store.transfer_count() > transfers_mark {
                     self.pop_created_transfer();
                 }
                 cx.events.truncate(events_mark);
@@ -544,8 +458,8 @@ impl Ledger {
         if let Action::Post(Some(a)) = action {
             validate::amount(a)?;
         }
-        let ti = self.transfer_ids.find(&self.transfers, pending_id).ok_or(ResultCode::TransferNotFound)?;
-        let t = &self.transfers[ti as usize];
+        let ti = self.store.transfer_index(pending_id).ok_or(ResultCode::TransferNotFound)?;
+        let t = self.store.transfer(ti);
         if !t.pending {
             return Err(ResultCode::NotPending);
         }
@@ -562,7 +476,7 @@ impl Ledger {
         }
         if t.expires_at_ms().is_some_and(|at| at <= cx.now) {
             // Due in log time but not yet swept (per-entry cap): expire now.
-            self.expire_one(ti, cx);
+            self.expire_one(ti, t, cx);
             return Err(ResultCode::PendingExpired);
         }
         let (status, kind, code, posted) = match action {
@@ -581,36 +495,43 @@ impl Ledger {
             timestamp_ms: cx.now,
             amount: if matches!(action, Action::Void) { t.amount } else { posted },
         };
-        self.settle(ti, posted, decision, kind, cx);
+        self.settle(ti, t, posted, decision, kind, cx);
         Ok(TransferResult { code, decision: Some(decision) })
     }
 
-    /// Releases the reservation of open pending transfer `ti`, posts
+    /// Releases the reservation of open pending transfer `ti` (whose record is `t`), posts
     /// `posted` of it, stores the decision, records history and the event.
-    fn settle(&mut self, ti: u32, posted: u64, decision: Decision, kind: TransferEventKind, cx: &mut Cx) {
-        let t = &mut self.transfers[ti as usize];
+    fn settle(
+        &mut self,
+        ti: u32,
+        mut t: Transfer,
+        posted: u64,
+        decision: Decision,
+        kind: TransferEventKind,
+        cx: &mut Cx,
+    ) {
         debug_assert!(t.pending && t.resolution.is_none() && posted <= t.amount);
-        t.resolution = Some(decision);
-        let (debit, credit, reserved) = (t.debit, t.credit, u128::from(t.amount));
         let expires = t.expires_at_ms();
+        t.resolution = Some(decision);
+        let reserved = u128::from(t.amount);
         let posted128 = u128::from(posted);
         // No overflow/funds check needed: each side's total only shrinks.
-        let d = &mut self.accounts[debit as usize].balances;
-        d.debits_pending -= reserved;
-        d.debits_posted += posted128;
-        let c = &mut self.accounts[credit as usize].balances;
-        c.credits_pending -= reserved;
-        c.credits_posted += posted128;
+        let (mut da, mut ca) = (self.store.account(t.debit), self.store.account(t.credit));
+        da.balances.debits_pending -= reserved;
+        da.balances.debits_posted += posted128;
+        ca.balances.credits_pending -= reserved;
+        ca.balances.credits_posted += posted128;
         if let Some(at) = expires {
-            self.expiry.remove(&(at, ti));
+            self.store.expiry_remove((at, ti));
         }
-        self.record(ti, kind, decision.amount, cx);
+        self.record(ti, &t, (da, ca), kind, decision.amount, cx);
+        self.store.put_transfer(ti, t);
     }
 
-    fn expire_one(&mut self, ti: u32, cx: &mut Cx) {
-        let amount = self.transfers[ti as usize].amount;
-        let decision = Decision { status: TransferStatus::Expired, index: cx.index, timestamp_ms: cx.now, amount };
-        self.settle(ti, 0, decision, TransferEventKind::Expired, cx);
+    fn expire_one(&mut self, ti: u32, t: Transfer, cx: &mut Cx) {
+        let decision =
+            Decision { status: TransferStatus::Expired, index: cx.index, timestamp_ms: cx.now, amount: t.amount };
+        self.settle(ti, t, 0, decision, TransferEventKind::Expired, cx);
     }
 
     /// Expires pending transfers due at `cx.now`, oldest deadline first
@@ -618,9 +539,10 @@ impl Ledger {
     fn expire_due(&mut self, cx: &mut Cx) -> u32 {
         let mut n = 0u32;
         while (n as usize) < EXPIRE_PER_ENTRY_MAX {
-            match self.expiry.first() {
-                Some(&(at, ti)) if at <= cx.now => {
-                    self.expire_one(ti, cx);
+            match self.store.expiry_next(None) {
+                Some((at, ti)) if at <= cx.now => {
+                    let t = self.store.transfer(ti);
+                    self.expire_one(ti, t, cx);
                     n += 1;
                 }
                 _ => break,
@@ -629,20 +551,27 @@ impl Ledger {
         n
     }
 
-    /// Appends history records for both accounts of transfer `ti` (with
-    /// their current balances) and the transfer event.
-    fn record(&mut self, ti: u32, kind: TransferEventKind, event_amount: u64, cx: &mut Cx) {
-        let (debit, credit) = {
-            let t = &self.transfers[ti as usize];
-            (t.debit, t.credit)
-        };
-        for ai in [debit, credit] {
-            let a = &mut self.accounts[ai as usize];
-            a.history.push(HistoryRecord { index: cx.index, transfer: ti, kind, balances: a.balances });
+    /// Appends history records for both accounts of transfer `ti` (whose record is `t`; the
+    /// accounts `da`, `ca` carry their new balances), stores the accounts, and emits the
+    /// transfer event.
+    fn record(
+        &mut self,
+        ti: u32,
+        t: &Transfer,
+        (mut da, mut ca): (Account, Account),
+        kind: TransferEventKind,
+        event_amount: u64,
+        cx: &mut Cx,
+    ) {
+        for (ai, a) in [(t.debit, &mut da), (t.credit, &mut ca)] {
+            a.history_len += 1;
             a.updated_index = cx.index;
+            self.store.push_history(
+                ai,
+                a.history_len,
+                HistoryRecord { index: cx.index, transfer: ti, kind, balances: a.balances },
+            );
         }
-        let t = &self.transfers[ti as usize];
-        let (da, ca) = (&self.accounts[debit as usize], &self.accounts[credit as usize]);
         cx.events.push(LedgerEvent::Transfer(TransferEvent {
             kind,
             index: cx.index,
@@ -657,9 +586,11 @@ impl Ledger {
             expires_at_ms: t.expires_at_ms(),
             status: t.status(),
             metadata: t.metadata.clone(),
-            debit_account: state_of(da),
-            credit_account: state_of(ca),
+            debit_account: state_of(&da),
+            credit_account: state_of(&ca),
         }));
+        self.store.put_account(t.debit, da);
+        self.store.put_account(t.credit, ca);
     }
 
     // ------------------------------------------------------------------
@@ -678,20 +609,20 @@ impl Ledger {
 
     /// Number of accounts.
     pub fn account_count(&self) -> usize {
-        self.accounts.len()
+        self.store.account_count()
     }
 
     /// Number of stored (successfully created) transfers.
     pub fn transfer_count(&self) -> usize {
-        self.transfers.len()
+        self.store.transfer_count()
     }
 
-    fn view_account(&self, a: &Account, balances: Balances, index: u64, version: u64) -> AccountView {
+    fn view_account(&self, a: Account, balances: Balances, index: u64, version: u64) -> AccountView {
         AccountView {
-            id: a.id.clone(),
+            id: a.id,
             currency: self.currencies[usize::from(a.currency)].clone(),
             allow_overdraft: a.allow_overdraft,
-            metadata: a.metadata.clone(),
+            metadata: a.metadata,
             created_index: a.created_index,
             created_timestamp_ms: a.created_timestamp_ms,
             balances,
@@ -702,41 +633,46 @@ impl Ledger {
         }
     }
 
-    fn find_account(&self, id: &str) -> Option<&Account> {
-        self.account_ids.get(id).map(|&ai| &self.accounts[ai as usize])
+    fn find_account(&self, id: &str) -> Option<(u32, Account)> {
+        let ai = self.store.account_index(id)?;
+        Some((ai, self.store.account(ai)))
     }
 
     /// The account with its current balances.
     pub fn account(&self, id: &str) -> Option<AccountView> {
-        let a = self.find_account(id)?;
-        Some(self.view_account(a, a.balances, a.updated_index, a.history.len() as u64))
+        let (_, a) = self.find_account(id)?;
+        let (balances, index, version) = (a.balances, a.updated_index, a.history_len);
+        Some(self.view_account(a, balances, index, version))
     }
 
     /// The account as it was once log entry `index` was applied: `None` if
     /// it did not exist yet. Binary search over its history (O(log n)).
     pub fn account_as_of(&self, id: &str, index: u64) -> Option<AccountView> {
-        let a = self.find_account(id)?;
+        let (ai, a) = self.find_account(id)?;
         if index < a.created_index {
             return None;
         }
-        let p = a.history.partition_point(|r| r.index <= index);
+        let p = self.store.history_partition_point(ai, a.history_len, index);
         Some(match p {
-            0 => self.view_account(a, Balances::default(), a.created_index, 0),
+            0 => {
+                let created = a.created_index;
+                self.view_account(a, Balances::default(), created, 0)
+            }
             _ => {
-                let r = &a.history[p - 1];
-                self.view_account(a, r.balances, r.index, p as u64)
+                let r = self.store.history(ai, p);
+                self.view_account(a, r.balances, r.index, p)
             }
         })
     }
 
     /// The transfer with its current status.
     pub fn transfer(&self, id: &str) -> Option<TransferView> {
-        let t = &self.transfers[self.transfer_ids.find(&self.transfers, id)? as usize];
-        let da = &self.accounts[t.debit as usize];
+        let t = self.store.transfer(self.store.transfer_index(id)?);
+        let da = self.store.account(t.debit);
         Some(TransferView {
             id: t.id.clone(),
             debit_account_id: da.id.clone(),
-            credit_account_id: self.accounts[t.credit as usize].id.clone(),
+            credit_account_id: self.store.account(t.credit).id,
             amount: t.amount,
             currency: self.currencies[usize::from(da.currency)].clone(),
             metadata: t.metadata.clone(),
@@ -753,46 +689,49 @@ impl Ledger {
     /// it), ordered by log index then version; `limit` is capped at
     /// `HISTORY_PAGE_MAX`. `None` if the account does not exist.
     pub fn account_transfers(&self, id: &str, from: HistoryFrom, limit: usize) -> Option<HistoryPage> {
-        let a = self.find_account(id)?;
+        let (ai, a) = self.find_account(id)?;
+        let len = a.history_len;
         let start = match from {
             HistoryFrom::Start => 0,
-            HistoryFrom::AfterVersion(v) => usize::try_from(v).unwrap_or(usize::MAX),
-            HistoryFrom::AfterIndex(i) => a.history.partition_point(|r| r.index <= i),
+            HistoryFrom::AfterVersion(v) => v,
+            HistoryFrom::AfterIndex(i) => self.store.history_partition_point(ai, len, i),
         }
-        .min(a.history.len());
-        let end = start.saturating_add(limit.min(HISTORY_PAGE_MAX)).min(a.history.len());
-        let entries = a.history[start..end]
-            .iter()
+        .min(len);
+        let end = start.saturating_add(limit.min(HISTORY_PAGE_MAX) as u64).min(len);
+        let entries = self
+            .store
+            .history_range(ai, start + 1, end)
+            .into_iter()
             .enumerate()
             .map(|(k, r)| {
-                let t = &self.transfers[r.transfer as usize];
+                let t = self.store.transfer(r.transfer);
                 let timestamp_ms = match (r.kind, t.resolution) {
                     (TransferEventKind::Created, _) | (_, None) => t.created_timestamp_ms,
                     (_, Some(res)) => res.timestamp_ms,
                 };
                 HistoryEntry {
-                    version: (start + k + 1) as u64,
+                    version: start + k as u64 + 1,
                     index: r.index,
                     timestamp_ms,
-                    transfer_id: t.id.clone(),
+                    transfer_id: t.id,
                     kind: r.kind,
                     balances: r.balances,
                 }
             })
             .collect();
-        Some(HistoryPage { entries, next: (end < a.history.len()).then_some(end as u64) })
+        Some(HistoryPage { entries, next: (end < len).then_some(end) })
     }
 
     /// Earliest deadline (log time, ms) among open pending transfers. The
     /// leader proposes `ExpirePending { now_ms }` once its clock passes it
     /// (any later entry also expires due transfers).
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        self.expiry.first().map(|&(at, _)| at)
+        self.store.expiry_next(None).map(|(at, _)| at)
     }
 
     /// Number of open pending transfers that have a deadline.
     pub fn open_expiring_count(&self) -> usize {
-        self.expiry.len()
+        self.store.expiry_len()
     }
 
     // ------------------------------------------------------------------
@@ -818,16 +757,33 @@ impl Ledger {
         let n = self.currencies.len();
         let (mut dp, mut cp, mut dq, mut cq) =
             (vec![Wide::default(); n], vec![Wide::default(); n], vec![Wide::default(); n], vec![Wide::default(); n]);
-        let mut open = vec![(0u128, 0u128); self.accounts.len()];
-        for t in &self.transfers {
+        let accounts = self.store.account_count();
+        let transfers = self.store.transfer_count();
+        let mut open = vec![(0u128, 0u128); accounts];
+        let mut expected = BTreeSet::new();
+        for ti in 0..idx32(transfers) {
+            let t = self.store.transfer(ti);
+            if t.debit as usize >= accounts || t.credit as usize >= accounts {
+                return Err(InvariantViolation::IndexCorrupt("transfer account out of range"));
+            }
             if t.pending && t.resolution.is_none() {
                 open[t.debit as usize].0 += u128::from(t.amount);
                 open[t.credit as usize].1 += u128::from(t.amount);
+                if let Some(at) = t.expires_at_ms() {
+                    expected.insert((at, ti));
+                }
+            }
+            if self.store.transfer_index(&t.id) != Some(ti) {
+                return Err(InvariantViolation::IndexCorrupt("transfer_ids"));
             }
         }
-        for (ai, a) in self.accounts.iter().enumerate() {
+        for ai in 0..idx32(accounts) {
+            let a = self.store.account(ai);
             let b = a.balances;
             let c = usize::from(a.currency);
+            if c >= n {
+                return Err(InvariantViolation::IndexCorrupt("account currency out of range"));
+            }
             dp[c].add(b.debits_posted);
             cp[c].add(b.credits_posted);
             dq[c].add(b.debits_pending);
@@ -841,10 +797,10 @@ impl Ledger {
             if !a.allow_overdraft && b.available() < 0 {
                 return Err(InvariantViolation::Overdrawn(name()));
             }
-            if open[ai] != (b.debits_pending, b.credits_pending) {
+            if open[ai as usize] != (b.debits_pending, b.credits_pending) {
                 return Err(InvariantViolation::PendingMismatch(name()));
             }
-            if self.account_ids.get(&*a.id) != Some(&idx32(ai)) {
+            if self.store.account_index(&a.id) != Some(ai) {
                 return Err(InvariantViolation::IndexCorrupt("account_ids"));
             }
         }
@@ -856,75 +812,23 @@ impl Ledger {
                 return Err(InvariantViolation::PendingNotConserved(self.currencies[c].to_string()));
             }
         }
-        for (ti, t) in self.transfers.iter().enumerate() {
-            if self.transfer_ids.find(&self.transfers, &t.id) != Some(idx32(ti)) {
-                return Err(InvariantViolation::IndexCorrupt("transfer_ids"));
-            }
-        }
-        if self.account_ids.len() != self.accounts.len()
-            || self.transfer_ids.len() != self.transfers.len()
-            || self.currency_ids.len() != self.currencies.len()
-        {
+        if self.currency_ids.len() != self.currencies.len() {
             return Err(InvariantViolation::IndexCorrupt("map sizes"));
         }
-        let expected: BTreeSet<(u64, u32)> = self
-            .transfers
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.resolution.is_none())
-            .filter_map(|(ti, t)| t.expires_at_ms().map(|at| (at, idx32(ti))))
-            .collect();
-        if expected != self.expiry {
+        self.store.check_store().map_err(InvariantViolation::IndexCorrupt)?;
+        let mut queued = BTreeSet::new();
+        let mut cur = None;
+        while let Some(k) = self.store.expiry_next(cur) {
+            if queued.len() > transfers {
+                return Err(InvariantViolation::IndexCorrupt("expiry queue"));
+            }
+            queued.insert(k);
+            cur = Some(k);
+        }
+        if expected != queued || queued.len() != self.store.expiry_len() {
             return Err(InvariantViolation::IndexCorrupt("expiry queue"));
         }
         Ok(())
-    }
-
-    // ------------------------------------------------------------------
-    // memory accounting
-    // ------------------------------------------------------------------
-
-    /// Estimated heap bytes held by the ledger: vector and map capacities
-    /// times element sizes plus string allocations (each `Arc<str>` = 16
-    /// bytes of counts + text, rounded up to 8). Allocator overhead is not
-    /// included. Used for the per-account/per-transfer numbers in
-    /// LEDGER_RULES.md.
-    pub fn heap_bytes_estimate(&self) -> usize {
-        use std::mem::size_of;
-        fn arc_str(s: &str) -> usize {
-            (16 + s.len()).div_ceil(8) * 8
-        }
-        // hashbrown: one control byte per bucket plus the entry.
-        fn map<K, V>(m: &FxHashMap<K, V>) -> usize {
-            m.capacity() * (size_of::<(K, V)>() + 1)
-        }
-        let mut n = self.accounts.capacity() * size_of::<Account>()
-            + self.transfers.capacity() * size_of::<Transfer>()
-            + self.currencies.capacity() * size_of::<Arc<str>>()
-            + map(&self.currency_ids)
-            + map(&self.account_ids)
-            + self.transfer_ids.heap_bytes()
-            // BTreeSet: ~ entries plus node overhead; count 1.5x the entries.
-            + self.expiry.len() * size_of::<(u64, u32)>() * 3 / 2;
-        for a in &self.accounts {
-            n += arc_str(&a.id) + a.history.capacity() * size_of::<HistoryRecord>();
-            if !a.metadata.is_empty() {
-                n += arc_str(&a.metadata);
-            }
-        }
-        for t in &self.transfers {
-            n += arc_str(&t.id);
-            if !t.metadata.is_empty() {
-                n += arc_str(&t.metadata);
-            }
-        }
-        n
-    }
-
-    /// Size in bytes of the fixed per-record structs (account, transfer,
-    /// history record), for documentation and tests.
-    pub fn record_sizes() -> (usize, usize, usize) {
-        (std::mem::size_of::<Account>(), std::mem::size_of::<Transfer>(), std::mem::size_of::<HistoryRecord>())
     }
 
     // ------------------------------------------------------------------
@@ -938,21 +842,46 @@ impl Ledger {
     /// a side would cross `BALANCE_MAX`.
     #[cfg(feature = "test-hooks")]
     pub fn test_force_move(&mut self, debit: &str, credit: &str, amount: u128) -> Result<(), ResultCode> {
-        let d = *self.account_ids.get(debit).ok_or(ResultCode::AccountNotFound)?;
-        let c = *self.account_ids.get(credit).ok_or(ResultCode::AccountNotFound)?;
+        let d = self.store.account_index(debit).ok_or(ResultCode::AccountNotFound)?;
+        let c = self.store.account_index(credit).ok_or(ResultCode::AccountNotFound)?;
         if d == c {
             return Err(ResultCode::SameAccount);
         }
-        if self.accounts[d as usize].currency != self.accounts[c as usize].currency {
+        let (mut da, mut ca) = (self.store.account(d), self.store.account(c));
+        if da.currency != ca.currency {
             return Err(ResultCode::CurrencyMismatch);
         }
-        let db = self.accounts[d as usize].balances;
-        let cb = self.accounts[c as usize].balances;
-        add_capped(db.debits_posted + db.debits_pending, amount)?;
-        add_capped(cb.credits_posted + cb.credits_pending, amount)?;
-        self.accounts[d as usize].balances.debits_posted += amount;
-        self.accounts[c as usize].balances.credits_posted += amount;
+        add_capped(da.balances.debits_posted + da.balances.debits_pending, amount)?;
+        add_capped(ca.balances.credits_posted + ca.balances.credits_pending, amount)?;
+        da.balances.debits_posted += amount;
+        ca.balances.credits_posted += amount;
+        self.store.put_account(d, da);
+        self.store.put_account(c, ca);
         Ok(())
+    }
+}
+
+impl Ledger<MemStore> {
+    // ------------------------------------------------------------------
+    // memory accounting
+    // ------------------------------------------------------------------
+
+    /// Estimated heap bytes held by the ledger: vector and map capacities
+    /// times element sizes plus string allocations (each `Arc<str>` = 16
+    /// bytes of counts + text, rounded up to 8). Allocator overhead is not
+    /// included. Used for the per-account/per-transfer numbers in
+    /// LEDGER_RULES.md.
+    pub fn heap_bytes_estimate(&self) -> usize {
+        use std::mem::size_of;
+        self.store.heap_bytes_estimate()
+            + self.currencies.capacity() * size_of::<Arc<str>>()
+            + self.currency_ids.capacity() * (size_of::<(Arc<str>, u16)>() + 1)
+    }
+
+    /// Size in bytes of the fixed per-record structs (account, transfer,
+    /// history record), for documentation and tests.
+    pub fn record_sizes() -> (usize, usize, usize) {
+        MemStore::record_sizes()
     }
 }
 
@@ -966,7 +895,7 @@ struct SnapshotRef<'a> {
     last_index: u64,
     clock_ms: u64,
     currencies: &'a [Arc<str>],
-    accounts: &'a [Account],
+    accounts: &'a [MemAccount],
     transfers: &'a [Transfer],
 }
 
@@ -976,21 +905,21 @@ struct SnapshotOwned {
     last_index: u64,
     clock_ms: u64,
     currencies: Vec<Arc<str>>,
-    accounts: Vec<Account>,
+    accounts: Vec<MemAccount>,
     transfers: Vec<Transfer>,
 }
 
 /// Serializes the replicated state in log order (deterministic: no hash
 /// map is serialized).
-impl Serialize for Ledger {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Serialize for Ledger<MemStore> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
         SnapshotRef {
             format: SNAPSHOT_FORMAT,
             last_index: self.last_index,
             clock_ms: self.clock_ms,
             currencies: &self.currencies,
-            accounts: &self.accounts,
-            transfers: &self.transfers,
+            accounts: &self.store.accounts,
+            transfers: &self.store.transfers,
         }
         .serialize(s)
     }
@@ -998,56 +927,19 @@ impl Serialize for Ledger {
 
 /// Restores a snapshot and rebuilds the lookup maps and expiry queue;
 /// rejects snapshots whose references are out of range or ids duplicated.
-impl<'de> Deserialize<'de> for Ledger {
+impl<'de> Deserialize<'de> for Ledger<MemStore> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let s = SnapshotOwned::deserialize(d)?;
         if s.format != SNAPSHOT_FORMAT {
             return Err(D::Error::custom(format!("unsupported ledger snapshot format {}", s.format)));
         }
-        let mut l = Ledger { last_index: s.last_index, clock_ms: s.clock_ms, ..Ledger::default() };
-        for (ci, c) in s.currencies.iter().enumerate() {
-            let ci = u16::try_from(ci).map_err(|_| D::Error::custom("too many currencies"))?;
-            if l.currency_ids.insert(c.clone(), ci).is_some() {
-                return Err(D::Error::custom("duplicate currency"));
-            }
-        }
-        l.currencies = s.currencies;
-        l.accounts = s.accounts;
-        l.transfers = s.transfers;
-        let empty = l.empty.clone();
-        for (ai, a) in l.accounts.iter_mut().enumerate() {
-            if usize::from(a.currency) >= l.currencies.len() {
-                return Err(D::Error::custom("account currency out of range"));
-            }
-            if a.metadata.is_empty() {
-                a.metadata = empty.clone();
-            }
-            if l.account_ids.insert(a.id.clone(), idx32(ai)).is_some() {
-                return Err(D::Error::custom("duplicate account id"));
-            }
-        }
-        let n_accounts = l.accounts.len();
-        for (ti, t) in l.transfers.iter_mut().enumerate() {
-            if t.debit as usize >= n_accounts || t.credit as usize >= n_accounts {
-                return Err(D::Error::custom("transfer account out of range"));
-            }
-            if t.metadata.is_empty() {
-                t.metadata = empty.clone();
-            }
-            if t.resolution.is_none()
-                && let Some(at) = t.expires_at_ms()
-            {
-                l.expiry.insert((at, idx32(ti)));
-            }
-        }
-        for ti in 0..l.transfers.len() {
-            let id = &l.transfers[ti].id;
-            if l.transfer_ids.find(&l.transfers[..ti], id).is_some() {
-                return Err(D::Error::custom("duplicate transfer id"));
-            }
-            l.transfer_ids.push(id, idx32(ti));
-        }
+        let empty: Arc<str> = Arc::from("");
+        let store =
+            MemStore::from_records(s.accounts, s.transfers, s.currencies.len(), &empty).map_err(D::Error::custom)?;
+        let meta = LedgerMeta { last_index: s.last_index, clock_ms: s.clock_ms, currencies: s.currencies };
+        let mut l = Ledger::open(store, meta).map_err(D::Error::custom)?;
+        l.empty = empty;
         Ok(l)
     }
 }

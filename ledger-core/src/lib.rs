@@ -32,11 +32,15 @@
 mod code;
 mod ledger;
 pub mod limits;
+mod mem_store;
+mod store;
 mod types;
 mod validate;
 
 pub use code::ResultCode;
-pub use ledger::{InvariantViolation, Ledger, SNAPSHOT_FORMAT};
+pub use ledger::{InvariantViolation, Ledger, LedgerMeta, SNAPSHOT_FORMAT};
+pub use mem_store::MemStore;
+pub use store::{Account, ExpiryKey, HistoryRecord, LedgerStore, Transfer};
 pub use types::{
     AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances, BatchFailure, BatchResult,
     Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LEDGER_TOPIC, LedgerEvent, NewAccount,
