@@ -537,12 +537,17 @@ impl<S: LedgerStore> Ledger<S> {
     /// Expires pending transfers due at `cx.now`, oldest deadline first
     /// (ties: creation order), at most `EXPIRE_PER_ENTRY_MAX`.
     fn expire_due(&mut self, cx: &mut Cx) -> u32 {
+        // A cursor past the entries expired so far: each is removed from the queue, and a store
+        // may still have to step over removed entries, so starting from the front every time
+        // would be quadratic.
         let mut n = 0u32;
+        let mut after = None;
         while (n as usize) < EXPIRE_PER_ENTRY_MAX {
-            match self.store.expiry_next(None) {
-                Some((at, ti)) if at <= cx.now => {
+            match self.store.expiry_next(after) {
+                Some(key @ (at, ti)) if at <= cx.now => {
                     let t = self.store.transfer(ti);
                     self.expire_one(ti, t, cx);
+                    after = Some(key);
                     n += 1;
                 }
                 _ => break,

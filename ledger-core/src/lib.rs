@@ -40,7 +40,9 @@ mod validate;
 pub use code::ResultCode;
 pub use ledger::{InvariantViolation, Ledger, LedgerMeta, SNAPSHOT_FORMAT};
 pub use mem_store::MemStore;
-pub use store::{Account, ExpiryKey, HistoryRecord, LedgerStore, Transfer};
+pub use store::{
+    Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Loader, Record, Transfer, for_each_record,
+};
 pub use types::{
     AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances, BatchFailure, BatchResult,
     Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LEDGER_TOPIC, LedgerEvent, NewAccount,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Account, ExpiryKey, HistoryRecord, LedgerStore, Transfer};
+use crate::store::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Transfer};
 use crate::types::Balances;
 
 /// An account with its history inline. The field order is the snapshot layout of
@@ -191,7 +191,7 @@ impl MemStore {
     }
 }
 
-impl LedgerStore for MemStore {
+impl LedgerRead for MemStore {
     fn account_count(&self) -> usize {
         self.accounts.len()
     }
@@ -215,31 +215,6 @@ impl LedgerStore for MemStore {
         self.account_ids.get(id).copied()
     }
 
-    fn push_account(&mut self, ai: u32, a: Account) {
-        assert_eq!(ai as usize, self.accounts.len(), "accounts are numbered densely");
-        debug_assert_eq!(a.history_len, 0);
-        self.account_ids.insert(a.id.clone(), ai);
-        self.accounts.push(MemAccount {
-            id: a.id,
-            currency: a.currency,
-            allow_overdraft: a.allow_overdraft,
-            metadata: a.metadata,
-            created_index: a.created_index,
-            created_timestamp_ms: a.created_timestamp_ms,
-            balances: a.balances,
-            updated_index: a.updated_index,
-            history: Vec::new(),
-        });
-    }
-
-    fn put_account(&mut self, ai: u32, a: Account) {
-        let m = &mut self.accounts[ai as usize];
-        debug_assert_eq!(a.history_len, m.history.len() as u64, "history is pushed before the account is put");
-        debug_assert!(*m.id == *a.id);
-        m.balances = a.balances;
-        m.updated_index = a.updated_index;
-    }
-
     fn transfer_count(&self) -> usize {
         self.transfers.len()
     }
@@ -252,36 +227,8 @@ impl LedgerStore for MemStore {
         self.transfer_ids.find(&self.transfers, id)
     }
 
-    fn push_transfer(&mut self, ti: u32, t: Transfer) {
-        assert_eq!(ti as usize, self.transfers.len(), "transfers are numbered densely");
-        self.transfer_ids.push(&t.id, ti);
-        self.transfers.push(t);
-    }
-
-    fn put_transfer(&mut self, ti: u32, t: Transfer) {
-        self.transfers[ti as usize] = t;
-    }
-
-    fn pop_transfer(&mut self, ti: u32) {
-        assert_eq!(ti as usize + 1, self.transfers.len(), "only the newest transfer is popped");
-        let t = self.transfers.pop().expect("a transfer to pop");
-        self.transfer_ids.pop(&t.id);
-    }
-
     fn history(&self, ai: u32, version: u64) -> HistoryRecord {
         self.accounts[ai as usize].history[version as usize - 1].clone()
-    }
-
-    fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord) {
-        let h = &mut self.accounts[ai as usize].history;
-        assert_eq!(version, h.len() as u64 + 1, "history is numbered densely");
-        h.push(r);
-    }
-
-    fn pop_history(&mut self, ai: u32, version: u64) {
-        let h = &mut self.accounts[ai as usize].history;
-        assert_eq!(version, h.len() as u64, "only the newest history record is popped");
-        h.pop();
     }
 
     fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
@@ -307,18 +254,73 @@ impl LedgerStore for MemStore {
         self.expiry.len()
     }
 
+    fn check_store(&self) -> Result<(), &'static str> {
+        if self.account_ids.len() != self.accounts.len() || self.transfer_ids.len() != self.transfers.len() {
+            return Err("map sizes");
+        }
+        Ok(())
+    }
+}
+
+impl LedgerStore for MemStore {
+    fn push_account(&mut self, ai: u32, a: Account) {
+        assert_eq!(ai as usize, self.accounts.len(), "accounts are numbered densely");
+        debug_assert_eq!(a.history_len, 0);
+        self.account_ids.insert(a.id.clone(), ai);
+        self.accounts.push(MemAccount {
+            id: a.id,
+            currency: a.currency,
+            allow_overdraft: a.allow_overdraft,
+            metadata: a.metadata,
+            created_index: a.created_index,
+            created_timestamp_ms: a.created_timestamp_ms,
+            balances: a.balances,
+            updated_index: a.updated_index,
+            history: Vec::new(),
+        });
+    }
+
+    fn put_account(&mut self, ai: u32, a: Account) {
+        let m = &mut self.accounts[ai as usize];
+        debug_assert_eq!(a.history_len, m.history.len() as u64, "history is pushed before the account is put");
+        debug_assert!(*m.id == *a.id);
+        m.balances = a.balances;
+        m.updated_index = a.updated_index;
+    }
+
+    fn push_transfer(&mut self, ti: u32, t: Transfer) {
+        assert_eq!(ti as usize, self.transfers.len(), "transfers are numbered densely");
+        self.transfer_ids.push(&t.id, ti);
+        self.transfers.push(t);
+    }
+
+    fn put_transfer(&mut self, ti: u32, t: Transfer) {
+        self.transfers[ti as usize] = t;
+    }
+
+    fn pop_transfer(&mut self, ti: u32) {
+        assert_eq!(ti as usize + 1, self.transfers.len(), "only the newest transfer is popped");
+        let t = self.transfers.pop().expect("a transfer to pop");
+        self.transfer_ids.pop(&t.id);
+    }
+
+    fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord) {
+        let h = &mut self.accounts[ai as usize].history;
+        assert_eq!(version, h.len() as u64 + 1, "history is numbered densely");
+        h.push(r);
+    }
+
+    fn pop_history(&mut self, ai: u32, version: u64) {
+        let h = &mut self.accounts[ai as usize].history;
+        assert_eq!(version, h.len() as u64, "only the newest history record is popped");
+        h.pop();
+    }
+
     fn expiry_insert(&mut self, key: ExpiryKey) {
         self.expiry.insert(key);
     }
 
     fn expiry_remove(&mut self, key: ExpiryKey) {
         self.expiry.remove(&key);
-    }
-
-    fn check_store(&self) -> Result<(), &'static str> {
-        if self.account_ids.len() != self.accounts.len() || self.transfer_ids.len() != self.transfers.len() {
-            return Err("map sizes");
-        }
-        Ok(())
     }
 }

@@ -37,6 +37,11 @@ impl Account {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// Its number of history records (its version).
+    pub fn history_len(&self) -> u64 {
+        self.history_len
+    }
 }
 
 /// One transfer.
@@ -105,22 +110,15 @@ impl HistoryRecord {
 /// deadline, then by transfer number (creation order).
 pub type ExpiryKey = (u64, u32);
 
-/// The records of one ledger, read and written by the rules.
-///
-/// Reads of a record that does not exist (a number at or past the count) are bugs in the caller
-/// and may panic. Writes must be kept in the order given; [`Ledger::apply`](crate::Ledger::apply)
-/// only undoes its own newest writes (`pop_*`), in reverse order, inside one apply.
-pub trait LedgerStore {
+/// Reads of the records of one ledger. Reads of a record that does not exist (a number at or past
+/// the count) are bugs in the caller and may panic.
+pub trait LedgerRead {
     /// Number of accounts.
     fn account_count(&self) -> usize;
     /// Account `ai` (`ai < account_count()`).
     fn account(&self, ai: u32) -> Account;
     /// Number of the account with this id.
     fn account_index(&self, id: &str) -> Option<u32>;
-    /// Stores a new account: `ai == account_count()`. Its id becomes findable.
-    fn push_account(&mut self, ai: u32, a: Account);
-    /// Replaces account `ai`.
-    fn put_account(&mut self, ai: u32, a: Account);
 
     /// Number of transfers.
     fn transfer_count(&self) -> usize;
@@ -128,25 +126,17 @@ pub trait LedgerStore {
     fn transfer(&self, ti: u32) -> Transfer;
     /// Number of the transfer with this id (permanent: rule 4).
     fn transfer_index(&self, id: &str) -> Option<u32>;
-    /// Stores a new transfer: `ti == transfer_count()`. Its id becomes findable.
-    fn push_transfer(&mut self, ti: u32, t: Transfer);
-    /// Replaces transfer `ti` (its resolution changed).
-    fn put_transfer(&mut self, ti: u32, t: Transfer);
-    /// Removes the newest transfer, `ti == transfer_count() - 1`, and its id.
-    fn pop_transfer(&mut self, ti: u32);
+    /// Transfers `from..to`, in order.
+    fn transfers_range(&self, from: u32, to: u32) -> Vec<Transfer> {
+        (from..to).map(|ti| self.transfer(ti)).collect()
+    }
 
     /// History record `version` (1-based) of account `ai`.
     fn history(&self, ai: u32, version: u64) -> HistoryRecord;
-    /// Appends history record `version` (= the account's history length + 1) to account `ai`.
-    fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord);
-    /// Removes the newest history record, `version`, of account `ai`.
-    fn pop_history(&mut self, ai: u32, version: u64);
-
     /// History records `from..=to` (1-based) of account `ai`, in order.
     fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
         (from..=to).map(|v| self.history(ai, v)).collect()
     }
-
     /// How many of account `ai`'s first `len` history records have a log index `<= index`
     /// (their indexes never decrease). The default is a binary search over [`Self::history`].
     fn history_partition_point(&self, ai: u32, len: u64, index: u64) -> u64 {
@@ -166,14 +156,181 @@ pub trait LedgerStore {
     fn expiry_next(&self, after: Option<ExpiryKey>) -> Option<ExpiryKey>;
     /// Number of expiry entries.
     fn expiry_len(&self) -> usize;
-    /// Adds an expiry entry.
-    fn expiry_insert(&mut self, key: ExpiryKey);
-    /// Removes an expiry entry (it exists).
-    fn expiry_remove(&mut self, key: ExpiryKey);
 
     /// Store-specific consistency checks (index sizes and the like) for
     /// [`Ledger::check_invariants`](crate::Ledger::check_invariants). The default has none.
     fn check_store(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+/// The records of one ledger, read and written by the rules.
+///
+/// Writes must be kept in the order given; [`Ledger::apply`](crate::Ledger::apply) only undoes
+/// its own newest writes (`pop_*`), in reverse order, inside one apply.
+pub trait LedgerStore: LedgerRead {
+    /// Stores a new account: `ai == account_count()`. Its id becomes findable.
+    fn push_account(&mut self, ai: u32, a: Account);
+    /// Replaces account `ai`.
+    fn put_account(&mut self, ai: u32, a: Account);
+
+    /// Stores a new transfer: `ti == transfer_count()`. Its id becomes findable.
+    fn push_transfer(&mut self, ti: u32, t: Transfer);
+    /// Replaces transfer `ti` (its resolution changed).
+    fn put_transfer(&mut self, ti: u32, t: Transfer);
+    /// Removes the newest transfer, `ti == transfer_count() - 1`, and its id.
+    fn pop_transfer(&mut self, ti: u32);
+
+    /// Appends history record `version` (= the account's history length + 1) to account `ai`.
+    fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord);
+    /// Removes the newest history record, `version`, of account `ai`.
+    fn pop_history(&mut self, ai: u32, version: u64);
+
+    /// Adds an expiry entry.
+    fn expiry_insert(&mut self, key: ExpiryKey);
+    /// Removes an expiry entry (it exists).
+    fn expiry_remove(&mut self, key: ExpiryKey);
+}
+
+/// One record of a ledger's dump, in the order [`for_each_record`] gives them: each account
+/// followed by its history, then every transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// An account (its `history_len` history records follow).
+    Account(Account),
+    /// The next history record of the last account.
+    History(HistoryRecord),
+    /// The next transfer.
+    Transfer(Transfer),
+}
+
+/// Records read per store call while dumping.
+const DUMP_CHUNK: u64 = 4096;
+
+/// Calls `f` with every record of `store` in creation order (see [`Record`]), reading in chunks.
+/// The expiry queue is not dumped: it follows from the transfers.
+pub fn for_each_record<S: LedgerRead + ?Sized, E>(
+    store: &S,
+    mut f: impl FnMut(Record) -> Result<(), E>,
+) -> Result<(), E> {
+    for ai in 0..u32::try_from(store.account_count()).expect("bounded by ACCOUNTS_MAX") {
+        let a = store.account(ai);
+        let len = a.history_len;
+        f(Record::Account(a))?;
+        let mut from = 1;
+        while from <= len {
+            let to = len.min(from + DUMP_CHUNK - 1);
+            for r in store.history_range(ai, from, to) {
+                f(Record::History(r))?;
+            }
+            from = to + 1;
+        }
+    }
+    let n = u32::try_from(store.transfer_count()).expect("bounded by TRANSFERS_MAX");
+    let mut from = 0;
+    while from < n {
+        let to = n.min(from.saturating_add(DUMP_CHUNK as u32));
+        for t in store.transfers_range(from, to) {
+            f(Record::Transfer(t))?;
+        }
+        from = to;
+    }
+    Ok(())
+}
+
+/// Fills an empty store from the records of [`for_each_record`], checking them as they come:
+/// dense numbering, unique ids, each account's history complete and in log order, transfers
+/// referring to existing accounts, and per currency the balances summing to zero. The expiry
+/// queue is rebuilt from the open pending transfers.
+pub struct Loader<'a, S: LedgerStore + ?Sized> {
+    store: &'a mut S,
+    currencies: usize,
+    /// The account whose history is being loaded: (number, record, history records so far).
+    open: Option<(u32, Account, u64)>,
+    /// Per currency: (Σ debits_posted − Σ credits_posted, Σ debits_pending − Σ credits_pending),
+    /// modulo 2^128: a check against damaged or mismatched data, not a proof.
+    sums: Vec<(u128, u128)>,
+}
+
+impl<'a, S: LedgerStore + ?Sized> Loader<'a, S> {
+    /// A loader into `store`, which must be empty, for a ledger with `currencies` currencies.
+    pub fn new(store: &'a mut S, currencies: usize) -> Result<Self, &'static str> {
+        if store.account_count() != 0 || store.transfer_count() != 0 || store.expiry_len() != 0 {
+            return Err("the store to load into is not empty");
+        }
+        Ok(Loader { store, currencies, open: None, sums: vec![(0, 0); currencies] })
+    }
+
+    fn close_account(&mut self) -> Result<(), &'static str> {
+        if let Some((ai, a, n)) = self.open.take() {
+            if n != a.history_len {
+                return Err("an account's history is incomplete");
+            }
+            self.store.put_account(ai, a);
+        }
+        Ok(())
+    }
+
+    /// Stores the next record.
+    pub fn push(&mut self, r: Record) -> Result<(), &'static str> {
+        match r {
+            Record::Account(a) => {
+                self.close_account()?;
+                if self.store.transfer_count() != 0 {
+                    return Err("an account after the transfers");
+                }
+                if usize::from(a.currency) >= self.currencies {
+                    return Err("account currency out of range");
+                }
+                if self.store.account_index(&a.id).is_some() {
+                    return Err("duplicate account id");
+                }
+                let b = a.balances;
+                let s = &mut self.sums[usize::from(a.currency)];
+                s.0 = s.0.wrapping_add(b.debits_posted).wrapping_sub(b.credits_posted);
+                s.1 = s.1.wrapping_add(b.debits_pending).wrapping_sub(b.credits_pending);
+                let ai = u32::try_from(self.store.account_count()).map_err(|_| "too many accounts")?;
+                self.store.push_account(ai, Account { history_len: 0, ..a.clone() });
+                self.open = Some((ai, a, 0));
+            }
+            Record::History(h) => {
+                let Some((ai, a, n)) = &mut self.open else { return Err("a history record outside an account") };
+                if *n >= a.history_len {
+                    return Err("an account's history is longer than its version");
+                }
+                if *n > 0 && self.store.history(*ai, *n).index > h.index {
+                    return Err("an account's history is out of log order");
+                }
+                *n += 1;
+                self.store.push_history(*ai, *n, h);
+            }
+            Record::Transfer(t) => {
+                self.close_account()?;
+                let accounts = self.store.account_count();
+                if t.debit as usize >= accounts || t.credit as usize >= accounts {
+                    return Err("transfer account out of range");
+                }
+                if self.store.transfer_index(&t.id).is_some() {
+                    return Err("duplicate transfer id");
+                }
+                let ti = u32::try_from(self.store.transfer_count()).map_err(|_| "too many transfers")?;
+                if t.resolution.is_none()
+                    && let Some(at) = t.expires_at_ms()
+                {
+                    self.store.expiry_insert((at, ti));
+                }
+                self.store.push_transfer(ti, t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the load: checks the last account and that every currency sums to zero.
+    pub fn finish(mut self) -> Result<(), &'static str> {
+        self.close_account()?;
+        if self.sums.iter().any(|&s| s != (0, 0)) {
+            return Err("balances do not sum to zero in a currency");
+        }
         Ok(())
     }
 }

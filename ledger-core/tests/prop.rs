@@ -11,7 +11,10 @@
 //!   (rule 3), no non-overdraft account below zero available (rule 2),
 //!   pending counters equal open pending transfers (rule 6).
 
-use ledger_core::{ApplyContext, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome, ResultCode, limits};
+use ledger_core::{
+    ApplyContext, Command, Ledger, LedgerEvent, Loader, MemStore, NewAccount, NewTransfer, Outcome, ResultCode,
+    for_each_record, limits,
+};
 use proptest::prelude::*;
 
 const ACCOUNTS: u8 = 6;
@@ -159,6 +162,27 @@ proptest! {
         prop_assert!(restored == a);
         prop_assert_eq!(&bytes_a, &bincode::serialize(&restored).expect("ser"));
         let joined: Trace = head.into_iter().chain(tail).collect();
+        prop_assert_eq!(&joined, &trace_a);
+
+        // The same cut restored from a record dump (how a node with its state on disk snapshots).
+        let mut records = Vec::new();
+        for_each_record(c.store(), |r| -> Result<(), ()> {
+            records.push(r);
+            Ok(())
+        })
+        .expect("dump");
+        let mut store = MemStore::default();
+        let mut loader = Loader::new(&mut store, c.meta().currencies.len()).expect("an empty store");
+        for r in records {
+            loader.push(r).expect("a record of a valid ledger");
+        }
+        loader.finish().expect("a complete dump");
+        let mut loaded = Ledger::open(store, c.meta()).expect("open");
+        prop_assert!(loaded == c);
+        loaded.check_invariants().expect("invariants after a load");
+        let tail = run(&mut loaded, &script[cut..], &ts[cut..], 1 + cut as u64);
+        prop_assert!(loaded == a);
+        let joined: Trace = run(&mut Ledger::default(), &script[..cut], &ts[..cut], 1).into_iter().chain(tail).collect();
         prop_assert_eq!(&joined, &trace_a);
     }
 
