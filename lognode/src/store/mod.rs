@@ -4,6 +4,7 @@
 // openraft fixes the error type (`StorageError`, ~224 bytes) through its storage traits.
 #![allow(clippy::result_large_err)]
 
+pub mod ledger_db;
 pub mod log;
 pub mod state_machine;
 

@@ -1,0 +1,675 @@
+//! The ledger's records on disk (issue 20): a [`LedgerStore`] over fjall, an LSM tree chosen by
+//! `storebench/` (ARCHITECTURE.md has the figures).
+//!
+//! Layout: one fjall database, `<data-dir>/state/`, with these keyspaces (numbers big-endian, so
+//! keys sort in numeric order):
+//! - `accounts`: account number (u32) → [`Account`] (bincode);
+//! - `transfers`: transfer number (u32) → [`Transfer`];
+//! - `history`: account number (u32) ‖ version (u64) → [`HistoryRecord`];
+//! - `ids`: `a` ‖ account id → account number, `t` ‖ transfer id → transfer number (the
+//!   permanent deduplication index of rule 4);
+//! - `expiry`: deadline (u64) ‖ transfer number (u32) → nothing;
+//! - `meta`: `counts` → [`Counts`]; `state` → the caller's bytes (what else the node keeps, written
+//!   with the records it describes).
+//!
+//! Writes go to an in-memory overlay first; [`DiskLedger::commit`] writes the overlay and the
+//! caller's state bytes as one fjall batch, without fsync: the Raft log is the durability, and a
+//! node that crashes applies again the entries after the last batch that reached the disk. The
+//! batch is handed to the operating system at once, so a killed process loses nothing of it.
+//! Reads see the overlay, then the database. An I/O error of the store stops the node (a panic
+//! under the apply path's abort guard): a replica that cannot read its state must not answer.
+//!
+//! [`DiskView`] is a read snapshot of the committed records (fjall's own snapshot, taken in O(1)),
+//! which a Raft snapshot dumps while apply goes on.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use ledger_core::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Transfer};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{decode, encode};
+
+/// Memtable size of each keyspace: small, so that memory stays near the cache size (storebench:
+/// 8 MiB memtables kept fjall's RSS flat).
+const MEMTABLE_BYTES: u64 = 8 << 20;
+const COUNTS_KEY: &[u8] = b"counts";
+const STATE_KEY: &[u8] = b"state";
+
+/// How many records of each kind the store holds (committed with them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    accounts: u32,
+    transfers: u32,
+    expiry: u64,
+}
+
+#[derive(Clone)]
+struct Keyspaces {
+    accounts: Keyspace,
+    transfers: Keyspace,
+    history: Keyspace,
+    ids: Keyspace,
+    expiry: Keyspace,
+    meta: Keyspace,
+}
+
+/// Writes not yet committed.
+#[derive(Default)]
+struct Overlay {
+    accounts: FxHashMap<u32, Account>,
+    transfers: FxHashMap<u32, Transfer>,
+    history: FxHashMap<(u32, u64), HistoryRecord>,
+    /// New ids (`a`/`t` ‖ id) → number.
+    ids: FxHashMap<Box<[u8]>, u32>,
+    /// `true`: inserted; `false`: removed from the database.
+    expiry: BTreeMap<ExpiryKey, bool>,
+}
+
+impl Overlay {
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.transfers.is_empty()
+            && self.history.is_empty()
+            && self.ids.is_empty()
+            && self.expiry.is_empty()
+    }
+}
+
+fn io<T>(r: fjall::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("the state store failed: {e}; the node stops rather than serve a state it cannot read"))
+}
+
+fn value<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> T {
+    decode(bytes).unwrap_or_else(|e| panic!("the state store holds a {what} that does not decode: {e}"))
+}
+
+fn id_key(kind: u8, id: &str) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(kind);
+    k.extend_from_slice(id.as_bytes());
+    k.into_boxed_slice()
+}
+
+fn history_key(ai: u32, version: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&ai.to_be_bytes());
+    k[4..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn expiry_key((at, ti): ExpiryKey) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&at.to_be_bytes());
+    k[8..].copy_from_slice(&ti.to_be_bytes());
+    k
+}
+
+fn parse_expiry_key(k: &[u8]) -> ExpiryKey {
+    assert_eq!(k.len(), 12, "an expiry key is 12 bytes");
+    let at = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+    let ti = u32::from_be_bytes(k[8..].try_into().expect("4 bytes"));
+    (at, ti)
+}
+
+fn number(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes(
+        bytes.try_into().unwrap_or_else(|_| panic!("the state store holds an id index entry of {} bytes", bytes.len())),
+    )
+}
+
+/// Where committed records are read from: the live keyspaces, or a snapshot of the database.
+trait Src {
+    fn get(&self, ks: &Keyspace, key: &[u8]) -> fjall::Result<Option<fjall::UserValue>>;
+    fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, ks: &Keyspace, r: R) -> fjall::Iter;
+}
+
+/// The live keyspaces: their newest committed data.
+struct Live;
+
+impl Src for Live {
+    fn get(&self, ks: &Keyspace, key: &[u8]) -> fjall::Result<Option<fjall::UserValue>> {
+        ks.get(key)
+    }
+    fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, ks: &Keyspace, r: R) -> fjall::Iter {
+        ks.range(r)
+    }
+}
+
+impl Src for fjall::Snapshot {
+    fn get(&self, ks: &Keyspace, key: &[u8]) -> fjall::Result<Option<fjall::UserValue>> {
+        fjall::Readable::get(self, ks, key)
+    }
+    fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, ks: &Keyspace, r: R) -> fjall::Iter {
+        fjall::Readable::range(self, ks, r)
+    }
+}
+
+fn get_account(r: &impl Src, ks: &Keyspaces, ai: u32) -> Account {
+    let v =
+        io(r.get(&ks.accounts, &ai.to_be_bytes())).unwrap_or_else(|| panic!("account {ai} is not in the state store"));
+    value(&v, "account")
+}
+
+fn get_transfer(r: &impl Src, ks: &Keyspaces, ti: u32) -> Transfer {
+    let v = io(r.get(&ks.transfers, &ti.to_be_bytes()))
+        .unwrap_or_else(|| panic!("transfer {ti} is not in the state store"));
+    value(&v, "transfer")
+}
+
+fn get_id(r: &impl Src, ks: &Keyspaces, key: &[u8]) -> Option<u32> {
+    io(r.get(&ks.ids, key)).map(|v| number(&v))
+}
+
+fn get_history(r: &impl Src, ks: &Keyspaces, ai: u32, version: u64) -> HistoryRecord {
+    let v = io(r.get(&ks.history, &history_key(ai, version)))
+        .unwrap_or_else(|| panic!("history record {version} of account {ai} is not in the state store"));
+    value(&v, "history record")
+}
+
+fn history_range(r: &impl Src, ks: &Keyspaces, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
+    if from > to {
+        return Vec::new();
+    }
+    r.range(&ks.history, history_key(ai, from)..=history_key(ai, to))
+        .map(|g| {
+            let v = io(g.value());
+            value(&v, "history record")
+        })
+        .collect()
+}
+
+fn transfers_range(r: &impl Src, ks: &Keyspaces, from: u32, to: u32) -> Vec<Transfer> {
+    if from >= to {
+        return Vec::new();
+    }
+    r.range(&ks.transfers, from.to_be_bytes()..to.to_be_bytes())
+        .map(|g| {
+            let v = io(g.value());
+            value(&v, "transfer")
+        })
+        .collect()
+}
+
+/// The first expiry key in the database after `after`, skipping those `removed` says are gone.
+fn disk_expiry_next(
+    r: &impl Src,
+    ks: &Keyspaces,
+    after: Option<ExpiryKey>,
+    removed: impl Fn(&ExpiryKey) -> bool,
+) -> Option<ExpiryKey> {
+    let lower = match after {
+        Some(k) => Bound::Excluded(expiry_key(k)),
+        None => Bound::Unbounded,
+    };
+    for g in r.range(&ks.expiry, (lower, Bound::<[u8; 12]>::Unbounded)) {
+        let k = parse_expiry_key(&io(g.key()));
+        if !removed(&k) {
+            return Some(k);
+        }
+    }
+    None
+}
+
+/// The ledger's records in a fjall database (see the module docs).
+pub struct DiskLedger {
+    db: Database,
+    ks: Keyspaces,
+    /// Counts including the overlay.
+    counts: Counts,
+    overlay: Overlay,
+}
+
+impl std::fmt::Debug for DiskLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskLedger").field("counts", &self.counts).finish_non_exhaustive()
+    }
+}
+
+impl DiskLedger {
+    /// Opens (or creates) the store in `dir` with a block cache of `cache_bytes`. Returns it and
+    /// the state bytes of its last commit (`None` for a new store).
+    pub fn open(dir: &Path, cache_bytes: u64) -> fjall::Result<(DiskLedger, Option<Vec<u8>>)> {
+        let db = Database::builder(dir).cache_size(cache_bytes).open()?;
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+        let ks = Keyspaces {
+            accounts: db.keyspace("accounts", options)?,
+            transfers: db.keyspace("transfers", options)?,
+            history: db.keyspace("history", options)?,
+            ids: db.keyspace("ids", options)?,
+            expiry: db.keyspace("expiry", options)?,
+            meta: db.keyspace("meta", options)?,
+        };
+        let counts = match ks.meta.get(COUNTS_KEY)? {
+            Some(v) => value(&v, "counts record"),
+            None => Counts::default(),
+        };
+        let state = ks.meta.get(STATE_KEY)?.map(|v| v.to_vec());
+        Ok((DiskLedger { db, ks, counts, overlay: Overlay::default() }, state))
+    }
+
+    /// Writes every change since the last commit, the counts and `state` as one batch (not
+    /// synced; handed to the operating system).
+    pub fn commit(&mut self, state: &[u8]) -> fjall::Result<()> {
+        let o = std::mem::take(&mut self.overlay);
+        let mut b = self.db.batch();
+        for (ai, a) in o.accounts {
+            b.insert(&self.ks.accounts, ai.to_be_bytes(), encode(&a));
+        }
+        for (ti, t) in o.transfers {
+            b.insert(&self.ks.transfers, ti.to_be_bytes(), encode(&t));
+        }
+        for ((ai, v), r) in o.history {
+            b.insert(&self.ks.history, history_key(ai, v), encode(&r));
+        }
+        for (k, n) in o.ids {
+            b.insert(&self.ks.ids, &*k, n.to_be_bytes());
+        }
+        for (k, present) in o.expiry {
+            if present {
+                b.insert(&self.ks.expiry, expiry_key(k), []);
+            } else {
+                b.remove(&self.ks.expiry, expiry_key(k));
+            }
+        }
+        b.insert(&self.ks.meta, COUNTS_KEY, encode(&self.counts));
+        b.insert(&self.ks.meta, STATE_KEY, state);
+        b.commit()
+    }
+
+    /// Whether there are changes not yet committed.
+    pub fn is_dirty(&self) -> bool {
+        !self.overlay.is_empty()
+    }
+
+    /// Forces what was committed to disk (fsync of the store's journal): before a snapshot of
+    /// this store lets the Raft log behind it be purged.
+    pub fn persist(&self) -> fjall::Result<()> {
+        self.db.persist(fjall::PersistMode::SyncAll)
+    }
+
+    /// Removes every record (before a snapshot from the leader is loaded), committed at once.
+    pub fn clear(&mut self) -> fjall::Result<()> {
+        self.overlay = Overlay::default();
+        for k in [&self.ks.accounts, &self.ks.transfers, &self.ks.history, &self.ks.ids, &self.ks.expiry, &self.ks.meta]
+        {
+            k.clear()?;
+        }
+        self.counts = Counts::default();
+        Ok(())
+    }
+
+    /// A read snapshot of the committed records (uncommitted writes are not in it).
+    pub fn view(&self) -> DiskView {
+        debug_assert!(self.overlay.is_empty(), "a view is taken between commits");
+        DiskView { snap: self.db.snapshot(), ks: self.ks.clone(), counts: self.counts }
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+}
+
+impl LedgerRead for DiskLedger {
+    fn account_count(&self) -> usize {
+        self.counts.accounts as usize
+    }
+
+    fn account(&self, ai: u32) -> Account {
+        match self.overlay.accounts.get(&ai) {
+            Some(a) => a.clone(),
+            None => get_account(&Live, &self.ks, ai),
+        }
+    }
+
+    fn account_index(&self, id: &str) -> Option<u32> {
+        let k = id_key(b'a', id);
+        self.overlay.ids.get(&k).copied().or_else(|| get_id(&Live, &self.ks, &k))
+    }
+
+    fn transfer_count(&self) -> usize {
+        self.counts.transfers as usize
+    }
+
+    fn transfer(&self, ti: u32) -> Transfer {
+        match self.overlay.transfers.get(&ti) {
+            Some(t) => t.clone(),
+            None => get_transfer(&Live, &self.ks, ti),
+        }
+    }
+
+    fn transfer_index(&self, id: &str) -> Option<u32> {
+        let k = id_key(b't', id);
+        self.overlay.ids.get(&k).copied().or_else(|| get_id(&Live, &self.ks, &k))
+    }
+
+    fn transfers_range(&self, from: u32, to: u32) -> Vec<Transfer> {
+        let mut out = transfers_range(&Live, &self.ks, from, to);
+        for (i, t) in out.iter_mut().enumerate() {
+            if let Some(o) = self.overlay.transfers.get(&(from + i as u32)) {
+                *t = o.clone();
+            }
+        }
+        // Transfers only in the overlay (new since the last commit).
+        for ti in from + out.len() as u32..to {
+            out.push(self.transfer(ti));
+        }
+        out
+    }
+
+    fn history(&self, ai: u32, version: u64) -> HistoryRecord {
+        match self.overlay.history.get(&(ai, version)) {
+            Some(r) => r.clone(),
+            None => get_history(&Live, &self.ks, ai, version),
+        }
+    }
+
+    fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
+        let mut out = history_range(&Live, &self.ks, ai, from, to);
+        for v in from + out.len() as u64..=to {
+            out.push(self.history(ai, v));
+        }
+        out
+    }
+
+    fn expiry_next(&self, after: Option<ExpiryKey>) -> Option<ExpiryKey> {
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let added = self.overlay.expiry.range((lower, Bound::Unbounded)).find(|(_, p)| **p).map(|(k, _)| *k);
+        let disk = disk_expiry_next(&Live, &self.ks, after, |k| self.overlay.expiry.get(k) == Some(&false));
+        match (added, disk) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        }
+    }
+
+    fn expiry_len(&self) -> usize {
+        self.counts.expiry as usize
+    }
+}
+
+impl LedgerStore for DiskLedger {
+    fn push_account(&mut self, ai: u32, a: Account) {
+        assert_eq!(ai, self.counts.accounts, "accounts are numbered densely");
+        self.overlay.ids.insert(id_key(b'a', a.id()), ai);
+        self.overlay.accounts.insert(ai, a);
+        self.counts.accounts += 1;
+    }
+
+    fn put_account(&mut self, ai: u32, a: Account) {
+        self.overlay.accounts.insert(ai, a);
+    }
+
+    fn push_transfer(&mut self, ti: u32, t: Transfer) {
+        assert_eq!(ti, self.counts.transfers, "transfers are numbered densely");
+        self.overlay.ids.insert(id_key(b't', t.id()), ti);
+        self.overlay.transfers.insert(ti, t);
+        self.counts.transfers += 1;
+    }
+
+    fn put_transfer(&mut self, ti: u32, t: Transfer) {
+        self.overlay.transfers.insert(ti, t);
+    }
+
+    fn pop_transfer(&mut self, ti: u32) {
+        assert_eq!(ti + 1, self.counts.transfers, "only the newest transfer is popped");
+        let t = self.overlay.transfers.remove(&ti).expect("only a transfer of this apply is popped");
+        self.overlay.ids.remove(&id_key(b't', t.id()));
+        self.counts.transfers -= 1;
+    }
+
+    fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord) {
+        self.overlay.history.insert((ai, version), r);
+    }
+
+    fn pop_history(&mut self, ai: u32, version: u64) {
+        self.overlay.history.remove(&(ai, version)).expect("only a history record of this apply is popped");
+    }
+
+    fn expiry_insert(&mut self, key: ExpiryKey) {
+        match self.overlay.expiry.get(&key) {
+            Some(false) => {
+                self.overlay.expiry.remove(&key);
+            }
+            _ => {
+                self.overlay.expiry.insert(key, true);
+            }
+        }
+        self.counts.expiry += 1;
+    }
+
+    fn expiry_remove(&mut self, key: ExpiryKey) {
+        match self.overlay.expiry.get(&key) {
+            Some(true) => {
+                self.overlay.expiry.remove(&key);
+            }
+            _ => {
+                self.overlay.expiry.insert(key, false);
+            }
+        }
+        self.counts.expiry -= 1;
+    }
+}
+
+/// A read snapshot of a [`DiskLedger`]'s committed records.
+pub struct DiskView {
+    snap: fjall::Snapshot,
+    ks: Keyspaces,
+    counts: Counts,
+}
+
+impl LedgerRead for DiskView {
+    fn account_count(&self) -> usize {
+        self.counts.accounts as usize
+    }
+
+    fn account(&self, ai: u32) -> Account {
+        get_account(&self.snap, &self.ks, ai)
+    }
+
+    fn account_index(&self, id: &str) -> Option<u32> {
+        get_id(&self.snap, &self.ks, &id_key(b'a', id))
+    }
+
+    fn transfer_count(&self) -> usize {
+        self.counts.transfers as usize
+    }
+
+    fn transfer(&self, ti: u32) -> Transfer {
+        get_transfer(&self.snap, &self.ks, ti)
+    }
+
+    fn transfer_index(&self, id: &str) -> Option<u32> {
+        get_id(&self.snap, &self.ks, &id_key(b't', id))
+    }
+
+    fn transfers_range(&self, from: u32, to: u32) -> Vec<Transfer> {
+        transfers_range(&self.snap, &self.ks, from, to)
+    }
+
+    fn history(&self, ai: u32, version: u64) -> HistoryRecord {
+        get_history(&self.snap, &self.ks, ai, version)
+    }
+
+    fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
+        history_range(&self.snap, &self.ks, ai, from, to)
+    }
+
+    fn expiry_next(&self, after: Option<ExpiryKey>) -> Option<ExpiryKey> {
+        disk_expiry_next(&self.snap, &self.ks, after, |_| false)
+    }
+
+    fn expiry_len(&self) -> usize {
+        self.counts.expiry as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger_core::{
+        ApplyContext, Command, HistoryFrom, Ledger, LedgerMeta, MemStore, NewAccount, NewTransfer, Record,
+        for_each_record,
+    };
+
+    use super::*;
+
+    fn dump(s: &impl LedgerRead) -> Vec<Record> {
+        let mut out = Vec::new();
+        for_each_record(s, |r| -> Result<(), ()> {
+            out.push(r);
+            Ok(())
+        })
+        .expect("dump");
+        out
+    }
+
+    /// A deterministic script over 8 accounts in two currencies: posted and pending transfers
+    /// (some with timeouts, some duplicated, some failing), atomic batches that fail half way,
+    /// posts and voids, and time that moves so that pending transfers expire.
+    fn script(n: usize) -> Vec<(Command, u64)> {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % m
+        };
+        let mut out = Vec::new();
+        let mut ts = 1_000u64;
+        for i in 0..8u64 {
+            let a = NewAccount {
+                id: format!("acct-{i}"),
+                currency: if i.is_multiple_of(2) { "USD" } else { "EUR" }.into(),
+                allow_overdraft: i < 2,
+                metadata: String::new(),
+            };
+            out.push((Command::CreateAccount(a), ts));
+        }
+        let transfer = |next: &mut dyn FnMut(u64) -> u64| {
+            let id = next(600);
+            let d = next(8);
+            let c = (d + 2 * (1 + next(3))) % 8;
+            let pending = next(3) == 0;
+            NewTransfer {
+                id: format!("t-{id}"),
+                debit_account_id: format!("acct-{d}"),
+                credit_account_id: format!("acct-{c}"),
+                amount: 1 + next(500),
+                currency: if d.is_multiple_of(2) { "USD" } else { "EUR" }.into(),
+                metadata: if next(4) == 0 { "{\"k\":1}".into() } else { String::new() },
+                pending,
+                timeout_ms: (pending && next(2) == 0).then(|| 1 + next(3_000)),
+            }
+        };
+        for _ in 0..n {
+            ts += next(400);
+            let cmd = match next(10) {
+                0..=4 => Command::CreateTransfer(transfer(&mut next)),
+                5 | 6 => Command::CreateTransfers {
+                    transfers: (0..1 + next(6)).map(|_| transfer(&mut next)).collect(),
+                    atomic: next(2) == 0,
+                },
+                7 => Command::PostPending {
+                    pending_id: format!("t-{}", next(600)),
+                    amount: (next(2) == 0).then(|| 1 + next(300)),
+                },
+                8 => Command::VoidPending { pending_id: format!("t-{}", next(600)) },
+                _ => Command::ExpirePending { now_ms: ts },
+            };
+            out.push((cmd, ts));
+        }
+        out
+    }
+
+    fn same_reads(mem: &Ledger<MemStore>, disk: &Ledger<DiskLedger>) {
+        assert_eq!(mem.meta(), disk.meta());
+        assert_eq!(mem.next_expiry_ms(), disk.next_expiry_ms());
+        assert_eq!(mem.open_expiring_count(), disk.open_expiring_count());
+        for i in 0..8 {
+            let id = format!("acct-{i}");
+            assert_eq!(mem.account(&id), disk.account(&id), "{id}");
+            assert_eq!(mem.account_as_of(&id, mem.last_index() / 2), disk.account_as_of(&id, disk.last_index() / 2));
+            let from = HistoryFrom::AfterVersion(3);
+            assert_eq!(mem.account_transfers(&id, from, 50), disk.account_transfers(&id, from, 50));
+        }
+        for t in 0..600 {
+            let id = format!("t-{t}");
+            assert_eq!(mem.transfer(&id), disk.transfer(&id), "{id}");
+        }
+        disk.check_invariants().expect("invariants of the disk ledger");
+        assert_eq!(dump(mem.store()), dump(disk.store()));
+    }
+
+    /// The disk store gives exactly what the memory store gives, command by command (commits
+    /// after every few), after a reopen, and in a snapshot view.
+    #[test]
+    fn the_disk_store_behaves_like_the_memory_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut mem = Ledger::default();
+        let (store, state) = DiskLedger::open(dir.path(), 8 << 20).expect("open");
+        assert!(state.is_none(), "a new store");
+        let mut disk = Ledger::open(store, LedgerMeta::default()).expect("ledger");
+        let cmds = script(3_000);
+        let mut most_expiring = 0;
+        for (i, (cmd, ts)) in cmds.iter().enumerate() {
+            let ctx = ApplyContext { index: i as u64 + 1, timestamp_ms: *ts };
+            assert_eq!(mem.apply(cmd, ctx), disk.apply(cmd, ctx), "entry {}", i + 1);
+            if i.is_multiple_of(7) || i + 1 == cmds.len() {
+                let meta = encode(&disk.meta());
+                disk.store_mut().commit(&meta).expect("commit");
+            }
+            if i.is_multiple_of(500) {
+                same_reads(&mem, &disk);
+            }
+            most_expiring = most_expiring.max(mem.open_expiring_count());
+        }
+        same_reads(&mem, &disk);
+        let expired = (0..600)
+            .filter_map(|t| mem.transfer(&format!("t-{t}")))
+            .filter(|t| t.status == ledger_core::TransferStatus::Expired)
+            .count();
+        let transfers = mem.transfer_count();
+        assert!(
+            transfers > 400 && expired > 10 && most_expiring > 3,
+            "the script exercises the store: {transfers} transfers, {expired} expired, at most {most_expiring} queued"
+        );
+        let view = disk.store().view();
+        assert_eq!(dump(&view), dump(mem.store()), "a snapshot view reads the committed records");
+        drop((disk, view));
+
+        let (store, state) = DiskLedger::open(dir.path(), 8 << 20).expect("reopen");
+        let meta: LedgerMeta = decode(&state.expect("state bytes")).expect("meta");
+        let reopened = Ledger::open(store, meta).expect("ledger");
+        same_reads(&mem, &reopened);
+    }
+
+    /// Uncommitted writes are not on disk: a store dropped without a commit reopens at its last
+    /// commit (what a crash between two applies leaves).
+    #[test]
+    fn only_committed_writes_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = DiskLedger::open(dir.path(), 8 << 20).expect("open");
+        let mut disk = Ledger::open(store, LedgerMeta::default()).expect("ledger");
+        let cmds = script(50);
+        for (i, (cmd, ts)) in cmds.iter().enumerate().take(20) {
+            disk.apply(cmd, ApplyContext { index: i as u64 + 1, timestamp_ms: *ts });
+        }
+        let meta = disk.meta();
+        disk.store_mut().commit(&encode(&meta)).expect("commit");
+        let committed = dump(disk.store());
+        for (i, (cmd, ts)) in cmds.iter().enumerate().skip(20) {
+            disk.apply(cmd, ApplyContext { index: i as u64 + 1, timestamp_ms: *ts });
+        }
+        assert!(disk.store().is_dirty());
+        drop(disk);
+        let (store, state) = DiskLedger::open(dir.path(), 8 << 20).expect("reopen");
+        assert_eq!(decode::<LedgerMeta>(&state.expect("state")).expect("meta"), meta);
+        assert_eq!(dump(&store), committed);
+    }
+}
