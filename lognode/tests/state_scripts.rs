@@ -14,7 +14,7 @@ use std::path::Path;
 use group_core::{GroupCommand, OffsetReset, Reply, ResetTo, TopicPartition};
 use ledger_core::{Command, NewAccount, NewTransfer, Outcome};
 use lognode::store::state_machine::{EventBatch, State, TOPIC_LEDGER, key_hash};
-use lognode::types::{Entry, LogId, ProduceItem, RecordData, Request, Response, TypeConfig, decode, encode};
+use lognode::types::{Entry, LogId, ProduceItem, RecordData, Request, Response, TypeConfig, decode};
 use openraft::{CommittedLeaderId, EntryPayload};
 use testkit::datadriven::{self, Args, Case};
 
@@ -369,7 +369,7 @@ impl Runner {
                 for (id, p) in &self.entries {
                     again.apply_entry(*id, p.clone(), &mut b_ev);
                 }
-                let same = encode(&fresh) == encode(&self.state) && a_ev == b_ev;
+                let same = fresh.to_snapshot_bytes() == self.state.to_snapshot_bytes() && a_ev == b_ev;
                 format!("{} entries={}\n", if same { "identical" } else { "DIFFERENT" }, self.entries.len())
             }
             "corrupt-run" => {

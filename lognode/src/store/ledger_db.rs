@@ -27,7 +27,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
-use ledger_core::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Transfer};
+use ledger_core::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, MemStore, Transfer};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +67,8 @@ struct Overlay {
     ids: FxHashMap<Box<[u8]>, u32>,
     /// `true`: inserted; `false`: removed from the database.
     expiry: BTreeMap<ExpiryKey, bool>,
+    /// Writes since the last commit (a bound on the overlay's entries).
+    ops: usize,
 }
 
 impl Overlay {
@@ -221,6 +223,9 @@ pub struct DiskLedger {
     /// Counts including the overlay.
     counts: Counts,
     overlay: Overlay,
+    /// While a snapshot is loaded: commit (with no state bytes, which marks the store as not
+    /// whole) whenever the overlay holds this many writes, so that it stays bounded.
+    spill_at: Option<usize>,
 }
 
 impl std::fmt::Debug for DiskLedger {
@@ -248,12 +253,18 @@ impl DiskLedger {
             None => Counts::default(),
         };
         let state = ks.meta.get(STATE_KEY)?.map(|v| v.to_vec());
-        Ok((DiskLedger { db, ks, counts, overlay: Overlay::default() }, state))
+        let state = state.filter(|s| !s.is_empty());
+        Ok((DiskLedger { db, ks, counts, overlay: Overlay::default(), spill_at: None }, state))
     }
 
     /// Writes every change since the last commit, the counts and `state` as one batch (not
     /// synced; handed to the operating system).
     pub fn commit(&mut self, state: &[u8]) -> fjall::Result<()> {
+        self.spill_at = None;
+        self.commit_inner(state)
+    }
+
+    fn commit_inner(&mut self, state: &[u8]) -> fjall::Result<()> {
         let o = std::mem::take(&mut self.overlay);
         let mut b = self.db.batch();
         for (ai, a) in o.accounts {
@@ -283,6 +294,27 @@ impl DiskLedger {
     /// Whether there are changes not yet committed.
     pub fn is_dirty(&self) -> bool {
         !self.overlay.is_empty()
+    }
+
+    /// Writes since the last commit.
+    pub fn pending_writes(&self) -> usize {
+        self.overlay.ops
+    }
+
+    /// Starts loading a snapshot into this (cleared) store: from now until the next
+    /// [`DiskLedger::commit`] with state bytes, the store commits by itself every `spill_at`
+    /// writes, and a reopen finds no state (the load did not finish).
+    pub fn begin_load(&mut self, spill_at: usize) {
+        self.spill_at = Some(spill_at.max(1));
+    }
+
+    fn wrote(&mut self) {
+        self.overlay.ops += 1;
+        if let Some(n) = self.spill_at
+            && self.overlay.ops >= n
+        {
+            io(self.commit_inner(&[]));
+        }
     }
 
     /// Forces what was committed to disk (fsync of the store's journal): before a snapshot of
@@ -400,10 +432,12 @@ impl LedgerStore for DiskLedger {
         self.overlay.ids.insert(id_key(b'a', a.id()), ai);
         self.overlay.accounts.insert(ai, a);
         self.counts.accounts += 1;
+        self.wrote();
     }
 
     fn put_account(&mut self, ai: u32, a: Account) {
         self.overlay.accounts.insert(ai, a);
+        self.wrote();
     }
 
     fn push_transfer(&mut self, ti: u32, t: Transfer) {
@@ -411,10 +445,12 @@ impl LedgerStore for DiskLedger {
         self.overlay.ids.insert(id_key(b't', t.id()), ti);
         self.overlay.transfers.insert(ti, t);
         self.counts.transfers += 1;
+        self.wrote();
     }
 
     fn put_transfer(&mut self, ti: u32, t: Transfer) {
         self.overlay.transfers.insert(ti, t);
+        self.wrote();
     }
 
     fn pop_transfer(&mut self, ti: u32) {
@@ -426,6 +462,7 @@ impl LedgerStore for DiskLedger {
 
     fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord) {
         self.overlay.history.insert((ai, version), r);
+        self.wrote();
     }
 
     fn pop_history(&mut self, ai: u32, version: u64) {
@@ -442,6 +479,7 @@ impl LedgerStore for DiskLedger {
             }
         }
         self.counts.expiry += 1;
+        self.wrote();
     }
 
     fn expiry_remove(&mut self, key: ExpiryKey) {
@@ -454,6 +492,7 @@ impl LedgerStore for DiskLedger {
             }
         }
         self.counts.expiry -= 1;
+        self.wrote();
     }
 }
 
@@ -510,11 +549,148 @@ impl LedgerRead for DiskView {
     }
 }
 
+/// Where this node keeps the ledger's records: in memory (`--state-store memory`; tests and
+/// benchmarks) or on disk (`--state-store disk`, the default).
+pub enum NodeStore {
+    /// Everything in memory; snapshots are files of the whole state.
+    Mem(MemStore),
+    /// In fjall; snapshots are read snapshots of the store.
+    Disk(DiskLedger),
+}
+
+impl Default for NodeStore {
+    fn default() -> Self {
+        NodeStore::Mem(MemStore::default())
+    }
+}
+
+impl std::fmt::Debug for NodeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeStore::Mem(_) => f.write_str("NodeStore::Mem"),
+            NodeStore::Disk(d) => d.fmt(f),
+        }
+    }
+}
+
+/// Only an in-memory store is cloned (a memory-mode snapshot clones the state under the lock);
+/// a disk store is snapshotted with [`DiskLedger::view`] instead.
+impl Clone for NodeStore {
+    fn clone(&self) -> Self {
+        match self {
+            NodeStore::Mem(m) => NodeStore::Mem(m.clone()),
+            NodeStore::Disk(_) => panic!("a disk state store is not cloned: take a view of it"),
+        }
+    }
+}
+
+/// Equal records (tests): memory stores compare directly, others by their dumps.
+impl PartialEq for NodeStore {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (NodeStore::Mem(a), NodeStore::Mem(b)) => a == b,
+            _ => {
+                let dump = |s: &NodeStore| {
+                    let mut out = Vec::new();
+                    let _ = ledger_core::for_each_record(s, |r| -> Result<(), ()> {
+                        out.push(r);
+                        Ok(())
+                    });
+                    out
+                };
+                dump(self) == dump(other)
+            }
+        }
+    }
+}
+
+impl Eq for NodeStore {}
+
+macro_rules! each {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            NodeStore::Mem($s) => $e,
+            NodeStore::Disk($s) => $e,
+        }
+    };
+}
+
+impl LedgerRead for NodeStore {
+    fn account_count(&self) -> usize {
+        each!(self, s => s.account_count())
+    }
+    fn account(&self, ai: u32) -> Account {
+        each!(self, s => s.account(ai))
+    }
+    fn account_index(&self, id: &str) -> Option<u32> {
+        each!(self, s => s.account_index(id))
+    }
+    fn transfer_count(&self) -> usize {
+        each!(self, s => s.transfer_count())
+    }
+    fn transfer(&self, ti: u32) -> Transfer {
+        each!(self, s => s.transfer(ti))
+    }
+    fn transfer_index(&self, id: &str) -> Option<u32> {
+        each!(self, s => s.transfer_index(id))
+    }
+    fn transfers_range(&self, from: u32, to: u32) -> Vec<Transfer> {
+        each!(self, s => s.transfers_range(from, to))
+    }
+    fn history(&self, ai: u32, version: u64) -> HistoryRecord {
+        each!(self, s => s.history(ai, version))
+    }
+    fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
+        each!(self, s => s.history_range(ai, from, to))
+    }
+    fn history_partition_point(&self, ai: u32, len: u64, index: u64) -> u64 {
+        each!(self, s => s.history_partition_point(ai, len, index))
+    }
+    fn expiry_next(&self, after: Option<ExpiryKey>) -> Option<ExpiryKey> {
+        each!(self, s => s.expiry_next(after))
+    }
+    fn expiry_len(&self) -> usize {
+        each!(self, s => s.expiry_len())
+    }
+    fn check_store(&self) -> Result<(), &'static str> {
+        each!(self, s => s.check_store())
+    }
+}
+
+impl LedgerStore for NodeStore {
+    fn push_account(&mut self, ai: u32, a: Account) {
+        each!(self, s => s.push_account(ai, a))
+    }
+    fn put_account(&mut self, ai: u32, a: Account) {
+        each!(self, s => s.put_account(ai, a))
+    }
+    fn push_transfer(&mut self, ti: u32, t: Transfer) {
+        each!(self, s => s.push_transfer(ti, t))
+    }
+    fn put_transfer(&mut self, ti: u32, t: Transfer) {
+        each!(self, s => s.put_transfer(ti, t))
+    }
+    fn pop_transfer(&mut self, ti: u32) {
+        each!(self, s => s.pop_transfer(ti))
+    }
+    fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord) {
+        each!(self, s => s.push_history(ai, version, r))
+    }
+    fn pop_history(&mut self, ai: u32, version: u64) {
+        each!(self, s => s.pop_history(ai, version))
+    }
+    fn expiry_insert(&mut self, key: ExpiryKey) {
+        each!(self, s => s.expiry_insert(key))
+    }
+    fn expiry_remove(&mut self, key: ExpiryKey) {
+        each!(self, s => s.expiry_remove(key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ledger_core::{
-        ApplyContext, Command, HistoryFrom, Ledger, LedgerMeta, MemStore, NewAccount, NewTransfer, Record,
-        for_each_record,
+        ApplyContext, Command, HistoryFrom, Ledger, LedgerMeta, NewAccount, NewTransfer, Record, for_each_record,
     };
 
     use super::*;

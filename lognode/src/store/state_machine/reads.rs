@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use ledger_core::Ledger;
+
+use crate::store::ledger_db::NodeStore;
 use openraft::EntryPayload;
 
 use super::{ApplyCatalog, EventBatch, Partition, Run, State, StateMachineStore, TOPIC_LEDGER, Topic, index_of};
@@ -110,7 +112,7 @@ impl StateMachineStore {
     }
 
     /// Reads the ledger, with the Raft log index applied when it was read.
-    pub fn with_ledger<T>(&self, f: impl FnOnce(&Ledger) -> T) -> (T, u64) {
+    pub fn with_ledger<T>(&self, f: impl FnOnce(&Ledger<NodeStore>) -> T) -> (T, u64) {
         self.with_state(|s| (f(&s.ledger), index_of(s.last_applied)))
     }
 

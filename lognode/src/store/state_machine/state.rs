@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use ledger_core::{ApplyContext, Ledger, LedgerEvent};
+use ledger_core::{ApplyContext, Ledger, LedgerEvent, LedgerMeta, LedgerRead, Loader, Record};
 use openraft::{EntryPayload, StoredMembership};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{EVENTS_RECORD_BYTES_MAX, PARTITIONS_MAX, TOPIC_NAME_MAX};
-use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, TypeConfig, encode};
+use crate::store::ledger_db::NodeStore;
+use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, TypeConfig, decode, encode};
 
 /// The built-in topic that holds the money ledger's events (rule 9); clients cannot produce to it.
 pub const TOPIC_LEDGER: &str = "ledger";
@@ -52,7 +53,7 @@ pub struct Topic {
 }
 
 /// The replicated state (what a snapshot holds).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     /// Last applied log id.
     pub last_applied: Option<LogId>,
@@ -62,12 +63,28 @@ pub struct State {
     pub topics: BTreeMap<String, Topic>,
     /// Nodes removed by an admin (RemoveNode): discovery must not add them back.
     pub removed_nodes: std::collections::BTreeSet<u64>,
-    /// The money ledger.
-    pub ledger: Ledger,
+    /// The money ledger, its records in memory or on disk.
+    pub ledger: Ledger<NodeStore>,
     /// Index the next events-log record gets (1 for the first).
     pub next_event_seq: u64,
     /// The consumer groups (membership, assignments, committed offsets).
     pub groups: group_core::Groups,
+}
+
+/// An empty state whose ledger is in memory (not yet the state of a new cluster: see
+/// [`State::initial`]).
+impl Default for State {
+    fn default() -> Self {
+        State {
+            last_applied: None,
+            membership: StoredMembership::default(),
+            topics: BTreeMap::new(),
+            removed_nodes: std::collections::BTreeSet::new(),
+            ledger: Ledger::open(NodeStore::default(), LedgerMeta::default()).expect("an empty ledger"),
+            next_event_seq: 0,
+            groups: group_core::Groups::default(),
+        }
+    }
 }
 
 /// One events-log record: ledger events of one Raft entry that go to one partition of
@@ -85,9 +102,10 @@ pub struct EventBatch {
 /// First bytes of a snapshot's state data (stored and sent to followers): a magic, then the
 /// layout versions of the three parts of [`State`], each a little-endian `u32`.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
-/// Version of lognode's own part of the snapshot layout (topics, offset maps, membership); bump
-/// it on any change of [`State`] outside the ledger and the groups.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// Version of lognode's own part of the snapshot layout (topics, offset maps, membership, and how
+/// the ledger's records follow them); bump it on any change of [`State`] outside the ledger and
+/// the groups. 2 (2026-12-04): the ledger's records are a stream of [`Record`]s after the head.
+pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Length of the snapshot header.
 const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
 
@@ -111,6 +129,60 @@ pub enum SnapshotFormatError {
     /// The header matched but the state did not decode.
     #[error("the snapshot's state does not decode: {0}")]
     Decode(#[from] bincode::Error),
+    /// The state decoded but its records are not a valid ledger.
+    #[error("the snapshot's ledger records are not valid: {0}")]
+    Records(String),
+}
+
+/// Everything in a snapshot but the ledger's records: the head, written before them. Field order
+/// is the layout; [`HeadOwned`] reads it.
+#[derive(Serialize)]
+struct HeadRef<'a> {
+    last_applied: &'a Option<LogId>,
+    membership: &'a StoredMembership<u64, Node>,
+    topics: &'a BTreeMap<String, Topic>,
+    removed_nodes: &'a std::collections::BTreeSet<u64>,
+    ledger: LedgerMeta,
+    next_event_seq: u64,
+    groups: &'a group_core::Groups,
+}
+
+/// The head of a snapshot, or of a disk store's state, as read back.
+#[derive(Deserialize)]
+pub struct HeadOwned {
+    last_applied: Option<LogId>,
+    membership: StoredMembership<u64, Node>,
+    topics: BTreeMap<String, Topic>,
+    removed_nodes: std::collections::BTreeSet<u64>,
+    ledger: LedgerMeta,
+    next_event_seq: u64,
+    groups: group_core::Groups,
+}
+
+impl HeadOwned {
+    /// The state this head describes, with its ledger's records in `store`.
+    pub fn into_state(self, store: NodeStore) -> Result<State, String> {
+        let ledger = Ledger::open(store, self.ledger).map_err(str::to_string)?;
+        Ok(State {
+            last_applied: self.last_applied,
+            membership: self.membership,
+            topics: self.topics,
+            removed_nodes: self.removed_nodes,
+            ledger,
+            next_event_seq: self.next_event_seq,
+            groups: self.groups,
+        })
+    }
+}
+
+/// Records loaded between two commits of a disk store while a snapshot is read into it.
+const LOAD_SPILL_WRITES: usize = 200_000;
+
+fn io_of(e: bincode::Error) -> std::io::Error {
+    match *e {
+        bincode::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(other),
+    }
 }
 
 fn snapshot_versions() -> [u32; 3] {
@@ -121,28 +193,63 @@ fn versions_text(v: &[u32; 3]) -> String {
     format!("{}/{}/{}", v[0], v[1], v[2])
 }
 
+/// Writes a snapshot to `w`, streamed: [`SNAPSHOT_MAGIC`], the three layout versions, the head
+/// (`head`, from [`State::head_bytes`]), then the ledger's records of `ledger` one by one (bincode
+/// `Some(record)`), ended by `None`. No copy of the encoded state is held in memory.
+pub fn write_snapshot_parts(
+    w: &mut dyn std::io::Write,
+    head: &[u8],
+    ledger: &(impl LedgerRead + ?Sized),
+) -> std::io::Result<()> {
+    w.write_all(SNAPSHOT_MAGIC)?;
+    for v in snapshot_versions() {
+        w.write_all(&v.to_le_bytes())?;
+    }
+    w.write_all(head)?;
+    ledger_core::for_each_record(ledger, |r| bincode::serialize_into(&mut *w, &Some(r)).map_err(io_of))?;
+    bincode::serialize_into(&mut *w, &None::<Record>).map_err(io_of)
+}
+
 /// FNV-1a: a stable key hash for partitioning (records and ledger events).
 pub fn key_hash(key: &[u8]) -> u64 {
     key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl State {
-    /// Writes the snapshot of this state to `w`: [`SNAPSHOT_MAGIC`], the three layout versions,
-    /// then the state (bincode), streamed: no copy of the encoded state is held in memory.
-    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        w.write_all(SNAPSHOT_MAGIC)?;
-        for v in snapshot_versions() {
-            w.write_all(&v.to_le_bytes())?;
-        }
-        bincode::serialize_into(w, self).map_err(|e| match *e {
-            bincode::ErrorKind::Io(io) => io,
-            other => std::io::Error::other(other),
+    /// The head of this state (everything but the ledger's records), encoded: what a disk store
+    /// keeps beside the records, and what a snapshot starts with.
+    pub fn head_bytes(&self) -> Vec<u8> {
+        encode(&HeadRef {
+            last_applied: &self.last_applied,
+            membership: &self.membership,
+            topics: &self.topics,
+            removed_nodes: &self.removed_nodes,
+            ledger: self.ledger.meta(),
+            next_event_seq: self.next_event_seq,
+            groups: &self.groups,
         })
     }
 
-    /// Reads what [`State::write_snapshot`] wrote, streamed; refuses, naming the versions, a
-    /// snapshot written with another layout (it would decode into garbage, or not at all).
+    /// Decodes what [`State::head_bytes`] gave.
+    pub fn decode_head(bytes: &[u8]) -> Result<HeadOwned, bincode::Error> {
+        decode(bytes)
+    }
+
+    /// Writes the snapshot of this state to `w` (see [`write_snapshot_parts`]).
+    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        write_snapshot_parts(w, &self.head_bytes(), self.ledger.store())
+    }
+
+    /// Reads what [`State::write_snapshot`] wrote into a state whose ledger is in memory.
     pub fn read_snapshot(r: &mut dyn std::io::Read) -> Result<State, SnapshotFormatError> {
+        Self::read_snapshot_into(r, NodeStore::default())
+    }
+
+    /// Reads what [`State::write_snapshot`] wrote, streamed, loading the ledger's records into
+    /// `store` (which must be empty); refuses, naming the versions, a snapshot written with
+    /// another layout (it would decode into garbage, or not at all). A disk store commits as it
+    /// loads, with no state until the load is whole.
+    pub fn read_snapshot_into(r: &mut dyn std::io::Read, mut store: NodeStore) -> Result<State, SnapshotFormatError> {
         let mut head = [0u8; SNAPSHOT_HEADER_BYTES];
         let mut got = 0;
         while got < head.len() {
@@ -167,7 +274,22 @@ impl State {
                 expected: versions_text(&expected),
             });
         }
-        Ok(bincode::deserialize_from(r)?)
+        let head: HeadOwned = bincode::deserialize_from(&mut *r)?;
+        if let NodeStore::Disk(d) = &mut store {
+            d.begin_load(LOAD_SPILL_WRITES);
+        }
+        {
+            let mut loader = Loader::new(&mut store, head.ledger.currencies.len())
+                .map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
+            loop {
+                match bincode::deserialize_from::<_, Option<Record>>(&mut *r)? {
+                    Some(rec) => loader.push(rec).map_err(|e| SnapshotFormatError::Records(e.to_string()))?,
+                    None => break,
+                }
+            }
+            loader.finish().map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
+        }
+        head.into_state(store).map_err(SnapshotFormatError::Records)
     }
 
     /// [`State::write_snapshot`] into memory (tests and small states).
@@ -473,7 +595,7 @@ mod tests {
         assert!(bytes.starts_with(SNAPSHOT_MAGIC));
         assert_eq!(State::from_snapshot_bytes(&bytes).expect("current layout"), s);
 
-        let old = encode(&s);
+        let old = s.head_bytes();
         let e = State::from_snapshot_bytes(&old).expect_err("unversioned");
         assert!(matches!(e, SnapshotFormatError::Unversioned), "{e}");
         assert!(e.to_string().contains("older lognode"), "{e}");
@@ -642,7 +764,7 @@ mod tests {
         assert_eq!(event.partition_key(), "t1");
         // Identical on replay.
         let (s2, ev2, out2) = run();
-        assert_eq!((encode(&s2), ev2, out2), (encode(&s), ev, out));
+        assert_eq!((s2.to_snapshot_bytes(), ev2, out2), (s.to_snapshot_bytes(), ev, out));
     }
 
     fn group(ts: u64, command: group_core::GroupCommand) -> Request {
@@ -708,10 +830,10 @@ mod tests {
         assert_eq!(s.groups.committed("g", "t", 0), Some(0));
         assert_eq!(s.groups.member("g", "g-1").map(|m| (m.generation, m.assignments.len())), Ok((3, 4)));
         // The snapshot state round-trips, and replay gives byte-identical state.
-        let decoded: State = decode(&encode(&s)).expect("decode");
+        let decoded = State::from_snapshot_bytes(&s.to_snapshot_bytes()).expect("decode");
         assert_eq!(decoded.groups, s.groups);
         let (s2, out2) = run();
-        assert_eq!((encode(&s2), out2), (encode(&s), out));
+        assert_eq!((s2.to_snapshot_bytes(), out2), (s.to_snapshot_bytes(), out));
     }
 
     /// While applying, the catalog reports start offset 0 (node-local retention must not make
