@@ -172,6 +172,11 @@ impl<S: LedgerStore> Ledger<S> {
         &self.store
     }
 
+    /// The store, given back (the ledger is dropped).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// The store, to save or flush what the applies wrote. Changing records through it breaks
     /// the ledger's invariants.
     pub fn store_mut(&mut self) -> &mut S {

@@ -16,6 +16,24 @@ pub const SNAPSHOT_LOG_BYTES_MIN: u64 = 64 * 1024;
 /// Largest `--snapshot-log-bytes` (1 TiB).
 pub const SNAPSHOT_LOG_BYTES_MAX: u64 = 1 << 40;
 
+/// Default `--state-cache-bytes` (64 MiB).
+pub const STATE_CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Smallest `--state-cache-bytes` (1 MiB).
+pub const STATE_CACHE_BYTES_MIN: u64 = 1024 * 1024;
+/// Largest `--state-cache-bytes` (1 TiB).
+pub const STATE_CACHE_BYTES_MAX: u64 = 1 << 40;
+
+/// Where a node keeps the ledger's records (`--state-store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateStoreKind {
+    /// In an on-disk store (fjall) under `<data-dir>/state`: memory bounded by the cache, restart
+    /// in seconds.
+    Disk,
+    /// In memory: faster, but memory grows with every transfer and a restart decodes the last
+    /// snapshot; for benchmarks and tests.
+    Memory,
+}
+
 /// `lognode`: a Ledger log node.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "lognode", version, about)]
@@ -73,6 +91,16 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(
             group_core::limits::GROUP_RETENTION_MS_MIN..=group_core::limits::GROUP_RETENTION_MS_MAX))]
     pub group_retention_ms: u64,
+    /// Where the ledger's records live: `disk` (default) or `memory`. Switching an existing node
+    /// from memory to disk is supported (its last snapshot is loaded into the store); from disk
+    /// back to memory it is not (start it with a new data directory instead).
+    #[arg(long, env = "LEDGER_STATE_STORE", value_enum, default_value_t = StateStoreKind::Disk)]
+    pub state_store: StateStoreKind,
+    /// Block cache of the on-disk state store, in bytes (1 MiB up to 1 TiB; default 64 MiB). The
+    /// node's memory is about this plus a fixed overhead (README, "State on disk").
+    #[arg(long, env = "LEDGER_STATE_CACHE_BYTES", default_value_t = STATE_CACHE_BYTES_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(STATE_CACHE_BYTES_MIN..=STATE_CACHE_BYTES_MAX))]
+    pub state_cache_bytes: u64,
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,

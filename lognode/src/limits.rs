@@ -158,6 +158,17 @@ pub const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 2;
 /// Largest snapshot accepted from a leader. It is written to a file as it arrives (never held in
 /// memory), so this bounds the disk one install may fill.
 pub const SNAPSHOT_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
+/// Longest time between two commits of the on-disk state store while entries are applied: about
+/// how much log a restart applies again.
+pub const STATE_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Writes in the on-disk state store's overlay that force a commit (bounds the overlay's memory:
+/// a write is one record, about 100 to 200 bytes with its map entry).
+pub const STATE_COMMIT_WRITES_MAX: usize = 400_000;
+/// Writes between two commits while a snapshot is loaded into the on-disk state store.
+pub const STATE_LOAD_WRITES_MAX: usize = 200_000;
+/// Longest a Raft log purge waits for the state machine to make its state durable up to the
+/// purge point (installing a snapshot from the leader); past it, the purge fails.
+pub const PURGE_WAIT_MAX: Duration = Duration::from_secs(600);
 /// Timeout to establish a connection to a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Deadline of one Raft RPC when openraft gives none.

@@ -16,6 +16,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RUNTIME_SHUTDOWN_MAX: Duration = Duration::from_secs(5);
 
 fn main() -> std::process::ExitCode {
+    // Every file this node writes holds ledger data: private to its user, including the files the
+    // state store (fjall) creates itself (logstore already creates its files 0600).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

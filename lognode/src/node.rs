@@ -25,6 +25,7 @@ use crate::limits::{
     SEGMENT_BYTES, SHUTDOWN_GRACE, SNAPSHOT_CHECK_INTERVAL, STARTUP_APPLY_TIMEOUT,
 };
 use crate::network::Network;
+use crate::store::state_machine::StateStore;
 use crate::store::{LogStore, StateMachineStore};
 use crate::types::{Node, Raft, Request, Response};
 
@@ -176,10 +177,17 @@ async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64)
     let log = open_log(cfg, "Raft log", "log").await?;
     let log_store = LogStore::new(log.clone()).map_err(storage("Raft log store"))?;
     let events = open_log(cfg, "events log", "events").await?;
-    let sm = StateMachineStore::open(log, events).map_err(storage("state machine"))?;
+    let store = match cfg.state_store {
+        crate::config::StateStoreKind::Memory => StateStore::Memory,
+        crate::config::StateStoreKind::Disk => {
+            StateStore::Disk { dir: cfg.data_dir.join("state"), cache_bytes: cfg.state_cache_bytes }
+        }
+    };
+    let sm = StateMachineStore::open(log, events, store).map_err(storage("state machine"))?;
     if cfg.retention_entries.is_some() {
         sm.follow_log_retention();
     }
+    log_store.guard_purges(sm.durable_index());
     let committed = {
         let mut ls = log_store.clone();
         ls.read_committed().await.map_err(storage("committed index"))?.map_or(0, |c| c.index)

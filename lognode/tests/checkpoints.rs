@@ -1,6 +1,8 @@
-//! Issue 20, first part: snapshots are taken by bytes of log (`--snapshot-log-bytes`; these tests
-//! turn off `--snapshot-log-percent`, which waits for as much log as the last snapshot), kept as
-//! files, and streamed from and to files in chunks. Against real `lognode` processes:
+//! Issue 20, first part, with the ledger's records in memory (`--state-store memory`; the disk
+//! store's tests are in `state_on_disk.rs`): snapshots are taken by bytes of log
+//! (`--snapshot-log-bytes`; these tests turn off `--snapshot-log-percent`, which waits for as much
+//! log as the last snapshot), kept as files, and streamed from and to files in chunks. Against
+//! real `lognode` processes:
 //! - a restart (after kill -9) opens the last snapshot and applies again only the log after it,
 //!   and a transfer id posted before the snapshot is still deduplicated after it;
 //! - the Raft log is purged behind snapshots (`--retention-entries`), and the events log (the
@@ -12,91 +14,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, leader_of, new_account as open_account, transfer_body as transfer, wait_for};
+use common::ledger::{acct, balances, load, open_accounts, status, submit, try_status};
+use common::{Proc, client, leader_of, transfer_body as transfer, wait_for};
 use ledger_core::{Command, Outcome, ResultCode};
-use ledger_proto::convert;
-use ledger_proto::ledger::{
-    ClusterStatusRequest, ConsumeRequest, GetAccountRequest, ListTopicsRequest, NodeStatus, ReadOptions,
-};
+use ledger_proto::ledger::{ConsumeRequest, ListTopicsRequest};
 use testkit::Cluster;
 
 /// The smallest `--snapshot-log-bytes`: a snapshot after every 64 KiB of log.
 const SNAPSHOT_LOG_BYTES: &str = "65536";
-/// Accounts money moves between.
-const ACCOUNTS: usize = 20;
-/// Transfers per submitted batch (one Raft entry, about 10 KiB).
-const BATCH: usize = 100;
-
-fn acct(i: usize) -> String {
-    format!("acct-{i:02}")
-}
-
-/// Submits `cmd` to `addr`; the outcome and its log index.
-async fn submit(addr: &str, cmd: &Command) -> (Outcome, u64) {
-    let mut req = tonic::Request::new(convert::command_to_proto(cmd));
-    req.set_timeout(Duration::from_secs(20));
-    let r = client(addr).submit(req).await.unwrap_or_else(|e| panic!("submit to {addr}: {e:?}")).into_inner();
-    (convert::outcome_from_proto(r.outcome.unwrap()).unwrap(), r.log_index)
-}
-
-/// Opens the accounts (and an overdraft-allowed equity account).
-async fn open_accounts(addr: &str) {
-    submit(addr, &open_account("equity", true)).await;
-    for i in 0..ACCOUNTS {
-        submit(addr, &open_account(&acct(i), false)).await;
-    }
-}
-
-/// Submits `batches` batches of [`BATCH`] transfers from equity to the accounts, ids
-/// `<prefix>-<batch>-<n>`; the last log index.
-async fn load(addr: &str, prefix: &str, batches: usize) -> u64 {
-    let mut last = 0;
-    for b in 0..batches {
-        let transfers = (0..BATCH)
-            .map(|n| transfer(&format!("{prefix}-{b}-{n}"), "equity", &acct((b + n) % ACCOUNTS), 1 + n as u64))
-            .collect();
-        let (outcome, index) = submit(addr, &Command::CreateTransfers { transfers, atomic: false }).await;
-        match outcome {
-            Outcome::Batch(r) => assert!(r.results.iter().all(|t| t.code == ResultCode::Created), "{r:?}"),
-            other => panic!("unexpected outcome {other:?}"),
-        }
-        last = index;
-    }
-    last
-}
-
-/// The node's own status (ClusterStatus, local only); `None` while it does not answer.
-async fn try_status(addr: &str) -> Option<NodeStatus> {
-    let s = client(addr).cluster_status(ClusterStatusRequest { local_only: true }).await.ok()?.into_inner();
-    let id = s.node_id;
-    s.nodes.into_iter().find(|n| n.id == id && n.kind == "lognode")
-}
-
-/// The node's own status.
-async fn status(addr: &str) -> NodeStatus {
-    try_status(addr).await.unwrap_or_else(|| panic!("no status from {addr}"))
-}
-
-/// Balances of equity and the accounts on `addr` once it applied `min_index`.
-async fn balances(addr: &str, min_index: u64) -> BTreeMap<String, i128> {
-    let mut out = BTreeMap::new();
-    let ids = std::iter::once("equity".to_owned()).chain((0..ACCOUNTS).map(acct));
-    for id in ids {
-        let read = Some(ReadOptions { linearizable: false, min_index, wait_ms: 20_000 });
-        let r = client(addr)
-            .get_account(GetAccountRequest { id: id.clone(), as_of_index: None, read })
-            .await
-            .unwrap_or_else(|e| panic!("GetAccount {id} on {addr}: {e}"))
-            .into_inner();
-        let a = convert::account_from_proto(r.account.unwrap_or_else(|| panic!("{id} missing on {addr}"))).unwrap();
-        out.insert(id, a.balance);
-    }
-    out
-}
 
 fn snapshot_dir(node: &Proc) -> PathBuf {
     node.dir.join("log").join("snapshot")
@@ -119,7 +47,16 @@ fn files(dir: &Path) -> Vec<(String, u64)> {
 async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_purged_behind_it() {
     common::init_tracing();
     let root = tempfile::tempdir().unwrap();
-    let flags = ["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--snapshot-log-percent", "0", "--retention-entries", "5"];
+    let flags = [
+        "--snapshot-log-bytes",
+        SNAPSHOT_LOG_BYTES,
+        "--snapshot-log-percent",
+        "0",
+        "--retention-entries",
+        "5",
+        "--state-store",
+        "memory",
+    ];
     let mut node = Proc::start(1, root.path(), None, true, &flags);
     let addr = node.grpc.clone();
     wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
@@ -208,8 +145,9 @@ async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
     common::init_tracing();
-    let mut cluster =
-        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"]).start();
+    let mut cluster = Cluster::builder()
+        .extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5", "--state-store", "memory"])
+        .start();
     let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
     open_accounts(&leader).await;
     let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
@@ -255,8 +193,9 @@ async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_in_the_middle_of_a_snapshot_leaves_a_node_that_restarts_consistent() {
     common::init_tracing();
-    let mut cluster =
-        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--snapshot-log-percent", "0"]).start();
+    let mut cluster = Cluster::builder()
+        .extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--snapshot-log-percent", "0", "--state-store", "memory"])
+        .start();
     let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
     open_accounts(&leader).await;
     let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;

@@ -66,7 +66,8 @@ async fn data_files_are_0600_and_directories_0700() {
         let r = client(&addr).submit(convert::command_to_proto(&account(&format!("a{i}"), "{}".into()))).await;
         r.unwrap_or_else(|e| panic!("write {i}: {e:?}\n{}", node.log_tail()));
     }
-    let snapshots = wait_for("a snapshot file", Duration::from_secs(30), || {
+    // A snapshot (by entry count) is a checkpoint of the state store: its files are under state/.
+    let snapshots = wait_for("the state store's files", Duration::from_secs(30), || {
         let dir = node.dir.clone();
         async move {
             let mut found = Vec::new();
@@ -76,7 +77,7 @@ async fn data_files_are_0600_and_directories_0700() {
                     let p = e.path();
                     if p.is_dir() {
                         todo.push(p);
-                    } else if p.to_string_lossy().contains("snapshot") {
+                    } else if p.to_string_lossy().contains("/state/gen-") {
                         found.push(p);
                     }
                 }

@@ -1,12 +1,16 @@
 //! openraft's storage conformance suite against lognode's logstore-backed log store and state
 //! machine, plus restart checks of our own.
 
+use lognode::store::state_machine::StateStore;
 use lognode::store::{LogStore, StateMachineStore};
 use lognode::types::TypeConfig;
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
 
-struct Builder;
+/// Builds stores whose ledger records are in memory (`disk: false`) or in the on-disk store.
+struct Builder {
+    disk: bool,
+}
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<u64>> {
@@ -15,7 +19,12 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let (log, _) = logstore::Log::open(dir.path().join("log"), config.clone()).expect("open log");
         let ls = LogStore::new(log.clone())?;
         let (events, _) = logstore::Log::open(dir.path().join("events"), config).expect("open events log");
-        let sm = StateMachineStore::open(log, events)?;
+        let store = if self.disk {
+            StateStore::Disk { dir: dir.path().join("state"), cache_bytes: 1 << 20 }
+        } else {
+            StateStore::Memory
+        };
+        let sm = StateMachineStore::open(log, events, store)?;
         Ok((dir, ls, sm))
     }
 }
@@ -23,7 +32,13 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
 #[test]
 fn openraft_log_storage_conformance_suite() {
     let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
-    Suite::test_all(Builder).expect("openraft storage suite");
+    Suite::test_all(Builder { disk: false }).expect("openraft storage suite");
+}
+
+#[test]
+fn openraft_log_storage_conformance_suite_with_the_state_on_disk() {
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    Suite::test_all(Builder { disk: true }).expect("openraft storage suite, state on disk");
 }
 
 /// Vote, committed, purge point and the last log id survive a reopen; limited reads are bounded.

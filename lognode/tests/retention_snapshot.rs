@@ -36,6 +36,8 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,
         gossip_profile: lognode::config::GossipProfile::Local,
+        state_store: lognode::config::StateStoreKind::Disk,
+        state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
     }
 }
 

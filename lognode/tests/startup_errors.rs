@@ -19,6 +19,8 @@ fn config(dir: &std::path::Path) -> Config {
         group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,
         gossip_profile: GossipProfile::Local,
+        state_store: lognode::config::StateStoreKind::Disk,
+        state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
     }
 }
 

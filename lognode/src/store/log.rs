@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, Vote};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::io_err;
-use crate::limits::{READ_CHUNK_BYTES, REPLICATION_BATCH_BYTES_MAX};
+use crate::limits::{PURGE_WAIT_MAX, READ_CHUNK_BYTES, REPLICATION_BATCH_BYTES_MAX};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
 
 const META_VOTE: &str = "raft-vote";
@@ -32,6 +32,8 @@ struct Inner {
     /// openraft requires, before logstore's writer thread wrote them.
     pending: Mutex<BTreeMap<u64, Entry>>,
     tail: Mutex<Tail>,
+    /// The state machine's durable index (see [`LogStore::guard_purges`]).
+    durable_state: Mutex<Option<tokio::sync::watch::Receiver<u64>>>,
 }
 
 /// The Raft log store. Cheap to clone; clones are also the log readers.
@@ -73,8 +75,22 @@ impl LogStore {
             }
             None => None,
         };
-        let inner = Inner { log, pending: Mutex::new(BTreeMap::new()), tail: Mutex::new(Tail { last, purged }) };
+        let inner = Inner {
+            log,
+            pending: Mutex::new(BTreeMap::new()),
+            tail: Mutex::new(Tail { last, purged }),
+            durable_state: Mutex::new(None),
+        };
         Ok(LogStore { inner: Arc::new(inner) })
+    }
+
+    /// Makes every purge wait (at most [`PURGE_WAIT_MAX`]) until the state machine's durable
+    /// index (`durable`: the index of the last state it made durable, a snapshot file or a synced
+    /// store) reaches the purge point. openraft purges the log covered by a snapshot from the
+    /// leader as soon as it hands the snapshot to the state machine; a crash before the snapshot
+    /// is installed would otherwise leave a log purged past the state, which no restart recovers.
+    pub fn guard_purges(&self, durable: tokio::sync::watch::Receiver<u64>) {
+        *lock(&self.inner.durable_state) = Some(durable);
     }
 
     /// The underlying logstore.
@@ -262,6 +278,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let durable = lock(&self.inner.durable_state).clone();
+        if let Some(mut rx) = durable
+            && *rx.borrow() < log_id.index
+        {
+            info!(upto = log_id.index, durable = *rx.borrow(), "purge waits until the state is durable up to it");
+            let reached = tokio::time::timeout(PURGE_WAIT_MAX, rx.wait_for(|d| *d >= log_id.index)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                let e = std::io::Error::other(format!(
+                    "the state machine did not make its state durable up to {} within {PURGE_WAIT_MAX:?}; \
+                     the log is not purged past it",
+                    log_id.index
+                ));
+                return Err(io_err(ErrorSubject::Logs, ErrorVerb::Delete, e));
+            }
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let del = |e: logstore::Error| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);

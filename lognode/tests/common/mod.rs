@@ -2,6 +2,8 @@
 //! (`testkit`), under the names these tests use.
 #![allow(dead_code, unused_imports)]
 
+pub mod ledger;
+
 pub use testkit::grpc::{client, leader_of, read_all};
 pub use testkit::{Lognode as Proc, free_port, wait_for};
 

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use super::io_err;
 use crate::types::{LogId, StorageError};
 
+mod disk;
 mod events;
 mod raft;
 mod reads;
@@ -44,6 +45,9 @@ pub use state::{
 struct Shared {
     state: RwLock<State>,
     applied_tx: watch::Sender<u64>,
+    /// Index of the last state made durable: the current snapshot file (memory mode) or the last
+    /// synced commit of the store (disk mode). Raft log purges wait for it.
+    durable_tx: watch::Sender<u64>,
     log: logstore::Log,
     events: logstore::Log,
     snapshot_dir: PathBuf,
@@ -58,6 +62,22 @@ struct Shared {
     /// Applied index of the state this process opened (its last snapshot's; 0 without one): on
     /// start only the entries after it are applied again.
     opened_at: u64,
+    /// Disk mode: the state store (`None`: the ledger's records are in memory).
+    disk: Option<disk::DiskMode>,
+}
+
+/// Where the state machine keeps the ledger's records (`--state-store`).
+#[derive(Clone, Debug)]
+pub enum StateStore {
+    /// In memory; snapshots are files of the whole state, and a restart decodes the last one.
+    Memory,
+    /// In a fjall store in `dir`, with a block cache of `cache_bytes`; a restart opens it.
+    Disk {
+        /// The store's directory (`<data-dir>/state`).
+        dir: PathBuf,
+        /// Its block cache.
+        cache_bytes: u64,
+    },
 }
 
 /// The state machine. Cheap to clone: clones share the state (the gRPC services read it).
@@ -107,31 +127,66 @@ impl StateMachineStore {
     /// Opens the state machine next to `log`, restoring the last snapshot if one was stored.
     /// `events` is the node-local events log: records newer than the snapshot are dropped (the
     /// replay of the Raft log derives them again, identically).
-    pub fn open(log: logstore::Log, events: logstore::Log) -> Result<Self, StorageError> {
+    pub fn open(log: logstore::Log, events: logstore::Log, store: StateStore) -> Result<Self, StorageError> {
         let snapshot_dir = log.dir().join(SNAPSHOT_DIR);
         // Private (0700), like the log's own files (0600, logstore).
         logstore::create_private_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        let loaded = snapshot::load(&snapshot_dir, &*log.syncer())?;
-        let (state, current) = match loaded.current {
-            Some((state, current)) => (state, Some(current)),
-            None => (State::initial(), None),
+        let (state, current, next_seq, disk) = match store {
+            StateStore::Memory => {
+                let loaded = snapshot::load(&snapshot_dir, &*log.syncer())?;
+                let (state, current) = match loaded.current {
+                    Some((state, current)) => (state, Some(current)),
+                    None => (State::initial(), None),
+                };
+                (state, current, loaded.next_seq, None)
+            }
+            StateStore::Disk { dir, cache_bytes } => {
+                // A snapshot file of memory mode is used only if the store has no newer state;
+                // in disk mode the snapshot directory holds temporary files only.
+                let file = snapshot::current_file(&snapshot_dir)?;
+                let (state, mode) = disk::DiskMode::open(
+                    &dir,
+                    cache_bytes,
+                    &*log.syncer(),
+                    file.as_ref().map(|(p, i)| (p.as_path(), *i)),
+                )?;
+                let next_seq = snapshot::clear_dir(&snapshot_dir)?;
+                (state, None, next_seq, Some(mode))
+            }
         };
         align_events(&events, state.next_event_seq)?;
         let opened_at = index_of(state.last_applied);
         let (applied_tx, _) = watch::channel(opened_at);
+        let (durable_tx, _) = watch::channel(opened_at);
         let shared = Shared {
             state: RwLock::new(state),
             applied_tx,
+            durable_tx,
             log,
             events,
             snapshot_dir,
             current: Mutex::new(current),
-            snapshot_seq: Mutex::new(loaded.next_seq),
+            snapshot_seq: Mutex::new(next_seq),
             event_marks: Mutex::new(VecDeque::new()),
             events_follow_retention: std::sync::atomic::AtomicBool::new(false),
             opened_at,
+            disk,
         };
         Ok(StateMachineStore { shared: Arc::new(shared) })
+    }
+
+    /// Watches the index of the last state made durable (see [`crate::store::LogStore::guard_purges`]).
+    pub fn durable_index(&self) -> watch::Receiver<u64> {
+        self.shared.durable_tx.subscribe()
+    }
+
+    /// Records that the state is durable up to `index`.
+    fn made_durable(&self, index: u64) {
+        self.shared.durable_tx.send_if_modified(|d| {
+            let grew = index > *d;
+            *d = (*d).max(index);
+            grew
+        });
     }
 
     /// Watches the last applied Raft log index.

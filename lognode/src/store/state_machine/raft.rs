@@ -49,6 +49,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
         }
         self.append_events(first_seq, events);
+        if let Some(disk) = &self.shared.disk {
+            disk.maybe_commit(&mut s);
+        }
         let last = index_of(s.last_applied);
         drop(s);
         self.shared.applied_tx.send_replace(last);

@@ -64,6 +64,11 @@ pub struct SnapshotFile {
 }
 
 impl SnapshotFile {
+    /// An open file as snapshot data (`len`: its length).
+    pub(super) fn from_std(file: fs::File, path: PathBuf, len: u64) -> SnapshotFile {
+        SnapshotFile { file: tokio::fs::File::from_std(file), path, len }
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -190,6 +195,28 @@ pub(super) fn load(dir: &Path, syncer: &dyn logstore::Syncer) -> Result<Loaded, 
     Ok(Loaded { current: Some((state, StoredSnapshot { meta: c.meta, path, len: c.len })), next_seq })
 }
 
+/// The current snapshot's data file and index, if `dir` has one (its data is not read).
+pub(super) fn current_file(dir: &Path) -> Result<Option<(PathBuf, u64)>, StorageError> {
+    let Some(bytes) = logstore::durable::read_file(dir, CURRENT_FILE).map_err(read_err)? else { return Ok(None) };
+    let c: Current = decode(&bytes).map_err(read_err)?;
+    Ok(Some((dir.join(&c.file), index_of(c.meta.last_log_id))))
+}
+
+/// Removes every file of `dir` (disk mode keeps no snapshot files); returns the next free
+/// data-file number.
+pub(super) fn clear_dir(dir: &Path) -> Result<u64, StorageError> {
+    let mut next_seq = 1;
+    for entry in fs::read_dir(dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(seq) = parse_data_name(name.trim_end_matches(".tmp")) {
+            next_seq = next_seq.max(seq + 1);
+        }
+        fs::remove_file(entry.path()).map_err(write_err)?;
+    }
+    Ok(next_seq)
+}
+
 impl StoredSnapshot {
     async fn open(&self) -> Result<SnapshotFile, StorageError> {
         let file = tokio::fs::File::open(&self.path).await.map_err(read_err)?;
@@ -199,7 +226,7 @@ impl StoredSnapshot {
 
 impl StateMachineStore {
     /// A fresh data-file name in the snapshot directory.
-    fn next_data_name(&self) -> String {
+    pub(super) fn next_data_name(&self) -> String {
         let mut g = self.shared.snapshot_seq.lock().expect(POISONED);
         let seq = *g;
         *g += 1;
@@ -211,6 +238,9 @@ impl StateMachineStore {
     /// Returns the snapshot opened for reading (opened before it is made current: a newer one
     /// installed meanwhile removes its file, and the open handle still reads it).
     pub(super) fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        if self.state_on_disk() {
+            return self.build_disk();
+        }
         // Runs below their log's first index are unreadable: drop them from the live state (so it
         // does not grow with history) and hence from the snapshot. The two logs' first indexes
         // are read before the write lock is taken; they only grow, so a stale one trims less.
@@ -264,6 +294,7 @@ impl StateMachineStore {
         let c = Current { meta: snap.meta.clone(), file, len: snap.len };
         let syncer = self.shared.log.syncer();
         logstore::write_atomic(&*syncer, &self.shared.snapshot_dir, CURRENT_FILE, &encode(&c)).map_err(write_err)?;
+        self.made_durable(index_of(snap.meta.last_log_id));
         if let Some(old) = current.replace(snap.clone())
             && old.path != snap.path
         {
@@ -297,6 +328,12 @@ impl StateMachineStore {
     pub(super) async fn install(&self, meta: &SnapshotMeta<u64, Node>, data: SnapshotFile) -> Result<(), StorageError> {
         let SnapshotFile { mut file, path: tmp, .. } = data;
         tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(write_err)?;
+        if self.state_on_disk() {
+            // Read through the handle: the data may be a file whose name is already gone.
+            let mut file = file.into_std().await;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(read_err)?;
+            return self.install_disk(meta, file, tmp).await;
+        }
         drop(file);
         let this = self.clone();
         let meta2 = meta.clone();
@@ -343,6 +380,9 @@ impl StateMachineStore {
 
     /// The last stored snapshot, opened for reading.
     pub(super) async fn current(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        if self.state_on_disk() {
+            return self.current_disk().await;
+        }
         let cur = self.shared.current().clone();
         let Some(c) = cur else { return Ok(None) };
         let file = c.open().await?;
@@ -351,11 +391,18 @@ impl StateMachineStore {
 
     /// Size of the current snapshot's data in bytes (0 when there is none).
     pub fn snapshot_bytes(&self) -> u64 {
+        if self.state_on_disk() {
+            // A checkpoint of the store costs a commit and an fsync, not a write of the state.
+            return 0;
+        }
         self.shared.current().as_ref().map_or(0, |c| c.len)
     }
 
     /// Log index of the current snapshot (0 when there is none).
     pub fn snapshot_index(&self) -> u64 {
+        if self.state_on_disk() {
+            return self.disk_snapshot_index();
+        }
         self.shared.current().as_ref().map_or(0, |c| index_of(c.meta.last_log_id))
     }
 }
@@ -372,7 +419,7 @@ mod tests {
         let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
         let (log, _) = logstore::Log::open(dir.join("log"), config.clone()).expect("open log");
         let (events, _) = logstore::Log::open(dir.join("events"), config).expect("open events log");
-        StateMachineStore::open(log, events).expect("open state machine")
+        StateMachineStore::open(log, events, super::super::StateStore::Memory).expect("open state machine")
     }
 
     fn snapshot_at(index: u64) -> (SnapshotMeta<u64, Node>, Vec<u8>) {

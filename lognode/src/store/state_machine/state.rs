@@ -175,9 +175,7 @@ impl HeadOwned {
     }
 }
 
-/// Records loaded between two commits of a disk store while a snapshot is read into it.
-const LOAD_SPILL_WRITES: usize = 200_000;
-
+#[allow(clippy::boxed_local)] // bincode::Error is a Box; it is taken apart here.
 fn io_of(e: bincode::Error) -> std::io::Error {
     match *e {
         bincode::ErrorKind::Io(io) => io,
@@ -276,16 +274,13 @@ impl State {
         }
         let head: HeadOwned = bincode::deserialize_from(&mut *r)?;
         if let NodeStore::Disk(d) = &mut store {
-            d.begin_load(LOAD_SPILL_WRITES);
+            d.begin_load(crate::limits::STATE_LOAD_WRITES_MAX);
         }
         {
             let mut loader = Loader::new(&mut store, head.ledger.currencies.len())
                 .map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
-            loop {
-                match bincode::deserialize_from::<_, Option<Record>>(&mut *r)? {
-                    Some(rec) => loader.push(rec).map_err(|e| SnapshotFormatError::Records(e.to_string()))?,
-                    None => break,
-                }
+            while let Some(rec) = bincode::deserialize_from::<_, Option<Record>>(&mut *r)? {
+                loader.push(rec).map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
             }
             loader.finish().map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
         }
@@ -306,7 +301,13 @@ impl State {
 
     /// The state of a new cluster: the built-in topics and an empty ledger.
     pub fn initial() -> State {
-        let mut s = State { next_event_seq: 1, ..State::default() };
+        Self::initial_with(NodeStore::default())
+    }
+
+    /// [`State::initial`] with the ledger's records in `store` (empty).
+    pub fn initial_with(store: NodeStore) -> State {
+        let ledger = Ledger::open(store, LedgerMeta::default()).expect("an empty ledger");
+        let mut s = State { next_event_seq: 1, ledger, ..State::default() };
         s.topics.insert(
             TOPIC_LEDGER.to_string(),
             Topic { partitions: vec![Partition::default(); TOPIC_LEDGER_PARTITIONS as usize] },

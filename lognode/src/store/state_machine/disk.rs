@@ -1,0 +1,353 @@
+//! The state on disk (`--state-store disk`, issue 20): the ledger's records live in a
+//! [`DiskLedger`] (fjall), and the rest of the state (topics' offset maps, groups, membership:
+//! small) is written beside them, as the head, in the same batch.
+//!
+//! - **Apply** writes into the store's overlay. Every [`STATE_COMMIT_INTERVAL`](crate::limits::STATE_COMMIT_INTERVAL), or sooner when the
+//!   overlay holds [`STATE_COMMIT_WRITES_MAX`](crate::limits::STATE_COMMIT_WRITES_MAX) writes, the overlay and the head are committed as one
+//!   batch, not synced: the Raft log is the durability. A restart opens the store at its last
+//!   commit and applies again only the entries after it.
+//! - **Snapshots** are checkpoints of the store: a commit, an fsync of the store (before the Raft
+//!   log may be purged behind it), and a read snapshot of the store pinned in memory (O(1): apply
+//!   goes on). When a follower needs it, the pinned snapshot is dumped to a file that is unlinked
+//!   once opened, and streamed in chunks; nothing is kept on disk but the store itself.
+//! - **Installing** a snapshot from the leader loads it into a new store generation
+//!   (`<data-dir>/state/gen-<n>/`), syncs it, then switches the `CURRENT` file to it and removes
+//!   the old one. A crash at any point leaves `CURRENT` naming a whole store; open removes the
+//!   others.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use openraft::storage::Snapshot;
+use openraft::{ErrorVerb, SnapshotMeta};
+
+use super::snapshot::SnapshotFile;
+use super::{POISONED, State, StateMachineStore, TOPIC_LEDGER, index_of, snap_err};
+use crate::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX};
+use crate::store::ledger_db::{DiskLedger, DiskView, NodeStore};
+use crate::types::{Node, StorageError, TypeConfig};
+
+const CURRENT_FILE: &str = "CURRENT";
+const GEN_PREFIX: &str = "gen-";
+
+/// Where the store is and what its current snapshot is.
+pub(super) struct DiskMode {
+    root: PathBuf,
+    cache_bytes: u64,
+    generation: Mutex<u64>,
+    pinned: Mutex<Option<Pinned>>,
+    /// When the store was last committed, and the applied index it was committed at.
+    last_commit: Mutex<(Instant, u64)>,
+}
+
+/// A snapshot of the store pinned in memory: its meta, the head and the store's read snapshot.
+#[derive(Clone)]
+struct Pinned {
+    meta: SnapshotMeta<u64, Node>,
+    head: Arc<Vec<u8>>,
+    view: Arc<DiskView>,
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    snap_err(ErrorVerb::Read, e)
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError {
+    snap_err(ErrorVerb::Write, e)
+}
+
+fn gen_dir(root: &Path, n: u64) -> PathBuf {
+    root.join(format!("{GEN_PREFIX}{n:020}"))
+}
+
+/// Removes every store generation in `root` but `keep`.
+fn remove_other_generations(root: &Path, keep: Option<u64>) -> Result<(), StorageError> {
+    for entry in fs::read_dir(root).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(n) = name.strip_prefix(GEN_PREFIX).and_then(|n| n.parse::<u64>().ok()) else { continue };
+        if Some(n) != keep {
+            fs::remove_dir_all(entry.path()).map_err(write_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the store generation `n` of `root`: the store and the head of its last commit.
+fn open_generation(root: &Path, n: u64, cache_bytes: u64) -> Result<(DiskLedger, Option<Vec<u8>>), StorageError> {
+    let dir = gen_dir(root, n);
+    logstore::create_private_dir_all(&dir).map_err(write_err)?;
+    DiskLedger::open(&dir, cache_bytes).map_err(read_err)
+}
+
+/// Commits `state` (whose ledger is on disk) with its head and syncs the store.
+fn commit_and_sync(state: &mut State) -> Result<(), StorageError> {
+    let head = state.head_bytes();
+    let NodeStore::Disk(d) = state.ledger.store_mut() else { unreachable!("a disk-mode state") };
+    d.commit(&head).map_err(write_err)?;
+    d.persist().map_err(write_err)
+}
+
+/// Makes generation `n` the current one (`CURRENT`, written atomically), then tries to remove
+/// the others: a store just closed may still be finishing its own background writes, so a failure
+/// here is only logged (the next open removes what is left).
+fn switch_generation(root: &Path, n: u64, syncer: &dyn logstore::Syncer) -> Result<(), StorageError> {
+    logstore::write_atomic(syncer, root, CURRENT_FILE, n.to_string().as_bytes()).map_err(write_err)?;
+    if let Err(e) = remove_other_generations(root, Some(n)) {
+        tracing::warn!(error = %e, "an old state store generation could not be removed yet; the next start removes it");
+    }
+    Ok(())
+}
+
+impl DiskMode {
+    /// Opens the state in `root` (`<data-dir>/state`). Without a whole store there, or with one
+    /// older than `from_snapshot` (a memory-mode snapshot file this node kept, and its index), the
+    /// state is loaded from that file; without either, it is the state of a new cluster.
+    pub(super) fn open(
+        root: &Path,
+        cache_bytes: u64,
+        syncer: &dyn logstore::Syncer,
+        from_snapshot: Option<(&Path, u64)>,
+    ) -> Result<(State, DiskMode), StorageError> {
+        logstore::create_private_dir_all(root).map_err(write_err)?;
+        let current = logstore::durable::read_file(root, CURRENT_FILE)
+            .map_err(read_err)?
+            .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok());
+        remove_other_generations(root, current)?;
+        let mut n = current.unwrap_or(0);
+        let mut state = None;
+        if current.is_some() {
+            let (store, head) = open_generation(root, n, cache_bytes)?;
+            if let Some(head) = head {
+                let head = State::decode_head(&head).map_err(read_err)?;
+                let s = head.into_state(NodeStore::Disk(store)).map_err(|e| read_err(std::io::Error::other(e)))?;
+                if from_snapshot.is_none_or(|(_, index)| index <= index_of(s.last_applied)) {
+                    state = Some(s);
+                }
+            }
+        }
+        let state = match state {
+            Some(s) => s,
+            None => {
+                // No whole store: a new generation, loaded from the snapshot file or empty.
+                n += 1;
+                let (store, _) = open_generation(root, n, cache_bytes)?;
+                let mut s = match from_snapshot {
+                    Some((path, _)) => {
+                        let file = fs::File::open(path).map_err(read_err)?;
+                        let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+                        State::read_snapshot_into(&mut r, NodeStore::Disk(store)).map_err(read_err)?
+                    }
+                    None => State::initial_with(NodeStore::Disk(store)),
+                };
+                commit_and_sync(&mut s)?;
+                switch_generation(root, n, syncer)?;
+                tracing::info!(generation = n, applied = index_of(s.last_applied), "state store created");
+                s
+            }
+        };
+        let applied = index_of(state.last_applied);
+        let mode = DiskMode {
+            root: root.to_path_buf(),
+            cache_bytes,
+            generation: Mutex::new(n),
+            pinned: Mutex::new(None),
+            last_commit: Mutex::new((Instant::now(), applied)),
+        };
+        Ok((state, mode))
+    }
+
+    /// Commits the store if the last commit is older than [`STATE_COMMIT_INTERVAL`](crate::limits::STATE_COMMIT_INTERVAL) and entries were
+    /// applied since, or if the overlay is full. Called by apply with the state locked.
+    pub(super) fn maybe_commit(&self, state: &mut State) {
+        let applied = index_of(state.last_applied);
+        let mut last = self.last_commit.lock().expect(POISONED);
+        let NodeStore::Disk(d) = state.ledger.store() else { return };
+        let due = (last.1 != applied && last.0.elapsed() >= STATE_COMMIT_INTERVAL)
+            || d.pending_writes() >= STATE_COMMIT_WRITES_MAX;
+        if !due {
+            return;
+        }
+        let head = state.head_bytes();
+        let NodeStore::Disk(d) = state.ledger.store_mut() else { return };
+        if let Err(e) = d.commit(&head) {
+            crate::crash::stop(&format!("the state store failed to commit: {e}"));
+        }
+        *last = (Instant::now(), applied);
+    }
+}
+
+impl StateMachineStore {
+    fn disk(&self) -> &DiskMode {
+        self.shared.disk.as_ref().expect("disk mode")
+    }
+
+    /// Whether the state's ledger is on disk.
+    pub fn state_on_disk(&self) -> bool {
+        self.shared.disk.is_some()
+    }
+
+    /// Disk mode's snapshot: commit, then a read snapshot of the store taken under the lock (O(1)),
+    /// then an fsync of the store (before the log may be purged behind it). The snapshot stays
+    /// pinned in memory; its data is made only when a follower needs it ([`Self::current_disk`]).
+    pub(super) fn build_disk(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        self.purge_events_behind_the_log()?;
+        let (raft_first, events_first) = (self.shared.log.first_index(), self.shared.events.first_index());
+        let started = Instant::now();
+        let (head, view, last_applied, membership, next_seq) = {
+            let mut s = self.shared.write();
+            s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });
+            let head = s.head_bytes();
+            let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
+            d.commit(&head).map_err(write_err)?;
+            let view = d.view();
+            *self.disk().last_commit.lock().expect(POISONED) = (Instant::now(), index_of(s.last_applied));
+            (head, view, s.last_applied, s.membership.clone(), s.next_event_seq)
+        };
+        let locked_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.with_disk_store(|d| d.persist()).map_err(write_err)?;
+        self.made_durable(index_of(last_applied));
+        self.mark_events(index_of(last_applied), next_seq);
+        self.wait_events_durable(next_seq)?;
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-store", l.leader_id, l.index),
+            None => "none-store".to_string(),
+        };
+        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let pinned = Pinned { meta: meta.clone(), head: Arc::new(head), view: Arc::new(view) };
+        *self.disk().pinned.lock().expect(POISONED) = Some(pinned);
+        let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(index = index_of(last_applied), locked_ms, took_ms, "store checkpoint taken");
+        // openraft keeps only the meta of a built snapshot; the data is made on demand.
+        let data = self.empty_snapshot_file()?;
+        Ok(Snapshot { meta, snapshot: Box::new(data) })
+    }
+
+    fn with_disk_store<T>(&self, f: impl FnOnce(&DiskLedger) -> T) -> T {
+        let s = self.shared.read();
+        let NodeStore::Disk(d) = s.ledger.store() else { unreachable!("a disk-mode state") };
+        f(d)
+    }
+
+    /// An empty, already unlinked file (the data of a snapshot nobody reads).
+    fn empty_snapshot_file(&self) -> Result<SnapshotFile, StorageError> {
+        let path = self.shared.snapshot_dir.join(format!("{}.tmp", self.next_data_name()));
+        let file = logstore::durable::private_options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(write_err)?;
+        fs::remove_file(&path).map_err(write_err)?;
+        Ok(SnapshotFile::from_std(file, path, 0))
+    }
+
+    /// The pinned snapshot, its data dumped to a file (unlinked once open: it lives as long as the
+    /// sender reads it).
+    pub(super) async fn current_disk(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(p) = self.disk().pinned.lock().expect(POISONED).clone() else { return Ok(None) };
+        let path = self.shared.snapshot_dir.join(format!("{}.tmp", self.next_data_name()));
+        let syncer = self.shared.log.syncer();
+        let (dir, name) = (self.shared.snapshot_dir.clone(), path.file_name().map(|n| n.to_os_string()));
+        let name = name.and_then(|n| n.into_string().ok()).unwrap_or_default();
+        let p2 = p.clone();
+        let started = Instant::now();
+        let file = tokio::task::spawn_blocking(move || -> Result<(fs::File, u64), StorageError> {
+            let file = logstore::durable::private_options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(dir.join(&name))
+                .map_err(write_err)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            super::state::write_snapshot_parts(&mut w, &p2.head, &*p2.view).map_err(write_err)?;
+            let file = w.into_inner().map_err(|e| write_err(e.into_error()))?;
+            let len = file.metadata().map_err(write_err)?.len();
+            let _ = &syncer;
+            fs::remove_file(dir.join(&name)).map_err(write_err)?;
+            Ok((file, len))
+        })
+        .await
+        .map_err(write_err)??;
+        let (mut file, len) = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(read_err)?;
+        tracing::info!(
+            index = index_of(p.meta.last_log_id),
+            bytes = len,
+            took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "store snapshot dumped for a follower"
+        );
+        Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(SnapshotFile::from_std(file, path, len)) }))
+    }
+
+    /// Installs a snapshot received into `file` (named `tmp`, removed afterwards) in a new store
+    /// generation, then makes it current.
+    pub(super) async fn install_disk(
+        &self,
+        meta: &SnapshotMeta<u64, Node>,
+        file: fs::File,
+        tmp: PathBuf,
+    ) -> Result<(), StorageError> {
+        let this = self.clone();
+        let meta2 = meta.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            let mode = this.disk();
+            let n = *mode.generation.lock().expect(POISONED) + 1;
+            let _ = fs::remove_dir_all(gen_dir(&mode.root, n));
+            let (store, _) = open_generation(&mode.root, n, mode.cache_bytes)?;
+            let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut state = State::read_snapshot_into(&mut r, NodeStore::Disk(store)).map_err(read_err)?;
+            state.last_applied = meta2.last_log_id;
+            state.membership = meta2.last_membership.clone();
+            let applied = this.applied_index();
+            assert!(
+                index_of(state.last_applied) >= applied,
+                "snapshot {} is behind the applied index {applied}",
+                meta2.snapshot_id
+            );
+            commit_and_sync(&mut state)?;
+            super::align_events(&this.shared.events, state.next_event_seq)?;
+            let view = {
+                let NodeStore::Disk(d) = state.ledger.store() else { unreachable!("a disk-mode state") };
+                d.view()
+            };
+            let head = state.head_bytes();
+            let applied = index_of(state.last_applied);
+            // The old store is dropped (closed), with the snapshot pinned on it, before its
+            // directory is removed.
+            *mode.pinned.lock().expect(POISONED) = None;
+            let old = std::mem::replace(&mut *this.shared.write(), state);
+            drop(old);
+            switch_generation(&mode.root, n, &*this.shared.log.syncer())?;
+            *mode.generation.lock().expect(POISONED) = n;
+            *mode.last_commit.lock().expect(POISONED) = (Instant::now(), applied);
+            *mode.pinned.lock().expect(POISONED) =
+                Some(Pinned { meta: meta2, head: Arc::new(head), view: Arc::new(view) });
+            this.shared.applied_tx.send_replace(applied);
+            this.made_durable(applied);
+            Ok(())
+        })
+        .await
+        .map_err(write_err)?;
+        let _ = fs::remove_file(&tmp);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "installing a snapshot into the state store failed");
+        }
+        result
+    }
+
+    /// Disk mode: index of the pinned snapshot (0 without one).
+    pub(super) fn disk_snapshot_index(&self) -> u64 {
+        self.disk().pinned.lock().expect(POISONED).as_ref().map_or(0, |p| index_of(p.meta.last_log_id))
+    }
+
+    /// Disk mode: bytes of the state store on disk.
+    pub fn state_store_bytes(&self) -> u64 {
+        if self.shared.disk.is_none() {
+            return 0;
+        }
+        self.with_disk_store(DiskLedger::disk_bytes)
+    }
+}
