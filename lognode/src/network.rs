@@ -176,14 +176,21 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         };
         let mut client = self.client().map_err(to_streaming)?;
         let meta = encode(&(vote, &snapshot.meta));
+        // A snapshot of the on-disk store is written out here, not on the state machine's task.
+        let mut data = snapshot.snapshot;
+        let mut cancel = std::pin::pin!(cancel);
+        tokio::select! {
+            closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+            r = data.materialize() => r.map_err(|e| to_streaming(Failure::Network(NetworkError::new(&e))))?,
+        }
         // Chunks are read from the snapshot file as the stream is sent: at most
         // SNAPSHOT_CHUNKS_IN_FLIGHT chunks are in memory, whatever the snapshot's size.
         let (tx, rx) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_IN_FLIGHT);
-        let reader = tokio::spawn(send_chunks(*snapshot.snapshot, meta, tx));
+        let reader = tokio::spawn(send_chunks(*data, meta, tx));
         let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
         request.set_timeout(SNAPSHOT_TIMEOUT);
         let reply = tokio::select! {
-            closed = cancel => {
+            closed = &mut cancel => {
                 reader.abort();
                 return Err(StreamingError::Closed(closed));
             }

@@ -244,42 +244,22 @@ impl StateMachineStore {
         Ok(SnapshotFile::from_std(file, path, 0))
     }
 
-    /// The pinned snapshot, its data dumped to a file (unlinked once open: it lives as long as the
-    /// sender reads it).
+    /// The pinned snapshot, as a lazy file: it is unlinked at once (it lives as long as the sender
+    /// reads it), and its data is dumped from the pinned read snapshot when the sender
+    /// materializes it, off the state machine's task (a dump of a large store takes a while).
     pub(super) async fn current_disk(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let Some(p) = self.disk().pinned.lock().expect(POISONED).clone() else { return Ok(None) };
         let path = self.shared.snapshot_dir.join(format!("{}.tmp", self.next_data_name()));
-        let syncer = self.shared.log.syncer();
-        let (dir, name) = (self.shared.snapshot_dir.clone(), path.file_name().map(|n| n.to_os_string()));
-        let name = name.and_then(|n| n.into_string().ok()).unwrap_or_default();
-        let p2 = p.clone();
-        let started = Instant::now();
-        let file = tokio::task::spawn_blocking(move || -> Result<(fs::File, u64), StorageError> {
-            let file = logstore::durable::private_options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(dir.join(&name))
-                .map_err(write_err)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            super::state::write_snapshot_parts(&mut w, &p2.head, &*p2.view).map_err(write_err)?;
-            let file = w.into_inner().map_err(|e| write_err(e.into_error()))?;
-            let len = file.metadata().map_err(write_err)?.len();
-            let _ = &syncer;
-            fs::remove_file(dir.join(&name)).map_err(write_err)?;
-            Ok((file, len))
-        })
-        .await
-        .map_err(write_err)??;
-        let (mut file, len) = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(read_err)?;
-        tracing::info!(
-            index = index_of(p.meta.last_log_id),
-            bytes = len,
-            took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "store snapshot dumped for a follower"
-        );
-        Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(SnapshotFile::from_std(file, path, len)) }))
+        let file = logstore::durable::private_options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(write_err)?;
+        fs::remove_file(&path).map_err(write_err)?;
+        let (head, view) = (p.head.clone(), p.view.clone());
+        let fill: super::snapshot::Fill = Box::new(move |w| super::state::write_snapshot_parts(w, &head, &*view));
+        Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(SnapshotFile::lazy(file, path, fill)) }))
     }
 
     /// Installs a snapshot received into `file` (named `tmp`, removed afterwards) in a new store

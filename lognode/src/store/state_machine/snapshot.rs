@@ -32,8 +32,13 @@ const CURRENT_FILE: &str = "current";
 const LEGACY_FILE: &str = "snapshot.bin";
 const DATA_PREFIX: &str = "state-";
 const DATA_SUFFIX: &str = ".snap";
-/// Read buffer when decoding a snapshot file.
+/// Read buffer when decoding a snapshot file (and write buffer when dumping one).
 const READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// A file handle to hold while the real one is away being filled (`/dev/null`).
+fn tempfile_placeholder() -> std::io::Result<fs::File> {
+    fs::File::open("/dev/null")
+}
 
 /// The `current` file: the current snapshot's meta and where its data is.
 #[derive(Serialize, Deserialize)]
@@ -53,20 +58,66 @@ pub(super) struct StoredSnapshot {
     len: u64,
 }
 
+/// Writes a snapshot's data into an empty file (see [`SnapshotFile::lazy`]).
+pub(super) type Fill = Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send>;
+
 /// Openraft's snapshot data: an open snapshot file (being sent, or being received) and its path.
 /// The file of a sent snapshot stays readable even when a newer snapshot replaces it meanwhile
 /// (the open handle keeps it).
-#[derive(Debug)]
+///
+/// A snapshot of the on-disk store is *lazy*: its file is empty, and [`SnapshotFile::materialize`]
+/// writes the data when it is needed (by the sender, off the state machine's task).
 pub struct SnapshotFile {
     file: tokio::fs::File,
     path: PathBuf,
     len: u64,
+    fill: Option<Fill>,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("lazy", &self.fill.is_some())
+            .finish()
+    }
 }
 
 impl SnapshotFile {
     /// An open file as snapshot data (`len`: its length).
     pub(super) fn from_std(file: fs::File, path: PathBuf, len: u64) -> SnapshotFile {
-        SnapshotFile { file: tokio::fs::File::from_std(file), path, len }
+        SnapshotFile { file: tokio::fs::File::from_std(file), path, len, fill: None }
+    }
+
+    /// An empty open file that `fill` writes the data into when [`SnapshotFile::materialize`] is
+    /// called.
+    pub(super) fn lazy(file: fs::File, path: PathBuf, fill: Fill) -> SnapshotFile {
+        SnapshotFile { file: tokio::fs::File::from_std(file), path, len: 0, fill: Some(fill) }
+    }
+
+    /// Writes a lazy snapshot's data into its file (on a blocking thread) and rewinds it; does
+    /// nothing for a snapshot that has its data.
+    pub async fn materialize(&mut self) -> std::io::Result<()> {
+        let Some(fill) = self.fill.take() else { return Ok(()) };
+        let placeholder = tokio::fs::File::from_std(tempfile_placeholder()?);
+        let file = std::mem::replace(&mut self.file, placeholder).into_std().await;
+        let started = std::time::Instant::now();
+        let (file, len) = tokio::task::spawn_blocking(move || -> std::io::Result<(fs::File, u64)> {
+            let mut w = std::io::BufWriter::with_capacity(READ_BUFFER_BYTES, file);
+            fill(&mut w)?;
+            let mut file = w.into_inner().map_err(|e| e.into_error())?;
+            let len = file.metadata()?.len();
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+            Ok((file, len))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.file = tokio::fs::File::from_std(file);
+        self.len = len;
+        let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(bytes = len, took_ms, "store snapshot dumped for a follower");
+        Ok(())
     }
 
     /// The file's path.
@@ -220,7 +271,7 @@ pub(super) fn clear_dir(dir: &Path) -> Result<u64, StorageError> {
 impl StoredSnapshot {
     async fn open(&self) -> Result<SnapshotFile, StorageError> {
         let file = tokio::fs::File::open(&self.path).await.map_err(read_err)?;
-        Ok(SnapshotFile { file, path: self.path.clone(), len: self.len })
+        Ok(SnapshotFile { file, path: self.path.clone(), len: self.len, fill: None })
     }
 }
 
@@ -276,7 +327,7 @@ impl StateMachineStore {
         self.store_snapshot(&stored)?;
         let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(index = index_of(last_applied), bytes = len, clone_ms, took_ms, "snapshot built");
-        let data = SnapshotFile { file: tokio::fs::File::from_std(reader), path, len };
+        let data = SnapshotFile::from_std(reader, path, len);
         Ok(Snapshot { meta, snapshot: Box::new(data) })
     }
 
@@ -315,7 +366,7 @@ impl StateMachineStore {
             .create_new(true)
             .open(&path)
             .map_err(write_err)?;
-        Ok(SnapshotFile { file: tokio::fs::File::from_std(std_file), path, len: 0 })
+        Ok(SnapshotFile::from_std(std_file, path, 0))
     }
 
     /// Installs a snapshot received from the leader into `data` (a file from
@@ -325,7 +376,13 @@ impl StateMachineStore {
     /// # Panics
     /// If the snapshot is behind the applied state (openraft installs only snapshots past the
     /// committed index; installing an older one would move the state backwards).
-    pub(super) async fn install(&self, meta: &SnapshotMeta<u64, Node>, data: SnapshotFile) -> Result<(), StorageError> {
+    pub(super) async fn install(
+        &self,
+        meta: &SnapshotMeta<u64, Node>,
+        mut data: SnapshotFile,
+    ) -> Result<(), StorageError> {
+        // A lazy snapshot handed over in-process (openraft's tests do) is written out first.
+        data.materialize().await.map_err(write_err)?;
         let SnapshotFile { mut file, path: tmp, .. } = data;
         tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(write_err)?;
         if self.state_on_disk() {
