@@ -7,7 +7,9 @@
 #
 #   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch]
 #
-# Needs the release binaries (built here). Data and logs: target/restart-bench/.
+# Needs the release binaries (built here). Data and logs: target/restart-bench/. Where the ledger's
+# records live follows lognode's default (`--state-store disk`); LEDGER_STATE_STORE=memory in the
+# environment runs the nodes with them in memory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -79,9 +81,10 @@ nodes() {
 disk() {
   for d in "$DATA"/node*/ "$DATA"/n*/; do
     [ -d "$d" ] || continue
-    printf '%s: total %s, raft log %s, events %s, snapshot %s\n' "$(basename "$d")" \
+    printf '%s: total %s, raft log %s, events %s, snapshot %s, state store %s\n' "$(basename "$d")" \
       "$(du -sh "$d" | cut -f1)" "$(du -sh "$d/log" 2>/dev/null | cut -f1)" \
-      "$(du -sh "$d/events" 2>/dev/null | cut -f1)" "$(du -sh "$d/log/snapshot" 2>/dev/null | cut -f1)"
+      "$(du -sh "$d/events" 2>/dev/null | cut -f1)" "$(du -sh "$d/log/snapshot" 2>/dev/null | cut -f1)" \
+      "$(du -sh "$d/state" 2>/dev/null | cut -f1)"
   done
 }
 

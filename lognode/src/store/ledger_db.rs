@@ -36,6 +36,9 @@ use crate::types::{decode, encode};
 /// Memtable size of each keyspace: small, so that memory stays near the cache size (storebench:
 /// 8 MiB memtables kept fjall's RSS flat).
 const MEMTABLE_BYTES: u64 = 8 << 20;
+/// Journal bytes after which fjall flushes the oldest memtables so that it can drop journals
+/// (its smallest allowed value): bounds both the journal's disk and what an open replays.
+const JOURNAL_BYTES_MAX: u64 = 64 << 20;
 const COUNTS_KEY: &[u8] = b"counts";
 const STATE_KEY: &[u8] = b"state";
 
@@ -238,7 +241,7 @@ impl DiskLedger {
     /// Opens (or creates) the store in `dir` with a block cache of `cache_bytes`. Returns it and
     /// the state bytes of its last commit (`None` for a new store).
     pub fn open(dir: &Path, cache_bytes: u64) -> fjall::Result<(DiskLedger, Option<Vec<u8>>)> {
-        let db = Database::builder(dir).cache_size(cache_bytes).open()?;
+        let db = Database::builder(dir).cache_size(cache_bytes).max_journaling_size(JOURNAL_BYTES_MAX).open()?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
         let ks = Keyspaces {
             accounts: db.keyspace("accounts", options)?,
