@@ -163,9 +163,12 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 pub const STATE_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Writes in the on-disk state store's overlay that force a commit (bounds the overlay's memory:
 /// a write is one record, about 100 to 200 bytes with its map entry).
-pub const STATE_COMMIT_WRITES_MAX: usize = 400_000;
+pub const STATE_COMMIT_WRITES_MAX: usize = 100_000;
 /// Writes between two commits while a snapshot is loaded into the on-disk state store.
 pub const STATE_LOAD_WRITES_MAX: usize = 200_000;
+/// Accounts (and, apart, account ids) the on-disk state store keeps decoded in memory after they
+/// were read or committed; each map is emptied when it reaches this size.
+pub const STATE_ACCOUNT_CACHE_MAX: usize = 100_000;
 /// Longest a Raft log purge waits for the state machine to make its state durable up to the
 /// purge point (installing a snapshot from the leader); past it, the purge fails.
 pub const PURGE_WAIT_MAX: Duration = Duration::from_secs(600);

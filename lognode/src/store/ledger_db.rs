@@ -31,11 +31,12 @@ use ledger_core::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Me
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::STATE_ACCOUNT_CACHE_MAX;
 use crate::types::{decode, encode};
 
 /// Memtable size of each keyspace: small, so that memory stays near the cache size (storebench:
 /// 8 MiB memtables kept fjall's RSS flat).
-const MEMTABLE_BYTES: u64 = 8 << 20;
+const MEMTABLE_BYTES: u64 = 32 << 20;
 /// Journal bytes after which fjall flushes the oldest memtables so that it can drop journals
 /// (its smallest allowed value): bounds both the journal's disk and what an open replays.
 const JOURNAL_BYTES_MAX: u64 = 64 << 20;
@@ -219,6 +220,23 @@ fn disk_expiry_next(
     None
 }
 
+/// Committed accounts and account ids read recently (both never go stale: an id never changes
+/// number, and every account write passes through the overlay, which is read first and moves
+/// here on commit). Each map holds at most `STATE_ACCOUNT_CACHE_MAX` entries and is emptied when
+/// full.
+#[derive(Default)]
+struct Cache {
+    ids: FxHashMap<Box<str>, u32>,
+    accounts: FxHashMap<u32, Account>,
+}
+
+fn cache_insert<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>, k: K, v: V) {
+    if m.len() >= STATE_ACCOUNT_CACHE_MAX {
+        m.clear();
+    }
+    m.insert(k, v);
+}
+
 /// The ledger's records in a fjall database (see the module docs).
 pub struct DiskLedger {
     db: Database,
@@ -226,6 +244,7 @@ pub struct DiskLedger {
     /// Counts including the overlay.
     counts: Counts,
     overlay: Overlay,
+    cache: std::sync::Mutex<Cache>,
     /// While a snapshot is loaded: commit (with no state bytes, which marks the store as not
     /// whole) whenever the overlay holds this many writes, so that it stays bounded.
     spill_at: Option<usize>,
@@ -257,7 +276,8 @@ impl DiskLedger {
         };
         let state = ks.meta.get(STATE_KEY)?.map(|v| v.to_vec());
         let state = state.filter(|s| !s.is_empty());
-        Ok((DiskLedger { db, ks, counts, overlay: Overlay::default(), spill_at: None }, state))
+        let cache = std::sync::Mutex::new(Cache::default());
+        Ok((DiskLedger { db, ks, counts, overlay: Overlay::default(), cache, spill_at: None }, state))
     }
 
     /// Writes every change since the last commit, the counts and `state` as one batch (not
@@ -270,9 +290,14 @@ impl DiskLedger {
     fn commit_inner(&mut self, state: &[u8]) -> fjall::Result<()> {
         let o = std::mem::take(&mut self.overlay);
         let mut b = self.db.batch();
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (ai, a) in o.accounts {
             b.insert(&self.ks.accounts, ai.to_be_bytes(), encode(&a));
+            if self.spill_at.is_none() {
+                cache_insert(&mut cache.accounts, ai, a);
+            }
         }
+        drop(cache);
         for (ti, t) in o.transfers {
             b.insert(&self.ks.transfers, ti.to_be_bytes(), encode(&t));
         }
@@ -329,6 +354,7 @@ impl DiskLedger {
     /// Removes every record (before a snapshot from the leader is loaded), committed at once.
     pub fn clear(&mut self) -> fjall::Result<()> {
         self.overlay = Overlay::default();
+        *self.cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Cache::default();
         for k in [&self.ks.accounts, &self.ks.transfers, &self.ks.history, &self.ks.ids, &self.ks.expiry, &self.ks.meta]
         {
             k.clear()?;
@@ -355,15 +381,30 @@ impl LedgerRead for DiskLedger {
     }
 
     fn account(&self, ai: u32) -> Account {
-        match self.overlay.accounts.get(&ai) {
-            Some(a) => a.clone(),
-            None => get_account(&Live, &self.ks, ai),
+        if let Some(a) = self.overlay.accounts.get(&ai) {
+            return a.clone();
         }
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = cache.accounts.get(&ai) {
+            return a.clone();
+        }
+        let a = get_account(&Live, &self.ks, ai);
+        cache_insert(&mut cache.accounts, ai, a.clone());
+        a
     }
 
     fn account_index(&self, id: &str) -> Option<u32> {
         let k = id_key(b'a', id);
-        self.overlay.ids.get(&k).copied().or_else(|| get_id(&Live, &self.ks, &k))
+        if let Some(n) = self.overlay.ids.get(&k) {
+            return Some(*n);
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = cache.ids.get(id) {
+            return Some(*n);
+        }
+        let n = get_id(&Live, &self.ks, &k)?;
+        cache_insert(&mut cache.ids, Box::from(id), n);
+        Some(n)
     }
 
     fn transfer_count(&self) -> usize {
