@@ -6,6 +6,7 @@
 
 pub mod ledger_db;
 pub mod log;
+pub mod node_store;
 pub mod state_machine;
 
 pub use log::LogStore;

@@ -26,7 +26,8 @@ use openraft::{ErrorVerb, SnapshotMeta};
 use super::snapshot::SnapshotFile;
 use super::{POISONED, State, StateMachineStore, TOPIC_LEDGER, index_of, snap_err};
 use crate::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX};
-use crate::store::ledger_db::{DiskLedger, DiskView, NodeStore};
+use crate::store::ledger_db::{DiskLedger, DiskView};
+use crate::store::node_store::NodeStore;
 use crate::types::{Node, StorageError, TypeConfig};
 
 const CURRENT_FILE: &str = "CURRENT";
@@ -258,7 +259,7 @@ impl StateMachineStore {
             .map_err(write_err)?;
         fs::remove_file(&path).map_err(write_err)?;
         let (head, view) = (p.head.clone(), p.view.clone());
-        let fill: super::snapshot::Fill = Box::new(move |w| super::state::write_snapshot_parts(w, &head, &*view));
+        let fill: super::snapshot::Fill = Box::new(move |w| super::layout::write_snapshot_parts(w, &head, &*view));
         Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(SnapshotFile::lazy(file, path, fill)) }))
     }
 

@@ -28,18 +28,20 @@ use crate::types::{LogId, StorageError};
 
 mod disk;
 mod events;
+pub mod layout;
 mod raft;
 mod reads;
 mod snapshot;
 pub mod state;
 
 use events::align_events;
+pub use layout::{SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, SnapshotFormatError};
 pub use reads::{QueryCatalog, ReadError, ReadRecord, ReadResult};
 pub use snapshot::SnapshotFile;
 use snapshot::{SNAPSHOT_DIR, StoredSnapshot};
 pub use state::{
-    ApplyCatalog, EventBatch, Partition, Run, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, SnapshotFormatError, State,
-    TOPIC_LEDGER, TOPIC_LEDGER_PARTITIONS, Topic, check_topic, key_hash,
+    ApplyCatalog, EventBatch, Partition, Run, State, TOPIC_LEDGER, TOPIC_LEDGER_PARTITIONS, Topic, check_topic,
+    key_hash,
 };
 
 struct Shared {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ledger_core::Ledger;
 
-use crate::store::ledger_db::NodeStore;
+use crate::store::node_store::NodeStore;
 use openraft::EntryPayload;
 
 use super::{ApplyCatalog, EventBatch, Partition, Run, State, StateMachineStore, TOPIC_LEDGER, Topic, index_of};

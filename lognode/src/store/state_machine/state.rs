@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use ledger_core::{ApplyContext, Ledger, LedgerEvent, LedgerMeta, LedgerRead, Loader, Record};
+use ledger_core::{ApplyContext, Ledger, LedgerEvent, LedgerMeta};
 use openraft::{EntryPayload, StoredMembership};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{EVENTS_RECORD_BYTES_MAX, PARTITIONS_MAX, TOPIC_NAME_MAX};
-use crate::store::ledger_db::NodeStore;
-use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, TypeConfig, decode, encode};
+use crate::store::node_store::NodeStore;
+use crate::types::{LogId, Node, RecordData, Rejection, Request, Response, TypeConfig, encode};
 
 /// The built-in topic that holds the money ledger's events (rule 9); clients cannot produce to it.
 pub const TOPIC_LEDGER: &str = "ledger";
@@ -99,206 +99,12 @@ pub struct EventBatch {
     pub records: Vec<RecordData>,
 }
 
-/// First bytes of a snapshot's state data (stored and sent to followers): a magic, then the
-/// layout versions of the three parts of [`State`], each a little-endian `u32`.
-pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
-/// Version of lognode's own part of the snapshot layout (topics, offset maps, membership, and how
-/// the ledger's records follow them); bump it on any change of [`State`] outside the ledger and
-/// the groups. 2 (2026-12-04): the ledger's records are a stream of [`Record`]s after the head.
-pub const SNAPSHOT_FORMAT: u32 = 2;
-/// Length of the snapshot header.
-const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
-
-/// Why snapshot bytes were not read: written with another layout, or damaged.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotFormatError {
-    /// No header: written by a lognode from before snapshots were versioned (2026-12-04).
-    #[error("the snapshot has no format header: it was written by an older lognode whose layout this one cannot read")]
-    Unversioned,
-    /// A part's layout version differs from the one this lognode reads.
-    #[error(
-        "snapshot layout {found} (lognode/ledger-core/group-core); this lognode reads {expected}: \
-         it was written by another version"
-    )]
-    Version {
-        /// Versions in the snapshot.
-        found: String,
-        /// Versions this build reads.
-        expected: String,
-    },
-    /// The header matched but the state did not decode.
-    #[error("the snapshot's state does not decode: {0}")]
-    Decode(#[from] bincode::Error),
-    /// The state decoded but its records are not a valid ledger.
-    #[error("the snapshot's ledger records are not valid: {0}")]
-    Records(String),
-}
-
-/// Everything in a snapshot but the ledger's records: the head, written before them. Field order
-/// is the layout; [`HeadOwned`] reads it.
-#[derive(Serialize)]
-struct HeadRef<'a> {
-    last_applied: &'a Option<LogId>,
-    membership: &'a StoredMembership<u64, Node>,
-    topics: &'a BTreeMap<String, Topic>,
-    removed_nodes: &'a std::collections::BTreeSet<u64>,
-    ledger: LedgerMeta,
-    next_event_seq: u64,
-    groups: &'a group_core::Groups,
-}
-
-/// The head of a snapshot, or of a disk store's state, as read back.
-#[derive(Deserialize)]
-pub struct HeadOwned {
-    last_applied: Option<LogId>,
-    membership: StoredMembership<u64, Node>,
-    topics: BTreeMap<String, Topic>,
-    removed_nodes: std::collections::BTreeSet<u64>,
-    ledger: LedgerMeta,
-    next_event_seq: u64,
-    groups: group_core::Groups,
-}
-
-impl HeadOwned {
-    /// The state this head describes, with its ledger's records in `store`.
-    pub fn into_state(self, store: NodeStore) -> Result<State, String> {
-        let ledger = Ledger::open(store, self.ledger).map_err(str::to_string)?;
-        Ok(State {
-            last_applied: self.last_applied,
-            membership: self.membership,
-            topics: self.topics,
-            removed_nodes: self.removed_nodes,
-            ledger,
-            next_event_seq: self.next_event_seq,
-            groups: self.groups,
-        })
-    }
-}
-
-#[allow(clippy::boxed_local)] // bincode::Error is a Box; it is taken apart here.
-fn io_of(e: bincode::Error) -> std::io::Error {
-    match *e {
-        bincode::ErrorKind::Io(io) => io,
-        other => std::io::Error::other(other),
-    }
-}
-
-fn snapshot_versions() -> [u32; 3] {
-    [SNAPSHOT_FORMAT, ledger_core::SNAPSHOT_FORMAT, group_core::SNAPSHOT_FORMAT]
-}
-
-fn versions_text(v: &[u32; 3]) -> String {
-    format!("{}/{}/{}", v[0], v[1], v[2])
-}
-
-/// Writes a snapshot to `w`, streamed: [`SNAPSHOT_MAGIC`], the three layout versions, the head
-/// (`head`, from [`State::head_bytes`]), then the ledger's records of `ledger` one by one (bincode
-/// `Some(record)`), ended by `None`. No copy of the encoded state is held in memory.
-pub fn write_snapshot_parts(
-    w: &mut dyn std::io::Write,
-    head: &[u8],
-    ledger: &(impl LedgerRead + ?Sized),
-) -> std::io::Result<()> {
-    w.write_all(SNAPSHOT_MAGIC)?;
-    for v in snapshot_versions() {
-        w.write_all(&v.to_le_bytes())?;
-    }
-    w.write_all(head)?;
-    ledger_core::for_each_record(ledger, |r| bincode::serialize_into(&mut *w, &Some(r)).map_err(io_of))?;
-    bincode::serialize_into(&mut *w, &None::<Record>).map_err(io_of)
-}
-
 /// FNV-1a: a stable key hash for partitioning (records and ledger events).
 pub fn key_hash(key: &[u8]) -> u64 {
     key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl State {
-    /// The head of this state (everything but the ledger's records), encoded: what a disk store
-    /// keeps beside the records, and what a snapshot starts with.
-    pub fn head_bytes(&self) -> Vec<u8> {
-        encode(&HeadRef {
-            last_applied: &self.last_applied,
-            membership: &self.membership,
-            topics: &self.topics,
-            removed_nodes: &self.removed_nodes,
-            ledger: self.ledger.meta(),
-            next_event_seq: self.next_event_seq,
-            groups: &self.groups,
-        })
-    }
-
-    /// Decodes what [`State::head_bytes`] gave.
-    pub fn decode_head(bytes: &[u8]) -> Result<HeadOwned, bincode::Error> {
-        decode(bytes)
-    }
-
-    /// Writes the snapshot of this state to `w` (see [`write_snapshot_parts`]).
-    pub fn write_snapshot(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        write_snapshot_parts(w, &self.head_bytes(), self.ledger.store())
-    }
-
-    /// Reads what [`State::write_snapshot`] wrote into a state whose ledger is in memory.
-    pub fn read_snapshot(r: &mut dyn std::io::Read) -> Result<State, SnapshotFormatError> {
-        Self::read_snapshot_into(r, NodeStore::default())
-    }
-
-    /// Reads what [`State::write_snapshot`] wrote, streamed, loading the ledger's records into
-    /// `store` (which must be empty); refuses, naming the versions, a snapshot written with
-    /// another layout (it would decode into garbage, or not at all). A disk store commits as it
-    /// loads, with no state until the load is whole.
-    pub fn read_snapshot_into(r: &mut dyn std::io::Read, mut store: NodeStore) -> Result<State, SnapshotFormatError> {
-        let mut head = [0u8; SNAPSHOT_HEADER_BYTES];
-        let mut got = 0;
-        while got < head.len() {
-            match r.read(&mut head[got..]) {
-                Ok(0) => return Err(SnapshotFormatError::Unversioned),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(SnapshotFormatError::Decode(Box::new(bincode::ErrorKind::Io(e)))),
-            }
-        }
-        if !head.starts_with(SNAPSHOT_MAGIC) {
-            return Err(SnapshotFormatError::Unversioned);
-        }
-        let mut found = [0u32; 3];
-        for (v, chunk) in found.iter_mut().zip(head[SNAPSHOT_MAGIC.len()..].chunks_exact(4)) {
-            *v = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-        let expected = snapshot_versions();
-        if found != expected {
-            return Err(SnapshotFormatError::Version {
-                found: versions_text(&found),
-                expected: versions_text(&expected),
-            });
-        }
-        let head: HeadOwned = bincode::deserialize_from(&mut *r)?;
-        if let NodeStore::Disk(d) = &mut store {
-            d.begin_load(crate::limits::STATE_LOAD_WRITES_MAX);
-        }
-        {
-            let mut loader = Loader::new(&mut store, head.ledger.currencies.len())
-                .map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
-            while let Some(rec) = bincode::deserialize_from::<_, Option<Record>>(&mut *r)? {
-                loader.push(rec).map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
-            }
-            loader.finish().map_err(|e| SnapshotFormatError::Records(e.to_string()))?;
-        }
-        head.into_state(store).map_err(SnapshotFormatError::Records)
-    }
-
-    /// [`State::write_snapshot`] into memory (tests and small states).
-    pub fn to_snapshot_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.write_snapshot(&mut out).expect("writing to memory cannot fail");
-        out
-    }
-
-    /// [`State::read_snapshot`] from memory.
-    pub fn from_snapshot_bytes(mut bytes: &[u8]) -> Result<State, SnapshotFormatError> {
-        Self::read_snapshot(&mut bytes)
-    }
-
     /// The state of a new cluster: the built-in topics and an empty ledger.
     pub fn initial() -> State {
         Self::initial_with(NodeStore::default())
@@ -581,6 +387,7 @@ pub fn check_topic(name: &str, partitions: u32) -> Result<(), Rejection> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::layout::{SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, SnapshotFormatError};
     use super::*;
     use crate::types::{RecordData, decode};
 
