@@ -125,6 +125,19 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// A 3-node cluster that checkpoints every 64 KiB of log and keeps 5 entries behind, with the
+/// accounts open: the cluster, its leader's id and address, and a follower's id.
+async fn cluster_with_accounts() -> (Cluster, u64, String, u64) {
+    common::init_tracing();
+    let cluster =
+        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"]).start();
+    let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    open_accounts(&leader).await;
+    let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    let follower = if leader_id == 3 { 2 } else { 3 };
+    (cluster, leader_id, leader, follower)
+}
+
 /// Stops follower `behind`, loads `batches` batches on the leader until it purged past the
 /// follower; returns the last index written.
 async fn leave_behind(cluster: &mut Cluster, leader: &str, behind: u64, prefix: &str, batches: usize) -> u64 {
@@ -144,13 +157,7 @@ async fn leave_behind(cluster: &mut Cluster, leader: &str, behind: u64, prefix: 
 /// snapshot of the leader's store, streamed in several chunks (several MiB), and agrees with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_the_purged_log_catches_up_from_the_leaders_store() {
-    common::init_tracing();
-    let mut cluster =
-        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"]).start();
-    let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
-    open_accounts(&leader).await;
-    let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
-    let behind = if leader_id == 3 { 2 } else { 3 };
+    let (mut cluster, leader_id, leader, behind) = cluster_with_accounts().await;
     let behind_addr = cluster.proc_mut(behind).grpc.clone();
     // 16,000 transfers: a dump of several MiB, more than one 1 MiB chunk.
     let last = leave_behind(&mut cluster, &leader, behind, "c", 160).await;
@@ -180,13 +187,7 @@ async fn a_follower_behind_the_purged_log_catches_up_from_the_leaders_store() {
 /// again and agrees with its peers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_while_a_snapshot_is_loaded_leaves_a_node_that_restarts_consistent() {
-    common::init_tracing();
-    let mut cluster =
-        Cluster::builder().extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5"]).start();
-    let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
-    open_accounts(&leader).await;
-    let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
-    let victim = if leader_id == 3 { 2 } else { 3 };
+    let (mut cluster, _, leader, victim) = cluster_with_accounts().await;
     let victim_addr = cluster.proc_mut(victim).grpc.clone();
     let victim_dir = cluster.proc_mut(victim).dir.clone();
 

@@ -232,8 +232,9 @@ impl StateMachineStore {
         f(d)
     }
 
-    /// An empty, already unlinked file (the data of a snapshot nobody reads).
-    fn empty_snapshot_file(&self) -> Result<SnapshotFile, StorageError> {
+    /// A new, empty, already unlinked file in the snapshot directory (it lives as long as it is
+    /// open), and the name it had.
+    fn unlinked_file(&self) -> Result<(fs::File, PathBuf), StorageError> {
         let path = self.shared.snapshot_dir.join(format!("{}.tmp", self.next_data_name()));
         let file = logstore::durable::private_options()
             .read(true)
@@ -242,6 +243,12 @@ impl StateMachineStore {
             .open(&path)
             .map_err(write_err)?;
         fs::remove_file(&path).map_err(write_err)?;
+        Ok((file, path))
+    }
+
+    /// The data of a snapshot nobody reads: an empty, unlinked file.
+    fn empty_snapshot_file(&self) -> Result<SnapshotFile, StorageError> {
+        let (file, path) = self.unlinked_file()?;
         Ok(SnapshotFile::from_std(file, path, 0))
     }
 
@@ -250,14 +257,7 @@ impl StateMachineStore {
     /// materializes it, off the state machine's task (a dump of a large store takes a while).
     pub(super) async fn current_disk(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let Some(p) = self.disk().pinned.lock().expect(POISONED).clone() else { return Ok(None) };
-        let path = self.shared.snapshot_dir.join(format!("{}.tmp", self.next_data_name()));
-        let file = logstore::durable::private_options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(write_err)?;
-        fs::remove_file(&path).map_err(write_err)?;
+        let (file, path) = self.unlinked_file()?;
         let (head, view) = (p.head.clone(), p.view.clone());
         let fill: super::snapshot::Fill = Box::new(move |w| super::layout::write_snapshot_parts(w, &head, &*view));
         Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(SnapshotFile::lazy(file, path, fill)) }))
