@@ -77,6 +77,10 @@ pub struct Plan {
     pub accounts: Vec<String>,
     /// Consume scenario: the group.
     pub group: String,
+    /// Wallet scenario: the log index of the funding, set by [`setup`]; reads pass it as
+    /// `min_index` (read your writes: a follower that has not applied the funding yet waits for
+    /// it instead of answering 404). 0 before the setup.
+    pub funded_index: std::sync::atomic::AtomicU64,
 }
 
 impl Plan {
@@ -85,7 +89,7 @@ impl Plan {
         let mut accounts = vec![format!("{run}-src")];
         accounts.extend((0..ACCOUNTS_PER_RUN).map(|i| format!("{run}-a{i}")));
         let group = format!("{run}-group");
-        Plan { scenario, run, accounts, group }
+        Plan { scenario, run, accounts, group, funded_index: std::sync::atomic::AtomicU64::new(0) }
     }
 }
 
@@ -145,6 +149,7 @@ pub async fn setup(conn: &mut Conn, plan: &Plan) -> Result<Vec<i128>, SetupError
                 last: format!("item {} failed: {:?}", bad.id, bad.code),
             });
         }
+        plan.funded_index.store(parsed.index, std::sync::atomic::Ordering::Relaxed);
         for e in expected.iter_mut().skip(1) {
             *e += i128::from(WALLET_FUNDING);
         }
@@ -199,6 +204,9 @@ struct BatchItemBody {
 #[derive(Deserialize)]
 struct BatchBody {
     results: Vec<BatchItemBody>,
+    /// Log index of the batch's entry.
+    #[serde(default)]
+    index: u64,
 }
 
 #[derive(Deserialize)]
@@ -425,7 +433,8 @@ impl Worker {
         let roll = self.next_rand() % 100;
         let a = 1 + (self.next_rand() as usize) % wallets;
         if roll < WALLET_READ_PERCENT {
-            let path = format!("/v1/accounts/{}", self.plan.accounts[a]);
+            let funded = self.plan.funded_index.load(std::sync::atomic::Ordering::Relaxed);
+            let path = format!("/v1/accounts/{}?min_index={funded}", self.plan.accounts[a]);
             let (answer, latency, done) = self.timed(Method::GET, &path, None, intended).await;
             Self::record(rec, Op::Read, latency, done, read_outcome(&answer));
         } else {
