@@ -3,7 +3,7 @@
 //!
 //! Layout: one fjall database, `<data-dir>/state/`, with these keyspaces (numbers big-endian, so
 //! keys sort in numeric order):
-//! - `accounts`: account number (u32) → [`Account`] (bincode);
+//! - `accounts`: account number (u32) → [`Account`] (postcard);
 //! - `transfers`: transfer number (u32) → [`Transfer`];
 //! - `history`: account number (u32) ‖ version (u64) → [`HistoryRecord`];
 //! - `ids`: `a` ‖ account id → account number, `t` ‖ transfer id → transfer number (the
@@ -32,7 +32,6 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::STATE_ACCOUNT_CACHE_MAX;
-use crate::types::{decode, encode};
 
 /// Memtable size of each keyspace. storebench found fjall's default (64 MiB, six keyspaces) to be
 /// where its memory grew; in a 3-node cluster on two cores, 8 MiB ones made so many flushes and
@@ -90,8 +89,14 @@ fn io<T>(r: fjall::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("the state store failed: {e}; the node stops rather than serve a state it cannot read"))
 }
 
+/// Encodes a record for the store: postcard (varints, so the small numbers of most records
+/// take a byte or two; bincode's fixed-width u128 balances made a history record 80 bytes).
+fn record_bytes<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("postcard encoding of an in-memory record cannot fail")
+}
+
 fn value<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> T {
-    decode(bytes).unwrap_or_else(|e| panic!("the state store holds a {what} that does not decode: {e}"))
+    postcard::from_bytes(bytes).unwrap_or_else(|e| panic!("the state store holds a {what} that does not decode: {e}"))
 }
 
 fn id_key(kind: u8, id: &str) -> Box<[u8]> {
@@ -293,17 +298,17 @@ impl DiskLedger {
         let mut b = self.db.batch();
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (ai, a) in o.accounts {
-            b.insert(&self.ks.accounts, ai.to_be_bytes(), encode(&a));
+            b.insert(&self.ks.accounts, ai.to_be_bytes(), record_bytes(&a));
             if self.spill_at.is_none() {
                 cache_insert(&mut cache.accounts, ai, a);
             }
         }
         drop(cache);
         for (ti, t) in o.transfers {
-            b.insert(&self.ks.transfers, ti.to_be_bytes(), encode(&t));
+            b.insert(&self.ks.transfers, ti.to_be_bytes(), record_bytes(&t));
         }
         for ((ai, v), r) in o.history {
-            b.insert(&self.ks.history, history_key(ai, v), encode(&r));
+            b.insert(&self.ks.history, history_key(ai, v), record_bytes(&r));
         }
         for (k, n) in o.ids {
             b.insert(&self.ks.ids, &*k, n.to_be_bytes());
@@ -315,7 +320,7 @@ impl DiskLedger {
                 b.remove(&self.ks.expiry, expiry_key(k));
             }
         }
-        b.insert(&self.ks.meta, COUNTS_KEY, encode(&self.counts));
+        b.insert(&self.ks.meta, COUNTS_KEY, record_bytes(&self.counts));
         b.insert(&self.ks.meta, STATE_KEY, state);
         b.commit()
     }
@@ -602,6 +607,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::types::{decode, encode};
 
     fn dump(s: &impl LedgerRead) -> Vec<Record> {
         let mut out = Vec::new();
