@@ -146,7 +146,18 @@ async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_p
 async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
     common::init_tracing();
     let mut cluster = Cluster::builder()
-        .extra(&["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--retention-entries", "5", "--state-store", "memory"])
+        // Percent 0: a snapshot after every 64 KiB of log, however large the last one was, so that
+        // one covers (nearly) the whole load once it ends.
+        .extra(&[
+            "--snapshot-log-bytes",
+            SNAPSHOT_LOG_BYTES,
+            "--snapshot-log-percent",
+            "0",
+            "--retention-entries",
+            "5",
+            "--state-store",
+            "memory",
+        ])
         .start();
     let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
     open_accounts(&leader).await;
