@@ -64,6 +64,11 @@ pub struct Config {
     /// their records are gone (topic start offsets move forward). Default: keep forever.
     #[arg(long, env = "LEDGER_RETENTION_ENTRIES")]
     pub retention_entries: Option<u64>,
+    /// Keep at least this many bytes of Raft log before the last snapshot; older entries are
+    /// purged as with `--retention-entries`, which counts entries instead (one batched entry can
+    /// hold thousands of transfers, so bytes are what bounds the disk). Default: keep forever.
+    #[arg(long, env = "LEDGER_RETENTION_BYTES", conflicts_with = "retention_entries")]
+    pub retention_bytes: Option<u64>,
     /// Take a snapshot when the Raft log after the last one holds this many bytes: a restart
     /// applies again at most about this much log. 64 KiB up to 1 TiB; default 64 MiB.
     #[arg(long, env = "LEDGER_SNAPSHOT_LOG_BYTES", default_value_t = SNAPSHOT_LOG_BYTES_DEFAULT,

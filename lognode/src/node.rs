@@ -184,7 +184,7 @@ async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64)
         }
     };
     let sm = StateMachineStore::open(log, events, store).map_err(storage("state machine"))?;
-    if cfg.retention_entries.is_some() {
+    if cfg.retention_entries.is_some() || cfg.retention_bytes.is_some() {
         sm.follow_log_retention();
     }
     log_store.guard_purges(sm.durable_index());
@@ -328,7 +328,8 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
     ));
     let group_expirer = tokio::spawn(crate::groups::expire_task(groups, stopping.clone()));
     let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), stopping.clone()));
-    let policy = BytePolicy { floor: cfg.snapshot_log_bytes, percent: cfg.snapshot_log_percent };
+    let policy =
+        BytePolicy { floor: cfg.snapshot_log_bytes, percent: cfg.snapshot_log_percent, keep: cfg.retention_bytes };
     let snapshotter = tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), policy, stopping.clone()));
     Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer, snapshotter })
 }
@@ -366,6 +367,8 @@ struct BytePolicy {
     floor: u64,
     /// `--snapshot-log-percent` of the last snapshot's size.
     percent: u64,
+    /// `--retention-bytes`: bytes of log kept before the snapshot; older ones are purged.
+    keep: Option<u64>,
 }
 
 impl BytePolicy {
@@ -378,15 +381,25 @@ impl BytePolicy {
 
 /// Asks Raft for a snapshot whenever the log after the current one is long enough
 /// ([`BytePolicy`]), on every node: a restart then applies again at most about that much log, and
-/// the log behind the snapshot can be purged (`--retention-entries`). Raft ignores the request
-/// while a snapshot is being built.
+/// the log behind the snapshot can be purged (`--retention-entries`, or here with
+/// `--retention-bytes`). Raft ignores the request while a snapshot is being built.
 async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, policy: BytePolicy, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(SNAPSHOT_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purge_asked = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.stopping() => return,
+        }
+        if let Some(upto) = policy.keep.and_then(|keep| sm.purge_point(keep))
+            && upto > purge_asked
+        {
+            debug!(upto, "log before the snapshot is longer than --retention-bytes: purge");
+            match raft.trigger().purge_log(upto).await {
+                Ok(()) => purge_asked = upto,
+                Err(e) => warn!(error = %e, "could not ask Raft to purge the log"),
+            }
         }
         if sm.applied_index() <= sm.snapshot_index() {
             continue;
@@ -527,11 +540,15 @@ mod tests {
 
     #[test]
     fn the_snapshot_threshold_is_the_floor_or_a_share_of_the_last_snapshot() {
-        let p = BytePolicy { floor: 64 << 20, percent: 100 };
+        let p = BytePolicy { floor: 64 << 20, percent: 100, keep: None };
         assert_eq!(p.threshold(0), 64 << 20, "no snapshot yet: the floor");
         assert_eq!(p.threshold(10 << 20), 64 << 20, "a small state: the floor");
         assert_eq!(p.threshold(500 << 20), 500 << 20, "a large state: as much log as the snapshot");
-        assert_eq!(BytePolicy { floor: 1 << 16, percent: 0 }.threshold(500 << 20), 1 << 16, "0 %: the floor only");
-        assert_eq!(BytePolicy { floor: 1, percent: 1000 }.threshold(u64::MAX), u64::MAX, "saturates");
+        assert_eq!(
+            BytePolicy { floor: 1 << 16, percent: 0, keep: None }.threshold(500 << 20),
+            1 << 16,
+            "0 %: the floor only"
+        );
+        assert_eq!(BytePolicy { floor: 1, percent: 1000, keep: None }.threshold(u64::MAX), u64::MAX, "saturates");
     }
 }

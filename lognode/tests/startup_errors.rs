@@ -13,6 +13,7 @@ fn config(dir: &std::path::Path) -> Config {
         bootstrap: false,
         voters: 3,
         retention_entries: None,
+        retention_bytes: None,
         snapshot_log_bytes: lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT,
         snapshot_log_percent: lognode::config::SNAPSHOT_LOG_PERCENT_DEFAULT,
         snapshot_every: None,

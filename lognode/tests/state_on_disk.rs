@@ -242,3 +242,49 @@ async fn kill9_while_a_snapshot_is_loaded_leaves_a_node_that_restarts_consistent
     let after = generations(&victim_dir);
     assert_eq!(after.len(), 1, "one store after the restart (killed with {during:?}, had {before:?}): {after:?}");
 }
+
+/// `--retention-bytes`: the log before the last checkpoint is purged down to about that many
+/// bytes, whatever the entries hold (here each entry is 16 records of 1 KiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_bytes_keeps_that_much_log_before_the_checkpoint_and_purges_the_rest() {
+    use ledger_proto::ledger::{CreateTopicRequest, ListTopicsRequest, ProduceBatchRequest, Record};
+    const KEEP: u64 = 256 * 1024;
+    const RECORD: usize = 1024;
+    const ENTRIES: u64 = 128;
+    const PER_ENTRY: u64 = 16;
+    common::init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let keep = KEEP.to_string();
+    let flags = ["--snapshot-log-bytes", SNAPSHOT_LOG_BYTES, "--snapshot-log-percent", "0", "--retention-bytes", &keep];
+    let node = Proc::start(1, root.path(), None, true, &flags);
+    let addr = node.grpc.clone();
+    wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
+    let mut c = common::client(&addr);
+    c.create_topic(CreateTopicRequest { name: "t".into(), partitions: 1 }).await.unwrap();
+    // 2 MiB of records: 8 times what is kept.
+    for i in 0..ENTRIES {
+        let records = (0..PER_ENTRY)
+            .map(|k| Record { key: Vec::new(), value: vec![b'a' + ((i + k) % 26) as u8; RECORD], headers: Vec::new() })
+            .collect();
+        c.produce_batch(ProduceBatchRequest { topic: "t".into(), partition: Some(0), records }).await.unwrap();
+    }
+    let total = ENTRIES * PER_ENTRY;
+    // What stays: at least KEEP bytes before the last checkpoint (each record is over 1 KiB with
+    // its framing, so fewer than KEEP / 1 KiB records) and at most one entry more, plus the log
+    // after the checkpoint (under 2 checkpoint intervals).
+    let kept_max = (KEEP + 2 * 65_536) / RECORD as u64 + PER_ENTRY;
+    let kept_min = KEEP / (RECORD as u64 + 64) - PER_ENTRY;
+    let start = wait_for("the log purged down to --retention-bytes", Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move {
+            let t = c.list_topics(ListTopicsRequest { read: None }).await.ok()?.into_inner();
+            let p = &t.topics.iter().find(|t| t.name == "t")?.partitions[0];
+            (p.log_start_offset > 0 && total - p.log_start_offset <= kept_max).then_some(p.log_start_offset)
+        }
+    })
+    .await;
+    let s = status(&addr).await;
+    let kept = total - start;
+    assert!(kept >= kept_min, "kept {kept} records of {total}, fewer than --retention-bytes asks ({kept_min}): {s:?}");
+    assert!(s.log_first_index > 1 && s.snapshot_index >= s.log_first_index, "the log starts after 1: {s:?}");
+}

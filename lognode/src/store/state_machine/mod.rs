@@ -203,7 +203,7 @@ impl StateMachineStore {
 
     /// Makes the events log (the `ledger` topic) follow the Raft log's retention: events derived
     /// only from purged entries are purged when a snapshot is built. Set when `--retention-entries`
-    /// is given; without it every event this node derived is kept (a snapshot install also purges
+    /// or `--retention-bytes` is given; without it every event this node derived is kept (a snapshot install also purges
     /// the Raft log, which must not cost the node its events).
     pub fn follow_log_retention(&self) {
         self.shared.events_follow_retention.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -223,5 +223,29 @@ impl StateMachineStore {
     /// Bytes of Raft log after the current snapshot: what a restart would apply again.
     pub fn log_bytes_since_snapshot(&self) -> u64 {
         self.shared.log.bytes_after(self.snapshot_index()).unwrap_or(0)
+    }
+
+    /// Where `--retention-bytes` purges: the highest index up to which the log can go while at
+    /// least `keep` bytes of it stay before the current snapshot. `None` when nothing can go.
+    pub fn purge_point(&self, keep: u64) -> Option<u64> {
+        let log = &self.shared.log;
+        let (snap, first) = (self.snapshot_index(), log.first_index()?);
+        if snap == 0 || first > snap {
+            return None;
+        }
+        let after_snap = log.bytes_after(snap).ok()?;
+        // Bytes in `(p, snap]`: what stays before the snapshot when the log is purged up to `p`;
+        // it only shrinks as `p` grows.
+        let kept = |p: u64| log.bytes_after(p).map_or(0, |b| b.saturating_sub(after_snap));
+        if kept(first) < keep {
+            return None;
+        }
+        // Largest p in [first, snap] with kept(p) >= keep (kept(first) is).
+        let (mut lo, mut hi) = (first, snap);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if kept(mid) >= keep { lo = mid } else { hi = mid - 1 }
+        }
+        Some(lo)
     }
 }
