@@ -2,7 +2,7 @@
 //! delegating to [`State::apply`](super::State::apply), the events log and the snapshots.
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 
 use super::{SnapshotFile, StateMachineStore, index_of, snap_err};
 use crate::limits::{EVENTS_APPEND_BYTES_MAX, EVENTS_APPEND_RECORDS_MAX};
@@ -27,7 +27,42 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut out = Vec::new();
+        // Off the runtime's threads: the on-disk store may read from disk and, when its flushes
+        // and compactions fall behind, holds writes back; on a runtime thread that stalled Raft's
+        // heartbeats and the gRPC server with it, and the cluster held elections under load.
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.apply_entries(entries))
+            .await
+            .map_err(|e| crate::store::io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        Ok(Box::new(self.begin_receive().await?))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, Node>,
+        snapshot: Box<SnapshotFile>,
+    ) -> Result<(), StorageError> {
+        self.install(meta, *snapshot).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        self.current().await
+    }
+}
+
+impl StateMachineStore {
+    /// Applies `entries` in order under the state's write lock, appends the events they derive
+    /// and commits the on-disk store when due ([`RaftStateMachine::apply`], on a blocking thread).
+    fn apply_entries(&self, entries: Vec<Entry>) -> Vec<Response> {
+        let mut out = Vec::with_capacity(entries.len());
         let mut events = Vec::new();
         let mut events_bytes = 0usize;
         let mut first_seq = None;
@@ -55,26 +90,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let last = index_of(s.last_applied);
         drop(s);
         self.shared.applied_tx.send_replace(last);
-        Ok(out)
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
-        Ok(Box::new(self.begin_receive().await?))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<u64, Node>,
-        snapshot: Box<SnapshotFile>,
-    ) -> Result<(), StorageError> {
-        self.install(meta, *snapshot).await
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        self.current().await
+        out
     }
 }
