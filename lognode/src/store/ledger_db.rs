@@ -379,6 +379,31 @@ impl DiskLedger {
     pub fn disk_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
     }
+
+    /// The shape of each keyspace's tree, for benchmarks and logs: `name sealed/l0/tables MB`
+    /// (memtables waiting for a flush, tables in level 0, tables in all, disk megabytes).
+    pub fn shape(&self) -> String {
+        let k = &self.ks;
+        [
+            ("accounts", &k.accounts),
+            ("transfers", &k.transfers),
+            ("history", &k.history),
+            ("ids", &k.ids),
+            ("expiry", &k.expiry),
+        ]
+        .iter()
+        .map(|(name, ks)| {
+            format!(
+                "{name} {}/{}/{} {}",
+                ks.sealed_memtable_count(),
+                ks.l0_table_count(),
+                ks.table_count(),
+                ks.disk_space() / 1_000_000
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
 }
 
 impl LedgerRead for DiskLedger {

@@ -273,6 +273,7 @@ impl StateMachineStore {
     ) -> Result<(), StorageError> {
         let this = self.clone();
         let meta2 = meta.clone();
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             let mode = this.disk();
             let n = *mode.generation.lock().expect(POISONED) + 1;
@@ -313,8 +314,13 @@ impl StateMachineStore {
         .await
         .map_err(write_err)?;
         let _ = fs::remove_file(&tmp);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "installing a snapshot into the state store failed");
+        match &result {
+            Err(e) => tracing::error!(error = %e, "installing a snapshot into the state store failed"),
+            Ok(()) => tracing::info!(
+                index = index_of(meta.last_log_id),
+                took_ms = started.elapsed().as_millis(),
+                "snapshot installed into a new store generation"
+            ),
         }
         result
     }
