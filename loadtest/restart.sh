@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # How state grows with history, and what a restart costs (issue 20). Starts `ledger dev` (3
 # lognodes, fsync on, no projector) on a fresh data dir, loads it with the Rust load generator
-# (batched transfers), prints each lognode's RSS and disk (Raft log, events log, snapshots) and
-# the snapshot the nodes hold, stops the cluster (SIGINT), starts it again on the same data and
-# times how long until a strong read is served; then prints the RSS again.
+# (batched transfers) while sampling each lognode's RSS every 10 s, prints the rate of the first
+# and last minute, each lognode's RSS and disk (state store, Raft log, events log), stops the
+# cluster (SIGINT), starts it again on the same data and times how long until a strong read is
+# served; with --add-node, then starts a 4th lognode and times until it has caught up (by
+# snapshot when the log behind the leader's checkpoint was purged).
 #
-#   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch]
+#   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch] [--add-node]
 #
-# Needs the release binaries (built here). Data and logs: target/restart-bench/. Where the ledger's
-# records live follows lognode's default (`--state-store disk`); LEDGER_STATE_STORE=memory in the
-# environment runs the nodes with them in memory.
+# Needs the release binaries (built here). Data and logs: target/restart-bench/ (RSS samples in
+# rss.tsv). Where the ledger's records live follows lognode's default (`--state-store disk`);
+# LEDGER_STATE_STORE=memory in the environment runs the nodes with them in memory. Other lognode
+# settings come from the environment too, e.g. LEDGER_RETENTION_BYTES=67108864 (issue 20's
+# benchmark: the Raft log purged behind checkpoints down to 64 MiB).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 DURATION=40
 CONC=32
 SCENARIO=transfers-batch
+ADD_NODE=
+CATCH_UP_MAX_S=1800
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=${2%s}; shift 2 ;;
     --concurrency) CONC=$2; shift 2 ;;
     --scenario) SCENARIO=$2; shift 2 ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    --add-node) ADD_NODE=1; shift ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
     *) echo "restart.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +48,11 @@ start() {
   PID=$!
 }
 
+NODE4=
+SAMPLER=
 stop() {
+  if [ -n "$SAMPLER" ]; then kill "$SAMPLER" 2>/dev/null || true; SAMPLER=; fi
+  if [ -n "$NODE4" ]; then kill -INT "$NODE4" 2>/dev/null || true; wait "$NODE4" 2>/dev/null || true; NODE4=; fi
   if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
     kill -INT "$PID"
     for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
@@ -78,8 +89,25 @@ nodes() {
   done | sort
 }
 
+# Every 10 s, each lognode's RSS in MiB as "seconds node MiB" lines (bounded: the run's
+# duration plus a minute).
+sample_rss() {
+  local t0 now
+  t0=$(date +%s)
+  for _ in $(seq 1 $((DURATION / 10 + 7))); do
+    now=$(($(date +%s) - t0))
+    for pid in $(pgrep -f "$BIN/lognode" || true); do
+      local id rss
+      id=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | sed -n 's/.*--id \([0-9]*\).*/\1/p')
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      [ -n "$id" ] && echo "$now $id $((rss / 1024))"
+    done
+    sleep 10
+  done
+}
+
 disk() {
-  for d in "$DATA"/node*/ "$DATA"/n*/; do
+  for d in "$DATA"/node*/; do
     [ -d "$d" ] || continue
     printf '%s: total %s, raft log %s, events %s, snapshot %s, state store %s\n' "$(basename "$d")" \
       "$(du -sh "$d" | cut -f1)" "$(du -sh "$d/log" 2>/dev/null | cut -f1)" \
@@ -96,13 +124,51 @@ status() {
 echo "== fresh cluster, $SCENARIO, $CONC clients, ${DURATION}s"
 start --fresh
 wait_strong_read > /dev/null
+sample_rss > "$OUT/rss.tsv" &
+SAMPLER=$!
 "$BIN/loadtest" --gateway "$GATEWAY" --scenario "$SCENARIO" --concurrency "$CONC" --duration "${DURATION}s" \
   --report "$OUT/load.json" | tail -n 12
+kill "$SAMPLER" 2>/dev/null || true
+SAMPLER=
 sleep 2
 echo "== after the load"
 nodes
 disk
 status
+python3 - "$OUT/load.json" "$OUT/rss.tsv" "$DATA" <<'PY'
+import json, os, sys
+report, rss_file, data = sys.argv[1:4]
+r = json.load(open(report))
+tl = [s.get("transfers", 0) for s in r.get("timeline", [])]
+total = sum(tl)
+if len(tl) >= 120:
+    first, last = sum(tl[:60]) / 60, sum(tl[-60:]) / 60
+    print(f"RESULT rate: first minute {first:,.0f}/s, last minute {last:,.0f}/s ({(last / first - 1) * 100:+.0f} %)")
+rows = [tuple(map(int, l.split())) for l in open(rss_file) if len(l.split()) == 3]
+end = max((t for t, _, _ in rows), default=0)
+for node in sorted({n for _, n, _ in rows}):
+    mine = [(t, m) for t, n, m in rows if n == node]
+    tail = [m for t, m in mine if t >= end / 3]
+    print(f"RESULT lognode {node} RSS: max {max(m for _, m in mine)} MiB; last two-thirds {min(tail, default=0)}-{max(tail, default=0)} MiB; "
+          f"samples {' '.join(str(m) for _, m in mine)}")
+def du(p):
+    n = 0
+    for root, _, files in os.walk(p):
+        for f in files:
+            try:
+                n += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return n
+if total:
+    for d in sorted(os.listdir(data)):
+        nd = os.path.join(data, d)
+        if not d.startswith("node") or not os.path.isdir(nd):
+            continue
+        state, log = du(os.path.join(nd, "state")), du(os.path.join(nd, "log"))
+        print(f"RESULT {d}: state {state / 1e6:,.0f} MB + Raft log {log / 1e6:,.0f} MB = {(state + log) / total:,.0f} B per transfer "
+              f"({total:,} transfers)")
+PY
 echo "== restart"
 stop
 start
@@ -110,3 +176,31 @@ secs=$(wait_strong_read)
 echo "RESULT restart to a served strong read: ${secs} s"
 nodes
 status
+disk
+if [ -n "$ADD_NODE" ]; then
+  echo "== a 4th lognode joins"
+  target=$(curl -s "$GATEWAY/v1/cluster" | python3 -c 'import json,sys; print(max(n.get("last_applied", 0) for n in json.load(sys.stdin)["nodes"]))')
+  t0=$(date +%s.%N)
+  "$BIN/lognode" --id 4 --data-dir "$DATA/node4" --grpc-addr 127.0.0.1:17604 --gossip-addr 127.0.0.1:17704 \
+    --gossip-profile local --voters 3 --join 127.0.0.1:17701 > "$OUT/node4.log" 2>&1 &
+  NODE4=$!
+  # Polled every second up to CATCH_UP_MAX_S (a new node loads the leader's whole store).
+  caught=
+  deadline=$(($(date +%s) + CATCH_UP_MAX_S))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    kill -0 "$NODE4" 2>/dev/null || { echo "lognode 4 exited:" >&2; tail -5 "$OUT/node4.log" >&2; break; }
+    applied=$(curl -s "$GATEWAY/v1/cluster" | python3 -c 'import json,sys
+n=[n for n in json.load(sys.stdin)["nodes"] if n["id"]==4]
+print(n[0].get("last_applied", 0) if n else 0)' 2>/dev/null || echo 0)
+    if [ "${applied:-0}" -ge "$target" ]; then caught=1; break; fi
+    sleep 1
+  done
+  if [ -n "$caught" ]; then
+    echo "RESULT a 4th lognode caught up to index $target in $(echo "$(date +%s.%N) - $t0" | bc) s"
+  else
+    echo "RESULT a 4th lognode did not catch up to index $target within $CATCH_UP_MAX_S s"
+  fi
+  grep -h "snapshot installed" "$OUT/node4.log" | tail -1 || echo "(lognode 4 logged no snapshot install: it caught up from the log)"
+  nodes
+  disk
+fi
