@@ -25,6 +25,18 @@ use testkit::Cluster;
 
 /// The smallest `--snapshot-log-bytes`: a snapshot after every 64 KiB of log.
 const SNAPSHOT_LOG_BYTES: &str = "65536";
+/// Memory store, a snapshot after every 64 KiB of log however large the last one was, and the
+/// log purged behind it except 5 entries.
+const PURGING_MEMORY_FLAGS: [&str; 8] = [
+    "--snapshot-log-bytes",
+    SNAPSHOT_LOG_BYTES,
+    "--snapshot-log-percent",
+    "0",
+    "--retention-entries",
+    "5",
+    "--state-store",
+    "memory",
+];
 
 fn snapshot_dir(node: &Proc) -> PathBuf {
     node.dir.join("log").join("snapshot")
@@ -47,17 +59,7 @@ fn files(dir: &Path) -> Vec<(String, u64)> {
 async fn a_restart_applies_only_the_log_after_the_last_snapshot_and_the_log_is_purged_behind_it() {
     common::init_tracing();
     let root = tempfile::tempdir().unwrap();
-    let flags = [
-        "--snapshot-log-bytes",
-        SNAPSHOT_LOG_BYTES,
-        "--snapshot-log-percent",
-        "0",
-        "--retention-entries",
-        "5",
-        "--state-store",
-        "memory",
-    ];
-    let mut node = Proc::start(1, root.path(), None, true, &flags);
+    let mut node = Proc::start(1, root.path(), None, true, &PURGING_MEMORY_FLAGS);
     let addr = node.grpc.clone();
     wait_for("a leader", Duration::from_secs(30), || leader_of(&addr, 1)).await;
     open_accounts(&addr).await;
@@ -148,16 +150,7 @@ async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
     let mut cluster = Cluster::builder()
         // Percent 0: a snapshot after every 64 KiB of log, however large the last one was, so that
         // one covers (nearly) the whole load once it ends.
-        .extra(&[
-            "--snapshot-log-bytes",
-            SNAPSHOT_LOG_BYTES,
-            "--snapshot-log-percent",
-            "0",
-            "--retention-entries",
-            "5",
-            "--state-store",
-            "memory",
-        ])
+        .extra(&PURGING_MEMORY_FLAGS)
         .start();
     let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
     open_accounts(&leader).await;

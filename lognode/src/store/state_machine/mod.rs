@@ -203,8 +203,8 @@ impl StateMachineStore {
 
     /// Makes the events log (the `ledger` topic) follow the Raft log's retention: events derived
     /// only from purged entries are purged when a snapshot is built. Set when `--retention-entries`
-    /// or `--retention-bytes` is given; without it every event this node derived is kept (a snapshot install also purges
-    /// the Raft log, which must not cost the node its events).
+    /// or `--retention-bytes` is given; without it every event this node derived is kept (a
+    /// snapshot install also purges the Raft log, which must not cost the node its events).
     pub fn follow_log_retention(&self) {
         self.shared.events_follow_retention.store(true, std::sync::atomic::Ordering::Relaxed);
     }
