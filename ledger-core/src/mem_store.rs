@@ -93,6 +93,9 @@ pub struct MemStore {
     account_ids: FxHashMap<Arc<str>, u32>,
     transfer_ids: IdIndex,
     expiry: BTreeSet<ExpiryKey>,
+    /// While a [`crate::Loader`] fills the store: the history length of each account pushed with
+    /// more history than it holds yet (emptied as the records arrive).
+    declared: FxHashMap<u32, u64>,
 }
 
 /// Equality of the records (the indexes follow from them).
@@ -207,7 +210,7 @@ impl LedgerRead for MemStore {
             created_timestamp_ms: a.created_timestamp_ms,
             balances: a.balances,
             updated_index: a.updated_index,
-            history_len: a.history.len() as u64,
+            history_len: self.declared.get(&ai).copied().unwrap_or(a.history.len() as u64),
         }
     }
 
@@ -239,6 +242,10 @@ impl LedgerRead for MemStore {
         h[from as usize - 1..to as usize].to_vec()
     }
 
+    fn history_stored(&self, ai: u32) -> u64 {
+        self.accounts[ai as usize].history.len() as u64
+    }
+
     fn history_partition_point(&self, ai: u32, len: u64, index: u64) -> u64 {
         self.accounts[ai as usize].history[..len as usize].partition_point(|r| r.index <= index) as u64
     }
@@ -265,7 +272,9 @@ impl LedgerRead for MemStore {
 impl LedgerStore for MemStore {
     fn push_account(&mut self, ai: u32, a: Account) {
         assert_eq!(ai as usize, self.accounts.len(), "accounts are numbered densely");
-        debug_assert_eq!(a.history_len, 0);
+        if a.history_len > 0 {
+            self.declared.insert(ai, a.history_len);
+        }
         self.account_ids.insert(a.id.clone(), ai);
         self.accounts.push(MemAccount {
             id: a.id,
@@ -308,6 +317,9 @@ impl LedgerStore for MemStore {
         let h = &mut self.accounts[ai as usize].history;
         assert_eq!(version, h.len() as u64 + 1, "history is numbered densely");
         h.push(r);
+        if self.declared.get(&ai) == Some(&version) {
+            self.declared.remove(&ai);
+        }
     }
 
     fn pop_history(&mut self, ai: u32, version: u64) {

@@ -137,6 +137,27 @@ pub trait LedgerRead {
     fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
         (from..=to).map(|v| self.history(ai, v)).collect()
     }
+    /// How many history records account `ai` has in the store (its `history_len`, except while a
+    /// [`Loader`] fills the store).
+    fn history_stored(&self, ai: u32) -> u64;
+    /// Calls `f` with every history record and its account number, each account's in version
+    /// order (accounts may interleave), until `f` returns `false`. The default reads account by
+    /// account, in chunks; a store that keeps history in one sequence reads that instead.
+    fn for_each_history(&self, f: &mut dyn FnMut(u32, HistoryRecord) -> bool) {
+        for ai in 0..u32::try_from(self.account_count()).expect("bounded by ACCOUNTS_MAX") {
+            let len = self.history_stored(ai);
+            let mut from = 1;
+            while from <= len {
+                let to = len.min(from + DUMP_CHUNK - 1);
+                for r in self.history_range(ai, from, to) {
+                    if !f(ai, r) {
+                        return;
+                    }
+                }
+                from = to + 1;
+            }
+        }
+    }
     /// How many of account `ai`'s first `len` history records have a log index `<= index`
     /// (their indexes never decrease). The default is a binary search over [`Self::history`].
     fn history_partition_point(&self, ai: u32, len: u64, index: u64) -> u64 {
@@ -192,14 +213,20 @@ pub trait LedgerStore: LedgerRead {
     fn expiry_remove(&mut self, key: ExpiryKey);
 }
 
-/// One record of a ledger's dump, in the order [`for_each_record`] gives them: each account
-/// followed by its history, then every transfer.
+/// One record of a ledger's dump, in the order [`for_each_record`] gives them: every account,
+/// then every history record, then every transfer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    /// An account (its `history_len` history records follow).
+    /// The next account (its `history_len` history records come after the accounts).
     Account(Account),
-    /// The next history record of the last account.
-    History(HistoryRecord),
+    /// The next history record of account number `account`: each account's come in version
+    /// order, and accounts may interleave (a store dumps its history in the order it keeps it).
+    History {
+        /// The account's number (creation order).
+        account: u32,
+        /// The record.
+        record: HistoryRecord,
+    },
     /// The next transfer.
     Transfer(Transfer),
 }
@@ -214,17 +241,18 @@ pub fn for_each_record<S: LedgerRead + ?Sized, E>(
     mut f: impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E> {
     for ai in 0..u32::try_from(store.account_count()).expect("bounded by ACCOUNTS_MAX") {
-        let a = store.account(ai);
-        let len = a.history_len;
-        f(Record::Account(a))?;
-        let mut from = 1;
-        while from <= len {
-            let to = len.min(from + DUMP_CHUNK - 1);
-            for r in store.history_range(ai, from, to) {
-                f(Record::History(r))?;
-            }
-            from = to + 1;
+        f(Record::Account(store.account(ai)))?;
+    }
+    let mut failed = None;
+    store.for_each_history(&mut |account, record| match f(Record::History { account, record }) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(e);
+            false
         }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     let n = u32::try_from(store.transfer_count()).expect("bounded by TRANSFERS_MAX");
     let mut from = 0;
@@ -241,15 +269,24 @@ pub fn for_each_record<S: LedgerRead + ?Sized, E>(
 /// Fills an empty store from the records of [`for_each_record`], checking them as they come:
 /// dense numbering, unique ids, each account's history complete and in log order, transfers
 /// referring to existing accounts, and per currency the balances summing to zero. The expiry
-/// queue is rebuilt from the open pending transfers.
+/// queue is rebuilt from the open pending transfers. Its memory does not grow with the dump:
+/// what it checks against is read back from the store.
 pub struct Loader<'a, S: LedgerStore + ?Sized> {
     store: &'a mut S,
     currencies: usize,
-    /// The account whose history is being loaded: (number, record, history records so far).
-    open: Option<(u32, Account, u64)>,
+    /// Which part of the dump comes next.
+    stage: Stage,
     /// Per currency: (Σ debits_posted − Σ credits_posted, Σ debits_pending − Σ credits_pending),
     /// modulo 2^128: a check against damaged or mismatched data, not a proof.
     sums: Vec<(u128, u128)>,
+}
+
+/// The parts of a dump, in order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Accounts,
+    History,
+    Transfers,
 }
 
 impl<'a, S: LedgerStore + ?Sized> Loader<'a, S> {
@@ -258,16 +295,25 @@ impl<'a, S: LedgerStore + ?Sized> Loader<'a, S> {
         if store.account_count() != 0 || store.transfer_count() != 0 || store.expiry_len() != 0 {
             return Err("the store to load into is not empty");
         }
-        Ok(Loader { store, currencies, open: None, sums: vec![(0, 0); currencies] })
+        Ok(Loader { store, currencies, stage: Stage::Accounts, sums: vec![(0, 0); currencies] })
     }
 
-    fn close_account(&mut self) -> Result<(), &'static str> {
-        if let Some((ai, a, n)) = self.open.take() {
-            if n != a.history_len {
-                return Err("an account's history is incomplete");
-            }
-            self.store.put_account(ai, a);
+    /// Moves on to `next`; leaving the history, checks that every account's is complete.
+    fn enter(&mut self, next: Stage) -> Result<(), &'static str> {
+        if next < self.stage {
+            return Err(match next {
+                Stage::Accounts => "an account after the history or the transfers",
+                _ => "a history record after the transfers",
+            });
         }
+        if self.stage < Stage::Transfers && next == Stage::Transfers {
+            for ai in 0..u32::try_from(self.store.account_count()).map_err(|_| "too many accounts")? {
+                if self.store.history_stored(ai) != self.store.account(ai).history_len {
+                    return Err("an account's history is incomplete");
+                }
+            }
+        }
+        self.stage = next;
         Ok(())
     }
 
@@ -275,10 +321,7 @@ impl<'a, S: LedgerStore + ?Sized> Loader<'a, S> {
     pub fn push(&mut self, r: Record) -> Result<(), &'static str> {
         match r {
             Record::Account(a) => {
-                self.close_account()?;
-                if self.store.transfer_count() != 0 {
-                    return Err("an account after the transfers");
-                }
+                self.enter(Stage::Accounts)?;
                 if usize::from(a.currency) >= self.currencies {
                     return Err("account currency out of range");
                 }
@@ -290,22 +333,24 @@ impl<'a, S: LedgerStore + ?Sized> Loader<'a, S> {
                 s.0 = s.0.wrapping_add(b.debits_posted).wrapping_sub(b.credits_posted);
                 s.1 = s.1.wrapping_add(b.debits_pending).wrapping_sub(b.credits_pending);
                 let ai = u32::try_from(self.store.account_count()).map_err(|_| "too many accounts")?;
-                self.store.push_account(ai, Account { history_len: 0, ..a.clone() });
-                self.open = Some((ai, a, 0));
+                self.store.push_account(ai, a);
             }
-            Record::History(h) => {
-                let Some((ai, a, n)) = &mut self.open else { return Err("a history record outside an account") };
-                if *n >= a.history_len {
+            Record::History { account: ai, record } => {
+                self.enter(Stage::History)?;
+                if ai as usize >= self.store.account_count() {
+                    return Err("a history record of an account not in the dump");
+                }
+                let n = self.store.history_stored(ai);
+                if n >= self.store.account(ai).history_len {
                     return Err("an account's history is longer than its version");
                 }
-                if *n > 0 && self.store.history(*ai, *n).index > h.index {
+                if n > 0 && self.store.history(ai, n).index > record.index {
                     return Err("an account's history is out of log order");
                 }
-                *n += 1;
-                self.store.push_history(*ai, *n, h);
+                self.store.push_history(ai, n + 1, record);
             }
             Record::Transfer(t) => {
-                self.close_account()?;
+                self.enter(Stage::Transfers)?;
                 let accounts = self.store.account_count();
                 if t.debit as usize >= accounts || t.credit as usize >= accounts {
                     return Err("transfer account out of range");
@@ -327,7 +372,7 @@ impl<'a, S: LedgerStore + ?Sized> Loader<'a, S> {
 
     /// Ends the load: checks the last account and that every currency sums to zero.
     pub fn finish(mut self) -> Result<(), &'static str> {
-        self.close_account()?;
+        self.enter(Stage::Transfers)?;
         if self.sums.iter().any(|&s| s != (0, 0)) {
             return Err("balances do not sum to zero in a currency");
         }

@@ -68,11 +68,11 @@ fn a_whole_dump_loads_and_restores_the_expiry_queue() {
 fn damaged_dumps_are_refused() {
     let whole = records(&ledger());
     let first_account = whole.iter().position(|r| matches!(r, Record::Account(_))).expect("an account");
-    let first_history = whole.iter().position(|r| matches!(r, Record::History(_))).expect("history");
+    let first_history = whole.iter().position(|r| matches!(r, Record::History { .. })).expect("history");
     let first_transfer = whole.iter().position(|r| matches!(r, Record::Transfer(_))).expect("a transfer");
 
     let mut dup_account = whole.clone();
-    dup_account.insert(first_transfer, whole[first_account].clone());
+    dup_account.insert(first_history, whole[first_account].clone());
     assert_eq!(load(dup_account), Err("duplicate account id"));
 
     let mut dup_transfer = whole.clone();
@@ -87,7 +87,29 @@ fn damaged_dumps_are_refused() {
         whole.iter().filter(|r| !matches!(r, Record::Account(a) if a.id() == "equity")).cloned().collect();
     assert!(load(unbalanced).is_err(), "a dump without the equity account does not load");
 
-    assert_eq!(load(whole[first_history..].to_vec()), Err("a history record outside an account"));
+    assert_eq!(load(whole[first_history..].to_vec()), Err("a history record of an account not in the dump"));
+
+    let mut account_late = whole.clone();
+    let a = account_late.remove(first_account);
+    account_late.insert(first_history, a);
+    assert_eq!(load(account_late), Err("an account after the history or the transfers"));
+
+    let mut history_late = whole.clone();
+    let h = history_late.remove(first_history);
+    history_late.push(h);
+    assert_eq!(load(history_late), Err("an account's history is incomplete"));
+
+    let mut long_history = whole.clone();
+    long_history.insert(first_history, whole[first_history].clone());
+    assert_eq!(load(long_history), Err("an account's history is longer than its version"));
+
+    let mut swapped = whole.clone();
+    swapped.swap(first_history, first_history + 1);
+    assert!(
+        matches!((&swapped[first_history], &swapped[first_history + 1]), (Record::History { account: a, .. }, Record::History { account: b, .. }) if a == b),
+        "the first two history records are one account's"
+    );
+    assert_eq!(load(swapped), Err("an account's history is out of log order"));
     let mut store = MemStore::default();
     store_one_account(&mut store);
     assert!(Loader::new(&mut store, 1).is_err(), "a store that is not empty is refused");

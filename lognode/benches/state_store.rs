@@ -15,11 +15,14 @@
 // A benchmark reports on stdout; its numbers are casts of counts and times.
 #![allow(clippy::print_stdout, clippy::cast_precision_loss)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ledger_core::{ApplyContext, Command, Ledger, LedgerMeta, NewAccount, NewTransfer, Outcome, ResultCode};
-use lognode::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX};
+use ledger_core::{
+    ApplyContext, Command, HistoryFrom, Ledger, LedgerMeta, Loader, NewAccount, NewTransfer, Outcome, ResultCode,
+    for_each_record,
+};
+use lognode::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX, STATE_LOAD_WRITES_MAX};
 use lognode::store::ledger_db::DiskLedger;
 use lognode::store::node_store::NodeStore;
 
@@ -73,6 +76,69 @@ fn cpu_secs() -> f64 {
             Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) as f64 / 100.0)
         })
         .unwrap_or(0.0)
+}
+
+/// Times what reads the history costs once the ledger is loaded: pages of an account's
+/// transfers from random versions, balances as of random log indexes, and a whole dump of the
+/// committed records (what a snapshot sends), from a read snapshot of the store.
+fn read_costs(ledger: &mut Ledger<NodeStore>, last_index: u64, dir: &Path) {
+    const READS: u64 = 1_000;
+    let NodeStore::Disk(d) = ledger.store_mut() else { unreachable!("the bench opened a disk store") };
+    d.commit(b"bench head").expect("commit");
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m.max(1)
+    };
+    let started = Instant::now();
+    let mut entries = 0usize;
+    for _ in 0..READS {
+        let id = account(next(DESTINATIONS + 1));
+        let len = ledger.account(&id).expect("a bench account").version;
+        let page = ledger.account_transfers(&id, HistoryFrom::AfterVersion(next(len)), 50).expect("a page");
+        entries += page.entries.len();
+    }
+    let pages = started.elapsed();
+    let started = Instant::now();
+    for _ in 0..READS {
+        let id = account(next(DESTINATIONS + 1));
+        // Every account exists from index DESTINATIONS + 1 on.
+        ledger.account_as_of(&id, DESTINATIONS + 1 + next(last_index - DESTINATIONS)).expect("a bench account");
+    }
+    let as_of = started.elapsed();
+    let NodeStore::Disk(d) = ledger.store() else { unreachable!() };
+    let view = d.view();
+    let started = Instant::now();
+    let mut records = 0u64;
+    for_each_record(&view, |_| -> Result<(), ()> {
+        records += 1;
+        Ok(())
+    })
+    .expect("the dump");
+    let dump = started.elapsed();
+    // What a new node does with the dump: load it, checked, into an empty store.
+    let (mut fresh, _) = DiskLedger::open(&dir.join("loaded"), 64 << 20).expect("open a second store");
+    fresh.begin_load(STATE_LOAD_WRITES_MAX);
+    let started = Instant::now();
+    {
+        let mut loader = Loader::new(&mut fresh, 1).expect("an empty store");
+        for_each_record(&view, |r| loader.push(r)).expect("the dump loads");
+        loader.finish().expect("the dump is whole");
+    }
+    fresh.commit(b"bench head").expect("commit");
+    let load = started.elapsed();
+    println!(
+        "RESULT reads history_page_us={:.0} ({entries} entries in {READS} pages of 50) as_of_us={:.0} \
+         dump_secs={:.1} ({records} records, {:.0}/s) load_secs={:.1} ({:.0} records/s)",
+        pages.as_secs_f64() * 1e6 / READS as f64,
+        as_of.as_secs_f64() * 1e6 / READS as f64,
+        dump.as_secs_f64(),
+        records as f64 / dump.as_secs_f64().max(f64::EPSILON),
+        load.as_secs_f64(),
+        records as f64 / load.as_secs_f64().max(f64::EPSILON)
+    );
 }
 
 fn account(i: u64) -> String {
@@ -178,6 +244,7 @@ fn main() {
         (cpu_secs() - cpu_start) * 1e6 / done.max(1) as f64,
         if first > 0.0 { last_rate / first } else { 0.0 }
     );
+    read_costs(&mut ledger, index, &dir);
     // Let background flushes finish before the directory goes (the bench measures, never waits
     // unboundedly).
     std::thread::sleep(Duration::from_millis(100));

@@ -5,12 +5,21 @@
 //! keys sort in numeric order):
 //! - `accounts`: account number (u32) → [`Account`] (postcard);
 //! - `transfers`: transfer number (u32) → [`Transfer`];
-//! - `history`: account number (u32) ‖ version (u64) → [`HistoryRecord`];
+//! - `history`: history sequence (u64) → the account number, the distance back to the account's
+//!   previous record (0 for its first) and the [`HistoryRecord`]. Every account's records go to one sequence,
+//!   so the keyspace only ever appends: its tables never overlap and compaction moves them
+//!   rather than merge them. (Keyed by account ‖ version, every insert landed in the middle of
+//!   the keyspace, and the cost per transfer of merging them grew with the ledger: issue 20.)
+//! - `anchors`: account number ‖ version (u64) → history sequence ‖ log index, for every
+//!   [`HISTORY_ANCHOR_EVERY`]th version: a record is found from the anchor at or above its
+//!   version (or the account's tail) by at most `HISTORY_ANCHOR_EVERY - 1` steps back, and a
+//!   balance as of an index by a binary search over the anchors' indexes;
+//! - `tails`: account number → history sequence ‖ version of its newest record;
 //! - `ids`: `a` ‖ account id → account number, `t` ‖ transfer id → transfer number (the
 //!   permanent deduplication index of rule 4);
 //! - `expiry`: deadline (u64) ‖ transfer number (u32) → nothing;
 //! - `meta`: `counts` → [`Counts`]; `state` → the caller's bytes (what else the node keeps, written
-//!   with the records it describes).
+//!   with the records it describes); `layout` → [`STORE_LAYOUT`].
 //!
 //! Writes go to an in-memory overlay first; [`DiskLedger::commit`] writes the overlay and the
 //! caller's state bytes as one fjall batch, without fsync: the Raft log is the durability, and a
@@ -33,6 +42,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::STATE_ACCOUNT_CACHE_MAX;
 
+mod history;
+use history::{HistorySrc, Stored, anchor_key, history_partition_point, history_range, pair_bytes};
+
 /// Memtable size of each keyspace. storebench found fjall's default (64 MiB, six keyspaces) to be
 /// where its memory grew; in a 3-node cluster on two cores, 8 MiB ones made so many flushes and
 /// compactions that throughput fell (33,639 against 39,875 transfers/s over 60 s with 32 MiB).
@@ -42,6 +54,31 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 const JOURNAL_BYTES_MAX: u64 = 64 << 20;
 const COUNTS_KEY: &[u8] = b"counts";
 const STATE_KEY: &[u8] = b"state";
+const LAYOUT_KEY: &[u8] = b"layout";
+/// Version of the keyspaces' layout. 2 (2026-12-04): history by a global sequence, with anchors
+/// and tails. A store of another layout is refused at open, naming both versions.
+pub const STORE_LAYOUT: u32 = 2;
+/// Every how many versions of an account its history has an anchor: the most steps back a read
+/// of one record takes (each a point read) against the anchors' share of the writes.
+pub const HISTORY_ANCHOR_EVERY: u64 = 32;
+
+/// Why a store did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] fjall::Error),
+    /// The store was written with another layout.
+    #[error(
+        "the state store has layout {} and this lognode reads layout {STORE_LAYOUT}: it was written by another \
+         version (start with an empty data directory, or add the node anew so that it loads a snapshot)",
+        .found.map_or_else(|| "none recorded".to_owned(), |v| v.to_string())
+    )]
+    Layout {
+        /// The layout found (`None`: a store from before layouts were recorded).
+        found: Option<u32>,
+    },
+}
 
 /// How many records of each kind the store holds (committed with them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +86,8 @@ pub struct Counts {
     accounts: u32,
     transfers: u32,
     expiry: u64,
+    /// The next history sequence (sequences of records undone inside an apply are not reused).
+    history: u64,
 }
 
 #[derive(Clone)]
@@ -56,6 +95,8 @@ struct Keyspaces {
     accounts: Keyspace,
     transfers: Keyspace,
     history: Keyspace,
+    anchors: Keyspace,
+    tails: Keyspace,
     ids: Keyspace,
     expiry: Keyspace,
     meta: Keyspace,
@@ -66,7 +107,12 @@ struct Keyspaces {
 struct Overlay {
     accounts: FxHashMap<u32, Account>,
     transfers: FxHashMap<u32, Transfer>,
-    history: FxHashMap<(u32, u64), HistoryRecord>,
+    /// History sequence → (account, distance back, record).
+    history: FxHashMap<u64, Stored>,
+    /// (account, version) → (history sequence, log index).
+    anchors: FxHashMap<(u32, u64), (u64, u64)>,
+    /// Account → (history sequence, version) of its newest record.
+    tails: FxHashMap<u32, (u64, u64)>,
     /// New ids (`a`/`t` ‖ id) → number.
     ids: FxHashMap<Box<[u8]>, u32>,
     /// `true`: inserted; `false`: removed from the database.
@@ -80,6 +126,8 @@ impl Overlay {
         self.accounts.is_empty()
             && self.transfers.is_empty()
             && self.history.is_empty()
+            && self.anchors.is_empty()
+            && self.tails.is_empty()
             && self.ids.is_empty()
             && self.expiry.is_empty()
     }
@@ -104,13 +152,6 @@ fn id_key(kind: u8, id: &str) -> Box<[u8]> {
     k.push(kind);
     k.extend_from_slice(id.as_bytes());
     k.into_boxed_slice()
-}
-
-fn history_key(ai: u32, version: u64) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..4].copy_from_slice(&ai.to_be_bytes());
-    k[4..].copy_from_slice(&version.to_be_bytes());
-    k
 }
 
 fn expiry_key((at, ti): ExpiryKey) -> [u8; 12] {
@@ -176,24 +217,6 @@ fn get_id(r: &impl Src, ks: &Keyspaces, key: &[u8]) -> Option<u32> {
     io(r.get(&ks.ids, key)).map(|v| number(&v))
 }
 
-fn get_history(r: &impl Src, ks: &Keyspaces, ai: u32, version: u64) -> HistoryRecord {
-    let v = io(r.get(&ks.history, &history_key(ai, version)))
-        .unwrap_or_else(|| panic!("history record {version} of account {ai} is not in the state store"));
-    value(&v, "history record")
-}
-
-fn history_range(r: &impl Src, ks: &Keyspaces, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
-    if from > to {
-        return Vec::new();
-    }
-    r.range(&ks.history, history_key(ai, from)..=history_key(ai, to))
-        .map(|g| {
-            let v = io(g.value());
-            value(&v, "history record")
-        })
-        .collect()
-}
-
 fn transfers_range(r: &impl Src, ks: &Keyspaces, from: u32, to: u32) -> Vec<Transfer> {
     if from >= to {
         return Vec::new();
@@ -226,14 +249,15 @@ fn disk_expiry_next(
     None
 }
 
-/// Committed accounts and account ids read recently (both never go stale: an id never changes
-/// number, and every account write passes through the overlay, which is read first and moves
-/// here on commit). Each map holds at most `STATE_ACCOUNT_CACHE_MAX` entries and is emptied when
+/// Committed accounts, account ids and history tails read recently (none goes stale: an id
+/// never changes number, and every account or tail write passes through the overlay, which is
+/// read first and moves here on commit). Each map holds at most `STATE_ACCOUNT_CACHE_MAX` entries and is emptied when
 /// full.
 #[derive(Default)]
 struct Cache {
     ids: FxHashMap<Box<str>, u32>,
     accounts: FxHashMap<u32, Account>,
+    tails: FxHashMap<u32, (u64, u64)>,
 }
 
 fn cache_insert<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>, k: K, v: V) {
@@ -249,7 +273,8 @@ pub struct DiskLedger {
     ks: Keyspaces,
     /// Counts including the overlay.
     counts: Counts,
-    overlay: Overlay,
+    /// Boxed: the store sits in an enum beside the memory store.
+    overlay: Box<Overlay>,
     cache: std::sync::Mutex<Cache>,
     /// While a snapshot is loaded: commit (with no state bytes, which marks the store as not
     /// whole) whenever the overlay holds this many writes, so that it stays bounded.
@@ -265,25 +290,34 @@ impl std::fmt::Debug for DiskLedger {
 impl DiskLedger {
     /// Opens (or creates) the store in `dir` with a block cache of `cache_bytes`. Returns it and
     /// the state bytes of its last commit (`None` for a new store).
-    pub fn open(dir: &Path, cache_bytes: u64) -> fjall::Result<(DiskLedger, Option<Vec<u8>>)> {
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<(DiskLedger, Option<Vec<u8>>), OpenError> {
         let db = Database::builder(dir).cache_size(cache_bytes).max_journaling_size(JOURNAL_BYTES_MAX).open()?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
         let ks = Keyspaces {
             accounts: db.keyspace("accounts", options)?,
             transfers: db.keyspace("transfers", options)?,
             history: db.keyspace("history", options)?,
+            anchors: db.keyspace("anchors", options)?,
+            tails: db.keyspace("tails", options)?,
             ids: db.keyspace("ids", options)?,
             expiry: db.keyspace("expiry", options)?,
             meta: db.keyspace("meta", options)?,
         };
         let counts = match ks.meta.get(COUNTS_KEY)? {
-            Some(v) => value(&v, "counts record"),
+            Some(v) => {
+                let layout =
+                    ks.meta.get(LAYOUT_KEY)?.and_then(|v| Some(u32::from_be_bytes(v.as_ref().try_into().ok()?)));
+                if layout != Some(STORE_LAYOUT) {
+                    return Err(OpenError::Layout { found: layout });
+                }
+                value(&v, "counts record")
+            }
             None => Counts::default(),
         };
         let state = ks.meta.get(STATE_KEY)?.map(|v| v.to_vec());
         let state = state.filter(|s| !s.is_empty());
         let cache = std::sync::Mutex::new(Cache::default());
-        Ok((DiskLedger { db, ks, counts, overlay: Overlay::default(), cache, spill_at: None }, state))
+        Ok((DiskLedger { db, ks, counts, overlay: Box::default(), cache, spill_at: None }, state))
     }
 
     /// Writes every change since the last commit, the counts and `state` as one batch (not
@@ -299,16 +333,21 @@ impl DiskLedger {
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (ai, a) in o.accounts {
             b.insert(&self.ks.accounts, ai.to_be_bytes(), record_bytes(&a));
-            if self.spill_at.is_none() {
-                cache_insert(&mut cache.accounts, ai, a);
-            }
+            cache_insert(&mut cache.accounts, ai, a);
+        }
+        for (ai, tail) in o.tails {
+            b.insert(&self.ks.tails, ai.to_be_bytes(), pair_bytes(tail));
+            cache_insert(&mut cache.tails, ai, tail);
         }
         drop(cache);
         for (ti, t) in o.transfers {
             b.insert(&self.ks.transfers, ti.to_be_bytes(), record_bytes(&t));
         }
-        for ((ai, v), r) in o.history {
-            b.insert(&self.ks.history, history_key(ai, v), record_bytes(&r));
+        for (seq, r) in o.history {
+            b.insert(&self.ks.history, seq.to_be_bytes(), record_bytes(&r));
+        }
+        for ((ai, v), anchor) in o.anchors {
+            b.insert(&self.ks.anchors, anchor_key(ai, v), pair_bytes(anchor));
         }
         for (k, n) in o.ids {
             b.insert(&self.ks.ids, &*k, n.to_be_bytes());
@@ -322,6 +361,7 @@ impl DiskLedger {
         }
         b.insert(&self.ks.meta, COUNTS_KEY, record_bytes(&self.counts));
         b.insert(&self.ks.meta, STATE_KEY, state);
+        b.insert(&self.ks.meta, LAYOUT_KEY, STORE_LAYOUT.to_be_bytes());
         b.commit()
     }
 
@@ -359,10 +399,10 @@ impl DiskLedger {
 
     /// Removes every record (before a snapshot from the leader is loaded), committed at once.
     pub fn clear(&mut self) -> fjall::Result<()> {
-        self.overlay = Overlay::default();
+        *self.overlay = Overlay::default();
         *self.cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Cache::default();
-        for k in [&self.ks.accounts, &self.ks.transfers, &self.ks.history, &self.ks.ids, &self.ks.expiry, &self.ks.meta]
-        {
+        let k = &self.ks;
+        for k in [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta] {
             k.clear()?;
         }
         self.counts = Counts::default();
@@ -388,6 +428,8 @@ impl DiskLedger {
             ("accounts", &k.accounts),
             ("transfers", &k.transfers),
             ("history", &k.history),
+            ("anchors", &k.anchors),
+            ("tails", &k.tails),
             ("ids", &k.ids),
             ("expiry", &k.expiry),
         ]
@@ -469,18 +511,19 @@ impl LedgerRead for DiskLedger {
     }
 
     fn history(&self, ai: u32, version: u64) -> HistoryRecord {
-        match self.overlay.history.get(&(ai, version)) {
-            Some(r) => r.clone(),
-            None => get_history(&Live, &self.ks, ai, version),
-        }
+        history_range(self, ai, version, version).pop().expect("one record")
     }
 
     fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
-        let mut out = history_range(&Live, &self.ks, ai, from, to);
-        for v in from + out.len() as u64..=to {
-            out.push(self.history(ai, v));
-        }
-        out
+        history_range(self, ai, from, to)
+    }
+
+    fn history_partition_point(&self, ai: u32, len: u64, index: u64) -> u64 {
+        history_partition_point(self, ai, len, index)
+    }
+
+    fn history_stored(&self, ai: u32) -> u64 {
+        HistorySrc::tail(self, ai).map_or(0, |(_, v)| v)
     }
 
     fn expiry_next(&self, after: Option<ExpiryKey>) -> Option<ExpiryKey> {
@@ -536,12 +579,32 @@ impl LedgerStore for DiskLedger {
     }
 
     fn push_history(&mut self, ai: u32, version: u64, r: HistoryRecord) {
-        self.overlay.history.insert((ai, version), r);
+        let prev = HistorySrc::tail(self, ai);
+        assert_eq!(version, prev.map_or(1, |(_, v)| v + 1), "account {ai}'s history grows by one version");
+        let seq = self.counts.history;
+        self.counts.history += 1;
+        let back = prev.map_or(0, |(p, _)| seq - p);
+        if version.is_multiple_of(HISTORY_ANCHOR_EVERY) {
+            self.overlay.anchors.insert((ai, version), (seq, r.index()));
+        }
+        self.overlay.history.insert(seq, (ai, back, r));
+        self.overlay.tails.insert(ai, (seq, version));
         self.wrote();
     }
 
     fn pop_history(&mut self, ai: u32, version: u64) {
-        self.overlay.history.remove(&(ai, version)).expect("only a history record of this apply is popped");
+        let (seq, v) = *self.overlay.tails.get(&ai).expect("only a history record of this apply is popped");
+        assert_eq!(v, version, "only the newest history record is popped");
+        let (_, back, _) = self.overlay.history.remove(&seq).expect("only a history record of this apply is popped");
+        if version.is_multiple_of(HISTORY_ANCHOR_EVERY) {
+            self.overlay.anchors.remove(&(ai, version));
+        }
+        if back == 0 {
+            // Its first record: no tail was committed before it.
+            self.overlay.tails.remove(&ai);
+        } else {
+            self.overlay.tails.insert(ai, (seq - back, version - 1));
+        }
     }
 
     fn expiry_insert(&mut self, key: ExpiryKey) {
@@ -579,6 +642,16 @@ pub struct DiskView {
 }
 
 impl LedgerRead for DiskView {
+    /// In the order the store keeps history: one scan of the `history` keyspace.
+    fn for_each_history(&self, f: &mut dyn FnMut(u32, HistoryRecord) -> bool) {
+        for g in fjall::Readable::iter(&self.snap, &self.ks.history) {
+            let (ai, _, r): Stored = value(&io(g.value()), "history record");
+            if !f(ai, r) {
+                return;
+            }
+        }
+    }
+
     fn account_count(&self) -> usize {
         self.counts.accounts as usize
     }
@@ -608,11 +681,19 @@ impl LedgerRead for DiskView {
     }
 
     fn history(&self, ai: u32, version: u64) -> HistoryRecord {
-        get_history(&self.snap, &self.ks, ai, version)
+        history_range(self, ai, version, version).pop().expect("one record")
     }
 
     fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
-        history_range(&self.snap, &self.ks, ai, from, to)
+        history_range(self, ai, from, to)
+    }
+
+    fn history_partition_point(&self, ai: u32, len: u64, index: u64) -> u64 {
+        history_partition_point(self, ai, len, index)
+    }
+
+    fn history_stored(&self, ai: u32) -> u64 {
+        HistorySrc::tail(self, ai).map_or(0, |(_, v)| v)
     }
 
     fn expiry_next(&self, after: Option<ExpiryKey>) -> Option<ExpiryKey> {
@@ -625,166 +706,4 @@ impl LedgerRead for DiskView {
 }
 
 #[cfg(test)]
-mod tests {
-    use ledger_core::{
-        ApplyContext, Command, HistoryFrom, Ledger, LedgerMeta, MemStore, NewAccount, NewTransfer, Record,
-        for_each_record,
-    };
-
-    use super::*;
-    use crate::types::{decode, encode};
-
-    fn dump(s: &impl LedgerRead) -> Vec<Record> {
-        let mut out = Vec::new();
-        for_each_record(s, |r| -> Result<(), ()> {
-            out.push(r);
-            Ok(())
-        })
-        .expect("dump");
-        out
-    }
-
-    /// A deterministic script over 8 accounts in two currencies: posted and pending transfers
-    /// (some with timeouts, some duplicated, some failing), atomic batches that fail half way,
-    /// posts and voids, and time that moves so that pending transfers expire.
-    fn script(n: usize) -> Vec<(Command, u64)> {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |m: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % m
-        };
-        let mut out = Vec::new();
-        let mut ts = 1_000u64;
-        for i in 0..8u64 {
-            let a = NewAccount {
-                id: format!("acct-{i}"),
-                currency: if i.is_multiple_of(2) { "USD" } else { "EUR" }.into(),
-                allow_overdraft: i < 2,
-                metadata: String::new(),
-            };
-            out.push((Command::CreateAccount(a), ts));
-        }
-        let transfer = |next: &mut dyn FnMut(u64) -> u64| {
-            let id = next(600);
-            let d = next(8);
-            let c = (d + 2 * (1 + next(3))) % 8;
-            let pending = next(3) == 0;
-            NewTransfer {
-                id: format!("t-{id}"),
-                debit_account_id: format!("acct-{d}"),
-                credit_account_id: format!("acct-{c}"),
-                amount: 1 + next(500),
-                currency: if d.is_multiple_of(2) { "USD" } else { "EUR" }.into(),
-                metadata: if next(4) == 0 { "{\"k\":1}".into() } else { String::new() },
-                pending,
-                timeout_ms: (pending && next(2) == 0).then(|| 1 + next(3_000)),
-            }
-        };
-        for _ in 0..n {
-            ts += next(400);
-            let cmd = match next(10) {
-                0..=4 => Command::CreateTransfer(transfer(&mut next)),
-                5 | 6 => Command::CreateTransfers {
-                    transfers: (0..1 + next(6)).map(|_| transfer(&mut next)).collect(),
-                    atomic: next(2) == 0,
-                },
-                7 => Command::PostPending {
-                    pending_id: format!("t-{}", next(600)),
-                    amount: (next(2) == 0).then(|| 1 + next(300)),
-                },
-                8 => Command::VoidPending { pending_id: format!("t-{}", next(600)) },
-                _ => Command::ExpirePending { now_ms: ts },
-            };
-            out.push((cmd, ts));
-        }
-        out
-    }
-
-    fn same_reads(mem: &Ledger<MemStore>, disk: &Ledger<DiskLedger>) {
-        assert_eq!(mem.meta(), disk.meta());
-        assert_eq!(mem.next_expiry_ms(), disk.next_expiry_ms());
-        assert_eq!(mem.open_expiring_count(), disk.open_expiring_count());
-        for i in 0..8 {
-            let id = format!("acct-{i}");
-            assert_eq!(mem.account(&id), disk.account(&id), "{id}");
-            assert_eq!(mem.account_as_of(&id, mem.last_index() / 2), disk.account_as_of(&id, disk.last_index() / 2));
-            let from = HistoryFrom::AfterVersion(3);
-            assert_eq!(mem.account_transfers(&id, from, 50), disk.account_transfers(&id, from, 50));
-        }
-        for t in 0..600 {
-            let id = format!("t-{t}");
-            assert_eq!(mem.transfer(&id), disk.transfer(&id), "{id}");
-        }
-        disk.check_invariants().expect("invariants of the disk ledger");
-        assert_eq!(dump(mem.store()), dump(disk.store()));
-    }
-
-    /// The disk store gives exactly what the memory store gives, command by command (commits
-    /// after every few), after a reopen, and in a snapshot view.
-    #[test]
-    fn the_disk_store_behaves_like_the_memory_store() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut mem = Ledger::default();
-        let (store, state) = DiskLedger::open(dir.path(), 8 << 20).expect("open");
-        assert!(state.is_none(), "a new store");
-        let mut disk = Ledger::open(store, LedgerMeta::default()).expect("ledger");
-        let cmds = script(3_000);
-        let mut most_expiring = 0;
-        for (i, (cmd, ts)) in cmds.iter().enumerate() {
-            let ctx = ApplyContext { index: i as u64 + 1, timestamp_ms: *ts };
-            assert_eq!(mem.apply(cmd, ctx), disk.apply(cmd, ctx), "entry {}", i + 1);
-            if i.is_multiple_of(7) || i + 1 == cmds.len() {
-                let meta = encode(&disk.meta());
-                disk.store_mut().commit(&meta).expect("commit");
-            }
-            if i.is_multiple_of(500) {
-                same_reads(&mem, &disk);
-            }
-            most_expiring = most_expiring.max(mem.open_expiring_count());
-        }
-        same_reads(&mem, &disk);
-        let expired = (0..600)
-            .filter_map(|t| mem.transfer(&format!("t-{t}")))
-            .filter(|t| t.status == ledger_core::TransferStatus::Expired)
-            .count();
-        let transfers = mem.transfer_count();
-        assert!(
-            transfers > 400 && expired > 10 && most_expiring > 3,
-            "the script exercises the store: {transfers} transfers, {expired} expired, at most {most_expiring} queued"
-        );
-        let view = disk.store().view();
-        assert_eq!(dump(&view), dump(mem.store()), "a snapshot view reads the committed records");
-        drop((disk, view));
-
-        let (store, state) = DiskLedger::open(dir.path(), 8 << 20).expect("reopen");
-        let meta: LedgerMeta = decode(&state.expect("state bytes")).expect("meta");
-        let reopened = Ledger::open(store, meta).expect("ledger");
-        same_reads(&mem, &reopened);
-    }
-
-    /// Uncommitted writes are not on disk: a store dropped without a commit reopens at its last
-    /// commit (what a crash between two applies leaves).
-    #[test]
-    fn only_committed_writes_survive_a_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (store, _) = DiskLedger::open(dir.path(), 8 << 20).expect("open");
-        let mut disk = Ledger::open(store, LedgerMeta::default()).expect("ledger");
-        let cmds = script(50);
-        for (i, (cmd, ts)) in cmds.iter().enumerate().take(20) {
-            disk.apply(cmd, ApplyContext { index: i as u64 + 1, timestamp_ms: *ts });
-        }
-        let meta = disk.meta();
-        disk.store_mut().commit(&encode(&meta)).expect("commit");
-        let committed = dump(disk.store());
-        for (i, (cmd, ts)) in cmds.iter().enumerate().skip(20) {
-            disk.apply(cmd, ApplyContext { index: i as u64 + 1, timestamp_ms: *ts });
-        }
-        assert!(disk.store().is_dirty());
-        drop(disk);
-        let (store, state) = DiskLedger::open(dir.path(), 8 << 20).expect("reopen");
-        assert_eq!(decode::<LedgerMeta>(&state.expect("state")).expect("meta"), meta);
-        assert_eq!(dump(&store), committed);
-    }
-}
+mod tests;

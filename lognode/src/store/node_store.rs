@@ -97,6 +97,12 @@ impl LedgerRead for NodeStore {
     fn history(&self, ai: u32, version: u64) -> HistoryRecord {
         each!(self, s => s.history(ai, version))
     }
+    fn history_stored(&self, ai: u32) -> u64 {
+        each!(self, s => s.history_stored(ai))
+    }
+    fn for_each_history(&self, f: &mut dyn FnMut(u32, HistoryRecord) -> bool) {
+        each!(self, s => s.for_each_history(f))
+    }
     fn history_range(&self, ai: u32, from: u64, to: u64) -> Vec<HistoryRecord> {
         each!(self, s => s.history_range(ai, from, to))
     }

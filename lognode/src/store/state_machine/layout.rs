@@ -19,7 +19,9 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
 /// Version of lognode's own part of the snapshot layout (topics, offset maps, membership, and how
 /// the ledger's records follow them); bump it on any change of [`State`] outside the ledger and
 /// the groups. 2 (2026-12-04): the ledger's records are a stream of [`Record`]s after the head.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// 3 (2026-12-04): every account, then every history record with its account's number (in the
+/// order the store keeps them), then every transfer.
+pub const SNAPSHOT_FORMAT: u32 = 3;
 /// Length of the snapshot header.
 const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
 
