@@ -52,6 +52,12 @@ const MEMTABLE_BYTES: u64 = 32 << 20;
 /// Journal bytes after which fjall flushes the oldest memtables so that it can drop journals
 /// (its smallest allowed value): bounds both the journal's disk and what an open replays.
 const JOURNAL_BYTES_MAX: u64 = 64 << 20;
+/// fjall's background threads (flushes and compactions). One: with more, fjall's worker 0 hands
+/// every compaction request back to the queue and takes the next message, which is the same
+/// request while the other workers are busy, so it spins (11 % of the store's CPU in a profile of
+/// `--bench state_store`; fjall 3.1, see fjall-rs/fjall#323). With one, CPU per transfer over
+/// 9M transfers went 9.60 → 9.00 µs and no flush waited long enough to stall writes.
+const FJALL_WORKERS: usize = 1;
 const COUNTS_KEY: &[u8] = b"counts";
 const STATE_KEY: &[u8] = b"state";
 const LAYOUT_KEY: &[u8] = b"layout";
@@ -291,7 +297,11 @@ impl DiskLedger {
     /// Opens (or creates) the store in `dir` with a block cache of `cache_bytes`. Returns it and
     /// the state bytes of its last commit (`None` for a new store).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<(DiskLedger, Option<Vec<u8>>), OpenError> {
-        let db = Database::builder(dir).cache_size(cache_bytes).max_journaling_size(JOURNAL_BYTES_MAX).open()?;
+        let db = Database::builder(dir)
+            .cache_size(cache_bytes)
+            .max_journaling_size(JOURNAL_BYTES_MAX)
+            .worker_threads(FJALL_WORKERS)
+            .open()?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
         let ks = Keyspaces {
             accounts: db.keyspace("accounts", options)?,
