@@ -129,9 +129,10 @@ fn read_costs(ledger: &mut Ledger<NodeStore>, last_index: u64, dir: &Path) {
     }
     fresh.commit(b"bench head").expect("commit");
     let load = started.elapsed();
+    let load_rss = rss_mib();
     println!(
         "RESULT reads history_page_us={:.0} ({entries} entries in {READS} pages of 50) as_of_us={:.0} \
-         dump_secs={:.1} ({records} records, {:.0}/s) load_secs={:.1} ({:.0} records/s)",
+         dump_secs={:.1} ({records} records, {:.0}/s) load_secs={:.1} ({:.0} records/s, RSS after {load_rss} MiB)",
         pages.as_secs_f64() * 1e6 / READS as f64,
         as_of.as_secs_f64() * 1e6 / READS as f64,
         dump.as_secs_f64(),

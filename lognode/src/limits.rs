@@ -166,6 +166,12 @@ pub const STATE_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 pub const STATE_COMMIT_WRITES_MAX: usize = 100_000;
 /// Writes between two commits while a snapshot is loaded into the on-disk state store.
 pub const STATE_LOAD_WRITES_MAX: usize = 200_000;
+/// Largest encoded ledger record in a snapshot (an account or a transfer: an id, metadata and
+/// numbers); a length above it is damage, refused before anything is allocated.
+pub const SNAPSHOT_RECORD_BYTES_MAX: usize = 16 << 10;
+const _: () = assert!(
+    SNAPSHOT_RECORD_BYTES_MAX >= 2 * ledger_core::limits::ID_BYTES_MAX + ledger_core::limits::METADATA_BYTES_MAX + 512
+);
 /// Accounts (and, apart, account ids) the on-disk state store keeps decoded in memory after they
 /// were read or committed; each map is emptied when it reaches this size.
 pub const STATE_ACCOUNT_CACHE_MAX: usize = 100_000;

@@ -6,7 +6,9 @@
 //! - a follower whose entries the leader purged catches up by a snapshot dumped from the leader's
 //!   store and streamed in several chunks, loaded into a new store generation;
 //! - kill -9 while that snapshot is being loaded leaves a node that restarts on its old store,
-//!   removes the half-loaded one, catches up again and agrees with its peers.
+//!   removes the half-loaded one, catches up again and agrees with its peers;
+//! - kill -9 in the middle of a checkpoint of the store, under load, leaves a node that restarts
+//!   consistent with its peers and still deduplicates.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -14,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::ledger::{acct, balances, load, open_accounts, status, submit, try_status};
+use common::ledger::{acct, agrees_with_leader, balances, load, open_accounts, status, submit, try_status};
 use common::{Proc, leader_of, transfer_body as transfer, wait_for};
 use ledger_core::{Command, Outcome, ResultCode};
 use testkit::Cluster;
@@ -159,8 +161,9 @@ async fn leave_behind(cluster: &mut Cluster, leader: &str, behind: u64, prefix: 
 async fn a_follower_behind_the_purged_log_catches_up_from_the_leaders_store() {
     let (mut cluster, leader_id, leader, behind) = cluster_with_accounts().await;
     let behind_addr = cluster.proc_mut(behind).grpc.clone();
-    // 16,000 transfers: a dump of several MiB, more than one 1 MiB chunk.
-    let last = leave_behind(&mut cluster, &leader, behind, "c", 160).await;
+    // 40,000 transfers: a dump of a few MiB (length-prefixed postcard records), several 1 MiB
+    // chunks.
+    let last = leave_behind(&mut cluster, &leader, behind, "c", 400).await;
     let leader_status = status(&leader).await;
 
     cluster.restart(behind);
@@ -231,16 +234,100 @@ async fn kill9_while_a_snapshot_is_loaded_leaves_a_node_that_restarts_consistent
         caught.unwrap_or_else(|| panic!("no kill while a snapshot was loaded in {ATTEMPTS} attempts"));
 
     cluster.restart(victim);
-    wait_for("the victim caught up", Duration::from_secs(60), || {
-        let a = victim_addr.clone();
-        async move { try_status(&a).await.filter(|s| s.last_applied_index >= last) }
-    })
-    .await;
-    let on_leader = balances(&leader, last).await;
-    assert_eq!(balances(&victim_addr, last).await, on_leader, "the victim agrees with the leader");
-    assert_eq!(on_leader.values().sum::<i128>(), 0, "money is conserved");
+    agrees_with_leader(&victim_addr, &leader, last, "after the kill").await;
     let after = generations(&victim_dir);
     assert_eq!(after.len(), 1, "one store after the restart (killed with {during:?}, had {before:?}): {after:?}");
+}
+
+/// Where a node's log says it is in its checkpoints, read from `offset` on: the byte offset read
+/// up to, and whether a checkpoint was started and not yet reported taken (`None` if no
+/// checkpoint line was read).
+fn checkpoint_in_progress(log: &Path, offset: u64) -> (u64, Option<bool>) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(log) else { return (offset, None) };
+    let mut text = String::new();
+    if f.seek(SeekFrom::Start(offset)).is_err() || f.read_to_string(&mut text).is_err() {
+        return (offset, None);
+    }
+    // Only whole lines; a partial last line is read again next time.
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    let state = text[..whole].lines().fold(None, |state, l| {
+        if l.contains("store checkpoint started") {
+            Some(true)
+        } else if l.contains("store checkpoint taken") {
+            Some(false)
+        } else {
+            state
+        }
+    });
+    (offset + whole as u64, state)
+}
+
+/// kill -9 in the middle of a checkpoint of the store (after its log said "store checkpoint
+/// started" and before "store checkpoint taken": the commit, the fsync of the store, the pinning
+/// of its read snapshot) while transfers keep coming: the node restarts on what reached its disk,
+/// applies the log after it, and agrees with its peers; a transfer id posted before the kill is
+/// still deduplicated by the restarted node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_a_checkpoint_leaves_a_node_that_restarts_consistent() {
+    let (mut cluster, _, leader, victim) = cluster_with_accounts().await;
+    let victim_addr = cluster.proc_mut(victim).grpc.clone();
+    let log = cluster.proc_mut(victim).log_path();
+
+    // Each attempt loads the cluster and watches the victim's log for a checkpoint in progress;
+    // the checkpoint may end between the look and the kill, which the log then shows.
+    const ATTEMPTS: usize = 10;
+    let mut caught = None;
+    let mut last = 0;
+    for attempt in 1..=ATTEMPTS {
+        let (mut offset, _) = checkpoint_in_progress(&log, 0);
+        let writer = {
+            let leader = leader.clone();
+            let prefix = format!("c{attempt}");
+            tokio::spawn(async move { load(&leader, &prefix, 40).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut killed_at = None;
+        while Instant::now() < deadline && killed_at.is_none() && !writer.is_finished() {
+            let (next, state) = checkpoint_in_progress(&log, offset);
+            if state == Some(true) {
+                cluster.kill(victim);
+                killed_at = Some(offset);
+            } else {
+                offset = next;
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+        last = writer.await.unwrap();
+        if let Some(at) = killed_at
+            && checkpoint_in_progress(&log, at).1 == Some(true)
+        {
+            caught = Some(attempt);
+            break;
+        }
+        if try_status(&victim_addr).await.is_none() {
+            cluster.restart(victim);
+        }
+    }
+    let attempt = caught.unwrap_or_else(|| panic!("no kill during a checkpoint in {ATTEMPTS} attempts"));
+
+    cluster.restart(victim);
+    let on_leader = agrees_with_leader(&victim_addr, &leader, last, &format!("attempt {attempt}")).await;
+    // A transfer of the killed attempt, posted again through the restarted node's view of the
+    // log: the leader answers it as a duplicate, and the victim holds the original.
+    let id = format!("c{attempt}-0-0");
+    let again = Command::CreateTransfer(transfer(&id, "equity", &acct(0), 1));
+    let (outcome, index) = submit(&leader, &again).await;
+    match outcome {
+        Outcome::Transfer(r) => assert_eq!(r.code, ResultCode::Exists, "{id} posted again: {r:?}"),
+        other => panic!("unexpected outcome {other:?}"),
+    }
+    wait_for("the victim applied the duplicate", Duration::from_secs(30), || {
+        let a = victim_addr.clone();
+        async move { try_status(&a).await.filter(|s| s.last_applied_index >= index) }
+    })
+    .await;
+    assert_eq!(balances(&victim_addr, index).await, on_leader, "the duplicate moved no money on the victim");
 }
 
 /// `--retention-bytes`: the log before the last checkpoint is purged down to about that many

@@ -82,3 +82,17 @@ pub async fn balances(addr: &str, min_index: u64) -> BTreeMap<String, i128> {
     }
     out
 }
+
+/// Waits (at most 60 s) until the node at `victim` has applied index `last`, then checks that it
+/// reads the same balances as `leader` and that they sum to zero; returns them.
+pub async fn agrees_with_leader(victim: &str, leader: &str, last: u64, what: &str) -> BTreeMap<String, i128> {
+    super::wait_for("the victim caught up", Duration::from_secs(60), || {
+        let a = victim.to_owned();
+        async move { try_status(&a).await.filter(|s| s.last_applied_index >= last) }
+    })
+    .await;
+    let on_leader = balances(leader, last).await;
+    assert_eq!(balances(victim, last).await, on_leader, "the victim agrees with the leader ({what})");
+    assert_eq!(on_leader.values().sum::<i128>(), 0, "money is conserved");
+    on_leader
+}

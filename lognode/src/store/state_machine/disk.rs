@@ -197,6 +197,7 @@ impl StateMachineStore {
         self.purge_events_behind_the_log()?;
         let (raft_first, events_first) = (self.shared.log.first_index(), self.shared.events.first_index());
         let started = Instant::now();
+        tracing::info!(applied = self.applied_index(), "store checkpoint started");
         let (head, view, last_applied, membership, next_seq) = {
             let mut s = self.shared.write();
             s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });

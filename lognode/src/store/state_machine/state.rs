@@ -423,6 +423,25 @@ mod tests {
         assert!(matches!(State::from_snapshot_bytes(&cut), Err(SnapshotFormatError::Decode(_))));
     }
 
+    /// A record's length above `SNAPSHOT_RECORD_BYTES_MAX`, or bytes that are not a record, are
+    /// refused as damage, named, before anything is loaded.
+    #[test]
+    fn damaged_records_in_a_snapshot_are_refused() {
+        let bytes = State::initial().to_snapshot_bytes();
+        assert_eq!(bytes[bytes.len() - 4..], [0, 0, 0, 0], "a ledger without records ends the stream at once");
+        let body = &bytes[..bytes.len() - 4];
+        let mut long = body.to_vec();
+        long.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        let e = State::from_snapshot_bytes(&long).expect_err("a record of 1 MiB").to_string();
+        assert!(e.contains("SNAPSHOT_RECORD_BYTES_MAX"), "{e}");
+        let mut garbage = body.to_vec();
+        garbage.extend_from_slice(&3u32.to_le_bytes());
+        garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
+        garbage.extend_from_slice(&0u32.to_le_bytes());
+        let e = State::from_snapshot_bytes(&garbage).expect_err("not a record").to_string();
+        assert!(e.contains("does not decode"), "{e}");
+    }
+
     fn produce(topic: &str, partition: u32, n: usize) -> Request {
         let records = (0..n).map(|i| RecordData { key: vec![], value: vec![i as u8], headers: vec![] }).collect();
         Request::Produce { topic: topic.into(), partition, timestamp_ms: 7, records }
