@@ -6,9 +6,9 @@
 //! - `accounts`: account number (u32) → [`Account`] (postcard);
 //! - `transfers`: transfer number (u32) → [`Transfer`];
 //! - `history`: history sequence (u64) → the account number, the distance back to the account's
-//!   previous record (0 for its first) and the [`HistoryRecord`]. Every account's records go to one sequence,
-//!   so the keyspace only ever appends: its tables never overlap and compaction moves them
-//!   rather than merge them. (Keyed by account ‖ version, every insert landed in the middle of
+//!   previous record (0 for its first) and the [`HistoryRecord`]. Every account's records go to
+//!   one sequence, so the keyspace only ever appends: its tables never overlap and compaction
+//!   moves them rather than merge them. (Keyed by account ‖ version, every insert landed in the middle of
 //!   the keyspace, and the cost per transfer of merging them grew with the ledger: issue 20.)
 //! - `anchors`: account number ‖ version (u64) → history sequence ‖ log index, for every
 //!   [`HISTORY_ANCHOR_EVERY`]th version: a record is found from the anchor at or above its
@@ -263,8 +263,8 @@ fn disk_expiry_next(
 
 /// Committed accounts, account ids and history tails read recently (none goes stale: an id
 /// never changes number, and every account or tail write passes through the overlay, which is
-/// read first and moves here on commit). Each map holds at most `STATE_ACCOUNT_CACHE_MAX` entries and is emptied when
-/// full.
+/// read first and moves here on every commit, the load's included). Each map holds at most
+/// `STATE_ACCOUNT_CACHE_MAX` entries and is emptied when full.
 #[derive(Default)]
 struct Cache {
     ids: FxHashMap<Box<str>, u32>,

@@ -25,8 +25,7 @@ pub(super) fn get_history(r: &impl Src, ks: &Keyspaces, seq: u64) -> Stored {
 pub(super) fn get_anchor(r: &impl Src, ks: &Keyspaces, ai: u32, version: u64) -> (u64, u64) {
     let v = io(r.get(&ks.anchors, &anchor_key(ai, version)))
         .unwrap_or_else(|| panic!("the anchor of version {version} of account {ai} is not in the state store"));
-    assert_eq!(v.len(), 16, "an anchor is 16 bytes");
-    (u64::from_be_bytes(v[..8].try_into().expect("8 bytes")), u64::from_be_bytes(v[8..].try_into().expect("8 bytes")))
+    pair_of(&v, "an anchor")
 }
 
 /// Two numbers, big-endian (a tail or an anchor).
@@ -37,12 +36,14 @@ pub(super) fn pair_bytes((x, y): (u64, u64)) -> [u8; 16] {
     b
 }
 
+/// What [`pair_bytes`] wrote; `what` names the entry if it is not 16 bytes.
+fn pair_of(v: &[u8], what: &str) -> (u64, u64) {
+    assert_eq!(v.len(), 16, "{what} in the state store is {} bytes, not 16", v.len());
+    (u64::from_be_bytes(v[..8].try_into().expect("8 bytes")), u64::from_be_bytes(v[8..].try_into().expect("8 bytes")))
+}
+
 pub(super) fn get_tail(r: &impl Src, ks: &Keyspaces, ai: u32) -> Option<(u64, u64)> {
-    io(r.get(&ks.tails, &ai.to_be_bytes())).map(|v| {
-        assert_eq!(v.len(), 16, "a history tail is 16 bytes");
-        let seq = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
-        (seq, u64::from_be_bytes(v[8..].try_into().expect("8 bytes")))
-    })
+    io(r.get(&ks.tails, &ai.to_be_bytes())).map(|v| pair_of(&v, "a history tail"))
 }
 
 /// Where an account's history records are read from (the live store with its overlay, or a
