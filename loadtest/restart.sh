@@ -186,9 +186,14 @@ if [ -n "$ADD_NODE" ]; then
   NODE4=$!
   # Polled every second up to CATCH_UP_MAX_S (a new node loads the leader's whole store).
   caught=
+  PEAK4=0
+  : > "$OUT/node4-rss.tsv"
   deadline=$(($(date +%s) + CATCH_UP_MAX_S))
   while [ "$(date +%s)" -lt "$deadline" ]; do
     kill -0 "$NODE4" 2>/dev/null || { echo "lognode 4 exited:" >&2; tail -5 "$OUT/node4.log" >&2; break; }
+    rss4=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$NODE4/status" 2>/dev/null || echo 0)
+    [ "${rss4:-0}" -gt "$PEAK4" ] && PEAK4=$rss4
+    echo "$(($(date +%s) - ${t0%.*})) ${rss4:-0}" >> "$OUT/node4-rss.tsv"
     applied=$(curl -s "$GATEWAY/v1/cluster" | python3 -c 'import json,sys
 n=[n for n in json.load(sys.stdin)["nodes"] if n["id"]==4]
 print(n[0].get("last_applied", 0) if n else 0)' 2>/dev/null || echo 0)
@@ -200,6 +205,7 @@ print(n[0].get("last_applied", 0) if n else 0)' 2>/dev/null || echo 0)
   else
     echo "RESULT a 4th lognode did not catch up to index $target within $CATCH_UP_MAX_S s"
   fi
+  echo "RESULT lognode 4 peak RSS while catching up: $PEAK4 MiB (sampled every second: $OUT/node4-rss.tsv)"
   grep -h "snapshot installed" "$OUT/node4.log" | tail -1 || echo "(lognode 4 logged no snapshot install: it caught up from the log)"
   nodes
   disk

@@ -440,6 +440,12 @@ impl DiskLedger {
         self.db.disk_space().unwrap_or(0)
     }
 
+    /// Where the store's memory is, for logs: bytes in memtables (active and sealed), flushes
+    /// queued, and bytes in the block cache.
+    pub fn memory(&self) -> (u64, usize, u64) {
+        (self.db.write_buffer_size(), self.db.outstanding_flushes(), self.db.cache_size())
+    }
+
     /// The shape of each keyspace's tree, for benchmarks and logs: `name sealed/l0/tables MB`
     /// (memtables waiting for a flush, tables in level 0, tables in all, disk megabytes).
     pub fn shape(&self) -> String {

@@ -6,10 +6,15 @@
 //!   overlay holds [`STATE_COMMIT_WRITES_MAX`](crate::limits::STATE_COMMIT_WRITES_MAX) writes, the overlay and the head are committed as one
 //!   batch, not synced: the Raft log is the durability. A restart opens the store at its last
 //!   commit and applies again only the entries after it.
-//! - **Snapshots** are checkpoints of the store: a commit, an fsync of the store (before the Raft
-//!   log may be purged behind it), and a read snapshot of the store pinned in memory (O(1): apply
-//!   goes on). When a follower needs it, the pinned snapshot is dumped to a file that is unlinked
-//!   once opened, and streamed in chunks; nothing is kept on disk but the store itself.
+//! - **Snapshots** are checkpoints of the store: a commit and an fsync of the store (before the
+//!   Raft log may be purged behind it). Nothing is pinned between checkpoints: a read snapshot of
+//!   fjall keeps every version of its trees made after it (memtables already flushed included)
+//!   until it is dropped, which made each node's memory grow by all it wrote between two
+//!   checkpoints. When a follower needs a snapshot, the store is committed and a read snapshot
+//!   taken then (O(1), at the applied index, which is past the last checkpoint: openraft accepts
+//!   a newer snapshot than it asked for); it is dumped to a file that is unlinked once opened,
+//!   streamed in chunks, and dropped as soon as the dump is written. Nothing is kept on disk but
+//!   the store itself.
 //! - **Installing** a snapshot from the leader loads it into a new store generation
 //!   (`<data-dir>/state/gen-<n>/`), syncs it, then switches the `CURRENT` file to it and removes
 //!   the old one. A crash at any point leaves `CURRENT` naming a whole store; open removes the
@@ -17,7 +22,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use openraft::storage::Snapshot;
@@ -26,7 +31,7 @@ use openraft::{ErrorVerb, SnapshotMeta};
 use super::snapshot::SnapshotFile;
 use super::{POISONED, State, StateMachineStore, TOPIC_LEDGER, index_of, snap_err};
 use crate::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX};
-use crate::store::ledger_db::{DiskLedger, DiskView};
+use crate::store::ledger_db::DiskLedger;
 use crate::store::node_store::NodeStore;
 use crate::types::{Node, StorageError, TypeConfig};
 
@@ -38,17 +43,10 @@ pub(super) struct DiskMode {
     root: PathBuf,
     cache_bytes: u64,
     generation: Mutex<u64>,
-    pinned: Mutex<Option<Pinned>>,
+    /// The meta of the last checkpoint (`None` before the first one).
+    checkpoint: Mutex<Option<SnapshotMeta<u64, Node>>>,
     /// When the store was last committed, and the applied index it was committed at.
     last_commit: Mutex<(Instant, u64)>,
-}
-
-/// A snapshot of the store pinned in memory: its meta, the head and the store's read snapshot.
-#[derive(Clone)]
-struct Pinned {
-    meta: SnapshotMeta<u64, Node>,
-    head: Arc<Vec<u8>>,
-    view: Arc<DiskView>,
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -100,6 +98,18 @@ fn switch_generation(root: &Path, n: u64, syncer: &dyn logstore::Syncer) -> Resu
         tracing::warn!(error = %e, "an old state store generation could not be removed yet; the next start removes it");
     }
     Ok(())
+}
+
+/// The meta of a snapshot of the store at `last_applied`.
+fn store_meta(
+    last_applied: Option<crate::types::LogId>,
+    membership: openraft::StoredMembership<u64, Node>,
+) -> SnapshotMeta<u64, Node> {
+    let snapshot_id = match last_applied {
+        Some(l) => format!("{}-{}-store", l.leader_id, l.index),
+        None => "none-store".to_string(),
+    };
+    SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id }
 }
 
 impl DiskMode {
@@ -154,7 +164,7 @@ impl DiskMode {
             root: root.to_path_buf(),
             cache_bytes,
             generation: Mutex::new(n),
-            pinned: Mutex::new(None),
+            checkpoint: Mutex::new(None),
             last_commit: Mutex::new((Instant::now(), applied)),
         };
         Ok((state, mode))
@@ -190,38 +200,43 @@ impl StateMachineStore {
         self.shared.disk.is_some()
     }
 
-    /// Disk mode's snapshot: commit, then a read snapshot of the store taken under the lock (O(1)),
-    /// then an fsync of the store (before the log may be purged behind it). The snapshot stays
-    /// pinned in memory; its data is made only when a follower needs it ([`Self::current_disk`]).
+    /// Disk mode's snapshot: a commit under the lock, then an fsync of the store (before the log
+    /// may be purged behind it). Its data is made only when a follower needs one, from the state
+    /// at that time ([`Self::current_disk`]).
     pub(super) fn build_disk(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
         self.purge_events_behind_the_log()?;
         let (raft_first, events_first) = (self.shared.log.first_index(), self.shared.events.first_index());
         let started = Instant::now();
         tracing::info!(applied = self.applied_index(), "store checkpoint started");
-        let (head, view, last_applied, membership, next_seq) = {
+        let (last_applied, membership, next_seq) = {
             let mut s = self.shared.write();
             s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });
             let head = s.head_bytes();
             let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
             d.commit(&head).map_err(write_err)?;
-            let view = d.view();
             *self.disk().last_commit.lock().expect(POISONED) = (Instant::now(), index_of(s.last_applied));
-            (head, view, s.last_applied, s.membership.clone(), s.next_event_seq)
+            (s.last_applied, s.membership.clone(), s.next_event_seq)
         };
         let locked_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.with_disk_store(|d| d.persist()).map_err(write_err)?;
         self.made_durable(index_of(last_applied));
         self.mark_events(index_of(last_applied), next_seq);
         self.wait_events_durable(next_seq)?;
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-store", l.leader_id, l.index),
-            None => "none-store".to_string(),
-        };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-        let pinned = Pinned { meta: meta.clone(), head: Arc::new(head), view: Arc::new(view) };
-        *self.disk().pinned.lock().expect(POISONED) = Some(pinned);
+        let meta = store_meta(last_applied, membership);
+        *self.disk().checkpoint.lock().expect(POISONED) = Some(meta.clone());
         let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::info!(index = index_of(last_applied), locked_ms, took_ms, "store checkpoint taken");
+        let (memtable_bytes, flushes_queued, cache_bytes) = self.with_disk_store(DiskLedger::memory);
+        let shape = self.with_disk_store(DiskLedger::shape);
+        tracing::info!(
+            index = index_of(last_applied),
+            locked_ms,
+            took_ms,
+            memtable_bytes,
+            flushes_queued,
+            cache_bytes,
+            shape,
+            "store checkpoint taken"
+        );
         // openraft keeps only the meta of a built snapshot; the data is made on demand.
         let data = self.empty_snapshot_file()?;
         Ok(Snapshot { meta, snapshot: Box::new(data) })
@@ -253,15 +268,28 @@ impl StateMachineStore {
         Ok(SnapshotFile::from_std(file, path, 0))
     }
 
-    /// The pinned snapshot, as a lazy file: it is unlinked at once (it lives as long as the sender
-    /// reads it), and its data is dumped from the pinned read snapshot when the sender
-    /// materializes it, off the state machine's task (a dump of a large store takes a while).
+    /// A snapshot of the state as applied now (`None` before the first checkpoint), as a lazy
+    /// file: the store is committed and a read snapshot taken under the lock (O(1)); the file is
+    /// unlinked at once (it lives as long as the sender reads it), and its data is dumped from
+    /// the read snapshot when the sender materializes it, off the state machine's task (a dump of
+    /// a large store takes a while). The read snapshot is dropped when the dump is written.
     pub(super) async fn current_disk(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let Some(p) = self.disk().pinned.lock().expect(POISONED).clone() else { return Ok(None) };
+        if self.disk().checkpoint.lock().expect(POISONED).is_none() {
+            return Ok(None);
+        }
         let (file, path) = self.unlinked_file()?;
-        let (head, view) = (p.head.clone(), p.view.clone());
-        let fill: super::snapshot::Fill = Box::new(move |w| super::layout::write_snapshot_parts(w, &head, &*view));
-        Ok(Some(Snapshot { meta: p.meta, snapshot: Box::new(SnapshotFile::lazy(file, path, fill)) }))
+        let (meta, head, view) = {
+            let mut s = self.shared.write();
+            let head = s.head_bytes();
+            let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
+            d.commit(&head).map_err(write_err)?;
+            let view = d.view();
+            *self.disk().last_commit.lock().expect(POISONED) = (Instant::now(), index_of(s.last_applied));
+            (store_meta(s.last_applied, s.membership.clone()), head, view)
+        };
+        tracing::info!(index = index_of(meta.last_log_id), "a snapshot of the store is read for a follower");
+        let fill: super::snapshot::Fill = Box::new(move |w| super::layout::write_snapshot_parts(w, &head, &view));
+        Ok(Some(Snapshot { meta, snapshot: Box::new(SnapshotFile::lazy(file, path, fill)) }))
     }
 
     /// Installs a snapshot received into `file` (named `tmp`, removed afterwards) in a new store
@@ -292,22 +320,14 @@ impl StateMachineStore {
             );
             commit_and_sync(&mut state)?;
             super::align_events(&this.shared.events, state.next_event_seq)?;
-            let view = {
-                let NodeStore::Disk(d) = state.ledger.store() else { unreachable!("a disk-mode state") };
-                d.view()
-            };
-            let head = state.head_bytes();
             let applied = index_of(state.last_applied);
-            // The old store is dropped (closed), with the snapshot pinned on it, before its
-            // directory is removed.
-            *mode.pinned.lock().expect(POISONED) = None;
+            // The old store is dropped (closed) before its directory is removed.
             let old = std::mem::replace(&mut *this.shared.write(), state);
             drop(old);
             switch_generation(&mode.root, n, &*this.shared.log.syncer())?;
             *mode.generation.lock().expect(POISONED) = n;
             *mode.last_commit.lock().expect(POISONED) = (Instant::now(), applied);
-            *mode.pinned.lock().expect(POISONED) =
-                Some(Pinned { meta: meta2, head: Arc::new(head), view: Arc::new(view) });
+            *mode.checkpoint.lock().expect(POISONED) = Some(meta2);
             this.shared.applied_tx.send_replace(applied);
             this.made_durable(applied);
             Ok(())
@@ -326,9 +346,9 @@ impl StateMachineStore {
         result
     }
 
-    /// Disk mode: index of the pinned snapshot (0 without one).
+    /// Disk mode: index of the last checkpoint (0 without one).
     pub(super) fn disk_snapshot_index(&self) -> u64 {
-        self.disk().pinned.lock().expect(POISONED).as_ref().map_or(0, |p| index_of(p.meta.last_log_id))
+        self.disk().checkpoint.lock().expect(POISONED).as_ref().map_or(0, |m| index_of(m.last_log_id))
     }
 
     /// Disk mode: bytes of the state store on disk.
