@@ -9,6 +9,13 @@ use clap::Parser;
 pub const VOTERS_DEFAULT: usize = 3;
 /// Default bytes of Raft log after the last snapshot that trigger the next one (64 MiB).
 pub const SNAPSHOT_LOG_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default of `--retention-lag-bytes`: with `--retention-bytes`, the leader does not purge the
+/// Raft log a member still needs (one that fell behind for a while: a burst of compactions, a
+/// pause) until the log before the snapshot holds this many bytes: such a follower catches up
+/// from the log rather than by a snapshot, which costs the leader a dump of its whole store and
+/// the follower a load of it. Past it the log is purged down to `--retention-bytes`, and the
+/// follower gets a snapshot.
+pub const RETENTION_LAG_BYTES_DEFAULT: u64 = 1 << 30;
 /// Default `--snapshot-log-percent`: the log since the last snapshot at least as long as it.
 pub const SNAPSHOT_LOG_PERCENT_DEFAULT: u64 = 100;
 /// Smallest `--snapshot-log-bytes` (64 KiB): below it snapshots would follow each other.
@@ -69,6 +76,13 @@ pub struct Config {
     /// hold thousands of transfers, so bytes are what bounds the disk). Default: keep forever.
     #[arg(long, env = "LEDGER_RETENTION_BYTES", conflicts_with = "retention_entries")]
     pub retention_bytes: Option<u64>,
+    /// With `--retention-bytes`, the leader keeps the log a member still needs (one that fell
+    /// behind for a while, or is down) until the log before the snapshot holds this many bytes:
+    /// such a follower catches up from the log instead of by a snapshot, which costs the leader a
+    /// dump of its whole store. Past it, the log is purged and the follower gets a snapshot. 0
+    /// purges at once. Default: 1 GiB.
+    #[arg(long, env = "LEDGER_RETENTION_LAG_BYTES", default_value_t = RETENTION_LAG_BYTES_DEFAULT)]
+    pub retention_lag_bytes: u64,
     /// Take a snapshot when the Raft log after the last one holds this many bytes: a restart
     /// applies again at most about this much log. 64 KiB up to 1 TiB; default 64 MiB.
     #[arg(long, env = "LEDGER_SNAPSHOT_LOG_BYTES", default_value_t = SNAPSHOT_LOG_BYTES_DEFAULT,

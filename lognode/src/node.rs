@@ -328,8 +328,12 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
     ));
     let group_expirer = tokio::spawn(crate::groups::expire_task(groups, stopping.clone()));
     let expirer = tokio::spawn(expire_pending(raft.clone(), sm.clone(), stopping.clone()));
-    let policy =
-        BytePolicy { floor: cfg.snapshot_log_bytes, percent: cfg.snapshot_log_percent, keep: cfg.retention_bytes };
+    let policy = BytePolicy {
+        floor: cfg.snapshot_log_bytes,
+        percent: cfg.snapshot_log_percent,
+        keep: cfg.retention_bytes,
+        lag: cfg.retention_lag_bytes,
+    };
     let snapshotter = tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), policy, stopping.clone()));
     Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer, snapshotter })
 }
@@ -369,6 +373,9 @@ struct BytePolicy {
     percent: u64,
     /// `--retention-bytes`: bytes of log kept before the snapshot; older ones are purged.
     keep: Option<u64>,
+    /// `--retention-lag-bytes`: bytes of log before the snapshot the leader may keep for a member
+    /// that still needs them.
+    lag: u64,
 }
 
 impl BytePolicy {
@@ -392,7 +399,7 @@ async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, policy: BytePolicy
             _ = tick.tick() => {}
             () = shutdown.stopping() => return,
         }
-        if let Some(upto) = policy.keep.and_then(|keep| sm.purge_point(keep))
+        if let Some(upto) = policy.keep.and_then(|keep| purge_point(&raft, &sm, keep, policy.lag))
             && upto > purge_asked
         {
             debug!(upto, "log before the snapshot is longer than --retention-bytes: purge");
@@ -413,6 +420,25 @@ async fn snapshot_by_bytes(raft: Raft, sm: StateMachineStore, policy: BytePolicy
             }
         }
     }
+}
+
+/// Where to purge the log so that `keep` bytes stay before the snapshot (`None`: not yet). On
+/// the leader, not past what the slowest member has (it would need a snapshot), unless that
+/// leaves more than `lag` bytes before the snapshot.
+fn purge_point(raft: &Raft, sm: &StateMachineStore, keep: u64, lag: u64) -> Option<u64> {
+    let upto = sm.purge_point(keep)?;
+    let slowest = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        m.replication.as_ref().and_then(|r| r.values().map(|l| l.as_ref().map_or(0, |l| l.index)).min())
+    };
+    let Some(slowest) = slowest.filter(|s| *s < upto) else { return Some(upto) };
+    let forced = sm.purge_point(keep.max(lag)).unwrap_or(0);
+    let held = slowest.max(forced);
+    if held < upto {
+        debug!(upto, slowest, held, "the log a lagging member needs is kept");
+    }
+    (held > 0).then_some(held)
 }
 
 /// On the leader, turns gossip into Raft membership: newly discovered lognodes become learners,

@@ -26,6 +26,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         voters: 3,
         retention_entries: None,
         retention_bytes: None,
+        retention_lag_bytes: lognode::config::RETENTION_LAG_BYTES_DEFAULT,
         snapshot_log_bytes: lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT,
         snapshot_log_percent: lognode::config::SNAPSHOT_LOG_PERCENT_DEFAULT,
         snapshot_every: None,

@@ -31,6 +31,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         voters: 3,
         retention_entries: Some(RETENTION),
         retention_bytes: None,
+        retention_lag_bytes: lognode::config::RETENTION_LAG_BYTES_DEFAULT,
         snapshot_log_bytes: lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT,
         snapshot_log_percent: lognode::config::SNAPSHOT_LOG_PERCENT_DEFAULT,
         snapshot_every: Some(SNAPSHOT_EVERY),

@@ -14,6 +14,7 @@ fn config(dir: &std::path::Path) -> Config {
         voters: 3,
         retention_entries: None,
         retention_bytes: None,
+        retention_lag_bytes: lognode::config::RETENTION_LAG_BYTES_DEFAULT,
         snapshot_log_bytes: lognode::config::SNAPSHOT_LOG_BYTES_DEFAULT,
         snapshot_log_percent: lognode::config::SNAPSHOT_LOG_PERCENT_DEFAULT,
         snapshot_every: None,

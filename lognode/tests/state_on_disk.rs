@@ -8,7 +8,9 @@
 //! - kill -9 while that snapshot is being loaded leaves a node that restarts on its old store,
 //!   removes the half-loaded one, catches up again and agrees with its peers;
 //! - kill -9 in the middle of a checkpoint of the store, under load, leaves a node that restarts
-//!   consistent with its peers and still deduplicates.
+//!   consistent with its peers and still deduplicates;
+//! - with `--retention-bytes`, the leader keeps the log a stopped follower misses (up to
+//!   `--retention-lag-bytes`), and the follower catches up from it without a snapshot.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -374,4 +376,75 @@ async fn retention_bytes_keeps_that_much_log_before_the_checkpoint_and_purges_th
     let kept = total - start;
     assert!(kept >= kept_min, "kept {kept} records of {total}, fewer than --retention-bytes asks ({kept_min}): {s:?}");
     assert!(s.log_first_index > 1 && s.snapshot_index >= s.log_first_index, "the log starts after 1: {s:?}");
+}
+
+/// `--retention-bytes` with a follower down: the leader keeps the log the follower misses, up to
+/// `--retention-lag-bytes` before its checkpoint, while the other follower purges its own; the
+/// follower then catches up from the log, with no snapshot dumped or loaded. Past that many
+/// bytes the leader purges, and the follower needs a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_keeps_the_log_a_follower_misses_up_to_retention_lag_bytes() {
+    common::init_tracing();
+    let flags = [
+        "--snapshot-log-bytes",
+        SNAPSHOT_LOG_BYTES,
+        "--snapshot-log-percent",
+        "0",
+        "--retention-bytes",
+        "65536",
+        "--retention-lag-bytes",
+        "1048576",
+    ];
+    let mut cluster = Cluster::builder().extra(&flags).start();
+    let (_, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    open_accounts(&leader).await;
+    let (leader_id, leader) = cluster.leader(3, Duration::from_secs(60)).await;
+    let (behind, other) = if leader_id == 3 {
+        (2, 1)
+    } else if leader_id == 2 {
+        (3, 1)
+    } else {
+        (3, 2)
+    };
+    let behind_addr = cluster.proc_mut(behind).grpc.clone();
+    let other_addr = cluster.proc_mut(other).grpc.clone();
+    let gens = generations(&cluster.proc_mut(behind).dir);
+
+    // About 400 KiB of log (40 entries of 100 transfers): over --retention-bytes, under the lag.
+    let applied_before = status(&behind_addr).await.last_applied_index;
+    cluster.kill(behind);
+    let last = load(&leader, "h", 40).await;
+    let other_purged = wait_for("the other follower purged its own log", Duration::from_secs(30), || {
+        let a = other_addr.clone();
+        async move { try_status(&a).await.filter(|s| s.log_first_index > applied_before + 1) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kept = status(&leader).await;
+    assert!(
+        kept.log_first_index <= applied_before + 1 && kept.snapshot_index >= other_purged.log_first_index,
+        "the leader kept the log the stopped follower (applied {applied_before}) misses: {kept:?}, \
+         the other follower: {other_purged:?}"
+    );
+    cluster.restart(behind);
+    wait_for("the follower caught up", Duration::from_secs(60), || {
+        let a = behind_addr.clone();
+        async move { try_status(&a).await.filter(|s| s.last_applied_index >= last) }
+    })
+    .await;
+    let leader_log = cluster.proc_mut(leader_id).log_path();
+    assert_eq!(dumped_bytes(&leader_log), Vec::<u64>::new(), "no snapshot was dumped for it");
+    assert_eq!(generations(&cluster.proc_mut(behind).dir), gens, "it loaded no snapshot: the same store");
+    assert_eq!(balances(&behind_addr, last).await, balances(&leader, last).await, "it agrees with the leader");
+
+    // Over 1 MiB more while it is down: the leader purges past it, and it needs a snapshot.
+    let last = leave_behind(&mut cluster, &leader, behind, "i", 200).await;
+    cluster.restart(behind);
+    wait_for("the follower caught up by a snapshot", Duration::from_secs(60), || {
+        let a = behind_addr.clone();
+        async move { try_status(&a).await.filter(|s| s.last_applied_index >= last) }
+    })
+    .await;
+    assert!(!dumped_bytes(&leader_log).is_empty(), "the leader dumped a snapshot for it");
+    assert_eq!(balances(&behind_addr, last).await, balances(&leader, last).await, "it agrees with the leader");
 }
