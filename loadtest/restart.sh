@@ -8,6 +8,7 @@
 # snapshot when the log behind the leader's checkpoint was purged).
 #
 #   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch] [--add-node]
+#   loadtest/restart.sh --reuse [--add-node]   # no load: restart (and add a node to) the last run's data
 #
 # Needs the release binaries (built here). Data and logs: target/restart-bench/ (RSS samples in
 # rss.tsv). Where the ledger's records live follows lognode's default (`--state-store disk`);
@@ -21,6 +22,7 @@ DURATION=40
 CONC=32
 SCENARIO=transfers-batch
 ADD_NODE=
+REUSE=
 CATCH_UP_MAX_S=1800
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,7 +30,8 @@ while [ $# -gt 0 ]; do
     --concurrency) CONC=$2; shift 2 ;;
     --scenario) SCENARIO=$2; shift 2 ;;
     --add-node) ADD_NODE=1; shift ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    --reuse) REUSE=1; shift ;;
+    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     *) echo "restart.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -121,6 +124,10 @@ status() {
   echo
 }
 
+if [ -n "$REUSE" ]; then
+  [ -d "$DATA/node1" ] || { echo "restart.sh: --reuse needs the data of an earlier run in $DATA" >&2; exit 2; }
+  rm -rf "$DATA/node4"
+else
 echo "== fresh cluster, $SCENARIO, $CONC clients, ${DURATION}s"
 start --fresh
 wait_strong_read > /dev/null
@@ -169,6 +176,7 @@ if total:
         print(f"RESULT {d}: state {state / 1e6:,.0f} MB + Raft log {log / 1e6:,.0f} MB = {(state + log) / total:,.0f} B per transfer "
               f"({total:,} transfers)")
 PY
+fi
 echo "== restart"
 stop
 start

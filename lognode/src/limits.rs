@@ -56,8 +56,9 @@ pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 /// Far above what a cluster needs (a few per peer and per gateway), far below the open-files limit.
 pub const SERVER_CONNECTIONS_MAX: usize = 1024;
 /// Deadline of one gRPC call on the server: longer than the longest long poll (`FETCH_WAIT_MAX`)
-/// plus a write (`WRITE_TIMEOUT`), and than sending a snapshot (`SNAPSHOT_TIMEOUT`). A streamed
-/// response (ConsumeStream) is not cut by it: its call ends when the stream starts.
+/// plus a write (`WRITE_TIMEOUT`). A streamed response (ConsumeStream) is not cut by it: its call
+/// ends when the stream starts. A snapshot install is not either (`grpc::deadline`): it is bounded
+/// by `SNAPSHOT_CHUNK_WAIT_MAX` per chunk and by the sender's deadline.
 pub const SERVER_CALL_TIMEOUT: Duration = Duration::from_secs(90);
 /// Interval of HTTP/2 keep-alive PINGs from the server: a peer gone without a FIN is found.
 pub const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
@@ -184,8 +185,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often each node compares the log after its last snapshot with `--snapshot-log-bytes`.
 pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
-/// Deadline of sending a whole snapshot.
+/// Deadline of sending a whole snapshot and the follower loading it: this, plus one second per
+/// [`SNAPSHOT_RATE_MIN`] bytes of snapshot.
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Slowest rate, in snapshot bytes per second, at which a follower is expected to receive and
+/// load a snapshot (a new node loaded 1.24 GB in 90 s, about 14 MB/s, on two busy cores):
+/// sets the sender's deadline with [`SNAPSHOT_TIMEOUT`]. A fixed 60 s cut every install of a
+/// large store, and the leader dumped its store again for each retry.
+pub const SNAPSHOT_RATE_MIN: u64 = 4 * 1024 * 1024;
+/// Longest a follower waits for the next chunk of a snapshot stream before it drops it.
+pub const SNAPSHOT_CHUNK_WAIT_MAX: Duration = Duration::from_secs(30);
 
 // ---- membership ----------------------------------------------------------
 
@@ -232,7 +241,7 @@ const _: () = assert!(BATCH_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 // A gathered entry fits in one logstore record; gathered transfers fit in one ledger batch.
 const _: () = assert!(GATHER_BYTES_MAX * 2 <= logstore::RECORD_SIZE_MAX);
 const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > FETCH_WAIT_MAX.as_millis() + WRITE_TIMEOUT.as_millis());
-const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > SNAPSHOT_TIMEOUT.as_millis());
+const _: () = assert!(SERVER_CALL_TIMEOUT.as_millis() > SNAPSHOT_CHUNK_WAIT_MAX.as_millis());
 const _: () =
     assert!(SERVER_CONNECTIONS_MAX >= 16 && CONSUME_STREAMS_PER_CALLER_MAX >= 1 && SNAPSHOT_INSTALLS_MAX >= 1);
 // A client message can be larger than a proposal: the proposal checks keep it out of Raft.

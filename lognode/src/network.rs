@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::limits::{
-    CONNECT_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_IN_FLIGHT, SNAPSHOT_TIMEOUT,
+    CONNECT_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_IN_FLIGHT, SNAPSHOT_RATE_MIN,
+    SNAPSHOT_TIMEOUT,
 };
 use crate::store::state_machine::SnapshotFile;
 use crate::types::{Node, TypeConfig, decode, encode};
@@ -186,9 +187,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         // Chunks are read from the snapshot file as the stream is sent: at most
         // SNAPSHOT_CHUNKS_IN_FLIGHT chunks are in memory, whatever the snapshot's size.
         let (tx, rx) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_IN_FLIGHT);
+        let total_bytes = data.len();
         let reader = tokio::spawn(send_chunks(*data, meta, tx));
         let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        request.set_timeout(SNAPSHOT_TIMEOUT);
+        request.set_timeout(snapshot_deadline(total_bytes));
         let reply = tokio::select! {
             closed = &mut cancel => {
                 reader.abort();
@@ -206,6 +208,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Err(e) => Err(StreamingError::RemoteError(RemoteError::new(self.target, e))),
         }
     }
+}
+
+/// Deadline of sending a snapshot of `bytes` and the follower loading it.
+fn snapshot_deadline(bytes: u64) -> Duration {
+    SNAPSHOT_TIMEOUT + Duration::from_secs(bytes / SNAPSHOT_RATE_MIN)
 }
 
 /// Sends the snapshot in `file` as chunks of [`SNAPSHOT_CHUNK_BYTES`] into `tx`: first one with

@@ -18,11 +18,12 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, resolve};
 use crate::discovery::{Discovery, Gossip, MemberKind, MemberMeta};
 use crate::grpc::client_service::ClientService;
+use crate::grpc::deadline::CallDeadline;
 use crate::grpc::raft_service::RaftService;
 use crate::limits::{
     CLIENT_MESSAGE_MAX, CONCURRENCY_PER_CONNECTION, ELECTION_TIMEOUT_MS, EXPIRY_ENTRIES_PER_TICK, EXPIRY_TICK,
     EXPIRY_WRITE_TIMEOUT, HEARTBEAT_MS, MEMBERSHIP_CALL_TIMEOUT, MEMBERSHIP_TICK, PROMOTE_LAG_MAX, RAFT_MESSAGE_MAX,
-    SEGMENT_BYTES, SHUTDOWN_GRACE, SNAPSHOT_CHECK_INTERVAL, STARTUP_APPLY_TIMEOUT,
+    SEGMENT_BYTES, SERVER_CALL_TIMEOUT, SHUTDOWN_GRACE, SNAPSHOT_CHECK_INTERVAL, STARTUP_APPLY_TIMEOUT,
 };
 use crate::network::Network;
 use crate::store::state_machine::StateStore;
@@ -239,19 +240,20 @@ async fn serve_grpc(
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .tcp_nodelay(true)
-        .timeout(crate::limits::SERVER_CALL_TIMEOUT)
         .http2_keepalive_interval(Some(crate::limits::SERVER_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(crate::limits::SERVER_KEEPALIVE_TIMEOUT))
-        .add_service(
+        .add_service(CallDeadline::new(
             RaftServer::new(RaftService::new(raft.clone(), client.sm.clone()))
                 .max_decoding_message_size(RAFT_MESSAGE_MAX)
                 .max_encoding_message_size(RAFT_MESSAGE_MAX),
-        )
-        .add_service(
+            SERVER_CALL_TIMEOUT,
+        ))
+        .add_service(CallDeadline::new(
             LedgerServer::new(client)
                 .max_decoding_message_size(CLIENT_MESSAGE_MAX)
                 .max_encoding_message_size(CLIENT_MESSAGE_MAX),
-        );
+            SERVER_CALL_TIMEOUT,
+        ));
     // With our own listener, tonic's `tcp_nodelay` does not apply: it is set on the incoming side
     // (or small responses wait for Nagle + delayed ACK, ~40 ms), with the connection cap.
     let slots = Arc::new(tokio::sync::Semaphore::new(crate::limits::SERVER_CONNECTIONS_MAX));
@@ -566,15 +568,19 @@ mod tests {
 
     #[test]
     fn the_snapshot_threshold_is_the_floor_or_a_share_of_the_last_snapshot() {
-        let p = BytePolicy { floor: 64 << 20, percent: 100, keep: None };
+        let p = BytePolicy { floor: 64 << 20, percent: 100, keep: None, lag: 0 };
         assert_eq!(p.threshold(0), 64 << 20, "no snapshot yet: the floor");
         assert_eq!(p.threshold(10 << 20), 64 << 20, "a small state: the floor");
         assert_eq!(p.threshold(500 << 20), 500 << 20, "a large state: as much log as the snapshot");
         assert_eq!(
-            BytePolicy { floor: 1 << 16, percent: 0, keep: None }.threshold(500 << 20),
+            BytePolicy { floor: 1 << 16, percent: 0, keep: None, lag: 0 }.threshold(500 << 20),
             1 << 16,
             "0 %: the floor only"
         );
-        assert_eq!(BytePolicy { floor: 1, percent: 1000, keep: None }.threshold(u64::MAX), u64::MAX, "saturates");
+        assert_eq!(
+            BytePolicy { floor: 1, percent: 1000, keep: None, lag: 0 }.threshold(u64::MAX),
+            u64::MAX,
+            "saturates"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod batcher;
 pub mod client_service;
+pub mod deadline;
 pub mod raft_service;
 
 use crate::limits::{COMMAND_BYTES_MAX, PROPOSAL_BYTES_MAX};

@@ -6,7 +6,7 @@ use openraft::{Snapshot, SnapshotMeta, Vote};
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::limits::SNAPSHOT_BYTES_MAX;
+use crate::limits::{SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_WAIT_MAX};
 use crate::store::StateMachineStore;
 use crate::store::state_machine::SnapshotFile;
 use crate::types::{Node, Raft, decode, encode};
@@ -65,7 +65,10 @@ impl RaftRpc for RaftService {
             ))
         })?;
         let mut stream = request.into_inner();
-        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let first = tokio::time::timeout(SNAPSHOT_CHUNK_WAIT_MAX, stream.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no snapshot chunk came"))??
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let (vote, meta): (Vote<u64>, SnapshotMeta<u64, Node>) = decode(&first.meta).map_err(bad)?;
         if first.total_bytes > SNAPSHOT_BYTES_MAX {
             return Err(too_large());
@@ -118,7 +121,15 @@ async fn receive(
         }
         data.file_mut().write_all(&c.data).await.map_err(io)?;
         received += len;
-        chunk = stream.message().await?;
+        chunk = match tokio::time::timeout(SNAPSHOT_CHUNK_WAIT_MAX, stream.message()).await {
+            Ok(next) => next?,
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "no snapshot chunk for {} s after {received} bytes",
+                    SNAPSHOT_CHUNK_WAIT_MAX.as_secs()
+                )));
+            }
+        };
     }
     if total != 0 && received != total {
         return Err(Status::invalid_argument(format!("snapshot stream ended after {received} of {total} bytes")));
