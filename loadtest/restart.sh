@@ -214,6 +214,7 @@ print(n[0].get("last_applied", 0) if n else 0)' 2>/dev/null || echo 0)
     echo "RESULT a 4th lognode did not catch up to index $target within $CATCH_UP_MAX_S s"
   fi
   echo "RESULT lognode 4 peak RSS while catching up: $PEAK4 MiB (sampled every second: $OUT/node4-rss.tsv)"
+  sleep 1
   grep -h "snapshot installed" "$OUT/node4.log" | tail -1 || echo "(lognode 4 logged no snapshot install: it caught up from the log)"
   nodes
   disk

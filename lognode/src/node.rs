@@ -362,6 +362,13 @@ impl NodeHandle {
             Err(_) => warn!("raft did not stop in time"),
             Ok(Ok(())) => {}
         }
+        let sm = self.sm.clone();
+        match tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || sm.close())).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "closing the state store failed; the next start replays its journal"),
+            Ok(Err(e)) => warn!(error = %e, "closing the state store panicked"),
+            Err(_) => warn!("closing the state store did not finish in time; the next start replays its journal"),
+        }
         info!(id = self.id, "stopped");
     }
 }

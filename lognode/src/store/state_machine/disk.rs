@@ -351,6 +351,24 @@ impl StateMachineStore {
         self.disk().checkpoint.lock().expect(POISONED).as_ref().map_or(0, |m| index_of(m.last_log_id))
     }
 
+    /// On shutdown, once Raft has stopped: commits what was applied and writes the store's
+    /// memtables out, so that the next start replays neither the Raft log nor the store's journal
+    /// (a restart at 24M transfers spent 3.4 of its 4.6 s replaying 75 MB of journal). kill -9
+    /// skips this; the journal and the log then cover everything. Nothing to do in memory mode.
+    pub fn close(&self) -> Result<(), StorageError> {
+        if !self.state_on_disk() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut s = self.shared.write();
+        let head = s.head_bytes();
+        let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
+        d.commit(&head).map_err(write_err)?;
+        d.flush().map_err(write_err)?;
+        tracing::info!(index = index_of(s.last_applied), took_ms = started.elapsed().as_millis(), "state store closed");
+        Ok(())
+    }
+
     /// Disk mode: bytes of the state store on disk.
     pub fn state_store_bytes(&self) -> u64 {
         if self.shared.disk.is_none() {
