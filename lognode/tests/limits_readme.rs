@@ -88,6 +88,8 @@ fn constants() -> Vec<(&'static str, String)> {
         CONNECT_TIMEOUT => dur(CONNECT_TIMEOUT),
         RPC_TIMEOUT => dur(RPC_TIMEOUT),
         SNAPSHOT_TIMEOUT => dur(SNAPSHOT_TIMEOUT),
+        SNAPSHOT_RATE_MIN => format!("{}/s", bytes(usize::try_from(SNAPSHOT_RATE_MIN).expect("fits"))),
+        SNAPSHOT_CHUNK_WAIT_MAX => dur(SNAPSHOT_CHUNK_WAIT_MAX),
         MEMBERSHIP_TICK => dur(MEMBERSHIP_TICK),
         PROMOTE_LAG_MAX => PROMOTE_LAG_MAX.to_string(),
         MEMBERSHIP_CALL_TIMEOUT => dur(MEMBERSHIP_CALL_TIMEOUT),
