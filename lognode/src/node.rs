@@ -363,7 +363,12 @@ impl NodeHandle {
             Ok(Ok(())) => {}
         }
         let sm = self.sm.clone();
-        match tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || sm.close())).await {
+        match tokio::time::timeout(
+            SHUTDOWN_GRACE,
+            tokio::task::spawn_blocking(move || sm.close().map_err(|e| e.to_string())),
+        )
+        .await
+        {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => warn!(error = %e, "closing the state store failed; the next start replays its journal"),
             Ok(Err(e)) => warn!(error = %e, "closing the state store panicked"),
