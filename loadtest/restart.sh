@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --scenario) SCENARIO=$2; shift 2 ;;
     --add-node) ADD_NODE=1; shift ;;
     --reuse) REUSE=1; shift ;;
-    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
     *) echo "restart.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -151,6 +151,8 @@ total = sum(tl)
 if len(tl) >= 120:
     first, last = sum(tl[:60]) / 60, sum(tl[-60:]) / 60
     print(f"RESULT rate: first minute {first:,.0f}/s, last minute {last:,.0f}/s ({(last / first - 1) * 100:+.0f} %)")
+    minutes = [sum(tl[i:i + 60]) / 60 for i in range(0, len(tl) - 59, 60)]
+    print("RESULT rate by whole minute (thousands/s): " + " ".join(f"{m / 1000:.1f}" for m in minutes))
 rows = [tuple(map(int, l.split())) for l in open(rss_file) if len(l.split()) == 3]
 end = max((t for t, _, _ in rows), default=0)
 for node in sorted({n for _, n, _ in rows}):
