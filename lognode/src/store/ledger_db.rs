@@ -114,6 +114,22 @@ struct Keyspaces {
     meta: Keyspace,
 }
 
+impl Keyspaces {
+    /// Every keyspace.
+    fn all(&self) -> [&Keyspace; 8] {
+        [
+            &self.accounts,
+            &self.transfers,
+            &self.history,
+            &self.anchors,
+            &self.tails,
+            &self.ids,
+            &self.expiry,
+            &self.meta,
+        ]
+    }
+}
+
 /// Writes not yet committed.
 #[derive(Default)]
 struct Overlay {
@@ -420,8 +436,7 @@ impl DiskLedger {
     /// Writes every memtable out as tables, then syncs: a store closed after this opens without
     /// replaying its journal (up to `JOURNAL_BYTES_MAX` of it: seconds, at start).
     pub fn flush(&self) -> fjall::Result<()> {
-        let k = &self.ks;
-        for k in [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta] {
+        for k in self.ks.all() {
             k.rotate_memtable_and_wait()?;
         }
         self.persist()
@@ -431,8 +446,7 @@ impl DiskLedger {
     pub fn clear(&mut self) -> fjall::Result<()> {
         *self.overlay = Overlay::default();
         *self.cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Cache::default();
-        let k = &self.ks;
-        for k in [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta] {
+        for k in self.ks.all() {
             k.clear()?;
         }
         self.counts = Counts::default();
