@@ -114,22 +114,6 @@ struct Keyspaces {
     meta: Keyspace,
 }
 
-impl Keyspaces {
-    /// Every keyspace.
-    fn all(&self) -> [&Keyspace; 8] {
-        [
-            &self.accounts,
-            &self.transfers,
-            &self.history,
-            &self.anchors,
-            &self.tails,
-            &self.ids,
-            &self.expiry,
-            &self.meta,
-        ]
-    }
-}
-
 /// Writes not yet committed.
 #[derive(Default)]
 struct Overlay {
@@ -436,7 +420,8 @@ impl DiskLedger {
     /// Writes every memtable out as tables, then syncs: a store closed after this opens without
     /// replaying its journal (up to `JOURNAL_BYTES_MAX` of it: seconds, at start).
     pub fn flush(&self) -> fjall::Result<()> {
-        for k in self.ks.all() {
+        let k = &self.ks;
+        for k in [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta] {
             k.rotate_memtable_and_wait()?;
         }
         self.persist()
@@ -446,7 +431,8 @@ impl DiskLedger {
     pub fn clear(&mut self) -> fjall::Result<()> {
         *self.overlay = Overlay::default();
         *self.cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Cache::default();
-        for k in self.ks.all() {
+        let k = &self.ks;
+        for k in [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta] {
             k.clear()?;
         }
         self.counts = Counts::default();

@@ -211,7 +211,10 @@ impl StateMachineStore {
         let (last_applied, membership, next_seq) = {
             let mut s = self.shared.write();
             s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });
-            self.commit_locked(&mut s)?;
+            let head = s.head_bytes();
+            let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
+            d.commit(&head).map_err(write_err)?;
+            *self.disk().last_commit.lock().expect(POISONED) = (Instant::now(), index_of(s.last_applied));
             (s.last_applied, s.membership.clone(), s.next_event_seq)
         };
         let locked_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -237,16 +240,6 @@ impl StateMachineStore {
         // openraft keeps only the meta of a built snapshot; the data is made on demand.
         let data = self.empty_snapshot_file()?;
         Ok(Snapshot { meta, snapshot: Box::new(data) })
-    }
-
-    /// Commits the store's overlay with the head of `s` (the state, locked) and notes the commit;
-    /// returns the head.
-    fn commit_locked(&self, s: &mut State) -> Result<Vec<u8>, StorageError> {
-        let head = s.head_bytes();
-        let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
-        d.commit(&head).map_err(write_err)?;
-        *self.disk().last_commit.lock().expect(POISONED) = (Instant::now(), index_of(s.last_applied));
-        Ok(head)
     }
 
     fn with_disk_store<T>(&self, f: impl FnOnce(&DiskLedger) -> T) -> T {
@@ -287,9 +280,12 @@ impl StateMachineStore {
         let (file, path) = self.unlinked_file()?;
         let (meta, head, view) = {
             let mut s = self.shared.write();
-            let head = self.commit_locked(&mut s)?;
-            let NodeStore::Disk(d) = s.ledger.store() else { unreachable!("a disk-mode state") };
-            (store_meta(s.last_applied, s.membership.clone()), head, d.view())
+            let head = s.head_bytes();
+            let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
+            d.commit(&head).map_err(write_err)?;
+            let view = d.view();
+            *self.disk().last_commit.lock().expect(POISONED) = (Instant::now(), index_of(s.last_applied));
+            (store_meta(s.last_applied, s.membership.clone()), head, view)
         };
         tracing::info!(index = index_of(meta.last_log_id), "a snapshot of the store is read for a follower");
         let fill: super::snapshot::Fill = Box::new(move |w| super::layout::write_snapshot_parts(w, &head, &view));
@@ -365,8 +361,9 @@ impl StateMachineStore {
         }
         let started = Instant::now();
         let mut s = self.shared.write();
-        self.commit_locked(&mut s)?;
-        let NodeStore::Disk(d) = s.ledger.store() else { unreachable!("a disk-mode state") };
+        let head = s.head_bytes();
+        let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
+        d.commit(&head).map_err(write_err)?;
         d.flush().map_err(write_err)?;
         tracing::info!(index = index_of(s.last_applied), took_ms = started.elapsed().as_millis(), "state store closed");
         Ok(())
