@@ -380,16 +380,19 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
     sys.gateway = Some(Proc::spawn(Role::Gateway, &bins.gateway, &gw_args, &envs, sys.log("gateway"))?);
     let base = format!("http://{}", ports.listen);
     let client = ledger_client::Client::with_timeout(&base, PROBE_TIMEOUT)?;
-    note(&format!("waiting for the cluster to elect a leader ({} lognodes)...", a.nodes));
+    note(&format!("waiting for the cluster to elect a leader and admit its {} lognodes...", a.nodes));
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         sys.check_startup()?;
-        if client.ready().await.unwrap_or(false) {
+        // Ready means a leader *and* every lognode of this run a live voter: /readyz turns 200 as
+        // soon as a leader exists, which can be before gossip has brought the others in.
+        if client.ready().await.unwrap_or(false) && all_voters(&client, a.nodes).await {
             break;
         }
         if Instant::now() > deadline {
             return Err(Failure::failed(format!(
-                "the cluster did not become ready within {READY_TIMEOUT:?}; logs are in {}",
+                "the cluster did not become ready (a leader and {} live voters) within {READY_TIMEOUT:?}; logs are in {}",
+                a.nodes,
                 sys.data_dir.join("logs").display()
             )));
         }
@@ -415,6 +418,14 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
     }
     banner(sys, &base, pg_url.as_deref());
     Ok(())
+}
+
+/// Whether the cluster lists at least `nodes` live nodes, each of them a leader or a follower
+/// (not a learner still catching up).
+async fn all_voters(client: &ledger_client::Client, nodes: u16) -> bool {
+    let Ok(c) = client.cluster().await else { return false };
+    let voters = c.nodes.iter().filter(|n| n.alive && (n.role == "leader" || n.role == "follower")).count();
+    voters >= usize::from(nodes)
 }
 
 fn banner(sys: &System, base: &str, pg_url: Option<&str>) {
