@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod crash;
+pub mod election;
 pub use ledger_discovery as discovery;
 pub mod groups;
 pub mod grpc;

@@ -143,8 +143,24 @@ pub const EXPIRY_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Raft heartbeat interval, in ms.
 pub const HEARTBEAT_MS: u64 = 150;
-/// Raft election timeout range, in ms (5–10 heartbeats: a busy 2-core machine may delay a few).
-pub const ELECTION_TIMEOUT_MS: (u64, u64) = (750, 1500);
+/// Raft election timeout range, in ms. Its top is openraft's leader lease: a voter that heard
+/// from a leader within it refuses to vote for another. Elections themselves are started by
+/// `election::run` (openraft's timer is off), after [`ELECTION_SILENCE`].
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (500, 800);
+/// Silence from the leader after which a voter asks for pre-votes (plus its jitter), and within
+/// which a voter refuses them: the leader lease.
+pub const ELECTION_SILENCE: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS.1);
+/// Spread of the extra wait before a voter stands, on top of one heartbeat (per node and attempt).
+pub const ELECTION_JITTER: Duration = Duration::from_millis(200);
+/// Pause after an election attempt (granted or not) before the next one.
+pub const ELECTION_RETRY: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS.0);
+/// How often the election task looks at the node's Raft state.
+pub const ELECTION_TICK: Duration = Duration::from_millis(50);
+/// Deadline of one PreVote call.
+pub const PREVOTE_TIMEOUT: Duration = Duration::from_millis(300);
+/// A leader with no acknowledgement from a majority for this long has lost its quorum: it
+/// refuses writes and strong reads, cuts the waiting ones and goes silent (see `election`).
+pub const QUORUM_ACK_MAX: Duration = Duration::from_millis(450);
 /// Largest gRPC message between nodes (AppendEntries batches, snapshot chunks).
 pub const RAFT_MESSAGE_MAX: usize = 64 * 1024 * 1024;
 /// Most entry bytes openraft gets for one AppendEntries (at least one entry): keeps replication
@@ -258,6 +274,13 @@ const _: () = assert!(REPLICATION_BATCH_BYTES_MAX * 2 <= RAFT_MESSAGE_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES * 2 <= RAFT_MESSAGE_MAX);
 // Elections wait several heartbeats.
 const _: () = assert!(ELECTION_TIMEOUT_MS.0 >= 3 * HEARTBEAT_MS && ELECTION_TIMEOUT_MS.0 < ELECTION_TIMEOUT_MS.1);
+// A leader notices its lost quorum after three heartbeats, and before its followers stand.
+const _: () = assert!(
+    QUORUM_ACK_MAX.as_millis() >= 3 * HEARTBEAT_MS as u128 && QUORUM_ACK_MAX.as_millis() < ELECTION_SILENCE.as_millis()
+);
+const _: () = assert!(
+    PREVOTE_TIMEOUT.as_millis() < ELECTION_RETRY.as_millis() && ELECTION_TICK.as_millis() < HEARTBEAT_MS as u128
+);
 const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
 const _: () = assert!(CONSUME_RECORDS_DEFAULT >= 1 && CONSUME_RECORDS_DEFAULT <= READ_RECORDS_MAX);
 const _: () = assert!(MIN_INDEX_WAIT_DEFAULT.as_millis() <= MIN_INDEX_WAIT_MAX.as_millis());

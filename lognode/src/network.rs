@@ -35,8 +35,11 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 }
 
 /// Builds Raft clients to peers.
-#[derive(Debug, Clone, Default)]
-pub struct Network;
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// While this leader has lost its quorum it sends no AppendEntries (see `election`).
+    pub liveness: std::sync::Arc<crate::election::Liveness>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -45,7 +48,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         let client = channel(&node.addr).ok().map(|c| {
             RaftClient::new(c).max_decoding_message_size(RAFT_MESSAGE_MAX).max_encoding_message_size(RAFT_MESSAGE_MAX)
         });
-        PeerClient { target, addr: node.addr.clone(), client }
+        PeerClient { target, addr: node.addr.clone(), client, liveness: std::sync::Arc::clone(&self.liveness) }
     }
 }
 
@@ -55,6 +58,7 @@ pub struct PeerClient {
     target: u64,
     addr: String,
     client: Option<RaftClient<Channel>>,
+    liveness: std::sync::Arc<crate::election::Liveness>,
 }
 
 /// A transport failure: unreachable (connection-level) or another network error.
@@ -137,6 +141,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Node, RaftError<u64>>> {
+        // A leader without its quorum goes silent, so that followers that still hear it (a one-way
+        // cut) elect another; the next leader deposes it when the partition heals.
+        if self.liveness.quorum_lost() {
+            let why = std::io::Error::other("this leader lost its quorum: it sends nothing until a leader deposes it");
+            return Err(Failure::Unreachable(Unreachable::new(&why)).into_rpc());
+        }
         match self.call(RpcKind::Append, &rpc, ttl(&option)).await.map_err(Failure::into_rpc)? {
             Ok(r) => Ok(r),
             Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),

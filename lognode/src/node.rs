@@ -47,6 +47,8 @@ pub struct NodeHandle {
     expirer: JoinHandle<()>,
     group_expirer: JoinHandle<()>,
     snapshotter: JoinHandle<()>,
+    /// Check-quorum and elections (`election::run`).
+    elections: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -197,7 +199,12 @@ async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64)
 }
 
 /// Starts openraft on the storage.
-async fn start_raft(cfg: &Config, log_store: LogStore, sm: StateMachineStore) -> Result<Raft, StartError> {
+async fn start_raft(
+    cfg: &Config,
+    log_store: LogStore,
+    sm: StateMachineStore,
+    liveness: &Arc<crate::election::Liveness>,
+) -> Result<Raft, StartError> {
     let raft_config = openraft::Config {
         cluster_name: "ledger".into(),
         heartbeat_interval: HEARTBEAT_MS,
@@ -207,10 +214,13 @@ async fn start_raft(cfg: &Config, log_store: LogStore, sm: StateMachineStore) ->
         snapshot_policy: cfg.snapshot_every.map_or(SnapshotPolicy::Never, SnapshotPolicy::LogsSinceLast),
         max_in_snapshot_log_to_keep: cfg.retention_entries.unwrap_or(u64::MAX),
         install_snapshot_timeout: 10_000,
+        // Elections are started by `election::run`, after a pre-vote.
+        enable_elect: false,
         ..Default::default()
     };
     let raft_config = Arc::new(raft_config.validate().map_err(|e| StartError::RaftConfig(e.to_string()))?);
-    Raft::new(cfg.id, raft_config, Network, log_store, sm).await.map_err(|e| StartError::Raft(e.to_string()))
+    let network = Network { liveness: Arc::clone(liveness) };
+    Raft::new(cfg.id, raft_config, network, log_store, sm).await.map_err(|e| StartError::Raft(e.to_string()))
 }
 
 /// Waits until everything committed before a restart is applied again, so the node never serves
@@ -243,7 +253,7 @@ async fn serve_grpc(
         .http2_keepalive_interval(Some(crate::limits::SERVER_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(crate::limits::SERVER_KEEPALIVE_TIMEOUT))
         .add_service(CallDeadline::new(
-            RaftServer::new(RaftService::new(raft.clone(), client.sm.clone()))
+            RaftServer::new(RaftService::new(raft.clone(), client.sm.clone(), Arc::clone(&client.liveness)))
                 .max_decoding_message_size(RAFT_MESSAGE_MAX)
                 .max_encoding_message_size(RAFT_MESSAGE_MAX),
             SERVER_CALL_TIMEOUT,
@@ -283,7 +293,8 @@ async fn bootstrap(cfg: &Config, raft: &Raft) -> Result<(), StartError> {
 pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
     let addrs = check_config(&cfg)?;
     let (log_store, sm, committed) = open_storage(&cfg).await?;
-    let raft = start_raft(&cfg, log_store, sm.clone()).await?;
+    let liveness = crate::election::Liveness::new();
+    let raft = start_raft(&cfg, log_store, sm.clone(), &liveness).await?;
     // Everything committed before a restart is applied again before any read is served.
     wait_replayed(&raft, &sm, committed).await?;
 
@@ -307,8 +318,17 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         discovery: Arc::clone(&discovery),
         shutdown: stopping.clone(),
         round_robin: Arc::new(AtomicU64::new(0)),
-        produce: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
-        transfers: crate::grpc::batcher::Gatherer::start(raft.clone(), crate::grpc::client_service::now_ms),
+        produce: crate::grpc::batcher::Gatherer::start(
+            raft.clone(),
+            Arc::clone(&liveness),
+            crate::grpc::client_service::now_ms,
+        ),
+        transfers: crate::grpc::batcher::Gatherer::start(
+            raft.clone(),
+            Arc::clone(&liveness),
+            crate::grpc::client_service::now_ms,
+        ),
+        liveness: Arc::clone(&liveness),
         groups: Arc::clone(&groups),
         streams: Arc::default(),
     };
@@ -337,7 +357,23 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         lag: cfg.retention_lag_bytes,
     };
     let snapshotter = tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), policy, stopping.clone()));
-    Ok(NodeHandle { id: cfg.id, raft, sm, discovery, stopping, server, manager, expirer, group_expirer, snapshotter })
+    let elections = {
+        let stop = stopping.clone();
+        tokio::spawn(crate::election::run(cfg.id, raft.clone(), liveness, async move { stop.stopping().await }))
+    };
+    Ok(NodeHandle {
+        id: cfg.id,
+        raft,
+        sm,
+        discovery,
+        stopping,
+        server,
+        manager,
+        expirer,
+        group_expirer,
+        snapshotter,
+        elections,
+    })
 }
 
 impl NodeHandle {
@@ -354,6 +390,7 @@ impl NodeHandle {
         self.expirer.abort();
         self.group_expirer.abort();
         self.snapshotter.abort();
+        self.elections.abort();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.discovery.shutdown()).await.is_err() {
             warn!("leaving gossip did not finish in time");
         }

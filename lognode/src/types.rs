@@ -18,6 +18,8 @@ pub type LogId = openraft::LogId<u64>;
 pub type Raft = openraft::Raft<TypeConfig>;
 /// A Raft node: its gRPC address.
 pub type Node = openraft::BasicNode;
+/// Raft metrics of this type config.
+pub type RaftMetrics = openraft::RaftMetrics<u64, Node>;
 /// Storage error.
 pub type StorageError = openraft::StorageError<u64>;
 

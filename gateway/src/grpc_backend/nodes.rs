@@ -36,7 +36,7 @@ pub const READY_BUDGET: Duration = Duration::from_millis(1000);
 /// First pause between write attempts; doubled up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest pause between write attempts.
-pub const BACKOFF_MAX: Duration = Duration::from_millis(400);
+pub const BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// Most nodes one follower read tries before it fails.
 pub const READ_ATTEMPTS_MAX: usize = 3;
 /// Deadline of one follower-read attempt on one node (a stalled node is left for the next one);
@@ -401,7 +401,8 @@ impl Nodes {
                 (addr, r.ok().and_then(Result::ok).map(tonic::Response::into_inner))
             });
         }
-        let mut self_leader: Option<(u64, String)> = None;
+        // (term, id, addr) of the node that says it leads in the highest term.
+        let mut self_leader: Option<(u64, u64, String)> = None;
         let mut named: Option<(u64, String)> = None;
         while let Some(Ok((addr, resp))) = set.join_next().await {
             let mut st = self.lock();
@@ -414,9 +415,16 @@ impl Nodes {
                     if let Some(me) = r.nodes.first() {
                         self.applied_high.fetch_max(me.last_applied_index, Ordering::Relaxed);
                     }
-                    let leads = r.nodes.first().is_some_and(|s| s.role == Role::Leader as i32);
+                    // A leader that lost its quorum names no leader (and says so): skipped.
+                    let me = r.nodes.first();
+                    let leads = me.is_some_and(|s| s.role == Role::Leader as i32 && !s.quorum_lost);
                     if leads && r.leader_id == r.node_id {
-                        self_leader = Some((r.node_id, addr.clone()));
+                        // Two nodes that both say they lead (one cut off, not yet deposed): the
+                        // higher term does.
+                        let term = me.map_or(0, |s| s.term);
+                        if self_leader.as_ref().is_none_or(|(t, _, _)| term > *t) {
+                            self_leader = Some((term, r.node_id, addr.clone()));
+                        }
                     } else if r.leader_id != 0 && !r.leader_addr.is_empty() {
                         named.get_or_insert((r.leader_id, r.leader_addr));
                     }
@@ -424,7 +432,7 @@ impl Nodes {
                 None => n.probe_ok = false,
             }
         }
-        if let Some((id, addr)) = self_leader.or(named) {
+        if let Some((id, addr)) = self_leader.map(|(_, id, addr)| (id, addr)).or(named) {
             self.set_leader(id, &addr);
         }
     }

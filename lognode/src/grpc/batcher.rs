@@ -15,6 +15,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 
+use crate::election::Liveness;
 use crate::grpc::client_service::forward;
 use crate::limits::{GATHER_BYTES_MAX, GATHER_INFLIGHT_MAX, GATHER_QUEUE_MAX, GATHER_REQUESTS_MAX, WRITE_TIMEOUT};
 use crate::types::{ProduceItem, Raft, Request, Response};
@@ -65,9 +66,9 @@ impl<G: Gather> Clone for Gatherer<G> {
 
 impl<G: Gather> Gatherer<G> {
     /// Starts the gathering task for `raft`. It ends when every handle is dropped.
-    pub fn start(raft: Raft, now_ms: fn() -> i64) -> Gatherer<G> {
+    pub fn start(raft: Raft, liveness: Arc<Liveness>, now_ms: fn() -> i64) -> Gatherer<G> {
         let (tx, rx) = mpsc::channel(GATHER_QUEUE_MAX);
-        tokio::spawn(gather::<G>(raft, rx, now_ms));
+        tokio::spawn(gather::<G>(raft, liveness, rx, now_ms));
         Gatherer { tx }
     }
 
@@ -84,7 +85,12 @@ impl<G: Gather> Gatherer<G> {
     }
 }
 
-async fn gather<G: Gather>(raft: Raft, mut rx: mpsc::Receiver<Pending<G>>, now_ms: fn() -> i64) {
+async fn gather<G: Gather>(
+    raft: Raft,
+    liveness: Arc<Liveness>,
+    mut rx: mpsc::Receiver<Pending<G>>,
+    now_ms: fn() -> i64,
+) {
     let permits = Arc::new(Semaphore::new(GATHER_INFLIGHT_MAX));
     // A request that did not fit into the previous entry starts the next one.
     let mut carry: Option<Pending<G>> = None;
@@ -117,33 +123,36 @@ async fn gather<G: Gather>(raft: Raft, mut rx: mpsc::Receiver<Pending<G>>, now_m
             }
         }
         let raft = raft.clone();
+        let liveness = Arc::clone(&liveness);
         tokio::spawn(async move {
-            propose::<G>(&raft, batch, now_ms).await;
+            propose::<G>(&raft, &liveness, batch, now_ms).await;
             drop(permit);
         });
     }
 }
 
-async fn propose<G: Gather>(raft: &Raft, batch: Vec<Pending<G>>, now_ms: fn() -> i64) {
+async fn propose<G: Gather>(raft: &Raft, liveness: &Liveness, batch: Vec<Pending<G>>, now_ms: fn() -> i64) {
     let timestamp_ms = now_ms();
     let shapes: Vec<G::Shape> = batch.iter().map(|p| G::shape(&p.item)).collect();
     let (items, replies): (Vec<G::Item>, Vec<_>) = batch.into_iter().map(|p| (p.item, p.reply)).unzip();
     let request = G::request(items, timestamp_ms);
-    if let Err(status) = crate::grpc::check_proposal(&request) {
+    if let Err(status) = crate::grpc::check_proposal(&request).and_then(|()| liveness.check()) {
         for r in replies {
             let _ = r.send(Err(status.clone()));
         }
         return;
     }
-    let result = match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(request)).await {
-        Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
-        Ok(Ok(resp)) => match G::split(resp.data, &shapes) {
+    let write = liveness.unless_quorum_lost(tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(request))).await;
+    let result = match write {
+        Err(status) => Err(status),
+        Ok(Err(_)) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
+        Ok(Ok(Ok(resp))) => match G::split(resp.data, &shapes) {
             Some(outs) => Ok((outs, resp.log_id.index)),
             None => Err(Status::internal("the state machine answered a gathered entry with the wrong shape")),
         },
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(forward(&f)),
-        Ok(Err(RaftError::APIError(e))) => Err(Status::failed_precondition(e.to_string())),
-        Ok(Err(RaftError::Fatal(e))) => Err(Status::unavailable(format!("raft stopped: {e}"))),
+        Ok(Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))))) => Err(forward(&f)),
+        Ok(Ok(Err(RaftError::APIError(e)))) => Err(Status::failed_precondition(e.to_string())),
+        Ok(Ok(Err(RaftError::Fatal(e)))) => Err(Status::unavailable(format!("raft stopped: {e}"))),
     };
     match result {
         Ok((outs, index)) => {

@@ -67,6 +67,8 @@ pub struct ClientService {
     pub groups: Arc<crate::groups::Coordinator>,
     /// ConsumeStream streams open per caller address (`CONSUME_STREAMS_PER_CALLER_MAX`).
     pub streams: Arc<crate::grpc::PerCaller>,
+    /// Whether this node, if it leads, still has its quorum (check-quorum, see `election`).
+    pub liveness: Arc<crate::election::Liveness>,
 }
 
 pub(crate) fn not_leader(leader_id: Option<u64>, leader_node: Option<&Node>) -> Status {
@@ -144,14 +146,15 @@ impl ClientService {
         let m = self.raft.metrics().borrow().clone();
         match m.current_leader {
             Some(l) if l != self.id => Err(not_leader(Some(l), m.membership_config.membership().get_node(&l))),
-            _ => Ok(()),
+            _ => self.liveness.check(),
         }
     }
 
     async fn write(&self, cmd: Cmd) -> Result<(CmdResponse, u64), Status> {
         crate::grpc::check_proposal(&cmd)?;
+        self.liveness.check()?;
         let write = self.raft.client_write(cmd);
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        match self.liveness.unless_quorum_lost(tokio::time::timeout(WRITE_TIMEOUT, write)).await? {
             Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
             Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(forward(&f)),
@@ -253,7 +256,9 @@ impl ClientService {
     async fn prepare_read(&self, opts: Option<&ReadOptions>) -> Result<(), Status> {
         let Some(opts) = opts else { return Ok(()) };
         if opts.linearizable {
-            match self.raft.ensure_linearizable().await {
+            self.liveness.check()?;
+            let confirm = self.liveness.unless_quorum_lost(self.raft.ensure_linearizable()).await;
+            match confirm.map_err(|_| crate::election::Liveness::no_quorum())? {
                 Ok(_) => {}
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => return Err(forward(&f)),
                 Err(RaftError::APIError(e)) => return Err(Status::unavailable(e.to_string())),
@@ -325,6 +330,8 @@ impl ClientService {
             log_first_index: self.sm.log_first_index(),
             opened_at_index: self.sm.opened_at_index(),
             log_bytes_since_snapshot: self.sm.log_bytes_since_snapshot(),
+            term: m.current_term,
+            quorum_lost: self.liveness.quorum_lost(),
         }
     }
 }
@@ -494,7 +501,8 @@ impl Ledger for ClientService {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let leader_id = m.current_leader;
+        // A leader without its quorum names no leader: a new one is being elected.
+        let leader_id = m.current_leader.filter(|l| *l != self.id || !self.liveness.quorum_lost());
         let leader_addr = leader_id.and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())).unwrap_or_default();
         let me = self.local_status();
         if local_only {
@@ -559,6 +567,8 @@ impl Ledger for ClientService {
                 n.log_first_index = s.log_first_index;
                 n.opened_at_index = s.opened_at_index;
                 n.log_bytes_since_snapshot = s.log_bytes_since_snapshot;
+                n.term = s.term;
+                n.quorum_lost = s.quorum_lost;
             }
         }
         nodes.insert((false, self.id), me);

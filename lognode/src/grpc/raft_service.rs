@@ -1,7 +1,8 @@
 //! The Raft transport's server side: decodes openraft requests and hands them to the local Raft.
 
 use ledger_proto::raft::raft_server::Raft as RaftRpc;
-use ledger_proto::raft::{RaftReply, RaftRequest, SnapshotChunk, raft_reply};
+use ledger_proto::raft::{PreVoteReply, PreVoteRequest, RaftReply, RaftRequest, SnapshotChunk, raft_reply};
+use openraft::raft::AppendEntriesResponse;
 use openraft::{Snapshot, SnapshotMeta, Vote};
 use serde::Serialize;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,13 +20,15 @@ pub struct RaftService {
     sm: StateMachineStore,
     /// InstallSnapshot streams received at once (`SNAPSHOT_INSTALLS_MAX`).
     installs: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Contact with the leader (AppendEntries accepted) and this node's pre-vote answers.
+    liveness: std::sync::Arc<crate::election::Liveness>,
 }
 
 impl RaftService {
     /// Wraps the local Raft and its state machine.
-    pub fn new(raft: Raft, sm: StateMachineStore) -> Self {
+    pub fn new(raft: Raft, sm: StateMachineStore, liveness: std::sync::Arc<crate::election::Liveness>) -> Self {
         let installs = std::sync::Arc::new(tokio::sync::Semaphore::new(crate::limits::SNAPSHOT_INSTALLS_MAX));
-        RaftService { raft, sm, installs }
+        RaftService { raft, sm, installs, liveness }
     }
 }
 
@@ -45,7 +48,22 @@ fn bad(e: impl std::fmt::Display) -> Status {
 impl RaftRpc for RaftService {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = decode(&request.into_inner().payload).map_err(bad)?;
-        Ok(reply(self.raft.append_entries(req).await))
+        let resp = self.raft.append_entries(req).await;
+        // From the current leader (or a newer one): anything but a higher vote of ours.
+        if matches!(resp, Ok(ref r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.liveness.heard_from_leader();
+        }
+        Ok(reply(resp))
+    }
+
+    async fn pre_vote(&self, request: Request<PreVoteRequest>) -> Result<Response<PreVoteReply>, Status> {
+        let req = request.into_inner();
+        let theirs = crate::election::decode_log_id(&req.last_log_id)?;
+        let answer = crate::election::pre_vote_answer(&self.raft, &self.liveness, theirs.as_ref());
+        Ok(Response::new(match answer {
+            Ok(()) => PreVoteReply { granted: true, reason: String::new() },
+            Err(reason) => PreVoteReply { granted: false, reason },
+        }))
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

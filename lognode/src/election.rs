@@ -1,0 +1,347 @@
+//! Leadership that follows the majority: check-quorum on the leader, pre-vote before every
+//! election, and the election timer itself.
+//!
+//! openraft 0.9 leaves three gaps that a partition exposes:
+//! - a leader cut off from the majority keeps leading: it accepts writes that can never commit and
+//!   keeps sending heartbeats to followers that can still hear it (a one-way cut), so they never
+//!   elect another;
+//! - a node cut off from everyone starts election after election, raising its term, and when it
+//!   comes back the higher term deposes the healthy leader (a second outage);
+//! - a follower waits for the leader lease *plus* an election timeout before it stands.
+//!
+//! So elections are ours: openraft's own election timer is off (`enable_elect: false`), and
+//! [`run`] starts one (`trigger().elect()`) when this voter has heard from no leader for
+//! [`ELECTION_SILENCE`] plus a per-node jitter and a majority of the voters answer a PreVote with
+//! yes. A voter says yes only when it has not heard from a leader within the lease either (or it
+//! is a leader that lost its quorum), and the asker's log is at least as new as its own.
+//!
+//! A leader with no acknowledgement from a majority for [`QUORUM_ACK_MAX`] has *lost its quorum*:
+//! it refuses writes and strong reads at once ("no leader is known", so callers look elsewhere),
+//! cuts the writes it was waiting on ("outcome unknown": they may still commit under the next
+//! leader), stops sending AppendEntries so that its followers see it gone, and reports itself in
+//! ClusterStatus so that the gateway stops routing to it. A new leader deposes it as soon as the
+//! partition heals.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ledger_proto::raft::PreVoteRequest;
+use ledger_proto::raft::raft_client::RaftClient;
+use openraft::{LogId, ServerState};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::Status;
+use tonic::transport::Channel;
+use tracing::{debug, info, warn};
+
+use crate::limits::{
+    ELECTION_JITTER, ELECTION_RETRY, ELECTION_SILENCE, ELECTION_TICK, HEARTBEAT_MS, PREVOTE_TIMEOUT, QUORUM_ACK_MAX,
+};
+use crate::types::{Raft, decode, encode};
+
+/// What this node knows of the leader's liveness, shared by the Raft service (contact), the
+/// network (silence while the quorum is lost), the client service (refusals) and [`run`].
+#[derive(Debug)]
+pub struct Liveness {
+    base: Instant,
+    /// Milliseconds after `base` of the last AppendEntries accepted from a leader, or of the last
+    /// vote given to another node.
+    contact_ms: AtomicU64,
+    /// True while this node leads without a quorum (see the module docs).
+    quorum_lost: watch::Sender<bool>,
+}
+
+impl Liveness {
+    /// A node that has just heard from a leader: one that restarts waits out the lease before it
+    /// stands, like every other voter.
+    pub fn new() -> Arc<Liveness> {
+        Arc::new(Liveness {
+            base: Instant::now(),
+            contact_ms: AtomicU64::new(0),
+            quorum_lost: watch::Sender::new(false),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes an AppendEntries accepted from a leader (or a vote given to another node).
+    pub fn heard_from_leader(&self) {
+        self.contact_ms.fetch_max(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Time since [`Liveness::heard_from_leader`].
+    pub fn silent_for(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.contact_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Whether this node leads without a quorum.
+    pub fn quorum_lost(&self) -> bool {
+        *self.quorum_lost.borrow()
+    }
+
+    /// The refusal of a write or a strong read while the quorum is lost: "no leader is known",
+    /// which callers retry elsewhere (nothing was proposed).
+    pub fn no_quorum() -> Status {
+        Status::unavailable(format!(
+            "this node leads but no majority acknowledged it for over {} ms: no leader is known that can \
+             commit; retry (a new leader is being elected)",
+            QUORUM_ACK_MAX.as_millis()
+        ))
+    }
+
+    /// Refuses at once while the quorum is lost.
+    pub fn check(&self) -> Result<(), Status> {
+        if self.quorum_lost() { Err(Self::no_quorum()) } else { Ok(()) }
+    }
+
+    /// Waits for `fut` (a write or a leadership check already sent to Raft), unless the quorum is
+    /// lost first: then the caller learns that the outcome is unknown (the entry may still commit
+    /// under the next leader; writes carry idempotency ids and may be sent again).
+    pub async fn unless_quorum_lost<T>(&self, fut: impl Future<Output = T>) -> Result<T, Status> {
+        let mut lost = self.quorum_lost.subscribe();
+        tokio::select! {
+            v = fut => Ok(v),
+            _ = lost.wait_for(|l| *l) => Err(Status::unavailable(format!(
+                "this node lost its majority (no acknowledgement for over {} ms) while the request waited: \
+                 its outcome is unknown; retry with the same id",
+                QUORUM_ACK_MAX.as_millis()
+            ))),
+        }
+    }
+
+    fn set_quorum_lost(&self, lost: bool) -> bool {
+        self.quorum_lost.send_if_modified(|l| std::mem::replace(l, lost) != lost)
+    }
+}
+
+/// The PreVote answer of this node to `candidate` whose last log id is `theirs`: `Ok(())` grants.
+pub fn pre_vote_answer(raft: &Raft, liveness: &Liveness, theirs: Option<&LogId<u64>>) -> Result<(), String> {
+    let state = raft.metrics().borrow().state;
+    if state == ServerState::Leader && !liveness.quorum_lost() {
+        return Err("this node leads and has its majority".into());
+    }
+    let silent = liveness.silent_for();
+    if state != ServerState::Leader && silent < ELECTION_SILENCE {
+        return Err(format!("this node heard from a leader {} ms ago", silent.as_millis()));
+    }
+    let mine = raft.data_metrics().borrow().last_log;
+    if theirs < mine.as_ref() {
+        return Err(format!("the candidate's log ({theirs:?}) is behind this node's ({mine:?})"));
+    }
+    Ok(())
+}
+
+/// The jitter of this node's `attempt`-th election: spread over [`ELECTION_JITTER`] by node id
+/// and attempt, so that two voters that lost the leader together do not stand together.
+fn jitter(id: u64, attempt: u64) -> Duration {
+    let span = u64::try_from(ELECTION_JITTER.as_millis()).unwrap_or(1).max(1);
+    let x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(attempt.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    Duration::from_millis(HEARTBEAT_MS + (x >> 33) % span)
+}
+
+/// Tracks how old the leader's last quorum acknowledgement is. openraft publishes
+/// `millis_since_quorum_ack` with its metrics, which are not republished while nothing happens:
+/// the age is the published value plus the time since it was seen.
+#[derive(Default)]
+struct QuorumClock {
+    /// (term, when this node was first seen leading in it).
+    leading: Option<(u64, Instant)>,
+    /// (published age, when it was seen).
+    ack: Option<(u64, Instant)>,
+}
+
+impl QuorumClock {
+    /// Looks at the metrics; `fresh` when they were just published (their ack age is current).
+    fn observe(&mut self, m: &crate::types::RaftMetrics, now: Instant, fresh: bool) {
+        if m.state != ServerState::Leader {
+            *self = QuorumClock::default();
+            return;
+        }
+        if self.leading.is_none_or(|(t, _)| t != m.current_term) {
+            self.leading = Some((m.current_term, now));
+            self.ack = None;
+        }
+        if fresh || self.ack.is_none() {
+            self.ack = m.millis_since_quorum_ack.map(|ms| (ms, now));
+        }
+    }
+
+    fn lost(&self, m: &crate::types::RaftMetrics, now: Instant) -> bool {
+        let Some((_, since)) = self.leading else { return false };
+        if m.state != ServerState::Leader || m.membership_config.membership().voter_ids().count() <= 1 {
+            return false;
+        }
+        let age = match self.ack {
+            Some((ms, seen)) => Duration::from_millis(ms) + now.saturating_duration_since(seen),
+            // No acknowledgement yet in this term: counted from when it began.
+            None => now.saturating_duration_since(since),
+        };
+        age > QUORUM_ACK_MAX
+    }
+}
+
+/// Runs check-quorum and elections for node `id` until `stop` resolves.
+pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future<Output = ()>) {
+    let mut metrics = raft.metrics();
+    let mut tick = tokio::time::interval(ELECTION_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut clock = QuorumClock::default();
+    let mut peers: BTreeMap<String, RaftClient<Channel>> = BTreeMap::new();
+    let mut last_vote = metrics.borrow().vote;
+    let mut attempt = 0u64;
+    let mut next_try = Instant::now();
+    tokio::pin!(stop);
+    loop {
+        let changed = tokio::select! {
+            () = &mut stop => return,
+            r = metrics.changed() => if r.is_err() { return } else { true },
+            _ = tick.tick() => false,
+        };
+        let m = metrics.borrow_and_update().clone();
+        let now = Instant::now();
+        clock.observe(&m, now, changed);
+        let lost = clock.lost(&m, now);
+        if liveness.set_quorum_lost(lost) {
+            if lost {
+                warn!(
+                    term = m.current_term,
+                    "no majority acknowledged this leader for {QUORUM_ACK_MAX:?}: refusing writes, going silent"
+                );
+            } else if m.state == ServerState::Leader {
+                info!(term = m.current_term, "this leader has its majority again");
+            } else {
+                info!(term = m.current_term, leader = ?m.current_leader, "this node no longer leads");
+            }
+        }
+        if m.vote != last_vote {
+            // A vote given to another node: an election is under way, do not stand against it.
+            if m.vote.leader_id().voted_for() != Some(id) {
+                liveness.heard_from_leader();
+            }
+            last_vote = m.vote;
+        }
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        if m.state == ServerState::Leader || !voters.contains(&id) || now < next_try {
+            continue;
+        }
+        if voters.len() > 1 && liveness.silent_for() < ELECTION_SILENCE + jitter(id, attempt) {
+            continue;
+        }
+        attempt += 1;
+        next_try = now + ELECTION_RETRY;
+        let others: Vec<String> = voters
+            .iter()
+            .filter(|v| **v != id)
+            .filter_map(|v| membership.get_node(v))
+            .map(|n| n.addr.clone())
+            .collect();
+        peers.retain(|addr, _| others.contains(addr));
+        let granted = 1 + pre_vote(id, &raft, &mut peers, &others).await;
+        if granted * 2 > voters.len() {
+            info!(
+                term = m.current_term,
+                granted,
+                voters = voters.len(),
+                "pre-vote granted by a majority: standing for election"
+            );
+            if let Err(e) = raft.trigger().elect().await {
+                warn!(error = %e, "could not start an election");
+                return;
+            }
+        } else {
+            debug!(granted, voters = voters.len(), "pre-vote not granted by a majority");
+        }
+    }
+}
+
+/// Asks every other voter (at `addrs`) for a pre-vote at once, each within [`PREVOTE_TIMEOUT`];
+/// returns how many granted.
+async fn pre_vote(id: u64, raft: &Raft, peers: &mut BTreeMap<String, RaftClient<Channel>>, addrs: &[String]) -> usize {
+    let last_log_id = encode(&raft.data_metrics().borrow().last_log);
+    let mut set = tokio::task::JoinSet::new();
+    for addr in addrs {
+        let client = match peers.get(addr) {
+            Some(c) => c.clone(),
+            None => match crate::network::channel(addr) {
+                Ok(ch) => peers.entry(addr.clone()).or_insert_with(|| RaftClient::new(ch)).clone(),
+                Err(_) => continue,
+            },
+        };
+        let req = PreVoteRequest { candidate_id: id, last_log_id: last_log_id.clone() };
+        let addr = addr.clone();
+        set.spawn(async move {
+            let mut client = client;
+            let mut request = tonic::Request::new(req);
+            request.set_timeout(PREVOTE_TIMEOUT);
+            let reply = tokio::time::timeout(PREVOTE_TIMEOUT, client.pre_vote(request)).await;
+            match reply {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    if !r.granted {
+                        debug!(peer = %addr, reason = %r.reason, "pre-vote refused");
+                    }
+                    r.granted
+                }
+                _ => false,
+            }
+        });
+    }
+    let mut granted = 0;
+    while let Some(r) = set.join_next().await {
+        granted += usize::from(r.unwrap_or(false));
+    }
+    granted
+}
+
+/// Decodes a PreVote's last log id.
+pub fn decode_log_id(bytes: &[u8]) -> Result<Option<LogId<u64>>, Status> {
+    decode(bytes).map_err(|e| Status::invalid_argument(format!("undecodable last_log_id: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_its_window_and_differs_between_nodes() {
+        let lo = Duration::from_millis(HEARTBEAT_MS);
+        let hi = lo + ELECTION_JITTER;
+        for id in 1..=5 {
+            for attempt in 0..50 {
+                let j = jitter(id, attempt);
+                assert!(j >= lo && j < hi, "{j:?}");
+            }
+        }
+        assert!((1..=5).map(|id| jitter(id, 0)).collect::<std::collections::BTreeSet<_>>().len() >= 4);
+    }
+
+    #[tokio::test]
+    async fn silence_counts_from_the_last_contact() {
+        let l = Liveness::new();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let before = l.silent_for();
+        assert!(before >= Duration::from_millis(60), "{before:?}");
+        l.heard_from_leader();
+        assert!(l.silent_for() < before, "{:?}", l.silent_for());
+    }
+
+    #[tokio::test]
+    async fn a_lost_quorum_cuts_the_wait_with_outcome_unknown() {
+        let l = Liveness::new();
+        assert!(l.check().is_ok());
+        let waiter = {
+            let l = Arc::clone(&l);
+            tokio::spawn(async move { l.unless_quorum_lost(std::future::pending::<()>()).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(l.set_quorum_lost(true));
+        let err = waiter.await.expect("waiter").expect_err("the wait is cut");
+        assert!(err.message().contains("outcome is unknown"), "{err}");
+        assert!(l.check().expect_err("refused").message().contains("no leader is known"));
+    }
+}
