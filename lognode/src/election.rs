@@ -15,6 +15,10 @@
 //! yes. A voter says yes only when it has not heard from a leader within the lease either (or it
 //! is a leader that lost its quorum), and the asker's log is at least as new as its own.
 //!
+//! Heartbeats are ours too, every `HEARTBEAT_MS`: openraft uses its heartbeat interval as the
+//! deadline of every AppendEntries as well, and that deadline must outlast a TCP retransmission
+//! (`APPEND_TIMEOUT_MS`).
+//!
 //! A leader with no acknowledgement from a majority for [`QUORUM_ACK_MAX`] has *lost its quorum*:
 //! it refuses writes and strong reads at once ("no leader is known", so callers look elsewhere),
 //! cuts the writes it was waiting on ("outcome unknown": they may still commit under the next
@@ -194,6 +198,7 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
     let mut last_vote = metrics.borrow().vote;
     let mut attempt = 0u64;
     let mut next_try = Instant::now();
+    let mut next_heartbeat = Instant::now();
     tokio::pin!(stop);
     loop {
         let changed = tokio::select! {
@@ -223,6 +228,13 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
                 liveness.heard_from_leader();
             }
             last_vote = m.vote;
+        }
+        if m.state == ServerState::Leader && !lost && now >= next_heartbeat {
+            next_heartbeat = now + Duration::from_millis(HEARTBEAT_MS);
+            if let Err(e) = raft.trigger().heartbeat().await {
+                warn!(error = %e, "could not send heartbeats");
+                return;
+            }
         }
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();

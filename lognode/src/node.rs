@@ -21,8 +21,8 @@ use crate::grpc::client_service::ClientService;
 use crate::grpc::deadline::CallDeadline;
 use crate::grpc::raft_service::RaftService;
 use crate::limits::{
-    CLIENT_MESSAGE_MAX, CONCURRENCY_PER_CONNECTION, ELECTION_TIMEOUT_MS, EXPIRY_ENTRIES_PER_TICK, EXPIRY_TICK,
-    EXPIRY_WRITE_TIMEOUT, HEARTBEAT_MS, MEMBERSHIP_CALL_TIMEOUT, MEMBERSHIP_TICK, PROMOTE_LAG_MAX, RAFT_MESSAGE_MAX,
+    APPEND_TIMEOUT_MS, CLIENT_MESSAGE_MAX, CONCURRENCY_PER_CONNECTION, ELECTION_TIMEOUT_MS, EXPIRY_ENTRIES_PER_TICK,
+    EXPIRY_TICK, EXPIRY_WRITE_TIMEOUT, MEMBERSHIP_CALL_TIMEOUT, MEMBERSHIP_TICK, PROMOTE_LAG_MAX, RAFT_MESSAGE_MAX,
     SEGMENT_BYTES, SERVER_CALL_TIMEOUT, SHUTDOWN_GRACE, SNAPSHOT_CHECK_INTERVAL, STARTUP_APPLY_TIMEOUT,
 };
 use crate::network::Network;
@@ -207,7 +207,10 @@ async fn start_raft(
 ) -> Result<Raft, StartError> {
     let raft_config = openraft::Config {
         cluster_name: "ledger".into(),
-        heartbeat_interval: HEARTBEAT_MS,
+        // openraft's heartbeat interval is also its AppendEntries deadline; heartbeats themselves
+        // are sent by `election::run` every HEARTBEAT_MS.
+        heartbeat_interval: APPEND_TIMEOUT_MS,
+        enable_heartbeat: false,
         election_timeout_min: ELECTION_TIMEOUT_MS.0,
         election_timeout_max: ELECTION_TIMEOUT_MS.1,
         // Bytes of log are watched by `snapshot_by_bytes`; an entry count only when asked.

@@ -70,6 +70,7 @@ fn constants() -> Vec<(&'static str, String)> {
         EXPIRY_ENTRIES_PER_TICK => n(EXPIRY_ENTRIES_PER_TICK),
         EXPIRY_WRITE_TIMEOUT => dur(EXPIRY_WRITE_TIMEOUT),
         HEARTBEAT_MS => dur(Duration::from_millis(HEARTBEAT_MS)),
+        APPEND_TIMEOUT_MS => dur(Duration::from_millis(APPEND_TIMEOUT_MS)),
         ELECTION_TIMEOUT_MS => format!("{}–{} ms", ELECTION_TIMEOUT_MS.0, ELECTION_TIMEOUT_MS.1),
         ELECTION_SILENCE => dur(ELECTION_SILENCE),
         ELECTION_JITTER => dur(ELECTION_JITTER),
