@@ -151,12 +151,12 @@ pub const APPEND_TIMEOUT_MS: u64 = 450;
 /// Raft election timeout range, in ms. Its top is openraft's leader lease: a voter that heard
 /// from a leader within it refuses to vote for another. Elections themselves are started by
 /// `election::run` (openraft's timer is off), after [`ELECTION_SILENCE`].
-pub const ELECTION_TIMEOUT_MS: (u64, u64) = (500, 800);
+pub const ELECTION_TIMEOUT_MS: (u64, u64) = (500, 700);
 /// Silence from the leader after which a voter asks for pre-votes (plus its jitter), and within
 /// which a voter refuses them: the leader lease.
 pub const ELECTION_SILENCE: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS.1);
 /// Spread of the extra wait before a voter stands, on top of one heartbeat (per node and attempt).
-pub const ELECTION_JITTER: Duration = Duration::from_millis(200);
+pub const ELECTION_JITTER: Duration = Duration::from_millis(150);
 /// Pause after an election attempt (granted or not) before the next one.
 pub const ELECTION_RETRY: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS.0);
 /// How often the election task looks at the node's Raft state.
@@ -165,7 +165,7 @@ pub const ELECTION_TICK: Duration = Duration::from_millis(50);
 pub const PREVOTE_TIMEOUT: Duration = Duration::from_millis(300);
 /// A leader with no acknowledgement from a majority for this long has lost its quorum: it
 /// refuses writes and strong reads, cuts the waiting ones and goes silent (see `election`).
-pub const QUORUM_ACK_MAX: Duration = Duration::from_millis(450);
+pub const QUORUM_ACK_MAX: Duration = Duration::from_millis(600);
 /// Largest gRPC message between nodes (AppendEntries batches, snapshot chunks).
 pub const RAFT_MESSAGE_MAX: usize = 64 * 1024 * 1024;
 /// Most entry bytes openraft gets for one AppendEntries (at least one entry): keeps replication

@@ -7,7 +7,8 @@
 //!   [`bins`] (where the workspace's binaries are), [`wait`] (bounded waits, each named),
 //!   [`cluster`] (lognode processes and clusters: kill, pause, restart; gateway and projector
 //!   processes), [`proxy`] (a TCP proxy a test can cut off), [`pg`] (`DATABASE_URL` checked loudly),
-//!   [`raw_http`] (a blocking request over a plain socket). Lognode flags come from
+//!   [`raw_http`] (a blocking request over a plain socket), [`netns`] (hosts made of network
+//!   namespaces, and cuts between them). Lognode flags come from
 //!   `lognode-args`, the builder `ledger dev` uses too.
 //! - feature `grpc`: [`grpc`] (a lognode client, leader lookup, whole-partition reads).
 //! - feature `http`: [`http`] (a small HTTP/1.1 client with a bounded request time).
@@ -24,6 +25,8 @@ pub mod cluster;
 pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "process")]
+pub mod netns;
 #[cfg(feature = "process")]
 pub mod pg;
 #[cfg(feature = "process")]

@@ -1,5 +1,5 @@
-//! The gateway against real lognode processes (3 nodes, fsync on, 127.0.0.1): the HTTP stack
-//! over the `GrpcBackend`. Needs the `lognode` binary (`cargo build -p lognode --bin lognode`
+//! The gateway against real lognode processes (3 nodes, fsync on, 127.0.0.1; `partitions`: each
+//! node in its own network namespace, which needs root): the HTTP stack over the `GrpcBackend`. Needs the `lognode` binary (`cargo build -p lognode --bin lognode`
 //! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
 
 mod contract;
@@ -7,6 +7,7 @@ mod failover;
 mod groups;
 mod hostile;
 mod ledger;
+mod partitions;
 mod support;
 #[path = "../common/tools.rs"]
 mod tools;

@@ -1,0 +1,202 @@
+//! Hosts made of Linux network namespaces, and network faults between them, for partition tests.
+//!
+//! [`Net::new`] creates one namespace per host, each with its own address in a private /24, all
+//! joined by a bridge in a namespace of its own; the test's own (root) namespace joins the bridge
+//! too, with one address, so that a test can talk to processes inside (only that /24's connected
+//! route is added to it). Faults are blackhole routes, which drop a namespace's *outgoing*
+//! packets to one address: [`Net::cut`] is one direction, [`Net::isolate`] both. There is no
+//! iptables or netem involved. Everything is removed when the [`Net`] is dropped, after a panic
+//! too, and [`cleanup`] removes what a killed test left behind.
+//!
+//! Needs root and iproute2 (`ip`): a test that cannot create a namespace panics saying so.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{Proc, hermetic, run_bounded};
+
+/// Longest run of one `ip` command.
+pub const IP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most hosts in one net (addresses `.1` to `.HOSTS_MAX` of its /24).
+pub const HOSTS_MAX: usize = 32;
+/// Address of the root namespace on every net's bridge (`.254`).
+const ROOT_HOST: u8 = 254;
+
+/// A set of hosts; see the module docs.
+#[derive(Debug)]
+pub struct Net {
+    prefix: String,
+    subnet: String,
+    hosts: Vec<Host>,
+}
+
+/// One host: a network namespace with one address.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its name in the test (`n1`, ...).
+    pub name: String,
+    /// The namespace's name.
+    pub ns: String,
+    /// Its IPv4 address.
+    pub ip: String,
+}
+
+/// Runs `ip` with `args`; panics with its output when it fails.
+fn ip(args: &[&str]) {
+    let out = run_bounded(ip_command(args), IP_TIMEOUT, true);
+    assert!(
+        out.status.success(),
+        "`ip {}` failed ({}): {}\nnetwork namespace tests need root and iproute2",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Runs `ip` with `args`, ignoring failure (cleanup of what may not exist).
+fn ip_quiet(args: &[&str]) {
+    let _ = run_bounded(ip_command(args), IP_TIMEOUT, false);
+}
+
+fn ip_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    cmd
+}
+
+/// The short prefix of this process's namespaces and interfaces (interface names have at most 15
+/// bytes: `v<prefix><host>`).
+fn prefix_of(pid: u32) -> String {
+    format!("lt{}", pid % 100_000)
+}
+
+impl Net {
+    /// Creates the hosts named `names` (at most [`HOSTS_MAX`], each name at most 4 bytes), with
+    /// addresses `.1`, `.2`, ... in this process's own /24.
+    pub fn new(names: &[&str]) -> Net {
+        assert!(names.len() <= HOSTS_MAX && names.iter().all(|n| !n.is_empty() && n.len() <= 4), "{names:?}");
+        let pid = std::process::id();
+        let prefix = prefix_of(pid);
+        cleanup(&prefix);
+        let subnet = format!("10.231.{}", pid % 250);
+        let mut net = Net { prefix, subnet, hosts: Vec::new() };
+        let bridge_ns = net.bridge_ns();
+        ip(&["netns", "add", &bridge_ns]);
+        ip(&["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &bridge_ns, "link", "set", "br0", "up"]);
+        for (i, name) in names.iter().enumerate() {
+            let host = Host {
+                name: (*name).to_owned(),
+                ns: format!("{}-{name}", net.prefix),
+                ip: format!("{}.{}", net.subnet, i + 1),
+            };
+            ip(&["netns", "add", &host.ns]);
+            ip(&["-n", &host.ns, "link", "set", "lo", "up"]);
+            net.attach(Some(&host.ns), name, &host.ip);
+            net.hosts.push(host);
+        }
+        net.attach(None, "root", &format!("{}.{ROOT_HOST}", net.subnet));
+        net
+    }
+
+    fn bridge_ns(&self) -> String {
+        format!("{}-br", self.prefix)
+    }
+
+    /// Joins namespace `ns` (`None`: the root namespace) to the bridge with address `addr`.
+    fn attach(&self, ns: Option<&str>, name: &str, addr: &str) {
+        let (inside, outside) = (format!("v{}{name}", self.prefix), format!("b{}{name}", self.prefix));
+        let bridge_ns = self.bridge_ns();
+        ip(&["link", "add", &inside, "type", "veth", "peer", "name", &outside]);
+        ip(&["link", "set", &outside, "netns", &bridge_ns]);
+        ip(&["-n", &bridge_ns, "link", "set", &outside, "master", "br0"]);
+        ip(&["-n", &bridge_ns, "link", "set", &outside, "up"]);
+        let cidr = format!("{addr}/24");
+        match ns {
+            Some(ns) => {
+                ip(&["link", "set", &inside, "netns", ns]);
+                ip(&["-n", ns, "addr", "add", &cidr, "dev", &inside]);
+                ip(&["-n", ns, "link", "set", &inside, "up"]);
+            }
+            None => {
+                ip(&["addr", "add", &cidr, "dev", &inside]);
+                ip(&["link", "set", &inside, "up"]);
+            }
+        }
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> &Host {
+        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no host {name}"))
+    }
+
+    /// The host whose address is `ip`.
+    pub fn host_of(&self, ip: &str) -> &Host {
+        self.hosts.iter().find(|h| h.ip == ip).unwrap_or_else(|| panic!("no host at {ip}"))
+    }
+
+    /// Spawns `bin` with `args` and `envs` inside `host`'s namespace (`ip netns exec` runs it in
+    /// place, so the process is the binary itself), its output appended to `log`.
+    pub fn spawn(&self, host: &str, bin: &Path, args: &[String], envs: &[(&str, &str)], log: &Path) -> Proc {
+        let mut cmd = hermetic("ip");
+        cmd.args(["netns", "exec", &self.host(host).ns]).arg(bin).args(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Proc::spawn(&format!("{} on {host}", bin.display()), cmd, log)
+    }
+
+    /// From now on `from` cannot send to `to` (its packets to `to`'s address are dropped).
+    pub fn cut(&self, from: &str, to: &str) {
+        let to_ip = format!("{}/32", self.host(to).ip);
+        ip(&["-n", &self.host(from).ns, "route", "add", "blackhole", &to_ip]);
+    }
+
+    /// `a` and `b` cannot reach each other.
+    pub fn isolate(&self, a: &str, b: &str) {
+        self.cut(a, b);
+        self.cut(b, a);
+    }
+
+    /// Removes every fault.
+    pub fn heal(&self) {
+        for h in &self.hosts {
+            for other in &self.hosts {
+                if other.name != h.name {
+                    ip_quiet(&["-n", &h.ns, "route", "del", "blackhole", &format!("{}/32", other.ip)]);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        cleanup(&self.prefix);
+    }
+}
+
+/// Removes every namespace whose name starts with `prefix` and the root namespace's interface of
+/// that prefix (deleting a namespace deletes the interfaces in it).
+pub fn cleanup(prefix: &str) {
+    let out = run_bounded(ip_command(&["netns", "list"]), IP_TIMEOUT, false);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if name.starts_with(&format!("{prefix}-")) {
+            ip_quiet(&["netns", "del", name]);
+        }
+    }
+    ip_quiet(&["link", "del", &format!("v{prefix}root")]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_fit_in_fifteen_bytes() {
+        let p = prefix_of(u32::MAX);
+        assert!(format!("v{p}root").len() <= 15 && format!("b{p}abcd").len() <= 15, "{p}");
+    }
+}
