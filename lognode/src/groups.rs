@@ -146,6 +146,8 @@ pub struct Coordinator {
     retention_ms: u64,
     raft: Raft,
     sm: StateMachineStore,
+    /// Check-quorum: a leader without its majority serves no group call.
+    liveness: Arc<crate::election::Liveness>,
     volatile: Mutex<Volatile>,
 }
 
@@ -157,8 +159,14 @@ impl std::fmt::Debug for Coordinator {
 
 impl Coordinator {
     /// A coordinator for this node.
-    pub fn new(id: u64, raft: Raft, sm: StateMachineStore, retention_ms: u64) -> Arc<Coordinator> {
-        Arc::new(Coordinator { id, retention_ms, raft, sm, volatile: Mutex::new(Volatile::default()) })
+    pub fn new(
+        id: u64,
+        raft: Raft,
+        sm: StateMachineStore,
+        retention_ms: u64,
+        liveness: Arc<crate::election::Liveness>,
+    ) -> Arc<Coordinator> {
+        Arc::new(Coordinator { id, retention_ms, raft, sm, liveness, volatile: Mutex::new(Volatile::default()) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Volatile> {
@@ -184,10 +192,13 @@ impl Coordinator {
     /// everything committed before (so group answers are never older than an earlier leader's).
     pub async fn lead(&self) -> Result<(), Status> {
         let (term, confirmed) = self.leading_term()?;
+        // A leader without its quorum serves no group call (check-quorum, see `election`).
+        self.liveness.check()?;
         if confirmed {
             return Ok(());
         }
-        match tokio::time::timeout(LEAD_CONFIRM_TIMEOUT, self.raft.ensure_linearizable()).await {
+        let confirm = tokio::time::timeout(LEAD_CONFIRM_TIMEOUT, self.raft.ensure_linearizable());
+        match self.liveness.unless_quorum_lost(confirm).await.map_err(|_| crate::election::Liveness::no_quorum())? {
             Err(_) => return Err(Status::unavailable("leadership not confirmed in time; retry")),
             Ok(Ok(_)) => {}
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
@@ -215,7 +226,7 @@ impl Coordinator {
         let request = Request::Group { timestamp_ms: now_ms(), command };
         crate::grpc::check_proposal(&request)?;
         let write = self.raft.client_write(request);
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        match self.liveness.unless_quorum_lost(tokio::time::timeout(WRITE_TIMEOUT, write)).await? {
             Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
             Ok(Ok(r)) => match r.data {
                 Response::Group(o) => Ok((o, r.log_id.index)),

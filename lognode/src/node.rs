@@ -312,7 +312,13 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
 
     let stopping = Shutdown::new();
-    let groups = crate::groups::Coordinator::new(cfg.id, raft.clone(), sm.clone(), cfg.group_retention_ms);
+    let groups = crate::groups::Coordinator::new(
+        cfg.id,
+        raft.clone(),
+        sm.clone(),
+        cfg.group_retention_ms,
+        Arc::clone(&liveness),
+    );
     let client = ClientService {
         id: cfg.id,
         grpc_addr: cfg.grpc_addr.clone(),
