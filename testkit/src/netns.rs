@@ -65,10 +65,20 @@ fn ip_command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Distinct nets at once: a process's prefix and subnet both come from its pid modulo this, so
+/// two concurrent tests get different ones unless their pids are this far apart.
+const NETS: u32 = 12_500;
+
 /// The short prefix of this process's namespaces and interfaces (interface names have at most 15
 /// bytes: `v<prefix><host>`).
 fn prefix_of(pid: u32) -> String {
-    format!("lt{}", pid % 100_000)
+    format!("lt{}", pid % NETS)
+}
+
+/// The first three bytes of this process's /24: `10.200.0` to `10.249.249`.
+fn subnet_of(pid: u32) -> String {
+    let n = pid % NETS;
+    format!("10.{}.{}", 200 + n / 250, n % 250)
 }
 
 impl Net {
@@ -79,7 +89,7 @@ impl Net {
         let pid = std::process::id();
         let prefix = prefix_of(pid);
         cleanup(&prefix);
-        let subnet = format!("10.231.{}", pid % 250);
+        let subnet = subnet_of(pid);
         let mut net = Net { prefix, subnet, hosts: Vec::new() };
         let bridge_ns = net.bridge_ns();
         ip(&["netns", "add", &bridge_ns]);
@@ -195,8 +205,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interface_names_fit_in_fifteen_bytes() {
-        let p = prefix_of(u32::MAX);
+    fn interface_names_fit_in_fifteen_bytes_and_subnets_differ_with_prefixes() {
+        let p = prefix_of(NETS - 1);
         assert!(format!("v{p}root").len() <= 15 && format!("b{p}abcd").len() <= 15, "{p}");
+        assert_eq!(subnet_of(NETS - 1), "10.249.249");
+        let subnets: std::collections::BTreeSet<String> = (0..NETS).map(subnet_of).collect();
+        assert_eq!(subnets.len(), NETS as usize);
     }
 }
