@@ -201,11 +201,14 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
     let mut next_heartbeat = Instant::now();
     tokio::pin!(stop);
     loop {
-        let changed = tokio::select! {
+        // Looked at once per tick, not on every publication (openraft publishes its metrics on
+        // every turn of its loop, thousands of times a second under load): an ack age published
+        // since the last tick is at most one tick old.
+        tokio::select! {
             () = &mut stop => return,
-            r = metrics.changed() => if r.is_err() { return } else { true },
-            _ = tick.tick() => false,
-        };
+            _ = tick.tick() => {}
+        }
+        let Ok(changed) = metrics.has_changed() else { return };
         let m = metrics.borrow_and_update().clone();
         let now = Instant::now();
         clock.observe(&m, now, changed);
