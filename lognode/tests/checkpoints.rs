@@ -189,9 +189,18 @@ async fn a_follower_behind_the_purged_log_catches_up_by_a_chunked_snapshot() {
     );
     let on_leader = balances(&leader, last).await;
     assert_eq!(balances(&behind_addr, last).await, on_leader, "the follower agrees with the leader");
-    let names = files(&snapshot_dir(cluster.proc_mut(behind)));
-    assert!(names.iter().all(|(n, _)| !n.ends_with(".tmp")), "no received file is left: {names:?}");
+    // A received file left behind would stay; the follower's own next snapshot (it snapshots
+    // every 64 KiB of log too) is also a `.tmp` while it is built, and is gone once published.
+    let dir = snapshot_dir(cluster.proc_mut(behind));
+    let left = testkit::wait::poll_until(TMP_GONE_TIMEOUT, || {
+        let names = files(&dir);
+        names.iter().all(|(n, _)| !n.ends_with(".tmp")).then_some(())
+    });
+    assert!(left.is_some(), "no received file is left: {:?}", files(&dir));
 }
+
+/// Longest wait for a snapshot being built to be published (its `.tmp` file gone).
+const TMP_GONE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// kill -9 while a snapshot file is being written (seen as its `.tmp` file): the node restarts,
 /// removes the half-written file, and agrees with its peers.
