@@ -148,6 +148,27 @@ pub const HEARTBEAT_MS: u64 = 150;
 /// smallest TCP retransmission timeout (200 ms), so that one lost packet is retransmitted rather
 /// than the call cut (with 150 ms, 5 % packet loss cut replication to a twentieth).
 pub const APPEND_TIMEOUT_MS: u64 = 450;
+/// TCP connections to each peer over which Raft RPCs are hedged (see `hedge`): a request with no
+/// answer after the hedge delay is sent again on another free connection, the first answer wins.
+/// Connections are made when first used.
+pub const HEDGE_LANES: usize = 8;
+/// Shortest wait for an answer before a Raft RPC is hedged; above it, twice the recent answer
+/// time, up to [`HEDGE_DELAY_MAX`].
+pub const HEDGE_DELAY_MIN: Duration = Duration::from_millis(3);
+/// After a call whose first copy was lost (a later copy answered first), this many calls to the
+/// same peer are sent on two connections at once.
+pub const HEDGE_EAGER_CALLS: u32 = 64;
+/// Longest wait for an answer before a Raft RPC is hedged: below Linux's smallest TCP
+/// retransmission timeout (200 ms), which is what a lost packet would otherwise cost.
+pub const HEDGE_DELAY_MAX: Duration = Duration::from_millis(100);
+/// While a Raft RPC is open and nothing was read from its connection for this long, an HTTP/2 PING
+/// is sent on it, so that TCP finds a lost segment by what follows it (see `network::peer_channel`).
+pub const PEER_PING_INTERVAL: Duration = Duration::from_millis(2);
+/// A peer connection whose PING is not answered within this is closed (and made again).
+pub const PEER_PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Smallest TCP retransmission timeout of the node's connections (`TCP_RTO_MIN_US`, Linux 6.15+,
+/// rounded up to the kernel's tick; see `tcp`), instead of Linux's 200 ms.
+pub const PEER_RTO_MIN: Duration = Duration::from_millis(5);
 /// Raft election timeout range, in ms. Its top is openraft's leader lease: a voter that heard
 /// from a leader within it refuses to vote for another. Elections themselves are started by
 /// `election::run` (openraft's timer is off), after [`ELECTION_SILENCE`].
@@ -280,6 +301,10 @@ const _: () = assert!(SNAPSHOT_CHUNK_BYTES * 2 <= RAFT_MESSAGE_MAX);
 // Elections wait several heartbeats.
 const _: () = assert!(ELECTION_TIMEOUT_MS.0 >= 3 * HEARTBEAT_MS && ELECTION_TIMEOUT_MS.0 < ELECTION_TIMEOUT_MS.1);
 // openraft requires its heartbeat interval (our AppendEntries deadline) below the election timeout.
+const _: () = assert!(
+    HEDGE_LANES >= 2 && HEDGE_DELAY_MIN.as_millis() < HEDGE_DELAY_MAX.as_millis() && HEDGE_DELAY_MAX.as_millis() < 200
+);
+const _: () = assert!(PEER_PING_INTERVAL.as_millis() < 200 && PEER_PING_TIMEOUT.as_millis() > 1000);
 const _: () = assert!(APPEND_TIMEOUT_MS > 2 * 200 && APPEND_TIMEOUT_MS < ELECTION_TIMEOUT_MS.0);
 // A leader notices its lost quorum after three heartbeats, and before its followers stand.
 const _: () = assert!(

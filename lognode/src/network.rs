@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ledger_proto::raft::raft_client::RaftClient;
-use ledger_proto::raft::{RaftReply, RaftRequest, SnapshotChunk, raft_reply};
+use ledger_proto::raft::{RaftReply, SnapshotChunk, raft_reply};
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
     Unreachable,
@@ -19,9 +19,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::hedge::{Lanes, RpcKind};
 use crate::limits::{
-    CONNECT_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_IN_FLIGHT, SNAPSHOT_RATE_MIN,
-    SNAPSHOT_TIMEOUT,
+    CONNECT_TIMEOUT, HEDGE_LANES, PEER_PING_INTERVAL, PEER_PING_TIMEOUT, RAFT_MESSAGE_MAX, RPC_TIMEOUT,
+    SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNKS_IN_FLIGHT, SNAPSHOT_RATE_MIN, SNAPSHOT_TIMEOUT,
 };
 use crate::store::state_machine::SnapshotFile;
 use crate::types::{Node, TypeConfig, decode, encode};
@@ -32,6 +33,32 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .connect_lazy())
+}
+
+/// Creates a lazily connecting channel to peer `addr` for Raft RPCs: like [`channel`], and while a
+/// call is open and nothing has been read for [`PEER_PING_INTERVAL`], an HTTP/2 PING is sent. The
+/// ping (and the peer's answer to it) follows the request (and its answer) on the same TCP
+/// connection, so a lost segment of either is found by the selective acknowledgements of what
+/// follows and sent again within a round trip, instead of after TCP's retransmission timeout
+/// (at least 200 ms): with one request in flight nothing else would follow it. See `hedge`.
+/// Its connections also get a LAN's retransmission timeout (`tcp::tune`).
+pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    let target = addr.to_owned();
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let target = target.clone();
+        async move {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&target))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {target}")))??;
+            crate::tcp::tune(&stream);
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }
+    });
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .http2_keep_alive_interval(PEER_PING_INTERVAL)
+        .keep_alive_timeout(PEER_PING_TIMEOUT)
+        .keep_alive_while_idle(false)
+        .connect_with_connector_lazy(connector))
 }
 
 /// Builds Raft clients to peers.
@@ -45,11 +72,20 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &Node) -> PeerClient {
-        let client = channel(&node.addr).ok().map(|c| {
-            RaftClient::new(c).max_decoding_message_size(RAFT_MESSAGE_MAX).max_encoding_message_size(RAFT_MESSAGE_MAX)
-        });
-        PeerClient { target, addr: node.addr.clone(), client, liveness: std::sync::Arc::clone(&self.liveness) }
+        // Each lane is a channel of its own, so a TCP connection of its own (see `hedge`).
+        let clients: Option<Vec<_>> =
+            (0..HEDGE_LANES).map(|_| peer_channel(&node.addr).ok().map(raft_client)).collect();
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            lanes: clients.map(Lanes::new),
+            liveness: std::sync::Arc::clone(&self.liveness),
+        }
     }
+}
+
+fn raft_client(c: Channel) -> RaftClient<Channel> {
+    RaftClient::new(c).max_decoding_message_size(RAFT_MESSAGE_MAX).max_encoding_message_size(RAFT_MESSAGE_MAX)
 }
 
 /// A Raft client to one peer.
@@ -57,7 +93,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: u64,
     addr: String,
-    client: Option<RaftClient<Channel>>,
+    /// `None` when the peer's address is not a valid URI.
+    lanes: Option<Lanes>,
     liveness: std::sync::Arc<crate::election::Liveness>,
 }
 
@@ -87,13 +124,18 @@ fn other(msg: impl Into<String>) -> Failure {
 }
 
 impl PeerClient {
-    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
-        self.client.clone().ok_or_else(|| other(format!("bad peer address {:?}", self.addr)))
+    fn bad_address(&self) -> Failure {
+        other(format!("bad peer address {:?}", self.addr))
     }
 
-    /// Sends one unary Raft RPC and decodes `Result<Resp, Err>` from the reply.
+    /// A client on one connection to the peer, for the snapshot stream.
+    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
+        self.lanes.as_ref().map(Lanes::client).ok_or_else(|| self.bad_address())
+    }
+
+    /// Sends one unary Raft RPC, hedged, and decodes `Result<Resp, Err>` from the reply.
     async fn call<Req, Resp, Err>(
-        &self,
+        &mut self,
         kind: RpcKind,
         req: &Req,
         timeout: Duration,
@@ -103,23 +145,11 @@ impl PeerClient {
         Resp: DeserializeOwned,
         Err: DeserializeOwned,
     {
-        let mut client = self.client()?;
-        let mut request = tonic::Request::new(RaftRequest { payload: encode(req) });
-        request.set_timeout(timeout);
-        let reply = match kind {
-            RpcKind::Append => client.append_entries(request).await,
-            RpcKind::Vote => client.vote(request).await,
-        }
-        .map_err(|s| Failure::from_status(&s))?
-        .into_inner();
+        let bad = self.bad_address();
+        let lanes = self.lanes.as_mut().ok_or(bad)?;
+        let reply = lanes.call(kind, encode(req), timeout).await.map_err(|s| Failure::from_status(&s))?;
         decode_reply(reply)
     }
-}
-
-#[derive(Clone, Copy)]
-enum RpcKind {
-    Append,
-    Vote,
 }
 
 fn decode_reply<Resp: DeserializeOwned, Err: DeserializeOwned>(reply: RaftReply) -> Result<Result<Resp, Err>, Failure> {

@@ -139,7 +139,8 @@ impl tonic::transport::server::Connected for CappedConn {
     }
 }
 
-/// The server's incoming connections: accepted from `listener` with `TCP_NODELAY`, each holding a
+/// The server's incoming connections: accepted from `listener` with `TCP_NODELAY` and a LAN's
+/// retransmission timeout (`tcp::tune`), each holding a
 /// slot of `slots`; past the cap a new connection is closed at once (and logged, rate-limited).
 pub fn capped_incoming(
     listener: tokio::net::TcpListener,
@@ -150,7 +151,7 @@ pub fn capped_incoming(
     tokio_stream::wrappers::TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
         Ok(stream) => match slots.clone().try_acquire_owned() {
             Ok(slot) => {
-                let _ = stream.set_nodelay(true);
+                crate::tcp::tune(&stream);
                 Some(Ok(CappedConn::new(stream, slot)))
             }
             Err(_) => {
