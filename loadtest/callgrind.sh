@@ -54,17 +54,9 @@ cargo build --release --locked -q -p lognode --bin lognode -p gateway --bin gate
 B=$TARGET/release
 rm -rf "$OUT"; mkdir -p "$D"
 
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  # Under valgrind a graceful stop (and the dump it writes) takes a while: at most 60 s.
-  for _ in $(seq 1 600); do
-    alive=0; for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 0.1
-  done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
-  PIDS=()
-}
+source "$ROOT/loadtest/lib.sh"
+# Under valgrind a graceful stop (and the dump it writes) takes a while: at most 60 s.
+stop_all() { stop_pids 600; }
 trap stop_all EXIT
 
 CG=(valgrind --tool=callgrind --instr-atstart=no --trace-children=no)

@@ -52,16 +52,8 @@ RESULTS=$OUT/results.txt
 CPU_FILE=$OUT/cpu.txt   # "<scenario> <CPU-s all processes> <operations>", one line per run
 : > "$CPU_FILE"
 
-PIDS=()
-stop_cluster() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  for _ in $(seq 1 100); do
-    alive=0; for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 0.1
-  done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
-  PIDS=()
-}
+source "$ROOT/loadtest/lib.sh"
+stop_cluster() { stop_pids; }
 PGD=$TARGET/compare-pg
 AS_PG=()
 [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --)
@@ -107,15 +99,7 @@ if [ $START = 1 ]; then
   PIDS+=($!)
   GATEWAY=http://127.0.0.1:17080
   echo "== waiting for 3 voters and a leader (at most 60 s)"
-  ready=0
-  for _ in $(seq 1 600); do
-    if curl -fs "$GATEWAY/readyz" >/dev/null 2>&1 &&
-       [ "$(curl -fs "$GATEWAY/v1/cluster" | python3 -c 'import sys,json; print(sum(1 for n in json.load(sys.stdin)["nodes"] if n["alive"] and n["role"]!="learner"))' 2>/dev/null)" = 3 ]; then
-      ready=1; break
-    fi
-    sleep 0.1
-  done
-  [ $ready = 1 ] || { echo "the cluster did not become ready; logs in $D" >&2; exit 1; }
+  wait_ledger_ready "$GATEWAY" 3 || { echo "the cluster did not become ready; logs in $D" >&2; exit 1; }
 fi
 
 # Where the time goes (only for a cluster this script started, whose process ids it knows): CPU

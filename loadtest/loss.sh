@@ -17,7 +17,8 @@
 # Prints one RESULT line per system and phase, then a table of throughput as a share of the quiet
 # phase. Needs root, iproute2, iptables, etcd-server and etcd-client, and protobuf-compiler for
 # building etcd-load (`apt-get install -y iptables etcd-server etcd-client protobuf-compiler`).
-# Logs and results go to target/loss/.
+# Logs and results go to target/loss/. LEDGER_LOGNODE_BIN runs another lognode binary (e.g. an
+# older commit's build) in place of this checkout's.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -64,20 +65,13 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 RESULTS=$OUT/results.txt
 : > "$RESULTS"
 B=$TARGET/release
+LOGNODE=${LEDGER_LOGNODE_BIN:-$B/lognode}
 P=lloss     # namespace and interface prefix
 SUB=10.198.0
 NODES="1 2 3"
 
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  for _ in $(seq 1 100); do
-    alive=0; for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 0.1
-  done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
-  PIDS=()
-}
+source "$ROOT/loadtest/lib.sh"
+stop_all() { stop_pids; }
 net_down() {
   for i in $NODES; do ip netns del "${P}n$i" 2>/dev/null || true; done
   ip netns del "${P}br" 2>/dev/null || true
@@ -157,7 +151,7 @@ for i in $NODES; do
   args=(--id "$i" --data-dir "$D/node$i" --grpc-addr "$SUB.$i:7101" --gossip-addr "$SUB.$i:7201"
         --gossip-profile local --fsync always)
   if [ "$i" = 1 ]; then args+=(--bootstrap); else args+=(--join "$SUB.1:7201"); fi
-  RUST_LOG=warn ip netns exec "${P}n$i" "$B/lognode" "${args[@]}" > "$D/node$i.log" 2>&1 &
+  RUST_LOG=warn ip netns exec "${P}n$i" "$LOGNODE" "${args[@]}" > "$D/node$i.log" 2>&1 &
   PIDS+=($!)
   [ "$i" = 1 ] && sleep 1
 done
@@ -165,15 +159,7 @@ RUST_LOG=warn "$B/gateway" --listen 127.0.0.1:17380 --lognodes "$SUB.1:7101,$SUB
   > "$D/gateway.log" 2>&1 &
 PIDS+=($!)
 GATEWAY=http://127.0.0.1:17380
-ready=0
-for _ in $(seq 1 600); do
-  if curl -fs "$GATEWAY/readyz" >/dev/null 2>&1 &&
-     [ "$(curl -fs "$GATEWAY/v1/cluster" | python3 -c 'import sys,json; print(sum(1 for n in json.load(sys.stdin)["nodes"] if n["alive"] and n["role"]!="learner"))' 2>/dev/null)" = 3 ]; then
-    ready=1; break
-  fi
-  sleep 0.1
-done
-[ $ready = 1 ] || { echo "loss.sh: the Ledger cluster did not become ready in 60 s; logs in $D" >&2; exit 1; }
+wait_ledger_ready "$GATEWAY" 3 || { echo "loss.sh: the Ledger cluster did not become ready in 60 s; logs in $D" >&2; exit 1; }
 ledger_load() {
   "$B/loadtest" --gateway "$GATEWAY" --scenario transfers --concurrency "$CONC" --duration "${PHASE}s"
 }

@@ -117,6 +117,11 @@ impl Liveness {
         }
     }
 
+    /// Watches [`Liveness::quorum_lost`]: a hedged AppendEntries stops at once when it turns true.
+    pub fn quorum_lost_watch(&self) -> watch::Receiver<bool> {
+        self.quorum_lost.subscribe()
+    }
+
     fn set_quorum_lost(&self, lost: bool) -> bool {
         self.quorum_lost.send_if_modified(|l| std::mem::replace(l, lost) != lost)
     }

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use ledger_proto::raft::raft_client::RaftClient;
 use ledger_proto::raft::{RaftReply, RaftRequest};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 use tonic::transport::Channel;
@@ -95,8 +95,15 @@ impl Lanes {
     }
 
     /// Sends `payload` as a `kind` RPC, hedged, and returns the first answer. Fails with the last
-    /// transport error when every attempt failed, or `DEADLINE_EXCEEDED` after `timeout`.
-    pub async fn call(&mut self, kind: RpcKind, payload: Vec<u8>, timeout: Duration) -> Result<RaftReply, Status> {
+    /// transport error when every attempt failed, `DEADLINE_EXCEEDED` after `timeout`, or
+    /// `UNAVAILABLE` as soon as `silence` (when given) is true: no copy is sent after that.
+    pub async fn call(
+        &mut self,
+        kind: RpcKind,
+        payload: Vec<u8>,
+        timeout: Duration,
+        mut silence: Option<watch::Receiver<bool>>,
+    ) -> Result<RaftReply, Status> {
         let deadline = Instant::now() + timeout;
         let (tx, mut rx) = mpsc::channel::<Outcome>(self.lanes.len());
         let mut outstanding = 0usize;
@@ -107,7 +114,11 @@ impl Lanes {
         let eager = self.eager_left > 0;
         let mut second_now = eager;
         self.eager_left = self.eager_left.saturating_sub(1);
+        let silenced = || Status::unavailable("this node lost its quorum: it sends nothing until a leader deposes it");
         loop {
+            if silence.as_ref().is_some_and(|s| *s.borrow()) {
+                return Err(silenced());
+            }
             if Instant::now() >= next_send && sent < lanes {
                 if let Some(i) = self.claim() {
                     spawn_attempt(
@@ -149,6 +160,12 @@ impl Lanes {
                     }
                 }
                 () = tokio::time::sleep_until(next_send), if sent < lanes => {}
+                _ = async {
+                    match silence.as_mut() {
+                        Some(s) => s.wait_for(|lost| *lost).await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                } => return Err(silenced()),
                 () = tokio::time::sleep_until(deadline) => {
                     return Err(last_error.unwrap_or_else(|| {
                         Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))
@@ -271,7 +288,8 @@ mod tests {
     async fn a_request_stuck_on_one_connection_is_answered_through_another() {
         let (mut lanes, calls) = lanes_to(|n| n == 0, Duration::from_secs(5), None).await;
         let started = Instant::now();
-        let reply = lanes.call(RpcKind::Append, b"entries".to_vec(), Duration::from_secs(3)).await.expect("answer");
+        let reply =
+            lanes.call(RpcKind::Append, b"entries".to_vec(), Duration::from_secs(3), None).await.expect("answer");
         assert_eq!(reply.result, Some(raft_reply::Result::Ok(b"entries".to_vec())));
         // Connecting the second lane is part of it; a TCP retransmission timeout would be 200 ms.
         assert!(started.elapsed() < Duration::from_millis(150), "answered after {:?}", started.elapsed());
@@ -280,7 +298,7 @@ mod tests {
         // (the stuck one stays busy).
         for n in 1..=HEDGE_EAGER_CALLS {
             let started = Instant::now();
-            lanes.call(RpcKind::Append, b"more".to_vec(), Duration::from_secs(3)).await.expect("answer");
+            lanes.call(RpcKind::Append, b"more".to_vec(), Duration::from_secs(3), None).await.expect("answer");
             assert!(started.elapsed() < Duration::from_millis(100), "answered after {:?}", started.elapsed());
             // Both copies are counted once both arrive.
             let want = 2 + 2 * n as usize;
@@ -293,7 +311,7 @@ mod tests {
             assert_eq!(calls.load(Ordering::SeqCst), want, "call {n} after a loss is sent twice");
         }
         // Then one copy again, while the first answers in time.
-        lanes.call(RpcKind::Append, b"quiet".to_vec(), Duration::from_secs(3)).await.expect("answer");
+        lanes.call(RpcKind::Append, b"quiet".to_vec(), Duration::from_secs(3), None).await.expect("answer");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3 + 2 * HEDGE_EAGER_CALLS as usize, "no hedge when in time");
     }
@@ -301,7 +319,7 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_is_returned_not_retried_forever() {
         let (mut lanes, calls) = lanes_to(|_| false, Duration::ZERO, Some(tonic::Code::FailedPrecondition)).await;
-        let err = lanes.call(RpcKind::Append, Vec::new(), Duration::from_secs(3)).await.expect_err("refused");
+        let err = lanes.call(RpcKind::Append, Vec::new(), Duration::from_secs(3), None).await.expect_err("refused");
         assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
         assert_eq!(calls.load(Ordering::SeqCst), 1, "a refusal ends the call");
     }
@@ -310,14 +328,40 @@ mod tests {
     async fn a_silent_peer_gets_one_attempt_per_lane_until_the_deadline() {
         let (mut lanes, calls) = lanes_to(|_| true, Duration::from_secs(5), None).await;
         let started = Instant::now();
-        let err = lanes.call(RpcKind::Append, Vec::new(), Duration::from_millis(400)).await.expect_err("no answer");
+        let err =
+            lanes.call(RpcKind::Append, Vec::new(), Duration::from_millis(400), None).await.expect_err("no answer");
         let took = started.elapsed();
         assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err}");
         assert!(took >= Duration::from_millis(400) && took < Duration::from_millis(900), "gave up after {took:?}");
         assert_eq!(calls.load(Ordering::SeqCst), HEDGE_LANES, "at most one attempt per lane");
         // Every lane was freed at the deadline: the next call is sent at once.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let _ = lanes.call(RpcKind::Append, Vec::new(), Duration::from_millis(100)).await;
+        let _ = lanes.call(RpcKind::Append, Vec::new(), Duration::from_millis(100), None).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2 * HEDGE_LANES);
+    }
+
+    #[tokio::test]
+    async fn a_silenced_call_sends_no_more_copies_and_ends_at_once() {
+        let (mut lanes, calls) = lanes_to(|_| true, Duration::from_secs(5), None).await;
+        let (tx, rx) = watch::channel(false);
+        let started = Instant::now();
+        let silence = async {
+            // A few copies go out first (the hedge delay is 3 ms at the least).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send(true).expect("send");
+        };
+        let (result, ()) =
+            tokio::join!(lanes.call(RpcKind::Append, Vec::new(), Duration::from_secs(3), Some(rx.clone())), silence);
+        let err = result.expect_err("silenced");
+        assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+        assert!(started.elapsed() < Duration::from_millis(200), "ended after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = calls.load(Ordering::SeqCst);
+        assert!((1..HEDGE_LANES).contains(&sent), "{sent} copies: none may go out once silenced");
+        // Still silenced: nothing is sent at all.
+        let err = lanes.call(RpcKind::Append, Vec::new(), Duration::from_secs(3), Some(rx)).await.expect_err("silent");
+        assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), sent);
     }
 }

@@ -147,7 +147,13 @@ impl PeerClient {
     {
         let bad = self.bad_address();
         let lanes = self.lanes.as_mut().ok_or(bad)?;
-        let reply = lanes.call(kind, encode(req), timeout).await.map_err(|s| Failure::from_status(&s))?;
+        // A leader that lost its quorum must go silent at once (see `election`): no further copy
+        // of an AppendEntries may reach a follower and renew its lease.
+        let silence = match kind {
+            RpcKind::Append => Some(self.liveness.quorum_lost_watch()),
+            RpcKind::Vote => None,
+        };
+        let reply = lanes.call(kind, encode(req), timeout, silence).await.map_err(|s| Failure::from_status(&s))?;
         decode_reply(reply)
     }
 }

@@ -9,7 +9,8 @@
 //!   and the leader stays.
 //!
 //! Then safety: every acknowledged transfer is in its account's history (strong reads), none is
-//! there twice, and the money sums to zero.
+//! there twice, and the money sums to zero; and no strong read made by a writer right after an
+//! acknowledgement (every [`READ_EVERY`]th) was stale, whichever node served it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,10 @@ const STEADY_GAP_MAX: Duration = Duration::from_secs(1);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pause after a failed attempt.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// A writer reads its account (strongly) after every this many acknowledgements.
+const READ_EVERY: usize = 4;
+/// Deadline of one such read (short: a writer stuck reading would widen the write gaps measured).
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
 /// Longest wait for the cluster to form.
 const FORM_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -88,7 +93,7 @@ impl Nodes {
 struct Load {
     acks: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<AtomicBool>,
-    writers: Vec<tokio::task::JoinHandle<(Vec<String>, u64)>>,
+    writers: Vec<tokio::task::JoinHandle<Writer>>,
 }
 
 impl Load {
@@ -108,7 +113,7 @@ impl Load {
         v
     }
 
-    async fn stop(self) -> Vec<(Vec<String>, u64)> {
+    async fn stop(self) -> Vec<Writer> {
         self.stop.store(true, Ordering::Relaxed);
         let mut out = Vec::new();
         for w in self.writers {
@@ -118,16 +123,25 @@ impl Load {
     }
 }
 
+/// What one writer did.
+struct Writer {
+    /// Ids acknowledged, in order.
+    acked: Vec<String>,
+    /// Ids tried (`p-<w>-0` up to this).
+    tried: u64,
+    /// Strong reads of its account answered.
+    reads: u64,
+    /// Strong reads that missed an acknowledged transfer: (balance read, transfers acknowledged).
+    stale: Vec<(i64, usize)>,
+}
+
 /// One writer: transfers of 1 from `src` to `dst-<w>`, each sent until acknowledged (or the load
-/// stops); returns the ids acknowledged and how many ids were tried.
-async fn write(
-    addr: std::net::SocketAddr,
-    w: usize,
-    acks: Arc<Mutex<Vec<Instant>>>,
-    stop: Arc<AtomicBool>,
-) -> (Vec<String>, u64) {
+/// stops), and after every [`READ_EVERY`]th acknowledgement a strong read of `dst-<w>`, which only
+/// this writer credits: its balance must count every transfer acknowledged so far.
+async fn write(addr: std::net::SocketAddr, w: usize, acks: Arc<Mutex<Vec<Instant>>>, stop: Arc<AtomicBool>) -> Writer {
     let mut acked = Vec::new();
     let mut tried = 0u64;
+    let (mut reads, mut stale) = (0u64, Vec::new());
     while !stop.load(Ordering::Relaxed) {
         let id = format!("p-{w}-{tried}");
         tried += 1;
@@ -140,12 +154,25 @@ async fn write(
             {
                 acks.lock().expect("acks").push(Instant::now());
                 acked.push(id.clone());
+                if acked.len().is_multiple_of(READ_EVERY) {
+                    let path = format!("/v1/accounts/dst-{w}?consistency=strong");
+                    // A read refused or timed out during a fault is unavailability, not staleness.
+                    if let Ok(r) = tokio::time::timeout(READ_TIMEOUT, request(addr, "GET", &path, None)).await
+                        && r.status == 200
+                    {
+                        reads += 1;
+                        let balance = r.json()["balance"].as_i64().expect("balance");
+                        if balance < i64::try_from(acked.len()).expect("count") {
+                            stale.push((balance, acked.len()));
+                        }
+                    }
+                }
                 break;
             }
             tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
-    (acked, tried)
+    Writer { acked, tried, reads, stale }
 }
 
 /// The longest stretch in `[from, to]` with no acknowledgement, and where it began.
@@ -278,11 +305,20 @@ async fn a_majority_keeps_serving_through_partitions_and_a_returning_node_disrup
 
 /// Every acknowledged transfer is there, each writer's account holds each transfer at most once
 /// and only ones that were tried, and the money sums to zero.
-async fn check_safety(gw: &TestGateway, writers: &[(Vec<String>, u64)]) {
+async fn check_safety(gw: &TestGateway, writers: &[Writer]) {
     let balance = |v: &Value| v["balance"].as_i64().expect("balance");
     let mut sum = 0i64;
     let mut acked_total = 0;
-    for (w, (acked, tried)) in writers.iter().enumerate() {
+    let reads: u64 = writers.iter().map(|wr| wr.reads).sum();
+    for (w, wr) in writers.iter().enumerate() {
+        assert!(
+            wr.stale.is_empty(),
+            "dst-{w}: stale strong reads (balance read, transfers acknowledged): {:?}",
+            wr.stale
+        );
+    }
+    assert!(reads > 0, "no strong read-after-write was answered at all");
+    for (w, Writer { acked, tried, .. }) in writers.iter().enumerate() {
         let applied = history(gw, &format!("dst-{w}"), *tried).await;
         let unique: std::collections::BTreeSet<&String> = applied.iter().collect();
         assert_eq!(unique.len(), applied.len(), "dst-{w}: a transfer applied twice");
@@ -299,7 +335,10 @@ async fn check_safety(gw: &TestGateway, writers: &[(Vec<String>, u64)]) {
     assert!(acked_total > 0, "no transfer was acknowledged at all");
     let src = balance(&gw.get("/v1/accounts/src?consistency=strong").await.expect(200, "src").json());
     assert_eq!(src + sum, 0, "money created or destroyed: src {src}, the others {sum}");
-    eprintln!("safety: {acked_total} acknowledged transfers all applied once; balances sum to zero");
+    eprintln!(
+        "safety: {acked_total} acknowledged transfers all applied once; balances sum to zero; {reads} strong \
+         reads after writes, none stale"
+    );
 }
 
 /// The ids of the transfers in `account`'s history (strong reads, page by page; at most enough
