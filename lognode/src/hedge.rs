@@ -76,11 +76,6 @@ impl Lanes {
         Lanes { lanes, answer_time: HEDGE_DELAY_MIN, preferred: 0, eager_left: 0 }
     }
 
-    /// A client on one connection (the preferred one), for calls that are not hedged.
-    pub fn client(&self) -> RaftClient<Channel> {
-        self.lanes[self.preferred].client.clone()
-    }
-
     /// How long to wait for an answer before sending the request again on another lane.
     pub fn hedge_delay(&self) -> Duration {
         (self.answer_time * 2).clamp(HEDGE_DELAY_MIN, HEDGE_DELAY_MAX)

@@ -43,6 +43,12 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 /// (at least 200 ms): with one request in flight nothing else would follow it. See `hedge`.
 /// Its connections also get a LAN's retransmission timeout (`tcp::tune`).
 pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    tuned_channel(addr, true)
+}
+
+/// A lazily connecting channel to peer `addr` whose connection gets a LAN's retransmission timeout
+/// (`tcp::tune`), with PINGs behind open calls when `pings` (see [`peer_channel`]).
+fn tuned_channel(addr: &str, pings: bool) -> Result<Channel, tonic::transport::Error> {
     let target = addr.to_owned();
     let connector = tower::service_fn(move |_: tonic::transport::Uri| {
         let target = target.clone();
@@ -54,11 +60,13 @@ pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
         }
     });
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .http2_keep_alive_interval(PEER_PING_INTERVAL)
-        .keep_alive_timeout(PEER_PING_TIMEOUT)
-        .keep_alive_while_idle(false)
-        .connect_with_connector_lazy(connector))
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?;
+    let endpoint = if pings {
+        endpoint.http2_keep_alive_interval(PEER_PING_INTERVAL).keep_alive_timeout(PEER_PING_TIMEOUT)
+    } else {
+        endpoint
+    };
+    Ok(endpoint.keep_alive_while_idle(false).connect_with_connector_lazy(connector))
 }
 
 /// Builds Raft clients to peers.
@@ -128,9 +136,10 @@ impl PeerClient {
         other(format!("bad peer address {:?}", self.addr))
     }
 
-    /// A client on one connection to the peer, for the snapshot stream.
-    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
-        self.lanes.as_ref().map(Lanes::client).ok_or_else(|| self.bad_address())
+    /// A client on a connection of its own, without pings, for a snapshot stream (long, and read
+    /// only at its end: pings would go out every few milliseconds all along).
+    fn snapshot_client(&self) -> Result<RaftClient<Channel>, Failure> {
+        tuned_channel(&self.addr, false).map(raft_client).map_err(|_| self.bad_address())
     }
 
     /// Sends one unary Raft RPC, hedged, and decodes `Result<Resp, Err>` from the reply.
@@ -145,8 +154,9 @@ impl PeerClient {
         Resp: DeserializeOwned,
         Err: DeserializeOwned,
     {
-        let bad = self.bad_address();
-        let lanes = self.lanes.as_mut().ok_or(bad)?;
+        let Some(lanes) = self.lanes.as_mut() else {
+            return Err(self.bad_address());
+        };
         // A leader that lost its quorum must go silent at once (see `election`): no further copy
         // of an AppendEntries may reach a follower and renew its lease.
         let silence = match kind {
@@ -221,7 +231,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Failure::Unreachable(u) => StreamingError::Unreachable(u),
             Failure::Network(n) => StreamingError::Network(n),
         };
-        let mut client = self.client().map_err(to_streaming)?;
+        let mut client = self.snapshot_client().map_err(to_streaming)?;
         let meta = encode(&(vote, &snapshot.meta));
         // A snapshot of the on-disk store is written out here, not on the state machine's task.
         let mut data = snapshot.snapshot;
