@@ -26,6 +26,10 @@ use lognode::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX, STATE_LOAD
 use lognode::store::ledger_db::DiskLedger;
 use lognode::store::node_store::NodeStore;
 
+/// lognode's allocator, so that the bench measures what the node runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WRITERS: u64 = 32;
 const PER_REQUEST: u64 = 100;
 const DESTINATIONS: u64 = 100;
@@ -182,7 +186,9 @@ fn main() {
         "{:>12} {:>12} {:>10} {:>10} {:>10} {:>12}",
         "transfers", "window/s", "CPU us/tr", "RSS MiB", "disk MB", "disk B/tr"
     );
-    println!("(per keyspace: memtables waiting for a flush / level-0 tables / tables, MB)");
+    println!(
+        "(per keyspace: memtables waiting for a flush / level-0 tables / tables, MB, pinned filter and index blocks MB)"
+    );
     let (mut done, mut seq, mut window_start) = (0u64, vec![0u64; WRITERS as usize], Instant::now());
     let (mut window_cpu, cpu_start) = (cpu_secs(), cpu_secs());
     let mut last_commit = Instant::now();

@@ -74,6 +74,28 @@ pub const STORE_LAYOUT: u32 = 2;
 /// of one record takes (each a point read) against the anchors' share of the writes.
 pub const HISTORY_ANCHOR_EVERY: u64 = 32;
 
+/// Options of the keyspaces that grow with the ledger's history, `transfers`, `history`, `anchors`
+/// and `expiry`: no bloom filters and nothing pinned in memory.
+///
+/// Their point reads always find their key (numbers that the store handed out) or are range
+/// scans, which filters do not serve; and fjall keeps the filter and index
+/// blocks of a table pinned for as long as the table lives when it was written to level 0 or 1.
+/// A table of an append-only keyspace (`transfers`, `history`) is never merged, only moved down,
+/// so with the defaults every table ever written kept its filter in memory: about 7 B per
+/// transfer, the RSS creep of issue 20's 30M-transfer run (`--bench state_store`: 56 MB pinned at
+/// 8M transfers). Unpinned, index blocks go through the block cache like data blocks. `ids` keeps
+/// fjall's defaults: its lookups mostly miss (a new transfer id), which is what filters are for,
+/// and its tables are merged (client ids land all over the key space), so only its level-0 and
+/// level-1 tables stay pinned. `accounts` and `tails` grow with accounts only and keep them too.
+fn unfiltered() -> KeyspaceCreateOptions {
+    use fjall::config::{FilterPolicy, PinningPolicy};
+    KeyspaceCreateOptions::default()
+        .max_memtable_size(MEMTABLE_BYTES)
+        .filter_policy(FilterPolicy::disabled())
+        .filter_block_pinning_policy(PinningPolicy::disabled())
+        .index_block_pinning_policy(PinningPolicy::disabled())
+}
+
 /// Why a store did not open.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -311,16 +333,16 @@ impl DiskLedger {
         let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
         let ks = Keyspaces {
             accounts: db.keyspace("accounts", options)?,
-            transfers: db.keyspace("transfers", options)?,
-            history: db.keyspace("history", options)?,
-            anchors: db.keyspace("anchors", options)?,
+            transfers: db.keyspace("transfers", unfiltered)?,
+            history: db.keyspace("history", unfiltered)?,
+            anchors: db.keyspace("anchors", unfiltered)?,
             tails: db.keyspace("tails", options)?,
             ids: db.keyspace("ids", || {
                 options().compaction_strategy(std::sync::Arc::new(
                     fjall::compaction::Leveled::default().with_table_target_size(IDS_TABLE_BYTES),
                 ))
             })?,
-            expiry: db.keyspace("expiry", options)?,
+            expiry: db.keyspace("expiry", unfiltered)?,
             meta: db.keyspace("meta", options)?,
         };
         let counts = match ks.meta.get(COUNTS_KEY)? {
@@ -456,9 +478,7 @@ impl DiskLedger {
         (self.db.write_buffer_size(), self.db.outstanding_flushes(), self.db.cache_size())
     }
 
-    /// The shape of each keyspace's tree, for benchmarks and logs: `name sealed/l0/tables MB`
-    /// (memtables waiting for a flush, tables in level 0, tables in all, disk megabytes).
-    pub fn shape(&self) -> String {
+    fn named(&self) -> [(&'static str, &Keyspace); 7] {
         let k = &self.ks;
         [
             ("accounts", &k.accounts),
@@ -469,18 +489,38 @@ impl DiskLedger {
             ("ids", &k.ids),
             ("expiry", &k.expiry),
         ]
-        .iter()
-        .map(|(name, ks)| {
-            format!(
-                "{name} {}/{}/{} {}",
-                ks.sealed_memtable_count(),
-                ks.l0_table_count(),
-                ks.table_count(),
-                ks.disk_space() / 1_000_000
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    }
+
+    /// Bytes of filter and index blocks that each keyspace keeps pinned in memory, outside the
+    /// block cache, for as long as their tables live (see [`unfiltered`]).
+    pub fn pinned_bytes(&self) -> Vec<(&'static str, usize)> {
+        use fjall::AbstractTree;
+        self.named()
+            .iter()
+            .map(|(name, ks)| (*name, ks.tree.pinned_filter_size() + ks.tree.pinned_block_index_size()))
+            .collect()
+    }
+
+    /// The shape of each keyspace's tree, for benchmarks and logs: `name sealed/l0/tables MB pin
+    /// MB` (memtables waiting for a flush, tables in level 0, tables in all, disk megabytes,
+    /// filter and index blocks pinned in memory).
+    pub fn shape(&self) -> String {
+        let pinned = self.pinned_bytes();
+        self.named()
+            .iter()
+            .zip(pinned)
+            .map(|((name, ks), (_, pin))| {
+                format!(
+                    "{name} {}/{}/{} {} pin {}",
+                    ks.sealed_memtable_count(),
+                    ks.l0_table_count(),
+                    ks.table_count(),
+                    ks.disk_space() / 1_000_000,
+                    pin / 1_000_000
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
