@@ -7,7 +7,7 @@
 # served; with --add-node, then starts a 4th lognode and times until it has caught up (by
 # snapshot when the log behind the leader's checkpoint was purged).
 #
-#   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch] [--add-node]
+#   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch] [--ids scattered|ordered] [--add-node]
 #   loadtest/restart.sh --reuse [--add-node]   # no load: restart (and add a node to) the last run's data
 #
 # Needs the release binaries (built here). Data and logs: target/restart-bench/ (RSS samples in
@@ -21,6 +21,7 @@ cd "$ROOT"
 DURATION=40
 CONC=32
 SCENARIO=transfers-batch
+IDS=scattered
 ADD_NODE=
 REUSE=
 CATCH_UP_MAX_S=1800
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=${2%s}; shift 2 ;;
     --concurrency) CONC=$2; shift 2 ;;
     --scenario) SCENARIO=$2; shift 2 ;;
+    --ids) IDS=$2; shift 2 ;;
     --add-node) ADD_NODE=1; shift ;;
     --reuse) REUSE=1; shift ;;
     -h|--help) sed -n 2,17p "$0"; exit 0 ;;
@@ -128,13 +130,13 @@ if [ -n "$REUSE" ]; then
   [ -d "$DATA/node1" ] || { echo "restart.sh: --reuse needs the data of an earlier run in $DATA" >&2; exit 2; }
   rm -rf "$DATA/node4"
 else
-echo "== fresh cluster, $SCENARIO, $CONC clients, ${DURATION}s"
+echo "== fresh cluster, $SCENARIO, $CONC clients, ${DURATION}s, $IDS ids"
 start --fresh
 wait_strong_read > /dev/null
 sample_rss > "$OUT/rss.tsv" &
 SAMPLER=$!
 "$BIN/loadtest" --gateway "$GATEWAY" --scenario "$SCENARIO" --concurrency "$CONC" --duration "${DURATION}s" \
-  --report "$OUT/load.json" | tail -n 12
+  --ids "$IDS" --report "$OUT/load.json" | tail -n 12
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=
 sleep 2

@@ -34,7 +34,7 @@ use clap::Parser;
 
 use crate::limits::{CONCURRENCY_MAX, DURATION_MAX, OPEN_LOOP_CONNECTIONS_DEFAULT, RATE_PER_S_MAX};
 use crate::run::Load;
-use crate::scenario::{Plan, Scenario, SetupError, fresh_run_id};
+use crate::scenario::{IdOrder, Plan, Scenario, SetupError, fresh_run_id};
 
 /// Ledger's load generator.
 #[derive(Debug, Parser)]
@@ -59,6 +59,10 @@ struct Cli {
     /// How long to apply load, e.g. `20s`, `1m`, `500ms`.
     #[arg(long, value_parser = parse_duration)]
     duration: Duration,
+    /// How transfer ids sort: `scattered` (each worker's own range, the default) or `ordered`
+    /// (by when they were made, like ULIDs or UUIDv7).
+    #[arg(long, value_enum, default_value_t = IdOrder::Scattered)]
+    ids: IdOrder,
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -105,15 +109,17 @@ fn load_of(cli: &Cli) -> Result<Load, String> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let addr = http::parse_gateway(&cli.gateway).map_err(anyhow::Error::msg)?;
     let load = load_of(&cli).map_err(anyhow::Error::msg)?;
-    let plan = Plan::new(cli.scenario, fresh_run_id());
+    let mut plan = Plan::new(cli.scenario, fresh_run_id());
+    plan.ids = cli.ids;
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "loadtest: scenario {} on {}, run id {}, {:?}",
+        "loadtest: scenario {} on {}, run id {}, {:?}, ids {:?}",
         cli.scenario.as_str(),
         cli.gateway,
         plan.run,
-        cli.duration
+        cli.duration,
+        cli.ids
     )?;
     drop(err);
     // Ctrl-C or SIGTERM ends the load early; the money check and the report still run.

@@ -33,6 +33,28 @@ pub enum Scenario {
     Consume,
 }
 
+/// How the transfer ids a worker makes sort among everyone's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdOrder {
+    /// `<run>-w<worker>-<seq>`: every worker's ids in a range of their own, the sequence not
+    /// padded, so new ids land all over the key space (as random client ids do).
+    #[default]
+    Scattered,
+    /// `<run>-<seq, 12 digits>-w<worker>`: ids sort by when they were made, as ULIDs and UUIDv7
+    /// do (what TigerBeetle recommends): the ledger's deduplication index then only appends.
+    Ordered,
+}
+
+impl IdOrder {
+    /// The id of worker `worker`'s `seq`th request in run `run`.
+    pub fn id(self, run: &str, worker: usize, seq: u64) -> String {
+        match self {
+            IdOrder::Scattered => format!("{run}-w{worker}-{seq}"),
+            IdOrder::Ordered => format!("{run}-{seq:012}-w{worker}"),
+        }
+    }
+}
+
 impl Scenario {
     /// The name used on the command line and in reports.
     pub fn as_str(self) -> &'static str {
@@ -81,6 +103,8 @@ pub struct Plan {
     /// `min_index` (read your writes: a follower that has not applied the funding yet waits for
     /// it instead of answering 404). 0 before the setup.
     pub funded_index: std::sync::atomic::AtomicU64,
+    /// How transfer ids sort.
+    pub ids: IdOrder,
 }
 
 impl Plan {
@@ -89,7 +113,14 @@ impl Plan {
         let mut accounts = vec![format!("{run}-src")];
         accounts.extend((0..ACCOUNTS_PER_RUN).map(|i| format!("{run}-a{i}")));
         let group = format!("{run}-group");
-        Plan { scenario, run, accounts, group, funded_index: std::sync::atomic::AtomicU64::new(0) }
+        Plan {
+            scenario,
+            run,
+            accounts,
+            group,
+            funded_index: std::sync::atomic::AtomicU64::new(0),
+            ids: IdOrder::default(),
+        }
     }
 }
 
@@ -332,7 +363,7 @@ impl Worker {
 
     fn next_id(&mut self) -> String {
         self.seq += 1;
-        format!("{}-w{}-{}", self.plan.run, self.idx, self.seq)
+        self.plan.ids.id(&self.plan.run, self.idx, self.seq)
     }
 
     /// One iteration of the scenario. The first request's latency counts from `intended` when
@@ -580,6 +611,35 @@ impl Worker {
             let path = format!("/v1/groups/{}/members/{}", self.plan.group, m.id);
             let (answer, latency, done) = self.timed(Method::DELETE, &path, None, None).await;
             Self::record(rec, Op::Leave, latency, done, read_outcome(&answer));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdOrder;
+
+    /// Ordered ids sort by sequence whatever the worker (what keeps the ledger's deduplication
+    /// index appending); scattered ones do not; both are unique per worker and sequence.
+    #[test]
+    fn ordered_ids_sort_by_sequence_and_scattered_ones_do_not() {
+        let made = |order: IdOrder| -> Vec<String> {
+            (1..=120u64).flat_map(|seq| (0..12usize).map(move |w| order.id("ltabc", w, seq))).collect()
+        };
+        let ordered = made(IdOrder::Ordered);
+        let mut sorted = ordered.clone();
+        sorted.sort();
+        let seqs = |ids: &[String]| -> Vec<u64> {
+            ids.iter().map(|id| id.split('-').nth(1).and_then(|s| s.parse().ok()).expect("a sequence")).collect()
+        };
+        assert_eq!(seqs(&sorted), seqs(&ordered), "ordered ids sort by sequence");
+        let scattered = made(IdOrder::Scattered);
+        let mut sorted = scattered.clone();
+        sorted.sort();
+        assert_ne!(sorted, scattered, "scattered ids are not in the order they were made");
+        for ids in [ordered, scattered] {
+            let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+            assert_eq!(unique.len(), ids.len(), "ids are unique");
         }
     }
 }

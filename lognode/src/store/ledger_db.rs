@@ -83,15 +83,28 @@ pub const HISTORY_ANCHOR_EVERY: u64 = 32;
 /// A table of an append-only keyspace (`transfers`, `history`) is never merged, only moved down,
 /// so with the defaults every table ever written kept its filter in memory: about 7 B per
 /// transfer, the RSS creep of issue 20's 30M-transfer run (`--bench state_store`: 56 MB pinned at
-/// 8M transfers). Unpinned, index blocks go through the block cache like data blocks. `ids` keeps
-/// fjall's defaults: its lookups mostly miss (a new transfer id), which is what filters are for,
-/// and its tables are merged (client ids land all over the key space), so only its level-0 and
-/// level-1 tables stay pinned. `accounts` and `tails` grow with accounts only and keep them too.
+/// 8M transfers). Unpinned, index blocks go through the block cache like data blocks. `ids` has
+/// options of its own ([`ids_options`]); `accounts` and `tails` grow with accounts only and keep
+/// fjall's defaults.
 fn unfiltered() -> KeyspaceCreateOptions {
     use fjall::config::{FilterPolicy, PinningPolicy};
     KeyspaceCreateOptions::default()
         .max_memtable_size(MEMTABLE_BYTES)
         .filter_policy(FilterPolicy::disabled())
+        .filter_block_pinning_policy(PinningPolicy::disabled())
+        .index_block_pinning_policy(PinningPolicy::disabled())
+}
+
+/// Options of `ids`: bloom filters, since its lookups mostly miss (a new transfer id), but split
+/// into partitions that go through the block cache, and nothing pinned. Scattered client ids
+/// make its tables merge, so fjall's default (level-0 filters pinned) stayed bounded with them;
+/// time-ordered ids (ULIDs, UUIDv7) make it append, its tables are then moved down like those
+/// of `transfers`, and every pinned filter stayed (10 MB at 20M transfers in the cluster).
+fn ids_options() -> KeyspaceCreateOptions {
+    use fjall::config::{PartitioningPolicy, PinningPolicy};
+    KeyspaceCreateOptions::default()
+        .max_memtable_size(MEMTABLE_BYTES)
+        .filter_block_partitioning_policy(PartitioningPolicy::all(true))
         .filter_block_pinning_policy(PinningPolicy::disabled())
         .index_block_pinning_policy(PinningPolicy::disabled())
 }
@@ -338,7 +351,7 @@ impl DiskLedger {
             anchors: db.keyspace("anchors", unfiltered)?,
             tails: db.keyspace("tails", options)?,
             ids: db.keyspace("ids", || {
-                options().compaction_strategy(std::sync::Arc::new(
+                ids_options().compaction_strategy(std::sync::Arc::new(
                     fjall::compaction::Leveled::default().with_table_target_size(IDS_TABLE_BYTES),
                 ))
             })?,
