@@ -3,13 +3,14 @@
 //! Applies the load generator's `transfers-batch` workload straight to a ledger whose records are
 //! in lognode's on-disk store (`DiskLedger`), in one process, without Raft, gRPC or the gateway:
 //! 101 accounts (one source, 100 destinations), 32 writers each sending requests of 100
-//! transfers with ids `lt<run>-w<writer>-<seq>-<k>`, as `loadtest` does. The store is committed
-//! as the state machine commits it (every `STATE_COMMIT_WRITES_MAX` writes or
-//! `STATE_COMMIT_INTERVAL`). Prints, per window of `--window` transfers: the rate, the process's
+//! transfers with ids `lt<run>-w<writer>-<seq>-<k>`, as `loadtest` does (with `--ordered-ids`,
+//! `lt<run>-<seq, 10 digits>-w<writer>-<k>`, ids that sort by time, as `loadtest --ids ordered`
+//! makes them). The store is committed as the state machine commits it (every
+//! `STATE_COMMIT_WRITES_MAX` writes or `STATE_COMMIT_INTERVAL`). Prints, per window of `--window` transfers: the rate, the process's
 //! RSS and the store's disk bytes per transfer.
 //!
 //! ```text
-//! cargo bench -p lognode --bench state_store -- --transfers 30000000 [--cache-mib 64] [--dir D]
+//! cargo bench -p lognode --bench state_store -- --transfers 30000000 [--cache-mib 64] [--dir D] [--ordered-ids]
 //! ```
 
 // A benchmark reports on stdout; its numbers are casts of counts and times.
@@ -39,10 +40,11 @@ struct Args {
     window: u64,
     cache_mib: u64,
     dir: Option<PathBuf>,
+    ordered_ids: bool,
 }
 
 fn parse() -> Args {
-    let mut a = Args { transfers: 5_000_000, window: 1_000_000, cache_mib: 64, dir: None };
+    let mut a = Args { transfers: 5_000_000, window: 1_000_000, cache_mib: 64, dir: None, ordered_ids: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut num = |name: &str| -> u64 {
@@ -53,6 +55,7 @@ fn parse() -> Args {
             "--window" => a.window = num("--window").max(1),
             "--cache-mib" => a.cache_mib = num("--cache-mib"),
             "--dir" => a.dir = Some(PathBuf::from(it.next().expect("--dir takes a path"))),
+            "--ordered-ids" => a.ordered_ids = true,
             // cargo bench passes --bench; anything else is a mistake worth naming.
             "--bench" => {}
             other => panic!("state_store bench: unknown argument {other}"),
@@ -200,7 +203,11 @@ fn main() {
         seq[w as usize] += 1;
         let transfers = (0..PER_REQUEST)
             .map(|k| NewTransfer {
-                id: format!("lt1a2b3c-w{w}-{s}-{k}"),
+                id: if args.ordered_ids {
+                    format!("lt1a2b3c-{s:010}-w{w}-{k}")
+                } else {
+                    format!("lt1a2b3c-w{w}-{s}-{k}")
+                },
                 debit_account_id: account(0),
                 credit_account_id: account(1 + k % DESTINATIONS),
                 amount: 1,
