@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace};
 use ledger_core::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Transfer};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,9 @@ use serde::{Deserialize, Serialize};
 use crate::limits::STATE_ACCOUNT_CACHE_MAX;
 
 mod history;
+mod options;
 use history::{HistorySrc, Stored, anchor_key, history_partition_point, history_range, pair_bytes};
+use options::{ids_options, options, unfiltered};
 
 /// Memtable size of each keyspace. storebench found fjall's default (64 MiB, six keyspaces) to be
 /// where its memory grew; in a 3-node cluster on two cores, 8 MiB ones made so many flushes and
@@ -73,41 +75,6 @@ pub const STORE_LAYOUT: u32 = 2;
 /// Every how many versions of an account its history has an anchor: the most steps back a read
 /// of one record takes (each a point read) against the anchors' share of the writes.
 pub const HISTORY_ANCHOR_EVERY: u64 = 32;
-
-/// Options of the keyspaces that grow with the ledger's history, `transfers`, `history`, `anchors`
-/// and `expiry`: no bloom filters and nothing pinned in memory.
-///
-/// Their point reads always find their key (numbers that the store handed out) or are range
-/// scans, which filters do not serve; and fjall keeps the filter and index
-/// blocks of a table pinned for as long as the table lives when it was written to level 0 or 1.
-/// A table of an append-only keyspace (`transfers`, `history`) is never merged, only moved down,
-/// so with the defaults every table ever written kept its filter in memory: about 7 B per
-/// transfer, the RSS creep of issue 20's 30M-transfer run (`--bench state_store`: 56 MB pinned at
-/// 8M transfers). Unpinned, index blocks go through the block cache like data blocks. `ids` has
-/// options of its own ([`ids_options`]); `accounts` and `tails` grow with accounts only and keep
-/// fjall's defaults.
-fn unfiltered() -> KeyspaceCreateOptions {
-    use fjall::config::{FilterPolicy, PinningPolicy};
-    KeyspaceCreateOptions::default()
-        .max_memtable_size(MEMTABLE_BYTES)
-        .filter_policy(FilterPolicy::disabled())
-        .filter_block_pinning_policy(PinningPolicy::disabled())
-        .index_block_pinning_policy(PinningPolicy::disabled())
-}
-
-/// Options of `ids`: bloom filters, since its lookups mostly miss (a new transfer id), but split
-/// into partitions that go through the block cache, and nothing pinned. Scattered client ids
-/// make its tables merge, so fjall's default (level-0 filters pinned) stayed bounded with them;
-/// time-ordered ids (ULIDs, UUIDv7) make it append, its tables are then moved down like those
-/// of `transfers`, and every pinned filter stayed (10 MB at 20M transfers in the cluster).
-fn ids_options() -> KeyspaceCreateOptions {
-    use fjall::config::{PartitioningPolicy, PinningPolicy};
-    KeyspaceCreateOptions::default()
-        .max_memtable_size(MEMTABLE_BYTES)
-        .filter_block_partitioning_policy(PartitioningPolicy::all(true))
-        .filter_block_pinning_policy(PinningPolicy::disabled())
-        .index_block_pinning_policy(PinningPolicy::disabled())
-}
 
 /// Why a store did not open.
 #[derive(Debug, thiserror::Error)]
@@ -343,7 +310,6 @@ impl DiskLedger {
             .max_journaling_size(JOURNAL_BYTES_MAX)
             .worker_threads(FJALL_WORKERS)
             .open()?;
-        let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
         let ks = Keyspaces {
             accounts: db.keyspace("accounts", options)?,
             transfers: db.keyspace("transfers", unfiltered)?,
@@ -505,7 +471,7 @@ impl DiskLedger {
     }
 
     /// Bytes of filter and index blocks that each keyspace keeps pinned in memory, outside the
-    /// block cache, for as long as their tables live (see [`unfiltered`]).
+    /// block cache, for as long as their tables live (see `ledger_db/options.rs`).
     pub fn pinned_bytes(&self) -> Vec<(&'static str, usize)> {
         use fjall::AbstractTree;
         self.named()

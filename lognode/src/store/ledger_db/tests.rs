@@ -6,6 +6,7 @@ use ledger_core::{
 
 use super::*;
 use crate::types::{decode, encode};
+use fjall::KeyspaceCreateOptions;
 
 /// The store's dump, its history grouped by account (stores interleave accounts differently;
 /// each account's own order is kept).
@@ -230,7 +231,7 @@ fn a_dump_loads_into_the_disk_store_across_spills() {
 fn tables_of_the_growing_keyspaces_pin_nothing_in_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cmds = script(3_000);
-    let (halves, rest) = cmds.split_at(1_500);
+    let (first, rest) = cmds.split_at(1_500);
     let check = |store: &DiskLedger, when: &str| {
         let pinned: std::collections::BTreeMap<_, _> = store.pinned_bytes().into_iter().collect();
         for name in ["transfers", "history", "anchors", "expiry", "ids"] {
@@ -243,7 +244,7 @@ fn tables_of_the_growing_keyspaces_pin_nothing_in_memory() {
     };
     let (store, _) = DiskLedger::open(dir.path(), 8 << 20).expect("open");
     let mut disk = Ledger::open(store, LedgerMeta::default()).expect("ledger");
-    for (i, (cmd, ts)) in halves.iter().enumerate() {
+    for (i, (cmd, ts)) in first.iter().enumerate() {
         disk.apply(cmd, ApplyContext { index: i as u64 + 1, timestamp_ms: *ts });
     }
     let meta = disk.meta();
@@ -254,7 +255,7 @@ fn tables_of_the_growing_keyspaces_pin_nothing_in_memory() {
     let (store, _) = DiskLedger::open(dir.path(), 8 << 20).expect("reopen");
     let mut disk = Ledger::open(store, meta).expect("ledger");
     for (i, (cmd, ts)) in rest.iter().enumerate() {
-        disk.apply(cmd, ApplyContext { index: (halves.len() + i) as u64 + 1, timestamp_ms: *ts });
+        disk.apply(cmd, ApplyContext { index: (first.len() + i) as u64 + 1, timestamp_ms: *ts });
     }
     let meta = disk.meta();
     disk.store_mut().commit(&encode(&meta)).expect("commit");
