@@ -1,17 +1,57 @@
 //! Free ports on 127.0.0.1.
+//!
+//! Ports are handed out from below the kernel's ephemeral range
+//! (`/proc/sys/net/ipv4/ip_local_port_range`), never from it: a test picks a port, releases it
+//! and binds it later (a node started after another), and a port of the ephemeral range can be
+//! taken meanwhile by any outgoing connection (lognode opens several per peer), which failed the
+//! in-process cluster test once with "Address already in use". Within a process, ports come from
+//! one cursor, so no port is handed out twice; the cursor starts at a place derived from the
+//! process id and the clock, so that test processes running side by side start apart.
 
 use std::net::{TcpListener, UdpSocket};
+use std::sync::Mutex;
 
 /// Attempts at finding a port free for both TCP and UDP before giving up.
 pub const FREE_PORT_ATTEMPTS_MAX: usize = 100;
+/// Lowest port handed out (above the well-known and registered ports the machine's own services
+/// use: PostgreSQL, MariaDB, Redis, RabbitMQ, NATS, Mosquitto).
+pub const FREE_PORT_FLOOR: u16 = 20_000;
+/// Fewest ports between [`FREE_PORT_FLOOR`] and the ephemeral range for that span to be used;
+/// with fewer, ports come from the kernel (`127.0.0.1:0`) as before.
+pub const FREE_PORT_SPAN_MIN: u16 = 1_000;
 
-/// A port free for both TCP and UDP on 127.0.0.1 (gossip uses both). Panics after
-/// [`FREE_PORT_ATTEMPTS_MAX`] attempts.
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(32_768)
+}
+
+/// The next port to try: the cursor's, then it moves on (wrapping inside the span).
+fn next_candidate(span: u16) -> u16 {
+    static CURSOR: Mutex<Option<u16>> = Mutex::new(None);
+    let mut cursor = CURSOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let at = *cursor.get_or_insert_with(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let seed = u64::from(std::process::id()).wrapping_mul(7_919) ^ u64::from(nanos);
+        (seed % u64::from(span)) as u16
+    });
+    *cursor = Some((at + 1) % span);
+    FREE_PORT_FLOOR + at
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1 (gossip uses both), outside the ephemeral
+/// range. Panics after [`FREE_PORT_ATTEMPTS_MAX`] attempts.
 pub fn free_port() -> u16 {
+    let span = ephemeral_low().saturating_sub(FREE_PORT_FLOOR);
     for _ in 0..FREE_PORT_ATTEMPTS_MAX {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = tcp.local_addr().expect("local addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let port = if span >= FREE_PORT_SPAN_MIN {
+            next_candidate(span)
+        } else {
+            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+        };
+        if is_free(port) {
             return port;
         }
     }
@@ -38,5 +78,22 @@ mod tests {
         assert!(is_free(port));
         let _held = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         assert!(!is_free(port));
+    }
+
+    /// Ports come from below the ephemeral range (where no outgoing connection takes them) and
+    /// are not handed out twice by one process.
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_distinct() {
+        let low = ephemeral_low();
+        assert!(
+            low.saturating_sub(FREE_PORT_FLOOR) >= FREE_PORT_SPAN_MIN,
+            "this machine's ephemeral range starts at {low}"
+        );
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        for p in &ports {
+            assert!((FREE_PORT_FLOOR..low).contains(p), "port {p} outside {FREE_PORT_FLOOR}..{low}");
+        }
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
     }
 }
