@@ -107,8 +107,24 @@ sample_rss() {
       rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
       [ -n "$id" ] && echo "$now $id $((rss / 1024))"
     done
+    sample_sys "$now" >> "$OUT/sys.tsv"
     sleep 10
   done
+}
+
+# One line of what the machine did, for telling the ledger's own slowdown from the machine's:
+# seconds, dirty and writeback page-cache KiB, and the CPU ticks (user + system) so far of the
+# lognodes together, of the gateway and of the load generator.
+sample_sys() {
+  local dirty wb ln gw lg
+  dirty=$(awk '/^Dirty:/ {print $2}' /proc/meminfo)
+  wb=$(awk '/^Writeback:/ {print $2}' /proc/meminfo)
+  ticks() { local t=0 pid; for pid in $(pgrep -f "$1" || true); do
+      t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+  ln=$(ticks "$BIN/lognode")
+  gw=$(ticks "$BIN/gateway")
+  lg=$(ticks "$BIN/loadtest")
+  echo "$1 $dirty $wb $ln $gw $lg"
 }
 
 disk() {
@@ -133,6 +149,7 @@ else
 echo "== fresh cluster, $SCENARIO, $CONC clients, ${DURATION}s, $IDS ids"
 start --fresh
 wait_strong_read > /dev/null
+: > "$OUT/sys.tsv"
 sample_rss > "$OUT/rss.tsv" &
 SAMPLER=$!
 "$BIN/loadtest" --gateway "$GATEWAY" --scenario "$SCENARIO" --concurrency "$CONC" --duration "${DURATION}s" \
@@ -144,9 +161,9 @@ echo "== after the load"
 nodes
 disk
 status
-python3 - "$OUT/load.json" "$OUT/rss.tsv" "$DATA" <<'PY'
+python3 - "$OUT/load.json" "$OUT/rss.tsv" "$DATA" "$OUT/sys.tsv" <<'PY'
 import json, os, sys
-report, rss_file, data = sys.argv[1:4]
+report, rss_file, data, sys_file = sys.argv[1:5]
 r = json.load(open(report))
 tl = [s.get("transfers", 0) for s in r.get("timeline", [])]
 total = sum(tl)
@@ -155,6 +172,17 @@ if len(tl) >= 120:
     print(f"RESULT rate: first minute {first:,.0f}/s, last minute {last:,.0f}/s ({(last / first - 1) * 100:+.0f} %)")
     minutes = [sum(tl[i:i + 60]) / 60 for i in range(0, len(tl) - 59, 60)]
     print("RESULT rate by whole minute (thousands/s): " + " ".join(f"{m / 1000:.1f}" for m in minutes))
+# CPU per transfer by minute, from the ticks sampled every 10 s (sampling starts with the load).
+hz = os.sysconf("SC_CLK_TCK")
+srows = [tuple(map(int, l.split())) for l in open(sys_file) if len(l.split()) == 6]
+if len(srows) > 6 and tl:
+    cells, dirty = [], max(r[1] for r in srows) // 1024
+    for a, b in zip(srows, srows[6::6]):
+        n = sum(tl[a[0]:b[0]])
+        if n:
+            cells.append("/".join(f"{(b[i] - a[i]) / hz * 1e6 / n:.1f}" for i in (3, 4, 5)))
+    print("RESULT CPU us per transfer by minute (lognodes/gateway/loadgen): " + " ".join(cells))
+    print(f"RESULT page cache: dirty at most {dirty} MiB")
 rows = [tuple(map(int, l.split())) for l in open(rss_file) if len(l.split()) == 3]
 end = max((t for t, _, _ in rows), default=0)
 for node in sorted({n for _, n, _ in rows}):
