@@ -120,6 +120,12 @@ pub struct Config {
     #[arg(long, env = "LEDGER_STATE_CACHE_BYTES", default_value_t = STATE_CACHE_BYTES_DEFAULT,
         value_parser = clap::value_parser!(u64).range(STATE_CACHE_BYTES_MIN..=STATE_CACHE_BYTES_MAX))]
     pub state_cache_bytes: u64,
+    /// The cluster's bootstrap admin key (docs/SECURITY.md): a file holding its secret (at least
+    /// 32 characters, readable only by its owner; created with a new secret when missing). While
+    /// no API key was ever created, the leader enters the secret's SHA-256 as the key `admin`
+    /// (scope `admin`); later starts with the flag change nothing.
+    #[arg(long, env = "LEDGER_ADMIN_KEY_FILE")]
+    pub admin_key_file: Option<PathBuf>,
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,

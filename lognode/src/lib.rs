@@ -6,6 +6,7 @@
 //! client side, each RPC [`hedge`]d over several connections) and the client API; [`discovery`] finds nodes by gossip and [`node`] wires it all.
 //! Every limit is in [`limits`]; [`crash`] is what the node does when it must not go on.
 
+pub mod admin_key;
 pub mod config;
 pub mod crash;
 pub mod election;

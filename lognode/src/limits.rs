@@ -27,6 +27,22 @@ pub const TOPIC_NAME_MAX: usize = wire::TOPIC_NAME_BYTES_MAX;
 /// maps in every replica's memory and in every snapshot. Past it CreateTopic is refused
 /// (`InvalidArgument` naming the limit).
 pub const TOPICS_MAX: usize = 1024;
+/// Most live API keys (docs/SECURITY.md): the key table is part of the state's head, written
+/// with every commit of the state store and in every snapshot. Past it CreateKey is refused
+/// (`RESOURCE_EXHAUSTED` naming the limit).
+pub const KEYS_MAX: usize = 1000;
+/// Most scopes of one API key.
+pub const KEY_SCOPES_MAX: usize = 32;
+/// Longest scope of an API key, in bytes.
+pub const KEY_SCOPE_BYTES_MAX: usize = 128;
+/// Longest API key id (and `created_by`/`revoked_by`), in bytes (`[A-Za-z0-9._-]`).
+pub const KEY_ID_BYTES_MAX: usize = 64;
+/// Longest account prefix of an API key, in bytes (the account-id alphabet `[A-Za-z0-9._:-]`).
+pub const KEY_PREFIX_BYTES_MAX: usize = 128;
+/// Shortest secret `--admin-key-file` may hold, in characters.
+pub const ADMIN_KEY_MIN_CHARS: usize = 32;
+/// Pause between two attempts of the leader to enter the bootstrap admin key.
+pub const ADMIN_KEY_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Most partitions a topic may have: each is an offset map in every replica's memory.
 pub const PARTITIONS_MAX: u32 = wire::TOPIC_PARTITIONS_MAX;
 /// Most time a write may wait for Raft to commit and apply it; past it the caller gets

@@ -90,6 +90,9 @@ pub enum StartError {
         /// openraft's storage error, as text.
         reason: String,
     },
+    /// `--admin-key-file` is not usable (the message names the file and why).
+    #[error("{0}")]
+    AdminKey(String),
     /// The Raft configuration is invalid.
     #[error("invalid Raft configuration: {0}")]
     RaftConfig(String),
@@ -295,6 +298,10 @@ async fn bootstrap(cfg: &Config, raft: &Raft) -> Result<(), StartError> {
 /// joins gossip, serves gRPC, bootstraps if asked, and starts the background tasks.
 pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
     let addrs = check_config(&cfg)?;
+    let admin_key = match &cfg.admin_key_file {
+        Some(path) => Some(crate::admin_key::load_or_create(path).map_err(StartError::AdminKey)?),
+        None => None,
+    };
     let (log_store, sm, committed) = open_storage(&cfg).await?;
     let liveness = crate::election::Liveness::new();
     let raft = start_raft(&cfg, log_store, sm.clone(), &liveness).await?;
@@ -366,6 +373,10 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         lag: cfg.retention_lag_bytes,
     };
     let snapshotter = tokio::spawn(snapshot_by_bytes(raft.clone(), sm.clone(), policy, stopping.clone()));
+    if let Some(hash) = admin_key {
+        // Ends by itself once the log has a key; not joined on shutdown (it stops on `stopping`).
+        tokio::spawn(crate::admin_key::enter_bootstrap_key(raft.clone(), sm.clone(), hash, stopping.clone()));
+    }
     let elections = {
         let stop = stopping.clone();
         tokio::spawn(crate::election::run(cfg.id, raft.clone(), liveness, async move { stop.stopping().await }))

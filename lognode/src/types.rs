@@ -102,6 +102,46 @@ pub enum Request {
         /// Topic name.
         name: String,
     },
+    /// Creates or revokes an API key (docs/SECURITY.md). The log holds the SHA-256 of a key's
+    /// secret, never the secret.
+    Keys {
+        /// Set by the leader before `client_write` (ms since the Unix epoch): a key's creation
+        /// time comes from here.
+        timestamp_ms: u64,
+        /// The command.
+        command: KeyCommand,
+    },
+}
+
+/// A change of the API keys ([`Request::Keys`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyCommand {
+    /// A new key (`created_ms` is set from the entry's timestamp when applied).
+    Create(ApiKeyRecord),
+    /// Revokes a key.
+    Revoke {
+        /// The key's id.
+        id: String,
+        /// Id of the key that asked.
+        by: String,
+    },
+}
+
+/// An API key as the state machine keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// 1..=`KEY_ID_BYTES_MAX` characters of `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: [u8; 32],
+    /// Scopes (the gateway's grammar; lognode only bounds them).
+    pub scopes: Vec<String>,
+    /// Empty: every account; else only accounts whose id starts with it.
+    pub account_prefix: String,
+    /// Log time of the entry that created it.
+    pub created_ms: u64,
+    /// Id of the key that created it (`bootstrap` for the cluster's first admin key).
+    pub created_by: String,
 }
 
 /// One produce request inside [`Request::ProduceMany`].
@@ -140,6 +180,12 @@ pub enum Rejection {
     /// A named capacity limit is reached (e.g. `TOPICS_MAX`); the message names it.
     #[error("{0}")]
     LimitExceeded(String),
+    /// CreateKey with an id that a live key has.
+    #[error("API key {0:?} already exists")]
+    KeyExists(String),
+    /// RevokeKey of an id no live key has.
+    #[error("no live API key {0:?}")]
+    UnknownKey(String),
 }
 
 /// What applying a command returned.
@@ -168,6 +214,10 @@ pub enum Response {
     Group(group_core::GroupOutcome),
     /// Topic deleted.
     TopicDeleted,
+    /// API key created.
+    KeyCreated,
+    /// API key revoked.
+    KeyRevoked,
 }
 
 /// Encodes a value with lognode's binary codec (bincode 1.x).

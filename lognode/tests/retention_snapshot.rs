@@ -40,6 +40,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         gossip_profile: lognode::config::GossipProfile::Local,
         state_store: lognode::config::StateStoreKind::Disk,
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
+        admin_key_file: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn config(dir: &std::path::Path) -> Config {
         gossip_profile: GossipProfile::Local,
         state_store: lognode::config::StateStoreKind::Disk,
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
+        admin_key_file: None,
     }
 }
 

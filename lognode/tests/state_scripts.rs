@@ -47,6 +47,8 @@ fn fmt_response(r: &Response) -> String {
         Response::TopicCreated => "topic created\n".into(),
         Response::TopicDeleted => "topic deleted\n".into(),
         Response::NodeRemoved => "node removed\n".into(),
+        Response::KeyCreated => "key created\n".into(),
+        Response::KeyRevoked => "key revoked\n".into(),
         Response::Rejected(e) => format!("rejected: {e}\n"),
         Response::ProducedMany(rs) => {
             let mut s = "produced-many\n".to_owned();

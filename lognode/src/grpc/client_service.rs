@@ -22,6 +22,9 @@ use ledger_proto::ledger::{
     GroupRecord, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
     ResetOffsetsRequest, ResetOffsetsResponse,
 };
+use ledger_proto::ledger::{
+    CreateKeyRequest, CreateKeyResponse, ListKeysRequest, ListKeysResponse, RevokeKeyRequest, RevokeKeyResponse,
+};
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, ServerState};
@@ -91,10 +94,14 @@ pub(crate) fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
     not_leader(f.leader_id, f.leader_node.as_ref())
 }
 
+mod keys;
+
 fn rejection(r: Rejection) -> Status {
     match r {
-        Rejection::UnknownTopic(_) | Rejection::UnknownPartition { .. } => Status::not_found(r.to_string()),
-        Rejection::TopicExists(_) => Status::already_exists(r.to_string()),
+        Rejection::UnknownTopic(_) | Rejection::UnknownPartition { .. } | Rejection::UnknownKey(_) => {
+            Status::not_found(r.to_string())
+        }
+        Rejection::TopicExists(_) | Rejection::KeyExists(_) => Status::already_exists(r.to_string()),
         Rejection::Invalid(_) => Status::invalid_argument(r.to_string()),
         // The stable `limit_exceeded` code travels in the metadata, as for the group limits, so
         // the gateway answers 422 `limit_exceeded` and never retries it.
@@ -747,5 +754,17 @@ impl Ledger for ClientService {
     ) -> Result<Response<DeleteGroupResponse>, Status> {
         let log_index = self.groups.delete(request.into_inner().group).await?;
         Ok(Response::new(DeleteGroupResponse { log_index }))
+    }
+
+    async fn create_key(&self, request: Request<CreateKeyRequest>) -> Result<Response<CreateKeyResponse>, Status> {
+        self.create_key_call(request).await
+    }
+
+    async fn revoke_key(&self, request: Request<RevokeKeyRequest>) -> Result<Response<RevokeKeyResponse>, Status> {
+        self.revoke_key_call(request).await
+    }
+
+    async fn list_keys(&self, request: Request<ListKeysRequest>) -> Result<Response<ListKeysResponse>, Status> {
+        self.list_keys_call(request).await
     }
 }

@@ -22,8 +22,8 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
 /// the groups. 2 (2026-12-04): the ledger's records are a stream of [`Record`]s after the head.
 /// 3 (2026-12-04): every account, then every history record with its account's number (in the
 /// order the store keeps them), then every transfer; each record length-prefixed postcard (was
-/// bincode: 7.7 GB for 28M transfers).
-pub const SNAPSHOT_FORMAT: u32 = 3;
+/// bincode: 7.7 GB for 28M transfers). 4 (2026-12-05): the API keys after the groups.
+pub const SNAPSHOT_FORMAT: u32 = 4;
 /// Length of the snapshot header.
 const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
 
@@ -63,6 +63,7 @@ struct HeadRef<'a> {
     ledger: LedgerMeta,
     next_event_seq: u64,
     groups: &'a group_core::Groups,
+    keys: &'a super::keys::Keys,
 }
 
 /// The head of a snapshot, or of a disk store's state, as read back.
@@ -75,6 +76,7 @@ pub struct HeadOwned {
     ledger: LedgerMeta,
     next_event_seq: u64,
     groups: group_core::Groups,
+    keys: super::keys::Keys,
 }
 
 impl HeadOwned {
@@ -89,6 +91,7 @@ impl HeadOwned {
             ledger,
             next_event_seq: self.next_event_seq,
             groups: self.groups,
+            keys: self.keys,
         })
     }
 }
@@ -161,6 +164,7 @@ impl State {
             ledger: self.ledger.meta(),
             next_event_seq: self.next_event_seq,
             groups: &self.groups,
+            keys: &self.keys,
         })
     }
 

@@ -28,6 +28,7 @@ use crate::types::{LogId, StorageError};
 
 mod disk;
 mod events;
+pub mod keys;
 pub mod layout;
 mod raft;
 mod reads;

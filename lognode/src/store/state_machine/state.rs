@@ -69,6 +69,8 @@ pub struct State {
     pub next_event_seq: u64,
     /// The consumer groups (membership, assignments, committed offsets).
     pub groups: group_core::Groups,
+    /// The API keys (hashes of their secrets only).
+    pub keys: super::keys::Keys,
 }
 
 /// An empty state whose ledger is in memory (not yet the state of a new cluster: see
@@ -83,6 +85,7 @@ impl Default for State {
             ledger: Ledger::open(NodeStore::default(), LedgerMeta::default()).expect("an empty ledger"),
             next_event_seq: 0,
             groups: group_core::Groups::default(),
+            keys: super::keys::Keys::default(),
         }
     }
 }
@@ -252,6 +255,7 @@ impl State {
                 let ctx = group_core::ApplyContext { index: log_index, timestamp_ms: *timestamp_ms };
                 Response::Group(self.groups.apply(command, ctx, &ApplyCatalog(&self.topics)))
             }
+            Request::Keys { timestamp_ms, command } => self.keys.apply(command, *timestamp_ms),
             Request::ProduceMany { items, .. } => Response::ProducedMany(
                 items
                     .iter()
