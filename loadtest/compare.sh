@@ -95,7 +95,7 @@ if [ $START = 1 ]; then
     PIDS+=($!)
     [ "$i" = 1 ] && sleep 1
   done
-  RUST_LOG=warn "$B/gateway" --listen 127.0.0.1:17080 --lognodes 127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103 > "$D/gateway.log" 2>&1 &
+  RUST_LOG=warn "$B/gateway" --auth none --listen 127.0.0.1:17080 --lognodes 127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103 > "$D/gateway.log" 2>&1 &
   PIDS+=($!)
   GATEWAY=http://127.0.0.1:17080
   echo "== waiting for 3 voters and a leader (at most 60 s)"

@@ -155,7 +155,7 @@ for i in $NODES; do
   PIDS+=($!)
   [ "$i" = 1 ] && sleep 1
 done
-RUST_LOG=warn "$B/gateway" --listen 127.0.0.1:17380 --lognodes "$SUB.1:7101,$SUB.2:7101,$SUB.3:7101" \
+RUST_LOG=warn "$B/gateway" --auth none --listen 127.0.0.1:17380 --lognodes "$SUB.1:7101,$SUB.2:7101,$SUB.3:7101" \
   > "$D/gateway.log" 2>&1 &
 PIDS+=($!)
 GATEWAY=http://127.0.0.1:17380

@@ -47,6 +47,11 @@ mkdir -p "$OUT"
 GATEWAY=http://127.0.0.1:18080
 PID=
 
+# curl with the admin key `ledger dev` made (the gateway asks for API keys).
+api() {
+  curl -s -H "Authorization: Bearer $(cat "$DATA/admin.key" 2>/dev/null)" "$@"
+}
+
 start() {
   "$BIN/ledger" dev --no-projector --listen 127.0.0.1:18080 --port-base 17600 --data-dir "$DATA" "$@" \
     > "$OUT/dev.log" 2>&1 &
@@ -74,7 +79,7 @@ wait_strong_read() {
   t0=$(date +%s.%N)
   for _ in $(seq 1 3000); do
     kill -0 "$PID" 2>/dev/null || { echo "ledger dev exited:" >&2; tail -5 "$OUT/dev.log" >&2; return 1; }
-    code=$(curl -s -o /dev/null -w '%{http_code}' "$GATEWAY/v1/accounts/restart-probe?consistency=strong" || true)
+    code=$(api -o /dev/null -w '%{http_code}' "$GATEWAY/v1/accounts/restart-probe?consistency=strong" || true)
     if [ "$code" = 200 ] || [ "$code" = 404 ]; then
       echo "$(date +%s.%N) - $t0" | bc
       return 0
@@ -138,7 +143,7 @@ disk() {
 }
 
 status() {
-  curl -s "$GATEWAY/v1/cluster" || true
+  api "$GATEWAY/v1/cluster" || true
   echo
 }
 
@@ -152,7 +157,7 @@ wait_strong_read > /dev/null
 : > "$OUT/sys.tsv"
 sample_rss > "$OUT/rss.tsv" &
 SAMPLER=$!
-"$BIN/loadtest" --gateway "$GATEWAY" --scenario "$SCENARIO" --concurrency "$CONC" --duration "${DURATION}s" \
+LEDGER_KEY=$(cat "$DATA/admin.key") "$BIN/loadtest" --gateway "$GATEWAY" --scenario "$SCENARIO" --concurrency "$CONC" --duration "${DURATION}s" \
   --ids "$IDS" --report "$OUT/load.json" | tail -n 12
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=
@@ -219,7 +224,7 @@ status
 disk
 if [ -n "$ADD_NODE" ]; then
   echo "== a 4th lognode joins"
-  target=$(curl -s "$GATEWAY/v1/cluster" | python3 -c 'import json,sys; print(max(n.get("last_applied", 0) for n in json.load(sys.stdin)["nodes"]))')
+  target=$(api "$GATEWAY/v1/cluster" | python3 -c 'import json,sys; print(max(n.get("last_applied", 0) for n in json.load(sys.stdin)["nodes"]))')
   t0=$(date +%s.%N)
   "$BIN/lognode" --id 4 --data-dir "$DATA/node4" --grpc-addr 127.0.0.1:17604 --gossip-addr 127.0.0.1:17704 \
     --gossip-profile local --voters 3 --join 127.0.0.1:17701 > "$OUT/node4.log" 2>&1 &
@@ -234,7 +239,7 @@ if [ -n "$ADD_NODE" ]; then
     rss4=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$NODE4/status" 2>/dev/null || echo 0)
     [ "${rss4:-0}" -gt "$PEAK4" ] && PEAK4=$rss4
     echo "$(($(date +%s) - ${t0%.*})) ${rss4:-0}" >> "$OUT/node4-rss.tsv"
-    applied=$(curl -s "$GATEWAY/v1/cluster" | python3 -c 'import json,sys
+    applied=$(api "$GATEWAY/v1/cluster" | python3 -c 'import json,sys
 n=[n for n in json.load(sys.stdin)["nodes"] if n["id"]==4]
 print(n[0].get("last_applied", 0) if n else 0)' 2>/dev/null || echo 0)
     if [ "${applied:-0}" -ge "$target" ]; then caught=1; break; fi

@@ -18,6 +18,10 @@ pub struct Cli {
     /// Gateway base URL.
     #[arg(long, global = true, env = "LEDGER_GATEWAY", default_value = GATEWAY_DEFAULT)]
     pub gateway: String,
+    /// API key sent as `Authorization: Bearer` (a gateway started with `--auth keys` asks for
+    /// one). Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, global = true, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
+    pub api_key: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -99,6 +103,12 @@ pub enum Cmd {
     },
     /// The lognodes: roles, liveness, the leader and the applied index.
     Cluster,
+    /// API keys (admin): create, list, revoke.
+    Key {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
     /// Start a local system: lognodes, a gateway and the projector on 127.0.0.1.
     Dev(DevArgs),
     /// (internal) Run one child process of `ledger dev` with the parent-death signal set.
@@ -112,6 +122,29 @@ pub enum Cmd {
         /// Its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+}
+
+/// `ledger key ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Create a key; prints its secret, which is shown only this once.
+    Create {
+        /// Scopes, comma-separated: admin, cluster:read, accounts:read, accounts:write,
+        /// transfers:read, transfers:write, topics:produce:<topic|*>, topics:read:<topic|*>,
+        /// groups:consume:<group|*>.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Only accounts whose id starts with this.
+        #[arg(long)]
+        account_prefix: Option<String>,
+    },
+    /// List the live keys (ids and scopes; never secrets).
+    List,
+    /// Revoke a key: every gateway refuses it within about a second.
+    Revoke {
+        /// Key id.
+        id: String,
     },
 }
 
@@ -233,6 +266,10 @@ pub struct DevArgs {
     /// Do not start the projector (nor a private PostgreSQL).
     #[arg(long)]
     pub no_projector: bool,
+    /// Run the gateway with no API keys (`--auth none`): anyone who can reach it may do
+    /// anything. Without it, the data dir's `admin.key` is the cluster's bootstrap admin key.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Parses an amount in minor units: a whole number in `AMOUNT_MIN..=AMOUNT_MAX`.

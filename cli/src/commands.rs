@@ -8,7 +8,7 @@ use ledger_core::limits::HISTORY_PAGE_MAX;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::{AccountCmd, Cmd, TopicCmd, TransferAction, TransferArgs};
+use crate::args::{AccountCmd, Cmd, KeyCmd, TopicCmd, TransferAction, TransferArgs};
 use crate::output::{Align, Out, key_values, table};
 
 /// Most groups `ledger groups` describes in its overview.
@@ -103,6 +103,7 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
                 out.text(&cluster_block(&c));
             }
         }
+        Cmd::Key { cmd } => key(client, out, cmd).await?,
         Cmd::Dev(_) | Cmd::Child { .. } => return Err(Failure::failed("internal: not a client command")),
     }
     Ok(())
@@ -328,6 +329,57 @@ fn transfer_block(t: &Transfer) -> String {
     }
     pairs.push(("index", t.index.to_string()));
     key_values(&pairs)
+}
+
+async fn key(client: &Client, out: &Out, cmd: &KeyCmd) -> Result<(), Failure> {
+    match cmd {
+        KeyCmd::Create { scopes, account_prefix } => {
+            let w = client.create_key(scopes, account_prefix.as_deref()).await?;
+            if out.json {
+                out.json_value(&w.body);
+            } else {
+                let k = &w.body;
+                let prefix = if k.account_prefix.is_empty() { "(every account)" } else { k.account_prefix.as_str() };
+                out.text(&format!(
+                    "id:             {}\nscopes:         {}\naccount prefix: {prefix}\nsecret:         {}\n\n\
+                     The secret is shown only now: store it (e.g. export LEDGER_KEY=...).\n",
+                    k.id,
+                    k.scopes.join(","),
+                    k.secret
+                ));
+            }
+        }
+        KeyCmd::List => {
+            let l = client.keys().await?;
+            if out.json {
+                out.json_value(&l);
+            } else {
+                let rows: Vec<Vec<String>> = l
+                    .keys
+                    .iter()
+                    .map(|k| vec![k.id.clone(), k.scopes.join(","), k.account_prefix.clone(), k.created_by.clone()])
+                    .collect();
+                out.text(&table(
+                    &[
+                        ("ID", Align::Left),
+                        ("SCOPES", Align::Left),
+                        ("PREFIX", Align::Left),
+                        ("CREATED BY", Align::Left),
+                    ],
+                    &rows,
+                ));
+            }
+        }
+        KeyCmd::Revoke { id } => {
+            let w = client.revoke_key(id).await?;
+            if out.json {
+                out.json_value(&w.body);
+            } else {
+                out.text(&format!("revoked key {id} (log index {})\n", w.index));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn cluster_block(c: &Cluster) -> String {

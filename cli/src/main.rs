@@ -113,7 +113,7 @@ fn main() -> ExitCode {
 }
 
 fn run_client(cli: &Cli, cmd: &Cmd) -> Result<(), Failure> {
-    let client = ledger_client::Client::new(&cli.gateway)?;
+    let client = ledger_client::Client::new(&cli.gateway)?.with_key(&cli.api_key);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

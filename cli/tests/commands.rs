@@ -42,6 +42,21 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     assert_eq!(c["leader_id"], 1);
     assert_eq!(c["nodes"].as_array().unwrap().len(), 1);
 
+    // API keys: made with the admin key (the secret shown once), listed without secrets, a key
+    // refused what its scopes lack, revoked.
+    let k = json(dev.ledger(&["--json", "key", "create", "--scopes", "cluster:read"]).ok());
+    let (id, secret) = (k["id"].as_str().unwrap().to_owned(), k["secret"].as_str().unwrap().to_owned());
+    let list = dev.ledger(&["key", "list"]).ok().to_owned();
+    assert_eq!(row(&list, &id)[1], "cluster:read", "{list}");
+    assert!(row(&list, "admin")[1] == "admin" && !list.contains(&secret), "{list}");
+    ledger(&dev.gateway, &["--api-key", &secret, "cluster"]).ok();
+    ledger(&dev.gateway, &["--api-key", &secret, "account", "show", "x"]).fails(1, "forbidden");
+    ledger(&dev.gateway, &["cluster"]).fails(1, "unauthorized");
+    let out = dev.ledger(&["key", "revoke", &id]).ok().to_owned();
+    assert!(out.starts_with(&format!("revoked key {id}")), "{out}");
+    ledger(&dev.gateway, &["--api-key", &secret, "cluster"]).fails(1, "unauthorized");
+    dev.ledger(&["key", "create", "--scopes", "root"]).fails(1, "invalid_scope");
+
     // accounts.
     let out = dev.ledger(&["account", "create", "equity", "--currency", "USD", "--allow-overdraft"]).ok().to_owned();
     assert!(out.starts_with("account equity created at log index "), "{out}");

@@ -106,6 +106,19 @@ fn ledger_dev_comes_up_moves_money_projects_and_stops_cleanly_on_sigint() {
     let c = dev.ledger(&["--json", "cluster"]).ok().to_owned();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&c).unwrap()["nodes"].as_array().unwrap().len(), 3);
 
+    // API keys: the bootstrap admin key is in a file only its owner reads, the banner says how to
+    // use it, and without a key the gateway answers 401.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dev.data_dir.join("admin.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "admin.key is readable by others: {mode:o}");
+    }
+    assert!(banner.contains("export LEDGER_KEY=") && banner.contains("Authorization: Bearer"), "{banner}");
+    let err = rt.block_on(client.cluster()).expect_err("a request without a key");
+    assert_eq!(err.status(), Some(401), "{err}");
+    let keyed = ledger_client::Client::new(&dev.gateway).unwrap().with_key(&dev.admin_key());
+    assert!(rt.block_on(keyed.cluster()).is_ok(), "the admin key is refused");
+
     // A transfer through the CLI.
     dev.ledger(&["account", "create", "equity", "--currency", "USD", "--allow-overdraft"]).ok();
     dev.ledger(&["account", "create", "alice", "--currency", "USD"]).ok();
@@ -159,8 +172,10 @@ fn ledger_dev_killed_leaves_no_child_and_its_data_survives_a_restart() {
     assert_eq!(dev.wait_exit(STOP_TIMEOUT), Some(0));
     assert!(wait_gone(&dev.child_pids(), ORPHAN_TIMEOUT).is_empty());
 
-    // --fresh wipes it.
-    let mut dev = Dev::start(&data, 1, &["--no-projector", "--fresh"], &[]);
+    // --fresh wipes it (and its keys); --insecure asks for none, and says so.
+    let mut dev = Dev::start(&data, 1, &["--no-projector", "--fresh", "--insecure"], &[]);
+    assert!(dev.stderr().contains("INSECURE"), "{}", dev.stderr());
+    assert!(!data.join("admin.key").exists(), "--insecure made an admin key");
     dev.ledger(&["account", "show", "kept"]).fails(1, "account_not_found");
     dev.signal(Signal::SIGINT);
     assert_eq!(dev.wait_exit(STOP_TIMEOUT), Some(0));

@@ -166,6 +166,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    /// The API key's secret sent as `Authorization: Bearer` (none with a gateway in `--auth none`).
+    key: Option<String>,
 }
 
 impl Client {
@@ -188,7 +190,16 @@ impl Client {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::InvalidUrl(format!("{base_url}: {e}")))?;
-        Ok(Client { http, base, timeout })
+        Ok(Client { http, base, timeout, key: None })
+    }
+
+    /// This client, sending the API key `secret` with every request (`Authorization: Bearer`).
+    /// An empty secret sends none.
+    #[must_use]
+    pub fn with_key(mut self, secret: &str) -> Self {
+        let secret = secret.trim();
+        self.key = (!secret.is_empty()).then(|| secret.to_owned());
+        self
     }
 
     /// The gateway's base URL.
@@ -342,6 +353,33 @@ impl Client {
         }
         let p = partition.to_string();
         self.get(&["v1", "topics", topic, "partitions", &p, "records"], &q).await
+    }
+
+    // -------------------------------------------------------------------- keys
+
+    /// `POST /v1/keys` (admin): a new key; its secret is in the answer, only there.
+    pub async fn create_key(
+        &self,
+        scopes: &[String],
+        account_prefix: Option<&str>,
+    ) -> Result<Written<CreatedKey>, Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            scopes: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            account_prefix: Option<&'a str>,
+        }
+        self.write(Method::POST, &["v1", "keys"], Some(&Body { scopes, account_prefix })).await
+    }
+
+    /// `GET /v1/keys` (admin): every live key, without secrets.
+    pub async fn keys(&self) -> Result<KeyList, Error> {
+        self.get(&["v1", "keys"], &[]).await
+    }
+
+    /// `DELETE /v1/keys/{id}` (admin).
+    pub async fn revoke_key(&self, id: &str) -> Result<Written<Value>, Error> {
+        self.write::<(), _>(Method::DELETE, &["v1", "keys", id], None).await
     }
 
     // ----------------------------------------------------------------- cluster
@@ -556,6 +594,10 @@ impl Client {
         url: String,
         req: reqwest::RequestBuilder,
     ) -> Result<(Result<T, Error>, u64, bool), Error> {
+        let req = match &self.key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        };
         let resp = req.send().await.map_err(|e| transport(&url, &e))?;
         let status = resp.status();
         let headers = resp.headers().clone();

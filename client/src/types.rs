@@ -513,3 +513,42 @@ pub struct GroupRecordsRaw {
     /// Records, in offset order per partition.
     pub records: Vec<GroupRecordRaw>,
 }
+
+/// Answer of `POST /v1/keys`: the new key and its secret, shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    /// The key's id.
+    pub id: String,
+    /// The secret to send as `Authorization: Bearer <secret>`.
+    pub secret: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its account prefix ("" for every account).
+    #[serde(default)]
+    pub account_prefix: String,
+}
+
+/// A live key, without its secret (`GET /v1/keys`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its account prefix ("" for every account).
+    #[serde(default)]
+    pub account_prefix: String,
+    /// Log time of its creation (ms since the epoch).
+    #[serde(default)]
+    pub created_ms: u64,
+    /// Id of the key that created it.
+    #[serde(default)]
+    pub created_by: String,
+}
+
+/// Answer of `GET /v1/keys`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    /// Every live key, by id.
+    pub keys: Vec<KeyInfo>,
+}

@@ -25,7 +25,7 @@ for i in 1 2 3; do
   PIDS+=($!)
   [ "$i" = 1 ] && sleep 1
 done
-"$B/gateway" --listen 127.0.0.1:8181 --join 127.0.0.1:7211 --gossip-addr 127.0.0.1:7311 --gossip-profile local \
+"$B/gateway" --auth none --listen 127.0.0.1:8181 --join 127.0.0.1:7211 --gossip-addr 127.0.0.1:7311 --gossip-profile local \
   > "$D/gateway.log" 2>&1 &
 PIDS+=($!)
 # Bounded wait for a leader that accepts writes.

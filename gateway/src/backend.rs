@@ -200,6 +200,8 @@ pub enum Missing {
     Partition,
     /// A cluster node.
     Node,
+    /// A live API key.
+    Key,
 }
 
 /// A record fetched by a group member.
@@ -430,10 +432,53 @@ pub trait LedgerBackend: Send + Sync + 'static {
         Err(no_groups())
     }
 
+    // ---- API keys (docs/SECURITY.md) ----
+    // Backends without keys (the in-memory test backend may keep them) answer `Internal`.
+
+    /// Records a new API key through the log (its secret's hash, never the secret); the log time
+    /// the leader gave it.
+    async fn create_key(&self, key: ApiKey) -> BackendResult<Applied<u64>> {
+        let _ = key;
+        Err(no_keys())
+    }
+
+    /// Revokes a key; `NotFound(Missing::Key)` for an unknown one.
+    async fn revoke_key(&self, id: &str, revoked_by: &str) -> BackendResult<Applied<()>> {
+        let _ = (id, revoked_by);
+        Err(no_keys())
+    }
+
+    /// Every live key, sorted by id.
+    async fn list_keys(&self, read: ReadConsistency) -> BackendResult<Read<Vec<ApiKey>>> {
+        let _ = read;
+        Err(no_keys())
+    }
+
     /// Counters for `/metrics` (cheap, synchronous).
     fn stats(&self) -> BackendStats {
         BackendStats::default()
     }
+}
+
+fn no_keys() -> BackendError {
+    BackendError::Internal("this backend has no API keys".to_owned())
+}
+
+/// An API key as the log keeps it: the SHA-256 of its secret, never the secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its id (`[A-Za-z0-9._-]`, at most 64 bytes).
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: [u8; 32],
+    /// Scopes (`crate::auth::Scope`'s text forms).
+    pub scopes: Vec<String>,
+    /// Empty: any account; else only accounts whose id starts with it.
+    pub account_prefix: String,
+    /// Log time of its creation (ms since the epoch; 0 before it is applied).
+    pub created_ms: u64,
+    /// Id of the key that created it (`bootstrap` for the cluster's first admin key).
+    pub created_by: String,
 }
 
 fn no_groups() -> BackendError {

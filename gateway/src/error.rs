@@ -102,8 +102,16 @@ error_codes! {
     // ---- admin ----
     /// Admin endpoints are disabled (no admin token configured).
     AdminDisabled => "admin_disabled",
-    /// Missing or wrong admin bearer token.
+    /// No credentials, or unknown ones: a missing `Authorization: Bearer` header, an unknown or
+    /// revoked API key, or a wrong admin token (401).
     Unauthorized => "unauthorized",
+    /// The API key is known but lacks the scope the operation needs, or the account is outside
+    /// the key's account prefix (403).
+    Forbidden => "forbidden",
+    /// A scope of a new API key is not one the gateway knows (422).
+    InvalidScope => "invalid_scope",
+    /// No live API key with this id (404).
+    KeyNotFound => "key_not_found",
     // ---- availability ----
     /// Too many requests in flight; retry after `Retry-After` seconds.
     Overloaded => "overloaded",
@@ -327,6 +335,7 @@ impl ApiError {
                     Missing::Topic => ErrorCode::TopicNotFound,
                     Missing::Partition => ErrorCode::PartitionNotFound,
                     Missing::Node => ErrorCode::NodeNotFound,
+                    Missing::Key => ErrorCode::KeyNotFound,
                 };
                 Self::not_found(code, msg.clone())
             }

@@ -4,6 +4,7 @@
 //! [`LedgerBackend`] trait; the product implementation speaks gRPC to the
 //! `lognode` cluster. Layout:
 //!
+//! - [`auth`]: API keys and scopes (who may call what);
 //! - [`backend`]: the trait, its request/response types and [`BackendError`];
 //! - [`grpc_backend`]: the product backend (gRPC to the lognodes, gossip or a static list);
 //! - [`routes`]: the handlers (`accounts`, `transfers`, `topics`, `ops`);
@@ -15,6 +16,7 @@
 //! - [`openapi`]: the generated document;
 //! - [`server`]: router assembly, in-flight limit, timeouts, serving.
 
+pub mod auth;
 pub mod backend;
 pub mod dto;
 pub mod error;

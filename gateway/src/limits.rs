@@ -154,6 +154,16 @@ pub const METRICS_IN_FLIGHT_MAX: usize = 4;
 /// Maximum length of the admin bearer token.
 pub const ADMIN_TOKEN_BYTES_MAX: usize = 256;
 
+/// How often each gateway reloads the live API keys from the cluster (`crate::auth`): a revoked
+/// key is refused by every gateway within about this long (issue 16 asks for 1 s).
+pub const KEYS_REFRESH_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest bearer secret looked at; a longer one is 401 without being hashed.
+pub const SECRET_BYTES_MAX: usize = 256;
+/// Scopes of one API key (lognode's `KEY_SCOPES_MAX`).
+pub const KEY_SCOPES_MAX: usize = 32;
+/// Longest account prefix of an API key (lognode's `KEY_PREFIX_BYTES_MAX`).
+pub const KEY_PREFIX_BYTES_MAX: usize = 128;
+
 // ---- compile-time relation checks -------------------------------------
 
 const _: () = assert!(HISTORY_PAGE_DEFAULT >= 1 && HISTORY_PAGE_DEFAULT <= HISTORY_PAGE_MAX);

@@ -50,7 +50,13 @@ struct Cli {
     #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
     gossip_profile: GossipProfile,
 
-    /// Bearer token for the admin endpoints (node removal); absent disables them.
+    /// `keys` (default): every route but health, readiness and the API document needs an API key
+    /// (docs/SECURITY.md). `none`: no authentication; accepted only on a loopback address.
+    #[arg(long, env = "LEDGER_AUTH", value_enum, default_value_t = gateway::auth::AuthMode::Keys)]
+    auth: gateway::auth::AuthMode,
+
+    /// With `--auth none`: bearer token for the admin endpoints (node removal, topic and group
+    /// deletion, offset resets); absent disables them. With keys, they need the `admin` scope.
     #[arg(long, env = "LEDGER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
 
@@ -170,6 +176,13 @@ fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
     {
         bail!("--admin-token must be 1..={} bytes", gateway::limits::ADMIN_TOKEN_BYTES_MAX);
     }
+    if cli.auth == gateway::auth::AuthMode::None && !resolve("listen", &cli.listen)?.ip().is_loopback() {
+        bail!(
+            "--auth none serves every route to anyone who can reach {}: it is accepted only on a loopback \
+             address (use --auth keys, the default)",
+            cli.listen
+        );
+    }
     for h in &cli.allowed_hosts {
         if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)) {
             bail!("--allowed-hosts {h:?}: expected a host name or host:port");
@@ -181,6 +194,7 @@ fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
         max_in_flight: cli.max_in_flight,
         backend_timeout: Duration::from_millis(cli.backend_timeout_ms),
         admin_token: cli.admin_token.clone(),
+        auth: cli.auth,
         ..GatewayConfig::default()
     })
 }
@@ -264,6 +278,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = validate(&cli)?;
+    if config.auth == gateway::auth::AuthMode::None {
+        tracing::warn!(
+            listen = %cli.listen,
+            "INSECURE: --auth none: every route is open to anyone who can reach this address, no API key asked"
+        );
+    }
     let serve_opts = serve_options(&cli)?;
     raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, header::HeaderBuilder, response::Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -15,20 +15,29 @@ use axum::http::StatusCode;
 
 use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, groups, ops, topics, transfers};
+use crate::routes::{accounts, groups, keys, ops, topics, transfers};
 use crate::server::AppState;
 
 struct AdminSecurity;
+
+/// Name of the security scheme every protected operation lists, with the scope it needs.
+pub const SECURITY_SCHEME: &str = "api_key";
 
 impl Modify for AdminSecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "admin_token",
+            SECURITY_SCHEME,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The gateway's --admin-token."))
+                    .description(Some(
+                        "An API key (`POST /v1/keys`, or the cluster's bootstrap admin key): \
+                         `Authorization: Bearer <secret>`. Each operation lists the scope it needs; `admin` \
+                         grants every scope, and `topics:produce:*`-style scopes any name. A gateway started \
+                         with `--auth none` (loopback only) asks for no key; its admin operations then take \
+                         its `--admin-token`.",
+                    ))
                     .build(),
             ),
         );
@@ -65,6 +74,8 @@ gateway started with `--allowed-hosts` answers `421 host_not_allowed` to any oth
         (name = "groups", description = "Kafka-style consumer groups: membership, heartbeats, fetch, committed \
 offsets and lag. Group state lives in the replicated log, so any gateway serves any member."),
         (name = "cluster", description = "Cluster membership."),
+        (name = "keys", description = "API keys and their scopes (admin). The secret of a key is shown once, \
+when it is created; the log keeps only its SHA-256."),
         (name = "ops", description = "Health, readiness, metrics and this document."),
     ),
     components(schemas(ErrorCode, Problem, Consistency)),
@@ -101,6 +112,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
 }
 
 /// The OpenAPI document.
@@ -141,6 +154,9 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/readyz", "getReadiness"),
     ("get", "/metrics", "getMetrics"),
     ("get", "/openapi.json", "getOpenapi"),
+    ("post", "/v1/keys", "createKey"),
+    ("get", "/v1/keys", "listKeys"),
+    ("delete", "/v1/keys/{id}", "revokeKey"),
 ];
 
 /// `(operationId, statuses, link name, target operationId, [(parameter, expression)])`: OpenAPI
@@ -207,7 +223,17 @@ pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
             if op.description.as_deref().is_none_or(str::is_empty) {
                 op.description.clone_from(&op.summary);
             }
+            let need = crate::auth::need_of(op.operation_id.as_deref().unwrap_or_default());
+            op.security = Some(match need.doc() {
+                Some(scope) => vec![SecurityRequirement::new(SECURITY_SCHEME, [scope])],
+                None => Vec::new(),
+            });
             let responses = &mut op.responses.responses;
+            if need != crate::auth::Need::Public {
+                for (s, d) in [E401, E403] {
+                    responses.entry(s.to_string()).or_insert_with(|| problem(s, d));
+                }
+            }
             if method != "get" && !responses.contains_key("415") {
                 let (s, d) = E415;
                 responses.insert(s.to_string(), problem(s, d));
@@ -281,6 +307,9 @@ fn set(items: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
 const E400: (u16, &str) = (400, "`malformed_json` (not JSON), `invalid_query`, `invalid_path`.");
 const E408: (u16, &str) = (408, "`request_timeout`: the body was not received in time.");
 const E413: (u16, &str) = (413, "`body_too_large`: the body is over the limit (default 1 MiB).");
+const E401: (u16, &str) = (401, "`unauthorized`: no API key, or an unknown or revoked one.");
+const E403: (u16, &str) =
+    (403, "`forbidden`: the API key lacks the operation's scope, or the account is outside its prefix.");
 const E415: (u16, &str) = (415, "`unsupported_media_type`: the body is not sent as `application/json`.");
 const E421: (u16, &str) =
     (421, "`host_not_allowed`: the gateway runs with `--allowed-hosts` and the request's `Host` is not listed.");
@@ -405,8 +434,8 @@ error_set!(
     DeleteTopicErrors,
     [
         (400, "`invalid_path`."),
-        (401, "`unauthorized`: missing or wrong bearer token."),
-        (403, "`admin_disabled`: the gateway has no admin token."),
+        (401, "`unauthorized`: no API key, an unknown or revoked one, or (`--auth none`) a wrong admin token."),
+        (403, "`forbidden`: the key lacks `admin`; or (`--auth none`) `admin_disabled`: no admin token."),
         (404, "`topic_not_found`."),
         E408,
         (409, "`topic_protected`: the built-in `ledger` topic cannot be deleted."),
@@ -452,6 +481,27 @@ error_set!(
     /// Errors of `GET /readyz`.
     ReadyErrors,
     [E503]
+);
+
+error_set!(
+    /// Errors of `POST /v1/keys`.
+    CreateKeyErrors,
+    [
+        E400, E408, E413,
+        (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_body`; `invalid_scope`: a scope the \
+               gateway does not know, or not 1..=32 of them; `invalid_id`: a malformed `account_prefix`."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `DELETE /v1/keys/{id}`.
+    RevokeKeyErrors,
+    [
+        (400, "`invalid_path`: the id is not 1-64 characters of `[A-Za-z0-9._-]`."),
+        (404, "`key_not_found`: no live key with this id."),
+        E500, E503,
+    ]
 );
 
 error_set!(

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::AuthMode;
 use crate::backend::{BackendError, BackendResult, LedgerBackend};
 use crate::error::{ApiError, ErrorCode};
 use crate::limits::{
@@ -40,6 +41,9 @@ pub struct GatewayConfig {
     /// `Host` is not listed gets 421 `host_not_allowed` (a browser page on another site that
     /// rebinds its DNS name to this gateway's address still sends its own name as `Host`).
     pub allowed_hosts: Vec<String>,
+    /// Whether requests need an API key (`crate::auth`). The library's default is
+    /// [`AuthMode::None`] (tests and embedders); the `gateway` binary's is `keys`.
+    pub auth: AuthMode,
 }
 
 impl Default for GatewayConfig {
@@ -52,6 +56,7 @@ impl Default for GatewayConfig {
             retry_after_secs: RETRY_AFTER_SECS_DEFAULT,
             admin_token: None,
             allowed_hosts: Vec::new(),
+            auth: AuthMode::None,
         }
     }
 }
@@ -65,6 +70,7 @@ pub(crate) struct Inner {
     spec_json: String,
     cache: crate::status_cache::StatusCache,
     metrics_permits: Arc<Semaphore>,
+    keys: crate::auth::KeyTable,
 }
 
 /// State shared by every handler.
@@ -95,6 +101,11 @@ impl AppState {
     /// The backend.
     pub fn backend(&self) -> &dyn LedgerBackend {
         self.0.backend.as_ref()
+    }
+
+    /// The live API keys as last loaded.
+    pub fn keys(&self) -> &crate::auth::KeyTable {
+        &self.0.keys
     }
 
     /// The cached cluster status and group metrics.
@@ -322,13 +333,18 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
         spec_json,
         cache: crate::status_cache::StatusCache::default(),
         metrics_permits: Arc::new(Semaphore::new(crate::limits::METRICS_IN_FLIGHT_MAX)),
+        keys: crate::auth::KeyTable::default(),
     }));
+    if state.config().auth == AuthMode::Keys {
+        crate::auth::start_refresher(&state);
+    }
     let swagger: Router<AppState> =
         SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")).into();
     api.merge(swagger)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(require_json_writes))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), check_host))

@@ -9,7 +9,7 @@ import http from 'k6/http';
 import { check, sleep } from 'k6';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
-import { ACCOUNTS, GATEWAY, JSON_PARAMS, checkConservation, createAccounts, runId, thresholds, transferBody } from './lib.js';
+import { ACCOUNTS, GATEWAY, JSON_PARAMS, checkConservation, createAccounts, getParams, runId, thresholds, transferBody } from './lib.js';
 
 const TOPIC = 'ledger';
 const SESSION_TIMEOUT_MS = 10000;
@@ -102,7 +102,7 @@ export default function (data) {
   const t = http.post(`${GATEWAY}/v1/transfers`, JSON.stringify(transferBody(id, data.accounts[0], dst, 1)), Object.assign({ tags: { op: 'transfer' } }, JSON_PARAMS));
   check(t, { 'transfer created (201)': (x) => x.status === 201 });
 
-  const f = http.get(`${groupPath(data)}/members/${member.id}/records?max_records=${MAX_RECORDS}&wait_ms=${WAIT_MS}`, { tags: { op: 'fetch' }, responseCallback: MEMBER_ANSWERS });
+  const f = http.get(`${groupPath(data)}/members/${member.id}/records?max_records=${MAX_RECORDS}&wait_ms=${WAIT_MS}`, getParams({ tags: { op: 'fetch' }, responseCallback: MEMBER_ANSWERS }));
   if (f.status === 404) {
     member = null;
     return;
@@ -139,7 +139,7 @@ export default function (data) {
 
 export function teardown(data) {
   // VUs cannot run code at their end: remove the members still in the group.
-  const g = http.get(`${GATEWAY}/v1/groups/${data.group}`);
+  const g = http.get(`${GATEWAY}/v1/groups/${data.group}`, getParams());
   if (g.status === 200) {
     for (const m of (g.json('members') || []).slice(0, TEARDOWN_MEMBERS_MAX)) {
       http.del(`${GATEWAY}/v1/groups/${data.group}/members/${m.member_id}`, null, JSON_PARAMS);

@@ -15,7 +15,14 @@ export const MAX_ERROR_RATE = Number(__ENV.MAX_ERROR_RATE || 0.01);
 const SETUP_ATTEMPTS_MAX = 10;
 const SETUP_RETRY_PAUSE_S = 0.3;
 
-export const JSON_PARAMS = { headers: { 'Content-Type': 'application/json' } };
+// The API key (`LEDGER_KEY`), sent as `Authorization: Bearer` by every request when set: a
+// gateway in `--auth keys` asks for one with the scopes of the script.
+export const AUTH = __ENV.LEDGER_KEY ? { Authorization: `Bearer ${__ENV.LEDGER_KEY}` } : {};
+export const JSON_PARAMS = { headers: Object.assign({ 'Content-Type': 'application/json' }, AUTH) };
+// Parameters of a GET: its tags (and whatever else is given) plus the key.
+export function getParams(extra) {
+  return Object.assign({ headers: AUTH }, extra || {});
+}
 
 // Counts money that was not conserved; every script has the threshold `count==0` on it.
 export const conservationViolations = new Counter('conservation_violations');
@@ -76,7 +83,7 @@ export function checkConservation(ids) {
   for (const id of ids) {
     let r = null;
     for (let i = 0; i < SETUP_ATTEMPTS_MAX; i++) {
-      r = http.get(`${GATEWAY}/v1/accounts/${id}?consistency=strong`, { tags: { phase: 'check' } });
+      r = http.get(`${GATEWAY}/v1/accounts/${id}?consistency=strong`, getParams({ tags: { phase: 'check' } }));
       if (r.status < 500) break;
       sleep(SETUP_RETRY_PAUSE_S);
     }

@@ -5,7 +5,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import exec from 'k6/execution';
-import { ACCOUNTS, GATEWAY, JSON_PARAMS, checkConservation, createAccounts, runId, setupPost, thresholds, transferBody } from './lib.js';
+import { ACCOUNTS, GATEWAY, JSON_PARAMS, checkConservation, createAccounts, getParams, runId, setupPost, thresholds, transferBody } from './lib.js';
 
 // Money given to each wallet, and the largest amount one transfer moves (a wallet runs dry only
 // after thousands of unlucky transfers).
@@ -38,9 +38,9 @@ function walletIndex() {
 
 export default function (data) {
   if (Math.random() * 100 < READ_PERCENT) {
-    const r = http.get(`${GATEWAY}/v1/accounts/${data.accounts[walletIndex()]}?min_index=${data.index}`, {
+    const r = http.get(`${GATEWAY}/v1/accounts/${data.accounts[walletIndex()]}?min_index=${data.index}`, getParams({
       tags: { op: 'read' },
-    });
+    }));
     check(r, { 'balance read (200)': (x) => x.status === 200 });
     return;
   }

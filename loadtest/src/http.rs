@@ -82,12 +82,15 @@ pub struct Conn {
     /// The open connection; `None` before the first request and after a failure, so the next
     /// request reconnects.
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// `Authorization` header value (`Bearer <key>`), when the run has a key.
+    auth: Option<String>,
 }
 
 impl Conn {
-    /// A connection to `addr` (opened lazily by the first request).
-    pub fn new(addr: SocketAddr) -> Conn {
-        Conn { addr, host: addr.to_string(), sender: None }
+    /// A connection to `addr` (opened lazily by the first request), sending `key` (an API key's
+    /// secret) with every request when given.
+    pub fn new(addr: SocketAddr, key: Option<std::sync::Arc<str>>) -> Conn {
+        Conn { addr, host: addr.to_string(), sender: None, auth: key.map(|k| format!("Bearer {k}")) }
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, HttpError> {
@@ -125,9 +128,13 @@ impl Conn {
 
     async fn send_inner(&mut self, method: Method, path: &str, body: Option<String>) -> Result<Response, HttpError> {
         let host = self.host.clone();
+        let auth = self.auth.clone();
         let sender = self.connect().await?;
         sender.ready().await.map_err(|e| HttpError::Transport(e.to_string()))?;
         let mut req = Request::builder().method(method.clone()).uri(path).header("host", host);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
         // The gateway refuses a write without a JSON content type, also with no body.
         if method != Method::GET {
             req = req.header("content-type", "application/json");

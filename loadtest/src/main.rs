@@ -44,6 +44,10 @@ struct Cli {
     /// The gateway's root URL.
     #[arg(long, env = "GATEWAY", default_value = "http://127.0.0.1:8080")]
     gateway: String,
+    /// API key sent with every request (a gateway in `--auth keys` asks for one; it needs the
+    /// scopes of the scenario, e.g. `admin` for a run that creates its accounts and topics).
+    #[arg(long, env = "LEDGER_KEY", hide_env_values = true)]
+    api_key: Option<String>,
     /// What to run.
     #[arg(long, value_enum)]
     scenario: Scenario,
@@ -111,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let load = load_of(&cli).map_err(anyhow::Error::msg)?;
     let mut plan = Plan::new(cli.scenario, fresh_run_id());
     plan.ids = cli.ids;
+    plan.key = cli.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(std::sync::Arc::from);
     let mut err = std::io::stderr().lock();
     writeln!(
         err,

@@ -105,6 +105,8 @@ pub struct Plan {
     pub funded_index: std::sync::atomic::AtomicU64,
     /// How transfer ids sort.
     pub ids: IdOrder,
+    /// API key sent with every request (`--key`; none for a gateway in `--auth none`).
+    pub key: Option<std::sync::Arc<str>>,
 }
 
 impl Plan {
@@ -120,6 +122,7 @@ impl Plan {
             group,
             funded_index: std::sync::atomic::AtomicU64::new(0),
             ids: IdOrder::default(),
+            key: None,
         }
     }
 }
@@ -343,7 +346,7 @@ impl Worker {
         let n = plan.accounts.len();
         Worker {
             idx,
-            conn: Conn::new(addr),
+            conn: Conn::new(addr, plan.key.clone()),
             plan,
             seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (idx as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),

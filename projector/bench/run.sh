@@ -55,7 +55,7 @@ for i in 1 2 3; do
   PIDS+=($!)
 done
 GW=127.0.0.1:$(port)
-RUST_LOG=warn "$T/gateway" --listen "$GW" --lognodes "$(IFS=,; echo "${GRPC[*]}")" > "$WORK/gateway.log" 2>&1 &
+RUST_LOG=warn "$T/gateway" --auth none --listen "$GW" --lognodes "$(IFS=,; echo "${GRPC[*]}")" > "$WORK/gateway.log" 2>&1 &
 PIDS+=($!)
 URL=http://$GW
 for _ in $(seq 1 300); do

@@ -38,6 +38,11 @@ struct RunArgs {
     /// PostgreSQL URL.
     #[arg(long, env = "DATABASE_URL", required = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// API key sent to the gateway (`Authorization: Bearer`): with `--auth keys` the projector
+    /// needs `groups:consume:<its group>` and `topics:read:ledger`. Prefer the environment
+    /// variable: a flag shows in the process list.
+    #[arg(long, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
+    api_key: String,
     /// Consumer group name (also the key of the offsets in PostgreSQL).
     #[arg(long, env = "LEDGER_GROUP", default_value = "projector")]
     group: String,
@@ -57,6 +62,9 @@ enum Cmd {
         /// Gateway base URL.
         #[arg(long, env = "LEDGER_GATEWAY")]
         gateway: String,
+        /// API key (needs `accounts:read`).
+        #[arg(long, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
+        api_key: String,
         /// PostgreSQL URL.
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
@@ -87,7 +95,7 @@ fn main() -> ExitCode {
     };
     let res = rt.block_on(async {
         match cli.command {
-            Some(Cmd::Verify { gateway, database_url }) => verify(&gateway, &database_url).await,
+            Some(Cmd::Verify { gateway, api_key, database_url }) => verify(&gateway, &api_key, &database_url).await,
             Some(Cmd::Migrate { database_url }) => {
                 let stop = on_signal()?;
                 if let Some(pool) = connect(&database_url, &mut Backoff::default(), &stop).await? {
@@ -103,7 +111,7 @@ fn main() -> ExitCode {
                     batch_max: usize::try_from(cli.run.batch_max).unwrap_or(BATCH_MAX_LIMIT),
                     ..Config::default()
                 };
-                project(&gateway, &url, &cfg, cli.run.metrics_listen).await
+                project(&gateway, &cli.run.api_key, &url, &cfg, cli.run.metrics_listen).await
             }
         }
     });
@@ -131,11 +139,12 @@ fn on_signal() -> anyhow::Result<Shutdown> {
 
 async fn project(
     gateway: &str,
+    key: &str,
     url: &str,
     cfg: &Config,
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
-    let source = HttpSource::new(gateway).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source = HttpSource::new(gateway, key).map_err(|e| anyhow::anyhow!("{e}"))?;
     let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::SUCCESS);
@@ -155,8 +164,8 @@ async fn project(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(gateway: &str, url: &str) -> anyhow::Result<ExitCode> {
-    let client = ledger_client::Client::new(gateway)?;
+async fn verify(gateway: &str, key: &str, url: &str) -> anyhow::Result<ExitCode> {
+    let client = ledger_client::Client::new(gateway)?.with_key(key);
     let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::from(2));

@@ -156,9 +156,10 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// A source reading through the gateway at `gateway` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(gateway: &str) -> Result<Self, SourceError> {
-        let client = Client::new(gateway).map_err(|e| SourceError::Other(e.to_string()))?;
+    /// A source reading through the gateway at `gateway` (e.g. `http://127.0.0.1:8080`), sending
+    /// the API key `key` (none when empty).
+    pub fn new(gateway: &str, key: &str) -> Result<Self, SourceError> {
+        let client = Client::new(gateway).map_err(|e| SourceError::Other(e.to_string()))?.with_key(key);
         Ok(HttpSource { client })
     }
 

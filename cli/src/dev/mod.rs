@@ -9,6 +9,7 @@
 //! the children get SIGTERM from the kernel (see `child`).
 
 pub mod child;
+mod keys;
 mod postgres;
 mod procs;
 
@@ -338,12 +339,23 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
             private = Some(pg);
         }
     }
+    let admin = if a.insecure {
+        note("INSECURE (--insecure): the gateway asks for no API key; anyone who can reach it may do anything");
+        None
+    } else {
+        Some(keys::admin(&sys.data_dir)?)
+    };
     let voters = usize::from(a.nodes);
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
         let gossip = format!("127.0.0.1:{}", ports.gossip[idx]);
-        let node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip).voters(voters);
+        let mut node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip).voters(voters);
+        if admin.is_some() {
+            // Every node may be given it: the first leader enters its hash into the log, once.
+            let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
+            node = node.extra(&["--admin-key-file".to_owned(), file.display().to_string()]);
+        }
         let args =
             if i == 1 { node.bootstrap() } else { node.join(&format!("127.0.0.1:{}", ports.gossip[0])) }.to_args();
         let envs = [("RUST_LOG", env_log("info,openraft=warn,memberlist_core::broadcast=off"))];
@@ -366,7 +378,7 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
             }
         }
     }
-    let gw_args = vec![
+    let mut gw_args = vec![
         "--listen".to_owned(),
         ports.listen.to_string(),
         "--join".into(),
@@ -376,10 +388,13 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         "--gossip-profile".into(),
         "local".into(),
     ];
+    if admin.is_none() {
+        gw_args.extend(["--auth".to_owned(), "none".to_owned()]);
+    }
     let envs = [("RUST_LOG", env_log("info"))];
     sys.gateway = Some(Proc::spawn(Role::Gateway, &bins.gateway, &gw_args, &envs, sys.log("gateway"))?);
     let base = format!("http://{}", ports.listen);
-    let client = ledger_client::Client::with_timeout(&base, PROBE_TIMEOUT)?;
+    let client = ledger_client::Client::with_timeout(&base, PROBE_TIMEOUT)?.with_key(admin.as_deref().unwrap_or(""));
     note(&format!("waiting for the cluster to elect a leader and admit its {} lognodes...", a.nodes));
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -413,10 +428,14 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
     }
     if let Some(url) = &pg_url {
         let args = vec!["--gateway".to_owned(), base.clone()];
-        let envs = [("RUST_LOG", env_log("info")), ("DATABASE_URL", url.clone())];
+        let key = match admin {
+            Some(_) => keys::projector(&sys.data_dir, &client).await?,
+            None => String::new(),
+        };
+        let envs = [("RUST_LOG", env_log("info")), ("DATABASE_URL", url.clone()), ("LEDGER_KEY", key)];
         sys.projector = Some(Proc::spawn(Role::Projector, &bins.projector, &args, &envs, sys.log("projector"))?);
     }
-    banner(sys, &base, pg_url.as_deref());
+    banner(sys, &base, pg_url.as_deref(), admin.is_some());
     Ok(())
 }
 
@@ -428,7 +447,7 @@ async fn all_voters(client: &ledger_client::Client, nodes: u16) -> bool {
     voters >= usize::from(nodes)
 }
 
-fn banner(sys: &System, base: &str, pg_url: Option<&str>) {
+fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool) {
     let out = Out { json: false, consistency: ledger_client::Consistency::Strong };
     let host = base.trim_start_matches("http://");
     let mut s = String::new();
@@ -450,15 +469,27 @@ fn banner(sys: &System, base: &str, pg_url: Option<&str>) {
         s.push_str(&format!("  {:<10}  pid {:<7}  {}\n", p.role.to_string(), p.pid(), p.log.display()));
     }
     let gw = if base == "http://127.0.0.1:8080" { String::new() } else { format!(" --gateway {base}") };
+    let (export, auth) = if keyed {
+        let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
+        s.push_str(&format!(
+            "  admin key {} (scope admin; the projector's is {})\n",
+            file.display(),
+            keys::path(&sys.data_dir, keys::PROJECTOR_KEY_FILE).display()
+        ));
+        (format!("  export LEDGER_KEY=$(cat {})\n", file.display()), " -H \"Authorization: Bearer $LEDGER_KEY\"")
+    } else {
+        s.push_str("  admin key none: INSECURE (--insecure), the gateway asks for no key\n");
+        (String::new(), "")
+    };
     s.push_str(&format!(
-        "\nTry:\n  ledger{gw} account create equity --currency USD --allow-overdraft\n  \
+        "\nTry:\n{export}  ledger{gw} account create equity --currency USD --allow-overdraft\n  \
          ledger{gw} account create alice --currency USD\n  \
          ledger{gw} transfer equity alice 1000 --currency USD\n  \
          ledger{gw} account show alice\n\
          or with curl:\n  \
-         curl -s -XPOST {host}/v1/transfers -H 'content-type: application/json' \
+         curl -s -XPOST {host}/v1/transfers{auth} -H 'content-type: application/json' \
          -d '{{\"id\":\"t1\",\"debit_account_id\":\"equity\",\"credit_account_id\":\"alice\",\"amount\":1000,\"currency\":\"USD\"}}'\n  \
-         curl -s {host}/v1/accounts/alice\n\nCtrl-C stops everything.\n"
+         curl -s {host}/v1/accounts/alice{auth}\n\nCtrl-C stops everything.\n"
     ));
     out.text(&s);
 }

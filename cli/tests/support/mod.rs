@@ -123,9 +123,18 @@ impl Dev {
         status.and_then(|s| s.code())
     }
 
-    /// Runs `ledger --gateway <this> args...`.
+    /// Runs `ledger --gateway <this> args...`, with the data dir's admin key (none with
+    /// `--insecure`).
     pub fn ledger(&self, args: &[&str]) -> Run {
-        ledger(&self.gateway, args)
+        let key = std::fs::read_to_string(self.data_dir.join("admin.key")).unwrap_or_default();
+        let mut all = vec!["--api-key", key.trim()];
+        all.extend_from_slice(args);
+        ledger(&self.gateway, &all)
+    }
+
+    /// The data dir's admin key ("" with `--insecure`).
+    pub fn admin_key(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.key")).unwrap_or_default().trim().to_owned()
     }
 }
 
@@ -158,7 +167,7 @@ impl Run {
 /// Runs `ledger --gateway <gateway> args...` (bounded by `COMMAND_TIMEOUT`).
 pub fn ledger(gateway: &str, args: &[&str]) -> Run {
     let mut cmd = Command::new(ledger_bin());
-    cmd.arg("--gateway").arg(gateway).args(args).env_remove("LEDGER_GATEWAY");
+    cmd.arg("--gateway").arg(gateway).args(args).env_remove("LEDGER_GATEWAY").env_remove("LEDGER_KEY");
     let out = testkit::process::run_bounded(cmd, COMMAND_TIMEOUT, false);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     Run { code: out.status.code(), stdout: text(&out.stdout), stderr: text(&out.stderr) }

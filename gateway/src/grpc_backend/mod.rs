@@ -575,6 +575,52 @@ impl LedgerBackend for GrpcBackend {
         Ok(Applied { value: (), index })
     }
 
+    /// Not retried once delivered: a lost answer to a create that was applied would answer
+    /// `AlreadyExists` to the retry.
+    async fn create_key(&self, key: crate::backend::ApiKey) -> BackendResult<Applied<u64>> {
+        let req = ledger_proto::ledger::CreateKeyRequest { key: Some(key_to_proto(key)) };
+        let r = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.create_key(req).await?.into_inner()) }
+            })
+            .await?;
+        Ok(Applied { value: r.created_ms, index: r.log_index })
+    }
+
+    async fn revoke_key(&self, id: &str, revoked_by: &str) -> BackendResult<Applied<()>> {
+        let req = ledger_proto::ledger::RevokeKeyRequest { id: id.to_owned(), revoked_by: revoked_by.to_owned() };
+        let r = self
+            .nodes
+            .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.revoke_key(req).await?.into_inner().log_index) }
+            })
+            .await;
+        match r {
+            Ok(index) => Ok(Applied { value: (), index }),
+            Err(BackendError::NotFound(_, m)) => Err(BackendError::NotFound(crate::backend::Missing::Key, m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_keys(&self, read: ReadConsistency) -> BackendResult<Read<Vec<crate::backend::ApiKey>>> {
+        let r = self
+            .nodes
+            .read_call(read, Duration::ZERO, |mut c, opts| async move {
+                Ok(c.list_keys(ledger_proto::ledger::ListKeysRequest { read: Some(opts) }).await?.into_inner())
+            })
+            .await?;
+        let value = r
+            .keys
+            .into_iter()
+            .map(key_from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BackendError::Internal(format!("a lognode answered a key that does not convert: {e}")))?;
+        Ok(Read { value, applied_index: r.applied_index })
+    }
+
     async fn list_groups(&self) -> BackendResult<Read<Vec<GroupSummary>>> {
         let r = self
             .nodes
@@ -644,6 +690,30 @@ impl LedgerBackend for GrpcBackend {
             reads_by_node: self.nodes.reads_served().into_iter().map(|(id, _, n)| (id, n)).collect(),
         }
     }
+}
+
+fn key_to_proto(k: crate::backend::ApiKey) -> ledger_proto::ledger::ApiKey {
+    ledger_proto::ledger::ApiKey {
+        id: k.id,
+        secret_hash: k.secret_hash.to_vec(),
+        scopes: k.scopes,
+        account_prefix: k.account_prefix,
+        created_ms: k.created_ms,
+        created_by: k.created_by,
+    }
+}
+
+fn key_from_proto(k: ledger_proto::ledger::ApiKey) -> Result<crate::backend::ApiKey, String> {
+    let secret_hash = <[u8; 32]>::try_from(k.secret_hash.as_slice())
+        .map_err(|_| format!("key {}: a secret hash of {} bytes, not 32", k.id, k.secret_hash.len()))?;
+    Ok(crate::backend::ApiKey {
+        id: k.id,
+        secret_hash,
+        scopes: k.scopes,
+        account_prefix: k.account_prefix,
+        created_ms: k.created_ms,
+        created_by: k.created_by,
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use axum::response::Response;
 use ledger_core::{AccountView, Balances, Command, HistoryFrom, Outcome, ResultCode};
 
 use super::{read_json, write_json};
+use crate::auth::{MaybeCaller, check_account};
 use crate::dto::{Account, AccountQuery, CreateAccountRequest, HistoryPageBody, HistoryQuery, read_consistency};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -31,9 +32,11 @@ use crate::validate;
     ))]
 pub async fn create_account(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiJson(req): ApiJson<CreateAccountRequest>,
 ) -> Result<Response, ApiError> {
     let acct = validate::new_account(&req)?;
+    check_account(&caller, &acct.id)?;
     let applied = st.call(st.backend().submit(Command::CreateAccount(acct.clone()))).await?;
     let Outcome::Account(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for CreateAccount"));
@@ -81,10 +84,12 @@ fn account_rule_detail(code: ResultCode, id: &str) -> String {
     ))]
 pub async fn get_account(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> Result<Response, ApiError> {
     validate::id(&id, "id")?;
+    check_account(&caller, &id)?;
     let rc = read_consistency(q.consistency, q.min_index);
     let read = match q.as_of_index {
         Some(ix) => st.call(st.backend().account_as_of(&id, ix, rc)).await?,
@@ -108,10 +113,12 @@ pub async fn get_account(
     ))]
 pub async fn account_history(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     validate::id(&id, "id")?;
+    check_account(&caller, &id)?;
     let limit = q.limit.map_or(HISTORY_PAGE_DEFAULT, |l| l as usize);
     if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
         return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={HISTORY_PAGE_MAX}")));

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod groups;
+pub mod keys;
 pub mod ops;
 pub mod topics;
 pub mod transfers;

@@ -52,7 +52,6 @@ pub async fn create_topic(
 /// 404. Needs `Authorization: Bearer <admin token>`.
 #[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
     params(("topic" = String, Path, description = "Topic name.", example = "orders")),
-    security(("admin_token" = [])),
     responses(
         (status = 204, description = "Deleted.",
             headers(("Ledger-Index" = u64, description = "Log index of the deletion."))),

@@ -6,6 +6,8 @@ use axum::response::Response;
 use ledger_core::{Command, NewTransfer, Outcome, ResultCode, TransferResult};
 
 use super::{read_json, write_json};
+use crate::auth::{MaybeCaller, check_account, prefix_of};
+use crate::backend::ReadConsistency;
 use crate::dto::{
     BatchItem, BatchResponse, CreateTransferRequest, CreateTransfersRequest, ItemResult, PostPendingRequest, ReadQuery,
     Resolution, Transfer, read_consistency,
@@ -49,9 +51,11 @@ fn rule_detail(code: ResultCode, t: &NewTransfer) -> String {
     ))]
 pub async fn create_transfer(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiJson(req): ApiJson<CreateTransferRequest>,
 ) -> Result<Response, ApiError> {
     let t = validate::new_transfer(&req, "")?;
+    check_account(&caller, &t.debit_account_id)?;
     let applied = st.call(st.backend().submit(Command::CreateTransfer(t.clone()))).await?;
     let Outcome::Transfer(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for CreateTransfer"));
@@ -81,6 +85,7 @@ pub async fn create_transfer(
     ))]
 pub async fn create_transfers(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiJson(req): ApiJson<CreateTransfersRequest>,
 ) -> Result<Response, ApiError> {
     let n = req.transfers.len();
@@ -99,6 +104,9 @@ pub async fn create_transfers(
         .enumerate()
         .map(|(i, t)| validate::new_transfer(&t.0, &format!("transfers[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
+    for t in &transfers {
+        check_account(&caller, &t.debit_account_id)?;
+    }
     let cmd = Command::CreateTransfers { transfers, atomic: req.atomic };
     let applied = st.call(st.backend().submit(cmd.clone())).await?;
     let (Outcome::Batch(b), Command::CreateTransfers { transfers, .. }) = (applied.value, cmd) else {
@@ -140,18 +148,37 @@ pub async fn create_transfers(
     ))]
 pub async fn get_transfer(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     validate::id(&id, "id")?;
     let read = st.call(st.backend().transfer(&id, read_consistency(q.consistency, q.min_index))).await?;
     match read.value {
-        Some(t) => Ok(read_json(&Transfer::from(&t), read.applied_index)),
+        // A prefix key sees the transfers of its accounts only.
+        Some(t)
+            if prefix_of(&caller)
+                .is_none_or(|p| t.debit_account_id.starts_with(p) || t.credit_account_id.starts_with(p)) =>
+        {
+            Ok(read_json(&Transfer::from(&t), read.applied_index))
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("transfer '{id}' is between accounts outside this key's account prefix"),
+        )),
         None => Err(ApiError::not_found(ErrorCode::TransferNotFound, format!("no transfer '{id}'"))),
     }
 }
 
-async fn resolve(st: &AppState, id: String, cmd: Command) -> Result<Response, ApiError> {
+async fn resolve(st: &AppState, caller: &MaybeCaller, id: String, cmd: Command) -> Result<Response, ApiError> {
+    // A prefix key posts and voids only what its accounts would pay: the pending transfer is
+    // read (linearizably: it may have just been made) and its debit account checked.
+    if prefix_of(caller).is_some()
+        && let Some(t) = st.call(st.backend().transfer(&id, ReadConsistency::Strong)).await?.value
+    {
+        check_account(caller, &t.debit_account_id)?;
+    }
     let applied = st.call(st.backend().submit(cmd)).await?;
     let Outcome::Transfer(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for a post/void"));
@@ -185,6 +212,7 @@ async fn resolve(st: &AppState, id: String, cmd: Command) -> Result<Response, Ap
     ))]
 pub async fn post_pending(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<PostPendingRequest>,
 ) -> Result<Response, ApiError> {
@@ -193,7 +221,7 @@ pub async fn post_pending(
         Some(n) => Some(validate::amount(&n, "amount")?),
         None => None,
     };
-    resolve(&st, id.clone(), Command::PostPending { pending_id: id, amount }).await
+    resolve(&st, &caller, id.clone(), Command::PostPending { pending_id: id, amount }).await
 }
 
 /// Void a pending transfer, releasing its funds.
@@ -210,11 +238,12 @@ pub async fn post_pending(
     ))]
 pub async fn void_pending(
     State(st): State<AppState>,
+    caller: MaybeCaller,
     ApiPath(id): ApiPath<String>,
     OptionalJson(_body): OptionalJson<EmptyBody>,
 ) -> Result<Response, ApiError> {
     validate::id(&id, "id")?;
-    resolve(&st, id.clone(), Command::VoidPending { pending_id: id }).await
+    resolve(&st, &caller, id.clone(), Command::VoidPending { pending_id: id }).await
 }
 
 /// The void endpoint takes no fields (an empty body or `{}`).

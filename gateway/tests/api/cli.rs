@@ -33,6 +33,18 @@ fn binary_serves_without_a_cluster_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+/// `--auth none` opens every route: the gateway refuses it on an address other hosts can reach.
+#[test]
+fn auth_none_is_refused_off_loopback() {
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let out =
+            gateway().args(["--listen", listen, "--lognodes", "127.0.0.1:1", "--auth", "none"]).output().expect("run");
+        assert!(!out.status.success(), "{listen} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--auth none") && err.contains("loopback"), "{listen}: {err}");
+    }
+}
+
 #[test]
 fn invalid_flags_are_rejected() {
     for args in [

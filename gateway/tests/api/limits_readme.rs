@@ -94,6 +94,10 @@ fn rows() -> Vec<(&'static str, &'static str, String)> {
         ),
         ("METRICS_GROUPS_TIMEOUT", "`/metrics` group lines", dur(METRICS_GROUPS_TIMEOUT)),
         ("ADMIN_TOKEN_BYTES_MAX", "admin token", format!("1–{} bytes", ADMIN_TOKEN_BYTES_MAX)),
+        ("KEYS_REFRESH_INTERVAL", "API keys", format!("reloaded every {}", dur(KEYS_REFRESH_INTERVAL))),
+        ("SECRET_BYTES_MAX", "API keys", format!("secret ≤ {} bytes", SECRET_BYTES_MAX)),
+        ("KEY_SCOPES_MAX", "API keys", format!("1..={} scopes", KEY_SCOPES_MAX)),
+        ("KEY_PREFIX_BYTES_MAX", "API keys", format!("account prefix ≤ {}", KEY_PREFIX_BYTES_MAX)),
     ]
 }
 

@@ -1,6 +1,9 @@
 //! HTTP tests of the gateway: a real server on 127.0.0.1 (ephemeral port)
 //! over the in-process `MemoryBackend` (tests only; not a cluster).
 
+mod auth;
+#[path = "../common/auth_walk.rs"]
+mod auth_walk;
 mod cli;
 mod errors;
 mod happy;

@@ -35,7 +35,18 @@ impl Gw {
             }
         }
         let child = cmd
-            .args(["--listen", &addr, "--lognodes", &dead, "--admin-token", "s3cret", "--max-body-bytes", "1024"])
+            .args([
+                "--auth",
+                "none",
+                "--listen",
+                &addr,
+                "--lognodes",
+                &dead,
+                "--admin-token",
+                "s3cret",
+                "--max-body-bytes",
+                "1024",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,6 +2,9 @@
 //! node in its own network namespace, which needs root): the HTTP stack over the `GrpcBackend`. Needs the `lognode` binary (`cargo build -p lognode --bin lognode`
 //! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
 
+mod auth;
+#[path = "../common/auth_walk.rs"]
+mod auth_walk;
 mod contract;
 mod failover;
 mod groups;

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gateway::backend::{
-    Applied, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched, LedgerBackend, Missing,
-    NewRecord, NodeRole, NodeStatus, Read, ReadConsistency, RecordOffset, StoredRecord, TopicCreated, TopicInfo,
+    ApiKey, Applied, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched, LedgerBackend,
+    Missing, NewRecord, NodeRole, NodeStatus, Read, ReadConsistency, RecordOffset, StoredRecord, TopicCreated,
+    TopicInfo,
 };
 use ledger_core::{AccountView, ApplyContext, Command, HistoryFrom, HistoryPage, Ledger, Outcome, TransferView};
 use tokio::sync::Notify;
@@ -29,6 +30,7 @@ struct State {
     topics: BTreeMap<String, Vec<Vec<StoredRecord>>>,
     round_robin: u64,
     nodes: Vec<NodeStatus>,
+    keys: BTreeMap<String, ApiKey>,
 }
 
 impl State {
@@ -76,6 +78,19 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 impl MemoryBackend {
+    /// Records a key directly (as a cluster's bootstrap does).
+    pub fn add_key(&self, id: &str, secret: &str, scopes: &[&str], account_prefix: &str) {
+        let key = ApiKey {
+            id: id.to_owned(),
+            secret_hash: gateway::auth::hash_secret(secret),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            account_prefix: account_prefix.to_owned(),
+            created_ms: 0,
+            created_by: "bootstrap".to_owned(),
+        };
+        self.lock().keys.insert(id.to_owned(), key);
+    }
+
     /// Every call first sleeps this long.
     pub fn set_delay(&self, d: Duration) {
         self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
@@ -282,6 +297,33 @@ impl LedgerBackend for MemoryBackend {
         let s = self.lock();
         let nodes = s.nodes.iter().map(|n| NodeStatus { last_applied: s.index, ..n.clone() }).collect();
         Ok(ClusterStatus { leader_id: Some(1), nodes })
+    }
+
+    async fn create_key(&self, key: ApiKey) -> BackendResult<Applied<u64>> {
+        self.gate().await?;
+        let mut s = self.lock();
+        if s.keys.contains_key(&key.id) {
+            return Err(BackendError::AlreadyExists(format!("key {} exists", key.id)));
+        }
+        let ctx = s.next();
+        s.keys.insert(key.id.clone(), ApiKey { created_ms: ctx.timestamp_ms, ..key });
+        Ok(Applied { value: ctx.timestamp_ms, index: ctx.index })
+    }
+
+    async fn revoke_key(&self, id: &str, _revoked_by: &str) -> BackendResult<Applied<()>> {
+        self.gate().await?;
+        let mut s = self.lock();
+        if s.keys.remove(id).is_none() {
+            return Err(BackendError::NotFound(Missing::Key, format!("no key {id}")));
+        }
+        let index = s.next().index;
+        Ok(Applied { value: (), index })
+    }
+
+    async fn list_keys(&self, _read: ReadConsistency) -> BackendResult<Read<Vec<ApiKey>>> {
+        self.gate().await?;
+        let s = self.lock();
+        Ok(Read { value: s.keys.values().cloned().collect(), applied_index: s.index })
     }
 
     async fn remove_node(&self, id: u64) -> BackendResult<Applied<()>> {

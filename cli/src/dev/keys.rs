@@ -1,0 +1,74 @@
+//! The API keys of a `ledger dev` system (issue 16, docs/SECURITY.md): the cluster's bootstrap
+//! admin key and the projector's key, each in a file of the data dir readable only by its owner,
+//! made on the first start and reused after.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::Failure;
+
+/// The bootstrap admin key's secret: given to every lognode (`--admin-key-file`), used by
+/// `ledger dev` itself and printed for the user.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// The projector's key (`groups:consume:projector`, `topics:read:ledger`).
+pub const PROJECTOR_KEY_FILE: &str = "projector.key";
+/// The projector key's scopes.
+pub const PROJECTOR_SCOPES: [&str; 2] = ["groups:consume:projector", "topics:read:ledger"];
+
+/// `<data_dir>/<name>`.
+pub fn path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join(name)
+}
+
+/// A new secret: `lk_` and 64 hex digits (32 random bytes from the operating system).
+fn new_secret() -> Result<String, Failure> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| Failure::failed(format!("no randomness from the operating system: {e}")))?;
+    Ok(b.iter().fold(String::from("lk_"), |mut s, x| {
+        s.push_str(&format!("{x:02x}"));
+        s
+    }))
+}
+
+/// The secret in `file`, if it exists (trimmed; an empty file counts as none).
+pub fn read(file: &Path) -> Result<Option<String>, Failure> {
+    match std::fs::read_to_string(file) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::failed(format!("cannot read {}: {e}", file.display()))),
+    }
+}
+
+/// Writes `secret` to `file`, which must not exist, readable only by its owner.
+pub fn write(file: &Path, secret: &str) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::failed(format!("cannot write {}: {e}", file.display()));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file).map_err(fail)?;
+    writeln!(f, "{secret}").map_err(fail)?;
+    f.sync_all().map_err(fail)
+}
+
+/// The admin key's secret: read from the data dir, or made (and written there) on a first start.
+pub fn admin(data_dir: &Path) -> Result<String, Failure> {
+    let file = path(data_dir, ADMIN_KEY_FILE);
+    if let Some(s) = read(&file)? {
+        return Ok(s);
+    }
+    let s = new_secret()?;
+    write(&file, &s)?;
+    Ok(s)
+}
+
+/// The projector's key: read from the data dir, or made through the gateway with the admin key
+/// and written there.
+pub async fn projector(data_dir: &Path, admin: &ledger_client::Client) -> Result<String, Failure> {
+    let file = path(data_dir, PROJECTOR_KEY_FILE);
+    if let Some(s) = read(&file)? {
+        return Ok(s);
+    }
+    let scopes: Vec<String> = PROJECTOR_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let made = admin.create_key(&scopes, None).await?;
+    write(&file, &made.body.secret)?;
+    Ok(made.body.secret)
+}

@@ -1,0 +1,134 @@
+//! API keys against real processes (issue 16): three lognodes bootstrapped with an admin key
+//! (`--admin-key-file`), two `gateway` binaries with `--auth keys` (the default).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Cluster, GatewayProc, SERIAL};
+
+/// The bootstrap admin key's secret (at least 32 characters, as lognode asks).
+const ADMIN: &str = "lk_cluster_admin_secret_0123456789abcdef0123";
+/// How long a revoked key may still pass at another gateway (issue 16: 1 s).
+const REVOCATION_MAX: Duration = Duration::from_secs(1);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn call(addr: SocketAddr, method: &str, path: &str, key: &str, body: Option<&Value>) -> testkit::http::Resp {
+    let auth = format!("Bearer {key}");
+    let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
+    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    testkit::http::request(addr, method, path, &headers, body).await
+}
+
+/// A new key with `scopes` (and `prefix`) made through `gw`, once `also` knows it too (it
+/// reloads the keys every 250 ms); its secret.
+async fn new_key(gw: SocketAddr, also: SocketAddr, scopes: &[&str], prefix: &str) -> String {
+    let r = call(gw, "POST", "/v1/keys", ADMIN, Some(&json!({"scopes": scopes, "account_prefix": prefix}))).await;
+    assert_eq!(r.status, 201, "create key {scopes:?}: {}", r.text());
+    let secret = r.json()["secret"].as_str().expect("secret").to_owned();
+    let known = until(also, "/v1/cluster", &secret, Duration::from_secs(5), |s| s != 401).await;
+    assert!(known.is_some(), "{also} never knew a key made at {gw}");
+    secret
+}
+
+/// How long until `ok` holds for `gw`'s answer to `GET path` with `key`, polled every 10 ms for
+/// at most `max`; `None` if it never did.
+async fn until(gw: SocketAddr, path: &str, key: &str, max: Duration, ok: impl Fn(u16) -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() <= max {
+        // The gateway process may not listen yet.
+        if tokio::net::TcpStream::connect(gw).await.is_ok() && ok(call(gw, "GET", path, key, None).await.status) {
+            return Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_in_the_log_hold_at_every_gateway() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("admin.key");
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).expect("key file");
+        writeln!(f, "{ADMIN}").expect("write key file");
+    }
+    let key_path = key_file.to_str().expect("utf-8 path");
+    let cluster = Cluster::builder().extra(&["--admin-key-file", key_path]).start();
+    let gws = [
+        GatewayProc::start_static_with(&cluster.grpc_addrs(), &["--auth", "keys"]),
+        GatewayProc::start_static_with(&cluster.grpc_addrs(), &["--auth", "keys"]),
+    ];
+    let (a, b) = (gws[0].addr, gws[1].addr);
+    for gw in [a, b] {
+        let t = until(gw, "/v1/cluster", ADMIN, READY_TIMEOUT, |s| s == 200).await;
+        assert!(t.is_some(), "the bootstrap admin key never worked at {gw}:\n{}", cluster.logs());
+    }
+
+    // Every route asks for its scope, at a real gateway over the real cluster.
+    let weak = new_key(a, b, &["topics:read:unused-topic"], "").await;
+    let protected = crate::auth_walk::walk(a, ADMIN, &weak).await;
+    assert!(protected >= 25, "{protected}");
+
+    // A key made at one gateway works at the other; revoked at one, refused by both within 1 s.
+    let r = call(a, "POST", "/v1/keys", ADMIN, Some(&json!({"scopes": ["cluster:read"]}))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let made = r.json();
+    let (id, secret) = (made["id"].as_str().expect("id"), made["secret"].as_str().expect("secret"));
+    let seen = until(b, "/v1/cluster", secret, Duration::from_secs(5), |s| s == 200).await;
+    assert!(seen.is_some(), "gateway b never accepted a key made at a");
+    let r = call(a, "DELETE", &format!("/v1/keys/{id}"), ADMIN, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for (gw, proc) in [(a, &gws[0]), (b, &gws[1])] {
+        let t = until(gw, "/v1/cluster", secret, Duration::from_secs(5), |s| s == 401).await;
+        let t = t.unwrap_or_else(|| panic!("{gw} still accepts a revoked key after 5 s"));
+        eprintln!("{gw} refused the revoked key after {t:?}");
+        assert!(t <= REVOCATION_MAX, "{gw} accepted a revoked key for {t:?}; its log:\n{}", proc.log());
+    }
+    let listed = call(b, "GET", "/v1/keys", ADMIN, None).await.json();
+    let ids: Vec<&str> = listed["keys"].as_array().expect("keys").iter().filter_map(|k| k["id"].as_str()).collect();
+    assert!(ids.contains(&"admin") && !ids.contains(&id), "{listed}");
+    assert!(!listed.to_string().contains(ADMIN), "a listing shows no secret");
+
+    // Only a key with groups:consume:projector joins the projector group.
+    let other = new_key(a, b, &["groups:consume:billing", "topics:read:ledger"], "").await;
+    let projector = new_key(a, b, &["groups:consume:projector", "topics:read:ledger"], "").await;
+    let join = json!({"topics": ["ledger"]});
+    let r = call(b, "POST", "/v1/groups/projector/members", &other, Some(&join)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = call(b, "POST", "/v1/groups/projector/members", &projector, Some(&join)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let member = r.json()["member_id"].as_str().expect("member_id").to_owned();
+    let r = call(b, "DELETE", &format!("/v1/groups/projector/members/{member}"), &projector, None).await;
+    assert!(r.status < 300, "{}", r.text());
+
+    // A tenant's key reads and debits only its accounts.
+    for id in ["t1-a", "t2-b"] {
+        let r = call(
+            a,
+            "POST",
+            "/v1/accounts",
+            ADMIN,
+            Some(&json!({"id": id, "currency": "USD", "allow_overdraft": true})),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let tenant = new_key(a, b, &["accounts:read", "transfers:write"], "t1-").await;
+    let r = call(b, "GET", "/v1/accounts/t1-a?consistency=strong", &tenant, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(b, "GET", "/v1/accounts/t2-b", &tenant, None).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let debit = |from: &str, to: &str, id: &str| json!({"id": id, "debit_account_id": from, "credit_account_id": to, "amount": 3, "currency": "USD"});
+    let r = call(b, "POST", "/v1/transfers", &tenant, Some(&debit("t2-b", "t1-a", "steal"))).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = call(b, "POST", "/v1/transfers", &tenant, Some(&debit("t1-a", "t2-b", "pay"))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(a, "GET", "/v1/accounts/t2-b?consistency=strong", ADMIN, None).await;
+    assert_eq!(r.json()["balance"], json!(3), "{}", r.text());
+}
