@@ -138,6 +138,15 @@ pub enum KeyCmd {
         /// Only accounts whose id starts with this.
         #[arg(long)]
         account_prefix: Option<String>,
+        /// Requests a second the key may make at each gateway (none: no limit); past it 429.
+        #[arg(long)]
+        rate_per_sec: Option<u32>,
+        /// Requests a burst may take at once (default: one second of --rate-per-sec).
+        #[arg(long)]
+        burst: Option<u32>,
+        /// Requests the key may have in flight at each gateway (none: no limit); past it 429.
+        #[arg(long)]
+        max_in_flight: Option<u32>,
     },
     /// List the live keys (ids and scopes; never secrets).
     List,

@@ -333,8 +333,15 @@ fn transfer_block(t: &Transfer) -> String {
 
 async fn key(client: &Client, out: &Out, cmd: &KeyCmd) -> Result<(), Failure> {
     match cmd {
-        KeyCmd::Create { scopes, account_prefix } => {
-            let w = client.create_key(scopes, account_prefix.as_deref()).await?;
+        KeyCmd::Create { scopes, account_prefix, rate_per_sec, burst, max_in_flight } => {
+            let new = ledger_client::NewKey {
+                scopes: scopes.clone(),
+                account_prefix: account_prefix.clone(),
+                rate_per_sec: *rate_per_sec,
+                burst: *burst,
+                max_in_flight: *max_in_flight,
+            };
+            let w = client.create_key(&new).await?;
             if out.json {
                 out.json_value(&w.body);
             } else {

@@ -56,6 +56,21 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     assert!(out.starts_with(&format!("revoked key {id}")), "{out}");
     ledger(&dev.gateway, &["--api-key", &secret, "cluster"]).fails(1, "unauthorized");
     dev.ledger(&["key", "create", "--scopes", "root"]).fails(1, "invalid_scope");
+    let q = json(
+        dev.ledger(&[
+            "--json",
+            "key",
+            "create",
+            "--scopes",
+            "cluster:read",
+            "--rate-per-sec",
+            "50",
+            "--max-in-flight",
+            "4",
+        ])
+        .ok(),
+    );
+    assert_eq!((q["quota"]["rate_per_sec"].as_u64(), q["quota"]["max_in_flight"].as_u64()), (Some(50), Some(4)), "{q}");
 
     // accounts.
     let out = dev.ledger(&["account", "create", "equity", "--currency", "USD", "--allow-overdraft"]).ok().to_owned();

@@ -358,18 +358,8 @@ impl Client {
     // -------------------------------------------------------------------- keys
 
     /// `POST /v1/keys` (admin): a new key; its secret is in the answer, only there.
-    pub async fn create_key(
-        &self,
-        scopes: &[String],
-        account_prefix: Option<&str>,
-    ) -> Result<Written<CreatedKey>, Error> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            scopes: &'a [String],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            account_prefix: Option<&'a str>,
-        }
-        self.write(Method::POST, &["v1", "keys"], Some(&Body { scopes, account_prefix })).await
+    pub async fn create_key(&self, key: &NewKey) -> Result<Written<CreatedKey>, Error> {
+        self.write(Method::POST, &["v1", "keys"], Some(key)).await
     }
 
     /// `GET /v1/keys` (admin): every live key, without secrets.

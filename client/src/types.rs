@@ -514,6 +514,39 @@ pub struct GroupRecordsRaw {
     pub records: Vec<GroupRecordRaw>,
 }
 
+/// Body of `POST /v1/keys`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKey {
+    /// Scopes (`admin`, `accounts:read`, `topics:produce:<topic|*>`, ...).
+    pub scopes: Vec<String>,
+    /// Only accounts whose id starts with this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_prefix: Option<String>,
+    /// Requests a second at each gateway (none: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<u32>,
+    /// Requests a burst may take at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Requests in flight at each gateway (none: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+/// A key's quotas (0: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyQuota {
+    /// Requests a second at each gateway.
+    #[serde(default)]
+    pub rate_per_sec: u32,
+    /// Requests a burst may take at once.
+    #[serde(default)]
+    pub burst: u32,
+    /// Requests in flight at each gateway.
+    #[serde(default)]
+    pub max_in_flight: u32,
+}
+
 /// Answer of `POST /v1/keys`: the new key and its secret, shown this once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedKey {
@@ -526,6 +559,9 @@ pub struct CreatedKey {
     /// Its account prefix ("" for every account).
     #[serde(default)]
     pub account_prefix: String,
+    /// Its quotas.
+    #[serde(default)]
+    pub quota: KeyQuota,
 }
 
 /// A live key, without its secret (`GET /v1/keys`).
@@ -544,6 +580,9 @@ pub struct KeyInfo {
     /// Id of the key that created it.
     #[serde(default)]
     pub created_by: String,
+    /// Its quotas.
+    #[serde(default)]
+    pub quota: KeyQuota,
 }
 
 /// Answer of `GET /v1/keys`.

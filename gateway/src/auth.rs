@@ -212,15 +212,18 @@ pub fn prefix_of(caller: &MaybeCaller) -> Option<&str> {
 /// Live keys by the SHA-256 of their secret.
 type ByHash = HashMap<[u8; 32], Arc<Caller>>;
 
-/// The live keys as last loaded, by the hash of their secret (`None` before the first load).
+/// The live keys as last loaded, by the hash of their secret (`None` before the first load),
+/// and their quotas.
 #[derive(Default)]
 pub struct KeyTable {
     table: RwLock<Option<Arc<ByHash>>>,
+    quotas: crate::quota::Quotas,
 }
 
 impl KeyTable {
     /// Replaces the table with `keys`.
     pub fn load(&self, keys: Vec<ApiKey>) {
+        self.quotas.sync(keys.iter().map(|k| (k.id.as_str(), k.quota)));
         let map = keys
             .into_iter()
             .map(|k| {
@@ -236,6 +239,11 @@ impl KeyTable {
     pub fn find(&self, secret: &str) -> Result<Option<Arc<Caller>>, ()> {
         let t = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone().ok_or(())?;
         Ok(t.get(&hash_secret(secret)).cloned())
+    }
+
+    /// The keys' quotas.
+    pub fn quotas(&self) -> &crate::quota::Quotas {
+        &self.quotas
     }
 
     /// Keys loaded (0 before the first load).
@@ -352,8 +360,29 @@ pub(crate) async fn authenticate(State(st): State<AppState>, mut req: Request, n
     if let Err(e) = caller.require(&scope) {
         return e.into_response();
     }
+    let permit = match st.keys().quotas().of(&caller.id).admit() {
+        Ok(p) => p,
+        Err(t) => return throttled(&caller.id, t),
+    };
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
+}
+
+/// 429 for a key over its quota, with `Retry-After` (whole seconds, at least 1).
+fn throttled(id: &str, t: crate::quota::Throttled) -> Response {
+    use crate::quota::Throttled;
+    let (code, detail, secs) = match t {
+        Throttled::Rate(wait) => (
+            ErrorCode::RateLimited,
+            format!("key {id} is over its rate of requests; the next one is allowed in {} ms", wait.as_millis()),
+            wait.as_secs_f64().ceil().max(1.0) as u64,
+        ),
+        Throttled::InFlight => (ErrorCode::InFlightExceeded, format!("key {id} has its most requests in flight"), 1),
+    };
+    ApiError { retry_after_secs: Some(secs), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, detail) }
+        .into_response()
 }
 
 #[cfg(test)]
@@ -416,6 +445,7 @@ mod tests {
             account_prefix: String::new(),
             created_ms: 0,
             created_by: "bootstrap".into(),
+            quota: crate::backend::Quota::default(),
         }]);
         assert_eq!(t.find(&a).expect("loaded").map(|c| c.id.clone()).as_deref(), Some("k1"));
         assert_eq!(t.find(&b).expect("loaded"), None);

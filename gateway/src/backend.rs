@@ -479,6 +479,19 @@ pub struct ApiKey {
     pub created_ms: u64,
     /// Id of the key that created it (`bootstrap` for the cluster's first admin key).
     pub created_by: String,
+    /// Its quotas (`crate::quota`).
+    pub quota: Quota,
+}
+
+/// Quotas of one API key, each gateway enforcing them on its own (0: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests a second (a token bucket's refill).
+    pub rate_per_sec: u32,
+    /// Requests the bucket holds at most (0: one second of `rate_per_sec`).
+    pub burst: u32,
+    /// Requests at once.
+    pub max_in_flight: u32,
 }
 
 fn no_groups() -> BackendError {

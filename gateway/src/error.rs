@@ -112,6 +112,10 @@ error_codes! {
     InvalidScope => "invalid_scope",
     /// No live API key with this id (404).
     KeyNotFound => "key_not_found",
+    /// The API key is over its rate of requests (429, `Retry-After`).
+    RateLimited => "rate_limited",
+    /// The API key has its most requests in flight (429, `Retry-After`).
+    InFlightExceeded => "in_flight_exceeded",
     // ---- availability ----
     /// Too many requests in flight; retry after `Retry-After` seconds.
     Overloaded => "overloaded",
@@ -199,8 +203,8 @@ error_codes! {
 }
 
 impl ErrorCode {
-    /// Whether the same request may succeed if sent again unchanged, later: the 503s (after
-    /// `Retry-After`) and `request_timeout`. Every other code needs a change of the request or
+    /// Whether the same request may succeed if sent again unchanged, later: the 503s and 429s
+    /// (after `Retry-After`) and `request_timeout`. Every other code needs a change of the request or
     /// of the state first.
     pub const fn retryable(self) -> bool {
         matches!(
@@ -210,6 +214,8 @@ impl ErrorCode {
                 | ErrorCode::Timeout
                 | ErrorCode::IndexNotApplied
                 | ErrorCode::RequestTimeout
+                | ErrorCode::RateLimited
+                | ErrorCode::InFlightExceeded
         )
     }
 }
@@ -246,7 +252,7 @@ pub struct Problem {
     pub code: ErrorCode,
     /// True when the same request may succeed if sent again unchanged later (after `Retry-After`
     /// when given): `overloaded`, `unavailable`, `timeout`, `index_not_applied`,
-    /// `request_timeout`. False for every other code.
+    /// `request_timeout`, `rate_limited`, `in_flight_exceeded`. False for every other code.
     pub retryable: bool,
     /// With `index_not_reached`: the log's last applied index now.
     #[serde(skip_serializing_if = "Option::is_none")]

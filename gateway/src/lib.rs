@@ -13,6 +13,7 @@
 //! - [`error`]: `application/problem+json` with stable codes;
 //! - [`extract`]: extractors whose rejections are problem+json;
 //! - [`metrics`]: the Prometheus text registry;
+//! - [`quota`]: per-key token buckets and in-flight limits (429);
 //! - [`openapi`]: the generated document;
 //! - [`server`]: router assembly, in-flight limit, timeouts, serving.
 
@@ -25,6 +26,7 @@ pub mod grpc_backend;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod routes;
 pub mod server;
 pub mod status_cache;

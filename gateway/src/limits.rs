@@ -163,6 +163,9 @@ pub const SECRET_BYTES_MAX: usize = 256;
 pub const KEY_SCOPES_MAX: usize = 32;
 /// Longest account prefix of an API key (lognode's `KEY_PREFIX_BYTES_MAX`).
 pub const KEY_PREFIX_BYTES_MAX: usize = 128;
+/// Largest quota number of an API key: requests a second, burst, in flight (lognode's
+/// `KEY_QUOTA_MAX`).
+pub const KEY_QUOTA_MAX: u32 = 1_000_000;
 
 // ---- compile-time relation checks -------------------------------------
 

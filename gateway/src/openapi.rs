@@ -60,9 +60,9 @@ Ids are idempotency keys: repeating a create with an identical body answers 200 
 Amounts are JSON integers in 1..=2^63-1. Balances are u128/i128 JSON numbers: JavaScript clients need a \
 big-int-aware JSON parser above 2^53.\n\n\
 A 503 (`unavailable`, `timeout`, `overloaded`, `index_not_applied`) always carries `Retry-After`; it is the \
-answer during a leader election. Every problem says whether it is retryable (`retryable`): true exactly for \
-the 503s and `408 request_timeout`, where the same request may succeed later; every other error needs a \
-change first.\n\n\
+answer during a leader election. A 429 (`rate_limited`, `in_flight_exceeded`: the API key's quota) carries it \
+too. Every problem says whether it is retryable (`retryable`): true exactly for the 503s, the 429s and \
+`408 request_timeout`, where the same request may succeed later; every other error needs a change first.\n\n\
 Every state-changing request (POST, DELETE) must carry `Content-Type: application/json`, also when it has no \
 body (send `{}` or nothing, with the header); without it the answer is `415 unsupported_media_type`. A \
 gateway started with `--allowed-hosts` answers `421 host_not_allowed` to any other `Host`."
@@ -230,7 +230,7 @@ pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
             });
             let responses = &mut op.responses.responses;
             if need != crate::auth::Need::Public {
-                for (s, d) in [E401, E403] {
+                for (s, d) in [E401, E403, E429] {
                     responses.entry(s.to_string()).or_insert_with(|| problem(s, d));
                 }
             }
@@ -286,7 +286,7 @@ fn problem(status: u16, description: &str) -> RefOr<Response> {
         .schema(Some(Ref::from_schema_name("Problem")))
         .example(example(status, description))
         .build();
-    let retry_after = status == 503;
+    let retry_after = status == 503 || status == 429;
     let mut b = ResponseBuilder::new().description(description).content(PROBLEM_JSON, content);
     if retry_after {
         b = b.header(
@@ -310,6 +310,11 @@ const E413: (u16, &str) = (413, "`body_too_large`: the body is over the limit (d
 const E401: (u16, &str) = (401, "`unauthorized`: no API key, or an unknown or revoked one.");
 const E403: (u16, &str) =
     (403, "`forbidden`: the API key lacks the operation's scope, or the account is outside its prefix.");
+const E429: (u16, &str) = (
+    429,
+    "`rate_limited`, `in_flight_exceeded`: the API key is over its quota (requests a second, or in flight). \
+     Always with `Retry-After`; retryable.",
+);
 const E415: (u16, &str) = (415, "`unsupported_media_type`: the body is not sent as `application/json`.");
 const E421: (u16, &str) =
     (421, "`host_not_allowed`: the gateway runs with `--allowed-hosts` and the request's `Host` is not listed.");

@@ -170,7 +170,11 @@ impl AppState {
     /// The `/metrics` text.
     pub fn render_metrics(&self) -> String {
         let in_flight = self.0.config.max_in_flight.saturating_sub(self.0.permits.available_permits());
-        self.0.metrics.render(in_flight, &self.0.backend.stats())
+        let mut text = self.0.metrics.render(in_flight, &self.0.backend.stats());
+        if self.0.config.auth == AuthMode::Keys {
+            text.push_str(&self.0.keys.quotas().render());
+        }
+        text
     }
 }
 

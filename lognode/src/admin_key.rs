@@ -1,8 +1,7 @@
 //! The cluster's bootstrap admin key (`--admin-key-file`, docs/SECURITY.md): the secret lives in
 //! a file only its owner may read; the log gets its SHA-256, once, from the first leader.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,15 +33,18 @@ pub fn load_or_create(path: &Path) -> Result<[u8; 32], String> {
     let secret = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret = new_secret()?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
+            // Durable before its hash can reach the log: a key whose secret a crash lost would
+            // lock the admins out. logstore writes it (0600, synced, renamed into place).
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| format!("--admin-key-file {shown}: not a file name"))?;
+            logstore::write_atomic(&logstore::OsSyncer, dir, name, format!("{secret}\n").as_bytes())
                 .map_err(|e| format!("--admin-key-file {shown}: cannot create it: {e}"))?;
-            writeln!(f, "{secret}")
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("--admin-key-file {shown}: {e}"))?;
             info!(file = %shown, "wrote a new bootstrap admin key");
             secret
         }
@@ -87,6 +89,7 @@ pub async fn enter_bootstrap_key(raft: Raft, sm: StateMachineStore, secret_hash:
                 account_prefix: String::new(),
                 created_ms: 0,
                 created_by: BOOTSTRAP_CREATOR.to_owned(),
+                quota: crate::types::KeyQuota::default(),
             };
             let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             let req = Request::Keys { timestamp_ms, command: KeyCommand::Create(key) };

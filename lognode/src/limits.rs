@@ -39,6 +39,8 @@ pub const KEY_SCOPE_BYTES_MAX: usize = 128;
 pub const KEY_ID_BYTES_MAX: usize = 64;
 /// Longest account prefix of an API key, in bytes (the account-id alphabet `[A-Za-z0-9._:-]`).
 pub const KEY_PREFIX_BYTES_MAX: usize = 128;
+/// Largest quota number of an API key (requests a second, burst, requests in flight).
+pub const KEY_QUOTA_MAX: u32 = 1_000_000;
 /// Shortest secret `--admin-key-file` may hold, in characters.
 pub const ADMIN_KEY_MIN_CHARS: usize = 32;
 /// Pause between two attempts of the leader to enter the bootstrap admin key.

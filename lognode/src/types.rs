@@ -142,6 +142,19 @@ pub struct ApiKeyRecord {
     pub created_ms: u64,
     /// Id of the key that created it (`bootstrap` for the cluster's first admin key).
     pub created_by: String,
+    /// The gateways' quotas for the key (0: none; lognode only bounds them).
+    pub quota: KeyQuota,
+}
+
+/// Quotas each gateway enforces for one API key (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyQuota {
+    /// Requests a second (a token bucket's refill).
+    pub rate_per_sec: u32,
+    /// Tokens the bucket holds at most (0: `rate_per_sec`).
+    pub burst: u32,
+    /// Requests at once.
+    pub max_in_flight: u32,
 }
 
 /// One produce request inside [`Request::ProduceMany`].

@@ -1,6 +1,6 @@
 //! The API keys of a `ledger dev` system (issue 16, docs/SECURITY.md): the cluster's bootstrap
-//! admin key and the projector's key, each in a file of the data dir readable only by its owner,
-//! made on the first start and reused after.
+//! admin key (made by lognode 1 on the first start) and the projector's key, each in a file of
+//! the data dir readable only by its owner, reused after.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -21,16 +21,6 @@ pub fn path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join(name)
 }
 
-/// A new secret: `lk_` and 64 hex digits (32 random bytes from the operating system).
-fn new_secret() -> Result<String, Failure> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| Failure::failed(format!("no randomness from the operating system: {e}")))?;
-    Ok(b.iter().fold(String::from("lk_"), |mut s, x| {
-        s.push_str(&format!("{x:02x}"));
-        s
-    }))
-}
-
 /// The secret in `file`, if it exists (trimmed; an empty file counts as none).
 pub fn read(file: &Path) -> Result<Option<String>, Failure> {
     match std::fs::read_to_string(file) {
@@ -41,23 +31,21 @@ pub fn read(file: &Path) -> Result<Option<String>, Failure> {
     }
 }
 
-/// Writes `secret` to `file`, which must not exist, readable only by its owner.
+/// Writes `secret` to `file`, which must not exist, readable only by its owner. Not synced (only
+/// logstore syncs): a crash may lose it, and the next start then makes the projector a new key.
 pub fn write(file: &Path, secret: &str) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure::failed(format!("cannot write {}: {e}", file.display()));
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file).map_err(fail)?;
-    writeln!(f, "{secret}").map_err(fail)?;
-    f.sync_all().map_err(fail)
+    writeln!(f, "{secret}").map_err(fail)
 }
 
-/// The admin key's secret: read from the data dir, or made (and written there) on a first start.
+/// The admin key's secret, which lognode 1 wrote (or found) in the data dir when it started
+/// (`--admin-key-file`: lognode makes a missing one, durably, before it listens).
 pub fn admin(data_dir: &Path) -> Result<String, Failure> {
     let file = path(data_dir, ADMIN_KEY_FILE);
-    if let Some(s) = read(&file)? {
-        return Ok(s);
-    }
-    let s = new_secret()?;
-    write(&file, &s)?;
-    Ok(s)
+    read(&file)?.ok_or_else(|| {
+        Failure::failed(format!("lognode 1 did not write the admin key {} (see its log)", file.display()))
+    })
 }
 
 /// The projector's key: read from the data dir, or made through the gateway with the admin key
@@ -67,8 +55,11 @@ pub async fn projector(data_dir: &Path, admin: &ledger_client::Client) -> Result
     if let Some(s) = read(&file)? {
         return Ok(s);
     }
-    let scopes: Vec<String> = PROJECTOR_SCOPES.iter().map(|s| (*s).to_owned()).collect();
-    let made = admin.create_key(&scopes, None).await?;
+    let new = ledger_client::NewKey {
+        scopes: PROJECTOR_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        ..ledger_client::NewKey::default()
+    };
+    let made = admin.create_key(&new).await?;
     write(&file, &made.body.secret)?;
     Ok(made.body.secret)
 }

@@ -339,19 +339,17 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
             private = Some(pg);
         }
     }
-    let admin = if a.insecure {
+    let keyed = !a.insecure;
+    if !keyed {
         note("INSECURE (--insecure): the gateway asks for no API key; anyone who can reach it may do anything");
-        None
-    } else {
-        Some(keys::admin(&sys.data_dir)?)
-    };
+    }
     let voters = usize::from(a.nodes);
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
         let gossip = format!("127.0.0.1:{}", ports.gossip[idx]);
         let mut node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip).voters(voters);
-        if admin.is_some() {
+        if keyed {
             // Every node may be given it: the first leader enters its hash into the log, once.
             let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
             node = node.extra(&["--admin-key-file".to_owned(), file.display().to_string()]);
@@ -378,6 +376,8 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
             }
         }
     }
+    // Lognode 1 made the file (or found it) before it opened the gossip port waited for above.
+    let admin = if keyed { Some(keys::admin(&sys.data_dir)?) } else { None };
     let mut gw_args = vec![
         "--listen".to_owned(),
         ports.listen.to_string(),

@@ -700,6 +700,9 @@ fn key_to_proto(k: crate::backend::ApiKey) -> ledger_proto::ledger::ApiKey {
         account_prefix: k.account_prefix,
         created_ms: k.created_ms,
         created_by: k.created_by,
+        rate_per_sec: k.quota.rate_per_sec,
+        burst: k.quota.burst,
+        max_in_flight: k.quota.max_in_flight,
     }
 }
 
@@ -713,6 +716,7 @@ fn key_from_proto(k: ledger_proto::ledger::ApiKey) -> Result<crate::backend::Api
         account_prefix: k.account_prefix,
         created_ms: k.created_ms,
         created_by: k.created_by,
+        quota: crate::backend::Quota { rate_per_sec: k.rate_per_sec, burst: k.burst, max_in_flight: k.max_in_flight },
     })
 }
 

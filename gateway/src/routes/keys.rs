@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 
 use super::{read_json, write_json};
 use crate::auth::{self, Caller, KEY_PREFIX_BYTES_MAX, KEY_SCOPES_MAX};
-use crate::backend::{ApiKey, ReadConsistency};
+use crate::backend::{ApiKey, Quota, ReadConsistency};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath};
+use crate::limits::KEY_QUOTA_MAX;
 use crate::openapi::{CreateKeyErrors, ReadErrors, RevokeKeyErrors};
 use crate::server::AppState;
 
@@ -37,6 +38,37 @@ pub struct CreateKeyRequest {
     #[serde(default)]
     #[schema(example = "tenant-7:", max_length = 128)]
     pub account_prefix: Option<String>,
+    /// Requests a second this key may make at each gateway (absent or 0: no limit); past it 429
+    /// `rate_limited`.
+    #[serde(default)]
+    #[schema(maximum = 1000000)]
+    pub rate_per_sec: Option<u32>,
+    /// Requests a burst may take at once (absent or 0: one second of `rate_per_sec`).
+    #[serde(default)]
+    #[schema(maximum = 1000000)]
+    pub burst: Option<u32>,
+    /// Requests this key may have in flight at each gateway (absent or 0: no limit); past it 429
+    /// `in_flight_exceeded`.
+    #[serde(default)]
+    #[schema(maximum = 1000000)]
+    pub max_in_flight: Option<u32>,
+}
+
+/// A key's quotas in a response (0: none).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaBody {
+    /// Requests a second at each gateway.
+    pub rate_per_sec: u32,
+    /// Requests a burst may take at once.
+    pub burst: u32,
+    /// Requests in flight at each gateway.
+    pub max_in_flight: u32,
+}
+
+impl From<Quota> for QuotaBody {
+    fn from(q: Quota) -> Self {
+        QuotaBody { rate_per_sec: q.rate_per_sec, burst: q.burst, max_in_flight: q.max_in_flight }
+    }
 }
 
 /// A new key, with its secret: shown this once, never again.
@@ -53,6 +85,8 @@ pub struct CreatedKey {
     pub scopes: Vec<String>,
     /// Its account prefix ("" for every account).
     pub account_prefix: String,
+    /// Its quotas.
+    pub quota: QuotaBody,
     /// Log index of the key's creation.
     pub index: u64,
 }
@@ -70,6 +104,8 @@ pub struct KeyBody {
     pub created_ms: u64,
     /// Id of the key that created it (`bootstrap` for the cluster's first admin key).
     pub created_by: String,
+    /// Its quotas.
+    pub quota: QuotaBody,
 }
 
 /// Response of `GET /v1/keys`.
@@ -122,6 +158,17 @@ pub async fn create_key(
             format!("account_prefix: at most {KEY_PREFIX_BYTES_MAX} characters of [A-Za-z0-9._:-]"),
         ));
     }
+    let quota = Quota {
+        rate_per_sec: req.rate_per_sec.unwrap_or(0),
+        burst: req.burst.unwrap_or(0),
+        max_in_flight: req.max_in_flight.unwrap_or(0),
+    };
+    if [quota.rate_per_sec, quota.burst, quota.max_in_flight].iter().any(|n| *n > KEY_QUOTA_MAX) {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidBody,
+            format!("rate_per_sec, burst and max_in_flight are at most {KEY_QUOTA_MAX}"),
+        ));
+    }
     let random = |e: getrandom::Error| ApiError::internal(format!("no randomness from the operating system: {e}"));
     let (id, secret) = (auth::new_key_id().map_err(random)?, auth::new_secret().map_err(random)?);
     let key = ApiKey {
@@ -131,13 +178,21 @@ pub async fn create_key(
         account_prefix: prefix.clone(),
         created_ms: 0,
         created_by: actor(caller.as_ref()),
+        quota,
     };
     let applied = st.call(st.backend().create_key(key)).await?;
     // This gateway knows the key at once; the others within their refresh interval.
     if let Err(e) = auth::refresh(&st).await {
         tracing::debug!(error = %e, "keys not reloaded after a create");
     }
-    let body = CreatedKey { id, secret, scopes: req.scopes, account_prefix: prefix, index: applied.index };
+    let body = CreatedKey {
+        id,
+        secret,
+        scopes: req.scopes,
+        account_prefix: prefix,
+        quota: quota.into(),
+        index: applied.index,
+    };
     Ok(write_json(StatusCode::CREATED, &body, applied.index, false))
 }
 
@@ -155,6 +210,7 @@ pub async fn list_keys(State(st): State<AppState>) -> Result<Response, ApiError>
             account_prefix: k.account_prefix,
             created_ms: k.created_ms,
             created_by: k.created_by,
+            quota: k.quota.into(),
         })
         .collect();
     Ok(read_json(&KeyList { keys }, read.applied_index))

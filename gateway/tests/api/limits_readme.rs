@@ -98,6 +98,7 @@ fn rows() -> Vec<(&'static str, &'static str, String)> {
         ("SECRET_BYTES_MAX", "API keys", format!("secret ≤ {} bytes", SECRET_BYTES_MAX)),
         ("KEY_SCOPES_MAX", "API keys", format!("1..={} scopes", KEY_SCOPES_MAX)),
         ("KEY_PREFIX_BYTES_MAX", "API keys", format!("account prefix ≤ {}", KEY_PREFIX_BYTES_MAX)),
+        ("KEY_QUOTA_MAX", "API keys", format!("quotas ≤ {}", num(u64::from(KEY_QUOTA_MAX)))),
     ]
 }
 

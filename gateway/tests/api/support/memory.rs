@@ -80,6 +80,18 @@ fn fnv1a(s: &str) -> u64 {
 impl MemoryBackend {
     /// Records a key directly (as a cluster's bootstrap does).
     pub fn add_key(&self, id: &str, secret: &str, scopes: &[&str], account_prefix: &str) {
+        self.add_key_with_quota(id, secret, scopes, account_prefix, gateway::backend::Quota::default());
+    }
+
+    /// [`MemoryBackend::add_key`] with quotas.
+    pub fn add_key_with_quota(
+        &self,
+        id: &str,
+        secret: &str,
+        scopes: &[&str],
+        account_prefix: &str,
+        quota: gateway::backend::Quota,
+    ) {
         let key = ApiKey {
             id: id.to_owned(),
             secret_hash: gateway::auth::hash_secret(secret),
@@ -87,6 +99,7 @@ impl MemoryBackend {
             account_prefix: account_prefix.to_owned(),
             created_ms: 0,
             created_by: "bootstrap".to_owned(),
+            quota,
         };
         self.lock().keys.insert(id.to_owned(), key);
     }

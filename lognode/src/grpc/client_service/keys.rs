@@ -7,7 +7,7 @@ use ledger_proto::ledger::{
 use tonic::{Request, Response, Status};
 
 use super::{ClientService, now_ms_u64, rejection};
-use crate::types::{ApiKeyRecord, KeyCommand, Request as Cmd, Response as CmdResponse};
+use crate::types::{ApiKeyRecord, KeyCommand, KeyQuota, Request as Cmd, Response as CmdResponse};
 
 /// A key as the client API carries it.
 pub(crate) fn to_proto(k: &ApiKeyRecord) -> ApiKey {
@@ -18,6 +18,9 @@ pub(crate) fn to_proto(k: &ApiKeyRecord) -> ApiKey {
         account_prefix: k.account_prefix.clone(),
         created_ms: k.created_ms,
         created_by: k.created_by.clone(),
+        rate_per_sec: k.quota.rate_per_sec,
+        burst: k.quota.burst,
+        max_in_flight: k.quota.max_in_flight,
     }
 }
 
@@ -33,6 +36,7 @@ fn from_proto(k: ApiKey) -> Result<ApiKeyRecord, Status> {
         account_prefix: k.account_prefix,
         created_ms: 0,
         created_by: k.created_by,
+        quota: KeyQuota { rate_per_sec: k.rate_per_sec, burst: k.burst, max_in_flight: k.max_in_flight },
     })
 }
 

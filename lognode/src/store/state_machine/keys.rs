@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{KEY_ID_BYTES_MAX, KEY_PREFIX_BYTES_MAX, KEY_SCOPE_BYTES_MAX, KEY_SCOPES_MAX, KEYS_MAX};
+use crate::limits::{
+    KEY_ID_BYTES_MAX, KEY_PREFIX_BYTES_MAX, KEY_QUOTA_MAX, KEY_SCOPE_BYTES_MAX, KEY_SCOPES_MAX, KEYS_MAX,
+};
 use crate::types::{ApiKeyRecord, KeyCommand, Rejection, Response};
 
 /// Id of the admin key a cluster is bootstrapped with (`--admin-key-file`).
@@ -55,6 +57,10 @@ pub fn check(k: &ApiKeyRecord) -> Result<(), String> {
         || !k.account_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
     {
         return Err(format!("account_prefix: at most {KEY_PREFIX_BYTES_MAX} characters of [A-Za-z0-9._:-]"));
+    }
+    let q = k.quota;
+    if [q.rate_per_sec, q.burst, q.max_in_flight].iter().any(|n| *n > KEY_QUOTA_MAX) {
+        return Err(format!("quota: rate_per_sec, burst and max_in_flight are at most {KEY_QUOTA_MAX}"));
     }
     Ok(())
 }
@@ -110,6 +116,7 @@ mod tests {
             account_prefix: "t1-".to_owned(),
             created_ms: 0,
             created_by: "admin".to_owned(),
+            quota: crate::types::KeyQuota::default(),
         }
     }
 
@@ -147,6 +154,13 @@ mod tests {
             (ApiKeyRecord { account_prefix: "a/b".into(), ..key("x", 1) }, "account_prefix"),
             (ApiKeyRecord { account_prefix: "p".repeat(KEY_PREFIX_BYTES_MAX + 1), ..key("x", 1) }, "account_prefix"),
             (ApiKeyRecord { created_by: String::new(), ..key("x", 1) }, "created_by"),
+            (
+                ApiKeyRecord {
+                    quota: crate::types::KeyQuota { burst: KEY_QUOTA_MAX + 1, ..Default::default() },
+                    ..key("x", 1)
+                },
+                "quota",
+            ),
         ];
         for (k, field) in cases {
             match create(&mut keys, k) {

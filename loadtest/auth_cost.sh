@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# What API keys cost (issue 16): the same load through the gateway with keys (`ledger dev`, the
+# admin key sent by the generator) and without (`ledger dev --insecure`), in one run. Each mode
+# gets a fresh `ledger dev --no-projector` (3 lognodes, fsync on), then single transfers and
+# batches of 100 for --duration seconds each at --concurrency clients.
+#
+#   loadtest/auth_cost.sh [--duration 20] [--concurrency 64]
+#
+# Needs the release binaries (built here). Data and logs: target/auth-cost/.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+DURATION=20
+CONC=64
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=${2%s}; shift 2 ;;
+    --concurrency) CONC=$2; shift 2 ;;
+    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    *) echo "auth_cost.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$DURATION" in ''|*[!0-9]*) echo "auth_cost.sh: --duration takes whole seconds" >&2; exit 2 ;; esac
+
+cargo build --release --locked -q -p lognode -p gateway -p projector -p ledger-cli -p loadtest
+BIN=$ROOT/target/release
+OUT=$ROOT/target/auth-cost
+GATEWAY=http://127.0.0.1:18180
+PID=
+stop() {
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+    kill -INT "$PID"
+    for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$PID" 2>/dev/null && kill -9 "$PID"
+  fi
+  PID=
+}
+trap stop EXIT
+
+declare -A RESULT
+for mode in insecure keys; do
+  DATA=$OUT/$mode
+  rm -rf "$DATA"
+  mkdir -p "$OUT"
+  flags=(--no-projector --fresh --listen 127.0.0.1:18180 --port-base 17700 --data-dir "$DATA")
+  [ "$mode" = insecure ] && flags+=(--insecure)
+  "$BIN/ledger" dev "${flags[@]}" > "$OUT/$mode-dev.log" 2>&1 &
+  PID=$!
+  # The banner is printed once the cluster is ready (bounded: 120 s).
+  for _ in $(seq 1 1200); do grep -q "Ctrl-C stops everything" "$OUT/$mode-dev.log" && break; sleep 0.1; done
+  grep -q "Ctrl-C stops everything" "$OUT/$mode-dev.log" || { echo "ledger dev ($mode) did not start:" >&2; tail -5 "$OUT/$mode-dev.log" >&2; exit 1; }
+  KEY=
+  [ "$mode" = keys ] && KEY=$(cat "$DATA/admin.key")
+  for scenario in transfers transfers-batch; do
+    line=$(LEDGER_KEY=$KEY "$BIN/loadtest" --gateway "$GATEWAY" --scenario "$scenario" --concurrency "$CONC" \
+      --duration "${DURATION}s" | grep '^RESULT' || true)
+    echo "$mode $scenario: $line"
+    RESULT[$mode,$scenario]=$(echo "$line" | sed -n 's/.*tput=\([0-9.]*\).*p99_ms=\([0-9.]*\).*/\1 \2/p')
+  done
+  stop
+done
+echo
+echo "| scenario | without keys: transfers/s, p99 ms | with keys | change |"
+echo "|---|---|---|---|"
+for scenario in transfers transfers-batch; do
+  read -r t0 p0 <<< "${RESULT[insecure,$scenario]:-0 0}"
+  read -r t1 p1 <<< "${RESULT[keys,$scenario]:-0 0}"
+  change=$(python3 -c "print(f'{($t1 / $t0 - 1) * 100:+.1f} %' if $t0 else 'n/a')")
+  echo "| $scenario | $(python3 -c "print(f'{$t0:,.0f}')"), $p0 | $(python3 -c "print(f'{$t1:,.0f}')"), $p1 | $change |"
+done
