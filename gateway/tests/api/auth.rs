@@ -41,13 +41,7 @@ async fn call(
     key: Option<&str>,
     body: Option<&Value>,
 ) -> testkit::http::Resp {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
-    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    srv.request(method, path, &headers, body).await
+    crate::auth_walk::call(srv.addr, method, path, key, body).await
 }
 
 /// Walks the served OpenAPI document (`auth_walk`): every operation asks for its scope.

@@ -15,10 +15,7 @@ const REVOCATION_MAX: Duration = Duration::from_secs(1);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn call(addr: SocketAddr, method: &str, path: &str, key: &str, body: Option<&Value>) -> testkit::http::Resp {
-    let auth = format!("Bearer {key}");
-    let headers = [("content-type", "application/json"), ("authorization", auth.as_str())];
-    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    testkit::http::request(addr, method, path, &headers, body).await
+    crate::auth_walk::call(addr, method, path, Some(key), body).await
 }
 
 /// A new key with `scopes` (and `prefix`) made through `gw`, once `also` knows it too (it

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use gateway::auth::need_of;
 use serde_json::{Value, json};
 
-async fn call(
+/// One request to `addr` with a JSON content type and, when given, `key` as the bearer key.
+pub async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
