@@ -477,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn retryable_codes_are_exactly_the_503s_and_request_timeout() {
+    fn retryable_codes_are_exactly_the_503s_the_429s_and_request_timeout() {
         let e = ApiError::from_backend(&BackendError::IndexNotApplied { min_index: 9, retry_after_ms: 1000 }, 1);
         assert_eq!(
             (e.status, e.code, e.problem().retryable),
@@ -487,6 +487,17 @@ mod tests {
         assert!(e.status.is_client_error() && !e.problem().retryable);
         assert_eq!(e.problem().current_index, Some(4));
         let retryable: Vec<&str> = ErrorCode::ALL.iter().filter(|c| c.retryable()).map(|c| c.as_str()).collect();
-        assert_eq!(retryable, ["request_timeout", "overloaded", "unavailable", "timeout", "index_not_applied"]);
+        assert_eq!(
+            retryable,
+            [
+                "request_timeout",
+                "rate_limited",
+                "in_flight_exceeded",
+                "overloaded",
+                "unavailable",
+                "timeout",
+                "index_not_applied"
+            ]
+        );
     }
 }
