@@ -125,6 +125,10 @@ pub enum KeyCommand {
         /// Id of the key that asked.
         by: String,
     },
+    /// The bootstrap admin key (`--admin-key-file`): applied like [`KeyCommand::Create`], but
+    /// only while no key was ever created. The check runs in the state machine, in log order, so
+    /// a leader whose applied state lags cannot bring back a bootstrap key that was revoked.
+    Bootstrap(ApiKeyRecord),
 }
 
 /// An API key as the state machine keeps it.

@@ -14,7 +14,9 @@ use std::path::Path;
 use group_core::{GroupCommand, OffsetReset, Reply, ResetTo, TopicPartition};
 use ledger_core::{Command, NewAccount, NewTransfer, Outcome};
 use lognode::store::state_machine::{EventBatch, State, TOPIC_LEDGER, key_hash};
-use lognode::types::{Entry, LogId, ProduceItem, RecordData, Request, Response, TypeConfig, decode};
+use lognode::types::{
+    ApiKeyRecord, Entry, KeyCommand, KeyQuota, LogId, ProduceItem, RecordData, Request, Response, TypeConfig, decode,
+};
 use openraft::{CommittedLeaderId, EntryPayload};
 use testkit::datadriven::{self, Args, Case};
 
@@ -306,6 +308,45 @@ impl Runner {
                 let command = GroupCommand::ExpireDue { now_ms: a.u64("now") };
                 let timestamp_ms = self.ts(&a);
                 self.request(&a, Request::Group { timestamp_ms, command })
+            }
+            k @ ("key-create" | "key-bootstrap") => {
+                // secret=N stands for a secret whose hash is N repeated (distinct secrets per N).
+                let secret = u8::try_from(a.u64("secret")).expect("secret=0..=255");
+                let key = ApiKeyRecord {
+                    id: a.str("id"),
+                    secret_hash: [secret; 32],
+                    scopes: a.list("scopes"),
+                    account_prefix: a.str_or("prefix", ""),
+                    created_ms: 0,
+                    created_by: a.str_or("by", "admin"),
+                    quota: KeyQuota::default(),
+                };
+                let command = if k == "key-create" { KeyCommand::Create(key) } else { KeyCommand::Bootstrap(key) };
+                let timestamp_ms = self.ts(&a);
+                self.request(&a, Request::Keys { timestamp_ms, command })
+            }
+            "key-revoke" => {
+                let command = KeyCommand::Revoke { id: a.str("id"), by: a.str_or("by", "admin") };
+                let timestamp_ms = self.ts(&a);
+                self.request(&a, Request::Keys { timestamp_ms, command })
+            }
+            "show-keys" => {
+                let keys = &self.state.keys;
+                let mut s = format!("created={}\n", keys.created);
+                for k in keys.live.values() {
+                    writeln!(
+                        s,
+                        "{} scopes={} prefix={:?} by={} at={} secret={}",
+                        k.id,
+                        k.scopes.join(","),
+                        k.account_prefix,
+                        k.created_by,
+                        k.created_ms,
+                        k.secret_hash[0]
+                    )
+                    .expect("fmt");
+                }
+                s
             }
             "show-topic" => {
                 let name = a.str("name");

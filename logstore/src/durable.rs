@@ -90,6 +90,36 @@ pub fn write_atomic(syncer: &dyn Syncer, dir: &Path, name: &str, bytes: &[u8]) -
     sync_dir(syncer, dir)
 }
 
+/// Creates `dir/name` holding `bytes` unless it already exists; never replaces it. Returns
+/// `true` if this call created it, `false` if the file was already there (made by someone else,
+/// perhaps at the same moment: exactly one of several racing callers creates it). The content is
+/// written to a private temporary file, synced, hard-linked to `name` (which fails if it exists)
+/// and `dir` synced, so the file is complete and durable whenever it is visible.
+pub fn write_new(syncer: &dyn Syncer, dir: &Path, name: &str, bytes: &[u8]) -> Result<bool> {
+    // Unique per process and call, so racing callers never share a temporary file.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{}-{call}.new", std::process::id()));
+    let target = dir.join(name);
+    let linked = (|| {
+        let mut file =
+            private_options().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io("create", &tmp))?;
+        file.write_all(bytes).map_err(Error::io("write", &tmp))?;
+        syncer.sync_data(&file).map_err(Error::io("fsync", &tmp))?;
+        match fs::hard_link(&tmp, &target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("link", &target)(e)),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    if linked? {
+        sync_dir(syncer, dir)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// Like [`write_atomic`] for content too large to hold in memory: `write` streams it into the
 /// temporary file `name.tmp` (through a buffer), which is then synced and renamed over `dir/name`,
 /// and `dir` synced. Returns the bytes written. On an error the temporary file is removed.
@@ -154,6 +184,20 @@ mod tests {
         assert_eq!(read_file(dir.path(), "vote").expect("read"), Some(b"two".to_vec()));
         assert!(!dir.path().join("vote.tmp").exists());
         assert_eq!(read_file(dir.path(), "missing").expect("read"), None);
+    }
+
+    /// `write_new` creates a file once and never replaces it; no temporary file is left.
+    #[test]
+    fn write_new_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(write_new(&OsSyncer, dir.path(), "key", b"one").expect("create"));
+        assert!(!write_new(&OsSyncer, dir.path(), "key", b"two").expect("exists"));
+        assert_eq!(read_file(dir.path(), "key").expect("read"), Some(b"one".to_vec()));
+        let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("key")], "no temporary file is left");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(dir.path().join("key")).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, FILE_MODE);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub use config::{
 };
 pub use durable::{
     DIR_MODE, FILE_MODE, NoSyncer, OsSyncer, Syncer, create_private_dir_all, publish, write_atomic, write_atomic_with,
+    write_new,
 };
 pub use error::{Error, Result};
 pub use log::{AppendCallback, Log, LogStats, Record, Recovery};

@@ -56,7 +56,7 @@ async fn keys_made_in_the_log_hold_at_every_gateway() {
         writeln!(f, "{ADMIN}").expect("write key file");
     }
     let key_path = key_file.to_str().expect("utf-8 path");
-    let cluster = Cluster::builder().extra(&["--admin-key-file", key_path]).start();
+    let mut cluster = Cluster::builder().extra(&["--admin-key-file", key_path]).start();
     let gws = [
         GatewayProc::start_static_with(&cluster.grpc_addrs(), &["--auth", "keys"]),
         GatewayProc::start_static_with(&cluster.grpc_addrs(), &["--auth", "keys"]),
@@ -128,4 +128,25 @@ async fn keys_made_in_the_log_hold_at_every_gateway() {
     assert_eq!(r.status, 201, "{}", r.text());
     let r = call(a, "GET", "/v1/accounts/t2-b?consistency=strong", ADMIN, None).await;
     assert_eq!(r.json()["balance"], json!(3), "{}", r.text());
+
+    // The bootstrap key, revoked by another admin, stays revoked when every node restarts (each
+    // runs the bootstrap task again with the same file; the log refuses a second bootstrap).
+    let ops = new_key(a, b, &["admin"], "").await;
+    let r = call(a, "DELETE", "/v1/keys/admin", &ops, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gone = until(b, "/v1/cluster", ADMIN, Duration::from_secs(5), |s| s == 401).await;
+    assert!(gone.is_some(), "the revoked bootstrap key still works at {b}");
+    for id in 1..=3 {
+        cluster.restart(id);
+    }
+    let back = until(b, "/v1/keys", &ops, READY_TIMEOUT, |s| s == 200).await;
+    assert!(back.is_some(), "the cluster never served the ops key again:\n{}", cluster.logs());
+    // Give the bootstrap tasks twice lognode's ADMIN_KEY_RETRY_PAUSE (1 s) to try: admin must
+    // still be refused.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = call(b, "GET", "/v1/keys", &ops, None).await;
+    let listed = r.json();
+    let ids: Vec<&str> = listed["keys"].as_array().expect("keys").iter().filter_map(|k| k["id"].as_str()).collect();
+    assert!(!ids.contains(&"admin"), "the revoked bootstrap key came back: {listed}");
+    assert_eq!(call(a, "GET", "/v1/cluster", ADMIN, None).await.status, 401);
 }

@@ -69,7 +69,11 @@ impl Keys {
     /// Applies one key command with the entry's timestamp.
     pub fn apply(&mut self, command: &KeyCommand, timestamp_ms: u64) -> Response {
         match command {
-            KeyCommand::Create(k) => {
+            KeyCommand::Bootstrap(_) if self.created > 0 => Response::Rejected(Rejection::Invalid(format!(
+                "the bootstrap admin key is entered only into a cluster that never had a key ({} were created)",
+                self.created
+            ))),
+            KeyCommand::Create(k) | KeyCommand::Bootstrap(k) => {
                 if let Err(e) = check(k) {
                     return Response::Rejected(Rejection::Invalid(e));
                 }
@@ -101,6 +105,27 @@ impl Keys {
                 }
             }
         }
+    }
+}
+
+impl Keys {
+    /// What must hold after any sequence of applies: every live key is valid and filed under its
+    /// own id, no two share a secret, and `created` counts at least the live keys.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if (self.live.len() as u64) > self.created {
+            return Err(format!("{} live keys but only {} ever created", self.live.len(), self.created));
+        }
+        let mut hashes = std::collections::BTreeSet::new();
+        for (id, k) in &self.live {
+            if *id != k.id {
+                return Err(format!("key {:?} filed under id {id:?}", k.id));
+            }
+            check(k).map_err(|e| format!("key {id}: {e}"))?;
+            if !hashes.insert(k.secret_hash) {
+                return Err(format!("key {id} shares its secret with another live key"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -192,5 +217,49 @@ mod tests {
         assert_eq!(keys.apply(&revoke("k0"), 44), Response::Rejected(Rejection::UnknownKey("k0".into())));
         assert_eq!(create(&mut keys, extra), Response::KeyCreated);
         assert_eq!((keys.live.len(), keys.created), (KEYS_MAX, KEYS_MAX as u64 + 1));
+    }
+
+    /// The bootstrap key enters only a cluster that never had a key: once any key was created,
+    /// even if every key was revoked since, a (late, repeated) bootstrap entry is refused, so a
+    /// revoked `admin` cannot come back.
+    #[test]
+    fn the_bootstrap_key_enters_only_a_cluster_that_never_had_one() {
+        let mut keys = Keys::default();
+        let boot =
+            |hash: u8| KeyCommand::Bootstrap(ApiKeyRecord { scopes: vec!["admin".into()], ..key("admin", hash) });
+        assert_eq!(keys.apply(&boot(7), 1), Response::KeyCreated);
+        assert_eq!(create(&mut keys, key("ops", 8)), Response::KeyCreated);
+        let revoke = KeyCommand::Revoke { id: "admin".to_owned(), by: "ops".to_owned() };
+        assert_eq!(keys.apply(&revoke, 2), Response::KeyRevoked);
+        let before = keys.clone();
+        match keys.apply(&boot(7), 3) {
+            Response::Rejected(Rejection::Invalid(m)) => assert!(m.contains("never had a key"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(keys, before, "a refused bootstrap changes nothing");
+        keys.check_invariants().expect("invariants");
+        // A fresh cluster whose first entry was an ordinary create refuses the bootstrap too.
+        let mut fresh = Keys::default();
+        assert_eq!(create(&mut fresh, key("first", 1)), Response::KeyCreated);
+        assert!(matches!(fresh.apply(&boot(2), 4), Response::Rejected(Rejection::Invalid(_))));
+    }
+
+    /// The invariants catch a state no apply could make.
+    #[test]
+    fn broken_key_states_fail_the_invariants() {
+        let mut keys = Keys::default();
+        assert_eq!(create(&mut keys, key("a", 1)), Response::KeyCreated);
+        keys.check_invariants().expect("valid");
+        let mut wrong_count = keys.clone();
+        wrong_count.created = 0;
+        assert!(wrong_count.check_invariants().is_err());
+        let mut misfiled = keys.clone();
+        misfiled.live.insert("b".to_owned(), key("a", 2));
+        misfiled.created = 2;
+        assert!(misfiled.check_invariants().expect_err("misfiled").contains("filed under"));
+        let mut shared = keys;
+        shared.live.insert("b".to_owned(), key("b", 1));
+        shared.created = 2;
+        assert!(shared.check_invariants().expect_err("shared").contains("shares its secret"));
     }
 }

@@ -180,7 +180,8 @@ impl State {
             }
         }
         self.ledger.check_invariants().map_err(|e| format!("ledger: {e:?}"))?;
-        self.groups.check_invariants().map_err(|e| format!("groups: {e}"))
+        self.groups.check_invariants().map_err(|e| format!("groups: {e}"))?;
+        self.keys.check_invariants().map_err(|e| format!("keys: {e}"))
     }
 
     /// Drops every run whose entry lies below its log's first index (`first_index(topic)`: the Raft
