@@ -109,6 +109,15 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// The audit trail (admin): admin actions with the key that asked, oldest first.
+    Audit {
+        /// Actions after this log index (the `next` a previous page printed).
+        #[arg(long)]
+        after: Option<u64>,
+        /// At most this many (1..=1000; default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
     /// Start a local system: lognodes, a gateway and the projector on 127.0.0.1.
     Dev(DevArgs),
     /// (internal) Run one child process of `ledger dev` with the parent-death signal set.

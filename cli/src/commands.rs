@@ -104,6 +104,42 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
             }
         }
         Cmd::Key { cmd } => key(client, out, cmd).await?,
+        Cmd::Audit { after, limit } => {
+            let page = client.audit(*after, *limit).await?;
+            if out.json {
+                out.json_value(&page);
+            } else {
+                let rows: Vec<Vec<String>> = page
+                    .records
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.index.to_string(),
+                            a.timestamp_ms.to_string(),
+                            a.by.clone(),
+                            a.action.clone(),
+                            a.target.clone(),
+                            a.outcome.clone(),
+                        ]
+                    })
+                    .collect();
+                let mut text = table(
+                    &[
+                        ("INDEX", Align::Right),
+                        ("TIME MS", Align::Right),
+                        ("BY", Align::Left),
+                        ("ACTION", Align::Left),
+                        ("TARGET", Align::Left),
+                        ("OUTCOME", Align::Left),
+                    ],
+                    &rows,
+                );
+                if let Some(next) = page.next {
+                    text.push_str(&format!("more: ledger audit --after {next}\n"));
+                }
+                out.text(&text);
+            }
+        }
         Cmd::Dev(_) | Cmd::Child { .. } => return Err(Failure::failed("internal: not a client command")),
     }
     Ok(())

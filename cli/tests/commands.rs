@@ -72,6 +72,32 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     );
     assert_eq!((q["quota"]["rate_per_sec"].as_u64(), q["quota"]["max_in_flight"].as_u64()), (Some(50), Some(4)), "{q}");
 
+    // The audit trail: the bootstrap key, then each change with the key that made it.
+    let out = dev.ledger(&["audit"]).ok().to_owned();
+    assert!(
+        out.lines().next().unwrap().split_whitespace().eq(["INDEX", "TIME", "MS", "BY", "ACTION", "TARGET", "OUTCOME"])
+    );
+    let actions: Vec<(&str, &str, &str)> =
+        out.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()).map(|r| (r[2], r[3], r[4])).collect();
+    assert_eq!(
+        actions,
+        [
+            ("bootstrap", "key.bootstrap", "admin"),
+            ("admin", "key.create", id.as_str()),
+            ("admin", "key.revoke", id.as_str()),
+            ("admin", "key.create", q["id"].as_str().unwrap()),
+        ],
+        "{out}"
+    );
+    let page = json(dev.ledger(&["--json", "audit", "--limit", "1"]).ok());
+    assert_eq!(
+        (page["total"].as_u64(), page["next"].as_u64()),
+        (Some(4), page["records"][0]["index"].as_u64()),
+        "{page}"
+    );
+    dev.ledger(&["audit", "--limit", "0"]).fails(1, "invalid_query");
+    ledger(&dev.gateway, &["--api-key", &secret, "audit"]).fails(1, "unauthorized");
+
     // accounts.
     let out = dev.ledger(&["account", "create", "equity", "--currency", "USD", "--allow-overdraft"]).ok().to_owned();
     assert!(out.starts_with("account equity created at log index "), "{out}");

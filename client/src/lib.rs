@@ -367,6 +367,18 @@ impl Client {
         self.get(&["v1", "keys"], &[]).await
     }
 
+    /// `GET /v1/audit` (admin): admin actions after log index `after`, oldest first.
+    pub async fn audit(&self, after: Option<u64>, limit: Option<u32>) -> Result<AuditPage, Error> {
+        let mut q = Vec::new();
+        if let Some(a) = after {
+            q.push(("after", a.to_string()));
+        }
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        self.get(&["v1", "audit"], &q).await
+    }
+
     /// `DELETE /v1/keys/{id}` (admin).
     pub async fn revoke_key(&self, id: &str) -> Result<Written<Value>, Error> {
         self.write::<(), _>(Method::DELETE, &["v1", "keys", id], None).await

@@ -591,3 +591,33 @@ pub struct KeyList {
     /// Every live key, by id.
     pub keys: Vec<KeyInfo>,
 }
+
+/// One admin action of `GET /v1/audit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Log index of the action's entry.
+    pub index: u64,
+    /// Log time (ms since the Unix epoch).
+    pub timestamp_ms: u64,
+    /// Id of the API key that asked.
+    pub by: String,
+    /// `key.create`, `key.bootstrap`, `key.revoke`, `node.remove`, `topic.delete`,
+    /// `group.delete` or `group.reset_offsets`.
+    pub action: String,
+    /// What it was asked of.
+    pub target: String,
+    /// `ok`, or why nothing changed.
+    pub outcome: String,
+}
+
+/// Answer of `GET /v1/audit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Oldest first.
+    pub records: Vec<AuditRecord>,
+    /// Admin actions ever recorded (the cluster keeps the newest 1000).
+    pub total: u64,
+    /// Cursor of the next page (`after`), absent at the end.
+    #[serde(default)]
+    pub next: Option<u64>,
+}

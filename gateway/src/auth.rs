@@ -196,6 +196,11 @@ impl Caller {
 /// The caller of a request, as handlers extract it: `None` with `--auth none`.
 pub type MaybeCaller = Option<axum::Extension<Arc<Caller>>>;
 
+/// Who asked, for the audit trail: the caller's key id, or `unauthenticated` with `--auth none`.
+pub fn actor(caller: &MaybeCaller) -> String {
+    caller.as_ref().map_or_else(|| "unauthenticated".to_owned(), |c| c.id.clone())
+}
+
 /// 403 unless the caller (if any) may touch account `id`.
 pub fn check_account(caller: &MaybeCaller, id: &str) -> Result<(), ApiError> {
     match caller {

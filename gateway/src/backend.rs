@@ -326,7 +326,7 @@ pub trait LedgerBackend: Send + Sync + 'static {
     async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>>;
 
     /// Deletes a topic (not `ledger`); [`BackendError::NotFound`] if it does not exist.
-    async fn delete_topic(&self, name: &str) -> BackendResult<Applied<()>>;
+    async fn delete_topic(&self, name: &str, by: &str) -> BackendResult<Applied<()>>;
 
     /// Appends records to a topic in one log entry; one offset per record,
     /// in order.
@@ -340,7 +340,7 @@ pub trait LedgerBackend: Send + Sync + 'static {
     async fn cluster_status(&self) -> BackendResult<ClusterStatus>;
 
     /// Removes a node from the cluster (membership change through the log).
-    async fn remove_node(&self, id: u64) -> BackendResult<Applied<()>>;
+    async fn remove_node(&self, id: u64, by: &str) -> BackendResult<Applied<()>>;
 
     /// `Ok` when a leader is reachable (the gateway can serve writes).
     async fn ready(&self) -> BackendResult<()>;
@@ -421,14 +421,15 @@ pub trait LedgerBackend: Send + Sync + 'static {
         topic: &str,
         partition: Option<u32>,
         to: ResetTarget,
+        by: &str,
     ) -> BackendResult<Applied<Vec<(TopicPartition, u64)>>> {
-        let _ = (group, topic, partition, to);
+        let _ = (group, topic, partition, to, by);
         Err(no_groups())
     }
 
     /// Admin: deletes a group without members, with its committed offsets.
-    async fn delete_group(&self, group: &str) -> BackendResult<Applied<()>> {
-        let _ = group;
+    async fn delete_group(&self, group: &str, by: &str) -> BackendResult<Applied<()>> {
+        let _ = (group, by);
         Err(no_groups())
     }
 
@@ -452,6 +453,13 @@ pub trait LedgerBackend: Send + Sync + 'static {
     async fn list_keys(&self, read: ReadConsistency) -> BackendResult<Read<Vec<ApiKey>>> {
         let _ = read;
         Err(no_keys())
+    }
+
+    /// Up to `limit` audit records with a log index above `after`, oldest first, and how many
+    /// were ever made.
+    async fn list_audit(&self, after: u64, limit: u32, read: ReadConsistency) -> BackendResult<Read<AuditPage>> {
+        let _ = (after, limit, read);
+        Err(BackendError::Internal("this backend has no audit trail".to_owned()))
     }
 
     /// Counters for `/metrics` (cheap, synchronous).
@@ -496,4 +504,31 @@ pub struct Quota {
 
 fn no_groups() -> BackendError {
     BackendError::Internal("this backend has no consumer groups".to_owned())
+}
+
+/// One admin action in the audit trail (docs/SECURITY.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Log time (ms since the epoch).
+    pub timestamp_ms: u64,
+    /// Id of the API key that asked (`unauthenticated` with `--auth none`).
+    pub by: String,
+    /// `key.create`, `key.bootstrap`, `key.revoke`, `node.remove`, `topic.delete`,
+    /// `group.delete` or `group.reset_offsets`.
+    pub action: String,
+    /// What it was asked of.
+    pub target: String,
+    /// `ok`, or why nothing changed.
+    pub outcome: String,
+}
+
+/// A page of the audit trail.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    /// Oldest first.
+    pub records: Vec<AuditEntry>,
+    /// Records ever made (the cluster keeps the newest 1000).
+    pub total: u64,
 }

@@ -166,10 +166,15 @@ pub const KEY_PREFIX_BYTES_MAX: usize = 128;
 /// Largest quota number of an API key: requests a second, burst, in flight (lognode's
 /// `KEY_QUOTA_MAX`).
 pub const KEY_QUOTA_MAX: u32 = 1_000_000;
+/// Audit records in one `GET /v1/audit` page at most (lognode's `AUDIT_READ_MAX`).
+pub const AUDIT_PAGE_MAX: u32 = 1000;
+/// Audit records in a page when `limit` is absent.
+pub const AUDIT_PAGE_DEFAULT: u32 = 100;
 
 // ---- compile-time relation checks -------------------------------------
 
 const _: () = assert!(HISTORY_PAGE_DEFAULT >= 1 && HISTORY_PAGE_DEFAULT <= HISTORY_PAGE_MAX);
+const _: () = assert!(AUDIT_PAGE_DEFAULT >= 1 && AUDIT_PAGE_DEFAULT <= AUDIT_PAGE_MAX);
 const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
 // One maximal record fits in a default body (a produce request of many
 // records is bounded by the body limit as well as by the record count).

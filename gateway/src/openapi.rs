@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 
 use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, groups, keys, ops, topics, transfers};
+use crate::routes::{accounts, audit, groups, keys, ops, topics, transfers};
 use crate::server::AppState;
 
 struct AdminSecurity;
@@ -75,7 +75,7 @@ gateway started with `--allowed-hosts` answers `421 host_not_allowed` to any oth
 offsets and lag. Group state lives in the replicated log, so any gateway serves any member."),
         (name = "cluster", description = "Cluster membership."),
         (name = "keys", description = "API keys and their scopes (admin). The secret of a key is shown once, \
-when it is created; the log keeps only its SHA-256."),
+when it is created; the log keeps only its SHA-256. The audit trail of admin actions."),
         (name = "ops", description = "Health, readiness, metrics and this document."),
     ),
     components(schemas(ErrorCode, Problem, Consistency)),
@@ -114,6 +114,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::openapi_json))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(audit::list_audit))
 }
 
 /// The OpenAPI document.
@@ -157,6 +158,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/keys", "createKey"),
     ("get", "/v1/keys", "listKeys"),
     ("delete", "/v1/keys/{id}", "revokeKey"),
+    ("get", "/v1/audit", "listAudit"),
 ];
 
 /// `(operationId, statuses, link name, target operationId, [(parameter, expression)])`: OpenAPI

@@ -221,15 +221,27 @@ impl Coordinator {
     /// Proposes a group command stamped with the leader's clock; the outcome once applied, and
     /// the entry's index.
     async fn propose(&self, command: GroupCommand) -> Result<(GroupOutcome, u64), Status> {
+        self.propose_as(command, None).await
+    }
+
+    /// [`Self::propose`], as an admin action of key `by` (recorded in the audit trail) when
+    /// given.
+    async fn propose_as(&self, command: GroupCommand, by: Option<String>) -> Result<(GroupOutcome, u64), Status> {
         self.lead().await?;
         crate::grpc::check_command("the group command", &command)?;
         let request = Request::Group { timestamp_ms: now_ms(), command };
+        let request = match by {
+            Some(by) => crate::grpc::client_service::audit::audited(by, request),
+            None => request,
+        };
         crate::grpc::check_proposal(&request)?;
         let write = self.raft.client_write(request);
         match self.liveness.unless_quorum_lost(tokio::time::timeout(WRITE_TIMEOUT, write)).await? {
             Err(_) => Err(Status::deadline_exceeded(format!("write not committed within {WRITE_TIMEOUT:?}"))),
             Ok(Ok(r)) => match r.data {
                 Response::Group(o) => Ok((o, r.log_id.index)),
+                // An audited action with a malformed key id.
+                Response::Rejected(e) => Err(Status::invalid_argument(e.to_string())),
                 other => Err(Status::internal(format!("unexpected response {other:?}"))),
             },
             Ok(Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f)))) => {
@@ -349,6 +361,7 @@ impl Coordinator {
         topic: String,
         partition: Option<u32>,
         to: ResetTarget,
+        by: String,
     ) -> Result<(Vec<(TopicPartition, u64)>, u64), Status> {
         self.lead().await?;
         let to = match to {
@@ -384,7 +397,8 @@ impl Coordinator {
             }
         };
         let g = group.clone();
-        let (o, index) = self.propose(GroupCommand::ResetOffsets { group, topic, partition, to }).await?;
+        let reset = GroupCommand::ResetOffsets { group, topic, partition, to };
+        let (o, index) = self.propose_as(reset, Some(by)).await?;
         outcome_status(&o, &g, None)?;
         match o.reply {
             Reply::Reset(v) => Ok((v, index)),
@@ -393,9 +407,9 @@ impl Coordinator {
     }
 
     /// Admin deletion of a group without members, with its committed offsets (group-core rule 13).
-    pub async fn delete(&self, group: String) -> Result<u64, Status> {
+    pub async fn delete(&self, group: String, by: String) -> Result<u64, Status> {
         let g = group.clone();
-        let (o, index) = self.propose(GroupCommand::Delete { group }).await?;
+        let (o, index) = self.propose_as(GroupCommand::Delete { group }, Some(by)).await?;
         outcome_status(&o, &g, None)?;
         self.forget_group(&g);
         Ok(index)

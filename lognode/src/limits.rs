@@ -41,6 +41,10 @@ pub const KEY_ID_BYTES_MAX: usize = 64;
 pub const KEY_PREFIX_BYTES_MAX: usize = 128;
 /// Largest quota number of an API key (requests a second, burst, requests in flight).
 pub const KEY_QUOTA_MAX: u32 = 1_000_000;
+/// Audit records the state keeps (the newest; older ones are dropped, counted in `total`).
+pub const AUDIT_RECORDS_MAX: usize = 1000;
+/// Audit records one ListAudit answer holds at most.
+pub const AUDIT_READ_MAX: u32 = 1000;
 /// Shortest secret `--admin-key-file` may hold, in characters.
 pub const ADMIN_KEY_MIN_CHARS: usize = 32;
 /// Pause between two attempts of the leader to enter the bootstrap admin key.

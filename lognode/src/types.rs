@@ -111,6 +111,19 @@ pub enum Request {
         /// The command.
         command: KeyCommand,
     },
+    /// (Appended last: entries are bincode, a variant's position is its tag.)
+    /// An admin action (node removal, topic or group deletion, offset reset) with the id of the
+    /// API key that asked: applied as `request`, then recorded in the audit trail
+    /// (`state_machine::audit`, docs/SECURITY.md). Key changes are recorded from their own
+    /// entries. Any other request inside is refused.
+    Audited {
+        /// Set by the leader before `client_write` (ms since the Unix epoch): the record's time.
+        timestamp_ms: u64,
+        /// Id of the API key that asked (`unauthenticated` from a gateway without keys).
+        by: String,
+        /// The action.
+        request: Box<Request>,
+    },
 }
 
 /// A change of the API keys ([`Request::Keys`]).

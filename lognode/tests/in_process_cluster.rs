@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{client, free_port, leader_of, read_all, wait_for};
 use ledger_proto::ledger::{
-    ClusterStatusRequest, ConsumeRequest, CreateTopicRequest, ProduceBatchRequest, ProduceRequest, ReadOptions, Record,
-    RemoveNodeRequest, Role,
+    ClusterStatusRequest, ConsumeRequest, CreateTopicRequest, ListAuditRequest, ProduceBatchRequest, ProduceRequest,
+    ReadOptions, Record, RemoveNodeRequest, Role,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
 use lognode::config::Config;
@@ -117,7 +117,16 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
     }
     // Admin removal of the stopped node: it leaves the Raft membership.
     let mut admin = client(&new_addr);
-    admin.remove_node(RemoveNodeRequest { node_id: 1 }).await.unwrap();
+    admin.remove_node(RemoveNodeRequest { node_id: 1, by: "ops".into() }).await.unwrap();
+    // ... recorded in the audit trail with the key that asked.
+    let read = Some(ReadOptions { linearizable: true, ..Default::default() });
+    let trail = admin.list_audit(ListAuditRequest { read, after_index: 0, limit: 0 }).await.unwrap().into_inner();
+    let last = trail.records.last().expect("an audit record");
+    assert_eq!(
+        (last.action.as_str(), last.target.as_str(), last.by.as_str(), last.outcome.as_str()),
+        ("node.remove", "1", "ops", "ok"),
+        "{trail:?}"
+    );
     let s = admin.cluster_status(ClusterStatusRequest { local_only: false }).await.unwrap().into_inner();
     let voters: Vec<u64> = s.nodes.iter().filter(|n| n.voter).map(|n| n.id).collect();
     assert_eq!(voters, vec![2, 3]);
@@ -125,7 +134,7 @@ async fn three_nodes_elect_replicate_and_survive_leader_change() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let s = admin.cluster_status(ClusterStatusRequest { local_only: false }).await.unwrap().into_inner();
     assert!(s.nodes.iter().all(|n| n.id != 1 || n.role == Role::None as i32), "{:?}", s.nodes);
-    let e = admin.remove_node(RemoveNodeRequest { node_id: 9 }).await.unwrap_err();
+    let e = admin.remove_node(RemoveNodeRequest { node_id: 9, by: String::new() }).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     for n in nodes {
         n.shutdown().await;

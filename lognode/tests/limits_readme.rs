@@ -49,6 +49,8 @@ fn constants() -> Vec<(&'static str, String)> {
         KEY_ID_BYTES_MAX => n(KEY_ID_BYTES_MAX),
         KEY_PREFIX_BYTES_MAX => n(KEY_PREFIX_BYTES_MAX),
         KEY_QUOTA_MAX => KEY_QUOTA_MAX.to_string(),
+        AUDIT_RECORDS_MAX => n(AUDIT_RECORDS_MAX),
+        AUDIT_READ_MAX => AUDIT_READ_MAX.to_string(),
         ADMIN_KEY_MIN_CHARS => n(ADMIN_KEY_MIN_CHARS),
         ADMIN_KEY_RETRY_PAUSE => dur(ADMIN_KEY_RETRY_PAUSE),
         PARTITIONS_MAX => PARTITIONS_MAX.to_string(),

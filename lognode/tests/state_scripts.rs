@@ -330,6 +330,39 @@ impl Runner {
                 let timestamp_ms = self.ts(&a);
                 self.request(&a, Request::Keys { timestamp_ms, command })
             }
+            "audited" => {
+                // audited by=K <command> ...: the admin action <command> as key K asked it.
+                let inner = words[1..].iter().find(|w| !w.contains('=')).expect("audited by=K <command>");
+                let request = match *inner {
+                    "remove-node" => Request::RemoveNode { node_id: a.u64("id") },
+                    "delete-topic" => Request::DeleteTopic { name: a.str("name") },
+                    g @ ("reset-offsets" | "delete-group") => {
+                        Request::Group { timestamp_ms: self.ts(&a), command: group_command(g, &a) }
+                    }
+                    "produce" => Request::Produce {
+                        topic: a.str("topic"),
+                        partition: a.u32("partition"),
+                        timestamp_ms: ts_i64(self),
+                        records: records(a.u64("n"), ""),
+                    },
+                    other => panic!("audited {other}: remove-node, delete-topic, reset-offsets, delete-group, produce"),
+                };
+                let req = Request::Audited { timestamp_ms: self.ts(&a), by: a.str("by"), request: Box::new(request) };
+                self.request(&a, req)
+            }
+            "show-audit" => {
+                let audit = &self.state.audit;
+                let mut s = format!("total={}\n", audit.total);
+                for r in audit.after(a.opt_u64("after").unwrap_or(0), usize::MAX) {
+                    writeln!(
+                        s,
+                        "{} {} {} {} by={} -> {}",
+                        r.index, r.timestamp_ms, r.action, r.target, r.by, r.outcome
+                    )
+                    .expect("fmt");
+                }
+                s
+            }
             "show-keys" => {
                 let keys = &self.state.keys;
                 let mut s = format!("created={}\n", keys.created);

@@ -290,8 +290,8 @@ impl LedgerBackend for GrpcBackend {
     }
 
     /// Not retried after an unknown outcome: a second delete would answer `topic_not_found`.
-    async fn delete_topic(&self, name: &str) -> BackendResult<Applied<()>> {
-        let req = DeleteTopicRequest { name: name.to_owned() };
+    async fn delete_topic(&self, name: &str, by: &str) -> BackendResult<Applied<()>> {
+        let req = DeleteTopicRequest { name: name.to_owned(), by: by.to_owned() };
         let r = self
             .nodes
             .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {
@@ -436,11 +436,13 @@ impl LedgerBackend for GrpcBackend {
         Ok(ClusterStatus { leader_id: (r.leader_id != 0).then_some(r.leader_id), nodes })
     }
 
-    async fn remove_node(&self, id: u64) -> BackendResult<Applied<()>> {
+    async fn remove_node(&self, id: u64, by: &str) -> BackendResult<Applied<()>> {
+        let req = RemoveNodeRequest { node_id: id, by: by.to_owned() };
         let index = self
             .nodes
-            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| async move {
-                Ok(c.remove_node(RemoveNodeRequest { node_id: id }).await?.into_inner().log_index)
+            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+                let req = req.clone();
+                async move { Ok(c.remove_node(req).await?.into_inner().log_index) }
             })
             .await?;
         Ok(Applied { value: (), index })
@@ -621,6 +623,34 @@ impl LedgerBackend for GrpcBackend {
         Ok(Read { value, applied_index: r.applied_index })
     }
 
+    async fn list_audit(
+        &self,
+        after: u64,
+        limit: u32,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<crate::backend::AuditPage>> {
+        let r = self
+            .nodes
+            .read_call(read, Duration::ZERO, |mut c, opts| async move {
+                let req = ledger_proto::ledger::ListAuditRequest { read: Some(opts), after_index: after, limit };
+                Ok(c.list_audit(req).await?.into_inner())
+            })
+            .await?;
+        let records = r
+            .records
+            .into_iter()
+            .map(|a| crate::backend::AuditEntry {
+                index: a.index,
+                timestamp_ms: a.timestamp_ms,
+                by: a.by,
+                action: a.action,
+                target: a.target,
+                outcome: a.outcome,
+            })
+            .collect();
+        Ok(Read { value: crate::backend::AuditPage { records, total: r.total }, applied_index: r.applied_index })
+    }
+
     async fn list_groups(&self) -> BackendResult<Read<Vec<GroupSummary>>> {
         let r = self
             .nodes
@@ -653,12 +683,14 @@ impl LedgerBackend for GrpcBackend {
         topic: &str,
         partition: Option<u32>,
         to: ResetTarget,
+        by: &str,
     ) -> BackendResult<Applied<Vec<(TopicPartition, u64)>>> {
         let req = ResetOffsetsRequest {
             group: group.to_owned(),
             topic: topic.to_owned(),
             partition,
             to: Some(group_convert::reset_target_to_proto(to)),
+            by: by.to_owned(),
         };
         let r = self
             .nodes
@@ -672,8 +704,8 @@ impl LedgerBackend for GrpcBackend {
     }
 
     /// Not retried after an unknown outcome: a second delete would answer `unknown_group`.
-    async fn delete_group(&self, group: &str) -> BackendResult<Applied<()>> {
-        let req = DeleteGroupRequest { group: group.to_owned() };
+    async fn delete_group(&self, group: &str, by: &str) -> BackendResult<Applied<()>> {
+        let req = DeleteGroupRequest { group: group.to_owned(), by: by.to_owned() };
         let index = self
             .nodes
             .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {

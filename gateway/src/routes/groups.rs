@@ -362,11 +362,12 @@ pub async fn describe(State(st): State<AppState>, ApiPath(group): ApiPath<String
 pub async fn delete_group(
     State(st): State<AppState>,
     headers: HeaderMap,
+    caller: crate::auth::MaybeCaller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_admin(&st, &headers)?;
     group_id(&group)?;
-    let applied = st.call(st.backend().delete_group(&group)).await?;
+    let applied = st.call(st.backend().delete_group(&group, &crate::auth::actor(&caller))).await?;
     Ok(no_content(applied.index))
 }
 
@@ -385,6 +386,7 @@ pub async fn delete_group(
 pub async fn reset(
     State(st): State<AppState>,
     headers: HeaderMap,
+    caller: crate::auth::MaybeCaller,
     ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<ResetOffsetsRequest>,
 ) -> Result<Response, ApiError> {
@@ -392,7 +394,8 @@ pub async fn reset(
     group_id(&group)?;
     validate::topic_name(&req.topic)?;
     let to = group_core::ResetTarget::from(req.to);
-    let applied = st.call(st.backend().reset_offsets(&group, &req.topic, req.partition, to)).await?;
+    let by = crate::auth::actor(&caller);
+    let applied = st.call(st.backend().reset_offsets(&group, &req.topic, req.partition, to, &by)).await?;
     let offsets = applied.value.into_iter().map(Into::into).collect();
     Ok(write_json(StatusCode::OK, &ResetOffsetsResponse { offsets, index: applied.index }, applied.index, false))
 }

@@ -18,11 +18,6 @@ use crate::limits::KEY_QUOTA_MAX;
 use crate::openapi::{CreateKeyErrors, ReadErrors, RevokeKeyErrors};
 use crate::server::AppState;
 
-/// Who made a key change: the caller's key id, or `unauthenticated` with `--auth none`.
-fn actor(caller: Option<&Extension<Arc<Caller>>>) -> String {
-    caller.map_or_else(|| "unauthenticated".to_owned(), |c| c.id.clone())
-}
-
 /// Body of `POST /v1/keys`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +172,7 @@ pub async fn create_key(
         scopes: req.scopes.clone(),
         account_prefix: prefix.clone(),
         created_ms: 0,
-        created_by: actor(caller.as_ref()),
+        created_by: auth::actor(&caller),
         quota,
     };
     let applied = st.call(st.backend().create_key(key)).await?;
@@ -235,7 +230,7 @@ pub async fn revoke_key(
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         return Err(ApiError::bad_request(ErrorCode::InvalidPath, "a key id is 1-64 characters of [A-Za-z0-9._-]"));
     }
-    let applied = st.call(st.backend().revoke_key(&id, &actor(caller.as_ref()))).await?;
+    let applied = st.call(st.backend().revoke_key(&id, &auth::actor(&caller))).await?;
     if let Err(e) = auth::refresh(&st).await {
         tracing::debug!(error = %e, "keys not reloaded after a revoke");
     }

@@ -1,6 +1,7 @@
 //! HTTP handlers, grouped by resource, and response helpers.
 
 pub mod accounts;
+pub mod audit;
 pub mod groups;
 pub mod keys;
 pub mod ops;

@@ -71,10 +71,11 @@ pub(crate) fn check_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiE
 pub async fn remove_node(
     State(st): State<AppState>,
     headers: HeaderMap,
+    caller: crate::auth::MaybeCaller,
     ApiPath(id): ApiPath<u64>,
 ) -> Result<Response, ApiError> {
     check_admin(&st, &headers)?;
-    let applied = st.call(st.backend().remove_node(id)).await?;
+    let applied = st.call(st.backend().remove_node(id, &crate::auth::actor(&caller))).await?;
     st.status_cache().invalidate_cluster();
     Ok(write_json(StatusCode::OK, &NodeRemoved { removed: id, index: applied.index }, applied.index, false))
 }

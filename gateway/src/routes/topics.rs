@@ -60,6 +60,7 @@ pub async fn create_topic(
 pub async fn delete_topic(
     State(st): State<AppState>,
     headers: HeaderMap,
+    caller: crate::auth::MaybeCaller,
     ApiPath(topic): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     super::ops::check_admin(&st, &headers)?;
@@ -71,7 +72,7 @@ pub async fn delete_topic(
             "the built-in topic 'ledger' holds the ledger's events and cannot be deleted",
         ));
     }
-    let applied = st.call(st.backend().delete_topic(&topic)).await?;
+    let applied = st.call(st.backend().delete_topic(&topic, &crate::auth::actor(&caller))).await?;
     Ok(no_content(applied.index))
 }
 

@@ -149,6 +149,41 @@ async fn keys_are_created_listed_and_revoked() {
     assert_problem(&r, 401, "unauthorized", "a revoked key");
     let r = call(&srv, "DELETE", &format!("/v1/keys/{id}"), Some(ADMIN), None).await;
     assert_problem(&r, 404, "key_not_found", "revoking twice");
+
+    // The audit trail names the key behind each admin action, for admins only, page by page.
+    let r = call(&srv, "GET", "/v1/audit", Some(secret), None).await;
+    assert_problem(&r, 401, "unauthorized", "a revoked key reading the audit trail");
+    let r = call(&srv, "GET", "/v1/audit", Some(WEAK), None).await;
+    assert_problem(&r, 403, "forbidden", "the audit trail without admin");
+    let r = call(&srv, "GET", "/v1/audit", Some(ADMIN), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let trail = r.json();
+    let actions: Vec<(String, String, String)> = trail["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or("?").into(),
+                a["target"].as_str().unwrap_or("?").into(),
+                a["by"].as_str().unwrap_or("?").into(),
+            )
+        })
+        .collect();
+    let want = |a: &str| (a.to_owned(), id.to_owned(), "admin".to_owned());
+    assert_eq!(actions, vec![want("key.create"), want("key.revoke")], "{trail}");
+    assert_eq!(trail["total"], 2);
+    assert!(trail["next"].is_null(), "one page: {trail}");
+    let r = call(&srv, "GET", "/v1/audit?limit=1", Some(ADMIN), None).await;
+    let first = r.json();
+    assert_eq!(first["records"].as_array().map(Vec::len), Some(1), "{first}");
+    let next = first["next"].as_u64().expect("a cursor after a full page");
+    let r = call(&srv, "GET", &format!("/v1/audit?after={next}"), Some(ADMIN), None).await;
+    assert_eq!(r.json()["records"][0]["action"], "key.revoke", "{}", r.text());
+    for bad in ["limit=0", "limit=1001", "after=x", "since=1"] {
+        let r = call(&srv, "GET", &format!("/v1/audit?{bad}"), Some(ADMIN), None).await;
+        assert_problem(&r, 400, "invalid_query", bad);
+    }
 }
 
 /// A named scope grants its name (or any with `*`) and nothing else; joining a group also needs

@@ -149,4 +149,23 @@ async fn keys_made_in_the_log_hold_at_every_gateway() {
     let ids: Vec<&str> = listed["keys"].as_array().expect("keys").iter().filter_map(|k| k["id"].as_str()).collect();
     assert!(!ids.contains(&"admin"), "the revoked bootstrap key came back: {listed}");
     assert_eq!(call(a, "GET", "/v1/cluster", ADMIN, None).await.status, 401);
+
+    // The audit trail, replicated and restarted with the rest: one bootstrap, then every key
+    // change with the key that made it.
+    let r = call(a, "GET", "/v1/audit?limit=1000", &ops, None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let trail = r.json();
+    let rows: Vec<String> = trail["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|a| format!("{} {} by={} -> {}", a["action"], a["target"], a["by"], a["outcome"]).replace('"', ""))
+        .collect();
+    assert_eq!(rows.iter().filter(|r| r.starts_with("key.bootstrap")).count(), 1, "{rows:#?}");
+    assert_eq!(rows[0], "key.bootstrap admin by=bootstrap -> ok", "{rows:#?}");
+    assert!(rows.contains(&format!("key.revoke {id} by=admin -> ok")), "{rows:#?}");
+    // The last key made was `ops`, and it revoked admin.
+    let ops_id = rows.iter().rev().find_map(|r| r.strip_prefix("key.create ")?.split(' ').next()).expect("ops");
+    let want = format!("key.revoke admin by={ops_id} -> ok");
+    assert_eq!(rows.last(), Some(&want), "{rows:#?}");
 }

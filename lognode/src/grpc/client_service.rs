@@ -94,6 +94,7 @@ pub(crate) fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
     not_leader(f.leader_id, f.leader_node.as_ref())
 }
 
+pub(crate) mod audit;
 mod keys;
 
 fn rejection(r: Rejection) -> Status {
@@ -471,7 +472,7 @@ impl Ledger for ClientService {
         let req = request.into_inner();
         self.check_leader()?;
         check_topic(&req.name, 1).map_err(rejection)?;
-        match self.write(Cmd::DeleteTopic { name: req.name }).await? {
+        match self.write(audit::audited(req.by, Cmd::DeleteTopic { name: req.name })).await? {
             (CmdResponse::TopicDeleted, log_index) => Ok(Response::new(DeleteTopicResponse { log_index })),
             (CmdResponse::Rejected(r), _) => Err(rejection(r)),
             (other, _) => Err(Status::internal(format!("unexpected response {other:?}"))),
@@ -588,7 +589,7 @@ impl Ledger for ClientService {
     }
 
     async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Result<Response<RemoveNodeResponse>, Status> {
-        let id = request.into_inner().node_id;
+        let RemoveNodeRequest { node_id: id, by } = request.into_inner();
         self.check_leader()?;
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
@@ -596,7 +597,9 @@ impl Ledger for ClientService {
             return Err(Status::not_found(format!("node {id} is not in the Raft membership")));
         }
         // Recorded first, so that no leader adds the node back from gossip.
-        self.write(Cmd::RemoveNode { node_id: id }).await?;
+        if let (CmdResponse::Rejected(r), _) = self.write(audit::audited(by, Cmd::RemoveNode { node_id: id })).await? {
+            return Err(rejection(r));
+        }
         let change = if membership.voter_ids().any(|v| v == id) {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else {
@@ -743,7 +746,7 @@ impl Ledger for ClientService {
                 "a reset needs a target: earliest, latest, an offset or a timestamp",
             )
         })?;
-        let (offsets, log_index) = self.groups.reset(req.group, req.topic, req.partition, to).await?;
+        let (offsets, log_index) = self.groups.reset(req.group, req.topic, req.partition, to, req.by).await?;
         let offsets = group_convert::partition_offsets_to_proto(offsets);
         Ok(Response::new(ResetOffsetsResponse { offsets, log_index }))
     }
@@ -752,7 +755,8 @@ impl Ledger for ClientService {
         &self,
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
-        let log_index = self.groups.delete(request.into_inner().group).await?;
+        let r = request.into_inner();
+        let log_index = self.groups.delete(r.group, r.by).await?;
         Ok(Response::new(DeleteGroupResponse { log_index }))
     }
 
@@ -766,5 +770,12 @@ impl Ledger for ClientService {
 
     async fn list_keys(&self, request: Request<ListKeysRequest>) -> Result<Response<ListKeysResponse>, Status> {
         self.list_keys_call(request).await
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ledger_proto::ledger::ListAuditRequest>,
+    ) -> Result<Response<ledger_proto::ledger::ListAuditResponse>, Status> {
+        self.list_audit_call(request).await
     }
 }

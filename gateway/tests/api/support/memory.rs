@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gateway::backend::{
-    ApiKey, Applied, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest, Fetched, LedgerBackend,
-    Missing, NewRecord, NodeRole, NodeStatus, Read, ReadConsistency, RecordOffset, StoredRecord, TopicCreated,
-    TopicInfo,
+    ApiKey, Applied, AuditEntry, AuditPage, BackendError, BackendResult, BackendStats, ClusterStatus, FetchRequest,
+    Fetched, LedgerBackend, Missing, NewRecord, NodeRole, NodeStatus, Read, ReadConsistency, RecordOffset,
+    StoredRecord, TopicCreated, TopicInfo,
 };
 use ledger_core::{AccountView, ApplyContext, Command, HistoryFrom, HistoryPage, Ledger, Outcome, TransferView};
 use tokio::sync::Notify;
@@ -31,12 +31,27 @@ struct State {
     round_robin: u64,
     nodes: Vec<NodeStatus>,
     keys: BTreeMap<String, ApiKey>,
+    audit: Vec<AuditEntry>,
 }
 
 impl State {
     fn next(&mut self) -> ApplyContext {
         self.index += 1;
         ApplyContext { index: self.index, timestamp_ms: CLOCK_BASE_MS + self.index }
+    }
+
+    /// The next index, for an admin action recorded in the audit trail (as lognode does).
+    fn next_audited(&mut self, by: &str, action: &str, target: &str) -> ApplyContext {
+        let ctx = self.next();
+        self.audit.push(AuditEntry {
+            index: ctx.index,
+            timestamp_ms: ctx.timestamp_ms,
+            by: by.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome: "ok".to_owned(),
+        });
+        ctx
     }
 }
 
@@ -217,13 +232,13 @@ impl LedgerBackend for MemoryBackend {
         Ok(Applied { value: TopicCreated { topic: TopicInfo { name: name.to_owned(), partitions }, created }, index })
     }
 
-    async fn delete_topic(&self, name: &str) -> BackendResult<Applied<()>> {
+    async fn delete_topic(&self, name: &str, by: &str) -> BackendResult<Applied<()>> {
         self.gate().await?;
         let mut s = self.lock();
         if name == "ledger" || s.topics.remove(name).is_none() {
             return Err(BackendError::NotFound(Missing::Topic, format!("unknown topic {name:?}")));
         }
-        Ok(Applied { value: (), index: s.next().index })
+        Ok(Applied { value: (), index: s.next_audited(by, "topic.delete", name).index })
     }
 
     async fn list_topics(&self, read: ReadConsistency) -> BackendResult<Read<Vec<TopicInfo>>> {
@@ -318,18 +333,18 @@ impl LedgerBackend for MemoryBackend {
         if s.keys.contains_key(&key.id) {
             return Err(BackendError::AlreadyExists(format!("key {} exists", key.id)));
         }
-        let ctx = s.next();
+        let ctx = s.next_audited(&key.created_by, "key.create", &key.id);
         s.keys.insert(key.id.clone(), ApiKey { created_ms: ctx.timestamp_ms, ..key });
         Ok(Applied { value: ctx.timestamp_ms, index: ctx.index })
     }
 
-    async fn revoke_key(&self, id: &str, _revoked_by: &str) -> BackendResult<Applied<()>> {
+    async fn revoke_key(&self, id: &str, revoked_by: &str) -> BackendResult<Applied<()>> {
         self.gate().await?;
         let mut s = self.lock();
         if s.keys.remove(id).is_none() {
             return Err(BackendError::NotFound(Missing::Key, format!("no key {id}")));
         }
-        let index = s.next().index;
+        let index = s.next_audited(revoked_by, "key.revoke", id).index;
         Ok(Applied { value: (), index })
     }
 
@@ -339,7 +354,15 @@ impl LedgerBackend for MemoryBackend {
         Ok(Read { value: s.keys.values().cloned().collect(), applied_index: s.index })
     }
 
-    async fn remove_node(&self, id: u64) -> BackendResult<Applied<()>> {
+    async fn list_audit(&self, after: u64, limit: u32, read: ReadConsistency) -> BackendResult<Read<AuditPage>> {
+        self.gate_read(read).await?;
+        Ok(self.read(|s| AuditPage {
+            records: s.audit.iter().filter(|a| a.index > after).take(limit as usize).cloned().collect(),
+            total: s.audit.len() as u64,
+        }))
+    }
+
+    async fn remove_node(&self, id: u64, by: &str) -> BackendResult<Applied<()>> {
         self.gate().await?;
         let mut s = self.lock();
         let Some(pos) = s.nodes.iter().position(|n| n.id == id) else {
@@ -349,7 +372,7 @@ impl LedgerBackend for MemoryBackend {
             return Err(BackendError::InvalidArgument("cannot remove the leader".to_owned()));
         }
         s.nodes.remove(pos);
-        let index = s.next().index;
+        let index = s.next_audited(by, "node.remove", &id.to_string()).index;
         Ok(Applied { value: (), index })
     }
 

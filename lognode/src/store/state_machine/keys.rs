@@ -27,7 +27,7 @@ pub struct Keys {
     pub created: u64,
 }
 
-fn is_id(s: &str) -> bool {
+pub(super) fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= KEY_ID_BYTES_MAX && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 

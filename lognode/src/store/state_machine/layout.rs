@@ -22,8 +22,9 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
 /// the groups. 2 (2026-12-04): the ledger's records are a stream of [`Record`]s after the head.
 /// 3 (2026-12-04): every account, then every history record with its account's number (in the
 /// order the store keeps them), then every transfer; each record length-prefixed postcard (was
-/// bincode: 7.7 GB for 28M transfers). 4 (2026-12-05): the API keys after the groups.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+/// bincode: 7.7 GB for 28M transfers). 4 (2026-12-05): the API keys after the groups. 5
+/// (2026-12-05): the audit trail after the keys.
+pub const SNAPSHOT_FORMAT: u32 = 5;
 /// Length of the snapshot header.
 const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
 
@@ -64,6 +65,7 @@ struct HeadRef<'a> {
     next_event_seq: u64,
     groups: &'a group_core::Groups,
     keys: &'a super::keys::Keys,
+    audit: &'a super::audit::Audit,
 }
 
 /// The head of a snapshot, or of a disk store's state, as read back.
@@ -77,6 +79,7 @@ pub struct HeadOwned {
     next_event_seq: u64,
     groups: group_core::Groups,
     keys: super::keys::Keys,
+    audit: super::audit::Audit,
 }
 
 impl HeadOwned {
@@ -92,6 +95,7 @@ impl HeadOwned {
             next_event_seq: self.next_event_seq,
             groups: self.groups,
             keys: self.keys,
+            audit: self.audit,
         })
     }
 }
@@ -165,6 +169,7 @@ impl State {
             next_event_seq: self.next_event_seq,
             groups: &self.groups,
             keys: &self.keys,
+            audit: &self.audit,
         })
     }
 

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use super::io_err;
 use crate::types::{LogId, StorageError};
 
+pub mod audit;
 mod disk;
 mod events;
 pub mod keys;

@@ -71,6 +71,8 @@ pub struct State {
     pub groups: group_core::Groups,
     /// The API keys (hashes of their secrets only).
     pub keys: super::keys::Keys,
+    /// The newest admin actions (`audit`).
+    pub audit: super::audit::Audit,
 }
 
 /// An empty state whose ledger is in memory (not yet the state of a new cluster: see
@@ -86,6 +88,7 @@ impl Default for State {
             next_event_seq: 0,
             groups: group_core::Groups::default(),
             keys: super::keys::Keys::default(),
+            audit: super::audit::Audit::default(),
         }
     }
 }
@@ -181,7 +184,8 @@ impl State {
         }
         self.ledger.check_invariants().map_err(|e| format!("ledger: {e:?}"))?;
         self.groups.check_invariants().map_err(|e| format!("groups: {e}"))?;
-        self.keys.check_invariants().map_err(|e| format!("keys: {e}"))
+        self.keys.check_invariants().map_err(|e| format!("keys: {e}"))?;
+        self.audit.check_invariants().map_err(|e| format!("audit: {e}"))
     }
 
     /// Drops every run whose entry lies below its log's first index (`first_index(topic)`: the Raft
@@ -256,7 +260,14 @@ impl State {
                 let ctx = group_core::ApplyContext { index: log_index, timestamp_ms: *timestamp_ms };
                 Response::Group(self.groups.apply(command, ctx, &ApplyCatalog(&self.topics)))
             }
-            Request::Keys { timestamp_ms, command } => self.keys.apply(command, *timestamp_ms),
+            Request::Keys { timestamp_ms, command } => {
+                let r = self.keys.apply(command, *timestamp_ms);
+                self.audit.record_keys(log_index, *timestamp_ms, command, &r);
+                r
+            }
+            Request::Audited { timestamp_ms, by, request } => {
+                self.apply_audited(log_index, *timestamp_ms, by, request, events)
+            }
             Request::ProduceMany { items, .. } => Response::ProducedMany(
                 items
                     .iter()
