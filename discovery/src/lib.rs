@@ -20,6 +20,61 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 use tracing::{debug, info, warn};
 
+/// A gossip encryption key: 32 bytes (AES-256-GCM) every member shares, from a file only its
+/// owner may read ([`GossipKey::load`]). With one, memberlist encrypts and authenticates every
+/// gossip packet and stream, and refuses those it cannot decrypt: a process without the key can
+/// neither read the gossip nor join it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GossipKey([u8; 32]);
+
+impl std::fmt::Debug for GossipKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GossipKey(..)")
+    }
+}
+
+impl GossipKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> GossipKey {
+        GossipKey(bytes)
+    }
+
+    /// The key as the file holds it: 64 hex digits and a newline.
+    pub fn to_file_text(&self) -> String {
+        let mut s: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        s.push('\n');
+        s
+    }
+
+    /// Reads a key file: 64 hex digits (surrounding whitespace ignored), readable by its owner
+    /// only (mode 0600). The error names the file and what is wrong.
+    pub fn load(path: &std::path::Path) -> Result<GossipKey, String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let shown = path.display();
+        let mode = std::fs::metadata(path).map_err(|e| format!("gossip key file {shown}: {e}"))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "gossip key file {shown}: readable by others (mode {:o}); it holds a secret: chmod 600 it",
+                mode & 0o777
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("gossip key file {shown}: {e}"))?;
+        Self::parse(text.trim()).map_err(|e| format!("gossip key file {shown}: {e}"))
+    }
+
+    /// Parses 64 hex digits.
+    pub fn parse(hex: &str) -> Result<GossipKey, String> {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("a gossip key is 64 hex digits (32 bytes), not {} characters", hex.chars().count()));
+        }
+        let mut key = [0u8; 32];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        }
+        Ok(GossipKey(key))
+    }
+}
+
 /// Gossip timing profile (memberlist's presets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GossipProfile {
@@ -144,12 +199,25 @@ impl std::fmt::Debug for Gossip {
 
 impl Gossip {
     /// Starts a gossip member bound to `bind` and, in the background, joins the cluster through
-    /// `seeds` (retrying until one answers, at most [`JOIN_ATTEMPTS_MAX`] times).
+    /// `seeds` (retrying until one answers, at most [`JOIN_ATTEMPTS_MAX`] times). Unencrypted:
+    /// see [`Gossip::start_with`].
     pub async fn start(
         bind: SocketAddr,
         meta: MemberMeta,
         seeds: Vec<SocketAddr>,
         profile: GossipProfile,
+    ) -> Result<Arc<Gossip>, String> {
+        Self::start_with(bind, meta, seeds, profile, None).await
+    }
+
+    /// [`Gossip::start`], with every packet and stream encrypted with `key` when given; then
+    /// nothing unencrypted, or encrypted with another key, is accepted.
+    pub async fn start_with(
+        bind: SocketAddr,
+        meta: MemberMeta,
+        seeds: Vec<SocketAddr>,
+        profile: GossipProfile,
+        key: Option<GossipKey>,
     ) -> Result<Arc<Gossip>, String> {
         let id = SmolStr::new(format!("{}-{}", meta.kind.as_str(), meta.node_id));
         let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(id);
@@ -159,6 +227,14 @@ impl Gossip {
         let options = match profile {
             GossipProfile::Lan => Options::lan(),
             GossipProfile::Local => Options::local(),
+        };
+        let options = match key {
+            Some(GossipKey(k)) => options
+                .with_primary_key(memberlist::proto::SecretKey::Aes256(k))
+                .with_encryption_algo(memberlist::proto::EncryptionAlgorithm::NoPadding)
+                .with_gossip_verify_incoming(true)
+                .with_gossip_verify_outgoing(true),
+            None => options,
         };
         let list =
             List::with_delegate(delegate, topts, options).await.map_err(|e| format!("start gossip on {bind}: {e}"))?;

@@ -50,6 +50,11 @@ struct Cli {
     #[arg(long, env = "LEDGER_GOSSIP_PROFILE", value_enum, default_value_t = GossipProfile::Lan)]
     gossip_profile: GossipProfile,
 
+    /// With --join: the cluster's gossip key file (64 hex digits, readable only by its owner),
+    /// when the lognodes encrypt their gossip (`lognode --gossip-key-file`).
+    #[arg(long, env = "LEDGER_GOSSIP_KEY_FILE")]
+    gossip_key_file: Option<std::path::PathBuf>,
+
     /// `keys` (default): every route but health, readiness and the API document needs an API key
     /// (docs/SECURITY.md). `none`: no authentication; accepted only on a loopback address.
     #[arg(long, env = "LEDGER_AUTH", value_enum, default_value_t = gateway::auth::AuthMode::Keys)]
@@ -220,6 +225,7 @@ fn gateway_member_id(gossip_addr: &str) -> u64 {
 /// `--lognodes` list or by joining the gossip (`--join`) as a gateway member (no Raft, no data).
 async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
     if cli.join.is_empty() {
+        anyhow::ensure!(cli.gossip_key_file.is_none(), "--gossip-key-file is for the gossip: it needs --join");
         return Ok(GrpcBackend::start(Lognodes::Static(cli.lognodes.clone())).await);
     }
     let gossip_addr = cli.gossip_addr.as_deref().context("--join needs --gossip-addr")?;
@@ -231,8 +237,14 @@ async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
         grpc_addr: cli.listen.clone(),
         role: "gateway".to_owned(),
     };
+    let key = match &cli.gossip_key_file {
+        Some(path) => {
+            Some(ledger_discovery::GossipKey::load(path).map_err(|e| anyhow::anyhow!("--gossip-key-file: {e}"))?)
+        }
+        None => None,
+    };
     let gossip: Arc<dyn Discovery> =
-        Gossip::start(bind, meta, seeds, cli.gossip_profile).await.map_err(|e| anyhow::anyhow!(e))?;
+        Gossip::start_with(bind, meta, seeds, cli.gossip_profile, key).await.map_err(|e| anyhow::anyhow!(e))?;
     Ok(GrpcBackend::start(Lognodes::Gossip(gossip)).await)
 }
 

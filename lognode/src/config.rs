@@ -126,6 +126,11 @@ pub struct Config {
     /// (scope `admin`); later starts with the flag change nothing.
     #[arg(long, env = "LEDGER_ADMIN_KEY_FILE")]
     pub admin_key_file: Option<PathBuf>,
+    /// Encrypts the gossip (docs/SECURITY.md): a file holding a key every lognode and gateway of
+    /// the cluster shares (64 hex digits, readable only by its owner). A member without it, or
+    /// with another key, can neither read the gossip nor join it.
+    #[arg(long, env = "LEDGER_GOSSIP_KEY_FILE")]
+    pub gossip_key_file: Option<PathBuf>,
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,

@@ -93,6 +93,9 @@ pub enum StartError {
     /// `--admin-key-file` is not usable (the message names the file and why).
     #[error("{0}")]
     AdminKey(String),
+    /// `--gossip-key-file` is not usable (the message names the file and why).
+    #[error("--gossip-key-file: {0}")]
+    GossipKey(String),
     /// The Raft configuration is invalid.
     #[error("invalid Raft configuration: {0}")]
     RaftConfig(String),
@@ -302,6 +305,10 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         Some(path) => Some(crate::admin_key::load_or_create(path).map_err(StartError::AdminKey)?),
         None => None,
     };
+    let gossip_key = match &cfg.gossip_key_file {
+        Some(path) => Some(ledger_discovery::GossipKey::load(path).map_err(StartError::GossipKey)?),
+        None => None,
+    };
     let (log_store, sm, committed) = open_storage(&cfg).await?;
     let liveness = crate::election::Liveness::new();
     let raft = start_raft(&cfg, log_store, sm.clone(), &liveness).await?;
@@ -314,9 +321,10 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         grpc_addr: cfg.grpc_addr.clone(),
         role: "follower".into(),
     };
-    let discovery: Arc<dyn Discovery> = Gossip::start(addrs.gossip, meta, addrs.seeds, cfg.gossip_profile)
-        .await
-        .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
+    let discovery: Arc<dyn Discovery> =
+        Gossip::start_with(addrs.gossip, meta, addrs.seeds, cfg.gossip_profile, gossip_key)
+            .await
+            .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
 
     let stopping = Shutdown::new();
     let groups = crate::groups::Coordinator::new(

@@ -41,6 +41,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         state_store: lognode::config::StateStoreKind::Disk,
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
         admin_key_file: None,
+        gossip_key_file: None,
     }
 }
 

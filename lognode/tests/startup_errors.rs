@@ -24,6 +24,7 @@ fn config(dir: &std::path::Path) -> Config {
         state_store: lognode::config::StateStoreKind::Disk,
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
         admin_key_file: None,
+        gossip_key_file: None,
     }
 }
 
@@ -71,4 +72,23 @@ async fn a_taken_grpc_port_is_a_bind_error() {
     let addr = taken.local_addr().expect("addr");
     let e = start_err(Config { grpc_addr: addr.to_string(), ..config(dir.path()) }).await;
     assert!(matches!(&e, StartError::Bind { addr: a, .. } if *a == addr), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unusable_gossip_key_file_is_named_before_anything_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("gossip.key");
+    let e = start_err(Config { gossip_key_file: Some(missing), ..config(dir.path()) }).await;
+    assert!(matches!(e, StartError::GossipKey(_)), "{e:?}");
+    assert!(
+        e.to_string().starts_with("--gossip-key-file: gossip key file ") && e.to_string().contains("gossip.key"),
+        "{e}"
+    );
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "abcd\n").expect("write");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let e = start_err(Config { gossip_key_file: Some(short), ..config(dir.path()) }).await;
+    assert!(e.to_string().contains("64 hex digits"), "{e}");
+    assert!(!dir.path().join("log").exists(), "nothing was opened");
 }

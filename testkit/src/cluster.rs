@@ -350,7 +350,14 @@ impl GatewayProcess {
 
     /// `gateway --listen <free> --join <seed> --gossip-addr <free> --gossip-profile local`.
     pub fn start_join(bin: &Path, seed: &str, log: &Path, rust_log: &str) -> GatewayProcess {
-        let args = ["--join", seed, "--gossip-addr", &free_addr(), "--gossip-profile", "local"].map(str::to_owned);
+        Self::start_join_with(bin, seed, &[], log, rust_log)
+    }
+
+    /// [`GatewayProcess::start_join`] with `extra` flags.
+    pub fn start_join_with(bin: &Path, seed: &str, extra: &[&str], log: &Path, rust_log: &str) -> GatewayProcess {
+        let mut args =
+            ["--join", seed, "--gossip-addr", &free_addr(), "--gossip-profile", "local"].map(str::to_owned).to_vec();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
         GatewayProcess::start(bin, &args, log, rust_log)
     }
 

@@ -11,6 +11,8 @@ use crate::Failure;
 /// The bootstrap admin key's secret: given to every lognode (`--admin-key-file`), used by
 /// `ledger dev` itself and printed for the user.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// The gossip encryption key every lognode and the gateway share (`--gossip-key-file`).
+pub const GOSSIP_KEY_FILE: &str = "gossip.key";
 /// The projector's key (`groups:consume:projector`, `topics:read:ledger`).
 pub const PROJECTOR_KEY_FILE: &str = "projector.key";
 /// The projector key's scopes.
@@ -62,4 +64,18 @@ pub async fn projector(data_dir: &Path, admin: &ledger_client::Client) -> Result
     let made = admin.create_key(&new).await?;
     write(&file, &made.body.secret)?;
     Ok(made.body.secret)
+}
+
+/// The gossip key file of the data dir, made (32 random bytes as 64 hex digits, mode 0600) on
+/// the first start, before any lognode starts, and reused after.
+pub fn gossip(data_dir: &Path) -> Result<PathBuf, Failure> {
+    let file = path(data_dir, GOSSIP_KEY_FILE);
+    if read(&file)?.is_none() {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b)
+            .map_err(|e| Failure::failed(format!("no randomness from the operating system: {e}")))?;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        write(&file, &hex)?;
+    }
+    Ok(file)
 }

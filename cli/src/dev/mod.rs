@@ -344,11 +344,15 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         note("INSECURE (--insecure): the gateway asks for no API key; anyone who can reach it may do anything");
     }
     let voters = usize::from(a.nodes);
+    // Gossip is encrypted with a key of the data dir, shared by every lognode and the gateway.
+    let gossip_key = keys::gossip(&sys.data_dir)?.display().to_string();
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
         let gossip = format!("127.0.0.1:{}", ports.gossip[idx]);
-        let mut node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip).voters(voters);
+        let mut node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip)
+            .voters(voters)
+            .extra(&["--gossip-key-file", gossip_key.as_str()]);
         if keyed {
             // Every node may be given it: the first leader enters its hash into the log, once.
             let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
@@ -387,6 +391,8 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         format!("127.0.0.1:{}", ports.gateway_gossip),
         "--gossip-profile".into(),
         "local".into(),
+        "--gossip-key-file".into(),
+        gossip_key.clone(),
     ];
     if admin.is_none() {
         gw_args.extend(["--auth".to_owned(), "none".to_owned()]);

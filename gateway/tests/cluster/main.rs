@@ -7,6 +7,7 @@ mod auth;
 mod auth_walk;
 mod contract;
 mod failover;
+mod gossip_key;
 mod groups;
 mod hostile;
 mod ledger;

@@ -138,9 +138,15 @@ pub struct GatewayProc {
 impl GatewayProc {
     /// `gateway --join <seed> --gossip-addr <free> --gossip-profile local --listen <free>`.
     pub fn start_join(seed: &str) -> GatewayProc {
+        Self::start_join_with(seed, &[])
+    }
+
+    /// [`GatewayProc::start_join`] with `extra` flags.
+    pub fn start_join_with(seed: &str, extra: &[&str]) -> GatewayProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_gateway"));
-        let proc = testkit::cluster::GatewayProcess::start_join(bin, seed, &dir.path().join("gateway.log"), "info");
+        let log = dir.path().join("gateway.log");
+        let proc = testkit::cluster::GatewayProcess::start_join_with(bin, seed, extra, &log, "info");
         GatewayProc { addr: proc.addr, proc, _dir: dir }
     }
 
