@@ -188,6 +188,35 @@ pub enum AccountCmd {
         /// Account id.
         id: String,
     },
+    /// List accounts in creation order, a page at a time.
+    List {
+        /// Only ids starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only this currency.
+        #[arg(long)]
+        currency: Option<String>,
+        /// Only accounts whose metadata member KEY has VALUE (`KEY=VALUE`).
+        #[arg(long, value_parser = parse_key_value)]
+        metadata: Option<(String, String)>,
+        /// Go on after this cursor (the `next` a previous page printed).
+        #[arg(long)]
+        after: Option<u32>,
+        /// As of this log index (the `at_index` a previous page printed).
+        #[arg(long)]
+        at_index: Option<u64>,
+        /// Page size, 1..=1000 (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+/// `KEY=VALUE`.
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?}: expected KEY=VALUE")),
+    }
 }
 
 /// `ledger transfer ...`.

@@ -41,6 +41,43 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
                 out.text(&account_block(&a));
             }
         }
+        Cmd::Account { cmd: AccountCmd::List { prefix, currency, metadata, after, at_index, limit } } => {
+            let q = ledger_client::AccountsQuery {
+                prefix: prefix.clone(),
+                currency: currency.clone(),
+                metadata: metadata.clone(),
+                after: *after,
+                at_index: *at_index,
+                limit: *limit,
+            };
+            let page = client.list_accounts(&q).await?;
+            if out.json {
+                out.json_value(&page);
+            } else {
+                let rows: Vec<Vec<String>> = page
+                    .accounts
+                    .iter()
+                    .map(|a| vec![a.id.clone(), a.currency.clone(), a.balance.to_string(), a.available.to_string()])
+                    .collect();
+                let mut text = table(
+                    &[
+                        ("ID", Align::Left),
+                        ("CURRENCY", Align::Left),
+                        ("BALANCE", Align::Right),
+                        ("AVAILABLE", Align::Right),
+                    ],
+                    &rows,
+                );
+                text.push_str(&format!("as of log index {}\n", page.at_index));
+                if let Some(next) = page.next {
+                    text.push_str(&format!(
+                        "more: ledger account list --after {next} --at-index {} ...\n",
+                        page.at_index
+                    ));
+                }
+                out.text(&text);
+            }
+        }
         Cmd::Transfer(t) => transfer(client, out, t).await?,
         Cmd::History { account, after, limit } => history(client, out, account, *after, *limit).await?,
         Cmd::Topic { cmd: TopicCmd::Create { name, partitions } } => {

@@ -105,6 +105,16 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     dev.ledger(&["account", "create", "alice", "--currency", "USD", "--metadata", r#"{"kyc":true}"#]).ok();
     let again = dev.ledger(&["account", "create", "alice", "--currency", "USD", "--metadata", r#"{"kyc":true}"#]);
     assert!(again.ok().contains("already existed (idempotent replay)"), "{again:?}");
+    let out = dev.ledger(&["account", "list", "--limit", "1"]).ok().to_owned();
+    assert!(out.lines().next().unwrap().split_whitespace().eq(["ID", "CURRENCY", "BALANCE", "AVAILABLE"]), "{out}");
+    assert_eq!(row(&out, "equity")[1], "USD", "{out}");
+    assert!(out.contains("more: ledger account list --after 0 --at-index "), "{out}");
+    let l = json(dev.ledger(&["--json", "account", "list", "--metadata", "kyc=true"]).ok());
+    assert_eq!(
+        l["accounts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["alice"]
+    );
+    dev.ledger(&["account", "list", "--metadata", "kyc"]).fails(2, "KEY=VALUE");
 
     // transfers: created, replayed with the same id, pending then posted, pending then voided.
     let out = dev.ledger(&["transfer", "equity", "alice", "1000", "--currency", "USD", "--id", "t1"]).ok().to_owned();

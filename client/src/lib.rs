@@ -219,6 +219,24 @@ impl Client {
         self.get(&["v1", "accounts", id], &consistency.query()).await
     }
 
+    /// `GET /v1/accounts`: a page of accounts in creation order, filtered.
+    pub async fn list_accounts(&self, q: &AccountsQuery) -> Result<AccountList, Error> {
+        let mut query: Vec<(&'static str, String)> = Vec::new();
+        let pairs: [(&'static str, Option<String>); 5] = [
+            ("prefix", q.prefix.clone()),
+            ("currency", q.currency.clone()),
+            ("after", q.after.map(|a| a.to_string())),
+            ("at_index", q.at_index.map(|a| a.to_string())),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ];
+        query.extend(pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        if let Some((k, v)) = &q.metadata {
+            query.push(("metadata_key", k.clone()));
+            query.push(("metadata_value", v.clone()));
+        }
+        self.get(&["v1", "accounts"], &query).await
+    }
+
     /// `GET /v1/accounts/{id}?as_of_index=`: the balances as they were once
     /// log index `index` was applied.
     pub async fn account_as_of(&self, id: &str, index: u64, consistency: Consistency) -> Result<Account, Error> {

@@ -621,3 +621,32 @@ pub struct AuditPage {
     #[serde(default)]
     pub next: Option<u64>,
 }
+
+/// Filters and cursor of `GET /v1/accounts` ([`crate::Client::list_accounts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountsQuery {
+    /// Only ids starting with this.
+    pub prefix: Option<String>,
+    /// Only this currency.
+    pub currency: Option<String>,
+    /// Only accounts whose metadata member has this value.
+    pub metadata: Option<(String, String)>,
+    /// The `next` of the previous page.
+    pub after: Option<u32>,
+    /// The `at_index` of the first page (every page of one listing as of one index).
+    pub at_index: Option<u64>,
+    /// Page size, 1..=1000.
+    pub limit: Option<u32>,
+}
+
+/// Answer of `GET /v1/accounts`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountList {
+    /// In creation order, as of `at_index`.
+    pub accounts: Vec<Account>,
+    /// Cursor of the next page (`after`), absent at the end.
+    #[serde(default)]
+    pub next: Option<u32>,
+    /// The log index the page is as of.
+    pub at_index: u64,
+}

@@ -319,6 +319,12 @@ pub trait LedgerBackend: Send + Sync + 'static {
         read: ReadConsistency,
     ) -> BackendResult<Read<Option<HistoryPage>>>;
 
+    /// One page of accounts in creation order, filtered, as of a log index (issue 17).
+    async fn list_accounts(&self, query: AccountsQuery, read: ReadConsistency) -> BackendResult<Read<AccountsPage>> {
+        let _ = (query, read);
+        Err(BackendError::Internal("this backend has no account queries".to_owned()))
+    }
+
     /// Creates a topic (idempotent for an identical request).
     async fn create_topic(&self, name: &str, partitions: u32) -> BackendResult<Applied<TopicCreated>>;
 
@@ -531,4 +537,32 @@ pub struct AuditPage {
     pub records: Vec<AuditEntry>,
     /// Records ever made (the cluster keeps the newest 1000).
     pub total: u64,
+}
+
+/// A query of the accounts (`GET /v1/accounts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountsQuery {
+    /// Go on after this account number (the `next` of the previous page).
+    pub after: Option<u32>,
+    /// The accounts as of this log index (0: the serving replica's applied index).
+    pub at_index: u64,
+    /// Page size, 1..=1000.
+    pub limit: u32,
+    /// The id starts with this (empty: any).
+    pub id_prefix: String,
+    /// The currency (empty: any).
+    pub currency: String,
+    /// A metadata member and the value it must have.
+    pub metadata: Option<(String, String)>,
+}
+
+/// A page of accounts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountsPage {
+    /// In creation order.
+    pub accounts: Vec<AccountView>,
+    /// The account number to go on after; `None` once the scan is complete.
+    pub next: Option<u32>,
+    /// The log index the page is as of.
+    pub at_index: u64,
 }

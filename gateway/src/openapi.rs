@@ -86,7 +86,7 @@ struct ApiDoc;
 /// Every API route, with its OpenAPI operation.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(accounts::create_account))
+        .routes(routes!(accounts::create_account, accounts::list_accounts))
         .routes(routes!(accounts::get_account))
         .routes(routes!(accounts::account_history))
         .routes(routes!(transfers::create_transfer))
@@ -128,6 +128,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
 /// clients (`create_account` in Python, `createAccount` in TypeScript). Never rename one.
 pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/accounts", "createAccount"),
+    ("get", "/v1/accounts", "listAccounts"),
     ("get", "/v1/accounts/{id}", "getAccount"),
     ("get", "/v1/accounts/{id}/transfers", "getAccountHistory"),
     ("post", "/v1/transfers", "createTransfer"),
@@ -389,6 +390,17 @@ error_set!(
         E408, E413, E415,
         (422, "`invalid_id`, `invalid_amount`, `unknown_field`, `invalid_type`, `not_pending`, `already_posted`, \
                `already_voided`, `pending_expired`, `amount_exceeds_pending`."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `GET /v1/accounts`.
+    AccountListErrors,
+    [
+        E400,
+        (422, "`out_of_range` (`at_index` past the replica's applied index); `index_not_reached` (`min_index` or \
+               `at_index` past the log's last applied index, given as `current_index`)."),
         E500, E503,
     ]
 );

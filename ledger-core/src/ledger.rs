@@ -627,7 +627,7 @@ impl<S: LedgerStore> Ledger<S> {
         self.store.transfer_count()
     }
 
-    fn view_account(&self, a: Account, balances: Balances, index: u64, version: u64) -> AccountView {
+    pub(crate) fn view_account(&self, a: Account, balances: Balances, index: u64, version: u64) -> AccountView {
         AccountView {
             id: a.id,
             currency: self.currencies[usize::from(a.currency)].clone(),
@@ -640,6 +640,26 @@ impl<S: LedgerStore> Ledger<S> {
             available: balances.available(),
             index,
             version,
+        }
+    }
+
+    /// The store's number of currency `code`, if any account uses it.
+    pub(crate) fn currency_number(&self, code: &str) -> Option<u16> {
+        self.currency_ids.get(code).copied()
+    }
+
+    /// The balances of account `ai` (`a`) once log entry `index` was applied: its balances,
+    /// last changing index and version then. `a` must exist at `index`.
+    pub(crate) fn balances_as_of(&self, ai: u32, a: &Account, index: u64) -> (Balances, u64, u64) {
+        if a.updated_index <= index {
+            return (a.balances, a.updated_index, a.history_len);
+        }
+        match self.store.history_partition_point(ai, a.history_len, index) {
+            0 => (Balances::default(), a.created_index, 0),
+            p => {
+                let r = self.store.history(ai, p);
+                (r.balances, r.index, p)
+            }
         }
     }
 

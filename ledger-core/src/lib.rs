@@ -33,6 +33,7 @@ mod code;
 mod ledger;
 pub mod limits;
 mod mem_store;
+mod query;
 mod store;
 mod types;
 mod validate;
@@ -40,6 +41,7 @@ mod validate;
 pub use code::ResultCode;
 pub use ledger::{InvariantViolation, Ledger, LedgerMeta, SNAPSHOT_FORMAT};
 pub use mem_store::MemStore;
+pub use query::{AccountFilter, AccountScan};
 pub use store::{
     Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Loader, Record, Transfer, for_each_record,
 };

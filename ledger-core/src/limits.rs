@@ -42,6 +42,18 @@ pub const BATCH_TRANSFERS_MAX: usize = 8190;
 /// Maximum number of entries returned by one `account_transfers` page.
 pub const HISTORY_PAGE_MAX: usize = 1000;
 
+/// Maximum number of accounts returned by one [`Ledger::scan_accounts`] page.
+///
+/// [`Ledger::scan_accounts`]: crate::Ledger::scan_accounts
+pub const ACCOUNT_PAGE_MAX: usize = 1000;
+
+/// Maximum number of accounts one [`Ledger::scan_accounts`] call looks at (a page of a sparse
+/// filter may end before it is full, with a cursor to go on from): bounds the time a query holds
+/// the state.
+///
+/// [`Ledger::scan_accounts`]: crate::Ledger::scan_accounts
+pub const ACCOUNT_SCAN_MAX: usize = 4096;
+
 /// Largest `timeout_ms` of a pending transfer: 30 days.
 pub const TIMEOUT_MS_MAX: u64 = 30 * 24 * 60 * 60 * 1000;
 

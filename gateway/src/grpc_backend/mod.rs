@@ -17,6 +17,8 @@
 //!   `MinIndex(n)` reads to a follower with `min_index = n` (waiting at most
 //!   [`nodes::MIN_INDEX_WAIT_MS`] per node).
 
+mod keys;
+use keys::{key_from_proto, key_to_proto};
 mod nodes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -214,6 +216,37 @@ impl LedgerBackend for GrpcBackend {
         read: ReadConsistency,
     ) -> BackendResult<Read<Option<AccountView>>> {
         self.get_account(id, Some(index), read).await
+    }
+
+    async fn list_accounts(
+        &self,
+        q: crate::backend::AccountsQuery,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<crate::backend::AccountsPage>> {
+        let (metadata_key, metadata_value) = q.metadata.clone().unwrap_or_default();
+        let r = self
+            .nodes
+            .read_call(read, Duration::ZERO, |mut c, opts| {
+                let req = ledger_proto::ledger::ListAccountsRequest {
+                    read: Some(opts),
+                    after: q.after,
+                    at_index: q.at_index,
+                    limit: q.limit,
+                    id_prefix: q.id_prefix.clone(),
+                    currency: q.currency.clone(),
+                    metadata_key: metadata_key.clone(),
+                    metadata_value: metadata_value.clone(),
+                };
+                async move { Ok(c.list_accounts(req).await?.into_inner()) }
+            })
+            .await?;
+        let accounts = r.accounts.into_iter().map(convert::account_from_proto).collect::<Result<Vec<_>, _>>();
+        let value = crate::backend::AccountsPage {
+            accounts: accounts.map_err(bad_answer)?,
+            next: r.next,
+            at_index: r.at_index,
+        };
+        Ok(Read { value, applied_index: r.applied_index })
     }
 
     async fn transfer(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<TransferView>>> {
@@ -724,70 +757,5 @@ impl LedgerBackend for GrpcBackend {
     }
 }
 
-fn key_to_proto(k: crate::backend::ApiKey) -> ledger_proto::ledger::ApiKey {
-    ledger_proto::ledger::ApiKey {
-        id: k.id,
-        secret_hash: k.secret_hash.to_vec(),
-        scopes: k.scopes,
-        account_prefix: k.account_prefix,
-        created_ms: k.created_ms,
-        created_by: k.created_by,
-        rate_per_sec: k.quota.rate_per_sec,
-        burst: k.quota.burst,
-        max_in_flight: k.quota.max_in_flight,
-    }
-}
-
-fn key_from_proto(k: ledger_proto::ledger::ApiKey) -> Result<crate::backend::ApiKey, String> {
-    let secret_hash = <[u8; 32]>::try_from(k.secret_hash.as_slice())
-        .map_err(|_| format!("key {}: a secret hash of {} bytes, not 32", k.id, k.secret_hash.len()))?;
-    Ok(crate::backend::ApiKey {
-        id: k.id,
-        secret_hash,
-        scopes: k.scopes,
-        account_prefix: k.account_prefix,
-        created_ms: k.created_ms,
-        created_by: k.created_by,
-        quota: crate::backend::Quota { rate_per_sec: k.rate_per_sec, burst: k.burst, max_in_flight: k.max_in_flight },
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_hash_is_fnv1a_64_like_lognode() {
-        // Reference vectors of FNV-1a 64: lognode partitions keyed records with the same function.
-        assert_eq!(key_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(key_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(key_hash(b"foobar"), 0x8594_4171_f739_67e8);
-    }
-
-    #[test]
-    fn headers_come_back_sorted_and_records_keyless_when_the_key_is_empty() {
-        let r = ConsumeResponse {
-            records: vec![ledger_proto::ledger::ConsumedRecord {
-                offset: 4,
-                key: Vec::new(),
-                value: b"1".to_vec(),
-                headers: vec![
-                    Header { key: "b".into(), value: b"2".to_vec() },
-                    Header { key: "a".into(), value: b"1".to_vec() },
-                ],
-                timestamp_ms: -5,
-                log_index: 9,
-            }],
-            next_offset: 5,
-            log_start_offset: 0,
-            end_offset: 5,
-            applied_index: 9,
-        };
-        let f = fetched(r);
-        assert_eq!(f.applied_index, 9);
-        let rec = &f.value.records[0];
-        assert_eq!(rec.key, None);
-        assert_eq!(rec.timestamp_ms, 0);
-        assert_eq!(rec.headers, vec![("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]);
-    }
-}
+mod tests;

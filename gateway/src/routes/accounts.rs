@@ -11,7 +11,7 @@ use crate::dto::{Account, AccountQuery, CreateAccountRequest, HistoryPageBody, H
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::limits::{HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX};
-use crate::openapi::{AccountReadErrors, CreateAccountErrors, HistoryErrors};
+use crate::openapi::{AccountListErrors, AccountReadErrors, CreateAccountErrors, HistoryErrors};
 use crate::server::AppState;
 use crate::validate;
 
@@ -131,4 +131,119 @@ pub async fn account_history(
         Some(p) => Ok(read_json(&HistoryPageBody::from(&p), read.applied_index)),
         None => Err(ApiError::not_found(ErrorCode::AccountNotFound, format!("no account '{id}'"))),
     }
+}
+
+/// Query parameters of `GET /v1/accounts`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListAccountsQuery {
+    /// Only ids starting with this.
+    #[param(example = "tenant-7:")]
+    pub prefix: Option<String>,
+    /// Only this currency.
+    #[param(example = "USD")]
+    pub currency: Option<String>,
+    /// Only accounts whose metadata has this member... (with `metadata_value`).
+    #[param(example = "tier")]
+    pub metadata_key: Option<String>,
+    /// ...with this value: a string equal to it, or a number, boolean or null written as it.
+    #[param(example = "gold")]
+    pub metadata_value: Option<String>,
+    /// Cursor: the `next` of the previous page (absent: from the first account).
+    #[param(example = 99)]
+    pub after: Option<u32>,
+    /// The accounts as of this log index: the `at_index` of the first page, so that every page
+    /// of one listing shows the same moment (absent: the serving replica's latest).
+    #[param(example = 42)]
+    pub at_index: Option<u64>,
+    /// Page size, `1..=1000` (default 100).
+    #[param(example = 100, minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `strong` for a linearizable read; default `follower`.
+    pub consistency: Option<crate::dto::Consistency>,
+    /// Read-your-writes: served by a replica that applied at least this log index.
+    pub min_index: Option<u64>,
+}
+
+/// A page of accounts.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountList {
+    /// In creation order, as of `at_index`.
+    pub accounts: Vec<Account>,
+    /// Cursor for the next page (pass it as `after`, with `at_index`); absent at the end. A
+    /// page may hold fewer than `limit` accounts, even none, and still have one.
+    pub next: Option<u32>,
+    /// The log index every account and balance of the page is as of.
+    #[schema(example = 42)]
+    pub at_index: u64,
+}
+
+/// List accounts, filtered, in creation order.
+///
+/// Filters by id prefix, currency and one metadata member. Pages are as of one log index: pass
+/// the first page's `at_index` with each `next`, and the pages agree with each other while
+/// writes go on (accounts created later are left out, balances are those of `at_index`). A key
+/// limited to an account prefix lists only its accounts.
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(ListAccountsQuery),
+    responses(
+        (status = 200, description = "A page of accounts.", body = AccountList,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the serving replica."))),
+        AccountListErrors,
+    ))]
+pub async fn list_accounts(
+    State(st): State<AppState>,
+    caller: MaybeCaller,
+    ApiQuery(q): ApiQuery<ListAccountsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(crate::limits::ACCOUNTS_PAGE_DEFAULT);
+    let max = crate::limits::ACCOUNT_PAGE_MAX;
+    if !(1..=max).contains(&(limit as usize)) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={max}")));
+    }
+    let metadata = match (q.metadata_key, q.metadata_value) {
+        (Some(k), Some(v)) if !k.is_empty() => Some((k, v)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                "metadata_key (not empty) and metadata_value go together",
+            ));
+        }
+    };
+    let mut prefix = q.prefix.unwrap_or_default();
+    if let Some(own) = crate::auth::prefix_of(&caller) {
+        // A tenant's key lists its own accounts only: the longer of the two prefixes, when one
+        // extends the other.
+        if own.starts_with(prefix.as_str()) {
+            prefix = own.to_owned();
+        } else if !prefix.starts_with(own) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                format!("this key may list only accounts starting with '{own}'"),
+            ));
+        }
+    }
+    let query = crate::backend::AccountsQuery {
+        after: q.after,
+        at_index: q.at_index.unwrap_or(0),
+        limit,
+        id_prefix: prefix,
+        currency: q.currency.unwrap_or_default(),
+        metadata,
+    };
+    // A pinned page needs a replica that applied its index.
+    let min_index = match (q.min_index, q.at_index) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let read = st.call(st.backend().list_accounts(query, read_consistency(q.consistency, min_index))).await?;
+    let page = read.value;
+    let body = AccountList {
+        accounts: page.accounts.iter().map(Account::from).collect(),
+        next: page.next,
+        at_index: page.at_index,
+    };
+    Ok(read_json(&body, read.applied_index))
 }

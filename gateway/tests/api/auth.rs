@@ -113,6 +113,24 @@ async fn an_account_prefix_fences_a_tenant() {
     assert_eq!(r.status, 201);
     let r = call(&srv, "GET", "/v1/transfers/x6", Some(TENANT), None).await;
     assert_problem(&r, 403, "forbidden", "a transfer between another tenant's accounts");
+
+    // Listing: a tenant sees its own accounts only, whatever prefix it asks for.
+    let listed = |r: testkit::http::Resp| -> Vec<String> {
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .map(|a| a["id"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let own = ["t1-a", "t1-c"];
+    assert_eq!(listed(call(&srv, "GET", "/v1/accounts", Some(TENANT), None).await), own);
+    assert_eq!(listed(call(&srv, "GET", "/v1/accounts?prefix=t", Some(TENANT), None).await), own);
+    assert_eq!(listed(call(&srv, "GET", "/v1/accounts?prefix=t1-c", Some(TENANT), None).await), ["t1-c"]);
+    let r = call(&srv, "GET", "/v1/accounts?prefix=t2-", Some(TENANT), None).await;
+    assert_problem(&r, 403, "forbidden", "listing another tenant's accounts");
+    assert_eq!(listed(call(&srv, "GET", "/v1/accounts?prefix=t2-", Some(ADMIN), None).await), ["t2-b", "t2-d"]);
 }
 
 /// Keys are made, listed without secrets and revoked through the API; a revoked key is refused.

@@ -59,6 +59,59 @@ async fn account_create_replay_and_get() {
     assert_eq!(v["currency"], "USD");
 }
 
+/// `GET /v1/accounts`: creation order, filters, cursors, and pages pinned to one log index.
+#[tokio::test]
+async fn accounts_are_listed_filtered_and_paged_as_of_one_index() {
+    let s = start_default().await;
+    account(&s, "eq", "USD", true).await;
+    for (id, currency, tier) in [("a-1", "USD", "gold"), ("a-2", "EUR", "gold"), ("b-1", "USD", "silver")] {
+        let body = json!({"id": id, "currency": currency, "metadata": {"tier": tier, "n": 3}});
+        assert_eq!(s.post("/v1/accounts", &body).await.status, 201);
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        v["accounts"].as_array().expect("accounts").iter().map(|a| a["id"].as_str().expect("id").to_owned()).collect()
+    };
+    let first = s.get("/v1/accounts?limit=2").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let p1 = first.json();
+    assert_eq!(ids(&p1), ["eq", "a-1"]);
+    let (next, at) = (p1["next"].as_u64().expect("next"), p1["at_index"].as_u64().expect("at_index"));
+    assert_eq!(p1["accounts"][1]["metadata"], json!({"n": 3, "tier": "gold"}));
+
+    // Writes after the first page: a new account and a transfer. Pinned pages ignore both.
+    account(&s, "a-3", "USD", false).await;
+    transfer(
+        &s,
+        json!({"id": "t1", "debit_account_id": "eq", "credit_account_id": "b-1", "amount": 7, "currency": "USD"}),
+    )
+    .await;
+    let p2 = s.get(&format!("/v1/accounts?limit=2&after={next}&at_index={at}")).await.json();
+    assert_eq!(ids(&p2), ["a-2", "b-1"], "{p2}");
+    assert_eq!(p2["accounts"][1]["balance"], 0, "the balance as of the first page's index");
+    assert!(p2["next"].is_null(), "{p2}");
+    let now = s.get("/v1/accounts").await.json();
+    assert_eq!(ids(&now), ["eq", "a-1", "a-2", "b-1", "a-3"]);
+    assert_eq!(now["accounts"][3]["balance"], 7);
+
+    for (query, want) in [
+        ("prefix=a-", vec!["a-1", "a-2", "a-3"]),
+        ("currency=EUR", vec!["a-2"]),
+        ("prefix=a-&currency=USD", vec!["a-1", "a-3"]),
+        ("metadata_key=tier&metadata_value=gold", vec!["a-1", "a-2"]),
+        ("metadata_key=n&metadata_value=3&prefix=b", vec!["b-1"]),
+        ("currency=JPY", vec![]),
+    ] {
+        let r = s.get(&format!("/v1/accounts?{query}")).await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text());
+        assert_eq!(ids(&r.json()), want, "{query}");
+    }
+    for bad in ["limit=0", "limit=1001", "metadata_key=tier", "after=-1", "sort=id"] {
+        assert_problem(&s.get(&format!("/v1/accounts?{bad}")).await, 400, "invalid_query", bad);
+    }
+    let r = s.get(&format!("/v1/accounts?at_index={}", u64::MAX / 2)).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+}
+
 #[tokio::test]
 async fn transfer_moves_money_and_history_pages_with_a_cursor() {
     let s = start_default().await;

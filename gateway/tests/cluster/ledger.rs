@@ -121,6 +121,23 @@ async fn accounts_transfers_batches_pending_and_history() {
     assert_eq!(v.json()["status"], "voided");
     let bob = gw.get(&format!("/v1/accounts/bob?min_index={}", v.index())).await.expect(200, "bob").json();
     assert_eq!((bob["balance"].clone(), bob["credits_pending"].clone()), (json!(60), json!(0)), "{bob}");
+
+    // Listing on followers: pages pinned to the first page's index agree while writes go on.
+    let ids = |v: &Value| -> Vec<String> {
+        v["accounts"].as_array().expect("accounts").iter().map(|a| a["id"].as_str().unwrap_or("?").to_owned()).collect()
+    };
+    let p1 = gw.get(&format!("/v1/accounts?limit=3&min_index={}", v.index())).await.expect(200, "list").json();
+    assert_eq!(ids(&p1), ["equity", "alice", "a"]);
+    let (next, at) = (p1["next"].as_u64().expect("next"), p1["at_index"].as_u64().expect("at_index"));
+    account(&gw, "late", false).await;
+    transfer(&gw, json!({"id": "late-t", "debit_account_id": "equity", "credit_account_id": "bob", "amount": 1, "currency": "USD"}))
+        .await;
+    let p2 = gw.get(&format!("/v1/accounts?after={next}&at_index={at}")).await.expect(200, "page 2").json();
+    assert_eq!(ids(&p2), ["b", "bob"], "{p2}");
+    assert_eq!(p2["accounts"][1]["balance"], 60, "bob as of the first page's index");
+    assert!(p2["next"].is_null(), "{p2}");
+    let all = gw.get("/v1/accounts?prefix=b&consistency=strong").await.expect(200, "strong list").json();
+    assert_eq!((ids(&all), all["accounts"][1]["balance"].clone()), (vec!["b".to_owned(), "bob".to_owned()], json!(61)));
 }
 
 /// Concurrent clients.

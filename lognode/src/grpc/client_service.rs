@@ -96,6 +96,7 @@ pub(crate) fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
 
 pub(crate) mod audit;
 mod keys;
+mod queries;
 
 fn rejection(r: Rejection) -> Status {
     match r {
@@ -668,6 +669,13 @@ impl Ledger for ClientService {
             page: page.as_ref().map(convert::history_page_to_proto),
             applied_index,
         }))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<ledger_proto::ledger::ListAccountsRequest>,
+    ) -> Result<Response<ledger_proto::ledger::ListAccountsResponse>, Status> {
+        self.list_accounts_call(request).await
     }
 
     async fn join_group(&self, request: Request<JoinGroupRequest>) -> Result<Response<GroupMemberResponse>, Status> {

@@ -185,6 +185,40 @@ impl LedgerBackend for MemoryBackend {
         Ok(self.read(|s| s.ledger.account(id)))
     }
 
+    async fn list_accounts(
+        &self,
+        q: gateway::backend::AccountsQuery,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<gateway::backend::AccountsPage>> {
+        self.gate_read(read).await?;
+        let s = self.lock();
+        let at = if q.at_index == 0 { s.index } else { q.at_index };
+        if at > s.index {
+            return Err(BackendError::OutOfRange(format!("at_index {at} is past the last applied {}", s.index)));
+        }
+        // The same member test as lognode's (a string equal to the value, or a scalar written so).
+        let keep = |a: &AccountView| match &q.metadata {
+            None => true,
+            Some((k, v)) => {
+                match serde_json::from_str::<serde_json::Value>(&a.metadata).ok().as_ref().and_then(|m| m.get(k)) {
+                    Some(serde_json::Value::String(s)) => s == v,
+                    Some(x @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_) | serde_json::Value::Null)) => {
+                        serde_json::from_str::<serde_json::Value>(v).is_ok_and(|parsed| parsed == *x)
+                    }
+                    _ => false,
+                }
+            }
+        };
+        let filter = ledger_core::AccountFilter {
+            id_prefix: (!q.id_prefix.is_empty()).then_some(q.id_prefix.as_str()),
+            currency: (!q.currency.is_empty()).then_some(q.currency.as_str()),
+            keep: Some(&keep),
+        };
+        let page = s.ledger.scan_accounts(q.after, at, q.limit as usize, &filter);
+        let value = gateway::backend::AccountsPage { accounts: page.accounts, next: page.next, at_index: at };
+        Ok(Read { value, applied_index: s.index })
+    }
+
     async fn account_as_of(
         &self,
         id: &str,
