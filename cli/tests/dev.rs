@@ -112,6 +112,15 @@ fn ledger_dev_comes_up_moves_money_projects_and_stops_cleanly_on_sigint() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(dev.data_dir.join("admin.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "admin.key is readable by others: {mode:o}");
+        // Mutual TLS and encrypted gossip: the throwaway CA, each member's private key and the
+        // gossip key are private files of the data dir (the cluster above formed over them).
+        for f in ["tls/ca.key", "tls/node1.key", "tls/node3.key", "tls/gateway.key", "gossip.key"] {
+            let mode = std::fs::metadata(dev.data_dir.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{f} is readable by others: {mode:o}");
+        }
+        assert!(std::fs::read_to_string(dev.data_dir.join("tls/ca.pem")).unwrap().contains("BEGIN CERTIFICATE"));
+        let node_log = std::fs::read_to_string(dev.data_dir.join("logs/node1.log")).unwrap_or_default();
+        assert!(!node_log.contains("mutual TLS:"), "{node_log}");
     }
     assert!(banner.contains("export LEDGER_KEY=") && banner.contains("Authorization: Bearer"), "{banner}");
     let err = rt.block_on(client.cluster()).expect_err("a request without a key");

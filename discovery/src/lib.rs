@@ -39,6 +39,18 @@ impl GossipKey {
         GossipKey(bytes)
     }
 
+    /// The key derived from the cluster CA's certificate (`lognode --tls-*` without a gossip key
+    /// file): every holder of that certificate derives the same key, so the gossip keeps out
+    /// processes that were not given the cluster's CA. The certificate is not a secret the way a
+    /// key file is: give `--gossip-key-file` where that matters (docs/SECURITY.md).
+    pub fn derive_from_ca(ca_pem: &[u8]) -> GossipKey {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"ledger gossip key v1\0");
+        h.update(ca_pem);
+        GossipKey(h.finalize().into())
+    }
+
     /// The key as the file holds it: 64 hex digits and a newline.
     pub fn to_file_text(&self) -> String {
         let mut s: String = self.0.iter().map(|b| format!("{b:02x}")).collect();

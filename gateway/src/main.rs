@@ -55,6 +55,18 @@ struct Cli {
     #[arg(long, env = "LEDGER_GOSSIP_KEY_FILE")]
     gossip_key_file: Option<std::path::PathBuf>,
 
+    /// Mutual TLS to the lognodes (docs/SECURITY.md): the cluster CA's certificate (PEM). With
+    /// `--cluster-cert` and `--cluster-key` (all three or none); needed when the lognodes run
+    /// with `--tls-*`. Gossip (`--join`) is then encrypted too, as theirs.
+    #[arg(long, env = "LEDGER_CLUSTER_CA")]
+    cluster_ca: Option<std::path::PathBuf>,
+    /// This gateway's certificate (PEM), signed by the cluster CA.
+    #[arg(long, env = "LEDGER_CLUSTER_CERT")]
+    cluster_cert: Option<std::path::PathBuf>,
+    /// This gateway's private key (PEM).
+    #[arg(long, env = "LEDGER_CLUSTER_KEY")]
+    cluster_key: Option<std::path::PathBuf>,
+
     /// `keys` (default): every route but health, readiness and the API document needs an API key
     /// (docs/SECURITY.md). `none`: no authentication; accepted only on a loopback address.
     #[arg(long, env = "LEDGER_AUTH", value_enum, default_value_t = gateway::auth::AuthMode::Keys)]
@@ -224,9 +236,18 @@ fn gateway_member_id(gossip_addr: &str) -> u64 {
 /// The product backend: gRPC to the lognode cluster, which it finds from the static
 /// `--lognodes` list or by joining the gossip (`--join`) as a gateway member (no Raft, no data).
 async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
+    let tls = match (&cli.cluster_ca, &cli.cluster_cert, &cli.cluster_key) {
+        (None, None, None) => None,
+        (Some(ca), Some(cert), Some(key)) => {
+            let flags = ["--cluster-ca", "--cluster-cert", "--cluster-key"];
+            Some(ledger_proto::tls::ClusterTls::load(flags, ca, cert, key).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        _ => anyhow::bail!("--cluster-ca, --cluster-cert and --cluster-key go together"),
+    };
+    let client_tls = tls.as_ref().map(ledger_proto::tls::ClusterTls::client);
     if cli.join.is_empty() {
         anyhow::ensure!(cli.gossip_key_file.is_none(), "--gossip-key-file is for the gossip: it needs --join");
-        return Ok(GrpcBackend::start(Lognodes::Static(cli.lognodes.clone())).await);
+        return Ok(GrpcBackend::start_with_tls(Lognodes::Static(cli.lognodes.clone()), client_tls).await);
     }
     let gossip_addr = cli.gossip_addr.as_deref().context("--join needs --gossip-addr")?;
     let bind = resolve("gossip-addr", gossip_addr)?;
@@ -237,15 +258,16 @@ async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
         grpc_addr: cli.listen.clone(),
         role: "gateway".to_owned(),
     };
-    let key = match &cli.gossip_key_file {
-        Some(path) => {
+    let key = match (&cli.gossip_key_file, &tls) {
+        (Some(path), _) => {
             Some(ledger_discovery::GossipKey::load(path).map_err(|e| anyhow::anyhow!("--gossip-key-file: {e}"))?)
         }
-        None => None,
+        (None, Some(t)) => Some(ledger_discovery::GossipKey::derive_from_ca(t.ca_pem())),
+        (None, None) => None,
     };
     let gossip: Arc<dyn Discovery> =
         Gossip::start_with(bind, meta, seeds, cli.gossip_profile, key).await.map_err(|e| anyhow::anyhow!(e))?;
-    Ok(GrpcBackend::start(Lognodes::Gossip(gossip)).await)
+    Ok(GrpcBackend::start_with_tls(Lognodes::Gossip(gossip), client_tls).await)
 }
 
 /// Raises the soft limit of open files to the hard limit: every connection

@@ -5,6 +5,7 @@
 //! - [`convert`]: ledger-core types ⇄ `ledger.v1` messages, and in [`convert::groups`] group-core
 //!   types ⇄ the consumer-group messages.
 //! - [`limits`]: the wire limits lognode and the gateway must agree on.
+//! - [`tls`]: the cluster's mutual TLS (lognodes and gateways).
 
 /// `ledger.raft.v1`: Raft transport.
 #[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
@@ -20,6 +21,7 @@ pub mod ledger {
 
 pub mod convert;
 pub mod limits;
+pub mod tls;
 
 /// gRPC metadata key naming the leader's node id on a not-leader error.
 pub const LEADER_ID_METADATA: &str = "ledger-leader-id";

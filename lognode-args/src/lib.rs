@@ -12,6 +12,9 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "certs")]
+pub mod certs;
+
 /// `lognode --fsync`: whether the log is synced before an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {

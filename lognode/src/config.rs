@@ -131,6 +131,19 @@ pub struct Config {
     /// with another key, can neither read the gossip nor join it.
     #[arg(long, env = "LEDGER_GOSSIP_KEY_FILE")]
     pub gossip_key_file: Option<PathBuf>,
+    /// Mutual TLS (docs/SECURITY.md): the cluster CA's certificate (PEM). With `--tls-cert` and
+    /// `--tls-key` (all three or none), the gRPC server (Raft and the client API) refuses every
+    /// caller without a certificate signed by this CA, Raft calls to peers show this node's
+    /// certificate, and the gossip is encrypted (with `--gossip-key-file`, or else a key derived
+    /// from this CA certificate).
+    #[arg(long, env = "LEDGER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This node's certificate (PEM), signed by the cluster CA, for the DNS name `lognode`.
+    #[arg(long, env = "LEDGER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, env = "LEDGER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,

@@ -86,6 +86,8 @@ pub const SERVER_CALL_TIMEOUT: Duration = Duration::from_secs(90);
 pub const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// Time allowed for a PING's acknowledgement before the connection is closed.
 pub const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest TLS handshake of a caller (with `--tls-*`); then the connection is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most ConsumeStream streams open at once from one caller (IP address): each holds a task and a
 /// buffer of `STREAM_BUFFER` responses.
 pub const CONSUME_STREAMS_PER_CALLER_MAX: usize = 64;

@@ -27,12 +27,31 @@ use crate::limits::{
 use crate::store::state_machine::SnapshotFile;
 use crate::types::{Node, TypeConfig, decode, encode};
 
+/// This process's mutual TLS as a caller (`--tls-*`), set once at start; plaintext when unset.
+static TLS: std::sync::OnceLock<tonic::transport::ClientTlsConfig> = std::sync::OnceLock::new();
+
+/// Makes every channel of this process use mutual TLS with `tls` (once per process: a second,
+/// different setting is refused, since channels are shared by everything in the process).
+pub fn use_tls(tls: tonic::transport::ClientTlsConfig) -> Result<(), String> {
+    let set = TLS.get_or_init(|| tls.clone());
+    if format!("{set:?}") != format!("{tls:?}") {
+        return Err("one process runs one TLS configuration".to_owned());
+    }
+    Ok(())
+}
+
+/// The endpoint of `addr`: `https` with this process's TLS, else `http`.
+fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    let ep = Endpoint::from_shared(ledger_proto::tls::endpoint_uri(addr, TLS.get().is_some()))?;
+    match TLS.get() {
+        Some(tls) => ep.tls_config(tls.clone()),
+        None => Ok(ep),
+    }
+}
+
 /// Creates a lazily connecting gRPC channel to `addr` (`host:port`).
 pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy())
+    Ok(endpoint(addr)?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy())
 }
 
 /// Creates a lazily connecting channel to peer `addr` for Raft RPCs: like [`channel`], and while a
@@ -60,7 +79,7 @@ fn tuned_channel(addr: &str, pings: bool) -> Result<Channel, tonic::transport::E
             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
         }
     });
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?;
+    let endpoint = endpoint(addr)?;
     let endpoint = if pings {
         endpoint.http2_keep_alive_interval(PEER_PING_INTERVAL).keep_alive_timeout(PEER_PING_TIMEOUT)
     } else {

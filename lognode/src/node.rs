@@ -96,6 +96,9 @@ pub enum StartError {
     /// `--gossip-key-file` is not usable (the message names the file and why).
     #[error("--gossip-key-file: {0}")]
     GossipKey(String),
+    /// The `--tls-*` files are missing, unreadable or not a usable certificate and key.
+    #[error("mutual TLS: {0}")]
+    Tls(String),
     /// The Raft configuration is invalid.
     #[error("invalid Raft configuration: {0}")]
     RaftConfig(String),
@@ -149,6 +152,18 @@ struct Addrs {
 }
 
 /// Checks the id and resolves the address flags.
+/// The `--tls-*` files: all three or none.
+fn load_tls(cfg: &Config) -> Result<Option<ledger_proto::tls::ClusterTls>, StartError> {
+    match (&cfg.tls_ca, &cfg.tls_cert, &cfg.tls_key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => {
+            let flags = ["--tls-ca", "--tls-cert", "--tls-key"];
+            ledger_proto::tls::ClusterTls::load(flags, ca, cert, key).map(Some).map_err(StartError::Tls)
+        }
+        _ => Err(StartError::Tls("--tls-ca, --tls-cert and --tls-key go together".to_owned())),
+    }
+}
+
 fn check_config(cfg: &Config) -> Result<Addrs, StartError> {
     if cfg.id == 0 {
         return Err(StartError::ZeroId);
@@ -253,10 +268,17 @@ async fn serve_grpc(
     addr: SocketAddr,
     raft: &Raft,
     client: ClientService,
+    tls: Option<&ledger_proto::tls::ClusterTls>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, StartError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        builder = builder
+            .tls_config(t.server(crate::limits::TLS_HANDSHAKE_TIMEOUT))
+            .map_err(|e| StartError::Tls(format!("the certificate or key is not usable: {e}")))?;
+    }
+    let router = builder
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(crate::limits::SERVER_KEEPALIVE_INTERVAL))
@@ -305,10 +327,16 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         Some(path) => Some(crate::admin_key::load_or_create(path).map_err(StartError::AdminKey)?),
         None => None,
     };
-    let gossip_key = match &cfg.gossip_key_file {
-        Some(path) => Some(ledger_discovery::GossipKey::load(path).map_err(StartError::GossipKey)?),
-        None => None,
+    let tls = load_tls(&cfg)?;
+    let gossip_key = match (&cfg.gossip_key_file, &tls) {
+        (Some(path), _) => Some(ledger_discovery::GossipKey::load(path).map_err(StartError::GossipKey)?),
+        // TLS without a gossip key: one every holder of the cluster CA's certificate derives.
+        (None, Some(t)) => Some(ledger_discovery::GossipKey::derive_from_ca(t.ca_pem())),
+        (None, None) => None,
     };
+    if let Some(t) = &tls {
+        crate::network::use_tls(t.client()).map_err(StartError::Tls)?;
+    }
     let (log_store, sm, committed) = open_storage(&cfg).await?;
     let liveness = crate::election::Liveness::new();
     let raft = start_raft(&cfg, log_store, sm.clone(), &liveness).await?;
@@ -357,7 +385,7 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         streams: Arc::default(),
     };
     let stop = stopping.stopping();
-    let server = serve_grpc(addrs.grpc, &raft, client, stop).await?;
+    let server = serve_grpc(addrs.grpc, &raft, client, tls.as_ref(), stop).await?;
     info!(id = cfg.id, grpc = %cfg.grpc_addr, gossip = %cfg.gossip_addr, "lognode serving");
 
     if cfg.bootstrap {

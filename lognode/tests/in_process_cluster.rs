@@ -37,6 +37,9 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
         admin_key_file: None,
         gossip_key_file: None,
+        tls_ca: None,
+        tls_cert: None,
+        tls_key: None,
     }
 }
 

@@ -25,6 +25,9 @@ fn config(dir: &std::path::Path) -> Config {
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,
         admin_key_file: None,
         gossip_key_file: None,
+        tls_ca: None,
+        tls_cert: None,
+        tls_key: None,
     }
 }
 

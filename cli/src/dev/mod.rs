@@ -346,13 +346,20 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
     let voters = usize::from(a.nodes);
     // Gossip is encrypted with a key of the data dir, shared by every lognode and the gateway.
     let gossip_key = keys::gossip(&sys.data_dir)?.display().to_string();
+    // Mutual TLS between the lognodes and the gateway: a throwaway CA of the data dir and a
+    // certificate for each (made on the first start, reused after).
+    let mut members: Vec<String> = (1..=a.nodes).map(|i| format!("node{i}")).collect();
+    members.push("gateway".to_owned());
+    let names: Vec<&str> = members.iter().map(String::as_str).collect();
+    let tls = lognode_args::certs::ensure(&sys.data_dir.join("tls"), &names).map_err(Failure::failed)?;
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
         let gossip = format!("127.0.0.1:{}", ports.gossip[idx]);
         let mut node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip)
             .voters(voters)
-            .extra(&["--gossip-key-file", gossip_key.as_str()]);
+            .extra(&["--gossip-key-file", gossip_key.as_str()])
+            .extra(&tls[idx].lognode_flags());
         if keyed {
             // Every node may be given it: the first leader enters its hash into the log, once.
             let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
@@ -394,6 +401,7 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         "--gossip-key-file".into(),
         gossip_key.clone(),
     ];
+    gw_args.extend(tls[usize::from(a.nodes)].gateway_flags());
     if admin.is_none() {
         gw_args.extend(["--auth".to_owned(), "none".to_owned()]);
     }

@@ -123,11 +123,20 @@ fn fetched(r: ConsumeResponse) -> Read<Fetched> {
 impl GrpcBackend {
     /// Starts the backend (and its background prober; needs a Tokio runtime).
     pub async fn start(lognodes: Lognodes) -> Arc<GrpcBackend> {
+        Self::start_with_tls(lognodes, None).await
+    }
+
+    /// [`GrpcBackend::start`], calling the lognodes over mutual TLS when `tls` is given
+    /// (`gateway --cluster-*`, docs/SECURITY.md).
+    pub async fn start_with_tls(
+        lognodes: Lognodes,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Arc<GrpcBackend> {
         let (addrs, discovery) = match lognodes {
             Lognodes::Static(a) => (a, None),
             Lognodes::Gossip(d) => (Vec::new(), Some(d)),
         };
-        let nodes = Nodes::new(&addrs, discovery.clone());
+        let nodes = Nodes::new(&addrs, discovery.clone(), tls);
         nodes.probe_all().await;
         let prober = spawn_prober(&nodes);
         Arc::new(GrpcBackend { nodes, discovery, prober, partitions: Mutex::new(HashMap::new()) })

@@ -93,6 +93,8 @@ struct State {
     leader: Option<(u64, String)>,
     /// Last leader id ever seen (changes are counted against it).
     last_leader_id: Option<u64>,
+    /// Mutual TLS to the lognodes (`--cluster-*`); plaintext when `None`.
+    tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 /// The node set (shared with the background prober).
@@ -114,8 +116,12 @@ pub struct Target {
     pub client: LedgerClient<Channel>,
 }
 
-fn channel(addr: &str) -> Option<Channel> {
-    let ep = Endpoint::from_shared(format!("http://{addr}")).ok()?;
+fn channel(addr: &str, tls: Option<&tonic::transport::ClientTlsConfig>) -> Option<Channel> {
+    let ep = Endpoint::from_shared(ledger_proto::tls::endpoint_uri(addr, tls.is_some())).ok()?;
+    let ep = match tls {
+        Some(t) => ep.tls_config(t.clone()).ok()?,
+        None => ep,
+    };
     Some(
         ep.connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -221,9 +227,13 @@ fn unavailable() -> BackendError {
 
 impl Nodes {
     /// A node set over a static address list and/or gossip.
-    pub fn new(static_addrs: &[String], discovery: Option<Arc<dyn Discovery>>) -> Arc<Nodes> {
+    pub fn new(
+        static_addrs: &[String],
+        discovery: Option<Arc<dyn Discovery>>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Arc<Nodes> {
         let nodes = Arc::new(Nodes {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State { tls, ..State::default() }),
             discovery,
             rr: AtomicUsize::new(0),
             leader_changes: AtomicU64::new(0),
@@ -244,7 +254,7 @@ impl Nodes {
 
     fn ensure<'a>(st: &'a mut State, addr: &str) -> Option<&'a mut Node> {
         if !st.nodes.contains_key(addr) {
-            let ch = channel(addr)?;
+            let ch = channel(addr, st.tls.as_ref())?;
             st.nodes.insert(
                 addr.to_owned(),
                 Node { id: None, channel: ch, gossip_alive: None, probe_ok: true, down_until: None, served: 0 },

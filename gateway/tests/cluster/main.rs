@@ -13,6 +13,7 @@ mod hostile;
 mod ledger;
 mod partitions;
 mod support;
+mod tls;
 #[path = "../common/tools.rs"]
 mod tools;
 mod topics;
