@@ -33,4 +33,4 @@ pub mod status_cache;
 pub mod validate;
 
 pub use backend::{BackendError, LedgerBackend, ReadConsistency};
-pub use server::{AppState, GatewayConfig, ServeOptions, app, serve, serve_with};
+pub use server::{AppState, GatewayConfig, ServeOptions, app, serve, serve_tls, serve_with, tls_acceptor};

@@ -166,6 +166,8 @@ pub const KEY_PREFIX_BYTES_MAX: usize = 128;
 /// Largest quota number of an API key: requests a second, burst, in flight (lognode's
 /// `KEY_QUOTA_MAX`).
 pub const KEY_QUOTA_MAX: u32 = 1_000_000;
+/// Longest TLS handshake of a client (with `--tls-cert`); then the connection is closed.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accounts in a `GET /v1/accounts` page when `limit` is absent (at most `ACCOUNT_PAGE_MAX`).
 pub const ACCOUNTS_PAGE_DEFAULT: u32 = 100;
 /// Audit records in one `GET /v1/audit` page at most (lognode's `AUDIT_READ_MAX`).

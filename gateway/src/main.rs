@@ -55,6 +55,13 @@ struct Cli {
     #[arg(long, env = "LEDGER_GOSSIP_KEY_FILE")]
     gossip_key_file: Option<std::path::PathBuf>,
 
+    /// HTTPS (docs/SECURITY.md): this gateway's certificate chain (PEM); with `--tls-key`.
+    #[arg(long, env = "LEDGER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "LEDGER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
     /// Mutual TLS to the lognodes (docs/SECURITY.md): the cluster CA's certificate (PEM). With
     /// `--cluster-cert` and `--cluster-key` (all three or none); needed when the lognodes run
     /// with `--tls-*`. Gossip (`--join`) is then encrypted too, as theirs.
@@ -319,6 +326,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let serve_opts = serve_options(&cli)?;
+    let https = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(gateway::tls_acceptor(cert, key).map_err(|e| anyhow::anyhow!(e))?),
+        _ => None,
+    };
     raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -335,8 +346,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!(signal, "shutting down: finishing the requests in flight");
             }
         };
-        tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-        let served = gateway::serve_with(listener, gateway::app(backend.clone(), config), serve_opts, stop).await;
+        let scheme = if https.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %listener.local_addr()?, scheme, "gateway listening");
+        let app = gateway::app(backend.clone(), config);
+        let served = gateway::serve_tls(listener, app, serve_opts, https, stop).await;
         // Leave the gossip (bounded inside) once the requests in flight are done.
         backend.shutdown().await;
         served?;

@@ -395,6 +395,33 @@ impl Default for ServeOptions {
     }
 }
 
+/// An accepted connection's bytes: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// The HTTPS side of [`serve_tls`]: a certificate chain and its private key (PEM files), served
+/// with rustls for HTTP/2 and HTTP/1.1 (ALPN).
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("--tls-cert {}: no certificate in it", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// [`serve_with`] with the default [`ServeOptions`].
 pub async fn serve(
     listener: TcpListener,
@@ -502,6 +529,20 @@ pub async fn serve_with(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_tls(listener, app, opts, None, shutdown).await
+}
+
+/// [`serve_with`], over TLS when `tls` is given (HTTPS: `gateway --tls-cert --tls-key`; the
+/// handshake runs in the connection's task, within [`TLS_HANDSHAKE_TIMEOUT`]).
+///
+/// [`TLS_HANDSHAKE_TIMEOUT`]: crate::limits::TLS_HANDSHAKE_TIMEOUT
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    opts: ServeOptions,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::server::graceful::GracefulShutdown;
@@ -583,14 +624,33 @@ pub async fn serve_with(
                 }
             })
         };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
         let first_deadline = if health_only {
             opts.first_request_timeout.min(crate::limits::HEALTH_FIRST_REQUEST_TIMEOUT)
         } else {
             opts.first_request_timeout
         };
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(crate::limits::TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            drop((permit, client_slot));
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "no TLS handshake in time; closing the connection");
+                            drop((permit, client_slot));
+                            return;
+                        }
+                    }
+                }
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+            let conn = watcher.watch(conn);
             let mut conn = std::pin::pin!(conn);
             // Accept → first complete request head.
             tokio::select! {

@@ -99,6 +99,7 @@ fn rows() -> Vec<(&'static str, &'static str, String)> {
         ("KEY_SCOPES_MAX", "API keys", format!("1..={} scopes", KEY_SCOPES_MAX)),
         ("KEY_PREFIX_BYTES_MAX", "API keys", format!("account prefix ≤ {}", KEY_PREFIX_BYTES_MAX)),
         ("KEY_QUOTA_MAX", "API keys", format!("quotas ≤ {}", num(u64::from(KEY_QUOTA_MAX)))),
+        ("TLS_HANDSHAKE_TIMEOUT", "TLS handshake", dur(TLS_HANDSHAKE_TIMEOUT)),
         ("ACCOUNTS_PAGE_DEFAULT", "account list page", format!("(default {})", ACCOUNTS_PAGE_DEFAULT)),
         ("AUDIT_PAGE_MAX", "audit page", format!("1..={}", AUDIT_PAGE_MAX)),
         ("AUDIT_PAGE_DEFAULT", "audit page", format!("(default {})", AUDIT_PAGE_DEFAULT)),
