@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# What API keys cost (issue 16): the same load through the gateway with keys (`ledger dev`, the
-# admin key sent by the generator) and without (`ledger dev --insecure`), in one run. Each mode
-# gets a fresh `ledger dev --no-projector` (3 lognodes, fsync on), then single transfers and
-# batches of 100 for --duration seconds each at --concurrency clients.
+# What API keys and TLS cost (issue 16): the same load through the gateway, in one run, in three
+# modes: `plain` (no keys, no TLS: `ledger dev --insecure --no-tls`), `keys` (API keys, the admin
+# key sent by the generator: `--no-tls`) and `keys+tls` (keys, and mutual TLS between the
+# lognodes and the gateway: plain `ledger dev`). Each mode gets a fresh `ledger dev
+# --no-projector` (3 lognodes, fsync on), then single transfers and batches of 100 for
+# --duration seconds each at --concurrency clients. The gateway's own port stays HTTP (its HTTPS
+# is not measured here).
 #
 #   loadtest/auth_cost.sh [--duration 20] [--concurrency 64]
 #
@@ -38,19 +41,20 @@ stop() {
 trap stop EXIT
 
 declare -A RESULT
-for mode in insecure keys; do
+for mode in plain keys keys+tls; do
   DATA=$OUT/$mode
   rm -rf "$DATA"
   mkdir -p "$OUT"
   flags=(--no-projector --fresh --listen 127.0.0.1:18180 --port-base 17700 --data-dir "$DATA")
-  [ "$mode" = insecure ] && flags+=(--insecure)
+  [ "$mode" = plain ] && flags+=(--insecure)
+  [ "$mode" = keys+tls ] || flags+=(--no-tls)
   "$BIN/ledger" dev "${flags[@]}" > "$OUT/$mode-dev.log" 2>&1 &
   PID=$!
   # The banner is printed once the cluster is ready (bounded: 120 s).
   for _ in $(seq 1 1200); do grep -q "Ctrl-C stops everything" "$OUT/$mode-dev.log" && break; sleep 0.1; done
   grep -q "Ctrl-C stops everything" "$OUT/$mode-dev.log" || { echo "ledger dev ($mode) did not start:" >&2; tail -5 "$OUT/$mode-dev.log" >&2; exit 1; }
   KEY=
-  [ "$mode" = keys ] && KEY=$(cat "$DATA/admin.key")
+  [ "$mode" = plain ] || KEY=$(cat "$DATA/admin.key")
   for scenario in transfers transfers-batch; do
     line=$(LEDGER_KEY=$KEY "$BIN/loadtest" --gateway "$GATEWAY" --scenario "$scenario" --concurrency "$CONC" \
       --duration "${DURATION}s" | grep '^RESULT' || true)
@@ -60,11 +64,13 @@ for mode in insecure keys; do
   stop
 done
 echo
-echo "| scenario | without keys: transfers/s, p99 ms | with keys | change |"
-echo "|---|---|---|---|"
+echo "| scenario | plain: transfers/s, p99 ms | keys | change | keys + mTLS | change |"
+echo "|---|---|---|---|---|---|"
 for scenario in transfers transfers-batch; do
-  read -r t0 p0 <<< "${RESULT[insecure,$scenario]:-0 0}"
+  read -r t0 p0 <<< "${RESULT[plain,$scenario]:-0 0}"
   read -r t1 p1 <<< "${RESULT[keys,$scenario]:-0 0}"
-  change=$(python3 -c "print(f'{($t1 / $t0 - 1) * 100:+.1f} %' if $t0 else 'n/a')")
-  echo "| $scenario | $(python3 -c "print(f'{$t0:,.0f}')"), $p0 | $(python3 -c "print(f'{$t1:,.0f}')"), $p1 | $change |"
+  read -r t2 p2 <<< "${RESULT[keys+tls,$scenario]:-0 0}"
+  ch() { python3 -c "print(f'{($1 / $2 - 1) * 100:+.1f} %' if $2 else 'n/a')"; }
+  n() { python3 -c "print(f'{$1:,.0f}')"; }
+  echo "| $scenario | $(n "$t0"), $p0 | $(n "$t1"), $p1 | $(ch "$t1" "$t0") | $(n "$t2"), $p2 | $(ch "$t2" "$t0") |"
 done

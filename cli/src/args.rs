@@ -317,6 +317,10 @@ pub struct DevArgs {
     /// anything. Without it, the data dir's `admin.key` is the cluster's bootstrap admin key.
     #[arg(long)]
     pub insecure: bool,
+    /// Run the lognodes and the gateway without mutual TLS between them (plaintext gRPC; the
+    /// gossip stays encrypted with the data dir's gossip key). For measuring what TLS costs.
+    #[arg(long)]
+    pub no_tls: bool,
 }
 
 /// Parses an amount in minor units: a whole number in `AMOUNT_MIN..=AMOUNT_MAX`.

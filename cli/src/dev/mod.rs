@@ -351,7 +351,12 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
     let mut members: Vec<String> = (1..=a.nodes).map(|i| format!("node{i}")).collect();
     members.push("gateway".to_owned());
     let names: Vec<&str> = members.iter().map(String::as_str).collect();
-    let tls = lognode_args::certs::ensure(&sys.data_dir.join("tls"), &names).map_err(Failure::failed)?;
+    let tls = if a.no_tls {
+        note("--no-tls: the lognodes and the gateway talk plaintext gRPC");
+        None
+    } else {
+        Some(lognode_args::certs::ensure(&sys.data_dir.join("tls"), &names).map_err(Failure::failed)?)
+    };
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
@@ -359,7 +364,7 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         let mut node = LognodeArgs::new(i.into(), sys.data_dir.join(format!("node{i}")), &grpc, &gossip)
             .voters(voters)
             .extra(&["--gossip-key-file", gossip_key.as_str()])
-            .extra(&tls[idx].lognode_flags());
+            .extra(&tls.as_ref().map(|t| t[idx].lognode_flags()).unwrap_or_default());
         if keyed {
             // Every node may be given it: the first leader enters its hash into the log, once.
             let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
@@ -401,7 +406,9 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         "--gossip-key-file".into(),
         gossip_key.clone(),
     ];
-    gw_args.extend(tls[usize::from(a.nodes)].gateway_flags());
+    if let Some(t) = &tls {
+        gw_args.extend(t[usize::from(a.nodes)].gateway_flags());
+    }
     if admin.is_none() {
         gw_args.extend(["--auth".to_owned(), "none".to_owned()]);
     }
