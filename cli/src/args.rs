@@ -22,6 +22,9 @@ pub struct Cli {
     /// one). Prefer the environment variable: a flag shows in the process list.
     #[arg(long, global = true, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
     pub api_key: String,
+    /// For an `https://` gateway (`gateway --tls-cert`): the CA certificate (PEM) to trust.
+    #[arg(long, global = true, env = "LEDGER_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -113,7 +113,11 @@ fn main() -> ExitCode {
 }
 
 fn run_client(cli: &Cli, cmd: &Cmd) -> Result<(), Failure> {
-    let client = ledger_client::Client::new(&cli.gateway)?.with_key(&cli.api_key);
+    let mut client = ledger_client::Client::new(&cli.gateway)?.with_key(&cli.api_key);
+    if let Some(ca) = &cli.ca_cert {
+        let pem = std::fs::read(ca).map_err(|e| Failure::failed(format!("--ca-cert {}: {e}", ca.display())))?;
+        client = client.with_ca_pem(&pem)?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

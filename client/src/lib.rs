@@ -184,13 +184,28 @@ impl Client {
             Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {}
             _ => return Err(Error::InvalidUrl(base_url.to_owned())),
         }
-        let http = reqwest::Client::builder()
+        let http = Self::http_builder().build().map_err(|e| Error::InvalidUrl(format!("{base_url}: {e}")))?;
+        Ok(Client { http, base, timeout, key: None })
+    }
+
+    fn http_builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(POOL_IDLE_MAX)
             .tcp_nodelay(true)
-            .build()
-            .map_err(|e| Error::InvalidUrl(format!("{base_url}: {e}")))?;
-        Ok(Client { http, base, timeout, key: None })
+    }
+
+    /// This client, trusting the CA certificates in `pem` for an `https://` gateway
+    /// (`gateway --tls-cert`); no other roots are trusted. An error names what is wrong.
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::InvalidUrl(format!("{}: the CA certificate is not PEM: {e}", self.base)))?;
+        if certs.is_empty() {
+            return Err(Error::InvalidUrl(format!("{}: no CA certificate in the PEM given", self.base)));
+        }
+        let builder = certs.into_iter().fold(Self::http_builder(), reqwest::ClientBuilder::add_root_certificate);
+        self.http = builder.build().map_err(|e| Error::InvalidUrl(format!("{}: {e}", self.base)))?;
+        Ok(self)
     }
 
     /// This client, sending the API key `secret` with every request (`Authorization: Bearer`).

@@ -54,11 +54,13 @@ impl Ca {
         self.key.serialize_pem()
     }
 
-    /// A certificate for `common_name`, valid for [`SERVER_NAME`], for server and client
-    /// authentication alike: (certificate PEM, private key PEM).
+    /// A certificate for `common_name`, valid for [`SERVER_NAME`], `localhost` and `127.0.0.1`
+    /// (a local gateway's HTTPS), for server and client authentication alike: (certificate PEM,
+    /// private key PEM).
     pub fn issue(&self, common_name: &str) -> Result<(String, String), String> {
         let key = KeyPair::generate().map_err(err)?;
-        let mut p = CertificateParams::new(vec![SERVER_NAME.to_owned()]).map_err(err)?;
+        let names = vec![SERVER_NAME.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut p = CertificateParams::new(names).map_err(err)?;
         p.distinguished_name = DistinguishedName::new();
         p.distinguished_name.push(DnType::CommonName, common_name);
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -2,6 +2,9 @@
 //! node in its own network namespace, which needs root): the HTTP stack over the `GrpcBackend`. Needs the `lognode` binary (`cargo build -p lognode --bin lognode`
 //! with the same `CARGO_TARGET_DIR`, or `LEDGER_LOGNODE_BIN`).
 
+/// The plain run: no TLS, no API keys (the `cluster_secure` binary runs some again with both).
+pub const SECURE: bool = false;
+
 mod auth;
 #[path = "../common/auth_walk.rs"]
 mod auth_walk;
