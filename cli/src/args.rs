@@ -324,6 +324,11 @@ pub struct DevArgs {
     /// gossip stays encrypted with the data dir's gossip key). For measuring what TLS costs.
     #[arg(long)]
     pub no_tls: bool,
+    /// Serve the gateway over HTTPS too, with a certificate of the data dir's CA (for
+    /// 127.0.0.1 and localhost); clients trust `<data-dir>/tls/ca.pem` (`--ca-cert`,
+    /// `LEDGER_CA_CERT`).
+    #[arg(long, conflicts_with = "no_tls")]
+    pub https: bool,
 }
 
 /// Parses an amount in minor units: a whole number in `AMOUNT_MIN..=AMOUNT_MAX`.

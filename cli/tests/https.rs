@@ -4,6 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+mod support;
+
 #[test]
 fn ca_cert_lets_the_cli_talk_https() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -36,4 +38,22 @@ fn ca_cert_lets_the_cli_talk_https() {
     let out = ledger(Some(&dir.path().join("missing.pem")));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-cert"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `ledger dev --https`: the gateway serves HTTPS with a certificate of the data dir's CA, the
+/// banner says which CA to trust, and the CLI works through it with `--ca-cert`.
+#[test]
+fn ledger_dev_https_serves_the_api_over_tls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dev = support::Dev::start(&tmp.path().join("data"), 1, &["--no-projector", "--https"], &[]);
+    let banner = dev.stdout();
+    let https = dev.gateway.replace("http://", "https://");
+    let ca = tmp.path().join("data/tls/ca.pem");
+    assert!(banner.contains(&format!("{https}/v1/")) && banner.contains("LEDGER_CA_CERT="), "{banner}");
+    let key = dev.admin_key();
+    let ca_arg = ca.display().to_string();
+    let out = support::ledger(&https, &["--api-key", &key, "--ca-cert", &ca_arg, "--json", "cluster"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let plain = support::ledger(&dev.gateway, &["--api-key", &key, "cluster"]);
+    assert_ne!(plain.code, Some(0), "plain HTTP was served: {plain:?}");
 }

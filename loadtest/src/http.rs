@@ -84,13 +84,47 @@ pub struct Conn {
     sender: Option<SendRequest<Full<Bytes>>>,
     /// `Authorization` header value (`Bearer <key>`), when the run has a key.
     auth: Option<String>,
+    /// TLS for an `https://` gateway.
+    tls: Option<Tls>,
+}
+
+/// The TLS client of an `https://` gateway.
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsConnector);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls(..)")
+    }
+}
+
+/// A TLS client trusting the CA certificates of the PEM file `ca` (`--ca-cert`), for an
+/// `https://` gateway.
+pub fn tls_connector(ca: &std::path::Path) -> Result<Tls, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs =
+        rustls_pki_types::CertificateDer::pem_file_iter(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+    for c in certs {
+        roots.add(c.map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?).map_err(|e| format!("--ca-cert: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("--ca-cert {}: no certificate in it", ca.display()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))))
 }
 
 impl Conn {
     /// A connection to `addr` (opened lazily by the first request), sending `key` (an API key's
     /// secret) with every request when given.
-    pub fn new(addr: SocketAddr, key: Option<std::sync::Arc<str>>) -> Conn {
-        Conn { addr, host: addr.to_string(), sender: None, auth: key.map(|k| format!("Bearer {k}")) }
+    pub fn new(addr: SocketAddr, key: Option<std::sync::Arc<str>>, tls: Option<Tls>) -> Conn {
+        Conn { addr, host: addr.to_string(), sender: None, auth: key.map(|k| format!("Bearer {k}")), tls }
     }
 
     async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, HttpError> {
@@ -102,11 +136,25 @@ impl Conn {
             let stream =
                 tokio::net::TcpStream::connect(addr).await.map_err(|source| HttpError::Connect { addr, source })?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| HttpError::Connect { addr, source: std::io::Error::other(e) })?;
+            let handshake_err = |e: hyper::Error| HttpError::Connect { addr, source: std::io::Error::other(e) };
             // The connection task ends when the sender is dropped or the peer closes.
-            tokio::spawn(conn);
+            let sender = match &self.tls {
+                None => {
+                    let (sender, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
+                    tokio::spawn(conn);
+                    sender
+                }
+                Some(tls) => {
+                    let name = rustls_pki_types::ServerName::from(addr.ip());
+                    let stream =
+                        tls.0.connect(name, stream).await.map_err(|source| HttpError::Connect { addr, source })?;
+                    let (sender, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
+                    tokio::spawn(conn);
+                    sender
+                }
+            };
             self.sender = Some(sender);
         }
         match self.sender.as_mut() {
@@ -168,10 +216,14 @@ impl Conn {
     }
 }
 
-/// `http://host:port[/]` → the socket address (only plain `http` to an IP or `localhost`).
-pub fn parse_gateway(url: &str) -> Result<SocketAddr, String> {
-    let rest =
-        url.strip_prefix("http://").ok_or_else(|| format!("--gateway {url:?}: only http:// URLs are supported"))?;
+/// `http[s]://host:port[/]` → the socket address and whether it is `https` (to an IP or
+/// `localhost`; `https` needs `--ca-cert`).
+pub fn parse_gateway(url: &str) -> Result<(SocketAddr, bool), String> {
+    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (r, false),
+        (None, Some(r)) => (r, true),
+        _ => return Err(format!("--gateway {url:?}: only http:// and https:// URLs are supported")),
+    };
     let hostport = rest.trim_end_matches('/');
     if hostport.contains('/') {
         return Err(format!("--gateway {url:?}: give the gateway's root URL, without a path"));
@@ -180,8 +232,14 @@ pub fn parse_gateway(url: &str) -> Result<SocketAddr, String> {
         Some(port) => format!("127.0.0.1{port}"),
         None => hostport.to_owned(),
     };
-    let hostport = if hostport.contains(':') && !hostport.ends_with(']') { hostport } else { format!("{hostport}:80") };
-    hostport.parse().map_err(|e| format!("--gateway {url:?}: expected http://<ip>:<port> ({e})"))
+    let default_port = if https { 443 } else { 80 };
+    let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport
+    } else {
+        format!("{hostport}:{default_port}")
+    };
+    let addr = hostport.parse().map_err(|e| format!("--gateway {url:?}: expected http://<ip>:<port> ({e})"))?;
+    Ok((addr, https))
 }
 
 #[cfg(test)]
@@ -190,10 +248,13 @@ mod tests {
 
     #[test]
     fn gateway_urls_parse_to_socket_addresses() {
-        assert_eq!(parse_gateway("http://127.0.0.1:8080").ok(), "127.0.0.1:8080".parse().ok());
-        assert_eq!(parse_gateway("http://localhost:8080/").ok(), "127.0.0.1:8080".parse().ok());
-        assert_eq!(parse_gateway("http://127.0.0.1").ok(), "127.0.0.1:80".parse().ok());
-        assert!(parse_gateway("https://127.0.0.1:8080").is_err());
+        let at = |s: &str, https| s.parse().ok().map(|a| (a, https));
+        assert_eq!(parse_gateway("http://127.0.0.1:8080").ok(), at("127.0.0.1:8080", false));
+        assert_eq!(parse_gateway("http://localhost:8080/").ok(), at("127.0.0.1:8080", false));
+        assert_eq!(parse_gateway("http://127.0.0.1").ok(), at("127.0.0.1:80", false));
+        assert_eq!(parse_gateway("https://127.0.0.1:8443").ok(), at("127.0.0.1:8443", true));
+        assert_eq!(parse_gateway("https://127.0.0.1").ok(), at("127.0.0.1:443", true));
+        assert!(parse_gateway("ftp://127.0.0.1:8080").is_err());
         assert!(parse_gateway("http://127.0.0.1:8080/v1").is_err());
         assert!(parse_gateway("http://example.invalid:8080").is_err());
     }

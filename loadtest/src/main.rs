@@ -48,6 +48,9 @@ struct Cli {
     /// scopes of the scenario, e.g. `admin` for a run that creates its accounts and topics).
     #[arg(long, env = "LEDGER_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// For an `https://` gateway: the CA certificate (PEM) to trust.
+    #[arg(long, env = "LEDGER_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// What to run.
     #[arg(long, value_enum)]
     scenario: Scenario,
@@ -111,11 +114,17 @@ fn load_of(cli: &Cli) -> Result<Load, String> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let addr = http::parse_gateway(&cli.gateway).map_err(anyhow::Error::msg)?;
+    let (addr, https) = http::parse_gateway(&cli.gateway).map_err(anyhow::Error::msg)?;
+    let tls = match (https, &cli.ca_cert) {
+        (true, Some(ca)) => Some(http::tls_connector(ca).map_err(anyhow::Error::msg)?),
+        (true, None) => anyhow::bail!("--gateway {}: an https:// gateway needs --ca-cert", cli.gateway),
+        (false, _) => None,
+    };
     let load = load_of(&cli).map_err(anyhow::Error::msg)?;
     let mut plan = Plan::new(cli.scenario, fresh_run_id());
     plan.ids = cli.ids;
     plan.key = cli.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(std::sync::Arc::from);
+    plan.tls = tls;
     let mut err = std::io::stderr().lock();
     writeln!(
         err,

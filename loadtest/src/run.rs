@@ -70,7 +70,7 @@ pub async fn run(
     stop: &Shutdown,
 ) -> Result<Outcome, SetupError> {
     let plan = Arc::new(plan);
-    let mut setup_conn = Conn::new(addr, plan.key.clone());
+    let mut setup_conn = Conn::new(addr, plan.key.clone(), plan.tls.clone());
     let mut expected = setup(&mut setup_conn, &plan).await?;
 
     let rec = Arc::new(Mutex::new(Recorder::new()));

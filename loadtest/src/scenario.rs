@@ -107,6 +107,8 @@ pub struct Plan {
     pub ids: IdOrder,
     /// API key sent with every request (`--key`; none for a gateway in `--auth none`).
     pub key: Option<std::sync::Arc<str>>,
+    /// TLS for an `https://` gateway (`--ca-cert`).
+    pub tls: Option<crate::http::Tls>,
 }
 
 impl Plan {
@@ -123,6 +125,7 @@ impl Plan {
             funded_index: std::sync::atomic::AtomicU64::new(0),
             ids: IdOrder::default(),
             key: None,
+            tls: None,
         }
     }
 }
@@ -346,7 +349,7 @@ impl Worker {
         let n = plan.accounts.len();
         Worker {
             idx,
-            conn: Conn::new(addr, plan.key.clone()),
+            conn: Conn::new(addr, plan.key.clone(), plan.tls.clone()),
             plan,
             seq: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (idx as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),

@@ -43,6 +43,9 @@ struct RunArgs {
     /// variable: a flag shows in the process list.
     #[arg(long, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
     api_key: String,
+    /// For an `https://` gateway: the CA certificate (PEM) to trust.
+    #[arg(long, env = "LEDGER_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Consumer group name (also the key of the offsets in PostgreSQL).
     #[arg(long, env = "LEDGER_GROUP", default_value = "projector")]
     group: String,
@@ -65,6 +68,9 @@ enum Cmd {
         /// API key (needs `accounts:read`).
         #[arg(long, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
         api_key: String,
+        /// For an `https://` gateway: the CA certificate (PEM) to trust.
+        #[arg(long, env = "LEDGER_CA_CERT")]
+        ca_cert: Option<std::path::PathBuf>,
         /// PostgreSQL URL.
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
@@ -95,7 +101,9 @@ fn main() -> ExitCode {
     };
     let res = rt.block_on(async {
         match cli.command {
-            Some(Cmd::Verify { gateway, api_key, database_url }) => verify(&gateway, &api_key, &database_url).await,
+            Some(Cmd::Verify { gateway, api_key, ca_cert, database_url }) => {
+                verify(&gateway, &api_key, ca_cert.as_deref(), &database_url).await
+            }
             Some(Cmd::Migrate { database_url }) => {
                 let stop = on_signal()?;
                 if let Some(pool) = connect(&database_url, &mut Backoff::default(), &stop).await? {
@@ -111,7 +119,8 @@ fn main() -> ExitCode {
                     batch_max: usize::try_from(cli.run.batch_max).unwrap_or(BATCH_MAX_LIMIT),
                     ..Config::default()
                 };
-                project(&gateway, &cli.run.api_key, &url, &cfg, cli.run.metrics_listen).await
+                project(&gateway, &cli.run.api_key, cli.run.ca_cert.as_deref(), &url, &cfg, cli.run.metrics_listen)
+                    .await
             }
         }
     });
@@ -140,11 +149,12 @@ fn on_signal() -> anyhow::Result<Shutdown> {
 async fn project(
     gateway: &str,
     key: &str,
+    ca: Option<&std::path::Path>,
     url: &str,
     cfg: &Config,
     metrics_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
-    let source = HttpSource::new(gateway, key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source = HttpSource::new(gateway, key, ca).map_err(|e| anyhow::anyhow!("{e}"))?;
     let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::SUCCESS);
@@ -164,8 +174,9 @@ async fn project(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(gateway: &str, key: &str, url: &str) -> anyhow::Result<ExitCode> {
-    let client = ledger_client::Client::new(gateway)?.with_key(key);
+async fn verify(gateway: &str, key: &str, ca: Option<&std::path::Path>, url: &str) -> anyhow::Result<ExitCode> {
+    let client = projector::source::with_ca(ledger_client::Client::new(gateway)?.with_key(key), ca)
+        .map_err(anyhow::Error::msg)?;
     let stop = on_signal()?;
     let Some(pool) = connect(url, &mut Backoff::default(), &stop).await.context("connecting to PostgreSQL")? else {
         return Ok(ExitCode::from(2));

@@ -155,11 +155,19 @@ pub struct HttpSource {
     client: Client,
 }
 
+/// `client`, trusting the CA certificate file `ca` (`--ca-cert`) when given.
+pub fn with_ca(client: Client, ca: Option<&std::path::Path>) -> Result<Client, String> {
+    let Some(ca) = ca else { return Ok(client) };
+    let pem = std::fs::read(ca).map_err(|e| format!("--ca-cert {}: {e}", ca.display()))?;
+    client.with_ca_pem(&pem).map_err(|e| e.to_string())
+}
+
 impl HttpSource {
     /// A source reading through the gateway at `gateway` (e.g. `http://127.0.0.1:8080`), sending
     /// the API key `key` (none when empty).
-    pub fn new(gateway: &str, key: &str) -> Result<Self, SourceError> {
+    pub fn new(gateway: &str, key: &str, ca: Option<&std::path::Path>) -> Result<Self, SourceError> {
         let client = Client::new(gateway).map_err(|e| SourceError::Other(e.to_string()))?.with_key(key);
+        let client = with_ca(client, ca).map_err(|e| SourceError::Other(e.to_string()))?;
         Ok(HttpSource { client })
     }
 

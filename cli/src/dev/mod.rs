@@ -406,16 +406,28 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         "--gossip-key-file".into(),
         gossip_key.clone(),
     ];
-    if let Some(t) = &tls {
-        gw_args.extend(t[usize::from(a.nodes)].gateway_flags());
+    let gateway_tls = tls.as_ref().map(|t| t[usize::from(a.nodes)].clone());
+    if let Some(t) = &gateway_tls {
+        gw_args.extend(t.gateway_flags());
+        if a.https {
+            gw_args.extend(["--tls-cert".to_owned(), t.cert.display().to_string()]);
+            gw_args.extend(["--tls-key".to_owned(), t.key.display().to_string()]);
+        }
     }
+    // With --https, the CA every client of the gateway trusts.
+    let ca = gateway_tls.as_ref().filter(|_| a.https).map(|t| t.ca.clone());
     if admin.is_none() {
         gw_args.extend(["--auth".to_owned(), "none".to_owned()]);
     }
     let envs = [("RUST_LOG", env_log("info"))];
     sys.gateway = Some(Proc::spawn(Role::Gateway, &bins.gateway, &gw_args, &envs, sys.log("gateway"))?);
-    let base = format!("http://{}", ports.listen);
-    let client = ledger_client::Client::with_timeout(&base, PROBE_TIMEOUT)?.with_key(admin.as_deref().unwrap_or(""));
+    let base = format!("{}://{}", if ca.is_some() { "https" } else { "http" }, ports.listen);
+    let mut client =
+        ledger_client::Client::with_timeout(&base, PROBE_TIMEOUT)?.with_key(admin.as_deref().unwrap_or(""));
+    if let Some(ca) = &ca {
+        let pem = std::fs::read(ca).map_err(|e| Failure::failed(format!("cannot read {}: {e}", ca.display())))?;
+        client = client.with_ca_pem(&pem)?;
+    }
     note(&format!("waiting for the cluster to elect a leader and admit its {} lognodes...", a.nodes));
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -448,7 +460,10 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         }
     }
     if let Some(url) = &pg_url {
-        let args = vec!["--gateway".to_owned(), base.clone()];
+        let mut args = vec!["--gateway".to_owned(), base.clone()];
+        if let Some(ca) = &ca {
+            args.extend(["--ca-cert".to_owned(), ca.display().to_string()]);
+        }
         let key = match admin {
             Some(_) => keys::projector(&sys.data_dir, &client).await?,
             None => String::new(),
@@ -456,7 +471,7 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         let envs = [("RUST_LOG", env_log("info")), ("DATABASE_URL", url.clone()), ("LEDGER_KEY", key)];
         sys.projector = Some(Proc::spawn(Role::Projector, &bins.projector, &args, &envs, sys.log("projector"))?);
     }
-    banner(sys, &base, pg_url.as_deref(), admin.is_some());
+    banner(sys, &base, pg_url.as_deref(), admin.is_some(), ca.as_deref());
     Ok(())
 }
 
@@ -468,9 +483,13 @@ async fn all_voters(client: &ledger_client::Client, nodes: u16) -> bool {
     voters >= usize::from(nodes)
 }
 
-fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool) {
+fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool, ca: Option<&std::path::Path>) {
     let out = Out { json: false, consistency: ledger_client::Consistency::Strong };
-    let host = base.trim_start_matches("http://");
+    // curl: `host:port` for plain HTTP, the https URL and the CA to trust for HTTPS.
+    let host = match ca {
+        Some(ca) => format!("--cacert {} {base}", ca.display()),
+        None => base.trim_start_matches("http://").to_owned(),
+    };
     let mut s = String::new();
     s.push_str(&format!("\nLedger is running ({} lognodes, fsync on):\n", sys.nodes.len()));
     s.push_str(&format!("  API       {base}/v1/...\n"));
@@ -490,6 +509,7 @@ fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool) {
         s.push_str(&format!("  {:<10}  pid {:<7}  {}\n", p.role.to_string(), p.pid(), p.log.display()));
     }
     let gw = if base == "http://127.0.0.1:8080" { String::new() } else { format!(" --gateway {base}") };
+    let export_ca = ca.map_or_else(String::new, |ca| format!("  export LEDGER_CA_CERT={}\n", ca.display()));
     let (export, auth) = if keyed {
         let file = keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE);
         s.push_str(&format!(
@@ -503,7 +523,7 @@ fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool) {
         (String::new(), "")
     };
     s.push_str(&format!(
-        "\nTry:\n{export}  ledger{gw} account create equity --currency USD --allow-overdraft\n  \
+        "\nTry:\n{export_ca}{export}  ledger{gw} account create equity --currency USD --allow-overdraft\n  \
          ledger{gw} account create alice --currency USD\n  \
          ledger{gw} transfer equity alice 1000 --currency USD\n  \
          ledger{gw} account show alice\n\

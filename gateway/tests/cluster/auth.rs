@@ -129,6 +129,28 @@ async fn keys_made_in_the_log_hold_at_every_gateway() {
     let r = call(a, "GET", "/v1/accounts/t2-b?consistency=strong", ADMIN, None).await;
     assert_eq!(r.json()["balance"], json!(3), "{}", r.text());
 
+    // A key over its quota gets 429 with Retry-After at a real gateway; the admin key does not.
+    let body = json!({"scopes": ["cluster:read"], "rate_per_sec": 1, "burst": 2});
+    let r = call(a, "POST", "/v1/keys", ADMIN, Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let slow = r.json()["secret"].as_str().expect("secret").to_owned();
+    let known = until(a, "/v1/cluster", &slow, Duration::from_secs(5), |s| s != 401).await;
+    assert!(known.is_some(), "{a} never knew the quota key");
+    let mut throttled = None;
+    for _ in 0..5 {
+        let r = call(a, "GET", "/v1/cluster", &slow, None).await;
+        if r.status == 429 {
+            throttled = Some(r);
+            break;
+        }
+    }
+    let r = throttled.expect("five quick requests past a burst of 2 at 1/s were never throttled");
+    assert_eq!(r.json()["code"], "rate_limited", "{}", r.text());
+    assert!(r.header("retry-after").is_some(), "429 without Retry-After");
+    for _ in 0..5 {
+        assert_eq!(call(a, "GET", "/v1/cluster", ADMIN, None).await.status, 200, "the admin key was throttled too");
+    }
+
     // The bootstrap key, revoked by another admin, stays revoked when every node restarts (each
     // runs the bootstrap task again with the same file; the log refuses a second bootstrap).
     let ops = new_key(a, b, &["admin"], "").await;
