@@ -167,6 +167,13 @@ pub enum KeyCmd {
         /// Key id.
         id: String,
     },
+    /// Rotate a key: make a new key with the same scopes, account prefix and quotas (its secret
+    /// is printed, only this once), then revoke the old one. Move the clients to the new secret
+    /// before running it, or right after: the old one stops within about a second.
+    Rotate {
+        /// Id of the key to replace.
+        id: String,
+    },
 }
 
 /// `ledger account ...`.

@@ -450,6 +450,34 @@ async fn key(client: &Client, out: &Out, cmd: &KeyCmd) -> Result<(), Failure> {
                 ));
             }
         }
+        KeyCmd::Rotate { id } => {
+            let list = client.keys().await?;
+            let Some(old) = list.keys.iter().find(|k| k.id == *id) else {
+                return Err(Failure::failed(format!("no live key {id} (ledger key list shows them)")));
+            };
+            let nonzero = |n: u32| (n != 0).then_some(n);
+            let new = ledger_client::NewKey {
+                scopes: old.scopes.clone(),
+                account_prefix: (!old.account_prefix.is_empty()).then(|| old.account_prefix.clone()),
+                rate_per_sec: nonzero(old.quota.rate_per_sec),
+                burst: nonzero(old.quota.burst),
+                max_in_flight: nonzero(old.quota.max_in_flight),
+            };
+            let made = client.create_key(&new).await?;
+            let revoked = client.revoke_key(id).await?;
+            if out.json {
+                out.json_value(&serde_json::json!({"new": made.body, "revoked": id, "index": revoked.index}));
+            } else {
+                out.text(&format!(
+                    "new key:        {}\nscopes:         {}\nsecret:         {}\nrevoked:        {id} (log index {})\n\n\
+                     The secret is shown only now: store it (e.g. export LEDGER_KEY=...).\n",
+                    made.body.id,
+                    made.body.scopes.join(","),
+                    made.body.secret,
+                    revoked.index
+                ));
+            }
+        }
         KeyCmd::Revoke { id } => {
             let w = client.revoke_key(id).await?;
             if out.json {

@@ -71,6 +71,18 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
         .ok(),
     );
     assert_eq!((q["quota"]["rate_per_sec"].as_u64(), q["quota"]["max_in_flight"].as_u64()), (Some(50), Some(4)), "{q}");
+    // Rotation: a new key with the same scopes and quotas, the old one revoked.
+    let r = json(dev.ledger(&["--json", "key", "rotate", q["id"].as_str().unwrap()]).ok());
+    assert_eq!(
+        (r["new"]["scopes"].clone(), r["new"]["quota"].clone()),
+        (q["scopes"].clone(), q["quota"].clone()),
+        "{r}"
+    );
+    assert_ne!(r["new"]["secret"], q["secret"], "{r}");
+    let list = dev.ledger(&["key", "list"]).ok().to_owned();
+    assert!(!list.contains(q["id"].as_str().unwrap()) && list.contains(r["new"]["id"].as_str().unwrap()), "{list}");
+    ledger(&dev.gateway, &["--api-key", r["new"]["secret"].as_str().unwrap(), "cluster"]).ok();
+    dev.ledger(&["key", "rotate", "no-such-key"]).fails(1, "no live key");
 
     // The audit trail: the bootstrap key, then each change with the key that made it.
     let out = dev.ledger(&["audit"]).ok().to_owned();
@@ -86,13 +98,15 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
             ("admin", "key.create", id.as_str()),
             ("admin", "key.revoke", id.as_str()),
             ("admin", "key.create", q["id"].as_str().unwrap()),
+            ("admin", "key.create", r["new"]["id"].as_str().unwrap()),
+            ("admin", "key.revoke", q["id"].as_str().unwrap()),
         ],
         "{out}"
     );
     let page = json(dev.ledger(&["--json", "audit", "--limit", "1"]).ok());
     assert_eq!(
         (page["total"].as_u64(), page["next"].as_u64()),
-        (Some(4), page["records"][0]["index"].as_u64()),
+        (Some(6), page["records"][0]["index"].as_u64()),
         "{page}"
     );
     dev.ledger(&["audit", "--limit", "0"]).fails(1, "invalid_query");

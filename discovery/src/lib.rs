@@ -43,11 +43,18 @@ impl GossipKey {
     /// file): every holder of that certificate derives the same key, so the gossip keeps out
     /// processes that were not given the cluster's CA. The certificate is not a secret the way a
     /// key file is: give `--gossip-key-file` where that matters (docs/SECURITY.md).
+    /// Only the first certificate of the file counts, without its line breaks, so that members
+    /// whose CA files differ in formatting, or list further certificates after it, agree.
     pub fn derive_from_ca(ca_pem: &[u8]) -> GossipKey {
         use sha2::Digest as _;
+        let text = String::from_utf8_lossy(ca_pem);
+        let (begin, end) = ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----");
+        let first =
+            text.split_once(begin).and_then(|(_, rest)| rest.split_once(end)).map_or(text.as_ref(), |(body, _)| body);
+        let body: String = first.chars().filter(|c| !c.is_whitespace()).collect();
         let mut h = sha2::Sha256::new();
         h.update(b"ledger gossip key v1\0");
-        h.update(ca_pem);
+        h.update(body.as_bytes());
         GossipKey(h.finalize().into())
     }
 

@@ -80,3 +80,16 @@ fn key_files_are_private_hex() {
     assert!(GossipKey::load(&dir.path().join("missing")).expect_err("missing").contains("missing"));
     assert!(!format!("{key:?}").contains("ab"), "Debug shows no key bytes");
 }
+
+/// The key derived from a CA file depends on its first certificate only: not on line breaks,
+/// nor on certificates listed after it (a CA file holding the old and the new CA).
+#[test]
+fn a_derived_key_follows_the_first_certificate_only() {
+    let a = "-----BEGIN CERTIFICATE-----\nAAAA\nBBBB\n-----END CERTIFICATE-----\n";
+    let b = "-----BEGIN CERTIFICATE-----\nCCCC\n-----END CERTIFICATE-----\n";
+    let k = GossipKey::derive_from_ca(a.as_bytes());
+    assert_eq!(GossipKey::derive_from_ca(a.replace('\n', "\r\n").as_bytes()), k);
+    assert_eq!(GossipKey::derive_from_ca(format!("{a}{b}").as_bytes()), k);
+    assert_ne!(GossipKey::derive_from_ca(b.as_bytes()), k);
+    assert_ne!(GossipKey::derive_from_ca(format!("{b}{a}").as_bytes()), k);
+}

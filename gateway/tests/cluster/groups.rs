@@ -433,7 +433,7 @@ async fn fencing_lag_and_bad_input() {
         assert_eq!(r.json()["code"], code, "{method} {path} {body:?}");
     }
     // A malformed body.
-    let r = crate::support::request_raw(gw.addr, "POST", "/v1/groups/fence/members", b"{not json").await;
+    let r = crate::support::request_raw_admin(gw.addr, "POST", "/v1/groups/fence/members", b"{not json").await;
     assert_eq!((r.status, r.json()["code"].clone()), (400, json!("malformed_json")));
     // Nothing above changed the offsets.
     let d2 = describe(&gw, "fence").await;

@@ -202,11 +202,19 @@ pub async fn try_request(addr: SocketAddr, method: &str, path: &str) -> Option<R
 }
 
 /// Sends one request with a raw JSON-typed body (possibly malformed) on a fresh connection.
+/// Without credentials: what a caller without a key or token gets.
 pub async fn request_raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
-    let mut headers = vec![("content-type", "application/json")];
-    if crate::SECURE {
-        headers.push(("authorization", concat!("Bearer ", "lk_secure_suite_admin_0123456789abcdef0123456789abcdef")));
-    }
+    testkit::http::request(addr, method, path, &[("content-type", "application/json")], body.to_vec()).await
+}
+
+/// [`request_raw`] as the admin (its token, or in secure mode its key).
+pub async fn request_raw_admin(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
+    let admin = if crate::SECURE {
+        concat!("Bearer ", "lk_secure_suite_admin_0123456789abcdef0123456789abcdef")
+    } else {
+        "Bearer s3cret"
+    };
+    let headers = [("content-type", "application/json"), ("authorization", admin)];
     testkit::http::request(addr, method, path, &headers, body.to_vec()).await
 }
 
