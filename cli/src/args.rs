@@ -49,13 +49,15 @@ pub enum ReadConsistency {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Create or show an account.
+    /// Create, show or list accounts.
+    #[command(alias = "accounts")]
     Account {
         /// What to do.
         #[command(subcommand)]
         cmd: AccountCmd,
     },
-    /// Move money: `ledger transfer <from> <to> <amount> --currency USD`; or post/void/show one.
+    /// Move money: `ledger transfer <from> <to> <amount> --currency USD`; or post/void/show/list.
+    #[command(alias = "transfers")]
     Transfer(TransferArgs),
     /// An account's balance changes, oldest first.
     History {
@@ -233,7 +235,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TransferArgs {
-    /// Post, void or show an existing transfer instead.
+    /// Post, void, show or list existing transfers instead.
     #[command(subcommand)]
     pub action: Option<TransferAction>,
     /// Account debited.
@@ -283,6 +285,33 @@ pub enum TransferAction {
     Show {
         /// Transfer id.
         id: String,
+    },
+    /// List transfers in creation order, a page at a time.
+    List {
+        /// Only transfers debiting or crediting this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only this status as of the page's log index.
+        #[arg(long, value_parser = ["pending", "posted", "voided", "expired"])]
+        status: Option<String>,
+        /// Only transfers created at this log index or later.
+        #[arg(long)]
+        from_index: Option<u64>,
+        /// Only transfers created at this log index or earlier.
+        #[arg(long)]
+        to_index: Option<u64>,
+        /// Only transfers whose metadata member KEY has VALUE (`KEY=VALUE`).
+        #[arg(long, value_parser = parse_key_value)]
+        metadata: Option<(String, String)>,
+        /// Go on after this cursor (the `next` a previous page printed).
+        #[arg(long)]
+        after: Option<u64>,
+        /// As of this log index (the `at_index` a previous page printed).
+        #[arg(long)]
+        at_index: Option<u64>,
+        /// Page size, 1..=1000 (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
     },
 }
 

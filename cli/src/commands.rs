@@ -193,6 +193,61 @@ async fn transfer(client: &Client, out: &Out, t: &TransferArgs) -> Result<(), Fa
             }
             return Ok(());
         }
+        Some(TransferAction::List { account, status, from_index, to_index, metadata, after, at_index, limit }) => {
+            let q = ledger_client::TransfersQuery {
+                account_id: account.clone(),
+                status: status.clone(),
+                from_index: *from_index,
+                to_index: *to_index,
+                metadata: metadata.clone(),
+                after: *after,
+                at_index: *at_index,
+                limit: *limit,
+                ..ledger_client::TransfersQuery::default()
+            };
+            let page = client.list_transfers(&q).await?;
+            if out.json {
+                out.json_value(&page);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = page
+                .transfers
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.debit_account_id.clone(),
+                        t.credit_account_id.clone(),
+                        t.amount.to_string(),
+                        t.currency.clone(),
+                        t.status.clone(),
+                        t.index.to_string(),
+                    ]
+                })
+                .collect();
+            let mut text = table(
+                &[
+                    ("ID", Align::Left),
+                    ("DEBIT", Align::Left),
+                    ("CREDIT", Align::Left),
+                    ("AMOUNT", Align::Right),
+                    ("CURRENCY", Align::Left),
+                    ("STATUS", Align::Left),
+                    ("INDEX", Align::Right),
+                ],
+                &rows,
+            );
+            text.push_str(&format!("as of log index {}\n", page.at_index));
+            if let Some(next) = page.next {
+                let same = account.as_ref().map(|a| format!(" --account {a}")).unwrap_or_default();
+                text.push_str(&format!(
+                    "more: ledger transfer list{same} --after {next} --at-index {} ...\n",
+                    page.at_index
+                ));
+            }
+            out.text(&text);
+            return Ok(());
+        }
         Some(TransferAction::Post { id, amount }) => client.post_pending(id, *amount).await?,
         Some(TransferAction::Void { id }) => client.void_pending(id).await?,
         None => return create_transfer(client, out, t).await,

@@ -163,6 +163,20 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     let shown = json(dev.ledger(&["--json", "transfer", "show", "p1"]).ok());
     assert_eq!(shown["resolution"]["amount"], 100);
 
+    // transfer list: every transfer, or one account's, filtered, a page at a time.
+    let out = dev.ledger(&["transfer", "list", "--limit", "2"]).ok().to_owned();
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "DEBIT", "CREDIT", "AMOUNT", "CURRENCY", "STATUS", "INDEX"], "{out}");
+    assert_eq!(row(&out, "t1")[1..6], ["equity", "alice", "1000", "USD", "posted"], "{out}");
+    assert!(out.contains("more: ledger transfer list --after 1 --at-index "), "{out}");
+    let l = json(dev.ledger(&["--json", "transfers", "list", "--account", "alice", "--status", "voided"]).ok());
+    assert_eq!(
+        l["transfers"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["p2"]
+    );
+    dev.ledger(&["transfer", "list", "--status", "lost"]).fails(2, "lost");
+    dev.ledger(&["transfer", "list", "--account", "nobody"]).fails(1, "account_not_found");
+
     // account show: 1000 in, 100 posted out.
     let out = dev.ledger(&["account", "show", "alice"]).ok().to_owned();
     assert!(out.contains("balance      900\n") && out.contains("available    900\n"), "{out}");

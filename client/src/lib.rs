@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod queries;
 mod types;
 
 pub use types::*;
@@ -232,24 +233,6 @@ impl Client {
     /// `GET /v1/accounts/{id}`.
     pub async fn account(&self, id: &str, consistency: Consistency) -> Result<Account, Error> {
         self.get(&["v1", "accounts", id], &consistency.query()).await
-    }
-
-    /// `GET /v1/accounts`: a page of accounts in creation order, filtered.
-    pub async fn list_accounts(&self, q: &AccountsQuery) -> Result<AccountList, Error> {
-        let mut query: Vec<(&'static str, String)> = Vec::new();
-        let pairs: [(&'static str, Option<String>); 5] = [
-            ("prefix", q.prefix.clone()),
-            ("currency", q.currency.clone()),
-            ("after", q.after.map(|a| a.to_string())),
-            ("at_index", q.at_index.map(|a| a.to_string())),
-            ("limit", q.limit.map(|l| l.to_string())),
-        ];
-        query.extend(pairs.into_iter().filter_map(|(k, v)| Some((k, v?))));
-        if let Some((k, v)) = &q.metadata {
-            query.push(("metadata_key", k.clone()));
-            query.push(("metadata_value", v.clone()));
-        }
-        self.get(&["v1", "accounts"], &query).await
     }
 
     /// `GET /v1/accounts/{id}?as_of_index=`: the balances as they were once

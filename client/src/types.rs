@@ -650,3 +650,40 @@ pub struct AccountList {
     /// The log index the page is as of.
     pub at_index: u64,
 }
+
+/// Filters and cursor of `GET /v1/transfers` ([`crate::Client::list_transfers`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransfersQuery {
+    /// Only transfers debiting or crediting this account.
+    pub account_id: Option<String>,
+    /// Only this status (`pending`, `posted`, `voided`, `expired`) as of the page's index.
+    pub status: Option<String>,
+    /// Created at this log index or later.
+    pub from_index: Option<u64>,
+    /// Created at this log index or earlier.
+    pub to_index: Option<u64>,
+    /// Created at this log time (ms) or later.
+    pub from_ms: Option<u64>,
+    /// Created at this log time (ms) or earlier.
+    pub to_ms: Option<u64>,
+    /// Only transfers whose metadata member has this value.
+    pub metadata: Option<(String, String)>,
+    /// The `next` of the previous page.
+    pub after: Option<u64>,
+    /// The `at_index` of the first page (every page of one listing as of one index).
+    pub at_index: Option<u64>,
+    /// Page size, 1..=1000.
+    pub limit: Option<u32>,
+}
+
+/// Answer of `GET /v1/transfers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferList {
+    /// In creation order, each with its status as of `at_index`.
+    pub transfers: Vec<Transfer>,
+    /// Cursor of the next page (`after`), absent at the end.
+    #[serde(default)]
+    pub next: Option<u64>,
+    /// The log index the page is as of.
+    pub at_index: u64,
+}

@@ -80,7 +80,7 @@ pub fn need_of(operation_id: &str) -> Need {
         "createTransfer" | "createTransfers" | "postPendingTransfer" | "voidPendingTransfer" => {
             Need::Scope("transfers:write")
         }
-        "getTransfer" => Need::Scope("transfers:read"),
+        "getTransfer" | "listTransfers" => Need::Scope("transfers:read"),
         "listTopics" | "listGroups" | "getCluster" | "getMetrics" => Need::Scope("cluster:read"),
         "produceRecords" => Need::Named("topics:produce", "topic"),
         "fetchRecords" => Need::Named("topics:read", "topic"),

@@ -21,7 +21,7 @@
 
 use async_trait::async_trait;
 use group_core::{GroupSummary, GroupView, MemberReply, OffsetReset, ResetTarget, TopicPartition};
-use ledger_core::{AccountView, Command, HistoryFrom, HistoryPage, Outcome, TransferView};
+use ledger_core::{AccountView, Command, HistoryFrom, HistoryPage, Outcome, TransferStatus, TransferView};
 
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -325,6 +325,17 @@ pub trait LedgerBackend: Send + Sync + 'static {
         Err(BackendError::Internal("this backend has no account queries".to_owned()))
     }
 
+    /// One page of transfers in creation order, filtered, as of a log index (issue 17). `None`
+    /// when the query names an account that does not exist.
+    async fn list_transfers(
+        &self,
+        query: TransfersQuery,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Option<TransfersPage>>> {
+        let _ = (query, read);
+        Err(BackendError::Internal("this backend has no transfer queries".to_owned()))
+    }
+
     /// Creates a topic (idempotent for an identical request).
     async fn create_topic(&self, name: &str, partitions: u32) -> BackendResult<Applied<TopicCreated>>;
 
@@ -563,6 +574,39 @@ pub struct AccountsPage {
     pub accounts: Vec<AccountView>,
     /// The account number to go on after; `None` once the scan is complete.
     pub next: Option<u32>,
+    /// The log index the page is as of.
+    pub at_index: u64,
+}
+
+/// A query of the transfers (`GET /v1/transfers`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransfersQuery {
+    /// Go on after this cursor (the `next` of the previous page).
+    pub after: Option<u64>,
+    /// The transfers as of this log index (0: the serving replica's applied index).
+    pub at_index: u64,
+    /// Page size, 1..=1000.
+    pub limit: u32,
+    /// Only transfers debiting or crediting this account (empty: any); the cursor is then a
+    /// version of that account.
+    pub account_id: String,
+    /// Only this status as of `at_index`.
+    pub status: Option<TransferStatus>,
+    /// Created at a log index in this range (inclusive).
+    pub created_index: (Option<u64>, Option<u64>),
+    /// Created at a log time (ms) in this range (inclusive).
+    pub created_ms: (Option<u64>, Option<u64>),
+    /// A metadata member and the value it must have.
+    pub metadata: Option<(String, String)>,
+}
+
+/// A page of transfers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransfersPage {
+    /// In creation order.
+    pub transfers: Vec<TransferView>,
+    /// The cursor to go on after; `None` once the scan is complete.
+    pub next: Option<u64>,
     /// The log index the page is as of.
     pub at_index: u64,
 }

@@ -338,7 +338,7 @@ pub struct CreateTransferRequest {
 }
 
 /// Status of a transfer.
-#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Funds reserved, waiting for post/void/expiry.
@@ -349,6 +349,17 @@ pub enum Status {
     Voided,
     /// Reservation released because its timeout passed.
     Expired,
+}
+
+impl From<Status> for TransferStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => TransferStatus::Pending,
+            Status::Posted => TransferStatus::Posted,
+            Status::Voided => TransferStatus::Voided,
+            Status::Expired => TransferStatus::Expired,
+        }
+    }
 }
 
 impl From<TransferStatus> for Status {

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use ledger_core::limits::{
     ACCOUNT_PAGE_MAX, ACCOUNT_SCAN_MAX, AMOUNT_MAX, AMOUNT_MIN, BATCH_TRANSFERS_MAX, CURRENCY_LEN_MAX,
     CURRENCY_LEN_MIN, HISTORY_PAGE_MAX, ID_BYTES_MAX, ID_BYTES_MIN, METADATA_BYTES_MAX, TIMEOUT_MS_MAX,
+    TRANSFER_PAGE_MAX, TRANSFER_SCAN_MAX,
 };
 
 /// Default maximum size of a request body (1 MiB); larger bodies are
@@ -170,6 +171,8 @@ pub const KEY_QUOTA_MAX: u32 = 1_000_000;
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accounts in a `GET /v1/accounts` page when `limit` is absent (at most `ACCOUNT_PAGE_MAX`).
 pub const ACCOUNTS_PAGE_DEFAULT: u32 = 100;
+/// Transfers in a `GET /v1/transfers` page when `limit` is absent (at most `TRANSFER_PAGE_MAX`).
+pub const TRANSFERS_PAGE_DEFAULT: u32 = 100;
 /// Audit records in one `GET /v1/audit` page at most (lognode's `AUDIT_READ_MAX`).
 pub const AUDIT_PAGE_MAX: u32 = 1000;
 /// Audit records in a page when `limit` is absent.
@@ -179,6 +182,7 @@ pub const AUDIT_PAGE_DEFAULT: u32 = 100;
 
 const _: () = assert!(HISTORY_PAGE_DEFAULT >= 1 && HISTORY_PAGE_DEFAULT <= HISTORY_PAGE_MAX);
 const _: () = assert!(ACCOUNTS_PAGE_DEFAULT >= 1 && ACCOUNTS_PAGE_DEFAULT as usize <= ACCOUNT_PAGE_MAX);
+const _: () = assert!(TRANSFERS_PAGE_DEFAULT >= 1 && TRANSFERS_PAGE_DEFAULT as usize <= TRANSFER_PAGE_MAX);
 const _: () = assert!(AUDIT_PAGE_DEFAULT >= 1 && AUDIT_PAGE_DEFAULT <= AUDIT_PAGE_MAX);
 const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
 // One maximal record fits in a default body (a produce request of many

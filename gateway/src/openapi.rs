@@ -89,7 +89,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::create_account, accounts::list_accounts))
         .routes(routes!(accounts::get_account))
         .routes(routes!(accounts::account_history))
-        .routes(routes!(transfers::create_transfer))
+        .routes(routes!(transfers::create_transfer, transfers::list_transfers))
         .routes(routes!(transfers::create_transfers))
         .routes(routes!(transfers::get_transfer))
         .routes(routes!(transfers::post_pending))
@@ -133,6 +133,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/accounts/{id}/transfers", "getAccountHistory"),
     ("post", "/v1/transfers", "createTransfer"),
     ("post", "/v1/transfers/batch", "createTransfers"),
+    ("get", "/v1/transfers", "listTransfers"),
     ("get", "/v1/transfers/{id}", "getTransfer"),
     ("post", "/v1/transfers/{id}/post", "postPendingTransfer"),
     ("post", "/v1/transfers/{id}/void", "voidPendingTransfer"),
@@ -427,6 +428,19 @@ error_set!(
     /// Errors of `GET /v1/transfers/{id}`.
     TransferReadErrors,
     [E400, (404, "`transfer_not_found`."), (422, "`invalid_id`, `index_not_reached` (`min_index` past the log's end)."), E500, E503]
+);
+
+error_set!(
+    /// Errors of `GET /v1/transfers`.
+    TransferListErrors,
+    [
+        E400,
+        (403, "`forbidden`: a key limited to an account prefix must name one of its accounts in `account_id`."),
+        (404, "`account_not_found` (`account_id` names no account)."),
+        (422, "`invalid_id` (`account_id`); `out_of_range` (`at_index` past the replica's applied index); \
+               `index_not_reached` (`min_index` or `at_index` past the log's last applied index)."),
+        E500, E503,
+    ]
 );
 
 error_set!(

@@ -698,21 +698,29 @@ impl<S: LedgerStore> Ledger<S> {
     /// The transfer with its current status.
     pub fn transfer(&self, id: &str) -> Option<TransferView> {
         let t = self.store.transfer(self.store.transfer_index(id)?);
+        Some(self.view_transfer(t, u64::MAX))
+    }
+
+    /// Transfer `t` as it was once log entry `at` was applied (`t` existed then): a post, void
+    /// or expiry decided after `at` is left out.
+    pub(crate) fn view_transfer(&self, t: Transfer, at: u64) -> TransferView {
         let da = self.store.account(t.debit);
-        Some(TransferView {
-            id: t.id.clone(),
+        let resolution = t.resolution.filter(|r| r.index <= at);
+        let created = t.created_decision();
+        TransferView {
             debit_account_id: da.id.clone(),
             credit_account_id: self.store.account(t.credit).id,
             amount: t.amount,
             currency: self.currencies[usize::from(da.currency)].clone(),
-            metadata: t.metadata.clone(),
             pending: t.pending,
             timeout_ms: (t.timeout_ms != 0).then_some(t.timeout_ms),
             expires_at_ms: t.expires_at_ms(),
-            status: t.status(),
-            created: t.created_decision(),
-            resolution: t.resolution,
-        })
+            status: resolution.map_or(created.status, |r| r.status),
+            created,
+            resolution,
+            id: t.id,
+            metadata: t.metadata,
+        }
     }
 
     /// One page of the account's balance changes (transfer events touching

@@ -41,7 +41,7 @@ mod validate;
 pub use code::ResultCode;
 pub use ledger::{InvariantViolation, Ledger, LedgerMeta, SNAPSHOT_FORMAT};
 pub use mem_store::MemStore;
-pub use query::{AccountFilter, AccountScan};
+pub use query::{AccountFilter, AccountScan, TransferFilter, TransferScan};
 pub use store::{
     Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Loader, Record, Transfer, for_each_record,
 };

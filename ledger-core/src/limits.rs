@@ -54,6 +54,18 @@ pub const ACCOUNT_PAGE_MAX: usize = 1000;
 /// [`Ledger::scan_accounts`]: crate::Ledger::scan_accounts
 pub const ACCOUNT_SCAN_MAX: usize = 4096;
 
+/// Maximum number of transfers returned by one [`Ledger::scan_transfers`] page.
+///
+/// [`Ledger::scan_transfers`]: crate::Ledger::scan_transfers
+pub const TRANSFER_PAGE_MAX: usize = 1000;
+
+/// Maximum number of transfers (or, for one account, history records) one
+/// [`Ledger::scan_transfers`] call looks at: bounds the time a query holds the state, like
+/// [`ACCOUNT_SCAN_MAX`].
+///
+/// [`Ledger::scan_transfers`]: crate::Ledger::scan_transfers
+pub const TRANSFER_SCAN_MAX: usize = 4096;
+
 /// Largest `timeout_ms` of a pending transfer: 30 days.
 pub const TIMEOUT_MS_MAX: u64 = 30 * 24 * 60 * 60 * 1000;
 

@@ -20,6 +20,7 @@
 mod keys;
 use keys::{key_from_proto, key_to_proto};
 mod nodes;
+mod queries;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -232,30 +233,15 @@ impl LedgerBackend for GrpcBackend {
         q: crate::backend::AccountsQuery,
         read: ReadConsistency,
     ) -> BackendResult<Read<crate::backend::AccountsPage>> {
-        let (metadata_key, metadata_value) = q.metadata.clone().unwrap_or_default();
-        let r = self
-            .nodes
-            .read_call(read, Duration::ZERO, |mut c, opts| {
-                let req = ledger_proto::ledger::ListAccountsRequest {
-                    read: Some(opts),
-                    after: q.after,
-                    at_index: q.at_index,
-                    limit: q.limit,
-                    id_prefix: q.id_prefix.clone(),
-                    currency: q.currency.clone(),
-                    metadata_key: metadata_key.clone(),
-                    metadata_value: metadata_value.clone(),
-                };
-                async move { Ok(c.list_accounts(req).await?.into_inner()) }
-            })
-            .await?;
-        let accounts = r.accounts.into_iter().map(convert::account_from_proto).collect::<Result<Vec<_>, _>>();
-        let value = crate::backend::AccountsPage {
-            accounts: accounts.map_err(bad_answer)?,
-            next: r.next,
-            at_index: r.at_index,
-        };
-        Ok(Read { value, applied_index: r.applied_index })
+        queries::list_accounts(self, q, read).await
+    }
+
+    async fn list_transfers(
+        &self,
+        q: crate::backend::TransfersQuery,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Option<crate::backend::TransfersPage>>> {
+        queries::list_transfers(self, q, read).await
     }
 
     async fn transfer(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<TransferView>>> {

@@ -15,7 +15,7 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::limits::BATCH_TRANSFERS_MAX;
-use crate::openapi::{BatchErrors, CreateTransferErrors, PostVoidErrors, TransferReadErrors};
+use crate::openapi::{BatchErrors, CreateTransferErrors, PostVoidErrors, TransferListErrors, TransferReadErrors};
 use crate::server::AppState;
 use crate::validate;
 
@@ -250,3 +250,145 @@ pub async fn void_pending(
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyBody {}
+
+/// Query parameters of `GET /v1/transfers`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTransfersQuery {
+    /// Only transfers debiting or crediting this account. The cursor is then a version of that
+    /// account (its history holds one record per transfer touching it).
+    #[param(example = "alice")]
+    pub account_id: Option<String>,
+    /// Only transfers with this status as of `at_index`.
+    pub status: Option<crate::dto::Status>,
+    /// Only transfers created at this log index or later.
+    #[param(example = 1)]
+    pub from_index: Option<u64>,
+    /// Only transfers created at this log index or earlier.
+    #[param(example = 42)]
+    pub to_index: Option<u64>,
+    /// Only transfers created at this log time (ms since the epoch) or later.
+    #[param(example = 1_764_000_000_000_u64)]
+    pub from_ms: Option<u64>,
+    /// Only transfers created at this log time (ms since the epoch) or earlier.
+    #[param(example = 1_765_000_000_000_u64)]
+    pub to_ms: Option<u64>,
+    /// Only transfers whose metadata has this member... (with `metadata_value`).
+    #[param(example = "order")]
+    pub metadata_key: Option<String>,
+    /// ...with this value: a string equal to it, or a number, boolean or null written as it.
+    #[param(example = "o-17")]
+    pub metadata_value: Option<String>,
+    /// Cursor: the `next` of the previous page (absent: from the first transfer).
+    #[param(example = 99)]
+    pub after: Option<u64>,
+    /// The transfers as of this log index: the `at_index` of the first page, so that every page
+    /// of one listing shows the same moment (absent: the serving replica's latest).
+    #[param(example = 42)]
+    pub at_index: Option<u64>,
+    /// Page size, `1..=1000` (default 100).
+    #[param(example = 100, minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `strong` for a linearizable read; default `follower`.
+    pub consistency: Option<crate::dto::Consistency>,
+    /// Read-your-writes: served by a replica that applied at least this log index.
+    pub min_index: Option<u64>,
+}
+
+/// A page of transfers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TransferList {
+    /// In creation order, each with its status as of `at_index`.
+    pub transfers: Vec<Transfer>,
+    /// Cursor for the next page (pass it as `after`, with `at_index` and the same filters);
+    /// absent at the end. A page may hold fewer than `limit` transfers, even none, and still
+    /// have one.
+    pub next: Option<u64>,
+    /// The log index every transfer and status of the page is as of.
+    #[schema(example = 42)]
+    pub at_index: u64,
+}
+
+/// List transfers, filtered, in creation order.
+///
+/// Filters by account, status, creation log index or log time (ranges are inclusive) and one
+/// metadata member. Pages are as of one log index: pass the first page's `at_index` with each
+/// `next`, and the pages agree with each other while writes go on (transfers created later are
+/// left out; a pending transfer posted later shows as pending). A key limited to an account
+/// prefix must name one of its accounts in `account_id`.
+#[utoipa::path(get, path = "/v1/transfers", tag = "transfers", params(ListTransfersQuery),
+    responses(
+        (status = 200, description = "A page of transfers.", body = TransferList,
+            headers(("Ledger-Index" = u64, description = "Last log index applied by the serving replica."))),
+        TransferListErrors,
+    ))]
+pub async fn list_transfers(
+    State(st): State<AppState>,
+    caller: MaybeCaller,
+    ApiQuery(q): ApiQuery<ListTransfersQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(crate::limits::TRANSFERS_PAGE_DEFAULT);
+    let max = crate::limits::TRANSFER_PAGE_MAX;
+    if !(1..=max).contains(&(limit as usize)) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={max}")));
+    }
+    let metadata = match (q.metadata_key, q.metadata_value) {
+        (Some(k), Some(v)) if !k.is_empty() => Some((k, v)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                "metadata_key (not empty) and metadata_value go together",
+            ));
+        }
+    };
+    for (name, lo, hi) in [("index", q.from_index, q.to_index), ("ms", q.from_ms, q.to_ms)] {
+        if let (Some(lo), Some(hi)) = (lo, hi)
+            && lo > hi
+        {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                format!("from_{name} {lo} is past to_{name} {hi}"),
+            ));
+        }
+    }
+    let account_id = q.account_id.unwrap_or_default();
+    if !account_id.is_empty() {
+        validate::id(&account_id, "account_id")?;
+    }
+    if let Some(own) = prefix_of(&caller)
+        && !account_id.starts_with(own)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("this key may list only the transfers of an account starting with '{own}': give account_id"),
+        ));
+    }
+    let query = crate::backend::TransfersQuery {
+        after: q.after,
+        at_index: q.at_index.unwrap_or(0),
+        limit,
+        account_id: account_id.clone(),
+        status: q.status.map(Into::into),
+        created_index: (q.from_index, q.to_index),
+        created_ms: (q.from_ms, q.to_ms),
+        metadata,
+    };
+    // A pinned page needs a replica that applied its index.
+    let min_index = match (q.min_index, q.at_index) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let read = st.call(st.backend().list_transfers(query, read_consistency(q.consistency, min_index))).await?;
+    let Some(page) = read.value else {
+        return Err(ApiError::not_found(ErrorCode::AccountNotFound, format!("no account '{account_id}'")));
+    };
+    let body = TransferList {
+        transfers: page.transfers.iter().map(Transfer::from).collect(),
+        next: page.next,
+        at_index: page.at_index,
+    };
+    Ok(read_json(&body, read.applied_index))
+}

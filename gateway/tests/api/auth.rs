@@ -131,6 +131,25 @@ async fn an_account_prefix_fences_a_tenant() {
     let r = call(&srv, "GET", "/v1/accounts?prefix=t2-", Some(TENANT), None).await;
     assert_problem(&r, 403, "forbidden", "listing another tenant's accounts");
     assert_eq!(listed(call(&srv, "GET", "/v1/accounts?prefix=t2-", Some(ADMIN), None).await), ["t2-b", "t2-d"]);
+
+    // Transfers: a tenant lists those of one of its accounts, and must name it.
+    let transfers = |r: testkit::http::Resp| -> Vec<String> {
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["transfers"]
+            .as_array()
+            .expect("transfers")
+            .iter()
+            .map(|t| t["id"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let r = call(&srv, "GET", "/v1/transfers?account_id=t1-a", Some(TENANT), None).await;
+    let own: Vec<String> = transfers(r);
+    assert!(own.contains(&"x4".to_owned()) && own.contains(&"p1".to_owned()), "{own:?}");
+    let r = call(&srv, "GET", "/v1/transfers", Some(TENANT), None).await;
+    assert_problem(&r, 403, "forbidden", "listing every transfer with a tenant key");
+    let r = call(&srv, "GET", "/v1/transfers?account_id=t2-b", Some(TENANT), None).await;
+    assert_problem(&r, 403, "forbidden", "listing another tenant's account's transfers");
+    assert!(transfers(call(&srv, "GET", "/v1/transfers", Some(ADMIN), None).await).contains(&"x6".to_owned()));
 }
 
 /// Keys are made, listed without secrets and revoked through the API; a revoked key is refused.

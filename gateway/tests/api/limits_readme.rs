@@ -101,6 +101,7 @@ fn rows() -> Vec<(&'static str, &'static str, String)> {
         ("KEY_QUOTA_MAX", "API keys", format!("quotas ≤ {}", num(u64::from(KEY_QUOTA_MAX)))),
         ("TLS_HANDSHAKE_TIMEOUT", "TLS handshake", dur(TLS_HANDSHAKE_TIMEOUT)),
         ("ACCOUNTS_PAGE_DEFAULT", "account list page", format!("(default {})", ACCOUNTS_PAGE_DEFAULT)),
+        ("TRANSFERS_PAGE_DEFAULT", "transfer list page", format!("(default {})", TRANSFERS_PAGE_DEFAULT)),
         ("AUDIT_PAGE_MAX", "audit page", format!("1..={}", AUDIT_PAGE_MAX)),
         ("AUDIT_PAGE_DEFAULT", "audit page", format!("(default {})", AUDIT_PAGE_DEFAULT)),
     ]

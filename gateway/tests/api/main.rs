@@ -11,6 +11,7 @@ mod limits_readme;
 mod metrics;
 mod openapi;
 mod overload;
+mod queries;
 mod rejections;
 mod support;
 #[path = "../common/tools.rs"]

@@ -138,6 +138,34 @@ async fn accounts_transfers_batches_pending_and_history() {
     assert!(p2["next"].is_null(), "{p2}");
     let all = gw.get("/v1/accounts?prefix=b&consistency=strong").await.expect(200, "strong list").json();
     assert_eq!((ids(&all), all["accounts"][1]["balance"].clone()), (vec!["b".to_owned(), "bob".to_owned()], json!(61)));
+
+    // Transfers of one account, on a follower, pinned: bob's pending p1 (posted), p2 (voided), late-t.
+    let tids = |v: &Value| -> Vec<String> {
+        v["transfers"]
+            .as_array()
+            .expect("transfers")
+            .iter()
+            .map(|t| t["id"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let bob_t = gw.get(&format!("/v1/transfers?account_id=bob&at_index={at}")).await.expect(200, "bob's transfers");
+    let bob_t = bob_t.json();
+    assert_eq!(tids(&bob_t), ["p1", "p2"], "{bob_t}");
+    assert_eq!(
+        (bob_t["transfers"][0]["status"].clone(), bob_t["transfers"][1]["status"].clone()),
+        (json!("posted"), json!("voided"))
+    );
+    let now = gw.get("/v1/transfers?account_id=bob&consistency=strong").await.expect(200, "strong").json();
+    assert_eq!(tids(&now), ["p1", "p2", "late-t"]);
+    let voided = gw.get("/v1/transfers?status=voided&consistency=strong").await.expect(200, "voided").json();
+    assert_eq!(tids(&voided), ["p2"]);
+    let pages = gw.get("/v1/transfers?limit=2&consistency=strong").await.expect(200, "all").json();
+    assert_eq!(tids(&pages), ["t1", "t2"]);
+    let rest = gw.get(&format!("/v1/transfers?after={}&at_index={}", pages["next"], pages["at_index"])).await;
+    let rest = tids(&rest.expect(200, "rest").json());
+    assert_eq!(rest.first().map(String::as_str), Some("x1"), "{rest:?}");
+    assert_eq!(rest.last().map(String::as_str), Some("late-t"), "{rest:?}");
+    gw.get("/v1/transfers?account_id=nobody").await.expect(404, "no such account");
 }
 
 /// Concurrent clients.

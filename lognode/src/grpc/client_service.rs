@@ -678,6 +678,13 @@ impl Ledger for ClientService {
         self.list_accounts_call(request).await
     }
 
+    async fn list_transfers(
+        &self,
+        request: Request<ledger_proto::ledger::ListTransfersRequest>,
+    ) -> Result<Response<ledger_proto::ledger::ListTransfersResponse>, Status> {
+        self.list_transfers_call(request).await
+    }
+
     async fn join_group(&self, request: Request<JoinGroupRequest>) -> Result<Response<GroupMemberResponse>, Status> {
         let req = request.into_inner();
         let reset =

@@ -196,19 +196,7 @@ impl LedgerBackend for MemoryBackend {
         if at > s.index {
             return Err(BackendError::OutOfRange(format!("at_index {at} is past the last applied {}", s.index)));
         }
-        // The same member test as lognode's (a string equal to the value, or a scalar written so).
-        let keep = |a: &AccountView| match &q.metadata {
-            None => true,
-            Some((k, v)) => {
-                match serde_json::from_str::<serde_json::Value>(&a.metadata).ok().as_ref().and_then(|m| m.get(k)) {
-                    Some(serde_json::Value::String(s)) => s == v,
-                    Some(x @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_) | serde_json::Value::Null)) => {
-                        serde_json::from_str::<serde_json::Value>(v).is_ok_and(|parsed| parsed == *x)
-                    }
-                    _ => false,
-                }
-            }
-        };
+        let keep = |a: &AccountView| q.metadata.as_ref().is_none_or(|(k, v)| metadata_has(&a.metadata, k, v));
         let filter = ledger_core::AccountFilter {
             id_prefix: (!q.id_prefix.is_empty()).then_some(q.id_prefix.as_str()),
             currency: (!q.currency.is_empty()).then_some(q.currency.as_str()),
@@ -216,6 +204,33 @@ impl LedgerBackend for MemoryBackend {
         };
         let page = s.ledger.scan_accounts(q.after, at, q.limit as usize, &filter);
         let value = gateway::backend::AccountsPage { accounts: page.accounts, next: page.next, at_index: at };
+        Ok(Read { value, applied_index: s.index })
+    }
+
+    async fn list_transfers(
+        &self,
+        q: gateway::backend::TransfersQuery,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Option<gateway::backend::TransfersPage>>> {
+        self.gate_read(read).await?;
+        let s = self.lock();
+        let at = if q.at_index == 0 { s.index } else { q.at_index };
+        if at > s.index {
+            return Err(BackendError::OutOfRange(format!("at_index {at} is past the last applied {}", s.index)));
+        }
+        let keep =
+            |t: &ledger_core::TransferView| q.metadata.as_ref().is_none_or(|(k, v)| metadata_has(&t.metadata, k, v));
+        let filter = ledger_core::TransferFilter {
+            account: (!q.account_id.is_empty()).then_some(q.account_id.as_str()),
+            status: q.status,
+            created_index: (q.created_index.0.unwrap_or(0), q.created_index.1.unwrap_or(u64::MAX)),
+            created_ms: (q.created_ms.0.unwrap_or(0), q.created_ms.1.unwrap_or(u64::MAX)),
+            keep: Some(&keep),
+        };
+        let value = s
+            .ledger
+            .scan_transfers(q.after, at, q.limit as usize, &filter)
+            .map(|page| gateway::backend::TransfersPage { transfers: page.transfers, next: page.next, at_index: at });
         Ok(Read { value, applied_index: s.index })
     }
 
@@ -416,5 +431,16 @@ impl LedgerBackend for MemoryBackend {
 
     fn stats(&self) -> BackendStats {
         BackendStats { leader_changes: self.leader_changes.load(Ordering::SeqCst), ..BackendStats::default() }
+    }
+}
+
+/// The same member test as lognode's: a string equal to the value, or a scalar written so.
+fn metadata_has(metadata: &str, key: &str, value: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(metadata).ok().as_ref().and_then(|m| m.get(key)) {
+        Some(serde_json::Value::String(s)) => s == value,
+        Some(x @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_) | serde_json::Value::Null)) => {
+            serde_json::from_str::<serde_json::Value>(value).is_ok_and(|parsed| parsed == *x)
+        }
+        _ => false,
     }
 }

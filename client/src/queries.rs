@@ -1,0 +1,48 @@
+//! The ledger queries (issue 17): `GET /v1/accounts` and `GET /v1/transfers`.
+
+use crate::{AccountList, AccountsQuery, Client, Error, TransferList, TransfersQuery};
+
+/// The query pairs of the options that are set.
+fn pairs<const N: usize>(options: [(&'static str, Option<String>); N]) -> Vec<(&'static str, String)> {
+    options.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
+}
+
+fn metadata(query: &mut Vec<(&'static str, String)>, m: Option<&(String, String)>) {
+    if let Some((k, v)) = m {
+        query.push(("metadata_key", k.clone()));
+        query.push(("metadata_value", v.clone()));
+    }
+}
+
+impl Client {
+    /// `GET /v1/accounts`: a page of accounts in creation order, filtered.
+    pub async fn list_accounts(&self, q: &AccountsQuery) -> Result<AccountList, Error> {
+        let mut query = pairs([
+            ("prefix", q.prefix.clone()),
+            ("currency", q.currency.clone()),
+            ("after", q.after.map(|a| a.to_string())),
+            ("at_index", q.at_index.map(|a| a.to_string())),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ]);
+        metadata(&mut query, q.metadata.as_ref());
+        self.get(&["v1", "accounts"], &query).await
+    }
+
+    /// `GET /v1/transfers`: a page of transfers in creation order, filtered.
+    pub async fn list_transfers(&self, q: &TransfersQuery) -> Result<TransferList, Error> {
+        let n = |v: Option<u64>| v.map(|v| v.to_string());
+        let mut query = pairs([
+            ("account_id", q.account_id.clone()),
+            ("status", q.status.clone()),
+            ("from_index", n(q.from_index)),
+            ("to_index", n(q.to_index)),
+            ("from_ms", n(q.from_ms)),
+            ("to_ms", n(q.to_ms)),
+            ("after", n(q.after)),
+            ("at_index", n(q.at_index)),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ]);
+        metadata(&mut query, q.metadata.as_ref());
+        self.get(&["v1", "transfers"], &query).await
+    }
+}

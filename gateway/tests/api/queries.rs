@@ -1,0 +1,87 @@
+//! `GET /v1/transfers` (issue 17): creation order, filters, cursors, pages pinned to a log index.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, assert_problem, start_default};
+
+async fn post(s: &TestServer, path: &str, body: Value) -> Value {
+    let r = s.post(path, &body).await;
+    assert!(r.status == 200 || r.status == 201, "{path}: {}", r.text());
+    r.json()
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["transfers"].as_array().expect("transfers").iter().map(|t| t["id"].as_str().expect("id").to_owned()).collect()
+}
+
+async fn list(s: &TestServer, query: &str) -> Value {
+    let r = s.get(&format!("/v1/transfers?{query}")).await;
+    assert_eq!(r.status, 200, "{query}: {}", r.text());
+    r.json()
+}
+
+#[tokio::test]
+async fn transfers_are_listed_filtered_and_paged_as_of_one_index() {
+    let s = start_default().await;
+    for (id, overdraft) in [("eq", true), ("a", false), ("b", false)] {
+        post(&s, "/v1/accounts", json!({"id": id, "currency": "USD", "allow_overdraft": overdraft})).await;
+    }
+    let t = |id: &str, debit: &str, credit: &str, amount: u64| json!({"id": id, "debit_account_id": debit, "credit_account_id": credit, "amount": amount, "currency": "USD"});
+    let mut t1 = t("t1", "eq", "a", 10);
+    t1["metadata"] = json!({"order": "o-1", "n": 2});
+    let t1 = post(&s, "/v1/transfers", t1).await;
+    let mut t2 = t("t2", "eq", "b", 20);
+    t2["pending"] = json!(true);
+    let t2 = post(&s, "/v1/transfers", t2).await;
+    let t3 = post(&s, "/v1/transfers", t("t3", "a", "b", 3)).await;
+
+    let first = list(&s, "limit=2").await;
+    assert_eq!(ids(&first), ["t1", "t2"]);
+    let (next, at) = (first["next"].as_u64().expect("next"), first["at_index"].as_u64().expect("at_index"));
+    assert_eq!(first["transfers"][0]["metadata"], json!({"n": 2, "order": "o-1"}));
+
+    // Writes after the first page: t2 posted, a new transfer. Pinned pages ignore both.
+    post(&s, "/v1/transfers/t2/post", json!({})).await;
+    post(&s, "/v1/transfers", t("t4", "eq", "a", 1)).await;
+    let second = list(&s, &format!("limit=2&after={next}&at_index={at}")).await;
+    assert_eq!(ids(&second), ["t3"], "{second}");
+    assert!(second["next"].is_null(), "{second}");
+    let pinned = list(&s, &format!("at_index={at}&status=pending")).await;
+    assert_eq!(ids(&pinned), ["t2"]);
+    assert!(pinned["transfers"][0]["resolution"].is_null(), "not posted yet as of {at}: {pinned}");
+    let now = list(&s, "").await;
+    assert_eq!(ids(&now), ["t1", "t2", "t3", "t4"]);
+    assert_eq!(now["transfers"][1]["status"], "posted");
+
+    let (i2, i3) = (t2["index"].as_u64().expect("index"), t3["index"].as_u64().expect("index"));
+    let ms3 = t3["timestamp_ms"].as_u64().expect("timestamp_ms");
+    let ms1 = t1["timestamp_ms"].as_u64().expect("timestamp_ms");
+    for (query, want) in [
+        ("status=posted", vec!["t1", "t2", "t3", "t4"]),
+        ("status=pending", vec![]),
+        ("account_id=b", vec!["t2", "t3"]),
+        ("account_id=a&limit=1000", vec!["t1", "t3", "t4"]),
+        (&format!("from_index={i2}&to_index={i3}"), vec!["t2", "t3"]),
+        (&format!("account_id=b&from_index={i3}"), vec!["t3"]),
+        (&format!("to_ms={ms1}"), vec!["t1"]),
+        (&format!("from_ms={ms3}&account_id=a"), vec!["t3", "t4"]),
+        ("metadata_key=order&metadata_value=o-1", vec!["t1"]),
+        ("metadata_key=n&metadata_value=2", vec!["t1"]),
+        ("metadata_key=order&metadata_value=o-2", vec![]),
+    ] {
+        assert_eq!(ids(&list(&s, query).await), want, "{query}");
+    }
+
+    // An account's pages: the cursor is a version of the account (b's history also holds t2's post).
+    let b1 = list(&s, "account_id=b&limit=1").await;
+    assert_eq!(ids(&b1), ["t2"]);
+    let b2 = list(&s, &format!("account_id=b&limit=1&after={}", b1["next"])).await;
+    assert_eq!(ids(&b2), ["t3"]);
+
+    for bad in ["limit=0", "limit=1001", "status=lost", "metadata_key=order", "from_index=5&to_index=4", "sort=id"] {
+        assert_problem(&s.get(&format!("/v1/transfers?{bad}")).await, 400, "invalid_query", bad);
+    }
+    assert_problem(&s.get("/v1/transfers?account_id=nobody").await, 404, "account_not_found", "unknown account");
+    let r = s.get(&format!("/v1/transfers?at_index={}", u64::MAX / 2)).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+}
