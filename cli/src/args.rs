@@ -70,6 +70,20 @@ pub enum Cmd {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         limit: u32,
     },
+    /// An account's statement: opening balances, the changes in a log-index range, closing balances.
+    Statement {
+        /// Account id.
+        account: String,
+        /// First log index (default: from the account's creation).
+        #[arg(long)]
+        from_index: Option<u64>,
+        /// Last log index (default: the latest).
+        #[arg(long)]
+        to_index: Option<u64>,
+        /// Most changes to show.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
     /// Create or list topics.
     Topic {
         /// What to do.

@@ -80,6 +80,9 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
         }
         Cmd::Transfer(t) => transfer(client, out, t).await?,
         Cmd::History { account, after, limit } => history(client, out, account, *after, *limit).await?,
+        Cmd::Statement { account, from_index, to_index, limit } => {
+            statement(client, out, account, *from_index, *to_index, *limit).await?;
+        }
         Cmd::Topic { cmd: TopicCmd::Create { name, partitions } } => {
             let t = client.create_topic(name, *partitions).await?;
             if out.json {
@@ -298,6 +301,71 @@ async fn create_transfer(client: &Client, out: &Out, t: &TransferArgs) -> Result
         out.text(&format!("transfer {} {what} at log index {}", w.body.id, w.index));
     }
     out.text(&transfer_block(&w.body));
+    Ok(())
+}
+
+async fn statement(
+    client: &Client,
+    out: &Out,
+    account: &str,
+    from_index: Option<u64>,
+    to_index: Option<u64>,
+    limit: u32,
+) -> Result<(), Failure> {
+    let mut st =
+        client.statement(account, from_index, to_index, None, Some(limit.min(HISTORY_PAGE_MAX as u32))).await?;
+    // Bounded: every round adds at least one entry or stops, and stops at `limit` entries.
+    while st.entries.len() < limit as usize {
+        let Some(after) = st.next else { break };
+        let want = (limit as usize - st.entries.len()).min(HISTORY_PAGE_MAX) as u32;
+        let page = client.statement(account, Some(st.from_index), Some(st.to_index), Some(after), Some(want)).await?;
+        if page.entries.is_empty() {
+            break;
+        }
+        st.entries.extend(page.entries);
+        st.next = page.next;
+    }
+    st.entries.truncate(limit as usize);
+    if out.json {
+        out.json_value(&st);
+        return Ok(());
+    }
+    let balance = |a: Option<&ledger_client::Account>| a.map_or_else(|| "0".to_owned(), |a| a.balance.to_string());
+    let mut text = format!(
+        "statement of {} from log index {} to {}\nopening balance {}\n",
+        st.account_id,
+        st.from_index,
+        st.to_index,
+        balance(st.opening.as_ref())
+    );
+    let rows: Vec<Vec<String>> = st
+        .entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.index.to_string(),
+                e.transfer_id.clone(),
+                e.kind.clone(),
+                e.balance.to_string(),
+                e.available.to_string(),
+            ]
+        })
+        .collect();
+    text.push_str(&table(
+        &[
+            ("INDEX", Align::Right),
+            ("TRANSFER", Align::Left),
+            ("KIND", Align::Left),
+            ("BALANCE", Align::Right),
+            ("AVAILABLE", Align::Right),
+        ],
+        &rows,
+    ));
+    text.push_str(&format!("closing balance {}\n", balance(Some(&st.closing))));
+    if st.next.is_some() {
+        text.push_str(&format!("(more than {limit} changes: raise --limit)\n"));
+    }
+    out.text(&text);
     Ok(())
 }
 

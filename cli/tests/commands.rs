@@ -187,6 +187,20 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
         (Some(900), Some(1000), Some(100))
     );
 
+    // statement: opening and closing balances around the changes of a range.
+    let out = dev.ledger(&["statement", "alice"]).ok().to_owned();
+    assert!(out.starts_with("statement of alice from log index 1 to "), "{out}");
+    assert!(out.contains("opening balance 0\n") && out.contains("closing balance 900\n"), "{out}");
+    let t1: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|c| c.get(1) == Some(&"t1"))
+        .unwrap_or_default();
+    assert_eq!(t1.get(2..), Some(&["created", "1000", "1000"][..]), "{out}");
+    let st = json(dev.ledger(&["--json", "statement", "alice", "--limit", "1"]).ok());
+    assert_eq!((st["entries"].as_array().map(Vec::len), st["closing"]["balance"].as_i64()), (Some(1), Some(900)));
+    dev.ledger(&["statement", "nobody"]).fails(1, "account_not_found");
+
     // history: one row per balance change, oldest first.
     let out = dev.ledger(&["history", "alice"]).ok().to_owned();
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();

@@ -1,6 +1,6 @@
 //! The ledger queries (issue 17): `GET /v1/accounts` and `GET /v1/transfers`.
 
-use crate::{AccountList, AccountsQuery, Client, Error, TransferList, TransfersQuery};
+use crate::{AccountList, AccountsQuery, Client, Error, Statement, TransferList, TransfersQuery};
 
 /// The query pairs of the options that are set.
 fn pairs<const N: usize>(options: [(&'static str, Option<String>); N]) -> Vec<(&'static str, String)> {
@@ -44,5 +44,26 @@ impl Client {
         ]);
         metadata(&mut query, q.metadata.as_ref());
         self.get(&["v1", "transfers"], &query).await
+    }
+
+    /// `GET /v1/accounts/{id}/balances`: a page of the account's statement over log indexes
+    /// `from_index..=to_index` (defaults: from its creation, to the serving replica's applied
+    /// index; give the first page's `to_index` with `after`).
+    pub async fn statement(
+        &self,
+        id: &str,
+        from_index: Option<u64>,
+        to_index: Option<u64>,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<Statement, Error> {
+        let n = |v: Option<u64>| v.map(|v| v.to_string());
+        let query = pairs([
+            ("from_index", n(from_index)),
+            ("to_index", n(to_index)),
+            ("after", n(after)),
+            ("limit", limit.map(|l| l.to_string())),
+        ]);
+        self.get(&["v1", "accounts", id, "balances"], &query).await
     }
 }

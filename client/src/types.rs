@@ -687,3 +687,24 @@ pub struct TransferList {
     /// The log index the page is as of.
     pub at_index: u64,
 }
+
+/// Answer of `GET /v1/accounts/{id}/balances` ([`crate::Client::statement`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// The account.
+    pub account_id: String,
+    /// First log index of the range.
+    pub from_index: u64,
+    /// Last log index of the range.
+    pub to_index: u64,
+    /// The account as of `from_index - 1`; absent if it did not exist yet.
+    #[serde(default)]
+    pub opening: Option<Account>,
+    /// The account as of `to_index`.
+    pub closing: Account,
+    /// The balance changes in the range, oldest first.
+    pub entries: Vec<HistoryEntry>,
+    /// Cursor of the next page (`after`), absent at the end.
+    #[serde(default)]
+    pub next: Option<u64>,
+}

@@ -76,7 +76,7 @@ pub fn need_of(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReadiness" | "getOpenapi" => Need::Public,
         "createAccount" => Need::Scope("accounts:write"),
-        "getAccount" | "getAccountHistory" | "listAccounts" => Need::Scope("accounts:read"),
+        "getAccount" | "getAccountHistory" | "getAccountStatement" | "listAccounts" => Need::Scope("accounts:read"),
         "createTransfer" | "createTransfers" | "postPendingTransfer" | "voidPendingTransfer" => {
             Need::Scope("transfers:write")
         }

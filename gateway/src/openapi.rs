@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 
 use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, audit, groups, keys, ops, topics, transfers};
+use crate::routes::{accounts, audit, groups, keys, ops, statements, topics, transfers};
 use crate::server::AppState;
 
 struct AdminSecurity;
@@ -89,6 +89,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::create_account, accounts::list_accounts))
         .routes(routes!(accounts::get_account))
         .routes(routes!(accounts::account_history))
+        .routes(routes!(statements::account_statement))
         .routes(routes!(transfers::create_transfer, transfers::list_transfers))
         .routes(routes!(transfers::create_transfers))
         .routes(routes!(transfers::get_transfer))
@@ -131,6 +132,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/accounts", "listAccounts"),
     ("get", "/v1/accounts/{id}", "getAccount"),
     ("get", "/v1/accounts/{id}/transfers", "getAccountHistory"),
+    ("get", "/v1/accounts/{id}/balances", "getAccountStatement"),
     ("post", "/v1/transfers", "createTransfer"),
     ("post", "/v1/transfers/batch", "createTransfers"),
     ("get", "/v1/transfers", "listTransfers"),
@@ -428,6 +430,18 @@ error_set!(
     /// Errors of `GET /v1/transfers/{id}`.
     TransferReadErrors,
     [E400, (404, "`transfer_not_found`."), (422, "`invalid_id`, `index_not_reached` (`min_index` past the log's end)."), E500, E503]
+);
+
+error_set!(
+    /// Errors of `GET /v1/accounts/{id}/balances`.
+    StatementErrors,
+    [
+        E400,
+        (404, "`account_not_found`."),
+        (422, "`invalid_id`; `out_of_range` (the account was created after `to_index`); `index_not_reached` \
+               (`min_index` or `to_index` past the log's last applied index)."),
+        E500, E503,
+    ]
 );
 
 error_set!(

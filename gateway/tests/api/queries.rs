@@ -85,3 +85,51 @@ async fn transfers_are_listed_filtered_and_paged_as_of_one_index() {
     let r = s.get(&format!("/v1/transfers?at_index={}", u64::MAX / 2)).await;
     assert_eq!(r.status, 422, "{}", r.text());
 }
+
+/// `GET /v1/accounts/{id}/balances`: opening and closing balances and the changes between, paged.
+#[tokio::test]
+async fn statements_give_opening_changes_and_closing_balances() {
+    let s = start_default().await;
+    for (id, overdraft) in [("eq", true), ("a", false)] {
+        post(&s, "/v1/accounts", json!({"id": id, "currency": "USD", "allow_overdraft": overdraft})).await;
+    }
+    let mut index = Vec::new();
+    for (k, amount) in [10u64, 20, 30, 40].iter().enumerate() {
+        let t = json!({"id": format!("s{k}"), "debit_account_id": "eq", "credit_account_id": "a", "amount": amount, "currency": "USD"});
+        index.push(post(&s, "/v1/transfers", t).await["index"].as_u64().expect("index"));
+    }
+    let get = |q: String| {
+        let s = &s;
+        async move {
+            let r = s.get(&format!("/v1/accounts/a/balances?{q}")).await;
+            assert_eq!(r.status, 200, "{q}: {}", r.text());
+            r.json()
+        }
+    };
+    let amounts = |v: &Value| -> Vec<i64> {
+        v["entries"].as_array().expect("entries").iter().map(|e| e["balance"].as_i64().expect("balance")).collect()
+    };
+    // s1 and s2: opening 10, then 30 and 60.
+    let st = get(format!("from_index={}&to_index={}", index[1], index[2])).await;
+    assert_eq!((st["opening"]["balance"].clone(), st["closing"]["balance"].clone()), (json!(10), json!(60)), "{st}");
+    assert_eq!(amounts(&st), [30, 60]);
+    assert!(st["next"].is_null(), "{st}");
+    // Page by page, one change each.
+    let p1 = get(format!("from_index={}&to_index={}&limit=1", index[1], index[2])).await;
+    assert_eq!(amounts(&p1), [30]);
+    let p2 = get(format!("from_index={}&to_index={}&limit=1&after={}", index[1], index[2], p1["next"])).await;
+    assert_eq!(amounts(&p2), [60]);
+    assert!(p2["next"].is_null(), "{p2}");
+    // The whole life: no opening, every change, closing = now.
+    let all = get(String::new()).await;
+    assert!(all["opening"].is_null(), "{all}");
+    assert_eq!((amounts(&all), all["closing"]["balance"].clone()), (vec![10, 30, 60, 100], json!(100)));
+    assert_eq!(all["to_index"], json!(index[3]));
+
+    for bad in ["limit=0", "from_index=0", "from_index=5&to_index=4", "to=3"] {
+        assert_problem(&s.get(&format!("/v1/accounts/a/balances?{bad}")).await, 400, "invalid_query", bad);
+    }
+    assert_problem(&s.get("/v1/accounts/nobody/balances").await, 404, "account_not_found", "unknown account");
+    let r = s.get("/v1/accounts/a/balances?to_index=1").await;
+    assert_problem(&r, 422, "out_of_range", "before the account existed");
+}
