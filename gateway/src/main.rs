@@ -295,6 +295,11 @@ fn raise_open_files_limit() {
 }
 
 fn main() -> std::process::ExitCode {
+    // No transparent huge pages, as in lognode (issue 20): mimalloc's 64 KiB returns split them
+    // and the kernel's khugepaged collapses the holes back, so RSS creeps up under load.
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("gateway: warning: cannot turn transparent huge pages off (prctl): {e}");
+    }
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -154,6 +154,10 @@ fn account(i: u64) -> String {
 }
 
 fn main() {
+    // As lognode's main does: no transparent huge pages (they made its RSS creep).
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        println!("warning: cannot turn transparent huge pages off: {e}");
+    }
     let args = parse();
     let tmp;
     let dir = match &args.dir {

@@ -102,6 +102,12 @@ async fn processes_survive_kill9_of_the_leader_and_a_full_restart() {
     let (leader_id, leader_addr) =
         wait_for("3 voters and a leader", Duration::from_secs(60), || leader_of(&addrs[0], 3)).await;
     assert_eq!(leader_id, 1);
+    // lognode turns transparent huge pages off for itself (issue 20: they made RSS creep).
+    for p in [&n1, &n2, &n3] {
+        let pid = p.child.as_ref().expect("running").pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(status.contains("THP_enabled:\t0"), "node {}: {status}", p.id);
+    }
     client(&leader_addr).create_topic(CreateTopicRequest { name: TOPIC.into(), partitions: PARTITIONS }).await.unwrap();
     let mut procs = vec![n1, n2, n3];
 
