@@ -77,7 +77,7 @@ pub fn need_of(operation_id: &str) -> Need {
         "getHealth" | "getReadiness" | "getOpenapi" => Need::Public,
         "createAccount" => Need::Scope("accounts:write"),
         "getAccount" | "getAccountHistory" | "getAccountStatement" | "listAccounts" => Need::Scope("accounts:read"),
-        "createTransfer" | "createTransfers" | "postPendingTransfer" | "voidPendingTransfer" => {
+        "createTransfer" | "createTransfers" | "postPendingTransfer" | "voidPendingTransfer" | "revertTransfer" => {
             Need::Scope("transfers:write")
         }
         "getTransfer" | "listTransfers" => Need::Scope("transfers:read"),

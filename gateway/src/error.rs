@@ -95,6 +95,9 @@ error_codes! {
     TopicProtected => "topic_protected",
     /// No cluster node with this id.
     NodeNotFound => "node_not_found",
+    /// A reversal of a transfer that is not posted (pending: void it; voided or expired: nothing
+    /// moved).
+    NotPosted => "not_posted",
     /// An offset or index is outside what is stored.
     OutOfRange => "out_of_range",
     /// The backend rejected an argument.

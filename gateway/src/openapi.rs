@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 
 use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, audit, groups, keys, ops, statements, topics, transfers};
+use crate::routes::{accounts, audit, groups, keys, ops, reversals, statements, topics, transfers};
 use crate::server::AppState;
 
 struct AdminSecurity;
@@ -95,6 +95,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::get_transfer))
         .routes(routes!(transfers::post_pending))
         .routes(routes!(transfers::void_pending))
+        .routes(routes!(reversals::revert_transfer))
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::delete_topic))
         .routes(routes!(topics::produce))
@@ -139,6 +140,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/transfers/{id}", "getTransfer"),
     ("post", "/v1/transfers/{id}/post", "postPendingTransfer"),
     ("post", "/v1/transfers/{id}/void", "voidPendingTransfer"),
+    ("post", "/v1/transfers/{id}/revert", "revertTransfer"),
     ("post", "/v1/topics", "createTopic"),
     ("get", "/v1/topics", "listTopics"),
     ("delete", "/v1/topics/{topic}", "deleteTopic"),
@@ -393,6 +395,20 @@ error_set!(
         E408, E413, E415,
         (422, "`invalid_id`, `invalid_amount`, `unknown_field`, `invalid_type`, `not_pending`, `already_posted`, \
                `already_voided`, `pending_expired`, `amount_exceeds_pending`."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `POST /v1/transfers/{id}/revert`.
+    RevertErrors,
+    [
+        E400,
+        (403, "`forbidden`: the reversal debits an account outside the key's account prefix."),
+        (404, "`transfer_not_found`."),
+        (409, "`not_posted`: the transfer is pending (void it instead), voided or expired."),
+        (422, "`invalid_id`; `insufficient_funds` (the reversal would overdraw the account it debits: nothing \
+               moved)."),
         E500, E503,
     ]
 );

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod groups;
 pub mod keys;
 pub mod ops;
+pub mod reversals;
 pub mod statements;
 pub mod topics;
 pub mod transfers;

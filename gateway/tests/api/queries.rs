@@ -1,4 +1,5 @@
-//! `GET /v1/transfers` (issue 17): creation order, filters, cursors, pages pinned to a log index.
+//! Issue 17 in process: `GET /v1/transfers` (creation order, filters, cursors, pages pinned to a
+//! log index), statements and reversals.
 
 use serde_json::{Value, json};
 
@@ -132,4 +133,53 @@ async fn statements_give_opening_changes_and_closing_balances() {
     assert_problem(&s.get("/v1/accounts/nobody/balances").await, 404, "account_not_found", "unknown account");
     let r = s.get("/v1/accounts/a/balances?to_index=1").await;
     assert_problem(&r, 422, "out_of_range", "before the account existed");
+}
+
+/// `POST /v1/transfers/{id}/revert`: once, exactly the posted amount back, never an overdraft.
+#[tokio::test]
+async fn a_posted_transfer_is_reverted_once_and_never_overdraws() {
+    let s = start_default().await;
+    for (id, overdraft) in [("eq", true), ("a", false), ("b", false)] {
+        post(&s, "/v1/accounts", json!({"id": id, "currency": "USD", "allow_overdraft": overdraft})).await;
+    }
+    let t = |id: &str, debit: &str, credit: &str, amount: u64| json!({"id": id, "debit_account_id": debit, "credit_account_id": credit, "amount": amount, "currency": "USD"});
+    post(&s, "/v1/transfers", t("t1", "eq", "a", 100)).await;
+    let balance = |id: &'static str| {
+        let s = &s;
+        async move { s.get(&format!("/v1/accounts/{id}?consistency=strong")).await.json()["balance"].clone() }
+    };
+
+    let r = s.post("/v1/transfers/t1/revert", &json!(null)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let rev = r.json();
+    assert!(rev["id"].as_str().is_some_and(|i| i.starts_with("rev-")), "{rev}");
+    assert_eq!(
+        (rev["debit_account_id"].clone(), rev["credit_account_id"].clone(), rev["amount"].clone()),
+        (json!("a"), json!("eq"), json!(100))
+    );
+    assert_eq!(rev["metadata"], json!({"reverses": "t1"}));
+    assert_eq!(balance("a").await, json!(0));
+    // Again: the same reversal, replayed; nothing moves twice.
+    let again = s.post("/v1/transfers/t1/revert", &json!(null)).await;
+    assert_eq!((again.status, again.header("idempotent-replayed")), (200, Some("true")), "{}", again.text());
+    assert_eq!(again.json()["id"], rev["id"]);
+    assert_eq!(balance("a").await, json!(0));
+
+    // A partly posted pending transfer is reverted by what was posted.
+    let mut p = t("p1", "eq", "a", 50);
+    p["pending"] = json!(true);
+    post(&s, "/v1/transfers", p).await;
+    let r = s.post("/v1/transfers/p1/revert", &json!(null)).await;
+    assert_problem(&r, 409, "not_posted", "a pending transfer is voided, not reverted");
+    post(&s, "/v1/transfers/p1/post", json!({"amount": 30})).await;
+    let rev = s.post("/v1/transfers/p1/revert", &json!(null)).await;
+    assert_eq!((rev.status, rev.json()["amount"].clone()), (201, json!(30)), "{}", rev.text());
+
+    // a spent what t2 brought: reverting t2 would overdraw it, so nothing moves.
+    post(&s, "/v1/transfers", t("t2", "eq", "a", 40)).await;
+    post(&s, "/v1/transfers", t("t3", "a", "b", 40)).await;
+    let r = s.post("/v1/transfers/t2/revert", &json!(null)).await;
+    assert_problem(&r, 422, "insufficient_funds", "a reversal that would overdraw");
+    assert_eq!((balance("a").await, balance("b").await), (json!(0), json!(40)));
+    assert_problem(&s.post("/v1/transfers/nope/revert", &json!(null)).await, 404, "transfer_not_found", "unknown");
 }
