@@ -70,6 +70,11 @@ pub enum Cmd {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         limit: u32,
     },
+    /// Revert a posted transfer: a new transfer of its posted amount back, once.
+    Revert {
+        /// The posted transfer's id.
+        id: String,
+    },
     /// An account's statement: opening balances, the changes in a log-index range, closing balances.
     Statement {
         /// Account id.

@@ -80,6 +80,16 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
         }
         Cmd::Transfer(t) => transfer(client, out, t).await?,
         Cmd::History { account, after, limit } => history(client, out, account, *after, *limit).await?,
+        Cmd::Revert { id } => {
+            let w: Written<Transfer> = client.revert_transfer(id).await?;
+            if out.json {
+                out.json_value(&w.body);
+            } else {
+                let how = if w.replayed { "already reverted by" } else { "reverted by" };
+                out.text(&format!("transfer {id} {how} {} at log index {}", w.body.id, w.index));
+                out.text(&transfer_block(&w.body));
+            }
+        }
         Cmd::Statement { account, from_index, to_index, limit } => {
             statement(client, out, account, *from_index, *to_index, *limit).await?;
         }

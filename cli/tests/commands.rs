@@ -295,6 +295,14 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
     assert_eq!(a["balance"].as_i64(), Some(900));
 
+    // revert: the posted part of p1 (100 from alice) back to alice, once.
+    let out = dev.ledger(&["revert", "p1"]).ok().to_owned();
+    assert!(out.starts_with("transfer p1 reverted by rev-"), "{out}");
+    assert!(dev.ledger(&["revert", "p1"]).ok().starts_with("transfer p1 already reverted by rev-"));
+    dev.ledger(&["revert", "p2"]).fails(1, "not_posted");
+    let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
+    assert_eq!(a["balance"].as_i64(), Some(1000));
+
     // An unreachable gateway: exit 3.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     ledger(&format!("http://127.0.0.1:{port}"), &["cluster"]).fails(3, "cannot reach the gateway");

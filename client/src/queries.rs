@@ -1,6 +1,9 @@
-//! The ledger queries (issue 17): `GET /v1/accounts` and `GET /v1/transfers`.
+//! Issue 17's routes: the queries (`GET /v1/accounts`, `GET /v1/transfers`), statements and
+//! reversals.
 
-use crate::{AccountList, AccountsQuery, Client, Error, Statement, TransferList, TransfersQuery};
+use reqwest::Method;
+
+use crate::{AccountList, AccountsQuery, Client, Error, Statement, Transfer, TransferList, TransfersQuery, Written};
 
 /// The query pairs of the options that are set.
 fn pairs<const N: usize>(options: [(&'static str, Option<String>); N]) -> Vec<(&'static str, String)> {
@@ -65,5 +68,11 @@ impl Client {
             ("limit", limit.map(|l| l.to_string())),
         ]);
         self.get(&["v1", "accounts", id, "balances"], &query).await
+    }
+
+    /// `POST /v1/transfers/{id}/revert`: the reversal of a posted transfer (created, or replayed
+    /// when it was already reverted).
+    pub async fn revert_transfer(&self, id: &str) -> Result<Written<Transfer>, Error> {
+        self.write::<(), _>(Method::POST, &["v1", "transfers", id, "revert"], None).await
     }
 }
