@@ -194,8 +194,9 @@ async fn leader_kill_under_transfer_load() {
     for c in 0..CLIENTS {
         let (gw, killed) = (Arc::clone(&gw), Arc::clone(&killed));
         clients.push(tokio::spawn(async move {
-            // (transfers created, created after the kill, 503s seen, replays seen)
+            // (transfers created, created after the kill, 503s seen, replays seen, reversals)
             let (mut done, mut after, mut unavailable, mut replays) = (0u64, 0u64, 0u64, 0u64);
+            let mut reverted = 0u64;
             for i in 0..10_000u64 {
                 if Instant::now() >= stop_at {
                     break;
@@ -222,8 +223,30 @@ async fn leader_kill_under_transfer_load() {
                 assert!(ok, "c{c}-{i} never succeeded");
                 done += 1;
                 after += u64::from(killed.load(Ordering::SeqCst));
+                // Every fifth transfer is reverted (issue 17), retried with the same request on a
+                // 503: the reversal's derived id makes it happen once whatever the retries.
+                if i % 5 == 4 {
+                    let path = format!("/v1/transfers/c{c}-{i}/revert");
+                    let mut ok = false;
+                    for _ in 0..ATTEMPTS_MAX {
+                        let r = request(gw.addr, "POST", &path, None).await;
+                        match r.status {
+                            201 | 200 => {
+                                ok = true;
+                                break;
+                            }
+                            503 => {
+                                unavailable += 1;
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            s => panic!("{path}: status {s}: {}", String::from_utf8_lossy(&r.body)),
+                        }
+                    }
+                    assert!(ok, "{path} never succeeded");
+                    reverted += 1;
+                }
             }
-            (done, after, unavailable, replays)
+            (done, after, unavailable, replays, reverted)
         }));
     }
     tokio::time::sleep(BEFORE_KILL).await;
@@ -246,11 +269,11 @@ async fn leader_kill_under_transfer_load() {
     let last = gw.post("/v1/accounts", &json!({"id": "end", "currency": "USD"})).await.expect(201, "end").index();
     for node in cluster.procs.iter().filter(|p| p.child.is_some()) {
         let single = gateway_static(vec![node.grpc.clone()]).await;
-        for (c, (done, ..)) in per_client.iter().enumerate() {
+        for (c, (done, .., reverted)) in per_client.iter().enumerate() {
             let a = single.get(&format!("/v1/accounts/dst-{c}?min_index={last}")).await.expect(200, "dst").json();
-            assert_eq!(a["balance"], json!(done), "node {} dst-{c}: {a}", node.id);
+            assert_eq!(a["balance"], json!(done - reverted), "node {} dst-{c}: {a}", node.id);
         }
-        let total: u64 = per_client.iter().map(|p| p.0).sum();
+        let total: u64 = per_client.iter().map(|p| p.0 - p.4).sum();
         let src = single.get(&format!("/v1/accounts/src?min_index={last}")).await.expect(200, "src").json();
         assert_eq!(src["balance"], json!(-i128::from(total)), "node {}: {src}", node.id);
     }
@@ -258,6 +281,7 @@ async fn leader_kill_under_transfer_load() {
         per_client.iter().fold((0, 0, 0), |acc, p| (acc.0 + p.0, acc.1 + p.2, acc.2 + p.3));
     eprintln!(
         "transfer failover: leader {leader} -> {new_leader}; {done} transfers ({after} after the kill), \
-         {unavailable} 503s, {replays} replays"
+         {unavailable} 503s, {replays} replays, {} reversals",
+        per_client.iter().map(|p| p.4).sum::<u64>()
     );
 }
