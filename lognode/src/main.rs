@@ -8,6 +8,9 @@ use tracing::{error, info};
 
 /// mimalloc instead of glibc's malloc: about a fifth of the instructions per transfer went into
 /// glibc's allocator (README, Performance: `loadtest/callgrind.sh`).
+/// `--features system-alloc` builds with the system allocator instead, for heap profilers that
+/// hook malloc (heaptrack: README, issue 20).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
