@@ -196,21 +196,8 @@ pub async fn list_accounts(
     caller: MaybeCaller,
     ApiQuery(q): ApiQuery<ListAccountsQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(crate::limits::ACCOUNTS_PAGE_DEFAULT);
-    let max = crate::limits::ACCOUNT_PAGE_MAX;
-    if !(1..=max).contains(&(limit as usize)) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={max}")));
-    }
-    let metadata = match (q.metadata_key, q.metadata_value) {
-        (Some(k), Some(v)) if !k.is_empty() => Some((k, v)),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "metadata_key (not empty) and metadata_value go together",
-            ));
-        }
-    };
+    let limit = super::page_limit(q.limit, crate::limits::ACCOUNTS_PAGE_DEFAULT, crate::limits::ACCOUNT_PAGE_MAX)?;
+    let metadata = super::metadata_filter(q.metadata_key, q.metadata_value)?;
     let mut prefix = q.prefix.unwrap_or_default();
     if let Some(own) = crate::auth::prefix_of(&caller) {
         // A tenant's key lists its own accounts only: the longer of the two prefixes, when one
@@ -234,10 +221,7 @@ pub async fn list_accounts(
         metadata,
     };
     // A pinned page needs a replica that applied its index.
-    let min_index = match (q.min_index, q.at_index) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
+    let min_index = super::pinned_min_index(q.min_index, q.at_index);
     let read = st.call(st.backend().list_accounts(query, read_consistency(q.consistency, min_index))).await?;
     let page = read.value;
     let body = AccountList {

@@ -23,6 +23,39 @@ pub const LEDGER_INDEX: HeaderName = HeaderName::from_static("ledger-index");
 /// Header set to `true` on an identical replay of an earlier write.
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// The page size of a listing: `limit` or `default`, which must be in `1..=max`.
+pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: usize) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&(limit as usize)) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(crate::error::ErrorCode::InvalidQuery, format!("limit must be in 1..={max}")))
+    }
+}
+
+/// A listing's metadata filter: `metadata_key` (not empty) and `metadata_value`, both or neither.
+pub(crate) fn metadata_filter(
+    key: Option<String>,
+    value: Option<String>,
+) -> Result<Option<(String, String)>, ApiError> {
+    match (key, value) {
+        (Some(k), Some(v)) if !k.is_empty() => Ok(Some((k, v))),
+        (None, None) => Ok(None),
+        _ => Err(ApiError::bad_request(
+            crate::error::ErrorCode::InvalidQuery,
+            "metadata_key (not empty) and metadata_value go together",
+        )),
+    }
+}
+
+/// The `min_index` of a read pinned to `at_index`: a replica must have applied both.
+pub(crate) fn pinned_min_index(min_index: Option<u64>, at_index: Option<u64>) -> Option<u64> {
+    match (min_index, at_index) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A JSON response.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {

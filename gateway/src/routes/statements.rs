@@ -106,10 +106,7 @@ pub async fn account_statement(
     }
     let not_found = || ApiError::not_found(ErrorCode::AccountNotFound, format!("no account '{id}'"));
     // The closing balances first: without `to_index`, they fix the range's end.
-    let min_index = match (q.min_index, q.to_index) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
+    let min_index = super::pinned_min_index(q.min_index, q.to_index);
     let rc = read_consistency(q.consistency, min_index);
     let closing = match q.to_index {
         Some(to) => st.call(st.backend().account_as_of(&id, to, rc)).await?,

@@ -328,21 +328,8 @@ pub async fn list_transfers(
     caller: MaybeCaller,
     ApiQuery(q): ApiQuery<ListTransfersQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(crate::limits::TRANSFERS_PAGE_DEFAULT);
-    let max = crate::limits::TRANSFER_PAGE_MAX;
-    if !(1..=max).contains(&(limit as usize)) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={max}")));
-    }
-    let metadata = match (q.metadata_key, q.metadata_value) {
-        (Some(k), Some(v)) if !k.is_empty() => Some((k, v)),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidQuery,
-                "metadata_key (not empty) and metadata_value go together",
-            ));
-        }
-    };
+    let limit = super::page_limit(q.limit, crate::limits::TRANSFERS_PAGE_DEFAULT, crate::limits::TRANSFER_PAGE_MAX)?;
+    let metadata = super::metadata_filter(q.metadata_key, q.metadata_value)?;
     for (name, lo, hi) in [("index", q.from_index, q.to_index), ("ms", q.from_ms, q.to_ms)] {
         if let (Some(lo), Some(hi)) = (lo, hi)
             && lo > hi
@@ -377,10 +364,7 @@ pub async fn list_transfers(
         metadata,
     };
     // A pinned page needs a replica that applied its index.
-    let min_index = match (q.min_index, q.at_index) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
+    let min_index = super::pinned_min_index(q.min_index, q.at_index);
     let read = st.call(st.backend().list_transfers(query, read_consistency(q.consistency, min_index))).await?;
     let Some(page) = read.value else {
         return Err(ApiError::not_found(ErrorCode::AccountNotFound, format!("no account '{account_id}'")));
