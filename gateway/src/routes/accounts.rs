@@ -119,13 +119,9 @@ pub async fn account_history(
 ) -> Result<Response, ApiError> {
     validate::id(&id, "id")?;
     check_account(&caller, &id)?;
-    let limit = q.limit.map_or(HISTORY_PAGE_DEFAULT, |l| l as usize);
-    if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={HISTORY_PAGE_MAX}")));
-    }
+    let limit = super::page_limit(q.limit, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX)?;
     let from = q.after.map_or(HistoryFrom::Start, HistoryFrom::AfterVersion);
     let rc = read_consistency(q.consistency, q.min_index);
-    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
     let read = st.call(st.backend().account_transfers(&id, from, limit, rc)).await?;
     match read.value {
         Some(p) => Ok(read_json(&HistoryPageBody::from(&p), read.applied_index)),
@@ -196,7 +192,8 @@ pub async fn list_accounts(
     caller: MaybeCaller,
     ApiQuery(q): ApiQuery<ListAccountsQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = super::page_limit(q.limit, crate::limits::ACCOUNTS_PAGE_DEFAULT, crate::limits::ACCOUNT_PAGE_MAX)?;
+    let limit =
+        super::page_limit(q.limit, crate::limits::ACCOUNTS_PAGE_DEFAULT as usize, crate::limits::ACCOUNT_PAGE_MAX)?;
     let metadata = super::metadata_filter(q.metadata_key, q.metadata_value)?;
     let mut prefix = q.prefix.unwrap_or_default();
     if let Some(own) = crate::auth::prefix_of(&caller) {

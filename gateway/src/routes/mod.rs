@@ -24,12 +24,11 @@ pub const LEDGER_INDEX: HeaderName = HeaderName::from_static("ledger-index");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The page size of a listing: `limit` or `default`, which must be in `1..=max`.
-pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: usize) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(default);
-    if (1..=max).contains(&(limit as usize)) {
-        Ok(limit)
-    } else {
-        Err(ApiError::bad_request(crate::error::ErrorCode::InvalidQuery, format!("limit must be in 1..={max}")))
+pub(crate) fn page_limit(limit: Option<u32>, default: usize, max: usize) -> Result<u32, ApiError> {
+    let limit = limit.map_or(default, |l| l as usize);
+    match u32::try_from(limit) {
+        Ok(l) if (1..=max).contains(&limit) => Ok(l),
+        _ => Err(ApiError::bad_request(crate::error::ErrorCode::InvalidQuery, format!("limit must be in 1..={max}"))),
     }
 }
 

@@ -88,10 +88,7 @@ pub async fn account_statement(
 ) -> Result<Response, ApiError> {
     validate::id(&id, "id")?;
     check_account(&caller, &id)?;
-    let limit = q.limit.map_or(HISTORY_PAGE_DEFAULT, |l| l as usize);
-    if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("limit must be in 1..={HISTORY_PAGE_MAX}")));
-    }
+    let limit = super::page_limit(q.limit, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX)?;
     let from_index = q.from_index.unwrap_or(1);
     if from_index == 0 {
         return Err(ApiError::bad_request(ErrorCode::InvalidQuery, "from_index starts at 1"));
@@ -136,8 +133,7 @@ pub async fn account_statement(
         Some(v) => HistoryFrom::AfterVersion(v),
         None => HistoryFrom::AfterIndex(from_index - 1),
     };
-    let page =
-        st.call(st.backend().account_transfers(&id, from, u32::try_from(limit).unwrap_or(u32::MAX), same)).await?;
+    let page = st.call(st.backend().account_transfers(&id, from, limit, same)).await?;
     let Some(page) = page.value else { return Err(not_found()) };
     let mut next = page.next;
     let mut entries = Vec::with_capacity(page.entries.len());

@@ -328,7 +328,8 @@ pub async fn list_transfers(
     caller: MaybeCaller,
     ApiQuery(q): ApiQuery<ListTransfersQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = super::page_limit(q.limit, crate::limits::TRANSFERS_PAGE_DEFAULT, crate::limits::TRANSFER_PAGE_MAX)?;
+    let limit =
+        super::page_limit(q.limit, crate::limits::TRANSFERS_PAGE_DEFAULT as usize, crate::limits::TRANSFER_PAGE_MAX)?;
     let metadata = super::metadata_filter(q.metadata_key, q.metadata_value)?;
     for (name, lo, hi) in [("index", q.from_index, q.to_index), ("ms", q.from_ms, q.to_ms)] {
         if let (Some(lo), Some(hi)) = (lo, hi)
