@@ -42,6 +42,7 @@ use tracing::{debug, info, warn};
 
 use crate::limits::{
     ELECTION_JITTER, ELECTION_RETRY, ELECTION_SILENCE, ELECTION_TICK, HEARTBEAT_MS, PREVOTE_TIMEOUT, QUORUM_ACK_MAX,
+    STARTUP_ELECTION_SILENCE,
 };
 use crate::types::{Raft, decode, encode};
 
@@ -58,11 +59,14 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    /// A node that has just heard from a leader: one that restarts waits out the lease before it
-    /// stands, like every other voter.
+    /// A node that has just started: it stands once it has heard from no leader for
+    /// [`STARTUP_ELECTION_SILENCE`] (plus its jitter), as if its last contact had been that much
+    /// less than the lease before it started.
     pub fn new() -> Arc<Liveness> {
+        let head_start = ELECTION_SILENCE.saturating_sub(STARTUP_ELECTION_SILENCE);
+        let now = Instant::now();
         Arc::new(Liveness {
-            base: Instant::now(),
+            base: now.checked_sub(head_start).unwrap_or(now),
             contact_ms: AtomicU64::new(0),
             quorum_lost: watch::Sender::new(false),
         })
@@ -343,9 +347,13 @@ mod tests {
     #[tokio::test]
     async fn silence_counts_from_the_last_contact() {
         let l = Liveness::new();
+        // A node just started stands after STARTUP_ELECTION_SILENCE, not the whole lease.
+        let head_start = l.silent_for();
+        assert!(head_start >= ELECTION_SILENCE - STARTUP_ELECTION_SILENCE, "{head_start:?}");
+        assert!(head_start < ELECTION_SILENCE, "{head_start:?}");
         tokio::time::sleep(Duration::from_millis(60)).await;
         let before = l.silent_for();
-        assert!(before >= Duration::from_millis(60), "{before:?}");
+        assert!(before >= head_start + Duration::from_millis(60), "{before:?}");
         l.heard_from_leader();
         assert!(l.silent_for() < before, "{:?}", l.silent_for());
     }

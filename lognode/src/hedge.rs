@@ -10,12 +10,16 @@
 //!
 //! So each peer is reached over `HEDGE_LANES` TCP connections (lanes). An RPC is sent on one
 //! free lane; if no answer has come after twice the recent answer time (within
-//! [`HEDGE_DELAY_MIN`]..[`HEDGE_DELAY_MAX`]), the same request is sent again on another free lane,
-//! and so on, and the first answer wins. A lane is busy until its attempt ends (answered, failed or
+//! [`HEDGE_DELAY_MIN`]..[`HEDGE_DELAY_MAX`]) plus the time its payload takes to send (at
+//! [`HEDGE_BYTES_PER_MS`]), the same request is sent again on another free lane, and so on, and
+//! the first answer wins. A lane is busy until its attempt ends (answered, failed or
 //! past the deadline), so a connection stuck in retransmission is not used again meanwhile. When a
 //! later copy answers first, the first was lost rather than slow (the peer serves its calls in
-//! order), and the next [`HEDGE_EAGER_CALLS`] calls go out on two lanes at once: on a lossy link
-//! that halves the chance that a call waits at all, and on a clean one it costs nothing.
+//! order), and the next [`HEDGE_EAGER_CALLS`] calls go out on two lanes at once (those that take
+//! under [`HEDGE_DELAY_MIN`] to send): on a lossy link that halves the chance that a call waits at
+//! all, and on a clean one it costs nothing. Without the payload's time, a new leader's first
+//! AppendEntries of several MiB went out again every few milliseconds on every lane, and none
+//! arrived before the deadline.
 //!
 //! Two more things shorten what a lost packet costs on a lane itself: while a call is open and
 //! nothing was read, the channel sends HTTP/2 PINGs (`network::peer_channel`), whose segments
@@ -38,7 +42,7 @@ use tokio::time::Instant;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::limits::{HEDGE_DELAY_MAX, HEDGE_DELAY_MIN, HEDGE_EAGER_CALLS};
+use crate::limits::{HEDGE_BYTES_PER_MS, HEDGE_DELAY_MAX, HEDGE_DELAY_MIN, HEDGE_EAGER_CALLS};
 
 /// Which unary Raft RPC.
 #[derive(Debug, Clone, Copy)]
@@ -76,9 +80,10 @@ impl Lanes {
         Lanes { lanes, answer_time: HEDGE_DELAY_MIN, preferred: 0, eager_left: 0 }
     }
 
-    /// How long to wait for an answer before sending the request again on another lane.
-    pub fn hedge_delay(&self) -> Duration {
-        (self.answer_time * 2).clamp(HEDGE_DELAY_MIN, HEDGE_DELAY_MAX)
+    /// How long to wait for an answer before sending a request that takes `transfer` to send
+    /// again on another lane.
+    pub fn hedge_delay(&self, transfer: Duration) -> Duration {
+        (self.answer_time * 2).clamp(HEDGE_DELAY_MIN, HEDGE_DELAY_MAX) + transfer
     }
 
     /// Claims a free lane, the preferred one first.
@@ -106,7 +111,9 @@ impl Lanes {
         let mut last_error: Option<Status> = None;
         let mut next_send = Instant::now();
         let lanes = self.lanes.len();
-        let eager = self.eager_left > 0;
+        let transfer = transfer_time(payload.len());
+        // Two copies at once only of calls that are quick to send.
+        let eager = self.eager_left > 0 && transfer < HEDGE_DELAY_MIN;
         let mut second_now = eager;
         self.eager_left = self.eager_left.saturating_sub(1);
         let silenced = || Status::unavailable("this node lost its quorum: it sends nothing until a leader deposes it");
@@ -131,7 +138,7 @@ impl Lanes {
                     second_now = false;
                     continue;
                 }
-                next_send = Instant::now() + self.hedge_delay();
+                next_send = Instant::now() + self.hedge_delay(transfer);
             }
             if outstanding == 0
                 && let Some(e) = last_error.take()
@@ -143,7 +150,8 @@ impl Lanes {
                     outstanding -= 1;
                     match result {
                         Ok(reply) => {
-                            self.answer_time = (self.answer_time * 7 + took) / 8;
+                            // The answer time of the peer, without the payload's own.
+                            self.answer_time = (self.answer_time * 7 + took.saturating_sub(transfer)) / 8;
                             // A later copy answered first: the first was lost, not slow.
                             if !eager && nth > 0 {
                                 self.eager_left = HEDGE_EAGER_CALLS;
@@ -169,6 +177,11 @@ impl Lanes {
             }
         }
     }
+}
+
+/// How long a payload of `len` bytes is assumed to take to reach the peer ([`HEDGE_BYTES_PER_MS`]).
+fn transfer_time(len: usize) -> Duration {
+    Duration::from_millis(u64::try_from(len / HEDGE_BYTES_PER_MS).unwrap_or(u64::MAX))
 }
 
 /// Which lane an attempt went on, and how many went before it in its call.
@@ -309,6 +322,26 @@ mod tests {
         lanes.call(RpcKind::Append, b"quiet".to_vec(), Duration::from_secs(3), None).await.expect("answer");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3 + 2 * HEDGE_EAGER_CALLS as usize, "no hedge when in time");
+    }
+
+    #[tokio::test]
+    async fn a_large_request_is_sent_again_only_after_its_own_transfer_time() {
+        let (mut lanes, calls) = lanes_to(|n| n == 0, Duration::from_secs(5), None).await;
+        // Under tonic's default 4 MiB message limit of the test peer.
+        const LEN: usize = 3 * 1024 * 1024;
+        let transfer = transfer_time(LEN);
+        assert_eq!(transfer, Duration::from_millis(48));
+        let started = Instant::now();
+        let reply = lanes.call(RpcKind::Append, vec![7u8; LEN], Duration::from_secs(3), None).await.expect("answer");
+        assert!(matches!(reply.result, Some(raft_reply::Result::Ok(ref p)) if p.len() == LEN));
+        let took = started.elapsed();
+        assert!(took >= HEDGE_DELAY_MIN + transfer, "the second copy went out after {took:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one attempt stuck, one hedge answered");
+        // A copy was lost, but a request this large is not then sent twice at once.
+        let started = Instant::now();
+        lanes.call(RpcKind::Append, vec![7u8; LEN], Duration::from_secs(3), None).await.expect("answer");
+        tokio::time::sleep(Duration::from_millis(50) + started.elapsed()).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "one copy of the next large call");
     }
 
     #[tokio::test]

@@ -199,7 +199,9 @@ async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstor
 async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64), StartError> {
     let storage = |what| move |e: crate::types::StorageError| StartError::Storage { what, reason: e.to_string() };
     let log = open_log(cfg, "Raft log", "log").await?;
+    let started = std::time::Instant::now();
     let log_store = LogStore::new(log.clone()).map_err(storage("Raft log store"))?;
+    info!(took_ms = started.elapsed().as_millis(), "Raft log store ready");
     let events = open_log(cfg, "events log", "events").await?;
     let store = match cfg.state_store {
         crate::config::StateStoreKind::Memory => StateStore::Memory,
@@ -207,7 +209,9 @@ async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64)
             StateStore::Disk { dir: cfg.data_dir.join("state"), cache_bytes: cfg.state_cache_bytes }
         }
     };
+    let started = std::time::Instant::now();
     let sm = StateMachineStore::open(log, events, store).map_err(storage("state machine"))?;
+    info!(took_ms = started.elapsed().as_millis(), applied = sm.opened_at_index(), "state machine opened");
     if cfg.retention_entries.is_some() || cfg.retention_bytes.is_some() {
         sm.follow_log_retention();
     }

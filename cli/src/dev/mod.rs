@@ -357,6 +357,11 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
     } else {
         Some(lognode_args::certs::ensure(&sys.data_dir.join("tls"), &names).map_err(Failure::failed)?)
     };
+    // A restart (lognode 1 has its data and the admin key exists): nodes 2.. start with node 1,
+    // each opening its store at the same time (up to seconds each), and reach node 1's gossip by
+    // their own join retries; the Raft peers know each other from the log already.
+    let restart = sys.data_dir.join("node1").join("log").is_dir()
+        && (!keyed || keys::path(&sys.data_dir, keys::ADMIN_KEY_FILE).is_file());
     for i in 1..=a.nodes {
         let idx = usize::from(i - 1);
         let grpc = format!("127.0.0.1:{}", ports.grpc[idx]);
@@ -375,7 +380,7 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         let envs = [("RUST_LOG", env_log("info,openraft=warn,memberlist_core::broadcast=off"))];
         let p = Proc::spawn(Role::Lognode(u64::from(i)), &bins.lognode, &args, &envs, sys.log(&format!("node{i}")))?;
         sys.nodes.push(p);
-        if i == 1 {
+        if i == 1 && !restart {
             // The others join through node 1's gossip: wait until it listens.
             let deadline = Instant::now() + FIRST_NODE_TIMEOUT;
             let addr = SocketAddr::from(([127, 0, 0, 1], ports.gossip[0]));

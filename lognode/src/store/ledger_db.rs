@@ -34,6 +34,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace};
 use ledger_core::{Account, ExpiryKey, HistoryRecord, LedgerRead, LedgerStore, Transfer};
@@ -60,6 +61,11 @@ const JOURNAL_BYTES_MAX: u64 = 64 << 20;
 /// `--bench state_store`; fjall 3.1, see fjall-rs/fjall#323). With one, CPU per transfer over
 /// 9M transfers went 9.60 → 9.00 µs and no flush waited long enough to stall writes.
 const FJALL_WORKERS: usize = 1;
+/// Longest wait in [`DiskLedger::flush`] for memtables queued behind a compaction (lognode's
+/// close gives the whole flush `SHUTDOWN_GRACE`, the same 5 s; past it the journal covers them).
+const FLUSH_WAIT_MAX: Duration = Duration::from_secs(5);
+/// How often [`DiskLedger::flush`] looks at the flush queue.
+const FLUSH_POLL: Duration = Duration::from_millis(10);
 /// Target table size of the `ids` keyspace (fjall's leveled default is 64 MiB; level 1 holds four
 /// tables). Its keys are client ids, random, so every level-0 compaction rewrites level 1: smaller
 /// tables make a smaller level 1 and put the rest in deeper levels. `--bench state_store`, 12M
@@ -420,10 +426,27 @@ impl DiskLedger {
 
     /// Writes every memtable out as tables, then syncs: a store closed after this opens without
     /// replaying its journal (up to `JOURNAL_BYTES_MAX` of it: seconds, at start).
+    ///
+    /// fjall's `rotate_memtable_and_wait` waits only when the active memtable had something to
+    /// rotate: memtables sealed earlier and still queued behind a compaction (one worker) were
+    /// left to the journal, and a restart right after a load replayed 43 MB of it for 2.5 s. So
+    /// this also waits, at most [`FLUSH_WAIT_MAX`], until no keyspace holds a sealed memtable.
     pub fn flush(&self) -> fjall::Result<()> {
         let k = &self.ks;
-        for k in [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta] {
+        let all = [&k.accounts, &k.transfers, &k.history, &k.anchors, &k.tails, &k.ids, &k.expiry, &k.meta];
+        for k in all {
             k.rotate_memtable_and_wait()?;
+        }
+        let deadline = Instant::now() + FLUSH_WAIT_MAX;
+        while all.iter().any(|k| k.sealed_memtable_count() > 0) {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    waited_ms = FLUSH_WAIT_MAX.as_millis(),
+                    "memtables still queued for flushing: the next open replays them from the journal"
+                );
+                break;
+            }
+            std::thread::sleep(FLUSH_POLL);
         }
         self.persist()
     }

@@ -130,10 +130,18 @@ impl DiskMode {
         let mut n = current.unwrap_or(0);
         let mut state = None;
         if current.is_some() {
+            let started = Instant::now();
             let (store, head) = open_generation(root, n, cache_bytes)?;
+            let opened_ms = started.elapsed().as_millis();
             if let Some(head) = head {
                 let head = State::decode_head(&head).map_err(read_err)?;
                 let s = head.into_state(NodeStore::Disk(store)).map_err(|e| read_err(std::io::Error::other(e)))?;
+                tracing::info!(
+                    generation = n,
+                    opened_ms,
+                    head_ms = started.elapsed().as_millis() - opened_ms,
+                    "state store opened"
+                );
                 if from_snapshot.is_none_or(|(_, index)| index <= index_of(s.last_applied)) {
                     state = Some(s);
                 }
