@@ -56,6 +56,9 @@ pub struct Liveness {
     contact_ms: AtomicU64,
     /// True while this node leads without a quorum (see the module docs).
     quorum_lost: watch::Sender<bool>,
+    /// Milliseconds after `base` until which this node does not stand: it granted another
+    /// candidate's pre-vote, and that candidate is about to stand.
+    defer_ms: AtomicU64,
 }
 
 impl Liveness {
@@ -69,7 +72,22 @@ impl Liveness {
             base: now.checked_sub(head_start).unwrap_or(now),
             contact_ms: AtomicU64::new(0),
             quorum_lost: watch::Sender::new(false),
+            defer_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Notes a pre-vote granted to another candidate: this node does not stand itself for
+    /// [`ELECTION_RETRY`], so that two voters that became eligible together do not split the vote
+    /// (after a restart of the whole cluster two nodes stood within 40 ms of each other, and the
+    /// vote took a second more). If that candidate does not win, this node stands after it.
+    pub fn granted_pre_vote(&self) {
+        let until = self.now_ms().saturating_add(u64::try_from(ELECTION_RETRY.as_millis()).unwrap_or(u64::MAX));
+        self.defer_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Whether this node granted another candidate's pre-vote within [`ELECTION_RETRY`].
+    pub fn deferring(&self) -> bool {
+        self.now_ms() < self.defer_ms.load(Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {
@@ -145,6 +163,7 @@ pub fn pre_vote_answer(raft: &Raft, liveness: &Liveness, theirs: Option<&LogId<u
     if theirs < mine.as_ref() {
         return Err(format!("the candidate's log ({theirs:?}) is behind this node's ({mine:?})"));
     }
+    liveness.granted_pre_vote();
     Ok(())
 }
 
@@ -253,7 +272,8 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
         if m.state == ServerState::Leader || !voters.contains(&id) || now < next_try {
             continue;
         }
-        if voters.len() > 1 && liveness.silent_for() < ELECTION_SILENCE + jitter(id, attempt) {
+        if voters.len() > 1 && (liveness.silent_for() < ELECTION_SILENCE + jitter(id, attempt) || liveness.deferring())
+        {
             continue;
         }
         attempt += 1;
@@ -266,7 +286,10 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
             .collect();
         peers.retain(|addr, _| others.contains(addr));
         let granted = 1 + pre_vote(id, &raft, &mut peers, &others).await;
-        if granted * 2 > voters.len() {
+        if liveness.deferring() {
+            // Another candidate asked meanwhile and was granted: it stands, this one waits.
+            debug!(granted, "granted another candidate's pre-vote meanwhile: not standing");
+        } else if granted * 2 > voters.len() {
             info!(
                 term = m.current_term,
                 granted,
@@ -356,6 +379,16 @@ mod tests {
         assert!(before >= head_start + Duration::from_millis(60), "{before:?}");
         l.heard_from_leader();
         assert!(l.silent_for() < before, "{:?}", l.silent_for());
+    }
+
+    #[tokio::test]
+    async fn a_granted_pre_vote_defers_standing_for_one_retry() {
+        let l = Liveness::new();
+        assert!(!l.deferring());
+        l.granted_pre_vote();
+        assert!(l.deferring(), "granting another candidate defers this node's own candidacy");
+        tokio::time::sleep(ELECTION_RETRY + Duration::from_millis(20)).await;
+        assert!(!l.deferring(), "and only for ELECTION_RETRY");
     }
 
     #[tokio::test]

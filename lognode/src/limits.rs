@@ -215,7 +215,8 @@ pub const ELECTION_SILENCE: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS
 pub const STARTUP_ELECTION_SILENCE: Duration = Duration::from_millis(300);
 /// Spread of the extra wait before a voter stands, on top of one heartbeat (per node and attempt).
 pub const ELECTION_JITTER: Duration = Duration::from_millis(150);
-/// Pause after an election attempt (granted or not) before the next one.
+/// Pause after an election attempt (granted or not) before the next one; also how long a voter
+/// that granted another candidate's pre-vote does not stand itself.
 pub const ELECTION_RETRY: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS.0);
 /// How often the election task looks at the node's Raft state.
 pub const ELECTION_TICK: Duration = Duration::from_millis(50);

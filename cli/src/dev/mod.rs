@@ -397,7 +397,8 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
             }
         }
     }
-    // Lognode 1 made the file (or found it) before it opened the gossip port waited for above.
+    // Lognode 1 made the file (or found it) before it opened the gossip port waited for above;
+    // on a restart it was there already.
     let admin = if keyed { Some(keys::admin(&sys.data_dir)?) } else { None };
     let mut gw_args = vec![
         "--listen".to_owned(),
