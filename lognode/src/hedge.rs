@@ -303,25 +303,28 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(150), "answered after {:?}", started.elapsed());
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one attempt stuck, one hedge answered");
         // The first copy was lost, not slow: the next calls go out twice at once, on free lanes
-        // (the stuck one stays busy).
+        // (the stuck one stays busy). A copy more is allowed when a new lane's connection is slow
+        // to open on a busy machine (it is then hedged as usual); fewer than two is the failure.
+        let mut before = 2;
         for n in 1..=HEDGE_EAGER_CALLS {
             let started = Instant::now();
             lanes.call(RpcKind::Append, b"more".to_vec(), Duration::from_secs(3), None).await.expect("answer");
             assert!(started.elapsed() < Duration::from_millis(100), "answered after {:?}", started.elapsed());
             // Both copies are counted once both arrive.
-            let want = 2 + 2 * n as usize;
             for _ in 0..100 {
-                if calls.load(Ordering::SeqCst) >= want {
+                if calls.load(Ordering::SeqCst) >= before + 2 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            assert_eq!(calls.load(Ordering::SeqCst), want, "call {n} after a loss is sent twice");
+            let now = calls.load(Ordering::SeqCst);
+            assert!(now >= before + 2, "call {n} after a loss is sent twice ({} copies)", now - before);
+            before = now;
         }
         // Then one copy again, while the first answers in time.
         lanes.call(RpcKind::Append, b"quiet".to_vec(), Duration::from_secs(3), None).await.expect("answer");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 3 + 2 * HEDGE_EAGER_CALLS as usize, "no hedge when in time");
+        assert_eq!(calls.load(Ordering::SeqCst), before + 1, "no hedge when in time");
     }
 
     #[tokio::test]
