@@ -4,8 +4,11 @@
 # (batched transfers) while sampling each lognode's RSS every 10 s, prints the rate of the first
 # and last minute, each lognode's RSS and disk (state store, Raft log, events log), stops the
 # cluster (SIGINT), starts it again on the same data and times how long until a strong read is
-# served; with --add-node, then starts a 4th lognode and times until it has caught up (by
-# snapshot when the log behind the leader's checkpoint was purged).
+# served; with --add-node, then starts a 4th lognode (with the gossip key and a certificate of
+# the cluster's CA, made with openssl) and times until it has caught up (by snapshot when the log
+# behind the leader's checkpoint was purged). Per node it reports RSS's mean per third of the run
+# and its slope over the last two-thirds, the same less the store's block cache, and the live
+# heap that lognode logs ("allocator memory").
 #
 #   loadtest/restart.sh [--duration 40] [--concurrency 32] [--scenario transfers-batch] [--ids scattered|ordered] [--add-node]
 #   loadtest/restart.sh --reuse [--add-node]   # no load: restart (and add a node to) the last run's data
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
     --ids) IDS=$2; shift 2 ;;
     --add-node) ADD_NODE=1; shift ;;
     --reuse) REUSE=1; shift ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "restart.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,6 +107,7 @@ nodes() {
 sample_rss() {
   local t0 now
   t0=$(date +%s)
+  echo "$t0" > "$OUT/rss.t0"
   for _ in $(seq 1 $((DURATION / 10 + 7))); do
     now=$(($(date +%s) - t0))
     for pid in $(pgrep -f "$BIN/lognode" || true); do
@@ -166,9 +170,9 @@ echo "== after the load"
 nodes
 disk
 status
-python3 - "$OUT/load.json" "$OUT/rss.tsv" "$DATA" "$OUT/sys.tsv" <<'PY'
-import json, os, sys
-report, rss_file, data, sys_file = sys.argv[1:5]
+python3 - "$OUT/load.json" "$OUT/rss.tsv" "$DATA" "$OUT/sys.tsv" "$OUT/rss.t0" <<'PY'
+import datetime, json, os, re, sys
+report, rss_file, data, sys_file, t0_file = sys.argv[1:6]
 r = json.load(open(report))
 tl = [s.get("transfers", 0) for s in r.get("timeline", [])]
 total = sum(tl)
@@ -195,6 +199,58 @@ for node in sorted({n for _, n, _ in rows}):
     tail = [m for t, m in mine if t >= end / 3]
     print(f"RESULT lognode {node} RSS: max {max(m for _, m in mine)} MiB; last two-thirds {min(tail, default=0)}-{max(tail, default=0)} MiB; "
           f"samples {' '.join(str(m) for _, m in mine)}")
+# Whether RSS is flat: its mean per third of the run and its least-squares slope over the last
+# two-thirds; and the same for RSS less the store's block cache, which fills slowly up to
+# --state-cache-bytes (its size at each checkpoint, from the node's log), so that a cache still
+# filling is told from memory that grows with history.
+def slope(pts):
+    if len(pts) < 3:
+        return 0.0
+    mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / den * 60 if den else 0.0
+def thirds(pts):
+    cells = []
+    for k in range(3):
+        part = [y for x, y in pts if k * end / 3 <= x < (k + 1) * end / 3 or (k == 2 and x == end)]
+        cells.append(f"{sum(part) / len(part):.0f}" if part else "-")
+    return "/".join(cells)
+t0 = int(open(t0_file).read()) if os.path.exists(t0_file) else None
+for node in sorted({n for _, n, _ in rows}):
+    mine = [(t, m) for t, n, m in rows if n == node and m > 0]
+    tail = [(t, m) for t, m in mine if t >= end / 3]
+    line = f"RESULT lognode {node} RSS flat?: mean per third {thirds(mine)} MiB, slope over the last two-thirds {slope(tail):+.1f} MiB/min"
+    cache = []
+    log = os.path.join(data, "logs", f"node{node}.log")
+    if t0 is not None and os.path.exists(log):
+        for l in open(log, errors="replace"):
+            m = re.search(r"checkpoint taken.* cache_bytes=(\d+)", l)
+            if m:
+                at = datetime.datetime.fromisoformat(l.split()[0].replace("Z", "+00:00")).timestamp() - t0
+                cache.append((at, int(m.group(1)) / 2**20))
+    if cache:
+        less = []
+        for t, m in mine:
+            before = [c for at, c in cache if at <= t]
+            if before:
+                less.append((t, m - before[-1]))
+        less_tail = [(t, m) for t, m in less if t >= end / 3]
+        line += (f"; block cache {cache[0][1]:.0f} -> {max(c for _, c in cache):.0f} MiB; RSS less the cache: mean per third "
+                 f"{thirds(less)} MiB, slope {slope(less_tail):+.1f} MiB/min")
+    # What the allocator holds live (lognode logs it every 30 s), whole and less the cache.
+    live = []
+    if t0 is not None and os.path.exists(log):
+        for l in open(log, errors="replace"):
+            m = re.search(r"allocator memory allocated_mib=(\d+)", l)
+            if m:
+                at = datetime.datetime.fromisoformat(l.split()[0].replace("Z", "+00:00")).timestamp() - t0
+                if 0 <= at <= end:
+                    live.append((at, int(m.group(1))))
+    if live:
+        live_less = [(t, a - ([c for at, c in cache if at <= t] or [0])[-1]) for t, a in live]
+        line += (f"; allocated (live heap): mean per third {thirds(live)} MiB, slope {slope([p for p in live if p[0] >= end / 3]):+.1f} MiB/min"
+                 f", less the cache {thirds(live_less)} MiB, slope {slope([p for p in live_less if p[0] >= end / 3]):+.1f} MiB/min")
+    print(line)
 def du(p):
     n = 0
     for root, _, files in os.walk(p):
@@ -226,8 +282,24 @@ if [ -n "$ADD_NODE" ]; then
   echo "== a 4th lognode joins"
   target=$(api "$GATEWAY/v1/cluster" | python3 -c 'import json,sys; print(max(n.get("last_applied", 0) for n in json.load(sys.stdin)["nodes"]))')
   t0=$(date +%s.%N)
+  # What `ledger dev` gave its nodes: the gossip key, and a certificate of its CA (made here for
+  # node 4 like the others': CN node4, valid for lognode, localhost and 127.0.0.1).
+  secure=()
+  if [ -f "$DATA/gossip.key" ]; then secure+=(--gossip-key-file "$DATA/gossip.key"); fi
+  if [ -f "$DATA/tls/ca.key" ]; then
+    if [ ! -f "$DATA/tls/node4.pem" ]; then
+      (umask 077
+       openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=node4 \
+         -keyout "$DATA/tls/node4.key" -out "$DATA/tls/node4.csr" 2>/dev/null
+       openssl x509 -req -in "$DATA/tls/node4.csr" -CA "$DATA/tls/ca.pem" -CAkey "$DATA/tls/ca.key" \
+         -CAcreateserial -days 30 -out "$DATA/tls/node4.pem" -extfile <(printf '%s\n' \
+         'subjectAltName=DNS:lognode,DNS:localhost,IP:127.0.0.1' 'keyUsage=digitalSignature' \
+         'extendedKeyUsage=serverAuth,clientAuth') 2>/dev/null)
+    fi
+    secure+=(--tls-ca "$DATA/tls/ca.pem" --tls-cert "$DATA/tls/node4.pem" --tls-key "$DATA/tls/node4.key")
+  fi
   "$BIN/lognode" --id 4 --data-dir "$DATA/node4" --grpc-addr 127.0.0.1:17604 --gossip-addr 127.0.0.1:17704 \
-    --gossip-profile local --voters 3 --join 127.0.0.1:17701 > "$OUT/node4.log" 2>&1 &
+    --gossip-profile local --fsync always --voters 3 --join 127.0.0.1:17701 "${secure[@]}" > "$OUT/node4.log" 2>&1 &
   NODE4=$!
   # Polled every second up to CATCH_UP_MAX_S (a new node loads the leader's whole store).
   caught=

@@ -29,7 +29,7 @@ use lognode::store::node_store::NodeStore;
 
 /// lognode's allocator, so that the bench measures what the node runs.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const WRITERS: u64 = 32;
 const PER_REQUEST: u64 = 100;

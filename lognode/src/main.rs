@@ -6,13 +6,45 @@ use clap::Parser;
 use lognode::config::Config;
 use tracing::{error, info};
 
-/// mimalloc instead of glibc's malloc: about a fifth of the instructions per transfer went into
-/// glibc's allocator (README, Performance: `loadtest/callgrind.sh`).
-/// `--features system-alloc` builds with the system allocator instead, for heap profilers that
-/// hook malloc (heaptrack: README, issue 20).
+/// jemalloc: under issue 20's 20-minute batch load (`loadtest/restart.sh`) the three lognodes
+/// spent about 15 % less CPU per transfer with it than with mimalloc v2 (28.8-32.9 against
+/// 33.8-38.5 us from the first minute to the last) and moved 15 % more transfers, with RSS flat;
+/// mimalloc had been chosen on instruction counts, which leave out page faults and cache misses
+/// (mimalloc returns freed pages within milliseconds, jemalloc after seconds). glibc's malloc
+/// took a fifth of the instructions per transfer (README, Performance). `--features system-alloc` builds with the
+/// system allocator instead, for heap profilers that hook malloc (heaptrack: README, issue 20).
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// How often the node logs what the allocator holds ("allocator memory": live bytes, and bytes
+/// resident), so that RSS that grows is told from data that grows (issue 20's benchmark reads it).
+#[cfg(not(feature = "system-alloc"))]
+const MEMORY_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Logs the allocator's statistics every [`MEMORY_LOG_INTERVAL`] until the runtime stops.
+#[cfg(not(feature = "system-alloc"))]
+async fn log_memory() {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let mut tick = tokio::time::interval(MEMORY_LOG_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // The statistics are a snapshot taken at the last epoch advance.
+        if let Err(e) = epoch::advance() {
+            tracing::warn!(error = %e, "cannot read the allocator's statistics; not logging them any more");
+            return;
+        }
+        let mib = |r: Result<usize, tikv_jemalloc_ctl::Error>| r.map_or(0, |v| v >> 20);
+        info!(
+            allocated_mib = mib(stats::allocated::read()),
+            active_mib = mib(stats::active::read()),
+            resident_mib = mib(stats::resident::read()),
+            retained_mib = mib(stats::retained::read()),
+            "allocator memory"
+        );
+    }
+}
 
 /// Longest wait, once the node has stopped, for leftover tasks (a blocking read, a stream being
 /// torn down) before the process exits anyway. Everything acknowledged is already on disk.
@@ -22,11 +54,11 @@ fn main() -> std::process::ExitCode {
     // Every file this node writes holds ledger data: private to its user, including the files the
     // state store (fjall) creates itself (logstore already creates its files 0600).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    // No transparent huge pages for this process (issue 20). mimalloc asks for them on its
-    // arenas (madvise), returns memory in 64 KiB pieces (splitting a huge page each time), and the
-    // kernel's khugepaged later collapses the split ranges into whole 2 MiB pages again, filling
-    // the returned holes: RSS crept up by 1-2 B per transfer over a 58M-transfer run, and every
-    // first touch zeroed 2 MiB. Set before the runtime starts any thread; inherited by nothing
+    // No transparent huge pages for this process (issue 20). An allocator that returns memory in
+    // pieces smaller than 2 MiB splits huge pages, and the kernel's khugepaged later collapses the
+    // split ranges into whole 2 MiB pages again, filling the returned holes (with mimalloc, which
+    // asks for huge pages on its arenas, RSS was about 50 MiB higher), and every first touch
+    // zeroes 2 MiB. Set before the runtime starts any thread; inherited by nothing
     // else (lognode starts no children).
     let thp = nix::sys::prctl::set_thp_disable(true);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -75,7 +107,11 @@ async fn run(thp: nix::Result<()>) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    #[cfg(not(feature = "system-alloc"))]
+    let memory_log = tokio::spawn(log_memory());
     signals.stopping().await;
+    #[cfg(not(feature = "system-alloc"))]
+    memory_log.abort();
     info!(signal = signals.reason().unwrap_or("?"), "signal received");
     node.shutdown().await;
     std::process::ExitCode::SUCCESS
