@@ -294,7 +294,8 @@ if [ -n "$ADD_NODE" ]; then
        openssl x509 -req -in "$DATA/tls/node4.csr" -CA "$DATA/tls/ca.pem" -CAkey "$DATA/tls/ca.key" \
          -CAcreateserial -days 30 -out "$DATA/tls/node4.pem" -extfile <(printf '%s\n' \
          'subjectAltName=DNS:lognode,DNS:localhost,IP:127.0.0.1' 'keyUsage=digitalSignature' \
-         'extendedKeyUsage=serverAuth,clientAuth') 2>/dev/null)
+         'extendedKeyUsage=serverAuth,clientAuth') 2>/dev/null) \
+        || { echo "restart.sh: openssl could not make node 4's certificate from $DATA/tls/ca.key" >&2; exit 1; }
     fi
     secure+=(--tls-ca "$DATA/tls/ca.pem" --tls-cert "$DATA/tls/node4.pem" --tls-key "$DATA/tls/node4.key")
   fi

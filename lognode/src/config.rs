@@ -118,7 +118,7 @@ pub struct Config {
     /// back to memory it is not (start it with a new data directory instead).
     #[arg(long, env = "LEDGER_STATE_STORE", value_enum, default_value_t = StateStoreKind::Disk)]
     pub state_store: StateStoreKind,
-    /// Block cache of the on-disk state store, in bytes (1 MiB up to 1 TiB; default 64 MiB). The
+    /// Block cache of the on-disk state store, in bytes (1 MiB up to 1 TiB; default 16 MiB). The
     /// node's memory is about this plus a fixed overhead (README, "State on disk").
     #[arg(long, env = "LEDGER_STATE_CACHE_BYTES", default_value_t = STATE_CACHE_BYTES_DEFAULT,
         value_parser = clap::value_parser!(u64).range(STATE_CACHE_BYTES_MIN..=STATE_CACHE_BYTES_MAX))]
