@@ -220,14 +220,20 @@ for node in sorted({n for _, n, _ in rows}):
     mine = [(t, m) for t, n, m in rows if n == node and m > 0]
     tail = [(t, m) for t, m in mine if t >= end / 3]
     line = f"RESULT lognode {node} RSS flat?: mean per third {thirds(mine)} MiB, slope over the last two-thirds {slope(tail):+.1f} MiB/min"
-    cache = []
+    # One pass over the node's log: the block cache's size at each checkpoint, and the live heap
+    # that lognode logs every 30 s ("allocator memory").
+    cache, live = [], []
     log = os.path.join(data, "logs", f"node{node}.log")
     if t0 is not None and os.path.exists(log):
         for l in open(log, errors="replace"):
-            m = re.search(r"checkpoint taken.* cache_bytes=(\d+)", l)
-            if m:
+            c = re.search(r"checkpoint taken.* cache_bytes=(\d+)", l)
+            a = re.search(r"allocator memory allocated_mib=(\d+)", l)
+            if c or a:
                 at = datetime.datetime.fromisoformat(l.split()[0].replace("Z", "+00:00")).timestamp() - t0
-                cache.append((at, int(m.group(1)) / 2**20))
+                if c:
+                    cache.append((at, int(c.group(1)) / 2**20))
+                elif 0 <= at <= end:
+                    live.append((at, int(a.group(1))))
     if cache:
         less = []
         for t, m in mine:
@@ -237,15 +243,7 @@ for node in sorted({n for _, n, _ in rows}):
         less_tail = [(t, m) for t, m in less if t >= end / 3]
         line += (f"; block cache {cache[0][1]:.0f} -> {max(c for _, c in cache):.0f} MiB; RSS less the cache: mean per third "
                  f"{thirds(less)} MiB, slope {slope(less_tail):+.1f} MiB/min")
-    # What the allocator holds live (lognode logs it every 30 s), whole and less the cache.
-    live = []
-    if t0 is not None and os.path.exists(log):
-        for l in open(log, errors="replace"):
-            m = re.search(r"allocator memory allocated_mib=(\d+)", l)
-            if m:
-                at = datetime.datetime.fromisoformat(l.split()[0].replace("Z", "+00:00")).timestamp() - t0
-                if 0 <= at <= end:
-                    live.append((at, int(m.group(1))))
+    # What the allocator holds live, whole and less the cache.
     if live:
         live_less = [(t, a - ([c for at, c in cache if at <= t] or [0])[-1]) for t, a in live]
         line += (f"; allocated (live heap): mean per third {thirds(live)} MiB, slope {slope([p for p in live if p[0] >= end / 3]):+.1f} MiB/min"

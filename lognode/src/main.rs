@@ -11,8 +11,9 @@ use tracing::{error, info};
 /// 33.8-38.5 us from the first minute to the last) and moved 15 % more transfers, with RSS flat;
 /// mimalloc had been chosen on instruction counts, which leave out page faults and cache misses
 /// (mimalloc returns freed pages within milliseconds, jemalloc after seconds). glibc's malloc
-/// took a fifth of the instructions per transfer (README, Performance). `--features system-alloc` builds with the
-/// system allocator instead, for heap profilers that hook malloc (heaptrack: README, issue 20).
+/// took a fifth of the instructions per transfer (README, Performance). `--features
+/// system-alloc` builds with the system allocator instead, for heap profilers that hook malloc
+/// (heaptrack: README, issue 20).
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
