@@ -98,6 +98,10 @@ error_codes! {
     /// A reversal of a transfer that is not posted (pending: void it; voided or expired: nothing
     /// moved).
     NotPosted => "not_posted",
+    /// No transaction with this id (issue 17).
+    TransactionNotFound => "transaction_not_found",
+    /// A reversal of a transfer that is a posting of a transaction: revert the transaction (409).
+    PartOfTransaction => "part_of_transaction",
     /// An offset or index is outside what is stored.
     OutOfRange => "out_of_range",
     /// The backend rejected an argument.

@@ -173,6 +173,14 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const ACCOUNTS_PAGE_DEFAULT: u32 = 100;
 /// Transfers in a `GET /v1/transfers` page when `limit` is absent (at most `TRANSFER_PAGE_MAX`).
 pub const TRANSFERS_PAGE_DEFAULT: u32 = 100;
+/// Postings in one transaction (`POST /v1/transactions`) at most: they are applied as one atomic
+/// batch, and `GET /v1/transactions/{id}` reads each.
+pub const TRANSACTION_POSTINGS_MAX: usize = 100;
+/// Length of a transaction id at most: posting `n` is the transfer `<id>:<n>`, which must be a
+/// valid transfer id (`ID_BYTES_MAX`).
+pub const TRANSACTION_ID_BYTES_MAX: usize = 124;
+/// Posting reads one `GET /v1/transactions/{id}` has in flight at once.
+pub const TRANSACTION_READS_IN_FLIGHT: usize = 16;
 /// Audit records in one `GET /v1/audit` page at most (lognode's `AUDIT_READ_MAX`).
 pub const AUDIT_PAGE_MAX: u32 = 1000;
 /// Audit records in a page when `limit` is absent.
@@ -184,6 +192,11 @@ const _: () = assert!(HISTORY_PAGE_DEFAULT >= 1 && HISTORY_PAGE_DEFAULT <= HISTO
 const _: () = assert!(ACCOUNTS_PAGE_DEFAULT >= 1 && ACCOUNTS_PAGE_DEFAULT as usize <= ACCOUNT_PAGE_MAX);
 const _: () = assert!(TRANSFERS_PAGE_DEFAULT >= 1 && TRANSFERS_PAGE_DEFAULT as usize <= TRANSFER_PAGE_MAX);
 const _: () = assert!(AUDIT_PAGE_DEFAULT >= 1 && AUDIT_PAGE_DEFAULT <= AUDIT_PAGE_MAX);
+// The last posting of the longest transaction id is a valid transfer id (`:` and up to 3 digits),
+// and a transaction is one batch.
+const _: () = assert!(TRANSACTION_POSTINGS_MAX <= 1000 && TRANSACTION_ID_BYTES_MAX + 4 <= ID_BYTES_MAX);
+const _: () = assert!(TRANSACTION_POSTINGS_MAX >= 1 && TRANSACTION_POSTINGS_MAX <= BATCH_TRANSFERS_MAX);
+const _: () = assert!(TRANSACTION_READS_IN_FLIGHT >= 1);
 const _: () = assert!(FETCH_RECORDS_DEFAULT >= 1 && FETCH_RECORDS_DEFAULT <= FETCH_RECORDS_MAX);
 // One maximal record fits in a default body (a produce request of many
 // records is bounded by the body limit as well as by the record count).

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 
 use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, audit, groups, keys, ops, reversals, statements, topics, transfers};
+use crate::routes::{accounts, audit, groups, keys, ops, reversals, statements, topics, transactions, transfers};
 use crate::server::AppState;
 
 struct AdminSecurity;
@@ -70,6 +70,8 @@ gateway started with `--allowed-hosts` answers `421 host_not_allowed` to any oth
     tags(
         (name = "accounts", description = "Accounts and balances."),
         (name = "transfers", description = "Transfers, two-phase transfers and batches."),
+        (name = "transactions", description = "Several postings under one id, applied atomically, and their \
+reversal."),
         (name = "topics", description = "The generic replicated log: topics, produce, fetch."),
         (name = "groups", description = "Kafka-style consumer groups: membership, heartbeats, fetch, committed \
 offsets and lag. Group state lives in the replicated log, so any gateway serves any member."),
@@ -96,6 +98,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(transfers::post_pending))
         .routes(routes!(transfers::void_pending))
         .routes(routes!(reversals::revert_transfer))
+        .routes(routes!(transactions::create_transaction))
+        .routes(routes!(transactions::get_transaction))
+        .routes(routes!(transactions::revert_transaction))
         .routes(routes!(topics::create_topic, topics::list_topics))
         .routes(routes!(topics::delete_topic))
         .routes(routes!(topics::produce))
@@ -141,6 +146,9 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/transfers/{id}/post", "postPendingTransfer"),
     ("post", "/v1/transfers/{id}/void", "voidPendingTransfer"),
     ("post", "/v1/transfers/{id}/revert", "revertTransfer"),
+    ("post", "/v1/transactions", "createTransaction"),
+    ("get", "/v1/transactions/{id}", "getTransaction"),
+    ("post", "/v1/transactions/{id}/revert", "revertTransaction"),
     ("post", "/v1/topics", "createTopic"),
     ("get", "/v1/topics", "listTopics"),
     ("delete", "/v1/topics/{topic}", "deleteTopic"),
@@ -178,6 +186,8 @@ const LINKS: &[Link] = &[
     ("createAccount", &["200", "201"], "GetAccount", "getAccount", &[("id", "$response.body#/id")]),
     ("createAccount", &["200", "201"], "GetAccountHistory", "getAccountHistory", &[("id", "$response.body#/id")]),
     ("createTransfer", &["200", "201"], "GetTransfer", "getTransfer", &[("id", "$response.body#/id")]),
+    ("createTransaction", &["200", "201"], "GetTransaction", "getTransaction", &[("id", "$response.body#/id")]),
+    ("createTransaction", &["200", "201"], "RevertTransaction", "revertTransaction", &[("id", "$response.body#/id")]),
     ("createTransfer", &["200", "201"], "PostPendingTransfer", "postPendingTransfer", &[("id", "$response.body#/id")]),
     ("createTransfer", &["200", "201"], "VoidPendingTransfer", "voidPendingTransfer", &[("id", "$response.body#/id")]),
     ("createTopic", &["200", "201"], "ProduceRecords", "produceRecords", &[("topic", "$response.body#/name")]),
@@ -406,8 +416,50 @@ error_set!(
         E400,
         (403, "`forbidden`: the reversal debits an account outside the key's account prefix."),
         (404, "`transfer_not_found`."),
-        (409, "`not_posted`: the transfer is pending (void it instead), voided or expired."),
+        (409, "`not_posted`: the transfer is pending (void it instead), voided or expired; \
+               `part_of_transaction`: the transfer is a posting of a transaction (revert the transaction)."),
         (422, "`invalid_id`; `insufficient_funds` (the reversal would overdraw the account it debits: nothing \
+               moved)."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `POST /v1/transactions`.
+    CreateTransactionErrors,
+    [
+        E400, E408,
+        (403, "`forbidden`: a posting debits an account outside the key's account prefix."),
+        (409, "`id_conflict`: the id exists with a different body."),
+        E413, E415,
+        (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_body`, `invalid_id`, `invalid_amount`, \
+               `invalid_currency`, `invalid_metadata`, `metadata_too_large`, `batch_empty`, `batch_too_large`, \
+               `account_not_found`, `same_account`, `currency_mismatch`, `insufficient_funds`, `overflow`, \
+               `limit_exceeded`: the detail names the posting; nothing moved."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `GET /v1/transactions/{id}`.
+    TransactionReadErrors,
+    [
+        E400,
+        (403, "`forbidden`: a posting is between accounts outside the key's account prefix."),
+        (404, "`transaction_not_found`."),
+        (422, "`invalid_id`; `index_not_reached` (`min_index` past the log's last applied index)."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `POST /v1/transactions/{id}/revert`.
+    RevertTransactionErrors,
+    [
+        E400,
+        (403, "`forbidden`: the reversal debits an account outside the key's account prefix."),
+        (404, "`transaction_not_found`."),
+        (422, "`invalid_id`; `insufficient_funds` (a reversed posting would overdraw the account it debits: nothing \
                moved)."),
         E500, E503,
     ]

@@ -118,7 +118,8 @@ pub fn id(s: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
-fn currency(s: &str, field: &str) -> Result<(), ApiError> {
+/// A currency code: 3–12 uppercase ASCII letters.
+pub fn currency(s: &str, field: &str) -> Result<(), ApiError> {
     if is_valid_currency(s) {
         Ok(())
     } else {

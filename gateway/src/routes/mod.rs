@@ -8,6 +8,7 @@ pub mod ops;
 pub mod reversals;
 pub mod statements;
 pub mod topics;
+pub mod transactions;
 pub mod transfers;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};

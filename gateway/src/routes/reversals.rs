@@ -40,7 +40,8 @@ pub fn reversal_id(id: &str) -> String {
 /// reversal and `Idempotent-Replayed: true`. Only a posted transfer can be reverted (a pending one
 /// is voided instead). The reversal obeys every rule: if it would overdraw the account it debits
 /// (one that spent what it received), it is refused with 422 `insufficient_funds` and nothing
-/// moves. A key limited to an account prefix reverts only what its own accounts pay back.
+/// moves. A key limited to an account prefix reverts only what its own accounts pay back. A
+/// posting of a transaction is reverted with its transaction (409 `part_of_transaction`).
 #[utoipa::path(post, path = "/v1/transfers/{id}/revert", tag = "transfers",
     params(("id" = String, Path, description = "The posted transfer to revert.", example = "t-1001")),
     responses(
@@ -62,6 +63,14 @@ pub async fn revert_transfer(
     let Some(original) = read.value else {
         return Err(ApiError::not_found(ErrorCode::TransferNotFound, format!("no transfer '{id}'")));
     };
+    // A posting goes back with its whole transaction, never alone.
+    if let Some((tx, n)) = super::transactions::posting_of(&original) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::PartOfTransaction,
+            format!("transfer '{id}' is posting {n} of transaction '{tx}': revert the transaction"),
+        ));
+    }
     let amount = match (original.status, original.resolution) {
         (TransferStatus::Posted, Some(r)) if original.pending => r.amount,
         (TransferStatus::Posted, _) => original.amount,
