@@ -89,6 +89,12 @@ pub enum Cmd {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         limit: u32,
     },
+    /// Transactions: several postings under one id, applied all or none; show one; revert one.
+    Tx {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: TxCmd,
+    },
     /// Create or list topics.
     Topic {
         /// What to do.
@@ -332,6 +338,50 @@ pub enum TransferAction {
         #[arg(long)]
         limit: Option<u32>,
     },
+}
+
+/// `ledger tx ...`.
+#[derive(Debug, Subcommand)]
+pub enum TxCmd {
+    /// Create a transaction (idempotent on its id: a retry never moves money twice).
+    Create {
+        /// Transaction id; posting n becomes the transfer <id>:<n>.
+        id: String,
+        /// A posting, DEBIT,CREDIT,AMOUNT,CURRENCY (e.g. alice,shop,1000,USD); give one per posting,
+        /// in the order they apply.
+        #[arg(long = "posting", required = true, value_parser = parse_posting)]
+        postings: Vec<ledger_client::NewPosting>,
+        /// Metadata: a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Show a transaction and its postings.
+    Show {
+        /// Transaction id.
+        id: String,
+    },
+    /// Revert a transaction: a new transaction that undoes it exactly, once, all or nothing.
+    Revert {
+        /// Transaction id.
+        id: String,
+    },
+}
+
+/// `DEBIT,CREDIT,AMOUNT,CURRENCY` (commas: account ids may hold `:` but never `,`).
+pub fn parse_posting(s: &str) -> Result<ledger_client::NewPosting, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [debit, credit, amount, currency] = parts[..] else {
+        return Err(format!("{s}: a posting is DEBIT,CREDIT,AMOUNT,CURRENCY, e.g. alice,shop,1000,USD"));
+    };
+    if debit.is_empty() || credit.is_empty() || currency.is_empty() {
+        return Err(format!("{s}: the debit account, credit account and currency must not be empty"));
+    }
+    Ok(ledger_client::NewPosting {
+        debit_account_id: debit.to_owned(),
+        credit_account_id: credit.to_owned(),
+        amount: parse_amount(amount)?,
+        currency: currency.to_owned(),
+    })
 }
 
 /// `ledger topic ...`.

@@ -93,6 +93,7 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
         Cmd::Statement { account, from_index, to_index, limit } => {
             statement(client, out, account, *from_index, *to_index, *limit).await?;
         }
+        Cmd::Tx { cmd } => crate::tx::run(client, out, cmd).await?,
         Cmd::Topic { cmd: TopicCmd::Create { name, partitions } } => {
             let t = client.create_topic(name, *partitions).await?;
             if out.json {
@@ -716,7 +717,7 @@ fn is_empty_metadata(v: &Value) -> bool {
 }
 
 /// `--metadata`: a JSON object, checked before sending.
-fn parse_metadata(text: Option<&str>) -> Result<Option<Value>, Failure> {
+pub(crate) fn parse_metadata(text: Option<&str>) -> Result<Option<Value>, Failure> {
     let Some(text) = text else { return Ok(None) };
     match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => Ok(Some(v)),

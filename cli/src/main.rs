@@ -16,6 +16,7 @@ mod commands;
 mod dev;
 mod output;
 mod tail;
+mod tx;
 
 use std::process::ExitCode;
 

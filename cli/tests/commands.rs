@@ -303,6 +303,27 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
     assert_eq!(a["balance"].as_i64(), Some(1000));
 
+    // tx: two postings under one id (the second spends what the first moved), once; shown; reverted.
+    dev.ledger(&["account", "create", "shop", "--currency", "USD"]).ok();
+    let create = ["tx", "create", "pay-1", "--posting", "alice,shop,100,USD", "--posting", "shop,equity,10,USD"];
+    let out = dev.ledger(&create).ok().to_owned();
+    assert!(out.starts_with("transaction pay-1 created at log index"), "{out}");
+    assert!(out.contains("pay-1:1"), "{out}");
+    let again = dev.ledger(&create).ok().to_owned();
+    assert!(again.starts_with("transaction pay-1 already created"), "{again}");
+    let t = json(dev.ledger(&["--json", "tx", "show", "pay-1"]).ok());
+    assert_eq!(
+        (t["postings"][1]["transfer_id"].as_str(), t["postings"][1]["amount"].as_u64()),
+        (Some("pay-1:1"), Some(10))
+    );
+    dev.ledger(&["tx", "create", "pay-2", "--posting", "alice,shop,100"]).fails(2, "DEBIT,CREDIT,AMOUNT,CURRENCY");
+    dev.ledger(&["tx", "create", "pay-2", "--posting", "alice,shop,5000,USD"]).fails(1, "insufficient_funds");
+    dev.ledger(&["tx", "show", "pay-2"]).fails(1, "transaction_not_found");
+    let out = dev.ledger(&["tx", "revert", "pay-1"]).ok().to_owned();
+    assert!(out.starts_with("transaction pay-1 reverted by rev-"), "{out}");
+    let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
+    assert_eq!(a["balance"].as_i64(), Some(1000));
+
     // An unreachable gateway: exit 3.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     ledger(&format!("http://127.0.0.1:{port}"), &["cluster"]).fails(3, "cannot reach the gateway");

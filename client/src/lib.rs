@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod queries;
+mod transactions;
 mod types;
 
+pub use transactions::{NewPosting, NewTransaction, Posting, Transaction};
 pub use types::*;
 
 /// Deadline of one request when none is given.

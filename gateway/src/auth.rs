@@ -77,10 +77,13 @@ pub fn need_of(operation_id: &str) -> Need {
         "getHealth" | "getReadiness" | "getOpenapi" => Need::Public,
         "createAccount" => Need::Scope("accounts:write"),
         "getAccount" | "getAccountHistory" | "getAccountStatement" | "listAccounts" => Need::Scope("accounts:read"),
-        "createTransfer" | "createTransfers" | "postPendingTransfer" | "voidPendingTransfer" | "revertTransfer"
-        | "createTransaction" | "revertTransaction" => {
-            Need::Scope("transfers:write")
-        }
+        "createTransfer"
+        | "createTransfers"
+        | "postPendingTransfer"
+        | "voidPendingTransfer"
+        | "revertTransfer"
+        | "createTransaction"
+        | "revertTransaction" => Need::Scope("transfers:write"),
         "getTransfer" | "listTransfers" | "getTransaction" => Need::Scope("transfers:read"),
         "listTopics" | "listGroups" | "getCluster" | "getMetrics" => Need::Scope("cluster:read"),
         "produceRecords" => Need::Named("topics:produce", "topic"),

@@ -172,7 +172,9 @@ fn transaction_id(id: &str, field: &str) -> Result<(), ApiError> {
     if id.len() > TRANSACTION_ID_BYTES_MAX {
         return Err(ApiError::from_rule(
             ResultCode::InvalidId,
-            format!("{field} must be 1–{TRANSACTION_ID_BYTES_MAX} characters of [A-Za-z0-9._:-] (a posting's id adds ':<n>')"),
+            format!(
+                "{field} must be 1–{TRANSACTION_ID_BYTES_MAX} characters of [A-Za-z0-9._:-] (a posting's id adds ':<n>')"
+            ),
         ));
     }
     Ok(())

@@ -105,7 +105,11 @@ fn rows() -> Vec<(&'static str, &'static str, String)> {
         ("AUDIT_PAGE_MAX", "audit page", format!("1..={}", AUDIT_PAGE_MAX)),
         ("TRANSACTION_POSTINGS_MAX", "transaction", format!("1..={} postings", TRANSACTION_POSTINGS_MAX)),
         ("TRANSACTION_ID_BYTES_MAX", "transaction", format!("id 1–{} characters", TRANSACTION_ID_BYTES_MAX)),
-        ("TRANSACTION_READS_IN_FLIGHT", "transaction", format!("{} posting reads in flight", TRANSACTION_READS_IN_FLIGHT)),
+        (
+            "TRANSACTION_READS_IN_FLIGHT",
+            "transaction",
+            format!("{} posting reads in flight", TRANSACTION_READS_IN_FLIGHT),
+        ),
         ("AUDIT_PAGE_DEFAULT", "audit page", format!("(default {})", AUDIT_PAGE_DEFAULT)),
     ]
 }

@@ -14,6 +14,6 @@ mod overload;
 mod queries;
 mod rejections;
 mod support;
-mod transactions;
 #[path = "../common/tools.rs"]
 mod tools;
+mod transactions;

@@ -46,7 +46,8 @@ async fn a_transaction_applies_its_postings_together_once() {
     let tx = r.json();
     assert_eq!(tx["id"], "pay-7");
     assert_eq!(tx["metadata"], json!({"a": 1, "order": "o-17"}));
-    let posting_ids: Vec<&str> = tx["postings"].as_array().expect("postings").iter().filter_map(|p| p["transfer_id"].as_str()).collect();
+    let posting_ids: Vec<&str> =
+        tx["postings"].as_array().expect("postings").iter().filter_map(|p| p["transfer_id"].as_str()).collect();
     assert_eq!(posting_ids, ["pay-7:0", "pay-7:1"]);
     assert_eq!(r.header("ledger-index").and_then(|i| i.parse::<u64>().ok()), tx["index"].as_u64());
     assert_eq!(balances(&s, &["alice", "shop", "fees"]).await, [json!(900), json!(97), json!(3)]);
@@ -72,7 +73,10 @@ async fn a_transaction_applies_its_postings_together_once() {
     let got = s.get("/v1/transactions/pay-7?consistency=strong").await;
     assert_eq!(got.status, 200, "{}", got.text());
     let got = got.json();
-    assert_eq!((got["postings"].clone(), got["metadata"].clone(), got["index"].clone()), (tx["postings"].clone(), tx["metadata"].clone(), tx["index"].clone()));
+    assert_eq!(
+        (got["postings"].clone(), got["metadata"].clone(), got["index"].clone()),
+        (tx["postings"].clone(), tx["metadata"].clone(), tx["index"].clone())
+    );
     let t1 = s.get("/v1/transfers/pay-7:1").await.json();
     assert_eq!(t1["metadata"], json!({"posting": 1, "transaction": "pay-7"}));
     let listed = s.get("/v1/transfers?metadata_key=transaction&metadata_value=pay-7").await.json();
@@ -93,10 +97,25 @@ async fn a_refused_posting_applies_nothing_and_names_itself() {
         (json!([p("alice", "shop", 100), p("shop", "nobody", 1)]), 422, "account_not_found", "postings[1]"),
         (json!([p("alice", "alice", 1)]), 422, "same_account", "postings[0]"),
         (json!([p("alice", "shop", 0)]), 422, "invalid_amount", "postings[0].amount"),
-        (json!([{"debit_account_id": "alice", "credit_account_id": "shop", "amount": 1, "currency": "usd"}]), 422, "invalid_currency", "postings[0].currency"),
-        (json!([{"debit_account_id": "alice", "credit_account_id": "shop", "amount": 1, "currency": "EUR"}]), 422, "currency_mismatch", "postings[0]"),
+        (
+            json!([{"debit_account_id": "alice", "credit_account_id": "shop", "amount": 1, "currency": "usd"}]),
+            422,
+            "invalid_currency",
+            "postings[0].currency",
+        ),
+        (
+            json!([{"debit_account_id": "alice", "credit_account_id": "shop", "amount": 1, "currency": "EUR"}]),
+            422,
+            "currency_mismatch",
+            "postings[0]",
+        ),
         (json!([]), 422, "batch_empty", "postings"),
-        (json!([{"debit_account_id": "alice", "credit_account_id": "shop", "amount": 1, "currency": "USD", "pending": true}]), 422, "unknown_field", "pending"),
+        (
+            json!([{"debit_account_id": "alice", "credit_account_id": "shop", "amount": 1, "currency": "USD", "pending": true}]),
+            422,
+            "unknown_field",
+            "pending",
+        ),
         (json!([[1, 2]]), 422, "invalid_type", "expected a JSON object"),
     ];
     for (postings, status, code, names) in cases {
@@ -117,7 +136,8 @@ async fn a_refused_posting_applies_nothing_and_names_itself() {
     let r = s.post("/v1/transactions", &json!({"id": long_id, "postings": [p("alice", "shop", 1)]})).await;
     assert_problem(&r, 422, "invalid_id", "an id with no room for ':<n>'");
     let big = json!({"k": "x".repeat(4060)});
-    let r = s.post("/v1/transactions", &json!({"id": "md", "postings": [p("alice", "shop", 1)], "metadata": big})).await;
+    let r =
+        s.post("/v1/transactions", &json!({"id": "md", "postings": [p("alice", "shop", 1)], "metadata": big})).await;
     assert_problem(&r, 422, "metadata_too_large", "metadata that fits a transfer but not with the transaction's id");
 }
 
@@ -126,7 +146,8 @@ async fn a_refused_posting_applies_nothing_and_names_itself() {
 async fn a_transaction_is_reverted_once_all_or_nothing() {
     let s = start_default().await;
     accounts(&s).await;
-    post(&s, "/v1/transactions", json!({"id": "pay-1", "postings": [p("alice", "shop", 100), p("shop", "fees", 3)]})).await;
+    post(&s, "/v1/transactions", json!({"id": "pay-1", "postings": [p("alice", "shop", 100), p("shop", "fees", 3)]}))
+        .await;
 
     let r = s.post("/v1/transactions/pay-1/revert", &json!(null)).await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -156,5 +177,10 @@ async fn a_transaction_is_reverted_once_all_or_nothing() {
     assert_problem(&r, 422, "insufficient_funds", "a reversal that would overdraw");
     assert!(r.text().contains("reverting 'pay-2'"), "{}", r.text());
     assert_eq!(balances(&s, &["alice", "shop", "fees"]).await, [json!(950), json!(0), json!(50)]);
-    assert_problem(&s.post("/v1/transactions/nope/revert", &json!(null)).await, 404, "transaction_not_found", "unknown");
+    assert_problem(
+        &s.post("/v1/transactions/nope/revert", &json!(null)).await,
+        404,
+        "transaction_not_found",
+        "unknown",
+    );
 }

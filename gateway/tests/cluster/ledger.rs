@@ -1,5 +1,5 @@
 //! Accounts and transfers through the gateway on a real cluster, and a leader kill while 16
-//! clients post transfers.
+//! clients post transfers, reversals and transactions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,6 +177,40 @@ const AFTER_KILL: Duration = Duration::from_secs(5);
 /// Attempts per transfer (a 503 is retried with the same id).
 const ATTEMPTS_MAX: usize = 60;
 
+/// Sends `method path body` until it is answered 200 or 201, waiting after each 503 (the same
+/// request again: ids make it happen once); panics on any other answer or after `ATTEMPTS_MAX`.
+/// Returns the status and the 503s seen.
+async fn until_done(addr: std::net::SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, u64) {
+    let mut unavailable = 0;
+    for _ in 0..ATTEMPTS_MAX {
+        let r = request(addr, method, path, body).await;
+        match r.status {
+            201 | 200 => return (r.status, unavailable),
+            503 => {
+                assert!(r.header("retry-after").is_some(), "503 without Retry-After");
+                unavailable += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            s => panic!("{method} {path} {body:?}: status {s}: {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+    panic!("{method} {path} {body:?} never succeeded");
+}
+
+/// What one client did.
+#[derive(Default)]
+struct Done {
+    /// Transfers created, created after the kill, 503s seen, replays seen, reversals.
+    transfers: u64,
+    after: u64,
+    unavailable: u64,
+    replays: u64,
+    reverted: u64,
+    /// Transactions created (2 from src to dst, 1 from dst to fee), and those reverted.
+    transactions: u64,
+    transactions_reverted: u64,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_kill_under_transfer_load() {
     let _serial = SERIAL.lock().await;
@@ -186,6 +220,7 @@ async fn leader_kill_under_transfer_load() {
     account(&gw, "src", true).await;
     for c in 0..CLIENTS {
         account(&gw, &format!("dst-{c}"), false).await;
+        account(&gw, &format!("fee-{c}"), false).await;
     }
 
     let killed = Arc::new(AtomicBool::new(false));
@@ -194,59 +229,43 @@ async fn leader_kill_under_transfer_load() {
     for c in 0..CLIENTS {
         let (gw, killed) = (Arc::clone(&gw), Arc::clone(&killed));
         clients.push(tokio::spawn(async move {
-            // (transfers created, created after the kill, 503s seen, replays seen, reversals)
-            let (mut done, mut after, mut unavailable, mut replays) = (0u64, 0u64, 0u64, 0u64);
-            let mut reverted = 0u64;
+            let mut d = Done::default();
             for i in 0..10_000u64 {
                 if Instant::now() >= stop_at {
                     break;
                 }
                 let body = json!({"id": format!("c{c}-{i}"), "debit_account_id": "src",
                     "credit_account_id": format!("dst-{c}"), "amount": 1, "currency": "USD"});
-                let mut ok = false;
-                for _ in 0..ATTEMPTS_MAX {
-                    let r = request(gw.addr, "POST", "/v1/transfers", Some(&body)).await;
-                    match r.status {
-                        201 | 200 => {
-                            replays += u64::from(r.status == 200);
-                            ok = true;
-                            break;
-                        }
-                        503 => {
-                            assert!(r.header("retry-after").is_some(), "503 without Retry-After");
-                            unavailable += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        s => panic!("c{c}-{i}: status {s}: {}", String::from_utf8_lossy(&r.body)),
-                    }
-                }
-                assert!(ok, "c{c}-{i} never succeeded");
-                done += 1;
-                after += u64::from(killed.load(Ordering::SeqCst));
+                let (status, unavailable) = until_done(gw.addr, "POST", "/v1/transfers", Some(&body)).await;
+                d.replays += u64::from(status == 200);
+                d.unavailable += unavailable;
+                d.transfers += 1;
+                d.after += u64::from(killed.load(Ordering::SeqCst));
                 // Every fifth transfer is reverted (issue 17), retried with the same request on a
                 // 503: the reversal's derived id makes it happen once whatever the retries.
                 if i % 5 == 4 {
                     let path = format!("/v1/transfers/c{c}-{i}/revert");
-                    let mut ok = false;
-                    for _ in 0..ATTEMPTS_MAX {
-                        let r = request(gw.addr, "POST", &path, None).await;
-                        match r.status {
-                            201 | 200 => {
-                                ok = true;
-                                break;
-                            }
-                            503 => {
-                                unavailable += 1;
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                            s => panic!("{path}: status {s}: {}", String::from_utf8_lossy(&r.body)),
-                        }
+                    d.unavailable += until_done(gw.addr, "POST", &path, None).await.1;
+                    d.reverted += 1;
+                }
+                // Every seventh, a transaction of two postings, the second spending what the first
+                // brought (issue 17); every other one of them reverted, all postings at once.
+                if i % 7 == 3 {
+                    let tx = format!("x{c}-{i}");
+                    let body = json!({"id": tx, "postings": [
+                        {"debit_account_id": "src", "credit_account_id": format!("dst-{c}"), "amount": 2, "currency": "USD"},
+                        {"debit_account_id": format!("dst-{c}"), "credit_account_id": format!("fee-{c}"), "amount": 1, "currency": "USD"},
+                    ]});
+                    d.unavailable += until_done(gw.addr, "POST", "/v1/transactions", Some(&body)).await.1;
+                    d.transactions += 1;
+                    if i % 14 == 3 {
+                        let path = format!("/v1/transactions/{tx}/revert");
+                        d.unavailable += until_done(gw.addr, "POST", &path, None).await.1;
+                        d.transactions_reverted += 1;
                     }
-                    assert!(ok, "{path} never succeeded");
-                    reverted += 1;
                 }
             }
-            (done, after, unavailable, replays, reverted)
+            d
         }));
     }
     tokio::time::sleep(BEFORE_KILL).await;
@@ -256,7 +275,7 @@ async fn leader_kill_under_transfer_load() {
     for c in clients {
         per_client.push(c.await.expect("client panicked"));
     }
-    let after: u64 = per_client.iter().map(|p| p.1).sum();
+    let after: u64 = per_client.iter().map(|d| d.after).sum();
     assert!(after > 0, "nothing succeeded after the kill\n{}", cluster.logs());
     let new_leader = wait_for("a new leader", Duration::from_secs(15), || async {
         gw.backend.leader().filter(|(l, _)| *l != leader).map(|(l, _)| l)
@@ -264,24 +283,33 @@ async fn leader_kill_under_transfer_load() {
     .await;
     assert!(gw.backend.stats().leader_changes >= 1);
 
-    // Each transfer applied once: every destination holds exactly its client's count, on every
-    // surviving node (read straight from each node at the last write's index).
+    // Each transfer, reversal and transaction applied once: every destination holds exactly its
+    // client's count, on every surviving node (read straight from each node at the last write's
+    // index), the source paid for all of it, and no account without overdraft went below zero.
     let last = gw.post("/v1/accounts", &json!({"id": "end", "currency": "USD"})).await.expect(201, "end").index();
     for node in cluster.procs.iter().filter(|p| p.child.is_some()) {
         let single = gateway_static(vec![node.grpc.clone()]).await;
-        for (c, (done, .., reverted)) in per_client.iter().enumerate() {
+        let mut total = 0i128;
+        for (c, d) in per_client.iter().enumerate() {
+            let standing = d.transactions - d.transactions_reverted;
             let a = single.get(&format!("/v1/accounts/dst-{c}?min_index={last}")).await.expect(200, "dst").json();
-            assert_eq!(a["balance"], json!(done - reverted), "node {} dst-{c}: {a}", node.id);
+            assert_eq!(a["balance"], json!(d.transfers - d.reverted + standing), "node {} dst-{c}: {a}", node.id);
+            let f = single.get(&format!("/v1/accounts/fee-{c}?min_index={last}")).await.expect(200, "fee").json();
+            assert_eq!(f["balance"], json!(standing), "node {} fee-{c}: {f}", node.id);
+            total += i128::from(d.transfers - d.reverted + 2 * standing);
         }
-        let total: u64 = per_client.iter().map(|p| p.0 - p.4).sum();
         let src = single.get(&format!("/v1/accounts/src?min_index={last}")).await.expect(200, "src").json();
-        assert_eq!(src["balance"], json!(-i128::from(total)), "node {}: {src}", node.id);
+        assert_eq!(src["balance"], json!(-total), "node {}: {src}", node.id);
     }
-    let (done, unavailable, replays): (u64, u64, u64) =
-        per_client.iter().fold((0, 0, 0), |acc, p| (acc.0 + p.0, acc.1 + p.2, acc.2 + p.3));
+    let sum = |f: fn(&Done) -> u64| per_client.iter().map(f).sum::<u64>();
     eprintln!(
-        "transfer failover: leader {leader} -> {new_leader}; {done} transfers ({after} after the kill), \
-         {unavailable} 503s, {replays} replays, {} reversals",
-        per_client.iter().map(|p| p.4).sum::<u64>()
+        "transfer failover: leader {leader} -> {new_leader}; {} transfers ({after} after the kill), {} 503s, {} \
+         replays, {} reversals, {} transactions ({} reverted)",
+        sum(|d| d.transfers),
+        sum(|d| d.unavailable),
+        sum(|d| d.replays),
+        sum(|d| d.reverted),
+        sum(|d| d.transactions),
+        sum(|d| d.transactions_reverted),
     );
 }
