@@ -8,6 +8,11 @@
 //! would have them decoded before applying). The ledger keeps growing (history, id maps) and is reset
 //! to the funded base every 125 batches (1M transfers).
 //!
+//! `transactions_4_postings` applies the same 8,000 transfers per iteration as 2,000 gateway
+//! transactions (issue 17): atomic `CreateTransfers` of 4 postings each, a chain A -> B -> C -> D
+//! -> E of one amount (each posting spends what the one before brought), with the metadata the
+//! gateway gives postings, one command (log entry position) per transaction.
+//!
 //! Run: `cargo bench -p ledger-core --bench apply`
 
 // criterion_group! generates an undocumented `pub fn`.
@@ -23,6 +28,16 @@ const ACCOUNTS: u64 = 10_000;
 const FUNDING: u64 = 10;
 const BATCH: usize = 8_000;
 const RESET_EVERY: u64 = 125;
+const POSTINGS: usize = 4;
+
+/// How the 8,000 transfers of one iteration are grouped into commands.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// One batch, atomic or not.
+    Batch(bool),
+    /// Transactions of `POSTINGS` postings, one atomic batch each.
+    Transactions,
+}
 
 struct Bench {
     base: Ledger,
@@ -76,12 +91,54 @@ impl Bench {
         self.rng >> 33
     }
 
+    fn customer(&mut self) -> u64 {
+        FUNDING + self.rand() % (ACCOUNTS - FUNDING)
+    }
+
+    /// The commands of one iteration (8,000 transfers).
+    fn commands(&mut self, mode: Mode) -> Vec<Command> {
+        match mode {
+            Mode::Batch(atomic) => vec![self.batch(atomic)],
+            Mode::Transactions => (0..BATCH / POSTINGS).map(|k| self.transaction(k)).collect(),
+        }
+    }
+
+    /// A transaction of `POSTINGS` postings along a chain of distinct customers.
+    fn transaction(&mut self, k: usize) -> Command {
+        let tx = format!("x{}-{k}", self.batches);
+        let mut chain = Vec::with_capacity(POSTINGS + 1);
+        while chain.len() < POSTINGS + 1 {
+            let a = self.customer();
+            if !chain.contains(&a) {
+                chain.push(a);
+            }
+        }
+        let amount = 1 + self.rand() % 100;
+        let transfers = (0..POSTINGS)
+            .map(|n| NewTransfer {
+                id: format!("{tx}:{n}"),
+                debit_account_id: account_id(chain[n]),
+                credit_account_id: account_id(chain[n + 1]),
+                amount,
+                currency: "USD".into(),
+                metadata: if n == 0 {
+                    format!(r#"{{"metadata":{{}},"posting":0,"postings":{POSTINGS},"transaction":"{tx}"}}"#)
+                } else {
+                    format!(r#"{{"posting":{n},"transaction":"{tx}"}}"#)
+                },
+                pending: false,
+                timeout_ms: None,
+            })
+            .collect();
+        Command::CreateTransfers { transfers, atomic: true }
+    }
+
     fn batch(&mut self, atomic: bool) -> Command {
         let b = self.batches;
         let transfers = (0..BATCH)
             .map(|k| {
-                let from = FUNDING + self.rand() % (ACCOUNTS - FUNDING);
-                let mut to = FUNDING + self.rand() % (ACCOUNTS - FUNDING);
+                let from = self.customer();
+                let mut to = self.customer();
                 if to == from {
                     to = if to + 1 < ACCOUNTS { to + 1 } else { FUNDING };
                 }
@@ -103,7 +160,7 @@ impl Bench {
     /// Builds `iters` batches (untimed), then times applying them one after
     /// the other, dropping each outcome and event list (timed: the caller
     /// pays for it too).
-    fn run(&mut self, iters: u64, atomic: bool) -> Duration {
+    fn run(&mut self, iters: u64, mode: Mode) -> Duration {
         let mut total = Duration::ZERO;
         let mut left = iters;
         while left > 0 {
@@ -114,14 +171,14 @@ impl Bench {
             let until_reset = RESET_EVERY - self.batches % RESET_EVERY;
             let n = left.min(until_reset);
             let cmds: Vec<Command> = (0..n)
-                .map(|_| {
-                    let c = self.batch(atomic);
+                .flat_map(|_| {
+                    let c = self.commands(mode);
                     self.batches += 1;
                     c
                 })
                 .collect();
             let first = self.index + 1;
-            self.index += n;
+            self.index += cmds.len() as u64;
             let start = Instant::now();
             for (k, cmd) in cmds.iter().enumerate() {
                 let index = first + k as u64;
@@ -148,11 +205,15 @@ fn apply_batches(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     let mut bench = Bench::new();
     g.bench_function("create_transfers_8000_non_atomic", |b| {
-        b.iter_custom(|iters| bench.run(iters, false));
+        b.iter_custom(|iters| bench.run(iters, Mode::Batch(false)));
     });
     let mut bench = Bench::new();
     g.bench_function("create_transfers_8000_atomic", |b| {
-        b.iter_custom(|iters| bench.run(iters, true));
+        b.iter_custom(|iters| bench.run(iters, Mode::Batch(true)));
+    });
+    let mut bench = Bench::new();
+    g.bench_function("transactions_4_postings", |b| {
+        b.iter_custom(|iters| bench.run(iters, Mode::Transactions));
     });
     g.finish();
 }
