@@ -12,9 +12,12 @@
 //!    as of `I` (`?as_of_index=I`), or as of the row's own `updated_index`
 //!    when the row is newer than `I` (the ledger kept moving meanwhile).
 //!
-//! The gateway cannot list accounts, so an account missing from PostgreSQL
-//! is caught by step 2 (an unprojected `account_created` event is lag) and
-//! every balance change by step 3 (the `version` and counters differ).
+//! 4. every transaction (issue 17) created up to `I` has all its postings in
+//!    PostgreSQL (the `transactions` view: `postings_projected = postings`).
+//!
+//! An account missing from PostgreSQL is caught by step 2 (an unprojected
+//! `account_created` event is lag) and every balance change by step 3 (the
+//! `version` and counters differ).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -179,8 +182,31 @@ pub async fn verify_gateway(pool: &PgPool, client: &Client) -> Result<Report, Ve
     }
     let mut differences = verify(pool, &ledger).await?;
     differences.retain(|d| !matches!(d, Difference::NotInLedger { id } if skip.contains(id)));
+    differences.extend(incomplete_transactions(pool, index).await?);
     let dead_letters = crate::db::dead_letters(pool).await?;
     Ok(Report { index, accounts: rows.len(), behind, differences, dead_letters })
+}
+
+/// Transactions created up to log index `index` that PostgreSQL does not hold whole: every
+/// posting was applied in one log entry, so once the partitions have caught up with `index`
+/// each must have all of them.
+pub async fn incomplete_transactions(pool: &PgPool, index: u64) -> Result<Vec<Difference>, Error> {
+    let rows = sqlx::query(
+        "SELECT id, postings, postings_projected FROM transactions \
+         WHERE log_index <= $1 AND postings IS DISTINCT FROM postings_projected ORDER BY id",
+    )
+    .bind(i64::try_from(index).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Difference::Transaction {
+                id: r.try_get(0)?,
+                postings: r.try_get::<Option<i32>, _>(1)?.map(i64::from),
+                projected: r.try_get(2)?,
+            })
+        })
+        .collect()
 }
 
 /// The largest next offset PostgreSQL holds per partition of `ledger` (over groups).
@@ -252,6 +278,15 @@ pub enum Difference {
         /// Value in the ledger.
         ledger: String,
     },
+    /// A transaction whose postings PostgreSQL does not all hold.
+    Transaction {
+        /// Transaction id.
+        id: String,
+        /// Its posting count (from posting 0; `None` when posting 0 is missing).
+        postings: Option<i64>,
+        /// Postings in PostgreSQL.
+        projected: i64,
+    },
 }
 
 impl fmt::Display for Difference {
@@ -262,6 +297,10 @@ impl fmt::Display for Difference {
             Difference::Field { id, field, db, ledger } => {
                 write!(f, "account {id:?}: {field} is {db} in PostgreSQL, {ledger} in the ledger")
             }
+            Difference::Transaction { id, postings, projected } => match postings {
+                Some(n) => write!(f, "transaction {id:?}: {projected} of its {n} postings in PostgreSQL"),
+                None => write!(f, "transaction {id:?}: {projected} postings in PostgreSQL, posting 0 missing"),
+            },
         }
     }
 }
@@ -316,6 +355,9 @@ pub async fn verify(pool: &PgPool, ledger: &[AccountSnapshot]) -> Result<Vec<Dif
 
 fn diff_id(d: &Difference) -> &str {
     match d {
-        Difference::MissingInDb { id } | Difference::NotInLedger { id } | Difference::Field { id, .. } => id,
+        Difference::MissingInDb { id }
+        | Difference::NotInLedger { id }
+        | Difference::Field { id, .. }
+        | Difference::Transaction { id, .. } => id,
     }
 }

@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ledger_client::{Consistency, NewTransfer};
+use ledger_client::{Consistency, NewPosting, NewTransaction, NewTransfer};
 use sqlx::Row;
 use support::{Cluster, Db, Proxy, SERIAL, caught_up, pg_target, transfer, wait_for};
 
@@ -79,9 +79,27 @@ async fn happy_path_rows_equal_the_ledger_and_verify_catches_tampering() {
     c.client.post_pending("p-full", None).await.unwrap();
     c.client.post_pending("p-part", Some(40)).await.unwrap();
     c.client.void_pending("p-void").await.unwrap();
+    // Transactions (issue 17): of two and three postings, and the reversal of the first.
+    let tx = |id: &str, postings: &[(&str, &str, u64)]| NewTransaction {
+        id: id.to_owned(),
+        postings: postings
+            .iter()
+            .map(|&(d, cr, amount)| NewPosting {
+                debit_account_id: d.to_owned(),
+                credit_account_id: cr.to_owned(),
+                amount,
+                currency: "USD".to_owned(),
+            })
+            .collect(),
+        metadata: Some(serde_json::json!({"order": id})),
+    };
+    c.client.create_transaction(&tx("pay-1", &[("user-0", "user-1", 5), ("user-1", "user-2", 2)])).await.unwrap();
+    let three = [("equity", "user-3", 7), ("user-3", "user-4", 3), ("user-4", "user-0", 1)];
+    c.client.create_transaction(&tx("pay-2", &three)).await.unwrap();
+    let rev = c.client.revert_transaction("pay-1").await.unwrap().body.id;
 
     let mut proj = c.projector("projector", &db.url, &[]);
-    caught_up(&c, &db, 304, 6, CATCH_UP).await;
+    caught_up(&c, &db, 311, 6, CATCH_UP).await;
     assert_accounts_equal(&c, &db).await;
     assert_transfers_present(&db, "t", 300).await;
     for (id, status, posted) in [
@@ -100,6 +118,30 @@ async fn happy_path_rows_equal_the_ledger_and_verify_catches_tampering() {
         let l = c.client.transfer(id, Consistency::Strong).await.unwrap();
         assert_eq!(l.status, status, "ledger's status of {id}");
     }
+    // Each transaction whole in the `transactions` view, its postings marked in `transfers`.
+    let rows = sqlx::query("SELECT id, postings, postings_projected, metadata::text FROM transactions ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let got: Vec<(String, Option<i32>, i64, Option<String>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    let want = |id: &str, n: i32, md: &str| (id.to_owned(), Some(n), i64::from(n), Some(md.to_owned()));
+    assert_eq!(
+        got,
+        [
+            want("pay-1", 2, r#"{"order": "pay-1"}"#),
+            want("pay-2", 3, r#"{"order": "pay-2"}"#),
+            want(&rev, 2, r#"{"reverses": "pay-1"}"#)
+        ]
+    );
+    let marks =
+        sqlx::query("SELECT id, transaction_id, posting FROM transfers WHERE id IN ('pay-2:1', 't7') ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let marks: Vec<(String, Option<String>, Option<i32>)> =
+        marks.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(marks, [("pay-2:1".to_owned(), Some("pay-2".to_owned()), Some(1)), ("t7".to_owned(), None, None)]);
     // The log's committed offsets follow PostgreSQL's: no lag left in the group.
     wait_for("zero lag in GET /v1/groups/projector", Duration::from_secs(20), || async {
         let g = c.client.group("projector").await.ok()?;
@@ -120,9 +162,11 @@ async fn happy_path_rows_equal_the_ledger_and_verify_catches_tampering() {
         .execute(&db.pool)
         .await
         .unwrap();
+    sqlx::query("DELETE FROM transfers WHERE id = 'pay-2:1'").execute(&db.pool).await.unwrap();
     let (ok, out) = c.verify(&db.url);
     assert!(!ok, "verify must fail on a tampered row:\n{out}");
     assert!(out.contains("user-3") && out.contains("credits_posted"), "{out}");
+    assert!(out.contains(r#"transaction "pay-2": 2 of its 3 postings in PostgreSQL"#), "{out}");
     db.drop_db().await;
 }
 
