@@ -124,9 +124,14 @@ pub struct CreateAccountRequest {
     /// 3–12 uppercase ASCII letters.
     #[schema(example = "USD", min_length = 3, max_length = 12, pattern = "^[A-Z]+$")]
     pub currency: String,
-    /// May the account go below zero (funding/equity accounts)? Default false.
+    /// May the account go below zero (funding/equity accounts)? Default false: its debits may
+    /// not exceed its credits (TigerBeetle's `debits_must_not_exceed_credits`).
     #[serde(default)]
     pub allow_overdraft: bool,
+    /// Credits may never exceed debits: the limit of a liability-side account (rule 10). Only
+    /// with `allow_overdraft: true` (else 422 `flags_are_mutually_exclusive`). Default false.
+    #[serde(default)]
+    pub credits_must_not_exceed_debits: bool,
     /// A JSON object (at most 4096 bytes once canonicalized: keys sorted, no whitespace).
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
@@ -148,6 +153,12 @@ pub struct Account {
     pub currency: String,
     /// Overdraft allowed.
     pub allow_overdraft: bool,
+    /// Credits may not exceed debits (rule 10).
+    pub credits_must_not_exceed_debits: bool,
+    /// Closed by a pending closing transfer (rule 11): refuses new transfers until that
+    /// transfer is voided or expires; for good once it is posted. The state now, also on a read
+    /// as of an earlier index.
+    pub closed: bool,
     /// Metadata object (canonical form).
     #[schema(value_type = Object)]
     pub metadata: Value,
@@ -191,6 +202,8 @@ impl From<&AccountView> for Account {
             id: a.id.to_string(),
             currency: a.currency.to_string(),
             allow_overdraft: a.allow_overdraft,
+            credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+            closed: a.closed,
             metadata: metadata_value(&a.metadata),
             debits_posted: a.balances.debits_posted,
             credits_posted: a.balances.credits_posted,
@@ -335,6 +348,21 @@ pub struct CreateTransferRequest {
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// Move at most `amount`: less when the debit account's debits would otherwise exceed its
+    /// credits (sweeps, zeroing an account); refused with `insufficient_funds` when nothing can
+    /// move (rule 10). Default false.
+    #[serde(default)]
+    pub balancing_debit: bool,
+    /// Move at most `amount`: less when the credit account's credits would otherwise exceed its
+    /// debits; refused with `exceeds_debits` when nothing can move (rule 10). Default false.
+    #[serde(default)]
+    pub balancing_credit: bool,
+    /// Close the debit account (rule 11). Pending transfers only; a void or expiry reopens it.
+    #[serde(default)]
+    pub closing_debit: bool,
+    /// Close the credit account (rule 11). Pending transfers only; a void or expiry reopens it.
+    #[serde(default)]
+    pub closing_credit: bool,
 }
 
 /// Status of a transfer.
@@ -437,6 +465,14 @@ pub struct Transfer {
     pub timestamp_ms: u64,
     /// Pending transfers: the post/void/expiry decision, once made.
     pub resolution: Option<Resolution>,
+    /// Created with `balancing_debit` (rule 10): `amount` is what moved.
+    pub balancing_debit: bool,
+    /// Created with `balancing_credit` (rule 10): `amount` is what moved.
+    pub balancing_credit: bool,
+    /// Created with `closing_debit` (rule 11).
+    pub closing_debit: bool,
+    /// Created with `closing_credit` (rule 11).
+    pub closing_credit: bool,
 }
 
 impl From<&TransferView> for Transfer {
@@ -455,6 +491,10 @@ impl From<&TransferView> for Transfer {
             index: t.created.index,
             timestamp_ms: t.created.timestamp_ms,
             resolution: t.resolution.as_ref().map(|d| Resolution::new(&t.id, d)),
+            balancing_debit: t.flags.balancing_debit,
+            balancing_credit: t.flags.balancing_credit,
+            closing_debit: t.flags.closing_debit,
+            closing_credit: t.flags.closing_credit,
         }
     }
 }
@@ -467,7 +507,8 @@ impl Transfer {
             id: t.id.clone(),
             debit_account_id: t.debit_account_id.clone(),
             credit_account_id: t.credit_account_id.clone(),
-            amount: t.amount,
+            // What the ledger decided: less than asked for a balancing transfer.
+            amount: d.amount,
             currency: t.currency.clone(),
             metadata: metadata_value(&t.metadata),
             pending: t.pending,
@@ -477,6 +518,10 @@ impl Transfer {
             index: d.index,
             timestamp_ms: d.timestamp_ms,
             resolution: None,
+            balancing_debit: t.flags.balancing_debit,
+            balancing_credit: t.flags.balancing_credit,
+            closing_debit: t.flags.closing_debit,
+            closing_credit: t.flags.closing_credit,
         }
     }
 }

@@ -182,6 +182,17 @@ error_codes! {
     /// A string holds a NUL, a lone surrogate or a control character where none is allowed
     /// (`ledger_core::check_text`; 400).
     InvalidText => "invalid_text",
+    /// The credit would take an account with `credits_must_not_exceed_debits` past its debits
+    /// (rule 10).
+    ExceedsDebits => "exceeds_debits",
+    /// `credits_must_not_exceed_debits` without `allow_overdraft` (rule 10).
+    FlagsAreMutuallyExclusive => "flags_are_mutually_exclusive",
+    /// A closing transfer that is not pending (rule 11).
+    ClosingTransferMustBePending => "closing_transfer_must_be_pending",
+    /// The debit account is closed (rule 11).
+    DebitAccountClosed => "debit_account_closed",
+    /// The credit account is closed (rule 11).
+    CreditAccountClosed => "credit_account_closed",
     // ---- consumer groups (group_core::GroupCode, docs/CONSUMER_GROUPS.md) ----
     /// A group id is empty, too long or has a character outside `[A-Za-z0-9._-]`.
     InvalidGroupId => "invalid_group_id",

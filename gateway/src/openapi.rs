@@ -364,7 +364,8 @@ error_set!(
         (409, "`id_conflict`: the id exists with a different body."),
         E413, E415,
         (422, "`unknown_field`, `missing_field`, `invalid_type`, `invalid_body`, `invalid_id`, `invalid_currency`, \
-               `invalid_metadata`, `metadata_too_large`, `limit_exceeded`."),
+               `invalid_metadata`, `metadata_too_large`, `limit_exceeded`, `flags_are_mutually_exclusive` \
+               (`credits_must_not_exceed_debits` without `allow_overdraft`)."),
         E500, E503,
     ]
 );
@@ -377,9 +378,10 @@ error_set!(
         (409, "`id_conflict`: the id exists with a different body."),
         E413, E415,
         (422, "Shape: `unknown_field`, `missing_field`, `invalid_type`, `invalid_body`. Fields: `invalid_id`, \
-               `invalid_currency`, `invalid_amount`, `invalid_timeout`, `invalid_metadata`, `metadata_too_large`. \
-               Rules: `account_not_found`, `same_account`, `currency_mismatch`, `insufficient_funds`, `overflow`, \
-               `limit_exceeded`."),
+               `invalid_currency`, `invalid_amount`, `invalid_timeout`, `invalid_metadata`, `metadata_too_large`, \
+               `closing_transfer_must_be_pending`. Rules: `account_not_found`, `same_account`, `currency_mismatch`, \
+               `insufficient_funds`, `exceeds_debits`, `debit_account_closed`, `credit_account_closed`, \
+               `overflow`, `limit_exceeded`."),
         E500, E503,
     ]
 );
@@ -391,7 +393,7 @@ error_set!(
         E400, E408, E413, E415,
         (422, "`batch_empty`, `batch_too_large`, a shape code, or the field code of the first malformed item \
                (`invalid_id`, `invalid_currency`, `invalid_amount`, `invalid_timeout`, `invalid_metadata`, \
-               `metadata_too_large`); nothing is applied."),
+               `metadata_too_large`, `closing_transfer_must_be_pending`); nothing is applied."),
         E500, E503,
     ]
 );
@@ -404,7 +406,8 @@ error_set!(
         (404, "`transfer_not_found`."),
         E408, E413, E415,
         (422, "`invalid_id`, `invalid_amount`, `unknown_field`, `invalid_type`, `not_pending`, `already_posted`, \
-               `already_voided`, `pending_expired`, `amount_exceeds_pending`."),
+               `already_voided`, `pending_expired`, `amount_exceeds_pending`; post only: `debit_account_closed`, \
+               `credit_account_closed` (an account closed since, by another transfer)."),
         E500, E503,
     ]
 );

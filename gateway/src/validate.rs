@@ -2,8 +2,8 @@
 //! anything is sent to the log (the core checks the ledger rules again).
 
 use ledger_core::{
-    ControlChars, NewAccount, NewTransfer, ResultCode, TextError, check_json_text, check_text, is_valid_currency,
-    is_valid_id,
+    ControlChars, NewAccount, NewTransfer, ResultCode, TextError, TransferFlags, check_json_text, check_text,
+    is_valid_currency, is_valid_id,
 };
 use serde_json::Value;
 
@@ -132,7 +132,20 @@ pub fn new_account(r: &CreateAccountRequest) -> Result<NewAccount, ApiError> {
     id(&r.id, "id")?;
     currency(&r.currency, "currency")?;
     let metadata = metadata(r.metadata.as_ref(), "metadata")?;
-    Ok(NewAccount { id: r.id.clone(), currency: r.currency.clone(), allow_overdraft: r.allow_overdraft, metadata })
+    if r.credits_must_not_exceed_debits && !r.allow_overdraft {
+        return Err(rule(
+            ResultCode::FlagsAreMutuallyExclusive,
+            "credits_must_not_exceed_debits needs allow_overdraft: true (an account may not be limited on both sides)"
+                .to_owned(),
+        ));
+    }
+    Ok(NewAccount {
+        id: r.id.clone(),
+        currency: r.currency.clone(),
+        allow_overdraft: r.allow_overdraft,
+        credits_must_not_exceed_debits: r.credits_must_not_exceed_debits,
+        metadata,
+    })
 }
 
 /// `CreateTransferRequest` → `NewTransfer`; `prefix` names the item in
@@ -153,8 +166,21 @@ pub fn new_transfer(r: &CreateTransferRequest, prefix: &str) -> Result<NewTransf
             ));
         }
     }
+    let flags = TransferFlags {
+        balancing_debit: r.balancing_debit,
+        balancing_credit: r.balancing_credit,
+        closing_debit: r.closing_debit,
+        closing_credit: r.closing_credit,
+    };
+    if flags.closing() && !r.pending {
+        return Err(rule(
+            ResultCode::ClosingTransferMustBePending,
+            format!("{prefix}closing_debit and {prefix}closing_credit need pending: true (a void reopens the account)"),
+        ));
+    }
     let metadata = metadata(r.metadata.as_ref(), &format!("{prefix}metadata"))?;
     Ok(NewTransfer {
+        flags,
         id: r.id.clone(),
         debit_account_id: r.debit_account_id.clone(),
         credit_account_id: r.credit_account_id.clone(),

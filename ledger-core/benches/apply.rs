@@ -61,6 +61,7 @@ impl Bench {
         };
         for i in 0..ACCOUNTS {
             let cmd = Command::CreateAccount(NewAccount {
+                credits_must_not_exceed_debits: false,
                 id: account_id(i),
                 currency: "USD".into(),
                 allow_overdraft: i < FUNDING,
@@ -70,6 +71,7 @@ impl Bench {
         }
         let funding: Vec<NewTransfer> = (FUNDING..ACCOUNTS)
             .map(|i| NewTransfer {
+                flags: Default::default(),
                 id: format!("fund-{i}"),
                 debit_account_id: account_id(i % FUNDING),
                 credit_account_id: account_id(i),
@@ -116,6 +118,7 @@ impl Bench {
         let amount = 1 + self.rand() % 100;
         let transfers = (0..POSTINGS)
             .map(|n| NewTransfer {
+                flags: Default::default(),
                 id: format!("{tx}:{n}"),
                 debit_account_id: account_id(chain[n]),
                 credit_account_id: account_id(chain[n + 1]),
@@ -143,6 +146,7 @@ impl Bench {
                     to = if to + 1 < ACCOUNTS { to + 1 } else { FUNDING };
                 }
                 NewTransfer {
+                    flags: Default::default(),
                     id: format!("b{b}-{k}"),
                     debit_account_id: account_id(from),
                     credit_account_id: account_id(to),

@@ -39,6 +39,7 @@ fn build() -> Ledger {
     };
     for i in 0..ACCOUNTS {
         let cmd = Command::CreateAccount(NewAccount {
+            credits_must_not_exceed_debits: false,
             id: account_id(i),
             currency: currency(i).into(),
             allow_overdraft: true,
@@ -58,6 +59,7 @@ fn build() -> Ledger {
                 let from = rand() % ACCOUNTS;
                 let to = (from + 2 * (1 + rand() % (ACCOUNTS / 2 - 1))) % ACCOUNTS;
                 NewTransfer {
+                    flags: Default::default(),
                     id: format!("b{b}-{k}"),
                     debit_account_id: account_id(from),
                     credit_account_id: account_id(to),

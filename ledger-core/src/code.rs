@@ -91,6 +91,19 @@ result_codes! {
     /// A string holds a NUL, a lone surrogate or a control character where
     /// none is allowed (`check_text`, `check_json_text`).
     InvalidText => "invalid_text",
+    /// Rule 10: the credit would take an account with
+    /// `credits_must_not_exceed_debits` past its debits.
+    ExceedsDebits => "exceeds_debits",
+    /// Rule 10: `credits_must_not_exceed_debits` without `allow_overdraft`
+    /// (an account limited on both sides could never move).
+    FlagsAreMutuallyExclusive => "flags_are_mutually_exclusive",
+    /// Rule 11: a closing transfer must be pending (so that a void can reopen
+    /// the account).
+    ClosingTransferMustBePending => "closing_transfer_must_be_pending",
+    /// Rule 11: the debit account is closed.
+    DebitAccountClosed => "debit_account_closed",
+    /// Rule 11: the credit account is closed.
+    CreditAccountClosed => "credit_account_closed",
 }
 
 impl ResultCode {

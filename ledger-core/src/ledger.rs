@@ -243,10 +243,16 @@ impl<S: LedgerStore> Ledger<S> {
         validate::id(&a.id)?;
         validate::currency(&a.currency)?;
         validate::metadata(&a.metadata)?;
+        // Rule 10: a limit on both sides would pin the account at zero.
+        if a.credits_must_not_exceed_debits && !a.allow_overdraft {
+            return Err(ResultCode::FlagsAreMutuallyExclusive);
+        }
+        let flags = (u8::from(a.allow_overdraft) * Account::OVERDRAFT)
+            | (u8::from(a.credits_must_not_exceed_debits) * Account::CREDITS_LIMIT);
         if let Some(ai) = self.store.account_index(a.id.as_str()) {
             let e = self.store.account(ai);
             let same = *self.currencies[usize::from(e.currency)] == *a.currency
-                && e.allow_overdraft == a.allow_overdraft
+                && e.flags & !Account::CLOSED == flags
                 && *e.metadata == *a.metadata;
             return if same {
                 Ok(AccountResult { code: ResultCode::Exists, created: Some((e.created_index, e.created_timestamp_ms)) })
@@ -278,7 +284,7 @@ impl<S: LedgerStore> Ledger<S> {
             Account {
                 id: id.clone(),
                 currency,
-                allow_overdraft: a.allow_overdraft,
+                flags,
                 metadata: metadata.clone(),
                 created_index: cx.index,
                 created_timestamp_ms: cx.now,
@@ -311,10 +317,11 @@ impl<S: LedgerStore> Ledger<S> {
         let credit = self.store.account(e.credit);
         *debit.id == *t.debit_account_id
             && *credit.id == *t.credit_account_id
-            && e.amount == t.amount
+            // Rule 10: a balancing transfer moved at most what was asked.
+            && (e.amount == t.amount || (t.flags.balancing() && e.amount <= t.amount))
             && *self.currencies[usize::from(debit.currency)] == *t.currency
             && *e.metadata == *t.metadata
-            && e.pending == t.pending
+            && e.flags == t.flags.bits(t.pending)
             && e.timeout_ms == t.timeout_ms.unwrap_or(0)
     }
 
@@ -327,6 +334,9 @@ impl<S: LedgerStore> Ledger<S> {
         validate::currency(&t.currency)?;
         validate::metadata(&t.metadata)?;
         validate::timeout(t.pending, t.timeout_ms)?;
+        if t.flags.closing() && !t.pending {
+            return Err(ResultCode::ClosingTransferMustBePending);
+        }
         // Rule 4: idempotency.
         if let Some(ti) = self.store.transfer_index(&t.id) {
             let e = self.store.transfer(ti);
@@ -346,6 +356,13 @@ impl<S: LedgerStore> Ledger<S> {
         if da.currency != ca.currency || *self.currencies[usize::from(da.currency)] != *t.currency {
             return Err(ResultCode::CurrencyMismatch);
         }
+        // Rule 11: a closed account takes no new transfer.
+        if da.closed() {
+            return Err(ResultCode::DebitAccountClosed);
+        }
+        if ca.closed() {
+            return Err(ResultCode::CreditAccountClosed);
+        }
         if self.store.transfer_count() >= TRANSFERS_MAX {
             return Err(ResultCode::LimitExceeded);
         }
@@ -354,14 +371,31 @@ impl<S: LedgerStore> Ledger<S> {
         if timeout_ms != 0 && cx.now.checked_add(timeout_ms).is_none() {
             return Err(ResultCode::Overflow);
         }
-        // Rule 5 then rule 2.
-        let amount = u128::from(t.amount);
         let (d, c) = (da.balances, ca.balances);
+        // Rule 10: a balancing transfer moves what the balances allow, up to the amount asked.
+        let mut amount = u128::from(t.amount);
+        if t.flags.balancing_debit {
+            amount = amount.min(d.credits_posted.saturating_sub(d.debits_posted + d.debits_pending));
+            if amount == 0 && !t.flags.closing() {
+                return Err(ResultCode::InsufficientFunds);
+            }
+        }
+        if t.flags.balancing_credit {
+            amount = amount.min(c.debits_posted.saturating_sub(c.credits_posted + c.credits_pending));
+            if amount == 0 && !t.flags.closing() {
+                return Err(ResultCode::ExceedsDebits);
+            }
+        }
+        // Rule 5 then rules 2 and 10.
         let debit_total = add_capped(d.debits_posted + d.debits_pending, amount)?;
-        add_capped(c.credits_posted + c.credits_pending, amount)?;
-        if !da.allow_overdraft && debit_total > d.credits_posted {
+        let credit_total = add_capped(c.credits_posted + c.credits_pending, amount)?;
+        if !da.allow_overdraft() && debit_total > d.credits_posted {
             return Err(ResultCode::InsufficientFunds);
         }
+        if ca.credits_limited() && credit_total > c.debits_posted {
+            return Err(ResultCode::ExceedsDebits);
+        }
+        let amount64 = u64::try_from(amount).expect("at most the amount asked");
         // Commit (nothing above mutated state).
         let ti = idx32(self.store.transfer_count());
         if t.pending {
@@ -371,23 +405,30 @@ impl<S: LedgerStore> Ledger<S> {
             da.balances.debits_posted += amount;
             ca.balances.credits_posted += amount;
         }
+        // Rule 11: closed from this entry on (reopened by a void or expiry of this transfer).
+        if t.flags.closing_debit {
+            da.flags |= Account::CLOSED;
+        }
+        if t.flags.closing_credit {
+            ca.flags |= Account::CLOSED;
+        }
         let transfer = Transfer {
             id: Arc::from(t.id.as_str()),
             metadata: self.share_metadata(&t.metadata),
             debit,
             credit,
-            amount: t.amount,
+            amount: amount64,
             timeout_ms,
             created_index: cx.index,
             created_timestamp_ms: cx.now,
-            pending: t.pending,
+            flags: t.flags.bits(t.pending),
             resolution: None,
         };
         let decision = transfer.created_decision();
         if let Some(at) = transfer.expires_at_ms() {
             self.store.expiry_insert((at, ti));
         }
-        self.record(ti, &transfer, (da, ca), TransferEventKind::Created, t.amount, cx);
+        self.record(ti, &transfer, (da, ca), TransferEventKind::Created, amount64, cx);
         self.store.push_transfer(ti, transfer);
         Ok(TransferResult { code: ResultCode::Created, decision: Some(decision) })
     }
@@ -408,8 +449,14 @@ impl<S: LedgerStore> Ledger<S> {
             assert_eq!(rec.transfer, ti, "rollback out of order");
             self.store.pop_history(ai, a.history_len);
             a.history_len -= 1;
+            // Rule 11: a closing transfer undone reopens what it closed (the account was open
+            // before it, or the transfer would have been refused).
+            let f = t.transfer_flags();
+            if (is_debit && f.closing_debit) || (!is_debit && f.closing_credit) {
+                a.flags &= !Account::CLOSED;
+            }
             let b = &mut a.balances;
-            match (is_debit, t.pending) {
+            match (is_debit, t.pending()) {
                 (true, true) => b.debits_pending -= amount,
                 (true, false) => b.debits_posted -= amount,
                 (false, true) => b.credits_pending -= amount,
@@ -465,7 +512,7 @@ impl<S: LedgerStore> Ledger<S> {
         }
         let ti = self.store.transfer_index(pending_id).ok_or(ResultCode::TransferNotFound)?;
         let t = self.store.transfer(ti);
-        if !t.pending {
+        if !t.pending() {
             return Err(ResultCode::NotPending);
         }
         if let Some(res) = t.resolution {
@@ -489,6 +536,15 @@ impl<S: LedgerStore> Ledger<S> {
                 let a = a.unwrap_or(t.amount);
                 if a > t.amount {
                     return Err(ResultCode::AmountExceedsPending);
+                }
+                // Rule 11: no money moves into or out of a closed account, except by posting the
+                // transfer that closed it.
+                let f = t.transfer_flags();
+                if self.store.account(t.debit).closed() && !f.closing_debit {
+                    return Err(ResultCode::DebitAccountClosed);
+                }
+                if self.store.account(t.credit).closed() && !f.closing_credit {
+                    return Err(ResultCode::CreditAccountClosed);
                 }
                 (TransferStatus::Posted, TransferEventKind::Posted, ResultCode::Posted, a)
             }
@@ -515,7 +571,7 @@ impl<S: LedgerStore> Ledger<S> {
         kind: TransferEventKind,
         cx: &mut Cx,
     ) {
-        debug_assert!(t.pending && t.resolution.is_none() && posted <= t.amount);
+        debug_assert!(t.pending() && t.resolution.is_none() && posted <= t.amount);
         let expires = t.expires_at_ms();
         t.resolution = Some(decision);
         let reserved = u128::from(t.amount);
@@ -526,6 +582,16 @@ impl<S: LedgerStore> Ledger<S> {
         da.balances.debits_posted += posted128;
         ca.balances.credits_pending -= reserved;
         ca.balances.credits_posted += posted128;
+        // Rule 11: a closing transfer voided or expired reopens what it closed.
+        if kind != TransferEventKind::Posted {
+            let f = t.transfer_flags();
+            if f.closing_debit {
+                da.flags &= !Account::CLOSED;
+            }
+            if f.closing_credit {
+                ca.flags &= !Account::CLOSED;
+            }
+        }
         if let Some(at) = expires {
             self.store.expiry_remove((at, ti));
         }
@@ -592,7 +658,7 @@ impl<S: LedgerStore> Ledger<S> {
             currency: self.currencies[usize::from(da.currency)].clone(),
             amount: t.amount,
             event_amount,
-            pending: t.pending,
+            pending: t.pending(),
             expires_at_ms: t.expires_at_ms(),
             status: t.status(),
             metadata: t.metadata.clone(),
@@ -629,9 +695,11 @@ impl<S: LedgerStore> Ledger<S> {
 
     pub(crate) fn view_account(&self, a: Account, balances: Balances, index: u64, version: u64) -> AccountView {
         AccountView {
+            allow_overdraft: a.allow_overdraft(),
+            credits_must_not_exceed_debits: a.credits_limited(),
+            closed: a.closed(),
             id: a.id,
             currency: self.currencies[usize::from(a.currency)].clone(),
-            allow_overdraft: a.allow_overdraft,
             metadata: a.metadata,
             created_index: a.created_index,
             created_timestamp_ms: a.created_timestamp_ms,
@@ -712,7 +780,8 @@ impl<S: LedgerStore> Ledger<S> {
             credit_account_id: self.store.account(t.credit).id,
             amount: t.amount,
             currency: self.currencies[usize::from(da.currency)].clone(),
-            pending: t.pending,
+            pending: t.pending(),
+            flags: t.transfer_flags(),
             timeout_ms: (t.timeout_ms != 0).then_some(t.timeout_ms),
             expires_at_ms: t.expires_at_ms(),
             status: resolution.map_or(created.status, |r| r.status),
@@ -804,7 +873,7 @@ impl<S: LedgerStore> Ledger<S> {
             if t.debit as usize >= accounts || t.credit as usize >= accounts {
                 return Err(InvariantViolation::IndexCorrupt("transfer account out of range"));
             }
-            if t.pending && t.resolution.is_none() {
+            if t.pending() && t.resolution.is_none() {
                 open[t.debit as usize].0 += u128::from(t.amount);
                 open[t.credit as usize].1 += u128::from(t.amount);
                 if let Some(at) = t.expires_at_ms() {
@@ -832,7 +901,11 @@ impl<S: LedgerStore> Ledger<S> {
             {
                 return Err(InvariantViolation::AboveCeiling(name()));
             }
-            if !a.allow_overdraft && b.available() < 0 {
+            if !a.allow_overdraft() && b.available() < 0 {
+                return Err(InvariantViolation::Overdrawn(name()));
+            }
+            // Rule 10: the liability-side limit.
+            if a.credits_limited() && b.credits_posted + b.credits_pending > b.debits_posted {
                 return Err(InvariantViolation::Overdrawn(name()));
             }
             if open[ai as usize] != (b.debits_pending, b.credits_pending) {

@@ -14,13 +14,15 @@
 //!
 //! let mut ledger = Ledger::default();
 //! let acct = |id: &str, overdraft| Command::CreateAccount(NewAccount {
-//!     id: id.into(), currency: "USD".into(), allow_overdraft: overdraft, metadata: "{}".into(),
+//!     id: id.into(), currency: "USD".into(), allow_overdraft: overdraft,
+//!     credits_must_not_exceed_debits: false, metadata: "{}".into(),
 //! });
 //! ledger.apply(&acct("equity", true), ApplyContext { index: 1, timestamp_ms: 1000 });
 //! ledger.apply(&acct("alice", false), ApplyContext { index: 2, timestamp_ms: 1001 });
 //! let t = Command::CreateTransfer(NewTransfer {
 //!     id: "t1".into(), debit_account_id: "equity".into(), credit_account_id: "alice".into(),
 //!     amount: 500, currency: "USD".into(), metadata: "{}".into(), pending: false, timeout_ms: None,
+//!     flags: Default::default(),
 //! });
 //! let (outcome, events) = ledger.apply(&t, ApplyContext { index: 3, timestamp_ms: 1002 });
 //! let Outcome::Transfer(r) = outcome else { unreachable!() };
@@ -48,6 +50,7 @@ pub use store::{
 pub use types::{
     AccountCreatedEvent, AccountResult, AccountState, AccountView, ApplyContext, Balances, BatchFailure, BatchResult,
     Command, Decision, ExpireResult, HistoryEntry, HistoryFrom, HistoryPage, LEDGER_TOPIC, LedgerEvent, NewAccount,
-    NewTransfer, Outcome, TransferEvent, TransferEventKind, TransferResult, TransferStatus, TransferView,
+    NewTransfer, Outcome, TransferEvent, TransferEventKind, TransferFlags, TransferResult, TransferStatus,
+    TransferView,
 };
 pub use validate::{ControlChars, TextError, check_json_text, check_text, is_valid_currency, is_valid_id};

@@ -17,7 +17,8 @@ use crate::types::Balances;
 pub(crate) struct MemAccount {
     pub(crate) id: Arc<str>,
     pub(crate) currency: u16,
-    pub(crate) allow_overdraft: bool,
+    /// `Account::flags` (the byte that was `allow_overdraft` alone).
+    pub(crate) flags: u8,
     pub(crate) metadata: Arc<str>,
     pub(crate) created_index: u64,
     pub(crate) created_timestamp_ms: u64,
@@ -204,7 +205,7 @@ impl LedgerRead for MemStore {
         Account {
             id: a.id.clone(),
             currency: a.currency,
-            allow_overdraft: a.allow_overdraft,
+            flags: a.flags,
             metadata: a.metadata.clone(),
             created_index: a.created_index,
             created_timestamp_ms: a.created_timestamp_ms,
@@ -279,7 +280,7 @@ impl LedgerStore for MemStore {
         self.accounts.push(MemAccount {
             id: a.id,
             currency: a.currency,
-            allow_overdraft: a.allow_overdraft,
+            flags: a.flags,
             metadata: a.metadata,
             created_index: a.created_index,
             created_timestamp_ms: a.created_timestamp_ms,
@@ -295,6 +296,7 @@ impl LedgerStore for MemStore {
         debug_assert!(*m.id == *a.id);
         m.balances = a.balances;
         m.updated_index = a.updated_index;
+        m.flags = a.flags;
     }
 
     fn push_transfer(&mut self, ti: u32, t: Transfer) {

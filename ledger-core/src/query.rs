@@ -231,6 +231,7 @@ mod tests {
         };
         for (id, currency) in accounts {
             let account = NewAccount {
+                credits_must_not_exceed_debits: false,
                 id: (*id).into(),
                 currency: (*currency).into(),
                 allow_overdraft: id.starts_with("eq"),
@@ -284,6 +285,7 @@ mod tests {
         let mut l = ledger_with(&[("eq", "USD"), ("a", "USD")]);
         let at = l.last_index();
         let t = NewTransfer {
+            flags: Default::default(),
             id: "t1".into(),
             debit_account_id: "eq".into(),
             credit_account_id: "a".into(),
@@ -295,8 +297,13 @@ mod tests {
         };
         let (o, _) = l.apply(&Command::CreateTransfer(t), ApplyContext { index: at + 1, timestamp_ms: 5000 });
         assert!(created(&o), "{o:?}");
-        let later =
-            NewAccount { id: "b".into(), currency: "USD".into(), allow_overdraft: false, metadata: "{}".into() };
+        let later = NewAccount {
+            credits_must_not_exceed_debits: false,
+            id: "b".into(),
+            currency: "USD".into(),
+            allow_overdraft: false,
+            metadata: "{}".into(),
+        };
         let (o, _) = l.apply(&Command::CreateAccount(later), ApplyContext { index: at + 2, timestamp_ms: 5001 });
         assert!(created(&o), "{o:?}");
         let pinned = l.scan_accounts(None, at, 10, &AccountFilter::default());
@@ -324,6 +331,7 @@ mod tests {
 
     fn transfer(id: &str, debit: &str, credit: &str, amount: u64, pending: bool) -> Command {
         Command::CreateTransfer(NewTransfer {
+            flags: Default::default(),
             id: id.into(),
             debit_account_id: debit.into(),
             credit_account_id: credit.into(),

@@ -15,14 +15,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Balances, Decision, TransferEventKind, TransferStatus};
+use crate::types::{Balances, Decision, TransferEventKind, TransferFlags, TransferStatus};
 
 /// One account, without its history (see [`LedgerStore::history`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub(crate) id: Arc<str>,
     pub(crate) currency: u16,
-    pub(crate) allow_overdraft: bool,
+    /// Bit 0 `allow_overdraft`, bit 1 `credits_must_not_exceed_debits`, bit 2 closed (rule 11):
+    /// one byte, where records written before the last two existed hold `allow_overdraft` as a
+    /// boolean (the same byte).
+    pub(crate) flags: u8,
     pub(crate) metadata: Arc<str>,
     pub(crate) created_index: u64,
     pub(crate) created_timestamp_ms: u64,
@@ -42,6 +45,22 @@ impl Account {
     pub fn history_len(&self) -> u64 {
         self.history_len
     }
+
+    pub(crate) const OVERDRAFT: u8 = 1;
+    pub(crate) const CREDITS_LIMIT: u8 = 2;
+    pub(crate) const CLOSED: u8 = 4;
+
+    pub(crate) fn allow_overdraft(&self) -> bool {
+        self.flags & Self::OVERDRAFT != 0
+    }
+
+    pub(crate) fn credits_limited(&self) -> bool {
+        self.flags & Self::CREDITS_LIMIT != 0
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        self.flags & Self::CLOSED != 0
+    }
 }
 
 /// One transfer.
@@ -56,7 +75,9 @@ pub struct Transfer {
     pub(crate) timeout_ms: u64,
     pub(crate) created_index: u64,
     pub(crate) created_timestamp_ms: u64,
-    pub(crate) pending: bool,
+    /// `pending` and the [`TransferFlags`] in one byte ([`TransferFlags::bits`]; the byte that
+    /// was `pending` alone before the flags).
+    pub(crate) flags: u8,
     pub(crate) resolution: Option<Decision>,
 }
 
@@ -66,15 +87,25 @@ impl Transfer {
         &self.id
     }
 
+    /// Created pending (two-phase).
+    pub(crate) fn pending(&self) -> bool {
+        self.flags & 1 != 0
+    }
+
+    /// Its balancing and closing flags.
+    pub(crate) fn transfer_flags(&self) -> TransferFlags {
+        TransferFlags::from_bits(self.flags).map_or(TransferFlags::NONE, |(_, f)| f)
+    }
+
     /// When an open pending transfer with a timeout expires (log time, ms).
     pub(crate) fn expires_at_ms(&self) -> Option<u64> {
         // Checked at creation: created_timestamp_ms + timeout_ms fits.
-        (self.pending && self.timeout_ms != 0).then(|| self.created_timestamp_ms.saturating_add(self.timeout_ms))
+        (self.pending() && self.timeout_ms != 0).then(|| self.created_timestamp_ms.saturating_add(self.timeout_ms))
     }
 
     pub(crate) fn created_decision(&self) -> Decision {
         Decision {
-            status: if self.pending { TransferStatus::Pending } else { TransferStatus::Posted },
+            status: if self.pending() { TransferStatus::Pending } else { TransferStatus::Posted },
             index: self.created_index,
             timestamp_ms: self.created_timestamp_ms,
             amount: self.amount,

@@ -20,20 +20,90 @@ pub struct ApplyContext {
 }
 
 /// Request to create an account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Encoded (in the Raft log and snapshots) with `allow_overdraft` and
+/// `credits_must_not_exceed_debits` packed into the one byte that was
+/// `allow_overdraft` alone (bit 0 and bit 1), so entries written before the
+/// second flag existed read back unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAccount {
     /// Client-chosen id, 1–128 chars of `[A-Za-z0-9._:-]`.
     pub id: String,
     /// Currency code, 3–12 uppercase ASCII letters.
     pub currency: String,
-    /// When true the account may go below zero (funding/equity accounts).
+    /// When true the account may go below zero (funding/equity accounts):
+    /// its debits may exceed its credits. When false (the default) they may
+    /// not (rule 2; TigerBeetle's `debits_must_not_exceed_credits`).
     pub allow_overdraft: bool,
+    /// The liability-side limit (rule 10): credits may never exceed debits.
+    /// Only with `allow_overdraft` (an account limited on both sides could
+    /// never move).
+    pub credits_must_not_exceed_debits: bool,
     /// Opaque canonical JSON object text (at most `METADATA_BYTES_MAX` bytes).
     pub metadata: String,
 }
 
+/// Flags of a new transfer besides `pending` (rules 10 and 11, with
+/// TigerBeetle's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TransferFlags {
+    /// Move at most `amount`: less when the debit account's debits would
+    /// otherwise exceed its credits.
+    pub balancing_debit: bool,
+    /// Move at most `amount`: less when the credit account's credits would
+    /// otherwise exceed its debits.
+    pub balancing_credit: bool,
+    /// Close the debit account (pending transfers only; a void or expiry
+    /// reopens it).
+    pub closing_debit: bool,
+    /// Close the credit account (pending transfers only; a void or expiry
+    /// reopens it).
+    pub closing_credit: bool,
+}
+
+impl TransferFlags {
+    /// No flag.
+    pub const NONE: TransferFlags =
+        TransferFlags { balancing_debit: false, balancing_credit: false, closing_debit: false, closing_credit: false };
+
+    /// `pending` and the flags in one byte: bit 0 pending, then the flags in
+    /// declaration order (bits 1–4).
+    pub const fn bits(self, pending: bool) -> u8 {
+        (pending as u8)
+            | (self.balancing_debit as u8) << 1
+            | (self.balancing_credit as u8) << 2
+            | (self.closing_debit as u8) << 3
+            | (self.closing_credit as u8) << 4
+    }
+
+    /// The inverse of [`TransferFlags::bits`]: `(pending, flags)`, or `None`
+    /// when an unknown bit is set.
+    pub const fn from_bits(b: u8) -> Option<(bool, TransferFlags)> {
+        if b & !0x1f != 0 {
+            return None;
+        }
+        let flags = TransferFlags {
+            balancing_debit: b & 2 != 0,
+            balancing_credit: b & 4 != 0,
+            closing_debit: b & 8 != 0,
+            closing_credit: b & 16 != 0,
+        };
+        Some((b & 1 != 0, flags))
+    }
+
+    /// A balancing flag is set.
+    pub const fn balancing(self) -> bool {
+        self.balancing_debit || self.balancing_credit
+    }
+
+    /// A closing flag is set.
+    pub const fn closing(self) -> bool {
+        self.closing_debit || self.closing_credit
+    }
+}
+
 /// Request to create a transfer (posted at once, or pending).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewTransfer {
     /// Client-chosen id; the idempotency key forever.
     pub id: String,
@@ -52,6 +122,105 @@ pub struct NewTransfer {
     /// Pending only: the reservation expires `timeout_ms` after the log time
     /// of its creation. `None` = never expires. `1..=TIMEOUT_MS_MAX`.
     pub timeout_ms: Option<u64>,
+    /// Balancing and closing (rules 10 and 11). Encoded in one byte with
+    /// `pending` (see [`TransferFlags::bits`]): the byte that was `pending`
+    /// alone, so older log entries read back unchanged.
+    pub flags: TransferFlags,
+}
+
+mod wire {
+    //! The encodings of [`NewAccount`] and [`NewTransfer`]: the fields in
+    //! their old order, with the flags packed into the old boolean's byte.
+
+    use serde::de::Error as _;
+    use serde::ser::SerializeStruct;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{NewAccount, NewTransfer, TransferFlags};
+
+    impl Serialize for NewAccount {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut st = s.serialize_struct("NewAccount", 4)?;
+            st.serialize_field("id", &self.id)?;
+            st.serialize_field("currency", &self.currency)?;
+            let flags = u8::from(self.allow_overdraft) | u8::from(self.credits_must_not_exceed_debits) << 1;
+            st.serialize_field("allow_overdraft", &flags)?;
+            st.serialize_field("metadata", &self.metadata)?;
+            st.end()
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename = "NewAccount")]
+    struct AccountWire {
+        id: String,
+        currency: String,
+        allow_overdraft: u8,
+        metadata: String,
+    }
+
+    impl<'de> Deserialize<'de> for NewAccount {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let w = AccountWire::deserialize(d)?;
+            if w.allow_overdraft > 3 {
+                return Err(D::Error::custom(format!("unknown account flags {:#x}", w.allow_overdraft)));
+            }
+            Ok(NewAccount {
+                id: w.id,
+                currency: w.currency,
+                allow_overdraft: w.allow_overdraft & 1 != 0,
+                credits_must_not_exceed_debits: w.allow_overdraft & 2 != 0,
+                metadata: w.metadata,
+            })
+        }
+    }
+
+    impl Serialize for NewTransfer {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut st = s.serialize_struct("NewTransfer", 8)?;
+            st.serialize_field("id", &self.id)?;
+            st.serialize_field("debit_account_id", &self.debit_account_id)?;
+            st.serialize_field("credit_account_id", &self.credit_account_id)?;
+            st.serialize_field("amount", &self.amount)?;
+            st.serialize_field("currency", &self.currency)?;
+            st.serialize_field("metadata", &self.metadata)?;
+            st.serialize_field("pending", &self.flags.bits(self.pending))?;
+            st.serialize_field("timeout_ms", &self.timeout_ms)?;
+            st.end()
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename = "NewTransfer")]
+    struct TransferWire {
+        id: String,
+        debit_account_id: String,
+        credit_account_id: String,
+        amount: u64,
+        currency: String,
+        metadata: String,
+        pending: u8,
+        timeout_ms: Option<u64>,
+    }
+
+    impl<'de> Deserialize<'de> for NewTransfer {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let w = TransferWire::deserialize(d)?;
+            let (pending, flags) = TransferFlags::from_bits(w.pending)
+                .ok_or_else(|| D::Error::custom(format!("unknown transfer flags {:#x}", w.pending)))?;
+            Ok(NewTransfer {
+                id: w.id,
+                debit_account_id: w.debit_account_id,
+                credit_account_id: w.credit_account_id,
+                amount: w.amount,
+                currency: w.currency,
+                metadata: w.metadata,
+                pending,
+                timeout_ms: w.timeout_ms,
+                flags,
+            })
+        }
+    }
 }
 
 /// One log entry for the ledger state machine.
@@ -239,6 +408,11 @@ pub struct AccountView {
     pub currency: Arc<str>,
     /// Overdraft allowed.
     pub allow_overdraft: bool,
+    /// Credits may not exceed debits (rule 10).
+    pub credits_must_not_exceed_debits: bool,
+    /// Closed by a closing transfer (rule 11): refuses new transfers. The
+    /// account's state now, also in a view as of an earlier index.
+    pub closed: bool,
     /// Opaque metadata text.
     pub metadata: Arc<str>,
     /// Log index of the creation.
@@ -275,6 +449,8 @@ pub struct TransferView {
     pub metadata: Arc<str>,
     /// Created as a pending (two-phase) transfer.
     pub pending: bool,
+    /// Balancing and closing flags given at creation.
+    pub flags: TransferFlags,
     /// Timeout given at creation.
     pub timeout_ms: Option<u64>,
     /// Log time at which the reservation expires.

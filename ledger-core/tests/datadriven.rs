@@ -14,11 +14,17 @@ use testkit::datadriven::{self, Args, Case};
 
 use ledger_core::{
     AccountState, ApplyContext, Command, HistoryFrom, Ledger, LedgerEvent, NewAccount, NewTransfer, Outcome,
-    TransferResult,
+    TransferFlags, TransferResult,
 };
 
 fn new_transfer(a: &Args) -> NewTransfer {
     NewTransfer {
+        flags: TransferFlags {
+            balancing_debit: a.flag("balancing_debit"),
+            balancing_credit: a.flag("balancing_credit"),
+            closing_debit: a.flag("closing_debit"),
+            closing_credit: a.flag("closing_credit"),
+        },
         id: a.str("id"),
         debit_account_id: a.str("from"),
         credit_account_id: a.str("to"),
@@ -142,6 +148,7 @@ impl Runner {
             }
             "account" => self.apply(
                 Command::CreateAccount(NewAccount {
+                    credits_must_not_exceed_debits: a.flag("credits_limit"),
                     id: a.str("id"),
                     currency: a.str_or("cur", "USD"),
                     allow_overdraft: a.flag("overdraft"),
@@ -173,7 +180,7 @@ impl Runner {
                 Some(v) => {
                     let b = v.balances;
                     format!(
-                        "{} cur={} overdraft={} dp={} cp={} dq={} cq={} balance={} available={} idx={} v={} meta={}\n",
+                        "{} cur={} overdraft={} dp={} cp={} dq={} cq={} balance={} available={} idx={} v={} meta={}{}{}\n",
                         v.id,
                         v.currency,
                         v.allow_overdraft,
@@ -185,7 +192,9 @@ impl Runner {
                         v.available,
                         v.index,
                         v.version,
-                        v.metadata
+                        v.metadata,
+                        if v.credits_must_not_exceed_debits { " credits_limit" } else { "" },
+                        if v.closed { " closed" } else { "" },
                     )
                 }
                 None => "not found\n".into(),

@@ -21,6 +21,7 @@ impl L {
 
 fn account(id: &str, currency: &str, overdraft: bool) -> Command {
     Command::CreateAccount(NewAccount {
+        credits_must_not_exceed_debits: false,
         id: id.into(),
         currency: currency.into(),
         allow_overdraft: overdraft,
@@ -69,6 +70,7 @@ fn rule6_bounded_expiry_and_post_of_unswept_due_transfer() {
         let n = (total - created).min(BATCH_TRANSFERS_MAX);
         let transfers = (created..created + n)
             .map(|k| NewTransfer {
+                flags: Default::default(),
                 id: format!("p{k}"),
                 debit_account_id: "bank".into(),
                 credit_account_id: "alice".into(),

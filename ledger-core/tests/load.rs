@@ -10,12 +10,18 @@ fn ledger() -> Ledger {
         l.apply(&c, ApplyContext { index, timestamp_ms: 1_000 + index });
     };
     for (id, overdraft) in [("equity", true), ("alice", false)] {
-        let a =
-            NewAccount { id: id.into(), currency: "USD".into(), allow_overdraft: overdraft, metadata: String::new() };
+        let a = NewAccount {
+            credits_must_not_exceed_debits: false,
+            id: id.into(),
+            currency: "USD".into(),
+            allow_overdraft: overdraft,
+            metadata: String::new(),
+        };
         apply(&mut l, Command::CreateAccount(a));
     }
     for (i, pending) in [(1, false), (2, true)] {
         let t = NewTransfer {
+            flags: Default::default(),
             id: format!("t{i}"),
             debit_account_id: "equity".into(),
             credit_account_id: "alice".into(),

@@ -32,6 +32,7 @@ fn memory_per_account_and_transfer() {
     let heap0 = l.heap_bytes_estimate();
     for i in 0..ACCOUNTS {
         let cmd = Command::CreateAccount(NewAccount {
+            credits_must_not_exceed_debits: false,
             id: format!("acct-{i:07}"),
             currency: "USD".into(),
             allow_overdraft: true,
@@ -47,6 +48,7 @@ fn memory_per_account_and_transfer() {
     while k < TRANSFERS {
         let transfers = (k..(k + 8000).min(TRANSFERS))
             .map(|t| NewTransfer {
+                flags: Default::default(),
                 id: format!("tr-{t:09}"),
                 debit_account_id: format!("acct-{:07}", t % ACCOUNTS),
                 credit_account_id: format!("acct-{:07}", (t * 7 + 1) % ACCOUNTS),

@@ -13,7 +13,7 @@
 
 use ledger_core::{
     ApplyContext, Command, Ledger, LedgerEvent, Loader, MemStore, NewAccount, NewTransfer, Outcome, ResultCode,
-    for_each_record, limits,
+    TransferFlags, for_each_record, limits,
 };
 use proptest::prelude::*;
 
@@ -42,8 +42,11 @@ fn transfer_strategy() -> impl Strategy<Value = NewTransfer> {
         any::<bool>(),
         prop::option::of(1u64..400),
         0u8..2,
+        // Rules 10 and 11: balancing and closing flags on one transfer in four.
+        prop_oneof![3 => Just(0u8), 1 => 0u8..16],
     )
-        .prop_map(|(id, from, to, amount, cur, pending, timeout, meta)| NewTransfer {
+        .prop_map(|(id, from, to, amount, cur, pending, timeout, meta, flags)| NewTransfer {
+            flags: TransferFlags::from_bits(flags << 1).map(|(_, f)| f).unwrap_or_default(),
             id: format!("t{id}"),
             debit_account_id: account_id(from),
             credit_account_id: account_id(to),
@@ -59,6 +62,8 @@ fn command_strategy() -> impl Strategy<Value = Command> {
     prop_oneof![
         2 => (0..ACCOUNTS, 0u8..2, any::<bool>()).prop_map(|(i, c, o)| {
             Command::CreateAccount(NewAccount {
+                // Rule 10: some accounts limited on the credit side (refused without overdraft).
+                credits_must_not_exceed_debits: c == 1 && i % 2 == 1,
                 id: account_id(i),
                 // account i's "home" currency mostly follows i, sometimes conflicts
                 currency: currency(i / 3 + c * u8::from(i == 5)),
@@ -86,6 +91,7 @@ fn script_strategy() -> impl Strategy<Value = Vec<(Command, i64)>> {
     (prop_oneof![3 => Just(true), 1 => Just(false)], body).prop_map(|(open_all, body)| {
         let prefix = (0..ACCOUNTS).filter(|_| open_all).map(|i| {
             let cmd = Command::CreateAccount(NewAccount {
+                credits_must_not_exceed_debits: i == 3,
                 id: account_id(i),
                 currency: currency(i / 3),
                 allow_overdraft: i == 0 || i == 3,

@@ -36,6 +36,7 @@ impl L {
 
 fn account(id: &str, overdraft: bool, metadata: &str) -> Command {
     Command::CreateAccount(NewAccount {
+        credits_must_not_exceed_debits: false,
         id: id.into(),
         currency: "USD".into(),
         allow_overdraft: overdraft,
@@ -45,6 +46,7 @@ fn account(id: &str, overdraft: bool, metadata: &str) -> Command {
 
 fn transfer(id: &str, d: &str, c: &str, amount: u64, pending: bool, timeout_ms: Option<u64>) -> NewTransfer {
     NewTransfer {
+        flags: Default::default(),
         id: id.into(),
         debit_account_id: d.into(),
         credit_account_id: c.into(),

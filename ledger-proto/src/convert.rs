@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use ledger_core::{
     AccountResult, AccountView, Balances, BatchFailure, BatchResult, Command, Decision, ExpireResult, HistoryEntry,
-    HistoryFrom, HistoryPage, NewAccount, NewTransfer, Outcome, ResultCode, TransferEventKind, TransferResult,
-    TransferStatus, TransferView,
+    HistoryFrom, HistoryPage, NewAccount, NewTransfer, Outcome, ResultCode, TransferEventKind, TransferFlags,
+    TransferResult, TransferStatus, TransferView,
 };
 
 use crate::ledger as pb;
@@ -115,12 +115,39 @@ pub fn new_account_to_proto(a: &NewAccount) -> pb::NewAccount {
         currency: a.currency.clone(),
         allow_overdraft: a.allow_overdraft,
         metadata: a.metadata.clone(),
+        credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
     }
 }
 
 /// Protobuf → `NewAccount`.
 pub fn new_account_from_proto(a: pb::NewAccount) -> NewAccount {
-    NewAccount { id: a.id, currency: a.currency, allow_overdraft: a.allow_overdraft, metadata: a.metadata }
+    NewAccount {
+        id: a.id,
+        currency: a.currency,
+        allow_overdraft: a.allow_overdraft,
+        credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+        metadata: a.metadata,
+    }
+}
+
+/// `TransferFlags` → protobuf (absent when none is set).
+pub fn transfer_flags_to_proto(f: TransferFlags) -> Option<pb::TransferFlags> {
+    (f != TransferFlags::NONE).then_some(pb::TransferFlags {
+        balancing_debit: f.balancing_debit,
+        balancing_credit: f.balancing_credit,
+        closing_debit: f.closing_debit,
+        closing_credit: f.closing_credit,
+    })
+}
+
+/// Protobuf → `TransferFlags` (absent: none).
+pub fn transfer_flags_from_proto(f: Option<pb::TransferFlags>) -> TransferFlags {
+    f.map_or(TransferFlags::NONE, |f| TransferFlags {
+        balancing_debit: f.balancing_debit,
+        balancing_credit: f.balancing_credit,
+        closing_debit: f.closing_debit,
+        closing_credit: f.closing_credit,
+    })
 }
 
 /// `NewTransfer` → protobuf.
@@ -134,6 +161,7 @@ pub fn new_transfer_to_proto(t: &NewTransfer) -> pb::NewTransfer {
         metadata: t.metadata.clone(),
         pending: t.pending,
         timeout_ms: t.timeout_ms,
+        flags: transfer_flags_to_proto(t.flags),
     }
 }
 
@@ -148,6 +176,7 @@ pub fn new_transfer_from_proto(t: pb::NewTransfer) -> NewTransfer {
         metadata: t.metadata,
         pending: t.pending,
         timeout_ms: t.timeout_ms,
+        flags: transfer_flags_from_proto(t.flags),
     }
 }
 
@@ -294,6 +323,8 @@ pub fn account_to_proto(a: &AccountView) -> pb::Account {
         available: a.available.to_string(),
         index: a.index,
         version: a.version,
+        credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+        closed: a.closed,
     }
 }
 
@@ -306,6 +337,8 @@ pub fn account_from_proto(a: pb::Account) -> Result<AccountView> {
         id: Arc::from(a.id),
         currency: Arc::from(a.currency),
         allow_overdraft: a.allow_overdraft,
+        credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+        closed: a.closed,
         metadata: Arc::from(a.metadata),
         created_index: a.created_index,
         created_timestamp_ms: a.created_timestamp_ms,
@@ -329,6 +362,7 @@ pub fn transfer_to_proto(t: &TransferView) -> pb::Transfer {
         status: t.status.as_str().to_owned(),
         created: Some(decision_to_proto(&t.created)),
         resolution: t.resolution.as_ref().map(decision_to_proto),
+        flags: transfer_flags_to_proto(t.flags),
     }
 }
 
@@ -345,6 +379,7 @@ pub fn transfer_from_proto(t: pb::Transfer) -> Result<TransferView> {
         currency: Arc::from(t.currency),
         metadata: Arc::from(t.metadata),
         pending: t.pending,
+        flags: transfer_flags_from_proto(t.flags),
         timeout_ms: t.timeout_ms,
         expires_at_ms: t.expires_at_ms,
     })
@@ -416,6 +451,7 @@ mod tests {
 
     fn nt(id: &str, pending: bool) -> NewTransfer {
         NewTransfer {
+            flags: TransferFlags { balancing_credit: true, closing_debit: pending, ..TransferFlags::NONE },
             id: id.into(),
             debit_account_id: "a".into(),
             credit_account_id: "b".into(),
@@ -435,6 +471,7 @@ mod tests {
     fn every_command_variant_round_trips() {
         let commands = [
             Command::CreateAccount(NewAccount {
+                credits_must_not_exceed_debits: true,
                 id: "acct-1".into(),
                 currency: "EUR".into(),
                 allow_overdraft: true,
@@ -525,6 +562,8 @@ mod tests {
             id: "x".into(),
             currency: "USD".into(),
             allow_overdraft: false,
+            credits_must_not_exceed_debits: true,
+            closed: true,
             metadata: "{}".into(),
             created_index: 1,
             created_timestamp_ms: 2,
@@ -543,6 +582,7 @@ mod tests {
             currency: "USD".into(),
             metadata: "{}".into(),
             pending: true,
+            flags: TransferFlags { balancing_debit: true, closing_credit: true, ..TransferFlags::NONE },
             timeout_ms: Some(10),
             expires_at_ms: Some(20),
             status: TransferStatus::Voided,

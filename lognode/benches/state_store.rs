@@ -176,6 +176,7 @@ fn main() {
     };
     for i in 0..=DESTINATIONS {
         let cmd = Command::CreateAccount(NewAccount {
+            credits_must_not_exceed_debits: false,
             id: account(i),
             currency: "USD".into(),
             allow_overdraft: i == 0,
@@ -207,6 +208,7 @@ fn main() {
         seq[w as usize] += 1;
         let transfers = (0..PER_REQUEST)
             .map(|k| NewTransfer {
+                flags: Default::default(),
                 id: if args.ordered_ids {
                     format!("lt1a2b3c-{s:010}-w{w}-{k}")
                 } else {

@@ -17,7 +17,13 @@ use ledger_proto::ledger::JoinGroupRequest;
 use tonic::Code;
 
 fn account(id: &str, metadata: String) -> Command {
-    Command::CreateAccount(NewAccount { id: id.into(), currency: "USD".into(), allow_overdraft: false, metadata })
+    Command::CreateAccount(NewAccount {
+        credits_must_not_exceed_debits: false,
+        id: id.into(),
+        currency: "USD".into(),
+        allow_overdraft: false,
+        metadata,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,7 @@ fn fmt_response(r: &Response) -> String {
 
 fn new_transfer(a: &Args) -> NewTransfer {
     NewTransfer {
+        flags: Default::default(),
         id: a.str("id"),
         debit_account_id: a.str("from"),
         credit_account_id: a.str("to"),
@@ -279,6 +280,7 @@ impl Runner {
             }
             "account" => {
                 let cmd = Command::CreateAccount(NewAccount {
+                    credits_must_not_exceed_debits: false,
                     id: a.str("id"),
                     currency: a.str_or("cur", "USD"),
                     allow_overdraft: a.flag("overdraft"),

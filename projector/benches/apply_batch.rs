@@ -43,6 +43,7 @@ fn events(n: usize) -> Vec<Vec<(u64, EventJson)>> {
     };
     for i in 0..ACCOUNTS {
         let acct = NewAccount {
+            credits_must_not_exceed_debits: false,
             id: format!("acct-{i}"),
             currency: "USD".into(),
             allow_overdraft: true,
@@ -63,6 +64,7 @@ fn events(n: usize) -> Vec<Vec<(u64, EventJson)>> {
                 let d = (rng % ACCOUNTS as u64) as usize;
                 let c = (d + 1 + (rng >> 20) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
                 NewTransfer {
+                    flags: Default::default(),
                     id: format!("t{}", made + j),
                     debit_account_id: format!("acct-{d}"),
                     credit_account_id: format!("acct-{c}"),

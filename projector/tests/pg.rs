@@ -83,6 +83,7 @@ impl Sim {
 
     fn account(&mut self, id: &str, overdraft: bool) {
         self.apply(Command::CreateAccount(NewAccount {
+            credits_must_not_exceed_debits: false,
             id: id.into(),
             currency: "USD".into(),
             allow_overdraft: overdraft,
@@ -105,6 +106,7 @@ impl Sim {
 
 fn nt(id: &str, d: &str, c: &str, amount: u64, pending: bool, timeout_ms: Option<u64>) -> NewTransfer {
     NewTransfer {
+        flags: Default::default(),
         id: id.into(),
         debit_account_id: d.into(),
         credit_account_id: c.into(),

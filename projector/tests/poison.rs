@@ -31,6 +31,7 @@ fn events(cmds: &[Command], poisoned: usize, poison: impl Fn(String) -> String) 
 
 fn account(id: &str, overdraft: bool) -> Command {
     Command::CreateAccount(NewAccount {
+        credits_must_not_exceed_debits: false,
         id: id.into(),
         currency: "USD".into(),
         allow_overdraft: overdraft,
@@ -40,6 +41,7 @@ fn account(id: &str, overdraft: bool) -> Command {
 
 fn transfer(id: &str, d: &str, c: &str, amount: u64) -> Command {
     Command::CreateTransfer(NewTransfer {
+        flags: Default::default(),
         id: id.into(),
         debit_account_id: d.into(),
         credit_account_id: c.into(),

@@ -51,6 +51,8 @@ pub async fn create_account(
         id: acct.id.as_str().into(),
         currency: acct.currency.as_str().into(),
         allow_overdraft: acct.allow_overdraft,
+        credits_must_not_exceed_debits: acct.credits_must_not_exceed_debits,
+        closed: false,
         metadata: acct.metadata.as_str().into(),
         created_index,
         created_timestamp_ms,

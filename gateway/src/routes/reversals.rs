@@ -85,6 +85,7 @@ pub async fn revert_transfer(
     // The reversal debits the original's credit account.
     check_account(&caller, &original.credit_account_id)?;
     let t = NewTransfer {
+        flags: Default::default(),
         id: reversal_id(&id),
         debit_account_id: original.credit_account_id.to_string(),
         credit_account_id: original.debit_account_id.to_string(),

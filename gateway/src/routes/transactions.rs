@@ -154,6 +154,7 @@ fn postings_of(tx: &str, postings: &[Posting], metadata: &Value) -> Result<Vec<N
         .enumerate()
         .map(|(n, p)| {
             Ok(NewTransfer {
+                flags: Default::default(),
                 id: posting_id(tx, n),
                 debit_account_id: p.debit_account_id.clone(),
                 credit_account_id: p.credit_account_id.clone(),

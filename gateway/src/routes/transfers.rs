@@ -27,9 +27,18 @@ fn rule_detail(code: ResultCode, t: &NewTransfer) -> String {
         }
         ResultCode::SameAccount => "the debit and credit accounts are the same".to_owned(),
         ResultCode::CurrencyMismatch => format!("an account does not have currency {}", t.currency),
+        ResultCode::InsufficientFunds if t.flags.balancing_debit => {
+            format!("account '{}' has nothing available to move (balancing_debit)", t.debit_account_id)
+        }
         ResultCode::InsufficientFunds => {
             format!("the debit would take account '{}' below zero available", t.debit_account_id)
         }
+        ResultCode::ExceedsDebits => format!(
+            "the credit would take account '{}' (credits_must_not_exceed_debits) past its debits",
+            t.credit_account_id
+        ),
+        ResultCode::DebitAccountClosed => format!("account '{}' is closed", t.debit_account_id),
+        ResultCode::CreditAccountClosed => format!("account '{}' is closed", t.credit_account_id),
         other => format!("transfer '{}' was not created: {other}", t.id),
     }
 }

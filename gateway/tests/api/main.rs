@@ -4,6 +4,7 @@
 mod auth;
 #[path = "../common/auth_walk.rs"]
 mod auth_walk;
+mod balancing;
 mod cli;
 mod errors;
 mod happy;

@@ -309,6 +309,7 @@ mod tests {
 
     fn transfer(id: &str, amount: u64) -> NewTransfer {
         NewTransfer {
+            flags: Default::default(),
             id: id.into(),
             debit_account_id: "eq".into(),
             credit_account_id: "a".into(),
@@ -324,6 +325,7 @@ mod tests {
     fn gathered_transfers_get_the_results_they_would_get_as_separate_entries() {
         let account = |id: &str, overdraft| {
             Command::CreateAccount(NewAccount {
+                credits_must_not_exceed_debits: false,
                 id: id.into(),
                 currency: "USD".into(),
                 allow_overdraft: overdraft,
@@ -374,6 +376,7 @@ mod tests {
 
     fn account(id: &str, overdraft: bool) -> Command {
         Command::CreateAccount(NewAccount {
+            credits_must_not_exceed_debits: false,
             id: id.into(),
             currency: "USD".into(),
             allow_overdraft: overdraft,

@@ -20,6 +20,7 @@ pub fn init_tracing() {
 /// `CreateAccount` of a USD account with empty metadata.
 pub fn new_account(id: &str, overdraft: bool) -> ledger_core::Command {
     ledger_core::Command::CreateAccount(ledger_core::NewAccount {
+        credits_must_not_exceed_debits: false,
         id: id.into(),
         currency: "USD".into(),
         allow_overdraft: overdraft,
@@ -30,6 +31,7 @@ pub fn new_account(id: &str, overdraft: bool) -> ledger_core::Command {
 /// A posted USD transfer with empty metadata.
 pub fn transfer_body(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::NewTransfer {
     ledger_core::NewTransfer {
+        flags: Default::default(),
         id: id.into(),
         debit_account_id: from.into(),
         credit_account_id: to.into(),

@@ -40,6 +40,7 @@ fn script(n: usize) -> Vec<(Command, u64)> {
     let mut ts = 1_000u64;
     for i in 0..8u64 {
         let a = NewAccount {
+            credits_must_not_exceed_debits: false,
             id: format!("acct-{i}"),
             currency: if i.is_multiple_of(2) { "USD" } else { "EUR" }.into(),
             allow_overdraft: i < 2,
@@ -53,6 +54,7 @@ fn script(n: usize) -> Vec<(Command, u64)> {
         let c = (d + 2 * (1 + next(3))) % 8;
         let pending = next(3) == 0;
         NewTransfer {
+            flags: Default::default(),
             id: format!("t-{id}"),
             debit_account_id: format!("acct-{d}"),
             credit_account_id: format!("acct-{c}"),

@@ -532,6 +532,7 @@ mod tests {
 
     fn account(id: &str, overdraft: bool) -> ledger_core::Command {
         ledger_core::Command::CreateAccount(ledger_core::NewAccount {
+            credits_must_not_exceed_debits: false,
             id: id.into(),
             currency: "USD".into(),
             allow_overdraft: overdraft,
@@ -541,6 +542,7 @@ mod tests {
 
     fn transfer(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::Command {
         ledger_core::Command::CreateTransfer(ledger_core::NewTransfer {
+            flags: Default::default(),
             id: id.into(),
             debit_account_id: from.into(),
             credit_account_id: to.into(),
