@@ -216,6 +216,10 @@ pub enum AccountCmd {
         /// Let the balance go below zero (e.g. an equity or funding account).
         #[arg(long)]
         allow_overdraft: bool,
+        /// Credits may never exceed debits (a liability-side account, e.g. a card); needs
+        /// --allow-overdraft.
+        #[arg(long, requires = "allow_overdraft")]
+        credits_must_not_exceed_debits: bool,
         /// Metadata: a JSON object.
         #[arg(long)]
         metadata: Option<String>,
@@ -285,6 +289,18 @@ pub struct TransferArgs {
     /// With --pending: void automatically after this long (e.g. 30s, 5m, 2h).
     #[arg(long, requires = "pending", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Move at most <amount>: what <from> has, if less (a sweep).
+    #[arg(long)]
+    pub balancing_debit: bool,
+    /// Move at most <amount>: what <to> may still be credited, if less.
+    #[arg(long)]
+    pub balancing_credit: bool,
+    /// Close <from> (with --pending; voiding the transfer reopens it).
+    #[arg(long, requires = "pending")]
+    pub closing_debit: bool,
+    /// Close <to> (with --pending; voiding the transfer reopens it).
+    #[arg(long, requires = "pending")]
+    pub closing_credit: bool,
     /// Metadata: a JSON object.
     #[arg(long)]
     pub metadata: Option<String>,

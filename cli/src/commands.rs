@@ -17,11 +17,14 @@ pub const GROUPS_DESCRIBED_MAX: usize = 100;
 /// Runs one client command.
 pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
     match cmd {
-        Cmd::Account { cmd: AccountCmd::Create { id, currency, allow_overdraft, metadata } } => {
+        Cmd::Account {
+            cmd: AccountCmd::Create { id, currency, allow_overdraft, credits_must_not_exceed_debits, metadata },
+        } => {
             let account = NewAccount {
                 id: id.clone(),
                 currency: currency.clone(),
                 allow_overdraft: *allow_overdraft,
+                credits_must_not_exceed_debits: *credits_must_not_exceed_debits,
                 metadata: parse_metadata(metadata.as_deref())?,
             };
             let w = client.create_account(&account).await?;
@@ -296,6 +299,10 @@ async fn create_transfer(client: &Client, out: &Out, t: &TransferArgs) -> Result
         pending: t.pending,
         timeout_ms,
         metadata: parse_metadata(t.metadata.as_deref())?,
+        balancing_debit: t.balancing_debit,
+        balancing_credit: t.balancing_credit,
+        closing_debit: t.closing_debit,
+        closing_credit: t.closing_credit,
     };
     let w: Written<Transfer> = client.create_transfer(&nt).await?;
     if out.json {
@@ -510,6 +517,12 @@ fn account_block(a: &Account) -> String {
         ("pending", format!("debits {}, credits {}", a.debits_pending, a.credits_pending)),
         ("overdraft", if a.allow_overdraft { "allowed" } else { "not allowed" }.to_owned()),
     ];
+    if a.credits_must_not_exceed_debits {
+        pairs.push(("credit limit", "credits may not exceed debits".to_owned()));
+    }
+    if a.closed {
+        pairs.push(("closed", "yes: refuses new transfers".to_owned()));
+    }
     if !is_empty_metadata(&a.metadata) {
         pairs.push(("metadata", a.metadata.to_string()));
     }
@@ -527,6 +540,18 @@ fn transfer_block(t: &Transfer) -> String {
     ];
     if let Some(e) = t.expires_at_ms {
         pairs.push(("expires at", format!("{e} ms (log time)")));
+    }
+    let flags: Vec<&str> = [
+        (t.balancing_debit, "balancing_debit"),
+        (t.balancing_credit, "balancing_credit"),
+        (t.closing_debit, "closing_debit"),
+        (t.closing_credit, "closing_credit"),
+    ]
+    .iter()
+    .filter_map(|&(on, name)| on.then_some(name))
+    .collect();
+    if !flags.is_empty() {
+        pairs.push(("flags", flags.join(", ")));
     }
     if let Some(r) = &t.resolution {
         pairs.push(("resolution", format!("{} {} by {} at index {}", r.status, r.amount, r.transfer_id, r.index)));

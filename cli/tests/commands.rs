@@ -324,6 +324,43 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     let a = json(dev.ledger(&["--json", "account", "show", "alice"]).ok());
     assert_eq!(a["balance"].as_i64(), Some(1000));
 
+    // Rules 10 and 11: a credit-limited account; sweep and close shop, refuse, reopen by a void.
+    let out = dev.ledger(&[
+        "account",
+        "create",
+        "card",
+        "--currency",
+        "USD",
+        "--allow-overdraft",
+        "--credits-must-not-exceed-debits",
+    ]);
+    assert!(out.ok().starts_with("account card created"), "{}", out.ok());
+    dev.ledger(&["account", "create", "x2", "--currency", "USD", "--credits-must-not-exceed-debits"])
+        .fails(2, "--allow-overdraft");
+    dev.ledger(&["transfer", "equity", "card", "5", "--currency", "USD"]).fails(1, "exceeds_debits");
+    dev.ledger(&["transfer", "equity", "shop", "30", "--currency", "USD"]).ok();
+    let close = [
+        "transfer",
+        "shop",
+        "equity",
+        "1000000",
+        "--currency",
+        "USD",
+        "--id",
+        "close-shop",
+        "--pending",
+        "--balancing-debit",
+        "--closing-debit",
+    ];
+    let out = dev.ledger(&close).ok().to_owned();
+    assert!(out.contains("balancing_debit, closing_debit") && out.contains("30 USD"), "{out}");
+    let shop = dev.ledger(&["account", "show", "shop"]).ok().to_owned();
+    assert!(shop.contains("refuses new transfers"), "{shop}");
+    dev.ledger(&["transfer", "alice", "shop", "1", "--currency", "USD"]).fails(1, "credit_account_closed");
+    dev.ledger(&["transfer", "void", "close-shop"]).ok();
+    let shop = json(dev.ledger(&["--json", "account", "show", "shop"]).ok());
+    assert_eq!((shop["closed"].as_bool(), shop["balance"].as_i64()), (Some(false), Some(30)));
+
     // An unreachable gateway: exit 3.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     ledger(&format!("http://127.0.0.1:{port}"), &["cluster"]).fails(3, "cannot reach the gateway");

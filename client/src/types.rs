@@ -18,6 +18,9 @@ pub struct NewAccount {
     /// Whether the balance may go below zero.
     #[serde(default)]
     pub allow_overdraft: bool,
+    /// Credits may never exceed debits (a liability-side account; needs `allow_overdraft`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credits_must_not_exceed_debits: bool,
     /// Free-form JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
@@ -33,6 +36,12 @@ pub struct Account {
     /// Overdraft allowed.
     #[serde(default)]
     pub allow_overdraft: bool,
+    /// Credits may not exceed debits.
+    #[serde(default)]
+    pub credits_must_not_exceed_debits: bool,
+    /// Closed by a closing transfer.
+    #[serde(default)]
+    pub closed: bool,
     /// Metadata object.
     #[serde(default)]
     pub metadata: Value,
@@ -119,6 +128,18 @@ pub struct NewTransfer {
     /// Free-form JSON object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Move at most `amount`, less when the debit account would go below zero.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balancing_debit: bool,
+    /// Move at most `amount`, less when the credit account's credits would pass its debits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balancing_credit: bool,
+    /// Close the debit account (pending only; a void reopens it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closing_debit: bool,
+    /// Close the credit account (pending only; a void reopens it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closing_credit: bool,
 }
 
 /// The decision about a pending transfer.
@@ -176,6 +197,18 @@ pub struct Transfer {
     /// Post/void/expiry of a pending transfer.
     #[serde(default)]
     pub resolution: Option<Resolution>,
+    /// Created with `balancing_debit` (`amount` is what moved).
+    #[serde(default)]
+    pub balancing_debit: bool,
+    /// Created with `balancing_credit` (`amount` is what moved).
+    #[serde(default)]
+    pub balancing_credit: bool,
+    /// Created with `closing_debit`.
+    #[serde(default)]
+    pub closing_debit: bool,
+    /// Created with `closing_credit`.
+    #[serde(default)]
+    pub closing_credit: bool,
 }
 
 /// One item of a batch's answer.

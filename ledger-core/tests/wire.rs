@@ -61,13 +61,15 @@ fn old_entries_read_back_and_new_ones_round_trip() -> Result<(), bincode::Error>
         assert_eq!(bincode::serialize(&new)?, bytes);
     }
     for overdraft in [false, true] {
-        let old = OldAccount { id: "a".into(), currency: "USD".into(), allow_overdraft: overdraft, metadata: "".into() };
+        let old =
+            OldAccount { id: "a".into(), currency: "USD".into(), allow_overdraft: overdraft, metadata: "".into() };
         let bytes = bincode::serialize(&old)?;
         let new: NewAccount = bincode::deserialize(&bytes)?;
         assert_eq!((new.allow_overdraft, new.credits_must_not_exceed_debits), (overdraft, false));
         assert_eq!(bincode::serialize(&new)?, bytes);
     }
-    let every = TransferFlags { balancing_debit: true, balancing_credit: true, closing_debit: true, closing_credit: true };
+    let every =
+        TransferFlags { balancing_debit: true, balancing_credit: true, closing_debit: true, closing_credit: true };
     for flags in [every, TransferFlags { closing_credit: true, ..TransferFlags::NONE }] {
         let t = transfer(true, flags);
         let back: NewTransfer = bincode::deserialize(&bincode::serialize(&t)?)?;

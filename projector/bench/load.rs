@@ -54,8 +54,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let client = Client::new(&a.gateway)?;
     for i in 0..a.accounts {
-        let acct =
-            NewAccount { id: format!("acct-{i}"), currency: "USD".into(), allow_overdraft: true, metadata: None };
+        let acct = NewAccount {
+            id: format!("acct-{i}"),
+            currency: "USD".into(),
+            allow_overdraft: true,
+            metadata: None,
+            ..NewAccount::default()
+        };
         client.create_account(&acct).await.context("create account")?;
     }
     let batches = a.transfers.div_ceil(a.batch);

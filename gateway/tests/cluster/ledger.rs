@@ -209,6 +209,8 @@ struct Done {
     /// Transactions created (2 from src to dst, 1 from dst to fee), and those reverted.
     transactions: u64,
     transactions_reverted: u64,
+    /// Sweeps: 3 from src to bal, then a balancing transfer of up to 1000 from bal to fee.
+    sweeps: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -221,6 +223,7 @@ async fn leader_kill_under_transfer_load() {
     for c in 0..CLIENTS {
         account(&gw, &format!("dst-{c}"), false).await;
         account(&gw, &format!("fee-{c}"), false).await;
+        account(&gw, &format!("bal-{c}"), false).await;
     }
 
     let killed = Arc::new(AtomicBool::new(false));
@@ -264,6 +267,18 @@ async fn leader_kill_under_transfer_load() {
                         d.transactions_reverted += 1;
                     }
                 }
+                // Every eleventh, a sweep (rule 10): a balancing transfer moves exactly what bal
+                // holds, once, whatever the retries.
+                if i % 11 == 6 {
+                    let fund = json!({"id": format!("f{c}-{i}"), "debit_account_id": "src",
+                        "credit_account_id": format!("bal-{c}"), "amount": 3, "currency": "USD"});
+                    d.unavailable += until_done(gw.addr, "POST", "/v1/transfers", Some(&fund)).await.1;
+                    let sweep = json!({"id": format!("s{c}-{i}"), "debit_account_id": format!("bal-{c}"),
+                        "credit_account_id": format!("fee-{c}"), "amount": 1000, "currency": "USD",
+                        "balancing_debit": true});
+                    d.unavailable += until_done(gw.addr, "POST", "/v1/transfers", Some(&sweep)).await.1;
+                    d.sweeps += 1;
+                }
             }
             d
         }));
@@ -295,8 +310,10 @@ async fn leader_kill_under_transfer_load() {
             let a = single.get(&format!("/v1/accounts/dst-{c}?min_index={last}")).await.expect(200, "dst").json();
             assert_eq!(a["balance"], json!(d.transfers - d.reverted + standing), "node {} dst-{c}: {a}", node.id);
             let f = single.get(&format!("/v1/accounts/fee-{c}?min_index={last}")).await.expect(200, "fee").json();
-            assert_eq!(f["balance"], json!(standing), "node {} fee-{c}: {f}", node.id);
-            total += i128::from(d.transfers - d.reverted + 2 * standing);
+            assert_eq!(f["balance"], json!(standing + 3 * d.sweeps), "node {} fee-{c}: {f}", node.id);
+            let b = single.get(&format!("/v1/accounts/bal-{c}?min_index={last}")).await.expect(200, "bal").json();
+            assert_eq!(b["balance"], json!(0), "node {} bal-{c}: {b}", node.id);
+            total += i128::from(d.transfers - d.reverted + 2 * standing + 3 * d.sweeps);
         }
         let src = single.get(&format!("/v1/accounts/src?min_index={last}")).await.expect(200, "src").json();
         assert_eq!(src["balance"], json!(-total), "node {}: {src}", node.id);
@@ -304,12 +321,13 @@ async fn leader_kill_under_transfer_load() {
     let sum = |f: fn(&Done) -> u64| per_client.iter().map(f).sum::<u64>();
     eprintln!(
         "transfer failover: leader {leader} -> {new_leader}; {} transfers ({after} after the kill), {} 503s, {} \
-         replays, {} reversals, {} transactions ({} reverted)",
+         replays, {} reversals, {} transactions ({} reverted), {} sweeps",
         sum(|d| d.transfers),
         sum(|d| d.unavailable),
         sum(|d| d.replays),
         sum(|d| d.reverted),
         sum(|d| d.transactions),
         sum(|d| d.transactions_reverted),
+        sum(|d| d.sweeps),
     );
 }

@@ -86,6 +86,7 @@ impl Cluster {
             currency: "USD".into(),
             allow_overdraft: od,
             metadata: Some(serde_json::json!({"test": true})),
+            ..NewAccount::default()
         };
         self.client.create_account(&mk("equity".into(), true)).await.unwrap();
         for i in 0..n {
