@@ -26,6 +26,7 @@
 //! let mut ledger = Ledger::default();
 //! let cmd = Command::CreateAccount(NewAccount {
 //!     id: "alice".into(), currency: "USD".into(), allow_overdraft: false, metadata: r#"{"owner":"Alice"}"#.into(),
+//!     credits_must_not_exceed_debits: false,
 //! });
 //! let (_, events) = ledger.apply(&cmd, ApplyContext { index: 1, timestamp_ms: 1000 });
 //! let bytes = ledger_events::encode(&events[0]);
