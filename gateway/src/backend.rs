@@ -291,7 +291,8 @@ pub type BackendResult<T> = Result<T, BackendError>;
 pub trait LedgerBackend: Send + Sync + 'static {
     /// Appends a ledger command to the log (through the leader) and returns
     /// the state machine's decision once the entry is committed and applied.
-    async fn submit(&self, cmd: Command) -> BackendResult<Applied<Outcome>>;
+    /// By reference: the caller keeps the command to build its answer, with no copy of it.
+    async fn submit(&self, cmd: &Command) -> BackendResult<Applied<Outcome>>;
 
     /// An account with its current balances; `None` if it does not exist.
     async fn account(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<AccountView>>>;

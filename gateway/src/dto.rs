@@ -465,13 +465,18 @@ pub struct Transfer {
     pub timestamp_ms: u64,
     /// Pending transfers: the post/void/expiry decision, once made.
     pub resolution: Option<Resolution>,
-    /// Created with `balancing_debit` (rule 10): `amount` is what moved.
+    /// Created with `balancing_debit` (rule 10): `amount` is what moved. Absent when false (as
+    /// are the other three flags: most transfers have none, and a batch answer lists many).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balancing_debit: bool,
-    /// Created with `balancing_credit` (rule 10): `amount` is what moved.
+    /// Created with `balancing_credit` (rule 10): `amount` is what moved. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balancing_credit: bool,
-    /// Created with `closing_debit` (rule 11).
+    /// Created with `closing_debit` (rule 11). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closing_debit: bool,
-    /// Created with `closing_credit` (rule 11).
+    /// Created with `closing_credit` (rule 11). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closing_credit: bool,
 }
 

@@ -148,21 +148,32 @@ pub fn new_account(r: &CreateAccountRequest) -> Result<NewAccount, ApiError> {
     })
 }
 
-/// `CreateTransferRequest` → `NewTransfer`; `prefix` names the item in
-/// error details (`""` or `"transfers[3]."`).
-pub fn new_transfer(r: &CreateTransferRequest, prefix: &str) -> Result<NewTransfer, ApiError> {
-    id(&r.id, &format!("{prefix}id"))?;
-    id(&r.debit_account_id, &format!("{prefix}debit_account_id"))?;
-    id(&r.credit_account_id, &format!("{prefix}credit_account_id"))?;
-    currency(&r.currency, &format!("{prefix}currency"))?;
-    let amount = amount(&r.amount, &format!("{prefix}amount"))?;
+/// `CreateTransferRequest` → `NewTransfer`; `item` is the transfer's position in a batch, which
+/// error details name (`transfers[3].amount`). The field names are only built for an error: a
+/// batch of valid transfers formats nothing (issue 14).
+pub fn new_transfer(r: &CreateTransferRequest, item: Option<usize>) -> Result<NewTransfer, ApiError> {
+    let name = |field: &str| match item {
+        None => field.to_owned(),
+        Some(i) => format!("transfers[{i}].{field}"),
+    };
+    for (value, field) in
+        [(&r.id, "id"), (&r.debit_account_id, "debit_account_id"), (&r.credit_account_id, "credit_account_id")]
+    {
+        if !is_valid_id(value) {
+            id(value, &name(field))?;
+        }
+    }
+    if !is_valid_currency(&r.currency) {
+        currency(&r.currency, &name("currency"))?;
+    }
+    let amount = amount(&r.amount, "").or_else(|_| amount(&r.amount, &name("amount")))?;
     match (r.pending, r.timeout_ms) {
         (_, None) => {}
         (true, Some(t)) if (1..=TIMEOUT_MS_MAX).contains(&t) => {}
         _ => {
             return Err(rule(
                 ResultCode::InvalidTimeout,
-                format!("{prefix}timeout_ms must be in 1..={TIMEOUT_MS_MAX} and only on a pending transfer"),
+                format!("{} must be in 1..={TIMEOUT_MS_MAX} and only on a pending transfer", name("timeout_ms")),
             ));
         }
     }
@@ -175,10 +186,14 @@ pub fn new_transfer(r: &CreateTransferRequest, prefix: &str) -> Result<NewTransf
     if flags.closing() && !r.pending {
         return Err(rule(
             ResultCode::ClosingTransferMustBePending,
-            format!("{prefix}closing_debit and {prefix}closing_credit need pending: true (a void reopens the account)"),
+            format!(
+                "{} and {} need pending: true (a void reopens the account)",
+                name("closing_debit"),
+                name("closing_credit")
+            ),
         ));
     }
-    let metadata = metadata(r.metadata.as_ref(), &format!("{prefix}metadata"))?;
+    let metadata = metadata(r.metadata.as_ref(), "").or_else(|_| metadata(r.metadata.as_ref(), &name("metadata")))?;
     Ok(NewTransfer {
         flags,
         id: r.id.clone(),

@@ -201,12 +201,14 @@ impl LedgerBackend for GrpcBackend {
     /// To the leader; retried on not-leader/no-leader/lost connections within the budget: every
     /// command carries its ids, so a resubmission answers `exists` with the original decision
     /// (the client then sees a replay of its own first attempt).
-    async fn submit(&self, cmd: Command) -> BackendResult<Applied<Outcome>> {
-        let req = convert::command_to_proto(&cmd);
+    async fn submit(&self, cmd: &Command) -> BackendResult<Applied<Outcome>> {
+        // The first attempt takes the request; a retry (rare) converts the command again rather
+        // than every request paying for a copy of a whole batch up front.
+        let mut first = Some(convert::command_to_proto(cmd));
         let resp = self
             .nodes
             .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
-                let req = req.clone();
+                let req = first.take().unwrap_or_else(|| convert::command_to_proto(cmd));
                 async move { Ok(c.submit(req).await?.into_inner()) }
             })
             .await?;

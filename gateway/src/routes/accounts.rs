@@ -37,7 +37,7 @@ pub async fn create_account(
 ) -> Result<Response, ApiError> {
     let acct = validate::new_account(&req)?;
     check_account(&caller, &acct.id)?;
-    let applied = st.call(st.backend().submit(Command::CreateAccount(acct.clone()))).await?;
+    let applied = st.call(st.backend().submit(&Command::CreateAccount(acct.clone()))).await?;
     let Outcome::Account(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for CreateAccount"));
     };

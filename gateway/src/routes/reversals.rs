@@ -96,7 +96,7 @@ pub async fn revert_transfer(
         pending: false,
         timeout_ms: None,
     };
-    let applied = st.call(st.backend().submit(Command::CreateTransfer(t.clone()))).await?;
+    let applied = st.call(st.backend().submit(&Command::CreateTransfer(t.clone()))).await?;
     let Outcome::Transfer(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for a reversal"));
     };

@@ -248,7 +248,7 @@ async fn submit(
 ) -> Result<Response, ApiError> {
     let transfers = postings_of(tx, &postings, &metadata)?;
     let cmd = Command::CreateTransfers { transfers, atomic: true };
-    let applied = st.call(st.backend().submit(cmd.clone())).await?;
+    let applied = st.call(st.backend().submit(&cmd)).await?;
     let (Outcome::Batch(b), Command::CreateTransfers { transfers, .. }) = (applied.value, cmd) else {
         return Err(ApiError::internal("unexpected outcome for a transaction"));
     };

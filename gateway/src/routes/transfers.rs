@@ -63,21 +63,25 @@ pub async fn create_transfer(
     caller: MaybeCaller,
     ApiJson(req): ApiJson<CreateTransferRequest>,
 ) -> Result<Response, ApiError> {
-    let t = validate::new_transfer(&req, "")?;
+    let t = validate::new_transfer(&req, None)?;
     check_account(&caller, &t.debit_account_id)?;
-    let applied = st.call(st.backend().submit(Command::CreateTransfer(t.clone()))).await?;
+    let cmd = Command::CreateTransfer(t);
+    let applied = st.call(st.backend().submit(&cmd)).await?;
+    let Command::CreateTransfer(t) = &cmd else {
+        return Err(ApiError::internal("a transfer command changed kind"));
+    };
     let Outcome::Transfer(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for CreateTransfer"));
     };
     let (status, replayed) = match r.code {
         ResultCode::Created => (StatusCode::CREATED, false),
         ResultCode::Exists => (StatusCode::OK, true),
-        code => return Err(ApiError::from_rule(code, rule_detail(code, &t))),
+        code => return Err(ApiError::from_rule(code, rule_detail(code, t))),
     };
     let Some(d) = r.decision else {
         return Err(ApiError::internal("a created transfer has no decision"));
     };
-    Ok(write_json(status, &Transfer::from_created(&t, &d), applied.index, replayed))
+    Ok(write_json(status, &Transfer::from_created(t, &d), applied.index, replayed))
 }
 
 /// Create up to 8190 transfers in one log entry.
@@ -111,13 +115,13 @@ pub async fn create_transfers(
         .transfers
         .iter()
         .enumerate()
-        .map(|(i, t)| validate::new_transfer(&t.0, &format!("transfers[{i}].")))
+        .map(|(i, t)| validate::new_transfer(&t.0, Some(i)))
         .collect::<Result<Vec<_>, _>>()?;
     for t in &transfers {
         check_account(&caller, &t.debit_account_id)?;
     }
     let cmd = Command::CreateTransfers { transfers, atomic: req.atomic };
-    let applied = st.call(st.backend().submit(cmd.clone())).await?;
+    let applied = st.call(st.backend().submit(&cmd)).await?;
     let (Outcome::Batch(b), Command::CreateTransfers { transfers, .. }) = (applied.value, cmd) else {
         return Err(ApiError::internal("unexpected outcome for CreateTransfers"));
     };
@@ -188,7 +192,7 @@ async fn resolve(st: &AppState, caller: &MaybeCaller, id: String, cmd: Command) 
     {
         check_account(caller, &t.debit_account_id)?;
     }
-    let applied = st.call(st.backend().submit(cmd)).await?;
+    let applied = st.call(st.backend().submit(&cmd)).await?;
     let Outcome::Transfer(r) = applied.value else {
         return Err(ApiError::internal("unexpected outcome for a post/void"));
     };

@@ -172,11 +172,11 @@ impl MemoryBackend {
 
 #[async_trait]
 impl LedgerBackend for MemoryBackend {
-    async fn submit(&self, cmd: Command) -> BackendResult<Applied<Outcome>> {
+    async fn submit(&self, cmd: &Command) -> BackendResult<Applied<Outcome>> {
         self.gate().await?;
         let mut s = self.lock();
         let ctx = s.next();
-        let (outcome, _events) = s.ledger.apply(&cmd, ctx);
+        let (outcome, _events) = s.ledger.apply(cmd, ctx);
         Ok(Applied { value: outcome, index: ctx.index })
     }
 
