@@ -41,9 +41,15 @@ pub async fn leader_of(addr: &str, expect_voters: usize) -> Option<(u64, String)
 
 /// A whole partition read from `addr` (after the node applied `min_index`): `(offset, value)`.
 pub async fn read_all(addr: &str, topic: &str, partition: u32, min_index: u64) -> Vec<(u64, Vec<u8>)> {
+    read_from(addr, topic, partition, 0, min_index).await
+}
+
+/// A partition read from offset `from` to its end (after the node applied `min_index`), e.g. from
+/// its start offset once retention purged what came before: `(offset, value)`.
+pub async fn read_from(addr: &str, topic: &str, partition: u32, from: u64, min_index: u64) -> Vec<(u64, Vec<u8>)> {
     let mut c = client(addr);
     let mut out = Vec::new();
-    let mut offset = 0;
+    let mut offset = from;
     for _ in 0..READ_ALL_FETCHES_MAX {
         let read = ReadOptions { linearizable: false, min_index, wait_ms: 20_000 };
         let req = ConsumeRequest { topic: topic.into(), partition, offset, max_records: 1000, read: Some(read) };

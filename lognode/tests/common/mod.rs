@@ -4,7 +4,7 @@
 
 pub mod ledger;
 
-pub use testkit::grpc::{client, leader_of, read_all};
+pub use testkit::grpc::{client, leader_of, read_all, read_from};
 pub use testkit::{Lognode as Proc, free_port, wait_for};
 
 /// Logs to the test output when RUST_LOG is set.
