@@ -26,9 +26,11 @@ use serde_json::Value;
 mod queries;
 mod transactions;
 mod types;
+mod webhooks;
 
 pub use transactions::{NewPosting, NewTransaction, Posting, Transaction};
 pub use types::*;
+pub use webhooks::{Delivery, DeliveryList, NewWebhook, Subscription, Webhook};
 
 /// Deadline of one request when none is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -581,6 +583,18 @@ impl Client {
         let req = self.http.get(&url).query(query).timeout(timeout);
         let (body, _, _) = self.send(url, req).await?;
         body
+    }
+
+    /// A GET and the answer's `Ledger-Index` (the serving replica's applied index).
+    async fn get_indexed<T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        query: &[(&'static str, String)],
+    ) -> Result<(T, u64), Error> {
+        let url = self.url(path);
+        let req = self.http.get(&url).query(query).timeout(self.timeout);
+        let (body, index, _) = self.send(url, req).await?;
+        Ok((body?, index))
     }
 
     async fn write<B: Serialize, T: DeserializeOwned>(

@@ -85,6 +85,9 @@ pub fn need_of(operation_id: &str) -> Need {
         | "createTransaction"
         | "revertTransaction" => Need::Scope("transfers:write"),
         "getTransfer" | "listTransfers" | "getTransaction" => Need::Scope("transfers:read"),
+        "createWebhook" | "deleteWebhook" => Need::Scope("webhooks:write"),
+        "listWebhooks" | "getWebhook" | "listWebhookDeliveries" => Need::Scope("webhooks:read"),
+        "recordWebhookDeliveries" | "listWebhookSubscriptions" => Need::Scope("webhooks:deliver"),
         "listTopics" | "listGroups" | "getCluster" | "getMetrics" => Need::Scope("cluster:read"),
         "produceRecords" => Need::Named("topics:produce", "topic"),
         "fetchRecords" => Need::Named("topics:read", "topic"),
@@ -96,8 +99,17 @@ pub fn need_of(operation_id: &str) -> Need {
 }
 
 /// Fixed scopes (without a name).
-const PLAIN_SCOPES: &[&str] =
-    &["admin", "cluster:read", "accounts:read", "accounts:write", "transfers:read", "transfers:write"];
+const PLAIN_SCOPES: &[&str] = &[
+    "admin",
+    "cluster:read",
+    "accounts:read",
+    "accounts:write",
+    "transfers:read",
+    "transfers:write",
+    "webhooks:read",
+    "webhooks:write",
+    "webhooks:deliver",
+];
 /// Scopes that take a topic or group name (or `*`).
 const NAMED_SCOPES: &[&str] = &["topics:produce", "topics:read", "groups:consume"];
 
@@ -136,13 +148,13 @@ pub fn new_key_id() -> Result<String, getrandom::Error> {
     Ok(format!("key-{}", hex(&random::<8>()?)))
 }
 
-fn random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)?;
     Ok(b)
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     use std::fmt::Write as _;
     b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
         let _ = write!(s, "{x:02x}");

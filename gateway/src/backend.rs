@@ -202,6 +202,8 @@ pub enum Missing {
     Node,
     /// A live API key.
     Key,
+    /// A webhook subscription.
+    Webhook,
 }
 
 /// A record fetched by a group member.
@@ -480,10 +482,100 @@ pub trait LedgerBackend: Send + Sync + 'static {
         Err(BackendError::Internal("this backend has no audit trail".to_owned()))
     }
 
+    // ---- webhooks (docs/WEBHOOKS.md) ----
+
+    /// Records a new webhook subscription through the log; the log time the leader gave it.
+    /// `AlreadyExists` for a taken id.
+    async fn create_webhook(&self, webhook: Webhook) -> BackendResult<Applied<u64>> {
+        let _ = webhook;
+        Err(no_webhooks())
+    }
+
+    /// Deletes a subscription; `NotFound(Missing::Webhook)` for an unknown one.
+    async fn delete_webhook(&self, id: &str) -> BackendResult<Applied<()>> {
+        let _ = id;
+        Err(no_webhooks())
+    }
+
+    /// Records finished deliveries of a subscription (the deliverer's report).
+    async fn record_deliveries(&self, id: &str, deliveries: Vec<Delivery>) -> BackendResult<Applied<()>> {
+        let _ = (id, deliveries);
+        Err(no_webhooks())
+    }
+
+    /// Every subscription, sorted by id, with its secret.
+    async fn list_webhooks(&self, read: ReadConsistency) -> BackendResult<Read<Vec<Webhook>>> {
+        let _ = read;
+        Err(no_webhooks())
+    }
+
+    /// The kept delivered (or dead) deliveries of a subscription, newest first.
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        dead: bool,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Vec<Delivery>>> {
+        let _ = (id, dead, read);
+        Err(no_webhooks())
+    }
+
     /// Counters for `/metrics` (cheap, synchronous).
     fn stats(&self) -> BackendStats {
         BackendStats::default()
     }
+}
+
+fn no_webhooks() -> BackendError {
+    BackendError::Internal("this backend has no webhooks".to_owned())
+}
+
+/// A webhook subscription as the log keeps it (docs/WEBHOOKS.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    /// Its id (`[A-Za-z0-9._-]`, at most 64 bytes).
+    pub id: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Event types (`*`: all).
+    pub events: Vec<String>,
+    /// The signing secret (never shown by the API after the create).
+    pub secret: String,
+    /// Log time of its creation (ms since the epoch; 0 before it is applied).
+    pub created_ms: u64,
+    /// Id of the key that created it.
+    pub created_by: String,
+    /// Log index of its creation: events of later entries are delivered.
+    pub created_index: u64,
+    /// Deliveries ever recorded as delivered.
+    pub delivered_total: u64,
+    /// Deliveries ever recorded as dead.
+    pub dead_total: u64,
+}
+
+/// The outcome of one finished delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Partition of the `ledger` topic.
+    pub partition: u32,
+    /// Offset there.
+    pub offset: u64,
+    /// Log index of the entry that produced the event.
+    pub event_index: u64,
+    /// Event type.
+    pub event_type: String,
+    /// Delivered, or dead.
+    pub delivered: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// HTTP status of the last answer (0: none).
+    pub http_status: u16,
+    /// Why the last attempt failed (empty when delivered).
+    pub error: String,
+    /// Deliverer's clock at the first attempt (ms since the epoch).
+    pub first_attempt_ms: u64,
+    /// At the last attempt.
+    pub last_attempt_ms: u64,
 }
 
 fn no_keys() -> BackendError {

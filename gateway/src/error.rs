@@ -119,6 +119,10 @@ error_codes! {
     InvalidScope => "invalid_scope",
     /// No live API key with this id (404).
     KeyNotFound => "key_not_found",
+    /// No webhook subscription with this id (404).
+    WebhookNotFound => "webhook_not_found",
+    /// A webhook subscription with this id exists (409).
+    WebhookExists => "webhook_exists",
     /// The API key is over its rate of requests (429, `Retry-After`).
     RateLimited => "rate_limited",
     /// The API key has its most requests in flight (429, `Retry-After`).
@@ -360,6 +364,7 @@ impl ApiError {
                     Missing::Partition => ErrorCode::PartitionNotFound,
                     Missing::Node => ErrorCode::NodeNotFound,
                     Missing::Key => ErrorCode::KeyNotFound,
+                    Missing::Webhook => ErrorCode::WebhookNotFound,
                 };
                 Self::not_found(code, msg.clone())
             }

@@ -181,6 +181,21 @@ pub const TRANSACTION_POSTINGS_MAX: usize = 100;
 pub const TRANSACTION_ID_BYTES_MAX: usize = 124;
 /// Posting reads one `GET /v1/transactions/{id}` has in flight at once.
 pub const TRANSACTION_READS_IN_FLIGHT: usize = 16;
+/// Webhook id length at most (`[A-Za-z0-9._-]`; lognode's `WEBHOOK_ID_BYTES_MAX`).
+pub const WEBHOOK_ID_BYTES_MAX: usize = 64;
+/// Webhook URL length at most (lognode's `WEBHOOK_URL_BYTES_MAX`).
+pub const WEBHOOK_URL_BYTES_MAX: usize = 2048;
+/// Event types of one webhook at most (lognode's `WEBHOOK_EVENTS_MAX`).
+pub const WEBHOOK_EVENTS_MAX: usize = 8;
+/// Webhook signing secret length at least.
+pub const WEBHOOK_SECRET_BYTES_MIN: usize = 16;
+/// Webhook signing secret length at most.
+pub const WEBHOOK_SECRET_BYTES_MAX: usize = 128;
+/// Deliveries one `POST /v1/webhooks/{id}/deliveries` records at most (lognode's
+/// `WEBHOOK_RECORD_BATCH_MAX`).
+pub const WEBHOOK_RECORD_BATCH_MAX: usize = 1000;
+/// Error text of one delivery record at most, in bytes.
+pub const WEBHOOK_ERROR_BYTES_MAX: usize = 256;
 /// Audit records in one `GET /v1/audit` page at most (lognode's `AUDIT_READ_MAX`).
 pub const AUDIT_PAGE_MAX: u32 = 1000;
 /// Audit records in a page when `limit` is absent.

@@ -15,7 +15,9 @@ use axum::http::StatusCode;
 
 use crate::dto::Consistency;
 use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::routes::{accounts, audit, groups, keys, ops, reversals, statements, topics, transactions, transfers};
+use crate::routes::{
+    accounts, audit, groups, keys, ops, reversals, statements, topics, transactions, transfers, webhooks,
+};
 use crate::server::AppState;
 
 struct AdminSecurity;
@@ -122,6 +124,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries, webhooks::record_deliveries))
+        .routes(routes!(webhooks::list_subscriptions))
 }
 
 /// The OpenAPI document.
@@ -173,6 +179,13 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/keys", "listKeys"),
     ("delete", "/v1/keys/{id}", "revokeKey"),
     ("get", "/v1/audit", "listAudit"),
+    ("post", "/v1/webhooks", "createWebhook"),
+    ("get", "/v1/webhooks", "listWebhooks"),
+    ("get", "/v1/webhooks/{id}", "getWebhook"),
+    ("delete", "/v1/webhooks/{id}", "deleteWebhook"),
+    ("get", "/v1/webhooks/{id}/deliveries", "listWebhookDeliveries"),
+    ("post", "/v1/webhooks/{id}/deliveries", "recordWebhookDeliveries"),
+    ("get", "/v1/webhook-subscriptions", "listWebhookSubscriptions"),
 ];
 
 /// `(operationId, statuses, link name, target operationId, [(parameter, expression)])`: OpenAPI
@@ -618,6 +631,53 @@ error_set!(
     [
         (400, "`invalid_path`: the id is not 1-64 characters of `[A-Za-z0-9._-]`."),
         (404, "`key_not_found`: no live key with this id."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `POST /v1/webhooks`.
+    CreateWebhookErrors,
+    [
+        E400, E408,
+        (409, "`webhook_exists`: a subscription has this id."),
+        E413, E415,
+        (422, "`unknown_field`, `missing_field`, `invalid_type`; `invalid_id`: a malformed id; `invalid_body`: \
+               a URL that is not http(s), an unknown event type or not 1..=8 of them, a secret that is not 16-128 \
+               visible ASCII characters; `limit_exceeded`: 64 subscriptions exist."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `DELETE /v1/webhooks/{id}`.
+    WebhookErrors,
+    [
+        (400, "`invalid_path`: the id is not 1-64 characters of `[A-Za-z0-9._-]`."),
+        (404, "`webhook_not_found`: no subscription with this id."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of reads of one webhook.
+    WebhookReadErrors,
+    [
+        E400,
+        (404, "`webhook_not_found`: no subscription with this id."),
+        E500, E503,
+    ]
+);
+
+error_set!(
+    /// Errors of `POST /v1/webhooks/{id}/deliveries`.
+    RecordDeliveriesErrors,
+    [
+        E400, E408,
+        (404, "`webhook_not_found`: no subscription with this id."),
+        E413, E415,
+        (422, "`unknown_field`, `missing_field`, `invalid_type`; `invalid_body`: not 1..=1000 deliveries, or a \
+               malformed one (named by its position)."),
         E500, E503,
     ]
 );

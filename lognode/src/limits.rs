@@ -41,6 +41,27 @@ pub const KEY_ID_BYTES_MAX: usize = 64;
 pub const KEY_PREFIX_BYTES_MAX: usize = 128;
 /// Largest quota number of an API key (requests a second, burst, requests in flight).
 pub const KEY_QUOTA_MAX: u32 = 1_000_000;
+/// Most webhook subscriptions (docs/WEBHOOKS.md): each is in the state's head with its kept
+/// delivery records. Past it CreateWebhook is refused (`limit_exceeded` naming the limit).
+pub const WEBHOOKS_MAX: usize = 64;
+/// Longest webhook id, in bytes (`[A-Za-z0-9._-]`).
+pub const WEBHOOK_ID_BYTES_MAX: usize = 64;
+/// Longest webhook URL, in bytes.
+pub const WEBHOOK_URL_BYTES_MAX: usize = 2048;
+/// Most event types one webhook subscribes to.
+pub const WEBHOOK_EVENTS_MAX: usize = 8;
+/// Shortest webhook signing secret, in bytes.
+pub const WEBHOOK_SECRET_BYTES_MIN: usize = 16;
+/// Longest webhook signing secret, in bytes.
+pub const WEBHOOK_SECRET_BYTES_MAX: usize = 128;
+/// Delivered records kept per webhook (the newest; counted beyond in `delivered_total`).
+pub const WEBHOOK_DELIVERED_KEPT: usize = 100;
+/// Dead letters kept per webhook (the newest; counted beyond in `dead_total`).
+pub const WEBHOOK_DEAD_KEPT: usize = 1000;
+/// Most delivery outcomes one Record command carries.
+pub const WEBHOOK_RECORD_BATCH_MAX: usize = 1000;
+/// Longest error text of a delivery record, in bytes.
+pub const WEBHOOK_ERROR_BYTES_MAX: usize = 256;
 /// Audit records the state keeps (the newest; older ones are dropped, counted in `total`).
 pub const AUDIT_RECORDS_MAX: usize = 1000;
 /// Audit records one ListAudit answer holds at most.

@@ -124,6 +124,16 @@ pub enum Request {
         /// The action.
         request: Box<Request>,
     },
+    /// (Appended last: entries are bincode, a variant's position is its tag.)
+    /// Creates or deletes a webhook subscription, or records the outcomes of its deliveries
+    /// (`state_machine::webhooks`, docs/WEBHOOKS.md).
+    Webhooks {
+        /// Set by the leader before `client_write` (ms since the Unix epoch): a subscription's
+        /// creation time comes from here.
+        timestamp_ms: u64,
+        /// The command.
+        command: WebhookCommand,
+    },
 }
 
 /// A change of the API keys ([`Request::Keys`]).
@@ -174,6 +184,70 @@ pub struct KeyQuota {
     pub max_in_flight: u32,
 }
 
+/// A change of the webhook subscriptions ([`Request::Webhooks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebhookCommand {
+    /// A new subscription (`created_ms` is set from the entry's timestamp when applied).
+    Create(WebhookRecord),
+    /// Deletes a subscription with its delivery records.
+    Delete {
+        /// The subscription's id.
+        id: String,
+    },
+    /// Outcomes of finished deliveries (delivered, or dead after the last attempt), reported by
+    /// the deliverer; the state keeps the newest of each kind.
+    Record {
+        /// The subscription's id.
+        id: String,
+        /// The outcomes, oldest first.
+        deliveries: Vec<DeliveryRecord>,
+    },
+}
+
+/// A webhook subscription as the state machine keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    /// 1..=`WEBHOOK_ID_BYTES_MAX` characters of `[A-Za-z0-9._-]`.
+    pub id: String,
+    /// Where deliveries are POSTed: `http://` or `https://`, at most `WEBHOOK_URL_BYTES_MAX`.
+    pub url: String,
+    /// Event types delivered (`*`: all), 1..=`WEBHOOK_EVENTS_MAX`.
+    pub events: Vec<String>,
+    /// The signing secret (HMAC-SHA256 key): the deliverer needs the secret itself.
+    pub secret: String,
+    /// Log time of the entry that created it.
+    pub created_ms: u64,
+    /// Log index of the entry that created it: events of later entries are delivered.
+    pub created_index: u64,
+    /// Id of the API key that created it.
+    pub created_by: String,
+}
+
+/// The outcome of one finished delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Partition of the `ledger` topic the event is at.
+    pub partition: u32,
+    /// Its offset there.
+    pub offset: u64,
+    /// Log index of the entry that produced the event.
+    pub event_index: u64,
+    /// Event type (`transfer.created`, `account_created`, ...).
+    pub event_type: String,
+    /// Delivered (a 2xx answer), or dead (every attempt failed).
+    pub delivered: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// HTTP status of the last answer (0: none, e.g. a timeout or a refused connection).
+    pub http_status: u16,
+    /// Why the last attempt failed (empty when delivered), at most `WEBHOOK_ERROR_BYTES_MAX`.
+    pub error: String,
+    /// Deliverer's clock at the first attempt (ms since the epoch).
+    pub first_attempt_ms: u64,
+    /// Deliverer's clock at the last attempt.
+    pub last_attempt_ms: u64,
+}
+
 /// One produce request inside [`Request::ProduceMany`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProduceItem {
@@ -216,6 +290,12 @@ pub enum Rejection {
     /// RevokeKey of an id no live key has.
     #[error("no live API key {0:?}")]
     UnknownKey(String),
+    /// A webhook command for an id no subscription has.
+    #[error("no webhook {0:?}")]
+    UnknownWebhook(String),
+    /// CreateWebhook with an id that a subscription has.
+    #[error("webhook {0:?} already exists")]
+    WebhookExists(String),
 }
 
 /// What applying a command returned.
@@ -248,6 +328,8 @@ pub enum Response {
     KeyCreated,
     /// API key revoked.
     KeyRevoked,
+    /// Webhook created, deleted, or its deliveries recorded.
+    WebhookDone,
 }
 
 /// Encodes a value with lognode's binary codec (bincode 1.x).

@@ -15,7 +15,8 @@ use group_core::{GroupCommand, OffsetReset, Reply, ResetTo, TopicPartition};
 use ledger_core::{Command, NewAccount, NewTransfer, Outcome};
 use lognode::store::state_machine::{EventBatch, State, TOPIC_LEDGER, key_hash};
 use lognode::types::{
-    ApiKeyRecord, Entry, KeyCommand, KeyQuota, LogId, ProduceItem, RecordData, Request, Response, TypeConfig, decode,
+    ApiKeyRecord, DeliveryRecord, Entry, KeyCommand, KeyQuota, LogId, ProduceItem, RecordData, Request, Response,
+    TypeConfig, WebhookCommand, WebhookRecord, decode,
 };
 use openraft::{CommittedLeaderId, EntryPayload};
 use testkit::datadriven::{self, Args, Case};
@@ -51,6 +52,7 @@ fn fmt_response(r: &Response) -> String {
         Response::NodeRemoved => "node removed\n".into(),
         Response::KeyCreated => "key created\n".into(),
         Response::KeyRevoked => "key revoked\n".into(),
+        Response::WebhookDone => "webhook ok\n".into(),
         Response::Rejected(e) => format!("rejected: {e}\n"),
         Response::ProducedMany(rs) => {
             let mut s = "produced-many\n".to_owned();
@@ -360,6 +362,77 @@ impl Runner {
                         s,
                         "{} {} {} {} by={} -> {}",
                         r.index, r.timestamp_ms, r.action, r.target, r.by, r.outcome
+                    )
+                    .expect("fmt");
+                }
+                s
+            }
+            "webhook-create" => {
+                let hook = WebhookRecord {
+                    id: a.str("id"),
+                    url: a.str("url"),
+                    events: a.list("events"),
+                    secret: a.str_or("secret", "0123456789abcdef"),
+                    created_ms: 0,
+                    created_index: 0,
+                    created_by: a.str_or("by", "admin"),
+                };
+                let timestamp_ms = self.ts(&a);
+                self.request(&a, Request::Webhooks { timestamp_ms, command: WebhookCommand::Create(hook) })
+            }
+            "webhook-delete" => {
+                let timestamp_ms = self.ts(&a);
+                self.request(
+                    &a,
+                    Request::Webhooks { timestamp_ms, command: WebhookCommand::Delete { id: a.str("id") } },
+                )
+            }
+            "webhook-record" => {
+                // deliveries=P:O:delivered|dead,... (attempts 1 when delivered, 5 when dead).
+                let deliveries = a
+                    .list("deliveries")
+                    .iter()
+                    .map(|d| {
+                        let f: Vec<&str> = d.split(':').collect();
+                        let delivered = f[2] == "delivered";
+                        DeliveryRecord {
+                            partition: f[0].parse().expect("partition"),
+                            offset: f[1].parse().expect("offset"),
+                            event_index: 0,
+                            event_type: "transfer.created".to_owned(),
+                            delivered,
+                            attempts: if delivered { 1 } else { 5 },
+                            http_status: if delivered { 200 } else { 503 },
+                            error: if delivered { String::new() } else { "HTTP 503".to_owned() },
+                            first_attempt_ms: 1,
+                            last_attempt_ms: 2,
+                        }
+                    })
+                    .collect();
+                let timestamp_ms = self.ts(&a);
+                let command = WebhookCommand::Record { id: a.str("id"), deliveries };
+                self.request(&a, Request::Webhooks { timestamp_ms, command })
+            }
+            "show-webhooks" => {
+                let mut s = String::new();
+                for w in self.state.webhooks.live.values() {
+                    let r = &w.record;
+                    let list = |q: &std::collections::VecDeque<DeliveryRecord>| {
+                        q.iter().map(|d| format!("{}:{}", d.partition, d.offset)).collect::<Vec<_>>().join(",")
+                    };
+                    writeln!(
+                        s,
+                        "{} url={} events={} by={} at={} index={} delivered={}[{}] dead={}[{}]",
+                        r.id,
+                        r.url,
+                        r.events.join(","),
+                        r.created_by,
+                        r.created_ms,
+                        r.created_index,
+                        w.delivered_total,
+                        list(&w.delivered),
+                        w.dead_total,
+                        list(&w.dead)
                     )
                     .expect("fmt");
                 }

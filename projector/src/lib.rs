@@ -10,12 +10,14 @@
 //! - [`run`]: the loop (join, heartbeat, fetch, write, commit; rebalances,
 //!   gaps, outages).
 //! - [`verify`]: compares PostgreSQL's accounts with the ledger's.
+//! - [`webhooks`]: `projector webhooks`, the deliverer of webhook subscriptions (no PostgreSQL).
 
 pub mod db;
 pub mod metrics;
 pub mod run;
 pub mod source;
 pub mod verify;
+pub mod webhooks;
 
 pub use db::{
     Applied, DeadLetter, Error, Fence, Outcome, PartitionBatch, apply_batch, apply_batches, dead_letters, load_offsets,

@@ -4,6 +4,7 @@
 //! projector --gateway <url> --database-url <url> [--group projector] [--batch-max <n>]
 //! projector verify --gateway <url> --database-url <url>
 //! projector migrate --database-url <url>
+//! projector webhooks --gateway <url> [--max-attempts 8] [--backoff-min-ms 500] [--timeout-ms 10000]
 //! ```
 //! Flags can also be given as `LEDGER_<FLAG>` (`LEDGER_GATEWAY`,
 //! `LEDGER_GROUP`, `LEDGER_BATCH_MAX`) and `DATABASE_URL`.
@@ -75,12 +76,70 @@ enum Cmd {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Delivers the `ledger` topic's events to the webhook subscriptions (docs/WEBHOOKS.md), at
+    /// least once, in order per account. Needs no PostgreSQL.
+    Webhooks(WebhookArgs),
     /// Applies the migrations and exits (retries while PostgreSQL is down).
     Migrate {
         /// PostgreSQL URL.
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+}
+
+#[derive(Debug, Args)]
+struct WebhookArgs {
+    /// Gateway base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "LEDGER_GATEWAY")]
+    gateway: String,
+    /// API key: with `--auth keys` the deliverer needs `webhooks:deliver`,
+    /// `topics:read:ledger` and `groups:consume:*` (its groups are `webhook-<id>`).
+    #[arg(long, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
+    api_key: String,
+    /// For an `https://` gateway: the CA certificate (PEM) to trust.
+    #[arg(long, env = "LEDGER_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Attempts per event before it becomes a dead letter.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+    /// Delay after the first failed attempt (ms), doubling up to `--backoff-max-ms`.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    backoff_min_ms: u64,
+    /// Longest delay between two attempts (ms).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    backoff_max_ms: u64,
+    /// Time one attempt may take (ms), connection to answer.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    timeout_ms: u64,
+    /// How often the subscriptions are read (ms).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    refresh_ms: u64,
+}
+
+async fn webhooks(a: WebhookArgs) -> anyhow::Result<ExitCode> {
+    use std::time::Duration;
+    let client = projector::source::with_ca(
+        ledger_client::Client::with_timeout(&a.gateway, Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_key(&a.api_key),
+        a.ca_cert.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(a.timeout_ms))
+        .build()
+        .context("building the HTTP client for deliveries")?;
+    let cfg = projector::webhooks::Config {
+        attempts_max: a.max_attempts,
+        backoff_min: Duration::from_millis(a.backoff_min_ms),
+        backoff_max: Duration::from_millis(a.backoff_max_ms.max(a.backoff_min_ms)),
+        timeout: Duration::from_millis(a.timeout_ms),
+        refresh: Duration::from_millis(a.refresh_ms),
+    };
+    let stop = on_signal()?;
+    projector::webhooks::run(client, http, cfg, stop).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -104,6 +163,7 @@ fn main() -> ExitCode {
             Some(Cmd::Verify { gateway, api_key, ca_cert, database_url }) => {
                 verify(&gateway, &api_key, ca_cert.as_deref(), &database_url).await
             }
+            Some(Cmd::Webhooks(a)) => webhooks(a).await,
             Some(Cmd::Migrate { database_url }) => {
                 let stop = on_signal()?;
                 if let Some(pool) = connect(&database_url, &mut Backoff::default(), &stop).await? {

@@ -21,6 +21,7 @@ mod keys;
 use keys::{key_from_proto, key_to_proto};
 mod nodes;
 mod queries;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -651,6 +652,27 @@ impl LedgerBackend for GrpcBackend {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| BackendError::Internal(format!("a lognode answered a key that does not convert: {e}")))?;
         Ok(Read { value, applied_index: r.applied_index })
+    }
+
+    async fn create_webhook(&self, w: crate::backend::Webhook) -> BackendResult<Applied<u64>> {
+        webhooks::create(&self.nodes, w).await
+    }
+    async fn delete_webhook(&self, id: &str) -> BackendResult<Applied<()>> {
+        webhooks::delete(&self.nodes, id).await
+    }
+    async fn record_deliveries(&self, id: &str, d: Vec<crate::backend::Delivery>) -> BackendResult<Applied<()>> {
+        webhooks::record(&self.nodes, id, d).await
+    }
+    async fn list_webhooks(&self, read: ReadConsistency) -> BackendResult<Read<Vec<crate::backend::Webhook>>> {
+        webhooks::list(&self.nodes, read).await
+    }
+    async fn webhook_deliveries(
+        &self,
+        id: &str,
+        dead: bool,
+        read: ReadConsistency,
+    ) -> BackendResult<Read<Vec<crate::backend::Delivery>>> {
+        webhooks::deliveries(&self.nodes, id, dead, read).await
     }
 
     async fn list_audit(

@@ -10,6 +10,7 @@ pub mod statements;
 pub mod topics;
 pub mod transactions;
 pub mod transfers;
+pub mod webhooks;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -111,6 +111,13 @@ fn rows() -> Vec<(&'static str, &'static str, String)> {
             format!("{} posting reads in flight", TRANSACTION_READS_IN_FLIGHT),
         ),
         ("AUDIT_PAGE_DEFAULT", "audit page", format!("(default {})", AUDIT_PAGE_DEFAULT)),
+        ("WEBHOOK_ID_BYTES_MAX", "webhook", format!("id 1–{} of", WEBHOOK_ID_BYTES_MAX)),
+        ("WEBHOOK_URL_BYTES_MAX", "webhook", format!("URL ≤ {} characters", WEBHOOK_URL_BYTES_MAX)),
+        ("WEBHOOK_EVENTS_MAX", "webhook", format!("1..={} event types", WEBHOOK_EVENTS_MAX)),
+        ("WEBHOOK_SECRET_BYTES_MIN", "webhook", format!("secret {}–", WEBHOOK_SECRET_BYTES_MIN)),
+        ("WEBHOOK_SECRET_BYTES_MAX", "webhook", format!("–{} visible", WEBHOOK_SECRET_BYTES_MAX)),
+        ("WEBHOOK_RECORD_BATCH_MAX", "webhook delivery report", format!("1..={} deliveries", WEBHOOK_RECORD_BATCH_MAX)),
+        ("WEBHOOK_ERROR_BYTES_MAX", "webhook delivery report", format!("error ≤ {} bytes", WEBHOOK_ERROR_BYTES_MAX)),
     ]
 }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ledger_proto::convert;
 use ledger_proto::convert::groups as group_convert;
-use ledger_proto::ledger::ledger_client::LedgerClient;
 use ledger_proto::ledger::ledger_server::Ledger;
 use ledger_proto::ledger::{
     AccountTransfersRequest, AccountTransfersResponse, ClusterStatusRequest, ClusterStatusResponse, ConsumeRequest,
@@ -26,8 +25,8 @@ use ledger_proto::ledger::{
     CreateKeyRequest, CreateKeyResponse, ListKeysRequest, ListKeysResponse, RevokeKeyRequest, RevokeKeyResponse,
 };
 use ledger_proto::{LEADER_ADDR_METADATA, LEADER_ID_METADATA};
+use openraft::ChangeMembers;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use openraft::{ChangeMembers, ServerState};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
@@ -38,7 +37,7 @@ use crate::discovery::{Discovery, MemberKind};
 use crate::grpc::batcher::{self, Gatherer};
 use crate::limits::{
     BATCH_BYTES_MAX, BATCH_RECORDS_MAX, CONSUME_RECORDS_DEFAULT, FETCH_RECORDS_DEFAULT, HISTORY_PAGE_MAX,
-    MIN_INDEX_WAIT_DEFAULT, MIN_INDEX_WAIT_MAX, RECORD_BYTES_MAX, STATUS_PEER_TIMEOUT, STREAM_BUFFER, WRITE_TIMEOUT,
+    MIN_INDEX_WAIT_DEFAULT, MIN_INDEX_WAIT_MAX, RECORD_BYTES_MAX, STREAM_BUFFER, WRITE_TIMEOUT,
 };
 use crate::store::StateMachineStore;
 use crate::store::TOPIC_LEDGER;
@@ -97,13 +96,18 @@ pub(crate) fn forward(f: &ForwardToLeader<u64, Node>) -> Status {
 pub(crate) mod audit;
 mod keys;
 mod queries;
+mod status;
+mod webhooks;
 
 fn rejection(r: Rejection) -> Status {
     match r {
-        Rejection::UnknownTopic(_) | Rejection::UnknownPartition { .. } | Rejection::UnknownKey(_) => {
-            Status::not_found(r.to_string())
+        Rejection::UnknownTopic(_)
+        | Rejection::UnknownPartition { .. }
+        | Rejection::UnknownKey(_)
+        | Rejection::UnknownWebhook(_) => Status::not_found(r.to_string()),
+        Rejection::TopicExists(_) | Rejection::KeyExists(_) | Rejection::WebhookExists(_) => {
+            Status::already_exists(r.to_string())
         }
-        Rejection::TopicExists(_) | Rejection::KeyExists(_) => Status::already_exists(r.to_string()),
         Rejection::Invalid(_) => Status::invalid_argument(r.to_string()),
         // The stable `limit_exceeded` code travels in the metadata, as for the group limits, so
         // the gateway answers 422 `limit_exceeded` and never retries it.
@@ -314,62 +318,6 @@ impl ClientService {
             applied_index: self.sm.applied_index(),
         }
     }
-
-    fn local_status(&self) -> NodeStatus {
-        let m = self.raft.metrics().borrow().clone();
-        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.id);
-        let role = match m.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
-            ServerState::Follower if voter => Role::Follower,
-            ServerState::Follower => Role::Learner,
-            ServerState::Shutdown => Role::None,
-        };
-        NodeStatus {
-            id: self.id,
-            grpc_addr: self.grpc_addr.clone(),
-            role: role as i32,
-            alive: true,
-            last_applied_index: self.sm.applied_index(),
-            voter,
-            kind: MemberKind::Lognode.as_str().to_string(),
-            offset_map_runs: self.sm.offset_map_runs(),
-            snapshot_index: self.sm.snapshot_index(),
-            log_first_index: self.sm.log_first_index(),
-            opened_at_index: self.sm.opened_at_index(),
-            log_bytes_since_snapshot: self.sm.log_bytes_since_snapshot(),
-            term: m.current_term,
-            quorum_lost: self.liveness.quorum_lost(),
-        }
-    }
-}
-
-/// One lazily connected channel per peer address, reused by every ClusterStatus (a status
-/// request used to open a new connection to every peer); at most `PEER_STATUS_CHANNELS_MAX`.
-static PEER_STATUS_CHANNELS: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>> =
-    std::sync::Mutex::new(BTreeMap::new());
-
-fn peer_status_channel(addr: &str) -> Option<tonic::transport::Channel> {
-    let mut m = PEER_STATUS_CHANNELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(c) = m.get(addr) {
-        return Some(c.clone());
-    }
-    if m.len() >= crate::limits::PEER_STATUS_CHANNELS_MAX {
-        m.clear(); // peers came and went: start over rather than grow
-    }
-    let c = crate::network::channel(addr).ok()?;
-    m.insert(addr.to_owned(), c.clone());
-    Some(c)
-}
-
-async fn peer_status(addr: String) -> Option<NodeStatus> {
-    let channel = peer_status_channel(&addr)?;
-    let mut client = LedgerClient::new(channel);
-    let mut req = Request::new(ClusterStatusRequest { local_only: true });
-    req.set_timeout(STATUS_PEER_TIMEOUT);
-    let resp = tokio::time::timeout(STATUS_PEER_TIMEOUT, client.cluster_status(req)).await.ok()?.ok()?;
-    resp.into_inner().nodes.into_iter().next()
 }
 
 #[tonic::async_trait]
@@ -565,7 +513,7 @@ impl Ledger for ClientService {
         for ((gateway, id), n) in &nodes {
             if !*gateway && *id != self.id {
                 let (id, addr) = (*id, n.grpc_addr.clone());
-                asks.spawn(async move { (id, peer_status(addr).await) });
+                asks.spawn(async move { (id, status::peer_status(addr).await) });
             }
         }
         while let Some(Ok((id, status))) = asks.join_next().await {
@@ -792,5 +740,40 @@ impl Ledger for ClientService {
         request: Request<ledger_proto::ledger::ListAuditRequest>,
     ) -> Result<Response<ledger_proto::ledger::ListAuditResponse>, Status> {
         self.list_audit_call(request).await
+    }
+
+    async fn create_webhook(
+        &self,
+        request: Request<ledger_proto::ledger::CreateWebhookRequest>,
+    ) -> Result<Response<ledger_proto::ledger::WebhookWriteResponse>, Status> {
+        self.create_webhook_call(request).await
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<ledger_proto::ledger::DeleteWebhookRequest>,
+    ) -> Result<Response<ledger_proto::ledger::WebhookWriteResponse>, Status> {
+        self.delete_webhook_call(request).await
+    }
+
+    async fn record_deliveries(
+        &self,
+        request: Request<ledger_proto::ledger::RecordDeliveriesRequest>,
+    ) -> Result<Response<ledger_proto::ledger::WebhookWriteResponse>, Status> {
+        self.record_deliveries_call(request).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<ledger_proto::ledger::ListWebhooksRequest>,
+    ) -> Result<Response<ledger_proto::ledger::ListWebhooksResponse>, Status> {
+        self.list_webhooks_call(request).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        request: Request<ledger_proto::ledger::WebhookDeliveriesRequest>,
+    ) -> Result<Response<ledger_proto::ledger::WebhookDeliveriesResponse>, Status> {
+        self.webhook_deliveries_call(request).await
     }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

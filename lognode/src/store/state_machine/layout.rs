@@ -23,8 +23,9 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
 /// 3 (2026-12-04): every account, then every history record with its account's number (in the
 /// order the store keeps them), then every transfer; each record length-prefixed postcard (was
 /// bincode: 7.7 GB for 28M transfers). 4 (2026-12-05): the API keys after the groups. 5
-/// (2026-12-05): the audit trail after the keys.
-pub const SNAPSHOT_FORMAT: u32 = 5;
+/// (2026-12-05): the audit trail after the keys. 6 (2026-12-05): the webhook subscriptions after
+/// the audit trail.
+pub const SNAPSHOT_FORMAT: u32 = 6;
 /// Length of the snapshot header.
 const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
 
@@ -66,6 +67,7 @@ struct HeadRef<'a> {
     groups: &'a group_core::Groups,
     keys: &'a super::keys::Keys,
     audit: &'a super::audit::Audit,
+    webhooks: &'a super::webhooks::Webhooks,
 }
 
 /// The head of a snapshot, or of a disk store's state, as read back.
@@ -80,6 +82,7 @@ pub struct HeadOwned {
     groups: group_core::Groups,
     keys: super::keys::Keys,
     audit: super::audit::Audit,
+    webhooks: super::webhooks::Webhooks,
 }
 
 impl HeadOwned {
@@ -96,6 +99,7 @@ impl HeadOwned {
             groups: self.groups,
             keys: self.keys,
             audit: self.audit,
+            webhooks: self.webhooks,
         })
     }
 }
@@ -170,6 +174,7 @@ impl State {
             groups: &self.groups,
             keys: &self.keys,
             audit: &self.audit,
+            webhooks: &self.webhooks,
         })
     }
 

@@ -35,6 +35,7 @@ mod raft;
 mod reads;
 mod snapshot;
 pub mod state;
+pub mod webhooks;
 
 use events::align_events;
 pub use layout::{SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, SnapshotFormatError};

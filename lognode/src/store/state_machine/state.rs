@@ -73,6 +73,8 @@ pub struct State {
     pub keys: super::keys::Keys,
     /// The newest admin actions (`audit`).
     pub audit: super::audit::Audit,
+    /// The webhook subscriptions with their newest delivery outcomes.
+    pub webhooks: super::webhooks::Webhooks,
 }
 
 /// An empty state whose ledger is in memory (not yet the state of a new cluster: see
@@ -89,6 +91,7 @@ impl Default for State {
             groups: group_core::Groups::default(),
             keys: super::keys::Keys::default(),
             audit: super::audit::Audit::default(),
+            webhooks: super::webhooks::Webhooks::default(),
         }
     }
 }
@@ -185,7 +188,8 @@ impl State {
         self.ledger.check_invariants().map_err(|e| format!("ledger: {e:?}"))?;
         self.groups.check_invariants().map_err(|e| format!("groups: {e}"))?;
         self.keys.check_invariants().map_err(|e| format!("keys: {e}"))?;
-        self.audit.check_invariants().map_err(|e| format!("audit: {e}"))
+        self.audit.check_invariants().map_err(|e| format!("audit: {e}"))?;
+        self.webhooks.check_invariants().map_err(|e| format!("webhooks: {e}"))
     }
 
     /// Drops every run whose entry lies below its log's first index (`first_index(topic)`: the Raft
@@ -265,6 +269,7 @@ impl State {
                 self.audit.record_keys(log_index, *timestamp_ms, command, &r);
                 r
             }
+            Request::Webhooks { timestamp_ms, command } => self.webhooks.apply(command, log_index, *timestamp_ms),
             Request::Audited { timestamp_ms, by, request } => {
                 self.apply_audited(log_index, *timestamp_ms, by, request, events)
             }
