@@ -127,7 +127,13 @@ fn idx32(n: usize) -> u32 {
 }
 
 fn state_of(a: &Account) -> AccountState {
-    AccountState { id: a.id.clone(), balances: a.balances, updated_index: a.updated_index, version: a.history_len }
+    AccountState {
+        id: a.id.clone(),
+        balances: a.balances,
+        updated_index: a.updated_index,
+        version: a.history_len,
+        closed: a.closed(),
+    }
 }
 
 /// `a + b`, or `overflow` if the sum crosses `BALANCE_MAX`.
@@ -300,6 +306,7 @@ impl<S: LedgerStore> Ledger<S> {
             currency: self.currencies[usize::from(currency)].clone(),
             allow_overdraft: a.allow_overdraft,
             metadata,
+            credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
         }));
         Ok(AccountResult { code: ResultCode::Created, created: Some((cx.index, cx.now)) })
     }
@@ -664,6 +671,7 @@ impl<S: LedgerStore> Ledger<S> {
             metadata: t.metadata.clone(),
             debit_account: state_of(&da),
             credit_account: state_of(&ca),
+            flags: t.transfer_flags(),
         }));
         self.store.put_account(t.debit, da);
         self.store.put_account(t.credit, ca);

@@ -502,6 +502,8 @@ pub struct AccountState {
     /// Per-account change counter after the event: strictly increasing, so
     /// it also orders several changes made by one log entry (a batch).
     pub version: u64,
+    /// Closed by a pending closing transfer (rule 11) right after the event.
+    pub closed: bool,
 }
 
 /// An account was created.
@@ -519,6 +521,8 @@ pub struct AccountCreatedEvent {
     pub allow_overdraft: bool,
     /// Opaque metadata text.
     pub metadata: Arc<str>,
+    /// Credits may never exceed debits (rule 10).
+    pub credits_must_not_exceed_debits: bool,
 }
 
 /// A transfer lifecycle event: created, posted, voided or expired.
@@ -555,6 +559,8 @@ pub struct TransferEvent {
     pub debit_account: AccountState,
     /// Credit account right after the event.
     pub credit_account: AccountState,
+    /// The transfer's balancing and closing flags (rules 10 and 11).
+    pub flags: TransferFlags,
 }
 
 /// An event for the topic [`LEDGER_TOPIC`] (rule 9).

@@ -43,8 +43,10 @@ use std::borrow::Cow;
 
 use ledger_core::{
     AccountCreatedEvent, AccountState, Balances, LEDGER_TOPIC, LedgerEvent, TransferEvent, TransferEventKind,
-    TransferStatus,
+    TransferFlags, TransferStatus,
 };
+
+mod legacy;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -82,8 +84,13 @@ pub fn encode(event: &LedgerEvent) -> Vec<u8> {
 
 /// First byte of an event in its compact form: never the first byte of [`encode`]'s JSON (`{`),
 /// so a stored value says which form it is in (events logs written before the compact form hold
-/// JSON, and stay readable). A later codec takes another tag.
-pub const COMPACT_TAG: u8 = 0x01;
+/// JSON, and stay readable). A later codec or a change of [`LedgerEvent`]'s fields takes another
+/// tag, and the older ones stay readable: 2 (2026-12-05) added the account limit and closed
+/// flags and the transfer flags; 1 ([`COMPACT_TAG_V1`]) is the layout before them.
+pub const COMPACT_TAG: u8 = 0x02;
+/// The compact form written before 2026-12-05 (no account limit, closed or transfer flags): read,
+/// never written.
+pub const COMPACT_TAG_V1: u8 = 0x01;
 
 /// The compact form of an event, as lognode keeps it at rest: [`COMPACT_TAG`], then the event in
 /// postcard (varint integers, so small balances take a byte or two). About a quarter of the JSON's
@@ -98,6 +105,7 @@ pub fn encode_compact(event: &LedgerEvent) -> Vec<u8> {
 pub fn decode_compact(bytes: &[u8]) -> Result<LedgerEvent, Error> {
     match bytes.split_first() {
         Some((&COMPACT_TAG, body)) => Ok(postcard::from_bytes(body)?),
+        Some((&COMPACT_TAG_V1, body)) => Ok(postcard::from_bytes::<legacy::EventV1>(body)?.into()),
         Some((&b, _)) => Err(Error::UnknownForm(b)),
         None => Err(Error::UnknownForm(0)),
     }
@@ -201,6 +209,7 @@ impl EventJson {
                 currency: e.currency.as_str().into(),
                 allow_overdraft: e.allow_overdraft,
                 metadata: metadata_text(&e.metadata).into(),
+                credits_must_not_exceed_debits: e.credits_must_not_exceed_debits,
             }),
             EventJson::Transfer(e) => LedgerEvent::Transfer(TransferEvent {
                 kind: e.kind.into(),
@@ -218,6 +227,12 @@ impl EventJson {
                 metadata: metadata_text(&e.metadata).into(),
                 debit_account: e.debit_account.to_state(),
                 credit_account: e.credit_account.to_state(),
+                flags: TransferFlags {
+                    balancing_debit: e.balancing_debit,
+                    balancing_credit: e.balancing_credit,
+                    closing_debit: e.closing_debit,
+                    closing_credit: e.closing_credit,
+                },
             }),
         }
     }
@@ -238,6 +253,13 @@ pub struct AccountCreatedJson {
     pub allow_overdraft: bool,
     /// The account's metadata (a JSON object).
     pub metadata: Box<RawValue>,
+    /// Credits may never exceed debits (rule 10); absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub credits_must_not_exceed_debits: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `"type": "transfer"`: a transfer was created, posted, voided or expired.
@@ -274,6 +296,19 @@ pub struct TransferJson {
     pub debit_account: AccountStateJson,
     /// Credited account right after the event.
     pub credit_account: AccountStateJson,
+    /// A balancing debit (moved at most `amount`, rule 10); absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub balancing_debit: bool,
+    /// A balancing credit; absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub balancing_credit: bool,
+    /// A closing debit (closes the debit account while pending or posted, rule 11); absent when
+    /// false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub closing_debit: bool,
+    /// A closing credit; absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub closing_credit: bool,
 }
 
 /// State of one account right after a transfer event.
@@ -299,6 +334,9 @@ pub struct AccountStateJson {
     /// a projector updates its row only when this is greater than the
     /// stored version.
     pub version: u64,
+    /// The account is closed (rule 11) right after the event; absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub closed: bool,
 }
 
 impl AccountStateJson {
@@ -318,6 +356,7 @@ impl AccountStateJson {
             balances: self.balances(),
             updated_index: self.updated_index,
             version: self.version,
+            closed: self.closed,
         }
     }
 }
@@ -334,6 +373,7 @@ impl From<&AccountState> for AccountStateJson {
             available: s.balances.available(),
             updated_index: s.updated_index,
             version: s.version,
+            closed: s.closed,
         }
     }
 }
@@ -444,6 +484,7 @@ impl From<&LedgerEvent> for EventJson {
                 currency: e.currency.to_string(),
                 allow_overdraft: e.allow_overdraft,
                 metadata: metadata_raw(&e.metadata),
+                credits_must_not_exceed_debits: e.credits_must_not_exceed_debits,
             }),
             LedgerEvent::Transfer(e) => EventJson::Transfer(TransferJson {
                 kind: e.kind.into(),
@@ -461,6 +502,10 @@ impl From<&LedgerEvent> for EventJson {
                 metadata: metadata_raw(&e.metadata),
                 debit_account: (&e.debit_account).into(),
                 credit_account: (&e.credit_account).into(),
+                balancing_debit: e.flags.balancing_debit,
+                balancing_credit: e.flags.balancing_credit,
+                closing_debit: e.flags.closing_debit,
+                closing_credit: e.flags.closing_credit,
             }),
         }
     }

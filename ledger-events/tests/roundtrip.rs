@@ -12,7 +12,7 @@ use std::path::Path;
 use ledger_core::limits::BALANCE_MAX;
 use ledger_core::{
     AccountState, ApplyContext, Balances, Command, Ledger, LedgerEvent, NewAccount, NewTransfer, TransferEvent,
-    TransferEventKind, TransferStatus,
+    TransferEventKind, TransferFlags, TransferStatus,
 };
 use ledger_events::{EventJson, decode, encode, partition_key};
 
@@ -81,6 +81,33 @@ fn scenario() -> Vec<LedgerEvent> {
         },
         5_001,
     );
+    // Rules 10 and 11: a liability-side account, a balancing debit that moves less than asked,
+    // a closing credit (pending) and its void, which reopens the account.
+    l.apply(
+        Command::CreateAccount(NewAccount {
+            credits_must_not_exceed_debits: true,
+            ..match account("liab", true, "{}") {
+                Command::CreateAccount(a) => a,
+                _ => unreachable!(),
+            }
+        }),
+        5_002,
+    );
+    l.apply(
+        Command::CreateTransfer(NewTransfer {
+            flags: TransferFlags { balancing_debit: true, ..TransferFlags::NONE },
+            ..transfer("bal-1", "alice", "bob", 1_000_000, false, None)
+        }),
+        5_003,
+    );
+    l.apply(
+        Command::CreateTransfer(NewTransfer {
+            flags: TransferFlags { closing_credit: true, ..TransferFlags::NONE },
+            ..transfer("close-1", "equity", "alice", 1, true, None)
+        }),
+        5_004,
+    );
+    l.apply(Command::VoidPending { pending_id: "close-1".into() }, 5_005);
     l.events
 }
 
@@ -124,7 +151,7 @@ fn metadata_is_embedded_as_json() {
 }
 
 fn state(id: &str, b: Balances, version: u64) -> AccountState {
-    AccountState { id: id.into(), balances: b, updated_index: u64::MAX, version }
+    AccountState { id: id.into(), balances: b, updated_index: u64::MAX, version, closed: true }
 }
 
 #[test]
@@ -151,6 +178,12 @@ fn extreme_numbers_round_trip_exactly() {
         metadata: "{}".into(),
         debit_account: state("low", low, u64::MAX),
         credit_account: state("high", high, u64::MAX - 1),
+        flags: TransferFlags {
+            balancing_debit: true,
+            balancing_credit: true,
+            closing_debit: true,
+            closing_credit: true,
+        },
     });
     let bytes = encode(&e);
     let text = String::from_utf8(bytes.clone()).unwrap();
@@ -255,10 +288,26 @@ fn the_compact_form_reads_back_as_the_same_json() {
 fn compact_decode_errors() {
     use ledger_events::{Error, decode_compact, encode_compact, stored_to_json};
     assert!(matches!(decode_compact(b""), Err(Error::UnknownForm(0))));
-    assert!(matches!(decode_compact(b"\x02abc"), Err(Error::UnknownForm(2))));
+    assert!(matches!(decode_compact(b"\x03abc"), Err(Error::UnknownForm(3))));
     assert!(matches!(stored_to_json(Vec::new(), b"\x07".to_vec()), Err(Error::UnknownForm(7))));
     let compact = encode_compact(&scenario()[3]);
     assert!(matches!(decode_compact(&compact[..compact.len() - 3]), Err(Error::Compact(_))));
+}
+
+/// Events logs written before the flags (tag 1) still read: the same events, every flag false.
+#[test]
+fn the_first_compact_layout_still_reads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden_compact_v1.hex");
+    let v1 = std::fs::read_to_string(&path).unwrap();
+    let events = scenario();
+    assert_eq!(v1.lines().count(), 12);
+    for (line, e) in v1.lines().zip(&events) {
+        let bytes = unhex(line);
+        assert_eq!(bytes[0], ledger_events::COMPACT_TAG_V1);
+        assert_eq!(&ledger_events::decode_compact(&bytes).unwrap(), e, "{line}");
+        let (_, json) = ledger_events::stored_to_json(Vec::new(), bytes).unwrap();
+        assert_eq!(json, encode(e), "served as the same JSON as a new node's");
+    }
 }
 
 /// The compact bytes are pinned too: events logs on disk hold them, so a change of codec or of

@@ -560,13 +560,15 @@ async fn write_accounts(
     ids.sort_unstable();
     ids.dedup();
     let n = ids.len();
-    let (mut cur, mut od, mut md, mut cidx, mut cms) = (
+    let (mut cur, mut od, mut md, mut cidx, mut cms, mut cl) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut closed = Vec::with_capacity(n);
     let mut cols: [Vec<Option<String>>; 6] = Default::default();
     let mut ui = Vec::with_capacity(n);
     let mut ver = Vec::with_capacity(n);
@@ -578,6 +580,7 @@ async fn write_accounts(
                 md.push(Some(a.metadata.get()));
                 cidx.push(Some(i64_of("index", a.index)?));
                 cms.push(Some(i64_of("timestamp_ms", a.timestamp_ms)?));
+                cl.push(Some(a.credits_must_not_exceed_debits));
             }
             None => {
                 cur.push(None);
@@ -585,6 +588,7 @@ async fn write_accounts(
                 md.push(None);
                 cidx.push(None);
                 cms.push(None);
+                cl.push(None);
             }
         }
         match states.get(id) {
@@ -597,6 +601,7 @@ async fn write_accounts(
                 cols[5].push(Some(s.available.to_string()));
                 ui.push(i64_of("updated_index", s.updated_index)?);
                 ver.push(i64_of("version", s.version)?);
+                closed.push(s.closed);
             }
             None => {
                 for c in &mut cols {
@@ -604,6 +609,7 @@ async fn write_accounts(
                 }
                 ui.push(0);
                 ver.push(0);
+                closed.push(false);
             }
         }
     }
@@ -615,18 +621,22 @@ async fn write_accounts(
     sqlx::query(
         "INSERT INTO accounts AS a (id, currency, allow_overdraft, metadata, created_index, created_at, \
              debits_posted, credits_posted, debits_pending, credits_pending, balance, available, updated_index, \
-             version) \
+             version, credits_must_not_exceed_debits, closed) \
          SELECT id, cur, od, md::jsonb, cidx, timestamptz 'epoch' + cms * interval '1 millisecond', \
              COALESCE(dp, '0')::numeric, COALESCE(cp, '0')::numeric, COALESCE(dq, '0')::numeric, \
-             COALESCE(cq, '0')::numeric, COALESCE(bal, '0')::numeric, COALESCE(av, '0')::numeric, ui, ver \
+             COALESCE(cq, '0')::numeric, COALESCE(bal, '0')::numeric, COALESCE(av, '0')::numeric, ui, ver, cl, cld \
          FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::int8[], $6::int8[], $7::text[], \
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::int8[]) \
-              AS u(id, cur, od, md, cidx, cms, dp, cp, dq, cq, bal, av, ui, ver) \
+                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::int8[], \
+                     $15::bool[], $16::bool[]) \
+              AS u(id, cur, od, md, cidx, cms, dp, cp, dq, cq, bal, av, ui, ver, cl, cld) \
          ORDER BY id \
          ON CONFLICT (id) DO UPDATE SET \
              currency = CASE WHEN a.created_index IS NULL THEN excluded.currency ELSE a.currency END, \
              allow_overdraft = CASE WHEN a.created_index IS NULL THEN excluded.allow_overdraft \
                  ELSE a.allow_overdraft END, \
+             credits_must_not_exceed_debits = CASE WHEN a.created_index IS NULL \
+                 THEN excluded.credits_must_not_exceed_debits ELSE a.credits_must_not_exceed_debits END, \
+             closed = CASE WHEN excluded.version > a.version THEN excluded.closed ELSE a.closed END, \
              metadata = CASE WHEN a.created_index IS NULL THEN excluded.metadata ELSE a.metadata END, \
              created_at = CASE WHEN a.created_index IS NULL THEN excluded.created_at ELSE a.created_at END, \
              created_index = COALESCE(a.created_index, excluded.created_index), \
@@ -659,6 +669,8 @@ async fn write_accounts(
     .bind(av)
     .bind(ui)
     .bind(ver)
+    .bind(cl)
+    .bind(closed)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -747,6 +759,7 @@ async fn write_transfers(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut fl: Vec<Vec<&str>> = Vec::with_capacity(n);
     let opt = |what, v: Option<u64>| v.map(|v| i64_of(what, v)).transpose();
     for r in rows.values() {
         let t = r.t;
@@ -767,19 +780,29 @@ async fn write_transfers(
         ra.push(opt("event_amount", r.resolved.map(|x| x.2))?);
         ui.push(i64_of("index", r.updated.0)?);
         ur.push(r.updated.1);
+        let names = [
+            (t.balancing_debit, "balancing_debit"),
+            (t.balancing_credit, "balancing_credit"),
+            (t.closing_debit, "closing_debit"),
+            (t.closing_credit, "closing_credit"),
+        ];
+        fl.push(names.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect());
     }
+    // A transfer's flags as one text per row (a Postgres array of arrays must be rectangular).
+    let fl: Vec<String> = fl.iter().map(|f| f.join(",")).collect();
     sqlx::query(
         "INSERT INTO transfers AS t (id, debit_account_id, credit_account_id, amount, currency, pending, status, \
              posted_amount, metadata, expires_at, log_index, created_at, resolved_index, resolved_at, \
-             resolved_amount, updated_index, updated_rank) \
+             resolved_amount, updated_index, updated_rank, flags) \
          SELECT id, d, c, amount, cur, pending, status, posted, md::jsonb, \
              timestamptz 'epoch' + exp * interval '1 millisecond', li, \
              timestamptz 'epoch' + cms * interval '1 millisecond', ri, \
-             timestamptz 'epoch' + rms * interval '1 millisecond', ra, ui, ur \
+             timestamptz 'epoch' + rms * interval '1 millisecond', ra, ui, ur, \
+             CASE WHEN fl = '' THEN '{}'::text[] ELSE string_to_array(fl, ',') END \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::bool[], $7::text[], \
                      $8::int8[], $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], \
-                     $15::int8[], $16::int8[], $17::int2[]) \
-              AS u(id, d, c, amount, cur, pending, status, posted, md, exp, li, cms, ri, rms, ra, ui, ur) \
+                     $15::int8[], $16::int8[], $17::int2[], $18::text[]) \
+              AS u(id, d, c, amount, cur, pending, status, posted, md, exp, li, cms, ri, rms, ra, ui, ur, fl) \
          ORDER BY id \
          ON CONFLICT (id) DO UPDATE SET \
              log_index = COALESCE(t.log_index, excluded.log_index), \
@@ -815,6 +838,7 @@ async fn write_transfers(
     .bind(ra)
     .bind(ui)
     .bind(ur)
+    .bind(fl)
     .execute(&mut **tx)
     .await?;
     Ok(())

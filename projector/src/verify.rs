@@ -163,6 +163,8 @@ pub async fn verify_gateway(pool: &PgPool, client: &Client) -> Result<Report, Ve
                 id: a.id,
                 currency: a.currency,
                 allow_overdraft: a.allow_overdraft,
+                credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+                closed: a.closed,
                 balances: Balances {
                     debits_posted: a.debits_posted,
                     credits_posted: a.credits_posted,
@@ -236,6 +238,10 @@ pub struct AccountSnapshot {
     pub currency: String,
     /// Overdraft allowed.
     pub allow_overdraft: bool,
+    /// Credits may not exceed debits (rule 10).
+    pub credits_must_not_exceed_debits: bool,
+    /// Closed by a closing transfer (rule 11).
+    pub closed: bool,
     /// The four counters (`balance`/`available` are derived from them).
     pub balances: Balances,
     /// Per-account change counter.
@@ -248,6 +254,8 @@ impl From<&AccountView> for AccountSnapshot {
             id: a.id.to_string(),
             currency: a.currency.to_string(),
             allow_overdraft: a.allow_overdraft,
+            credits_must_not_exceed_debits: a.credits_must_not_exceed_debits,
+            closed: a.closed,
             balances: a.balances,
             version: a.version,
         }
@@ -310,7 +318,8 @@ impl fmt::Display for Difference {
 pub async fn verify(pool: &PgPool, ledger: &[AccountSnapshot]) -> Result<Vec<Difference>, Error> {
     let rows = sqlx::query(
         "SELECT id, currency, allow_overdraft, debits_posted::text, credits_posted::text, debits_pending::text, \
-             credits_pending::text, balance::text, available::text, version FROM accounts ORDER BY id",
+             credits_pending::text, balance::text, available::text, version, credits_must_not_exceed_debits, \
+             closed FROM accounts ORDER BY id",
     )
     .fetch_all(pool)
     .await?;
@@ -326,7 +335,7 @@ pub async fn verify(pool: &PgPool, ledger: &[AccountSnapshot]) -> Result<Vec<Dif
             Ok(r.try_get::<Option<String>, _>(i)?.unwrap_or_else(|| "NULL".to_owned()))
         };
         let b = &l.balances;
-        let expected: [(&'static str, usize, String); 9] = [
+        let expected: [(&'static str, usize, String); 11] = [
             ("currency", 1, l.currency.clone()),
             ("allow_overdraft", 2, l.allow_overdraft.to_string()),
             ("debits_posted", 3, b.debits_posted.to_string()),
@@ -336,10 +345,12 @@ pub async fn verify(pool: &PgPool, ledger: &[AccountSnapshot]) -> Result<Vec<Dif
             ("balance", 7, b.balance().to_string()),
             ("available", 8, b.available().to_string()),
             ("version", 9, l.version.to_string()),
+            ("credits_must_not_exceed_debits", 10, l.credits_must_not_exceed_debits.to_string()),
+            ("closed", 11, l.closed.to_string()),
         ];
         for (field, i, ledger) in expected {
             let db = match i {
-                2 => r.try_get::<Option<bool>, _>(i)?.map_or_else(|| "NULL".to_owned(), |v| v.to_string()),
+                2 | 10 | 11 => r.try_get::<Option<bool>, _>(i)?.map_or_else(|| "NULL".to_owned(), |v| v.to_string()),
                 9 => r.try_get::<i64, _>(i)?.to_string(),
                 _ => text(i)?,
             };

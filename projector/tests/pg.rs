@@ -484,7 +484,13 @@ async fn amounts_near_the_limits_are_exact(pool: PgPool) {
 
     // Synthetic extremes beyond what one account can hold: u128::MAX counters.
     let b = Balances { debits_posted: BALANCE_MAX, credits_posted: 0, debits_pending: 0, credits_pending: u128::MAX };
-    let st = |id: &str| AccountState { id: id.into(), balances: b, updated_index: i64::MAX as u64, version: 1 << 62 };
+    let st = |id: &str| AccountState {
+        id: id.into(),
+        balances: b,
+        updated_index: i64::MAX as u64,
+        version: 1 << 62,
+        closed: false,
+    };
     let e = LedgerEvent::Transfer(TransferEvent {
         kind: TransferEventKind::Created,
         index: i64::MAX as u64,
@@ -501,6 +507,7 @@ async fn amounts_near_the_limits_are_exact(pool: PgPool) {
         metadata: "{}".into(),
         debit_account: st("a"),
         credit_account: st("b"),
+        flags: ledger_core::TransferFlags::NONE,
     });
     let ev = ledger_events::decode(&ledger_events::encode(&e)).unwrap();
     apply_batch(&pool, &Fence { group: "limits", ..fence(0, 1) }, &[(0, ev)], 1).await.unwrap();

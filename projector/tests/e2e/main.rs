@@ -11,7 +11,7 @@ mod webhooks;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ledger_client::{Consistency, NewPosting, NewTransaction, NewTransfer};
+use ledger_client::{Consistency, NewAccount, NewPosting, NewTransaction, NewTransfer};
 use sqlx::Row;
 use support::{Cluster, Db, Proxy, SERIAL, caught_up, pg_target, transfer, wait_for};
 
@@ -98,9 +98,30 @@ async fn happy_path_rows_equal_the_ledger_and_verify_catches_tampering() {
     let three = [("equity", "user-3", 7), ("user-3", "user-4", 3), ("user-4", "user-0", 1)];
     c.client.create_transaction(&tx("pay-2", &three)).await.unwrap();
     let rev = c.client.revert_transaction("pay-1").await.unwrap().body.id;
+    // Rules 10 and 11: a liability-side account, a balancing credit that moves less than asked,
+    // and a pending closing debit that leaves user-2 closed.
+    let liab = NewAccount {
+        id: "liab".into(),
+        currency: "USD".into(),
+        allow_overdraft: true,
+        credits_must_not_exceed_debits: true,
+        metadata: None,
+    };
+    c.client.create_account(&liab).await.unwrap();
+    let flagged = |id: &str, d: &str, cr: &str, amount: u64| NewTransfer {
+        debit_account_id: d.into(),
+        credit_account_id: cr.into(),
+        amount,
+        ..transfer(id, 5, 0)
+    };
+    c.client.create_transfer(&flagged("liab-1", "liab", "user-0", 50)).await.unwrap();
+    let bal = NewTransfer { balancing_credit: true, ..flagged("bal-c", "user-1", "liab", 1_000) };
+    assert_eq!(c.client.create_transfer(&bal).await.unwrap().body.amount, 50, "balanced down to liab's debits");
+    let close = NewTransfer { pending: true, closing_debit: true, ..flagged("close-u2", "user-2", "user-3", 1) };
+    c.client.create_transfer(&close).await.unwrap();
 
     let mut proj = c.projector("projector", &db.url, &[]);
-    caught_up(&c, &db, 311, 6, CATCH_UP).await;
+    caught_up(&c, &db, 314, 7, CATCH_UP).await;
     assert_accounts_equal(&c, &db).await;
     assert_transfers_present(&db, "t", 300).await;
     for (id, status, posted) in [
@@ -153,7 +174,41 @@ async fn happy_path_rows_equal_the_ledger_and_verify_catches_tampering() {
 
     let (ok, out) = c.verify(&db.url);
     assert!(ok, "verify must pass:\n{out}");
-    assert!(out.contains("6 accounts equal the ledger"), "{out}");
+    assert!(out.contains("7 accounts equal the ledger"), "{out}");
+    let flags: Vec<(String, Vec<String>, i64)> =
+        sqlx::query("SELECT id, flags, amount FROM transfers WHERE id IN ('bal-c', 'close-u2', 'liab-1') ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        flags,
+        [
+            ("bal-c".to_owned(), s(&["balancing_credit"]), 50),
+            ("close-u2".to_owned(), s(&["closing_debit"]), 1),
+            ("liab-1".to_owned(), s(&[]), 50)
+        ]
+    );
+    let acc: Vec<(String, Option<bool>, bool)> = sqlx::query(
+        "SELECT id, credits_must_not_exceed_debits, closed FROM accounts WHERE id IN ('liab', 'user-2', 'user-3') ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    assert_eq!(
+        acc,
+        [
+            ("liab".to_owned(), Some(true), false),
+            ("user-2".to_owned(), Some(false), true),
+            ("user-3".to_owned(), Some(false), false)
+        ]
+    );
 
     // Graceful stop: SIGTERM → leaves the group, exits 0.
     let st = proj.terminate(Duration::from_secs(15));
