@@ -139,6 +139,12 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// Webhook subscriptions: create, list, show, delete, and their deliveries (docs/WEBHOOKS.md).
+    Webhook {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: WebhookCmd,
+    },
     /// The audit trail (admin): admin actions with the key that asked, oldest first.
     Audit {
         /// Actions after this log index (the `next` a previous page printed).
@@ -353,6 +359,47 @@ pub enum TransferAction {
         /// Page size, 1..=1000 (default 100).
         #[arg(long)]
         limit: Option<u32>,
+    },
+}
+
+/// `ledger webhook ...`.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Subscribe a URL to the ledger's events; prints the signing secret if Ledger made it.
+    Create {
+        /// Where deliveries are POSTed (http:// or https://).
+        url: String,
+        /// Event types, comma-separated: account.created, transfer.created, transfer.posted,
+        /// transfer.voided, transfer.expired, or * for all.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        events: Vec<String>,
+        /// The subscription's id (default: Ledger makes one).
+        #[arg(long)]
+        id: Option<String>,
+        /// The HMAC-SHA256 signing secret, 16-128 characters (default: Ledger makes one and
+        /// prints it, only this once). Prefer the environment variable.
+        #[arg(long, env = "LEDGER_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// List the subscriptions (never their secrets).
+    List,
+    /// One subscription with its delivery counts.
+    Show {
+        /// Webhook id.
+        id: String,
+    },
+    /// Delete a subscription: deliveries stop within about a second.
+    Delete {
+        /// Webhook id.
+        id: String,
+    },
+    /// Finished deliveries, newest first: dead letters and the newest delivered ones.
+    Deliveries {
+        /// Webhook id.
+        id: String,
+        /// Only `dead` or only `delivered`.
+        #[arg(long, value_parser = ["dead", "delivered"])]
+        status: Option<String>,
     },
 }
 

@@ -158,6 +158,7 @@ pub async fn run(client: &Client, out: &Out, cmd: &Cmd) -> Result<(), Failure> {
             }
         }
         Cmd::Key { cmd } => key(client, out, cmd).await?,
+        Cmd::Webhook { cmd } => crate::webhook::run(client, out, cmd).await?,
         Cmd::Audit { after, limit } => {
             let page = client.audit(*after, *limit).await?;
             if out.json {

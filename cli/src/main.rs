@@ -17,6 +17,7 @@ mod dev;
 mod output;
 mod tail;
 mod tx;
+mod webhook;
 
 use std::process::ExitCode;
 

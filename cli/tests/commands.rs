@@ -84,6 +84,38 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     ledger(&dev.gateway, &["--api-key", r["new"]["secret"].as_str().unwrap(), "cluster"]).ok();
     dev.ledger(&["key", "rotate", "no-such-key"]).fails(1, "no live key");
 
+    // Webhooks: a made secret printed once, listed and shown without it, refusals by code.
+    let made = dev.ledger(&["webhook", "create", "http://127.0.0.1:9/hook", "--id", "wh-1"]).ok().to_owned();
+    assert!(made.contains("secret") && made.contains("whsec_") && made.contains("shown only now"), "{made}");
+    let w = json(
+        dev.ledger(&[
+            "--json",
+            "webhook",
+            "create",
+            "https://example.com/x",
+            "--events",
+            "transfer.posted,transfer.voided",
+            "--secret",
+            "0123456789abcdef",
+        ])
+        .ok(),
+    );
+    assert!(w["secret"].is_null() && w["id"].as_str().is_some_and(|i| i.starts_with("wh-")), "{w}");
+    let list = dev.ledger(&["webhook", "list"]).ok().to_owned();
+    assert_eq!(row(&list, "wh-1")[1..3], ["http://127.0.0.1:9/hook", "*"], "{list}");
+    assert!(!list.contains("whsec_"), "{list}");
+    let shown = dev.ledger(&["webhook", "show", "wh-1"]).ok().to_owned();
+    assert!(shown.contains("http://127.0.0.1:9/hook") && !shown.contains("secret"), "{shown}");
+    let d = json(dev.ledger(&["--json", "webhook", "deliveries", "wh-1", "--status", "dead"]).ok());
+    assert_eq!(d["deliveries"], serde_json::json!([]), "{d}");
+    dev.ledger(&["webhook", "create", "ftp://x"]).fails(1, "invalid_body");
+    dev.ledger(&["webhook", "create", "http://x", "--events", "transfer.deleted"]).fails(1, "unknown event type");
+    dev.ledger(&["webhook", "create", "http://x", "--id", "wh-1"]).fails(1, "webhook_exists");
+    let out = dev.ledger(&["webhook", "delete", "wh-1"]).ok().to_owned();
+    assert!(out.starts_with("deleted webhook wh-1"), "{out}");
+    dev.ledger(&["webhook", "delete", "wh-1"]).fails(1, "webhook_not_found");
+    dev.ledger(&["webhook", "show", "wh-1"]).fails(1, "webhook_not_found");
+
     // The audit trail: the bootstrap key, then each change with the key that made it.
     let out = dev.ledger(&["audit"]).ok().to_owned();
     assert!(
