@@ -278,18 +278,19 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
         }
         attempt += 1;
         next_try = now + ELECTION_RETRY;
-        let others: Vec<String> = voters
+        let others: Vec<(u64, String)> = voters
             .iter()
             .filter(|v| **v != id)
-            .filter_map(|v| membership.get_node(v))
-            .map(|n| n.addr.clone())
+            .filter_map(|v| membership.get_node(v).map(|n| (*v, n.addr.clone())))
             .collect();
-        peers.retain(|addr, _| others.contains(addr));
-        let granted = 1 + pre_vote(id, &raft, &mut peers, &others).await;
+        peers.retain(|addr, _| others.iter().any(|(_, a)| a == addr));
+        let mut granted_by = pre_vote(id, &raft, &mut peers, &others).await;
+        granted_by.insert(id);
+        let granted = granted_by.len();
         if liveness.deferring() {
             // Another candidate asked meanwhile and was granted: it stands, this one waits.
             debug!(granted, "granted another candidate's pre-vote meanwhile: not standing");
-        } else if granted * 2 > voters.len() {
+        } else if majority_of_each(membership.get_joint_config(), &granted_by) {
             info!(
                 term = m.current_term,
                 granted,
@@ -301,17 +302,35 @@ pub async fn run(id: u64, raft: Raft, liveness: Arc<Liveness>, stop: impl Future
                 return;
             }
         } else {
-            debug!(granted, voters = voters.len(), "pre-vote not granted by a majority");
+            debug!(
+                granted,
+                voters = voters.len(),
+                joint = membership.get_joint_config().len() > 1,
+                "pre-vote not granted by a majority (of each configuration, while the membership changes)"
+            );
         }
     }
 }
 
-/// Asks every other voter (at `addrs`) for a pre-vote at once, each within [`PREVOTE_TIMEOUT`];
-/// returns how many granted.
-async fn pre_vote(id: u64, raft: &Raft, peers: &mut BTreeMap<String, RaftClient<Channel>>, addrs: &[String]) -> usize {
+/// Whether `granted` holds a majority of every configuration of `joint`: what an election needs,
+/// also while the membership changes (a joint configuration of the old and the new voters), when
+/// a majority of the union is not enough. Standing without it only raises the term.
+fn majority_of_each(joint: &[std::collections::BTreeSet<u64>], granted: &std::collections::BTreeSet<u64>) -> bool {
+    !joint.is_empty() && joint.iter().all(|c| c.iter().filter(|v| granted.contains(v)).count() * 2 > c.len())
+}
+
+/// Asks every other voter (`(id, address)`) for a pre-vote at once, each within
+/// [`PREVOTE_TIMEOUT`]; returns the ids of those that granted.
+async fn pre_vote(
+    id: u64,
+    raft: &Raft,
+    peers: &mut BTreeMap<String, RaftClient<Channel>>,
+    others: &[(u64, String)],
+) -> std::collections::BTreeSet<u64> {
     let last_log_id = encode(&raft.data_metrics().borrow().last_log);
     let mut set = tokio::task::JoinSet::new();
-    for addr in addrs {
+    for (voter, addr) in others {
+        let voter = *voter;
         let client = match peers.get(addr) {
             Some(c) => c.clone(),
             None => match crate::network::channel(addr) {
@@ -332,15 +351,15 @@ async fn pre_vote(id: u64, raft: &Raft, peers: &mut BTreeMap<String, RaftClient<
                     if !r.granted {
                         debug!(peer = %addr, reason = %r.reason, "pre-vote refused");
                     }
-                    r.granted
+                    r.granted.then_some(voter)
                 }
-                _ => false,
+                _ => None,
             }
         });
     }
-    let mut granted = 0;
+    let mut granted = std::collections::BTreeSet::new();
     while let Some(r) = set.join_next().await {
-        granted += usize::from(r.unwrap_or(false));
+        granted.extend(r.ok().flatten());
     }
     granted
 }
@@ -365,6 +384,22 @@ mod tests {
             }
         }
         assert!((1..=5).map(|id| jitter(id, 0)).collect::<std::collections::BTreeSet<_>>().len() >= 4);
+    }
+
+    /// An election needs a majority of each configuration of a joint one: while node 3 is being
+    /// added to {1, 2}, nodes 2 and 3 together are a majority of the union but not of {1, 2}.
+    #[test]
+    fn a_joint_membership_needs_a_majority_of_each_configuration() {
+        let set = |v: &[u64]| v.iter().copied().collect::<std::collections::BTreeSet<u64>>();
+        let joint = [set(&[1, 2]), set(&[1, 2, 3])];
+        assert!(!majority_of_each(&joint, &set(&[2, 3])));
+        assert!(majority_of_each(&joint, &set(&[1, 2])));
+        assert!(majority_of_each(&joint, &set(&[1, 2, 3])));
+        let uniform = [set(&[1, 2, 3])];
+        assert!(majority_of_each(&uniform, &set(&[2, 3])));
+        assert!(!majority_of_each(&uniform, &set(&[3])));
+        assert!(!majority_of_each(&[], &set(&[1])));
+        assert!(majority_of_each(&[set(&[7])], &set(&[7])), "a single voter elects itself");
     }
 
     #[tokio::test]

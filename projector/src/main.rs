@@ -93,7 +93,7 @@ struct WebhookArgs {
     #[arg(long, env = "LEDGER_GATEWAY")]
     gateway: String,
     /// API key: with `--auth keys` the deliverer needs `webhooks:deliver`,
-    /// `topics:read:ledger` and `groups:consume:*` (its groups are `webhook-<id>`).
+    /// `topics:read:ledger` and `groups:consume:*` (its groups are `webhook-<id>-<created_index>`).
     #[arg(long, env = "LEDGER_KEY", hide_env_values = true, default_value = "")]
     api_key: String,
     /// For an `https://` gateway: the CA certificate (PEM) to trust.

@@ -1,10 +1,11 @@
 //! `projector webhooks`: delivers the `ledger` topic's events to the webhook subscriptions the
 //! log holds (docs/WEBHOOKS.md), at least once, in order per account.
 //!
-//! **One consumer group per subscription** (`webhook-<id>`): its committed offsets are where
-//! delivery resumes after a restart, and its generation fences a second deliverer. A member
-//! delivers only while it holds all of `ledger`'s partitions (per-account order needs them all):
-//! a second deliverer's member that gets a share leaves and stands by, retrying later.
+//! **One consumer group per subscription** (`webhook-<id>-<created_index>`, so a subscription
+//! deleted and made again under its id starts afresh): its committed offsets are where delivery
+//! resumes after a restart, and its generation fences a second deliverer. A member delivers only
+//! while it holds all of `ledger`'s partitions (per-account order needs them all), so a deliverer
+//! joins only a group without members, and one whose member gets a share leaves and stands by.
 //!
 //! **A cycle** of one subscription:
 //! 1. `GET /v1/webhook-subscriptions` (linearizable): the subscription (gone: the task ends) and
@@ -100,9 +101,9 @@ impl From<Subscription> for Hook {
     }
 }
 
-/// The consumer group of a subscription.
-pub fn group_of(id: &str) -> String {
-    format!("webhook-{id}")
+/// The consumer group of a subscription: its id and creation index.
+pub fn group_of(hook: &Hook) -> String {
+    format!("webhook-{}-{}", hook.id, hook.created_index)
 }
 
 /// Serves every subscription until the stop: one task each, started and ended as subscriptions
@@ -160,7 +161,7 @@ enum End {
 
 /// Serves one subscription until it is deleted or the process stops.
 async fn serve(client: Client, http: reqwest::Client, cfg: Arc<Config>, hook: Hook, stop: Shutdown) {
-    let group = group_of(&hook.id);
+    let group = group_of(&hook);
     let mut backoff = Backoff::default();
     while !stop.is_stopping() {
         match membership(&client, &http, &cfg, &hook, &group, &stop).await {
@@ -222,6 +223,17 @@ async fn membership(
     group: &str,
     stop: &Shutdown,
 ) -> anyhow::Result<End> {
+    // While the group has a member, another deliverer (or this one before a crash, until its
+    // session expires) serves the subscription: joining would split the partitions and pause both.
+    let standby = match client.group(group).await {
+        Ok(d) => !d.members.is_empty(),
+        Err(e) if e.code() == Some("unknown_group") => false,
+        Err(e) => return Err(e.into()),
+    };
+    if standby {
+        tracing::debug!(webhook = %hook.id, "the webhook's group has a member; standing by");
+        return Ok(if stop.sleep(STANDBY_PAUSE).await { End::Done } else { End::Rejoin });
+    }
     let join = JoinGroup {
         topics: vec![TOPIC.to_owned()],
         session_timeout_ms: Some(SESSION_TIMEOUT.as_millis() as u64),

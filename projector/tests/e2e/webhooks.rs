@@ -296,6 +296,19 @@ async fn webhooks_are_signed_at_least_once_in_account_order_through_failures_and
     c.transfers("c-", 10, 4).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(delivered(&inbox, "/a").len(), before, "deliveries after the delete");
+
+    // Made again under the same id, it starts afresh: the events after its new creation only.
+    c.client.create_webhook(&hook("hook-a", format!("http://{addr}/again"), &["*"], Some(SECRET))).await.unwrap();
+    c.transfers("d-", 5, 4).await;
+    let again = testkit::wait_for("the new hook-a's deliveries", WITHIN, || async {
+        let got = delivered(&inbox, "/again");
+        (got.len() >= 5).then_some(got)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let keys: BTreeSet<String> =
+        delivered(&inbox, "/again").iter().map(|g| what(&ledger_events::decode(&g.body).unwrap()).1).collect();
+    assert_eq!(keys, (0..5).map(|j| format!("d-{j}")).collect(), "{again:?}");
     d.kill9();
     server.abort();
 }

@@ -38,6 +38,7 @@ impl ClientService {
             log_bytes_since_snapshot: self.sm.log_bytes_since_snapshot(),
             term: m.current_term,
             quorum_lost: self.liveness.quorum_lost(),
+            membership_changing: m.membership_config.membership().get_joint_config().len() > 1,
         }
     }
 }
