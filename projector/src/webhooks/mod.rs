@@ -48,8 +48,19 @@ pub const FLUSH_EVERY: usize = 100;
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Pause of a cycle that found nothing to deliver.
 pub const IDLE_PAUSE: Duration = Duration::from_millis(200);
-/// Pause of a member that did not get every partition (another deliverer has the group).
+/// Pause of a deliverer that found a subscription's group served by another, before it looks
+/// again; up to as much again is added at random (see [`standby_pause`]).
 pub const STANDBY_PAUSE: Duration = Duration::from_secs(5);
+
+/// [`STANDBY_PAUSE`] plus up to as much again, drawn from the clock and the process id: two
+/// deliverers that looked together (after the one serving died) do not join together again, each
+/// getting a share of the partitions and leaving, round after round.
+pub fn standby_pause() -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let seed = u64::from(nanos) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let spread = u64::try_from(STANDBY_PAUSE.as_millis()).unwrap_or(u64::MAX).max(1);
+    STANDBY_PAUSE + Duration::from_millis(seed.wrapping_mul(0xbf58_476d_1ce4_e5b9) % spread)
+}
 /// Session timeout the deliverer asks for when it joins a subscription's group.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -232,7 +243,7 @@ async fn membership(
     };
     if standby {
         tracing::debug!(webhook = %hook.id, "the webhook's group has a member; standing by");
-        return Ok(if stop.sleep(STANDBY_PAUSE).await { End::Done } else { End::Rejoin });
+        return Ok(if stop.sleep(standby_pause()).await { End::Done } else { End::Rejoin });
     }
     let join = JoinGroup {
         topics: vec![TOPIC.to_owned()],
@@ -245,7 +256,7 @@ async fn membership(
     if mine != LEDGER_PARTITIONS as usize {
         tracing::info!(webhook = %hook.id, partitions = mine, "another deliverer serves this webhook; standing by");
         let _ = client.leave_group(group, &m.member_id).await;
-        return Ok(if stop.sleep(STANDBY_PAUSE).await { End::Done } else { End::Rejoin });
+        return Ok(if stop.sleep(standby_pause()).await { End::Done } else { End::Rejoin });
     }
     let lost = Arc::new(AtomicBool::new(false));
     let every = Duration::from_millis(m.heartbeat_interval_ms.clamp(100, 3_000));

@@ -198,7 +198,9 @@ async fn webhooks_are_signed_at_least_once_in_account_order_through_failures_and
     .await;
     d.kill9();
     c.transfers("b-", 100, 4).await;
+    // Two deliverers now: one serves each subscription, the other stands by.
     let mut d = deliverer(&c, "webhooks-2");
+    let mut d3 = deliverer(&c, "webhooks-3");
     // The receiver goes away for a while, and comes back on the same address.
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.abort();
@@ -310,5 +312,6 @@ async fn webhooks_are_signed_at_least_once_in_account_order_through_failures_and
         delivered(&inbox, "/again").iter().map(|g| what(&ledger_events::decode(&g.body).unwrap()).1).collect();
     assert_eq!(keys, (0..5).map(|j| format!("d-{j}")).collect(), "{again:?}");
     d.kill9();
+    d3.kill9();
     server.abort();
 }
