@@ -97,7 +97,7 @@ fn ledger_dev_comes_up_moves_money_projects_and_stops_cleanly_on_sigint() {
     }
     let pids = dev.child_pids();
     let roles: Vec<&str> = pids.iter().map(|(r, _)| r.as_str()).collect();
-    assert_eq!(roles, ["lognode 1", "lognode 2", "lognode 3", "gateway", "projector"], "{banner}");
+    assert_eq!(roles, ["lognode 1", "lognode 2", "lognode 3", "gateway", "projector", "webhooks"], "{banner}");
 
     // /readyz answers 200 (the banner is printed only then; check it independently).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -17,6 +17,11 @@ pub const GOSSIP_KEY_FILE: &str = "gossip.key";
 pub const PROJECTOR_KEY_FILE: &str = "projector.key";
 /// The projector key's scopes.
 pub const PROJECTOR_SCOPES: [&str; 2] = ["groups:consume:projector", "topics:read:ledger"];
+/// The webhook deliverer's key (`projector webhooks`, docs/WEBHOOKS.md).
+pub const WEBHOOKS_KEY_FILE: &str = "webhooks.key";
+/// The webhook deliverer key's scopes: the subscriptions with their secrets, its reports, the
+/// `ledger` topic and its groups (`webhook-<id>-<index>`).
+pub const WEBHOOKS_SCOPES: [&str; 3] = ["webhooks:deliver", "topics:read:ledger", "groups:consume:*"];
 
 /// `<data_dir>/<name>`.
 pub fn path(data_dir: &Path, name: &str) -> PathBuf {
@@ -53,12 +58,27 @@ pub fn admin(data_dir: &Path) -> Result<String, Failure> {
 /// The projector's key: read from the data dir, or made through the gateway with the admin key
 /// and written there.
 pub async fn projector(data_dir: &Path, admin: &ledger_client::Client) -> Result<String, Failure> {
-    let file = path(data_dir, PROJECTOR_KEY_FILE);
+    child_key(data_dir, admin, PROJECTOR_KEY_FILE, &PROJECTOR_SCOPES).await
+}
+
+/// The webhook deliverer's key, like [`projector`]'s.
+pub async fn webhooks(data_dir: &Path, admin: &ledger_client::Client) -> Result<String, Failure> {
+    child_key(data_dir, admin, WEBHOOKS_KEY_FILE, &WEBHOOKS_SCOPES).await
+}
+
+/// A child's key in `name`: read from the data dir, or made with `scopes` and written there.
+async fn child_key(
+    data_dir: &Path,
+    admin: &ledger_client::Client,
+    name: &str,
+    scopes: &[&str],
+) -> Result<String, Failure> {
+    let file = path(data_dir, name);
     if let Some(s) = read(&file)? {
         return Ok(s);
     }
     let new = ledger_client::NewKey {
-        scopes: PROJECTOR_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         ..ledger_client::NewKey::default()
     };
     let made = admin.create_key(&new).await?;

@@ -245,6 +245,7 @@ struct System {
     nodes: Vec<Proc>,
     gateway: Option<Proc>,
     projector: Option<Proc>,
+    webhooks: Option<Proc>,
     postgres: Option<Proc>,
     /// Set by SIGINT/SIGTERM.
     signals: Shutdown,
@@ -275,6 +276,7 @@ impl System {
     fn all_mut(&mut self) -> impl Iterator<Item = &mut Proc> {
         self.projector
             .iter_mut()
+            .chain(self.webhooks.iter_mut())
             .chain(self.gateway.iter_mut())
             .chain(self.nodes.iter_mut())
             .chain(self.postgres.iter_mut())
@@ -282,7 +284,8 @@ impl System {
 
     /// Stops everything: projector and gateway, then the lognodes, then PostgreSQL.
     fn stop(&mut self) {
-        let mut front: Vec<&mut Proc> = self.projector.iter_mut().chain(self.gateway.iter_mut()).collect();
+        let mut front: Vec<&mut Proc> =
+            self.projector.iter_mut().chain(self.webhooks.iter_mut()).chain(self.gateway.iter_mut()).collect();
         procs::stop(&mut front, STOP_GRACE);
         let mut nodes: Vec<&mut Proc> = self.nodes.iter_mut().collect();
         procs::stop(&mut nodes, STOP_GRACE);
@@ -310,7 +313,8 @@ pub fn run(a: &DevArgs) -> Result<(), Failure> {
     let signals = rt
         .block_on(async { Shutdown::on_signals() })
         .map_err(|e| Failure::failed(format!("cannot catch SIGINT/SIGTERM: {e}")))?;
-    let mut sys = System { data_dir, nodes: Vec::new(), gateway: None, projector: None, postgres: None, signals };
+    let mut sys =
+        System { data_dir, nodes: Vec::new(), gateway: None, projector: None, webhooks: None, postgres: None, signals };
     let result = rt.block_on(start(&mut sys, a, &ports, &bins, db));
     let code = match result {
         Ok(()) => rt.block_on(supervise(&mut sys)),
@@ -476,6 +480,15 @@ async fn start(sys: &mut System, a: &DevArgs, ports: &Ports, bins: &Binaries, db
         };
         let envs = [("RUST_LOG", env_log("info")), ("DATABASE_URL", url.clone()), ("LEDGER_KEY", key)];
         sys.projector = Some(Proc::spawn(Role::Projector, &bins.projector, &args, &envs, sys.log("projector"))?);
+        // The webhook deliverer: the projector binary too, with a key of its own (no PostgreSQL).
+        let key = match admin {
+            Some(_) => keys::webhooks(&sys.data_dir, &client).await?,
+            None => String::new(),
+        };
+        let mut wargs = vec!["webhooks".to_owned()];
+        wargs.extend(args.iter().cloned());
+        let envs = [("RUST_LOG", env_log("info")), ("LEDGER_KEY", key)];
+        sys.webhooks = Some(Proc::spawn(Role::Webhooks, &bins.projector, &wargs, &envs, sys.log("webhooks"))?);
     }
     banner(sys, &base, pg_url.as_deref(), admin.is_some(), ca.as_deref());
     Ok(())
@@ -510,7 +523,13 @@ fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool, ca: Optio
     }
     s.push_str(&format!("  data      {}\n", sys.data_dir.display()));
     s.push_str("\nProcesses (logs in the data dir):\n");
-    let procs = sys.nodes.iter().chain(sys.gateway.iter()).chain(sys.projector.iter()).chain(sys.postgres.iter());
+    let procs = sys
+        .nodes
+        .iter()
+        .chain(sys.gateway.iter())
+        .chain(sys.projector.iter())
+        .chain(sys.webhooks.iter())
+        .chain(sys.postgres.iter());
     for p in procs {
         s.push_str(&format!("  {:<10}  pid {:<7}  {}\n", p.role.to_string(), p.pid(), p.log.display()));
     }
@@ -555,6 +574,7 @@ async fn supervise(sys: &mut System) -> Result<(), Failure> {
                     Role::Gateway => "the API is gone: stopping everything",
                     Role::Lognode(_) => "the cluster keeps serving while a majority of lognodes is up",
                     Role::Projector => "the ledger keeps running without the PostgreSQL projection",
+                    Role::Webhooks => "the ledger keeps running; webhooks are not delivered until a restart",
                     Role::Postgres => "the projector cannot write any more",
                 };
                 crate::output::error_line(&format!("{}\n  => {consequence}", p.exit_report(s)));

@@ -30,6 +30,8 @@ pub enum Role {
     Gateway,
     /// The projector.
     Projector,
+    /// The webhook deliverer (`projector webhooks`).
+    Webhooks,
     /// The private PostgreSQL.
     Postgres,
 }
@@ -40,6 +42,7 @@ impl std::fmt::Display for Role {
             Role::Lognode(i) => write!(f, "lognode {i}"),
             Role::Gateway => f.write_str("gateway"),
             Role::Projector => f.write_str("projector"),
+            Role::Webhooks => f.write_str("webhooks"),
             Role::Postgres => f.write_str("postgres"),
         }
     }
