@@ -292,6 +292,9 @@ async fn membership(
     let mut bufs: BTreeMap<u32, VecDeque<Pending>> = (0..LEDGER_PARTITIONS).map(|p| (p, VecDeque::new())).collect();
     let mut read_to: BTreeMap<u32, u64> = w.next.clone();
     let mut last_flush = Instant::now();
+    // The cut at which every partition was last read to its end with nothing left to deliver:
+    // while the cut stays there, nothing new exists at or below it, and nothing is read.
+    let mut quiet_at: Option<u64> = None;
     loop {
         if stop.is_stopping() {
             w.flush(hook).await?;
@@ -308,7 +311,11 @@ async fn membership(
             let _ = client.leave_group(group, w.member).await;
             return Ok(End::Done);
         }
-        let bound = fill(client, &mut bufs, &mut read_to, cut).await?;
+        if quiet_at == Some(cut) {
+            stop.sleep(IDLE_PAUSE).await;
+            continue;
+        }
+        let (bound, all_read) = fill(client, &mut bufs, &mut read_to, cut).await?;
         let mut ready = Vec::new();
         for b in bufs.values_mut() {
             while b.front().is_some_and(|e| e.index <= bound) {
@@ -318,9 +325,13 @@ async fn membership(
         if ready.is_empty() {
             w.flush(hook).await?;
             last_flush = Instant::now();
+            if all_read && bufs.values().all(VecDeque::is_empty) {
+                quiet_at = Some(cut);
+            }
             stop.sleep(IDLE_PAUSE).await;
             continue;
         }
+        quiet_at = None;
         for ev in order::order(ready) {
             if order::subscribed(&hook.events, &ev.event_type) {
                 match send::deliver(http, cfg, hook, &ev, stop).await {
@@ -376,15 +387,17 @@ async fn first_after(client: &Client, partition: u32, end: u64, created_index: u
 }
 
 /// Reads every partition from `read_to` until an event past `cut` or its end (bounded by
-/// [`BUFFER_EVENTS_MAX`]); answers the highest log index that may be delivered now: `cut`, and
-/// below the last index read of a partition that was not read to its end.
+/// [`BUFFER_EVENTS_MAX`]); answers the highest log index that may be delivered now (`cut`, and
+/// below the last index read of a partition that was not read to its end), and whether every
+/// partition was read to its end.
 async fn fill(
     client: &Client,
     bufs: &mut BTreeMap<u32, VecDeque<Pending>>,
     read_to: &mut BTreeMap<u32, u64>,
     cut: u64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, bool)> {
     let mut bound = cut;
+    let mut all_read = true;
     for p in 0..LEDGER_PARTITIONS {
         let held: usize = bufs.values().map(VecDeque::len).sum();
         let buf = bufs.entry(p).or_default();
@@ -414,12 +427,13 @@ async fn fill(
             }
         }
         if !at_end {
+            all_read = false;
             // Unread events of this partition have an index at least its last read one.
             let last = buf.back().map_or(0, |e| e.index);
             bound = bound.min(last.saturating_sub(1));
         }
     }
-    Ok(bound)
+    Ok((bound, all_read))
 }
 
 /// A membership's delivery position and its finished deliveries not yet recorded.
