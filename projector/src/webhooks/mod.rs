@@ -61,6 +61,9 @@ pub fn standby_pause() -> Duration {
     let spread = u64::try_from(STANDBY_PAUSE.as_millis()).unwrap_or(u64::MAX).max(1);
     STANDBY_PAUSE + Duration::from_millis(seed.wrapping_mul(0xbf58_476d_1ce4_e5b9) % spread)
 }
+/// How long a stopping deliverer waits for its subscriptions' tasks to record what they finished
+/// and leave their groups (all of them together); then it exits.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Session timeout the deliverer asks for when it joins a subscription's group.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -155,9 +158,11 @@ pub async fn run(client: Client, http: reqwest::Client, cfg: Config, stop: Shutd
             }
         }
     }
-    // Each task records what it finished and leaves its group.
+    // Each task records what it finished and leaves its group, all within one grace period (not
+    // one per task: 64 stuck tasks would otherwise hold the stop for minutes).
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
     for (_, t) in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        let _ = tokio::time::timeout_at(deadline, t).await;
     }
     Ok(())
 }
