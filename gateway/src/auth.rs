@@ -16,7 +16,8 @@
 //! - `admin`, which grants every other scope (keys, topic and group deletion, offset resets,
 //!   node removal).
 //!
-//! `/healthz`, `/readyz`, `/openapi.json` and the Swagger UI (`/docs`) need no key.
+//! `/healthz`, `/readyz`, `/openapi.json`, the Swagger UI (`/docs`) and the console's files
+//! (`/console`) need no key. `GET /v1/whoami` takes any live key and tells its scopes.
 //!
 //! A key may also carry an account prefix: it then sees and debits only accounts whose id starts
 //! with it (the handlers check, with [`Caller::check_account`]).
@@ -57,15 +58,19 @@ pub enum Need {
     Scope(&'static str),
     /// `<prefix>:<the path parameter>` (or `<prefix>:*`), e.g. `topics:produce:orders`.
     Named(&'static str, &'static str),
+    /// Any live key, whatever its scopes (`GET /v1/whoami`).
+    AnyKey,
 }
 
 impl Need {
-    /// The scope as the OpenAPI document lists it (`topics:produce:{topic}` for a named one).
-    pub fn doc(self) -> Option<String> {
+    /// The scopes as the OpenAPI document lists them (`topics:produce:{topic}` for a named one;
+    /// none for any key); `None` for a public operation.
+    pub fn doc(self) -> Option<Vec<String>> {
         match self {
             Need::Public => None,
-            Need::Scope(s) => Some(s.to_owned()),
-            Need::Named(prefix, param) => Some(format!("{prefix}:{{{param}}}")),
+            Need::Scope(s) => Some(vec![s.to_owned()]),
+            Need::Named(prefix, param) => Some(vec![format!("{prefix}:{{{param}}}")]),
+            Need::AnyKey => Some(Vec::new()),
         }
     }
 }
@@ -75,6 +80,7 @@ impl Need {
 pub fn need_of(operation_id: &str) -> Need {
     match operation_id {
         "getHealth" | "getReadiness" | "getOpenapi" => Need::Public,
+        "whoami" => Need::AnyKey,
         "createAccount" => Need::Scope("accounts:write"),
         "getAccount" | "getAccountHistory" | "getAccountStatement" | "listAccounts" => Need::Scope("accounts:read"),
         "createTransfer"
@@ -342,8 +348,8 @@ pub(crate) async fn authenticate(State(st): State<AppState>, mut req: Request, n
     }
     let need = match operation_id(&req) {
         Some(op) => need_of(op),
-        // The Swagger UI's pages and assets.
-        None if req.uri().path().starts_with("/docs") => Need::Public,
+        // The Swagger UI's and the console's pages and assets (the console asks for a key itself).
+        None if req.uri().path().starts_with("/docs") || req.uri().path().starts_with("/console") => Need::Public,
         None => Need::Scope("admin"),
     };
     if need == Need::Public {
@@ -374,11 +380,14 @@ pub(crate) async fn authenticate(State(st): State<AppState>, mut req: Request, n
         }
     };
     let scope = match need {
-        Need::Scope(s) => s.to_owned(),
-        Need::Named(prefix, param) => format!("{prefix}:{}", path_param(&req, param).unwrap_or_default()),
+        Need::Scope(s) => Some(s.to_owned()),
+        Need::Named(prefix, param) => Some(format!("{prefix}:{}", path_param(&req, param).unwrap_or_default())),
+        Need::AnyKey => None,
         Need::Public => unreachable!("returned above"),
     };
-    if let Err(e) = caller.require(&scope) {
+    if let Some(scope) = scope
+        && let Err(e) = caller.require(&scope)
+    {
         return e.into_response();
     }
     let permit = match st.keys().quotas().of(&caller.id).admit() {

@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;

@@ -123,6 +123,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::openapi_json))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::whoami))
         .routes(routes!(audit::list_audit))
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
@@ -178,6 +179,7 @@ pub const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("post", "/v1/keys", "createKey"),
     ("get", "/v1/keys", "listKeys"),
     ("delete", "/v1/keys/{id}", "revokeKey"),
+    ("get", "/v1/whoami", "whoami"),
     ("get", "/v1/audit", "listAudit"),
     ("post", "/v1/webhooks", "createWebhook"),
     ("get", "/v1/webhooks", "listWebhooks"),
@@ -256,12 +258,16 @@ pub fn finish(spec: &mut utoipa::openapi::OpenApi) {
             }
             let need = crate::auth::need_of(op.operation_id.as_deref().unwrap_or_default());
             op.security = Some(match need.doc() {
-                Some(scope) => vec![SecurityRequirement::new(SECURITY_SCHEME, [scope])],
+                Some(scopes) => vec![SecurityRequirement::new(SECURITY_SCHEME, scopes)],
                 None => Vec::new(),
             });
             let responses = &mut op.responses.responses;
             if need != crate::auth::Need::Public {
                 for (s, d) in [E401, E403, E429] {
+                    // Any live key may ask who it is: never 403.
+                    if s == 403 && need == crate::auth::Need::AnyKey {
+                        continue;
+                    }
                     responses.entry(s.to_string()).or_insert_with(|| problem(s, d));
                 }
             }
@@ -539,6 +545,12 @@ error_set!(
                `index_not_reached` (`min_index` or `at_index` past the log's last applied index)."),
         E500, E503,
     ]
+);
+
+error_set!(
+    /// Errors of `GET /v1/whoami` (beside 401 and 429).
+    WhoamiErrors,
+    [E500]
 );
 
 error_set!(

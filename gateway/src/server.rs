@@ -345,6 +345,7 @@ pub fn app(backend: Arc<dyn LedgerBackend>, config: GatewayConfig) -> Router {
     let swagger: Router<AppState> =
         SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")).into();
     api.merge(swagger)
+        .merge(crate::console::router())
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(require_json_writes))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_in_flight))

@@ -15,7 +15,7 @@ use crate::backend::{ApiKey, Quota, ReadConsistency};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiJson, ApiPath};
 use crate::limits::KEY_QUOTA_MAX;
-use crate::openapi::{CreateKeyErrors, ReadErrors, RevokeKeyErrors};
+use crate::openapi::{CreateKeyErrors, ReadErrors, RevokeKeyErrors, WhoamiErrors};
 use crate::server::AppState;
 
 /// Body of `POST /v1/keys`.
@@ -235,4 +235,44 @@ pub async fn revoke_key(
         tracing::debug!(error = %e, "keys not reloaded after a revoke");
     }
     Ok(write_json(StatusCode::OK, &KeyRevoked { revoked: id, index: applied.index }, applied.index, false))
+}
+
+/// Answer of `GET /v1/whoami`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"auth": "keys", "key_id": "key-5f0c2a9d81e34b27", "scopes": ["accounts:read"],
+    "account_prefix": "tenant-7:"}))]
+pub struct Whoami {
+    /// `keys`: the gateway asks for API keys; `none` (`--auth none`): every operation is open to
+    /// anyone, as if with `admin`.
+    pub auth: String,
+    /// The key's id (absent with `--auth none`).
+    pub key_id: Option<String>,
+    /// The key's scopes (`["admin"]` with `--auth none`).
+    pub scopes: Vec<String>,
+    /// Only accounts whose id starts with this ("" for every account).
+    pub account_prefix: String,
+}
+
+/// Who am I: the presented key's id and scopes (any live key).
+///
+/// What a client, such as the console, shows and hides: an action needs the scope that the
+/// OpenAPI document lists on its operation.
+#[utoipa::path(get, path = "/v1/whoami", tag = "keys",
+    responses((status = 200, description = "The key.", body = Whoami), WhoamiErrors))]
+pub async fn whoami(caller: Option<Extension<Arc<Caller>>>) -> Response {
+    let body = match caller {
+        Some(Extension(c)) => Whoami {
+            auth: "keys".to_owned(),
+            key_id: Some(c.id.clone()),
+            scopes: c.scopes.clone(),
+            account_prefix: c.account_prefix.clone(),
+        },
+        None => Whoami {
+            auth: "none".to_owned(),
+            key_id: None,
+            scopes: vec!["admin".to_owned()],
+            account_prefix: String::new(),
+        },
+    };
+    super::json(StatusCode::OK, &body)
 }

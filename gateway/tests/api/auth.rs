@@ -9,14 +9,14 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, assert_problem, start};
 
-const ADMIN: &str = "lk_admin_secret_for_tests_0123456789abcdef";
+pub(crate) const ADMIN: &str = "lk_admin_secret_for_tests_0123456789abcdef";
 /// Grants only reading a topic no test uses.
 const WEAK: &str = "lk_weak_secret_for_tests_0123456789abcdef";
-const TENANT: &str = "lk_tenant_secret_for_tests_0123456789abcde";
+pub(crate) const TENANT: &str = "lk_tenant_secret_for_tests_0123456789abcde";
 /// How long a test waits for the gateway to load keys (its refresh interval is 250 ms).
 const LOAD_WAIT: Duration = Duration::from_secs(10);
 
-async fn keyed() -> TestServer {
+pub(crate) async fn keyed() -> TestServer {
     let srv = start(GatewayConfig { auth: AuthMode::Keys, ..GatewayConfig::default() }).await;
     srv.backend.add_key("admin", ADMIN, &["admin"], "");
     srv.backend.add_key("weak", WEAK, &["topics:read:unused-topic"], "");

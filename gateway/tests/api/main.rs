@@ -6,6 +6,7 @@ mod auth;
 mod auth_walk;
 mod balancing;
 mod cli;
+mod console;
 mod errors;
 mod happy;
 mod limits_readme;

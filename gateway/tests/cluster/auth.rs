@@ -47,14 +47,7 @@ async fn until(gw: SocketAddr, path: &str, key: &str, max: Duration, ok: impl Fn
 async fn keys_made_in_the_log_hold_at_every_gateway() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = dir.path().join("admin.key");
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).expect("key file");
-        writeln!(f, "{ADMIN}").expect("write key file");
-    }
+    let key_file = crate::support::write_admin_key(dir.path(), ADMIN);
     let key_path = key_file.to_str().expect("utf-8 path");
     let mut cluster = Cluster::builder().extra(&["--admin-key-file", key_path]).start();
     let gws = [

@@ -8,6 +8,7 @@ pub const SECURE: bool = false;
 mod auth;
 #[path = "../common/auth_walk.rs"]
 mod auth_walk;
+mod console;
 mod contract;
 mod failover;
 mod gossip_key;

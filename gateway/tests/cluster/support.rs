@@ -42,22 +42,21 @@ pub fn secure() -> Option<&'static SecureFiles> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut files =
             lognode_args::certs::ensure(&dir.path().join("tls"), &["node", "gateway"]).expect("certificates");
-        let admin_key_file = dir.path().join("admin.key");
-        {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&admin_key_file)
-                .expect("key file");
-            writeln!(f, "{SECURE_ADMIN_KEY}").expect("write key file");
-        }
+        let admin_key_file = write_admin_key(dir.path(), SECURE_ADMIN_KEY);
         let gateway = files.pop().expect("gateway");
         let node = files.pop().expect("node");
         SecureFiles { node, gateway, admin_key_file, _dir: dir }
     }))
+}
+
+/// Writes `secret` to `<dir>/admin.key` (mode 0600), for lognode's `--admin-key-file`; its path.
+pub fn write_admin_key(dir: &std::path::Path, secret: &str) -> std::path::PathBuf {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("admin.key");
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).expect("key file");
+    writeln!(f, "{secret}").expect("write key file");
+    path
 }
 
 /// Lognode processes from the test kit; in secure mode each gets `--tls-*` and

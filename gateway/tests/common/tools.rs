@@ -51,11 +51,26 @@ pub fn python_with(module: &str) -> PathBuf {
 /// `gateway/tests/contract/node_modules` with `package`, or a panic naming the install command.
 #[track_caller]
 pub fn node_modules(package: &str) -> PathBuf {
+    node_modules_of("contract", package, NPM_INSTALL)
+}
+
+/// What `.ci/run` installs for the console's browser test: npm's playwright-core (Debian's
+/// chromium comes from apt).
+pub const NPM_INSTALL_CONSOLE: &str = "npm ci --prefix gateway/tests/console";
+
+/// `gateway/tests/console/node_modules` with `package`, or a panic naming the install command.
+#[track_caller]
+pub fn console_modules(package: &str) -> PathBuf {
+    node_modules_of("console", package, NPM_INSTALL_CONSOLE)
+}
+
+#[track_caller]
+fn node_modules_of(suite: &str, package: &str, install: &str) -> PathBuf {
     require("node", "apt-get install nodejs npm");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("contract").join("node_modules");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(suite).join("node_modules");
     assert!(
         dir.join(package).join("package.json").is_file(),
-        "the npm package `{package}` is not installed in {}; install the test tools with:\n    {NPM_INSTALL}",
+        "the npm package `{package}` is not installed in {}; install the test tools with:\n    {install}",
         dir.display()
     );
     dir
