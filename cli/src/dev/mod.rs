@@ -512,6 +512,8 @@ fn banner(sys: &System, base: &str, pg_url: Option<&str>, keyed: bool, ca: Optio
     let mut s = String::new();
     s.push_str(&format!("\nLedger is running ({} lognodes, fsync on):\n", sys.nodes.len()));
     s.push_str(&format!("  API       {base}/v1/...\n"));
+    let sign_in = if keyed { "  (sign in with an API key, e.g. the admin key below)" } else { "" };
+    s.push_str(&format!("  console   {base}/console{sign_in}\n"));
     s.push_str(&format!("  docs      {base}/docs\n"));
     s.push_str(&format!("  metrics   {base}/metrics\n"));
     match pg_url {
