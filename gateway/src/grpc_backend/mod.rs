@@ -75,6 +75,8 @@ pub struct GrpcBackend {
     prober: tokio::task::JoinHandle<()>,
     /// Partition counts by topic (a topic's count never changes).
     partitions: Mutex<HashMap<String, u32>>,
+    /// Round robin over partitions for the keyless records of produce requests.
+    keyless: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for GrpcBackend {
@@ -141,7 +143,13 @@ impl GrpcBackend {
         let nodes = Nodes::new(&addrs, discovery.clone(), tls);
         nodes.probe_all().await;
         let prober = spawn_prober(&nodes);
-        Arc::new(GrpcBackend { nodes, discovery, prober, partitions: Mutex::new(HashMap::new()) })
+        Arc::new(GrpcBackend {
+            nodes,
+            discovery,
+            prober,
+            partitions: Mutex::new(HashMap::new()),
+            keyless: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Stops probing and leaves the gossip (graceful shutdown).
@@ -353,8 +361,9 @@ impl LedgerBackend for GrpcBackend {
     }
 
     /// Records are grouped by partition: keyed records go to `key_hash(key) % partitions` (what
-    /// lognode would choose), keyless ones together to the partition lognode picks (round robin).
-    /// Each group is one `ProduceBatch` (one Raft entry, atomic); a request whose records span
+    /// lognode would choose), keyless ones together to one partition this gateway picks (round
+    /// robin over requests). Within a partition the records keep the request's order, keyed and
+    /// keyless alike. Each group is one `ProduceBatch` (one Raft entry, atomic); a request whose records span
     /// several partitions is several entries, sent one after the other: if one fails, the
     /// earlier groups stay appended (the error says nothing about which). The index returned is
     /// the highest entry's.
@@ -363,14 +372,17 @@ impl LedgerBackend for GrpcBackend {
         if partitions == 0 {
             return Err(BackendError::Internal(format!("topic '{topic}' has no partitions")));
         }
-        let mut groups: BTreeMap<Option<u32>, Vec<(usize, Record)>> = BTreeMap::new();
+        let mut groups: BTreeMap<u32, Vec<(usize, Record)>> = BTreeMap::new();
         let count = records.len();
+        let keyless =
+            u32::try_from(self.keyless.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % u64::from(partitions))
+                .unwrap_or(0);
         for (i, r) in records.into_iter().enumerate() {
             let key = r.key.filter(|k| !k.is_empty()).map(String::into_bytes).unwrap_or_default();
             let partition = if key.is_empty() {
-                None
+                keyless
             } else {
-                Some(u32::try_from(key_hash(&key) % u64::from(partitions)).unwrap_or(0))
+                u32::try_from(key_hash(&key) % u64::from(partitions)).unwrap_or(0)
             };
             let rec = Record { key, value: r.value, headers: headers_out(r.headers) };
             groups.entry(partition).or_default().push((i, rec));
@@ -379,7 +391,7 @@ impl LedgerBackend for GrpcBackend {
         let mut index = 0;
         for (partition, group) in groups {
             let (positions, recs): (Vec<usize>, Vec<Record>) = group.into_iter().unzip();
-            let req = ProduceBatchRequest { topic: topic.to_owned(), partition, records: recs };
+            let req = ProduceBatchRequest { topic: topic.to_owned(), partition: Some(partition), records: recs };
             let resp = self
                 .nodes
                 .leader_call(Retry::IfNotDelivered, WRITE_RETRY_BUDGET, |mut c| {

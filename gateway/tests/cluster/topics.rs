@@ -82,6 +82,17 @@ async fn topics_cluster_spreading_read_your_writes_and_readiness() {
     let got = poll.await.expect("join").expect(200, "long poll").json();
     assert_eq!(got["records"][0]["value"], "late", "{got}");
 
+    // Keyed and keyless records of one request to one partition keep the request's order.
+    let mixed = json!({"records": [{"key": "k", "value": 1}, {"value": 2}, {"key": "z", "value": 3}]});
+    let r = gw.post("/v1/topics/audit/records", &mixed).await.expect(200, "produce mixed").json();
+    let offsets: Vec<u64> =
+        r["offsets"].as_array().expect("offsets").iter().map(|o| o["offset"].as_u64().expect("offset")).collect();
+    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "offsets in request order: {r}");
+    let path = format!("/v1/topics/audit/partitions/0/records?offset={}&consistency=strong", offsets[0]);
+    let got = gw.get(&path).await.expect(200, "fetch mixed").json();
+    let values: Vec<_> = got["records"].as_array().expect("records").iter().map(|x| x["value"].clone()).collect();
+    assert_eq!(values, vec![json!(1), json!(2), json!(3)], "{got}");
+
     // Read spreading: follower reads go round robin to both followers, never the leader.
     let before = gw.reads();
     for _ in 0..SPREAD_READS {
