@@ -720,32 +720,24 @@ const metrics = {
       const t = Date.now();
       const reqs = (m.gateway_http_requests_total || []).filter(([l]) => !skip(l));
       const hist = histogram(m, skip);
+      const total = reqs.reduce((sum, [, v]) => sum + v, 0);
+      const errs = reqs.filter(([l]) => Number(l.status) >= 500).reduce((sum, [, v]) => sum + v, 0);
+      const byRoute = new Map();
+      for (const [l, v] of reqs) byRoute.set(`${l.method} ${l.route}`, (byRoute.get(`${l.method} ${l.route}`) || 0) + v);
       if (prev) {
         const secs = Math.max(0.001, (t - prev.t) / 1000);
-        const total = reqs.reduce((s, [, v]) => s + v, 0);
-        const errs = reqs.filter(([l]) => Number(l.status) >= 500).reduce((s, [, v]) => s + v, 0);
         rate.push(t, (total - prev.total) / secs);
         errors.push(t, (errs - prev.errs) / secs);
         p50.push(t, quantile(prev.hist, hist, 0.5) * 1000);
         p99.push(t, quantile(prev.hist, hist, 0.99) * 1000);
-        const byRoute = new Map();
-        for (const [l, v] of reqs) {
-          const k = `${l.method} ${l.route}`;
-          byRoute.set(k, (byRoute.get(k) || 0) + v);
-        }
         const rows = [...byRoute.entries()]
           .map(([k, v]) => [k, (v - (prev.byRoute.get(k) || 0)) / secs])
           .filter(([, r]) => r > 0)
           .sort((a, b) => b[1] - a[1])
           .map(([k, r]) => h('tr', {}, h('td', {}, k), h('td', { class: 'num' }, r.toFixed(1))));
         routes.replaceChildren(rows.length ? table(['Route', 'Requests/s'], rows, { id: 'routes-table' }) : h('p', { class: 'empty' }, 'No requests in the last reading.'));
-        prev.byRoute = byRoute;
-        Object.assign(prev, { t, total, errs, hist });
-      } else {
-        const byRoute = new Map();
-        for (const [l, v] of reqs) byRoute.set(`${l.method} ${l.route}`, (byRoute.get(`${l.method} ${l.route}`) || 0) + v);
-        prev = { t, total: reqs.reduce((s, [, v]) => s + v, 0), errs: reqs.filter(([l]) => Number(l.status) >= 500).reduce((s, [, v]) => s + v, 0), hist, byRoute };
       }
+      prev = { t, total, errs, hist, byRoute };
       const inFlight = (m.gateway_in_flight_requests || []).reduce((s, [, v]) => s + v, 0);
       charts.replaceChildren(
         h('p', { id: 'metrics-now' }, `In flight now: ${inFlight}`),
