@@ -363,8 +363,8 @@ impl LedgerBackend for GrpcBackend {
     /// Records are grouped by partition: keyed records go to `key_hash(key) % partitions` (what
     /// lognode would choose), keyless ones together to one partition this gateway picks (round
     /// robin over requests). Within a partition the records keep the request's order, keyed and
-    /// keyless alike. Each group is one `ProduceBatch` (one Raft entry, atomic); a request whose records span
-    /// several partitions is several entries, sent one after the other: if one fails, the
+    /// keyless alike. Each group is one `ProduceBatch` (one Raft entry, atomic); a request whose
+    /// records span several partitions is several entries, sent one after the other: if one fails, the
     /// earlier groups stay appended (the error says nothing about which). The index returned is
     /// the highest entry's.
     async fn produce(&self, topic: &str, records: Vec<NewRecord>) -> BackendResult<Applied<Vec<RecordOffset>>> {
