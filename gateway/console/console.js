@@ -25,7 +25,11 @@ function pageContext(problemArea) {
           }
         }
         if (ctx.alive) {
-          const t = setTimeout(tick, ms);
+          // A fired timer leaves the set: it holds only the pending ones, whatever the page's age.
+          const t = setTimeout(() => {
+            ctx.timers.delete(t);
+            tick();
+          }, ms);
           ctx.timers.add(t);
         }
       };
