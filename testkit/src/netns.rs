@@ -71,8 +71,17 @@ const NETS: u32 = 12_500;
 
 /// The short prefix of this process's namespaces and interfaces (interface names have at most 15
 /// bytes: `v<prefix><host>`).
+#[cfg(test)]
 fn prefix_of(pid: u32) -> String {
-    format!("lt{}", pid % NETS)
+    prefix_tagged(TAG, pid)
+}
+
+/// The prefix of this module's tests' nets (`lt<n>`).
+const TAG: &str = "lt";
+
+/// The prefix of a net tagged `tag` (at most 4 bytes) made by process `pid`.
+fn prefix_tagged(tag: &str, pid: u32) -> String {
+    format!("{tag}{}", pid % NETS)
 }
 
 /// The first three bytes of this process's /24: `10.200.0` to `10.249.249`.
@@ -85,9 +94,16 @@ impl Net {
     /// Creates the hosts named `names` (at most [`HOSTS_MAX`], each name at most 4 bytes), with
     /// addresses `.1`, `.2`, ... in this process's own /24.
     pub fn new(names: &[&str]) -> Net {
+        Net::tagged(TAG, names)
+    }
+
+    /// [`Net::new`] with namespaces named `<tag><n>-<host>` (`tag`: 1 to 4 lowercase letters), so
+    /// that a tool can find and remove its own leftovers ([`cleanup_tag`]).
+    pub fn tagged(tag: &str, names: &[&str]) -> Net {
         assert!(names.len() <= HOSTS_MAX && names.iter().all(|n| !n.is_empty() && n.len() <= 4), "{names:?}");
+        assert!((1..=4).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_lowercase()), "{tag:?}");
         let pid = std::process::id();
-        let prefix = prefix_of(pid);
+        let prefix = prefix_tagged(tag, pid);
         cleanup(&prefix);
         let subnet = subnet_of(pid);
         let mut net = Net { prefix, subnet, hosts: Vec::new() };
@@ -190,14 +206,47 @@ impl Drop for Net {
 /// Removes every namespace whose name starts with `prefix` and the root namespace's interface of
 /// that prefix (deleting a namespace deletes the interfaces in it).
 pub fn cleanup(prefix: &str) {
-    let out = run_bounded(ip_command(&["netns", "list"]), IP_TIMEOUT, false);
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or_default();
+    for name in namespaces() {
         if name.starts_with(&format!("{prefix}-")) {
-            ip_quiet(&["netns", "del", name]);
+            ip_quiet(&["netns", "del", &name]);
         }
     }
     ip_quiet(&["link", "del", &format!("v{prefix}root")]);
+}
+
+/// The names of the network namespaces.
+fn namespaces() -> Vec<String> {
+    let out = run_bounded(ip_command(&["netns", "list"]), IP_TIMEOUT, false);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes what every net tagged `tag` left behind, whichever process made it: SIGKILL to each
+/// process still in one of its namespaces, then the namespaces and the root namespace's
+/// interfaces. Returns the namespaces removed.
+pub fn cleanup_tag(tag: &str) -> Vec<String> {
+    let ours = |name: &str| {
+        name.strip_prefix(tag)
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut removed = Vec::new();
+    let mut prefixes = std::collections::BTreeSet::new();
+    for name in namespaces().into_iter().filter(|n| ours(n)) {
+        let pids = run_bounded(ip_command(&["netns", "pids", &name]), IP_TIMEOUT, false);
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        prefixes.insert(name.split_once('-').map(|(p, _)| p.to_owned()).unwrap_or_default());
+        removed.push(name);
+    }
+    for p in prefixes {
+        cleanup(&p);
+    }
+    removed
 }
 
 #[cfg(test)]

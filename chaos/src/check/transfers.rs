@@ -1,0 +1,245 @@
+//! The transfers checker: the history the clients recorded against the ledger's final state, read
+//! after every fault was healed.
+//!
+//! It asserts:
+//! - every acknowledged transfer is applied, once, to both its accounts (`lost`, `duplicated`,
+//!   `torn`);
+//! - no transfer is applied that was never sent, or that was refused for certain (`phantom`,
+//!   `refused_but_applied`); an unknown one is applied once or not at all;
+//! - each account's final balance is the sum of the applied transfers (`balance_mismatch`);
+//! - the balances sum to zero (`not_conserved`);
+//! - no protected account's balance went below zero, at the end or at any change in its history
+//!   (`overdrawn`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Anomaly;
+use crate::history::{Op, Outcome, What};
+
+/// An account as read at the end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinalAccount {
+    /// Its balance.
+    pub balance: i64,
+    /// Whether it may not go below zero.
+    pub protected: bool,
+    /// Its history, oldest first: the transfer id and the balance after it.
+    pub history: Vec<(String, i64)>,
+}
+
+/// What the checker counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Transfers acknowledged.
+    pub acknowledged: u64,
+    /// Transfers refused for certain.
+    pub refused: u64,
+    /// Transfers without a definite answer that turned out applied.
+    pub unknown_applied: u64,
+    /// Transfers without a definite answer that turned out not applied.
+    pub unknown_not_applied: u64,
+    /// Distinct transfers found in the accounts' histories.
+    pub applied: u64,
+}
+
+/// Checks `ops` (every transfer sent, setup included) against `accounts` (every account touched).
+pub fn check(ops: &[Op], accounts: &BTreeMap<String, FinalAccount>) -> (Counts, Vec<Anomaly>) {
+    let mut anomalies = Vec::new();
+    let sent: BTreeMap<&str, &Op> = ops.iter().filter_map(|o| o.transfer_id().map(|id| (id, o))).collect();
+    let slice = |ids: &[&str]| -> Vec<Op> { ids.iter().filter_map(|id| sent.get(id).map(|o| (*o).clone())).collect() };
+
+    // Where each transfer shows up: account -> the balance change it made there.
+    let mut seen: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
+    for (name, acc) in accounts {
+        let mut before = 0i64;
+        let mut ids_here = BTreeSet::new();
+        for (id, after) in &acc.history {
+            if !ids_here.insert(id.as_str()) {
+                anomalies.push(Anomaly::new(
+                    "duplicated",
+                    format!("transfer {id} changed account {name} more than once"),
+                    slice(&[id]),
+                ));
+            }
+            seen.entry(id).or_default().push((name, after - before));
+            if acc.protected && *after < 0 {
+                anomalies.push(Anomaly::new(
+                    "overdrawn",
+                    format!("protected account {name} went to {after} with transfer {id}"),
+                    slice(&[id]),
+                ));
+            }
+            before = *after;
+        }
+        if acc.history.last().is_some_and(|(_, b)| *b != acc.balance) {
+            anomalies.push(Anomaly::new(
+                "balance_mismatch",
+                format!("account {name}: balance {} but its history ends at {before}", acc.balance),
+                Vec::new(),
+            ));
+        }
+    }
+
+    let mut counts = Counts { applied: seen.len() as u64, ..Counts::default() };
+    for (id, changes) in &seen {
+        let Some(op) = sent.get(id) else {
+            anomalies.push(Anomaly::new("phantom", format!("transfer {id} was applied but never sent"), Vec::new()));
+            continue;
+        };
+        let What::Transfer { from, to, amount, .. } = &op.what else { continue };
+        let amount = i64::try_from(*amount).unwrap_or(i64::MAX);
+        let mut want = vec![(from.as_str(), -amount), (to.as_str(), amount)];
+        let mut got = changes.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        if got != want && got.iter().collect::<BTreeSet<_>>().len() == got.len() {
+            anomalies.push(Anomaly::new(
+                "torn",
+                format!("transfer {id} should change {want:?}, the histories show {got:?}"),
+                slice(&[id]),
+            ));
+        }
+        if op.outcome == Outcome::Failed {
+            anomalies.push(Anomaly::new(
+                "refused_but_applied",
+                format!("transfer {id} was refused for certain, yet applied"),
+                slice(&[id]),
+            ));
+        }
+    }
+    for (id, op) in &sent {
+        let applied = seen.contains_key(id);
+        match op.outcome {
+            Outcome::Ok => {
+                counts.acknowledged += 1;
+                if !applied {
+                    anomalies.push(Anomaly::new(
+                        "lost",
+                        format!("transfer {id} was acknowledged and is in no account's history"),
+                        slice(&[id]),
+                    ));
+                }
+            }
+            Outcome::Failed => counts.refused += 1,
+            Outcome::Unknown if applied => counts.unknown_applied += 1,
+            Outcome::Unknown => counts.unknown_not_applied += 1,
+        }
+    }
+
+    // Balances from the history the clients recorded.
+    let mut expected: BTreeMap<&str, i64> = accounts.keys().map(|a| (a.as_str(), 0)).collect();
+    for id in seen.keys() {
+        if let Some(Op { what: What::Transfer { from, to, amount, .. }, .. }) = sent.get(id) {
+            let amount = i64::try_from(*amount).unwrap_or(i64::MAX);
+            *expected.entry(from).or_default() -= amount;
+            *expected.entry(to).or_default() += amount;
+        }
+    }
+    for (name, acc) in accounts {
+        let want = expected.get(name.as_str()).copied().unwrap_or_default();
+        if acc.balance != want {
+            anomalies.push(Anomaly::new(
+                "balance_mismatch",
+                format!("account {name}: balance {} but the applied transfers sum to {want}", acc.balance),
+                Vec::new(),
+            ));
+        }
+        if acc.protected && acc.balance < 0 {
+            anomalies.push(Anomaly::new(
+                "overdrawn",
+                format!("protected account {name} ends at {}", acc.balance),
+                Vec::new(),
+            ));
+        }
+    }
+    let sum: i64 = accounts.values().map(|a| a.balance).sum();
+    if sum != 0 {
+        anomalies.push(Anomaly::new("not_conserved", format!("the balances sum to {sum}, not 0"), Vec::new()));
+    }
+    (counts, anomalies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transfer(id: &str, from: &str, to: &str, amount: u64, outcome: Outcome) -> Op {
+        Op {
+            client: 1,
+            start_ms: 0,
+            end_ms: (outcome != Outcome::Unknown).then_some(1),
+            outcome,
+            attempts: 1,
+            what: What::Transfer { id: id.into(), from: from.into(), to: to.into(), amount, code: None },
+        }
+    }
+
+    fn account(protected: bool, history: &[(&str, i64)]) -> FinalAccount {
+        FinalAccount {
+            balance: history.last().map_or(0, |h| h.1),
+            protected,
+            history: history.iter().map(|(i, b)| ((*i).to_owned(), *b)).collect(),
+        }
+    }
+
+    fn kinds(anomalies: &[Anomaly]) -> Vec<&str> {
+        anomalies.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    /// `bank` funds `a` with 10 (t0), `a` pays `b` 4 (t1, acknowledged) and 3 (t2, unknown, applied).
+    fn clean() -> (Vec<Op>, BTreeMap<String, FinalAccount>) {
+        let ops = vec![
+            transfer("t0", "bank", "a", 10, Outcome::Ok),
+            transfer("t1", "a", "b", 4, Outcome::Ok),
+            transfer("t2", "a", "b", 3, Outcome::Unknown),
+            transfer("t3", "a", "b", 50, Outcome::Failed),
+            transfer("t4", "b", "a", 1, Outcome::Unknown),
+        ];
+        let accounts = BTreeMap::from([
+            ("bank".to_owned(), account(false, &[("t0", -10)])),
+            ("a".to_owned(), account(true, &[("t0", 10), ("t1", 6), ("t2", 3)])),
+            ("b".to_owned(), account(true, &[("t1", 4), ("t2", 7)])),
+        ]);
+        (ops, accounts)
+    }
+
+    #[test]
+    fn a_clean_history_passes_and_is_counted() {
+        let (ops, accounts) = clean();
+        let (counts, anomalies) = check(&ops, &accounts);
+        assert!(anomalies.is_empty(), "{anomalies:?}");
+        assert_eq!(
+            counts,
+            Counts { acknowledged: 2, refused: 1, unknown_applied: 1, unknown_not_applied: 1, applied: 3 }
+        );
+    }
+
+    #[test]
+    fn each_kind_of_damage_is_found() {
+        // An acknowledged transfer missing from both accounts: lost, and the balances disagree.
+        let (ops, mut acc) = clean();
+        acc.insert("a".into(), account(true, &[("t0", 10), ("t2", 7)]));
+        acc.insert("b".into(), account(true, &[("t2", 3)]));
+        let (_, an) = check(&ops, &acc);
+        assert!(kinds(&an).contains(&"lost"), "{an:?}");
+        assert!(an.iter().any(|a| a.kind == "lost" && a.history.len() == 1), "{an:?}");
+
+        // Applied twice to one account.
+        let (ops, mut acc) = clean();
+        acc.insert("b".into(), account(true, &[("t1", 4), ("t1", 8), ("t2", 11)]));
+        assert!(kinds(&check(&ops, &acc).1).contains(&"duplicated"));
+
+        // Never sent; refused yet applied; money made from nothing.
+        let (ops, mut acc) = clean();
+        acc.insert("b".into(), account(true, &[("t1", 4), ("t2", 7), ("zz", 9), ("t3", 59)]));
+        let an = check(&ops, &acc).1;
+        for k in ["phantom", "refused_but_applied", "not_conserved", "torn"] {
+            assert!(kinds(&an).contains(&k), "{k}: {an:?}");
+        }
+
+        // A protected account below zero at one point of its history.
+        let (ops, mut acc) = clean();
+        acc.insert("a".into(), account(true, &[("t1", -4), ("t0", 6), ("t2", 3)]));
+        assert!(kinds(&check(&ops, &acc).1).contains(&"overdrawn"));
+    }
+}

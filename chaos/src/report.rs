@@ -1,0 +1,225 @@
+//! The run's report (JSON) and its one-page summary.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::check::Anomaly;
+use crate::check::transfers::Counts;
+use crate::history::{Attempt, Op, Outcome};
+use crate::nemesis::Entry;
+use crate::schedule::Kind;
+
+/// Operations by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Ops {
+    /// Acknowledged (transfers) or answered (reads).
+    pub ok: u64,
+    /// Refused for certain (transfers), or unanswered (reads).
+    pub failed: u64,
+    /// No definite answer before the run ended (transfers).
+    pub unknown: u64,
+}
+
+impl Ops {
+    /// Counts `ops`.
+    pub fn of(ops: &[Op]) -> Ops {
+        let mut o = Ops::default();
+        for op in ops {
+            match op.outcome {
+                Outcome::Ok => o.ok += 1,
+                Outcome::Failed => o.failed += 1,
+                Outcome::Unknown => o.unknown += 1,
+            }
+        }
+        o
+    }
+}
+
+/// Requests that got a definite answer. With 3 lognodes every fault leaves a majority connected,
+/// so every request counts. A client waits [`crate::workload::RETRY_PAUSE`] after a request with
+/// no answer, so a stretch of failures weighs about as much as the same stretch of successes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Availability {
+    /// Requests made (kept ones).
+    pub attempts: u64,
+    /// Of which answered definitely.
+    pub answered: u64,
+    /// `answered / attempts`.
+    pub share: f64,
+    /// The share of the seconds of the fault schedule in which at least one write was answered.
+    pub write_seconds_share: f64,
+}
+
+impl Availability {
+    /// From the attempts recorded; `window`: the schedule's start and end (ms).
+    pub fn of(attempts: &[Attempt], window: (u64, u64)) -> Availability {
+        let answered = attempts.iter().filter(|a| a.answered).count() as u64;
+        let n = attempts.len() as u64;
+        let seconds = window.1.saturating_sub(window.0) / 1000;
+        let mut with_writes = vec![false; usize::try_from(seconds).unwrap_or(0)];
+        for a in attempts.iter().filter(|a| a.write && a.answered && a.end_ms >= window.0) {
+            if let Some(s) = usize::try_from((a.end_ms - window.0) / 1000).ok().and_then(|i| with_writes.get_mut(i)) {
+                *s = true;
+            }
+        }
+        let share = |part: u64, whole: u64| if whole == 0 { 0.0 } else { part as f64 / whole as f64 };
+        Availability {
+            attempts: n,
+            answered,
+            share: share(answered, n),
+            write_seconds_share: share(with_writes.iter().filter(|s| **s).count() as u64, seconds),
+        }
+    }
+}
+
+/// How long writes stopped after each fault that took the leader away: from the fault to the end
+/// of the first write answered that was sent after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Recovery {
+    /// Faults measured.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: u64,
+    /// 99th percentile (nearest rank), ms.
+    pub p99_ms: u64,
+    /// Longest, ms.
+    pub max_ms: u64,
+    /// Each one, in fault order (ms; a fault with no write answered before the next is left out).
+    pub samples_ms: Vec<u64>,
+}
+
+impl Recovery {
+    /// From the nemesis log and the writes' attempts.
+    pub fn of(log: &[Entry], writes: &[Attempt]) -> Recovery {
+        let samples: Vec<u64> = log
+            .iter()
+            .filter(|e| e.fault.removes_leader())
+            .filter_map(|e| {
+                writes.iter().filter(|a| a.answered && a.start_ms >= e.t_ms).map(|a| a.end_ms - e.t_ms).min()
+            })
+            .collect();
+        let mut sorted = samples.clone();
+        sorted.sort_unstable();
+        let rank = |q: f64| {
+            if sorted.is_empty() {
+                0
+            } else {
+                let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+                sorted[i]
+            }
+        };
+        Recovery {
+            count: sorted.len() as u64,
+            p50_ms: rank(0.5),
+            p99_ms: rank(0.99),
+            max_ms: sorted.last().copied().unwrap_or_default(),
+            samples_ms: samples,
+        }
+    }
+}
+
+/// What the linearizability checker found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Linearizability {
+    /// Accounts checked.
+    pub accounts: u64,
+    /// Strong reads checked.
+    pub reads: u64,
+    /// Accounts whose search gave up (not counted as a pass or a violation).
+    pub inconclusive: Vec<String>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Faults' schedule length, s.
+    pub duration_s: f64,
+    /// Nemeses enabled.
+    pub nemesis: Vec<Kind>,
+    /// Workloads run.
+    pub workloads: Vec<String>,
+    /// Faults injected, per kind (every kind listed).
+    pub faults: BTreeMap<Kind, u64>,
+    /// Scheduled faults skipped because no leader was known.
+    pub faults_skipped: u64,
+    /// Operations by outcome.
+    pub ops: Ops,
+    /// Anomalies; empty when clean.
+    pub anomalies: Vec<Anomaly>,
+    /// Every fault with its times.
+    pub nemesis_log: Vec<Entry>,
+    /// Answered requests.
+    pub availability: Availability,
+    /// Write unavailability after faults that took the leader away.
+    pub leader_recovery: Recovery,
+    /// The transfers checker's counts.
+    pub transfers: Counts,
+    /// The linearizability checker's counts (absent without the reads workload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linearizability: Option<Linearizability>,
+    /// Where the run's logs and data are.
+    pub dir: String,
+}
+
+impl Report {
+    /// The one-page summary.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let verdict = if self.anomalies.is_empty() { "CLEAN" } else { "ANOMALIES FOUND" };
+        s.push_str(&format!("chaos run, seed {}, {:.0} s of faults: {verdict}\n\n", self.seed, self.duration_s));
+        let kinds: Vec<String> =
+            self.faults.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{} {n}", k.name())).collect();
+        s.push_str(&format!("faults:       {} ({} skipped: no leader known)\n", kinds.join(", "), self.faults_skipped));
+        s.push_str(&format!(
+            "operations:   {} ok, {} failed, {} unknown (workloads: {})\n",
+            self.ops.ok,
+            self.ops.failed,
+            self.ops.unknown,
+            self.workloads.join(", ")
+        ));
+        let t = &self.transfers;
+        s.push_str(&format!(
+            "transfers:    {} acknowledged, {} refused, unknown: {} applied / {} not; {} applied in all\n",
+            t.acknowledged, t.refused, t.unknown_applied, t.unknown_not_applied, t.applied
+        ));
+        if let Some(l) = &self.linearizability {
+            s.push_str(&format!(
+                "strong reads: {} checked over {} accounts, {} inconclusive\n",
+                l.reads,
+                l.accounts,
+                l.inconclusive.len()
+            ));
+        }
+        let a = &self.availability;
+        s.push_str(&format!(
+            "availability: {:.2} % of {} requests answered; writes answered in {:.1} % of the seconds\n",
+            a.share * 100.0,
+            a.attempts,
+            a.write_seconds_share * 100.0
+        ));
+        let r = &self.leader_recovery;
+        s.push_str(&format!(
+            "leader lost:  {} times; writes back after p50 {} ms, p99 {} ms, max {} ms\n",
+            r.count, r.p50_ms, r.p99_ms, r.max_ms
+        ));
+        s.push_str(&format!("anomalies:    {}\n", self.anomalies.len()));
+        for an in self.anomalies.iter().take(20) {
+            s.push_str(&format!("  - {}: {} ({} ops in its slice)\n", an.kind, an.detail, an.history.len()));
+        }
+        s.push_str("\nfaults, in order:\n");
+        for e in &self.nemesis_log {
+            s.push_str(&format!(
+                "  {:>8.1} s .. {:>8.1} s  {:<9} {}\n",
+                e.t_ms as f64 / 1e3,
+                e.healed_ms as f64 / 1e3,
+                e.kind.name(),
+                e.detail
+            ));
+        }
+        s.push_str(&format!("\nlogs and data: {}\n", self.dir));
+        s
+    }
+}

@@ -1,0 +1,294 @@
+//! One run: the world started, the accounts funded, the clients and the nemesis let loose for the
+//! schedule's length, every fault healed, the clients drained, the final state read and checked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ledger_client::Client;
+
+use crate::check::linear::{self, Call, Event, Verdict};
+use crate::check::transfers::{self, FinalAccount};
+use crate::check::{Anomaly, SLICE_MAX};
+use crate::history::{Op, Outcome, Recorder, What};
+use crate::nemesis;
+use crate::report::{Availability, Linearizability, Ops, Recovery, Report};
+use crate::schedule::{self, Kind, Timing};
+use crate::workload::{self, BANK, Stop};
+use crate::world::{Bins, READY_TIMEOUT, World};
+
+/// After the schedule ends, how long clients may still retry the operations they have in flight
+/// (every fault is healed by then).
+pub const DRAIN: Duration = Duration::from_secs(20);
+/// Deadline of reading the final state.
+pub const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A workload, as named on the command line (`--workload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Transfers with client-chosen ids.
+    Transfers,
+    /// Strong reads of balances, checked for linearizability (runs the transfers' writers too).
+    Reads,
+}
+
+impl Workload {
+    /// Parses a comma-separated list; an unknown or unbuilt name is an error naming it.
+    pub fn parse_list(s: &str) -> Result<Vec<Workload>, String> {
+        let mut out = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let w = match name {
+                "transfers" => Workload::Transfers,
+                "reads" => Workload::Reads,
+                "groups" => return Err("workload \"groups\" is not built yet (built: transfers, reads)".to_owned()),
+                other => return Err(format!("unknown workload {other:?}: expected some of transfers,reads,groups")),
+            };
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        if out.is_empty() {
+            return Err("no workload given".to_owned());
+        }
+        Ok(out)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Transfers => "transfers",
+            Workload::Reads => "reads",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The seed of the schedule and of the clients' choices.
+    pub seed: u64,
+    /// How long faults are injected.
+    pub duration: Duration,
+    /// Nemeses.
+    pub kinds: Vec<Kind>,
+    /// Workloads.
+    pub workloads: Vec<Workload>,
+    /// The run's directory (data, logs); emptied first.
+    pub dir: PathBuf,
+    /// The binaries.
+    pub bins: Bins,
+    /// Concurrent writers.
+    pub writers: usize,
+    /// Concurrent readers (with the reads workload).
+    pub readers: usize,
+    /// Protected accounts.
+    pub accounts: usize,
+    /// Fault timing.
+    pub timing: Timing,
+}
+
+/// Runs the whole thing; the report says what was found.
+pub async fn run(opts: &Options) -> anyhow::Result<Report> {
+    if opts.dir.exists() {
+        std::fs::remove_dir_all(&opts.dir).with_context(|| format!("empty {}", opts.dir.display()))?;
+    }
+    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed)?;
+    let result = drive(opts, &mut world).await;
+    if result.is_err() {
+        eprintln!("{}", world.log_tails(20));
+    }
+    result
+}
+
+async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
+    let client = Client::with_timeout(&world.gateway_url(), workload::ATTEMPT_TIMEOUT)?.with_key(&world.admin_key);
+    let rec = Recorder::new();
+    wait_ready(&client).await?;
+    workload::setup(&client, &rec, opts.accounts, READY_TIMEOUT).await.context("setup")?;
+
+    let start = Instant::now();
+    let start_ms = rec.now_ms();
+    let stop = Stop { no_new: Arc::new(AtomicBool::new(false)), give_up: start + opts.duration + DRAIN };
+    let mut tasks = Vec::new();
+    for w in 1..=opts.writers {
+        tasks.push(tokio::spawn(workload::writer(
+            client.clone(),
+            rec.clone(),
+            w,
+            opts.accounts,
+            opts.seed,
+            stop.clone(),
+        )));
+    }
+    let reads = opts.workloads.contains(&Workload::Reads);
+    if reads {
+        for r in 0..opts.readers {
+            let who = opts.writers + 1 + r;
+            tasks.push(tokio::spawn(workload::reader(
+                client.clone(),
+                rec.clone(),
+                who,
+                opts.accounts,
+                opts.seed,
+                stop.clone(),
+            )));
+        }
+    }
+
+    let plan = schedule::plan(opts.seed, opts.duration, &opts.kinds, opts.timing);
+    let mut rng = fastrand::Rng::with_seed(opts.seed.rotate_left(17));
+    let mut log = Vec::new();
+    let mut skipped = 0u64;
+    for step in &plan {
+        tokio::time::sleep_until((start + step.at).into()).await;
+        eprintln!("[{:>7.1} s] {:?} for {:?}", rec.now_ms() as f64 / 1e3, step.fault, step.hold);
+        match nemesis::inject(world, &client, &rec, step, &mut rng).await {
+            Some(e) => log.push(e),
+            None => skipped += 1,
+        }
+    }
+    tokio::time::sleep_until((start + opts.duration).into()).await;
+    stop.no_new.store(true, Ordering::Relaxed);
+    world.heal();
+    for t in tasks {
+        t.await.context("a client panicked")?;
+    }
+    eprintln!("[{:>7.1} s] clients done; reading the final state", rec.now_ms() as f64 / 1e3);
+
+    let ops = rec.ops();
+    let mut anomalies = Vec::new();
+    let finals = match read_final(&client, opts.accounts, &ops).await {
+        Ok(f) => f,
+        Err(e) => {
+            anomalies.push(Anomaly::new(
+                "unavailable_after_heal",
+                format!("every fault healed, yet the final state could not be read: {e:#}"),
+                Vec::new(),
+            ));
+            BTreeMap::new()
+        }
+    };
+    let read_at = rec.now_ms();
+    let transfer_ops: Vec<Op> = ops.iter().filter(|o| o.transfer_id().is_some()).cloned().collect();
+    let (counts, found) = if finals.is_empty() { Default::default() } else { transfers::check(&transfer_ops, &finals) };
+    anomalies.extend(found);
+    let linearizability = (reads && !finals.is_empty()).then(|| check_reads(&ops, &finals, read_at, &mut anomalies));
+
+    let (attempts, _) = rec.attempts();
+    let writes: Vec<_> = attempts.iter().filter(|a| a.write).copied().collect();
+    let mut faults: BTreeMap<Kind, u64> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    for e in &log {
+        *faults.entry(e.kind).or_default() += 1;
+    }
+    Ok(Report {
+        seed: opts.seed,
+        duration_s: opts.duration.as_secs_f64(),
+        nemesis: opts.kinds.clone(),
+        workloads: opts.workloads.iter().map(|w| w.name().to_owned()).collect(),
+        faults,
+        faults_skipped: skipped,
+        ops: Ops::of(&ops),
+        anomalies,
+        leader_recovery: Recovery::of(&log, &writes),
+        nemesis_log: log,
+        availability: Availability::of(&attempts, (start_ms, start_ms + opts.duration.as_millis() as u64)),
+        transfers: counts,
+        linearizability,
+        dir: world.dir().display().to_string(),
+    })
+}
+
+/// Waits until the gateway answers and names a leader with every voter alive.
+async fn wait_ready(client: &Client) -> anyhow::Result<()> {
+    let give_up = Instant::now() + READY_TIMEOUT;
+    let mut last = String::new();
+    while Instant::now() < give_up {
+        match tokio::time::timeout(workload::ATTEMPT_TIMEOUT, client.cluster()).await {
+            Ok(Ok(c)) => {
+                let voters = c.nodes.iter().filter(|n| n.alive && n.role != "learner").count();
+                if c.leader_id.is_some() && voters as u64 >= crate::world::NODES {
+                    return Ok(());
+                }
+                last = format!("{c:?}");
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "timed out".to_owned(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    anyhow::bail!("the cluster was not ready within {READY_TIMEOUT:?}: {last}")
+}
+
+/// Every account's final balance and history.
+async fn read_final(client: &Client, n: usize, ops: &[Op]) -> anyhow::Result<BTreeMap<String, FinalAccount>> {
+    workload::wait_serving(client, BANK, FINAL_READ_TIMEOUT).await?;
+    let give_up = Instant::now() + FINAL_READ_TIMEOUT;
+    // A page holds at least one entry; an account has at most one per transfer sent.
+    let pages_max = ops.len() + 2;
+    let mut out = BTreeMap::new();
+    let mut names = vec![BANK.to_owned()];
+    names.extend(workload::accounts(n));
+    for name in names {
+        let (balance, history) =
+            workload::read_final(client, &name, pages_max, give_up).await.with_context(|| format!("account {name}"))?;
+        let protected = name != BANK;
+        out.insert(name, FinalAccount { balance, protected, history });
+    }
+    Ok(out)
+}
+
+/// The strong reads of each account, with the transfers that touched it, checked for
+/// linearizability. A transfer without a definite answer found applied must have taken effect
+/// before the final read (`read_at`); one not applied is left out, as are refused ones.
+fn check_reads(
+    ops: &[Op],
+    finals: &BTreeMap<String, FinalAccount>,
+    read_at: u64,
+    anomalies: &mut Vec<Anomaly>,
+) -> Linearizability {
+    let applied: std::collections::BTreeSet<&str> =
+        finals.values().flat_map(|a| a.history.iter().map(|(id, _)| id.as_str())).collect();
+    let mut per: BTreeMap<&str, Vec<Call>> = BTreeMap::new();
+    let mut lin = Linearizability::default();
+    for (i, op) in ops.iter().enumerate() {
+        match (&op.what, op.outcome) {
+            (What::Transfer { id, from, to, amount, .. }, Outcome::Ok | Outcome::Unknown) => {
+                if !applied.contains(id.as_str()) {
+                    continue;
+                }
+                let end = op.end_ms.or(Some(read_at));
+                let amount = i64::try_from(*amount).unwrap_or(i64::MAX);
+                per.entry(from).or_default().push(Call { start: op.start_ms, end, event: Event::Add(-amount), op: i });
+                per.entry(to).or_default().push(Call { start: op.start_ms, end, event: Event::Add(amount), op: i });
+            }
+            (What::Read { account, balance: Some(b) }, Outcome::Ok) => {
+                lin.reads += 1;
+                per.entry(account).or_default().push(Call {
+                    start: op.start_ms,
+                    end: op.end_ms,
+                    event: Event::Read(*b),
+                    op: i,
+                });
+            }
+            _ => {}
+        }
+    }
+    for (account, calls) in &per {
+        if account == &BANK {
+            continue;
+        }
+        lin.accounts += 1;
+        match linear::check(calls, 0, linear::STEPS_MAX) {
+            Verdict::Linearizable => {}
+            Verdict::Inconclusive => lin.inconclusive.push((*account).to_owned()),
+            Verdict::Violation(slice) => anomalies.push(Anomaly::new(
+                "not_linearizable",
+                format!("account {account}: no order of its transfers explains its strong reads"),
+                slice.iter().take(SLICE_MAX).map(|i| ops[*i].clone()).collect(),
+            )),
+        }
+    }
+    lin
+}

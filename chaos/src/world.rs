@@ -1,0 +1,227 @@
+//! The cluster under test: 3 lognodes and a gateway, each on a host of its own (a network
+//! namespace, `n1`..`n3` and `g1`), and the faults the nemesis applies to them. The harness's
+//! clients run in the harness's own namespace, which reaches every host over the bridge.
+//!
+//! Dropping the world kills its processes and removes its namespaces (after a panic too);
+//! `chaos cleanup` removes what a killed harness left ([`testkit::netns::cleanup_tag`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use lognode_args::LognodeArgs;
+use testkit::netns::Net;
+use testkit::process::{Proc, hermetic};
+
+/// The tag of the harness's namespaces (`cz<n>-<host>`).
+pub const NET_TAG: &str = "cz";
+/// Lognodes in the cluster.
+pub const NODES: u64 = 3;
+/// lognode's gRPC port on its host.
+const GRPC_PORT: u16 = 7000;
+/// lognode's gossip port on its host.
+const GOSSIP_PORT: u16 = 7001;
+/// The gateway's HTTP port on its host.
+const GATEWAY_PORT: u16 = 8080;
+/// The lognodes' log filter.
+const LOGNODE_RUST_LOG: &str = "info,openraft=warn,memberlist_core::broadcast=off";
+/// Longest wait for the cluster to serve (a leader, every voter, the gateway ready).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The binaries the world runs.
+#[derive(Clone, Debug)]
+pub struct Bins {
+    /// `lognode`.
+    pub lognode: PathBuf,
+    /// `gateway`.
+    pub gateway: PathBuf,
+}
+
+impl Bins {
+    /// The binaries in `dir`; an error names the missing one and how to build it.
+    pub fn in_dir(dir: &Path) -> anyhow::Result<Bins> {
+        let find = |name: &str| {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                bail!(
+                    "{} is missing: build it first (`cargo build --release -p lognode -p gateway`), or pass \
+                     --bin-dir",
+                    p.display()
+                )
+            }
+        };
+        Ok(Bins { lognode: find("lognode")?, gateway: find("gateway")? })
+    }
+}
+
+struct Node {
+    host: String,
+    args: Vec<String>,
+    log: PathBuf,
+    proc: Option<Proc>,
+    paused: bool,
+}
+
+/// The running cluster; see the module docs.
+pub struct World {
+    // Dropped in this order: the processes, then the namespaces.
+    nodes: Vec<Node>,
+    gateway: Option<Proc>,
+    gateway_args: Vec<String>,
+    bins: Bins,
+    dir: PathBuf,
+    /// The admin key's secret (the gateway runs with `--auth keys`, as in production).
+    pub admin_key: String,
+    net: Net,
+}
+
+impl World {
+    /// Creates the hosts and starts the lognodes and the gateway, with their data and logs in
+    /// `dir` (which must be empty or absent). Needs root.
+    pub fn start(bins: Bins, dir: &Path, seed: u64) -> anyhow::Result<World> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let admin_key = format!("lk_chaos_{:032x}", fastrand::Rng::with_seed(seed ^ 0x5eed).u128(..));
+        let key_file = dir.join("admin.key");
+        write_secret(&key_file, &admin_key)?;
+        let names: Vec<String> = (1..=NODES).map(|i| format!("n{i}")).chain(["g1".to_owned()]).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let net = Net::tagged(NET_TAG, &refs);
+        let seed_addr = format!("{}:{GOSSIP_PORT}", net.host("n1").ip);
+        let nodes = (1..=NODES)
+            .map(|id| {
+                let host = format!("n{id}");
+                let ip = net.host(&host).ip.clone();
+                let args =
+                    LognodeArgs::new(id, dir.join(&host), &format!("{ip}:{GRPC_PORT}"), &format!("{ip}:{GOSSIP_PORT}"))
+                        .extra(&["--admin-key-file", &key_file.display().to_string()]);
+                let args = if id == 1 { args.bootstrap() } else { args.join(&seed_addr) };
+                Node { log: dir.join(format!("{host}.log")), host, args: args.to_args(), proc: None, paused: false }
+            })
+            .collect();
+        let lognodes: Vec<String> =
+            (1..=NODES).map(|i| format!("{}:{GRPC_PORT}", net.host(&format!("n{i}")).ip)).collect();
+        let gateway_args = vec![
+            "--listen".to_owned(),
+            format!("{}:{GATEWAY_PORT}", net.host("g1").ip),
+            "--lognodes".to_owned(),
+            lognodes.join(","),
+        ];
+        let mut world = World { nodes, gateway: None, gateway_args, bins, dir: dir.to_path_buf(), admin_key, net };
+        for i in 0..world.nodes.len() {
+            world.spawn_node(i);
+        }
+        world.spawn_gateway();
+        Ok(world)
+    }
+
+    /// The gateway's base URL.
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}:{GATEWAY_PORT}", self.net.host("g1").ip)
+    }
+
+    /// Where the run's files are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn spawn_node(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let proc =
+            self.net.spawn(&node.host, &self.bins.lognode, &node.args, &[("RUST_LOG", LOGNODE_RUST_LOG)], &node.log);
+        node.proc = Some(proc);
+        node.paused = false;
+    }
+
+    fn spawn_gateway(&mut self) {
+        let log = self.dir.join("g1.log");
+        let mut cmd = hermetic("ip");
+        cmd.args(["netns", "exec", &self.net.host("g1").ns]).arg(&self.bins.gateway).args(&self.gateway_args);
+        cmd.env("RUST_LOG", "info");
+        self.gateway = Some(Proc::spawn("gateway on g1", cmd, &log));
+    }
+
+    fn index(&self, id: u64) -> usize {
+        usize::try_from(id - 1).unwrap_or(usize::MAX).min(self.nodes.len() - 1)
+    }
+
+    /// `kill -9` of lognode `id`.
+    pub fn kill(&mut self, id: u64) {
+        let i = self.index(id);
+        if let Some(mut p) = self.nodes[i].proc.take() {
+            p.kill9();
+        }
+    }
+
+    /// SIGSTOP of lognode `id`.
+    pub fn pause(&mut self, id: u64) {
+        let i = self.index(id);
+        if let Some(p) = &self.nodes[i].proc {
+            p.pause();
+            self.nodes[i].paused = true;
+        }
+    }
+
+    /// `kill -9` of the gateway.
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut p) = self.gateway.take() {
+            p.kill9();
+        }
+    }
+
+    /// Cuts `from`'s packets to `to` (host names).
+    pub fn cut(&self, from: &str, to: &str) {
+        self.net.cut(from, to);
+    }
+
+    /// Ends every fault: routes healed, paused nodes resumed, killed processes restarted on
+    /// their data.
+    pub fn heal(&mut self) {
+        self.net.heal();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused
+                && let Some(p) = &self.nodes[i].proc
+            {
+                p.resume();
+                self.nodes[i].paused = false;
+            }
+            if !self.nodes[i].proc.as_mut().is_some_and(Proc::running) {
+                self.spawn_node(i);
+            }
+        }
+        if !self.gateway.as_mut().is_some_and(Proc::running) {
+            self.spawn_gateway();
+        }
+    }
+
+    /// The last lines of every process's log.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+            out.push_str(&format!("--- {} ({})\n{}\n", n.host, n.log.display(), testkit::process::tail(&text, lines)));
+        }
+        let g = std::fs::read_to_string(self.dir.join("g1.log")).unwrap_or_default();
+        out.push_str(&format!("--- g1\n{}\n", testkit::process::tail(&g, lines)));
+        out
+    }
+}
+
+/// The host of lognode `id`.
+pub fn host(id: u64) -> String {
+    format!("n{id}")
+}
+
+/// Writes `secret` to a new file readable only by its owner.
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    writeln!(f, "{secret}").with_context(|| format!("write {}", path.display()))
+}

@@ -1,0 +1,96 @@
+//! The harness's smoke mode, inside `cargo test`: a short run of the `chaos` binary (all built
+//! nemeses, both workloads) against the debug lognode and gateway, which must find no anomaly and
+//! write a report of the contract's shape. It needs root (network namespaces): without it, it is
+//! skipped with a loud message, except under `CI=true`, where it fails.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::bins::workspace_bin;
+use testkit::process::run_bounded;
+
+/// The fault schedule's length: the seed below gives a fault of each kind in it.
+const DURATION: &str = "24s";
+/// The seed: its schedule pauses the leader, cuts it off, then kills it
+/// (`seed_gives_every_kind_and_takes_the_leader_away` checks that this stays so).
+const SEED: &str = "12";
+/// Longest whole run: the schedule, the drain, the cluster's start and the final reads.
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_short_chaos_run_finds_no_anomaly_and_reports_every_fault() {
+    if !is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the chaos smoke test needs root (network namespaces) and is never skipped under CI=true"
+        );
+        eprintln!("\n\n*** SKIPPED: the chaos smoke test needs root (network namespaces); run it as root ***\n\n");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lognode = workspace_bin("lognode");
+    let gateway = workspace_bin("gateway");
+    let bin_dir = lognode.parent().expect("bin dir");
+    assert_eq!(gateway.parent(), Some(bin_dir), "lognode and gateway in one directory");
+    let report = dir.path().join("report.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    cmd.args(["run", "--seed", SEED, "--duration", DURATION, "--nemesis", "partition,pause,kill"])
+        .args(["--workload", "transfers,reads", "--writers", "4", "--readers", "2"])
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg("--dir")
+        .arg(dir.path().join("run"))
+        .arg("--report")
+        .arg(&report);
+    let out = run_bounded(cmd, RUN_TIMEOUT, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chaos exited {}:\n{stdout}\n{stderr}", out.status);
+    check_report(&report, &stdout);
+}
+
+#[test]
+fn seed_gives_every_kind_and_takes_the_leader_away() {
+    use chaos::schedule::{Kind, Timing, plan};
+    let kinds = [Kind::Partition, Kind::Pause, Kind::Kill];
+    let steps = plan(SEED.parse().expect("seed"), Duration::from_secs(24), &kinds, Timing::DEFAULT);
+    assert!(kinds.iter().all(|k| steps.iter().any(|s| s.fault.kind() == *k)), "{steps:?}");
+    assert!(steps.iter().filter(|s| s.fault.removes_leader()).count() >= 2, "{steps:?}");
+    assert_eq!(DURATION, "24s");
+}
+
+fn check_report(path: &Path, summary: &str) {
+    let r: Value = serde_json::from_slice(&std::fs::read(path).expect("report")).expect("report is JSON");
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    for kind in ["partition", "pause", "kill"] {
+        assert!(r["faults"][kind].as_u64().is_some_and(|n| n >= 1), "no {kind} fault: {summary}");
+    }
+    for kind in ["netem", "disk", "membership"] {
+        assert_eq!(r["faults"][kind], 0, "{summary}");
+    }
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    let faults: u64 = r["faults"].as_object().expect("faults").values().filter_map(Value::as_u64).sum();
+    assert_eq!(log.len() as u64, faults, "one log entry per fault: {summary}");
+    assert!(log.iter().all(|e| e["t_ms"].as_u64().is_some() && e["fault"].is_string()), "{log:?}");
+    let ok = r["ops"]["ok"].as_u64().expect("ops.ok");
+    assert!(ok > 100, "too few operations acknowledged: {summary}");
+    assert!(r["ops"]["failed"].is_u64() && r["ops"]["unknown"].is_u64(), "{summary}");
+    assert!(r["transfers"]["acknowledged"].as_u64().is_some_and(|n| n > 50), "{summary}");
+    assert!(r["linearizability"]["reads"].as_u64().is_some_and(|n| n > 20), "{summary}");
+    assert!(
+        r["leader_recovery"]["count"].as_u64().is_some_and(|n| n >= 1),
+        "the leader was never taken away: {summary}"
+    );
+    assert!(summary.contains("CLEAN"), "{summary}");
+}
