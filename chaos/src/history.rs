@@ -43,13 +43,20 @@ pub enum What {
         #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<String>,
     },
-    /// `GET /v1/accounts/{id}?consistency=strong`.
+    /// `GET /v1/accounts/{id}?consistency=strong`, or `?min_index=` (a follower read that must
+    /// not go back before what this client saw).
     Read {
         /// The account.
         account: String,
+        /// The `min_index` asked for; none for a strong read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        min_index: Option<u64>,
         /// The balance read, when answered.
         #[serde(skip_serializing_if = "Option::is_none")]
         balance: Option<i64>,
+        /// The log index the serving replica had applied (`Ledger-Index`), when answered.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        index: Option<u64>,
     },
 }
 

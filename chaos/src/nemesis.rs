@@ -61,7 +61,6 @@ pub async fn inject(
     };
     let followers: Vec<u64> = (1..=NODES).filter(|n| *n != leader).collect();
     let follower = followers[rng.usize(0..followers.len())];
-    let t_ms = rec.now_ms();
     let detail = match step.fault {
         Fault::IsolateLeader => {
             for f in &followers {
@@ -117,6 +116,8 @@ pub async fn inject(
             "gateway g1 killed (SIGKILL), restarted at the heal".to_owned()
         }
     };
+    // The fault is wholly in place from here.
+    let t_ms = rec.now_ms();
     tokio::time::sleep(step.hold).await;
     world.heal();
     Some(Entry { t_ms, healed_ms: rec.now_ms(), kind: step.fault.kind(), fault: step.fault, detail })

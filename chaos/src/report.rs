@@ -124,8 +124,11 @@ impl Recovery {
 pub struct Linearizability {
     /// Accounts checked.
     pub accounts: u64,
-    /// Strong reads checked.
+    /// Strong reads checked for linearizability.
     pub reads: u64,
+    /// Answered reads (strong, and follower reads with `min_index`) checked against the history
+    /// at the index they showed.
+    pub indexed: u64,
     /// Accounts whose search gave up (not counted as a pass or a violation).
     pub inconclusive: Vec<String>,
 }
@@ -187,10 +190,12 @@ impl Report {
         ));
         if let Some(l) = &self.linearizability {
             s.push_str(&format!(
-                "strong reads: {} checked over {} accounts, {} inconclusive\n",
+                "reads:        {} strong ones checked for linearizability over {} accounts ({} inconclusive); \
+                 {} checked against the history at their index\n",
                 l.reads,
                 l.accounts,
-                l.inconclusive.len()
+                l.inconclusive.len(),
+                l.indexed
             ));
         }
         let a = &self.availability;

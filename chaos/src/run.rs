@@ -174,7 +174,13 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let transfer_ops: Vec<Op> = ops.iter().filter(|o| o.transfer_id().is_some()).cloned().collect();
     let (counts, found) = if finals.is_empty() { Default::default() } else { transfers::check(&transfer_ops, &finals) };
     anomalies.extend(found);
-    let linearizability = (reads && !finals.is_empty()).then(|| check_reads(&ops, &finals, read_at, &mut anomalies));
+    let linearizability = (reads && !finals.is_empty()).then(|| {
+        let mut lin = check_reads(&ops, &finals, read_at, &mut anomalies);
+        let (indexed, found) = crate::check::reads::check(&ops, &finals);
+        lin.indexed = indexed;
+        anomalies.extend(found);
+        lin
+    });
 
     let (attempts, _) = rec.attempts();
     let writes: Vec<_> = attempts.iter().filter(|a| a.write).copied().collect();
@@ -249,7 +255,7 @@ fn check_reads(
     anomalies: &mut Vec<Anomaly>,
 ) -> Linearizability {
     let applied: std::collections::BTreeSet<&str> =
-        finals.values().flat_map(|a| a.history.iter().map(|(id, _)| id.as_str())).collect();
+        finals.values().flat_map(|a| a.history.iter().map(|c| c.id.as_str())).collect();
     let mut per: BTreeMap<&str, Vec<Call>> = BTreeMap::new();
     let mut lin = Linearizability::default();
     for (i, op) in ops.iter().enumerate() {
@@ -263,7 +269,7 @@ fn check_reads(
                 per.entry(from).or_default().push(Call { start: op.start_ms, end, event: Event::Add(-amount), op: i });
                 per.entry(to).or_default().push(Call { start: op.start_ms, end, event: Event::Add(amount), op: i });
             }
-            (What::Read { account, balance: Some(b) }, Outcome::Ok) => {
+            (What::Read { account, min_index: None, balance: Some(b), .. }, Outcome::Ok) => {
                 lin.reads += 1;
                 per.entry(account).or_default().push(Call {
                     start: op.start_ms,

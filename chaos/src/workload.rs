@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use ledger_client::{Client, Consistency, Error, NewAccount, NewTransfer};
 
+use crate::check::transfers::Change;
 use crate::history::{Op, Outcome, Recorder, What};
 
 /// Deadline of one attempt; then it is sent again with the same id.
@@ -143,23 +144,31 @@ pub async fn writer(client: Client, rec: Recorder, who: usize, n: usize, seed: u
     }
 }
 
-/// Reader `who`: strong reads of random accounts until told to stop. A read without an answer
-/// is recorded as failed (it says nothing about the balance).
+/// Reader `who`: reads of random accounts until told to stop, by turns a strong read and a
+/// follower read with `min_index` at the highest index this reader has seen. A read without an
+/// answer is recorded as failed (it says nothing about the balance).
 pub async fn reader(client: Client, rec: Recorder, who: usize, n: usize, seed: u64, stop: Stop) {
     let mut rng = fastrand::Rng::with_seed(seed ^ (who as u64).wrapping_mul(0x85eb_ca6b));
     let names = accounts(n);
+    let mut seen = 0u64;
+    let mut strong = true;
     while !stop.stopping() && !rec.full() {
         let account = names[rng.usize(0..n)].clone();
+        let (consistency, min_index) =
+            if strong { (Consistency::Strong, None) } else { (Consistency::MinIndex(seen), Some(seen)) };
+        strong = !strong;
         let start_ms = rec.now_ms();
-        let r = tokio::time::timeout(READ_TIMEOUT, client.account(&account, Consistency::Strong)).await;
+        let r = tokio::time::timeout(READ_TIMEOUT, client.account_indexed(&account, consistency)).await;
         let end = rec.now_ms();
-        let balance = match r {
-            Ok(Ok(a)) => i64::try_from(a.balance).ok(),
-            _ => None,
+        let (balance, index) = match r {
+            Ok(Ok((a, index))) => (i64::try_from(a.balance).ok(), Some(index)),
+            _ => (None, None),
         };
+        seen = seen.max(index.unwrap_or_default());
         rec.attempt(start_ms, end, balance.is_some(), false);
-        let (outcome, end_ms) = if balance.is_some() { (Outcome::Ok, Some(end)) } else { (Outcome::Failed, Some(end)) };
-        rec.op(Op { client: who, start_ms, end_ms, outcome, attempts: 1, what: What::Read { account, balance } });
+        let outcome = if balance.is_some() { Outcome::Ok } else { Outcome::Failed };
+        let what = What::Read { account, min_index, balance, index };
+        rec.op(Op { client: who, start_ms, end_ms: Some(end), outcome, attempts: 1, what });
         tokio::time::sleep(if outcome == Outcome::Ok { THINK } else { RETRY_PAUSE }).await;
     }
 }
@@ -182,7 +191,7 @@ pub async fn read_final(
     account: &str,
     pages_max: usize,
     give_up: Instant,
-) -> anyhow::Result<(i64, Vec<(String, i64)>)> {
+) -> anyhow::Result<(i64, Vec<Change>)> {
     async fn retry<T, F: std::future::Future<Output = Result<T, Error>>>(
         give_up: Instant,
         mut f: impl FnMut() -> F,
@@ -208,8 +217,10 @@ pub async fn read_final(
     for _ in 0..pages_max {
         let page =
             retry(give_up, || client.history(account, after, None, Consistency::Strong)).await.context("history")?;
-        history
-            .extend(page.entries.iter().filter_map(|e| Some((e.transfer_id.clone(), i64::try_from(e.balance).ok()?))));
+        for e in &page.entries {
+            let balance = i64::try_from(e.balance).context("balance out of range")?;
+            history.push(Change { id: e.transfer_id.clone(), index: e.index, balance });
+        }
         match page.next {
             Some(next) if !page.entries.is_empty() => after = Some(next),
             _ => {

@@ -88,6 +88,7 @@ fn check_report(path: &Path, summary: &str) {
     assert!(r["ops"]["failed"].is_u64() && r["ops"]["unknown"].is_u64(), "{summary}");
     assert!(r["transfers"]["acknowledged"].as_u64().is_some_and(|n| n > 50), "{summary}");
     assert!(r["linearizability"]["reads"].as_u64().is_some_and(|n| n > 20), "{summary}");
+    assert!(r["linearizability"]["indexed"].as_u64().is_some_and(|n| n > 40), "{summary}");
     assert!(
         r["leader_recovery"]["count"].as_u64().is_some_and(|n| n >= 1),
         "the leader was never taken away: {summary}"

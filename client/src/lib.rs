@@ -239,6 +239,12 @@ impl Client {
         self.get(&["v1", "accounts", id], &consistency.query()).await
     }
 
+    /// `GET /v1/accounts/{id}` and the `Ledger-Index` of the answer: the log index the serving
+    /// replica had applied, so the balances are as of that index.
+    pub async fn account_indexed(&self, id: &str, consistency: Consistency) -> Result<(Account, u64), Error> {
+        self.get_indexed(&["v1", "accounts", id], &consistency.query()).await
+    }
+
     /// `GET /v1/accounts/{id}?as_of_index=`: the balances as they were once
     /// log index `index` was applied.
     pub async fn account_as_of(&self, id: &str, index: u64, consistency: Consistency) -> Result<Account, Error> {

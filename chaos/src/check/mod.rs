@@ -1,6 +1,7 @@
 //! The checkers: pure functions of the recorded history and the state read at the end.
 
 pub mod linear;
+pub mod reads;
 pub mod transfers;
 
 use serde::Serialize;
@@ -14,7 +15,8 @@ pub const SLICE_MAX: usize = 32;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Anomaly {
     /// A stable name: `lost`, `duplicated`, `torn`, `phantom`, `refused_but_applied`,
-    /// `balance_mismatch`, `not_conserved`, `overdrawn`, `not_linearizable`.
+    /// `balance_mismatch`, `not_conserved`, `overdrawn`, `not_linearizable`, `went_back`, `wrong_value`,
+    /// `unavailable_after_heal`.
     pub kind: String,
     /// What was seen.
     pub detail: String,

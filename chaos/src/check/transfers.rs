@@ -23,8 +23,19 @@ pub struct FinalAccount {
     pub balance: i64,
     /// Whether it may not go below zero.
     pub protected: bool,
-    /// Its history, oldest first: the transfer id and the balance after it.
-    pub history: Vec<(String, i64)>,
+    /// Its history, oldest first.
+    pub history: Vec<Change>,
+}
+
+/// One change in an account's history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// The transfer that made it.
+    pub id: String,
+    /// Its log index.
+    pub index: u64,
+    /// The balance after it.
+    pub balance: i64,
 }
 
 /// What the checker counted.
@@ -53,7 +64,7 @@ pub fn check(ops: &[Op], accounts: &BTreeMap<String, FinalAccount>) -> (Counts, 
     for (name, acc) in accounts {
         let mut before = 0i64;
         let mut ids_here = BTreeSet::new();
-        for (id, after) in &acc.history {
+        for Change { id, balance: after, .. } in &acc.history {
             if !ids_here.insert(id.as_str()) {
                 anomalies.push(Anomaly::new(
                     "duplicated",
@@ -71,7 +82,7 @@ pub fn check(ops: &[Op], accounts: &BTreeMap<String, FinalAccount>) -> (Counts, 
             }
             before = *after;
         }
-        if acc.history.last().is_some_and(|(_, b)| *b != acc.balance) {
+        if acc.history.last().is_some_and(|c| c.balance != acc.balance) {
             anomalies.push(Anomaly::new(
                 "balance_mismatch",
                 format!("account {name}: balance {} but its history ends at {before}", acc.balance),
@@ -178,7 +189,10 @@ mod tests {
         FinalAccount {
             balance: history.last().map_or(0, |h| h.1),
             protected,
-            history: history.iter().map(|(i, b)| ((*i).to_owned(), *b)).collect(),
+            history: (1..)
+                .zip(history)
+                .map(|(index, (id, balance))| Change { id: (*id).to_owned(), index, balance: *balance })
+                .collect(),
         }
     }
 
