@@ -58,6 +58,29 @@ pub enum What {
         #[serde(skip_serializing_if = "Option::is_none")]
         index: Option<u64>,
     },
+    /// `POST /v1/topics/{topic}/records` of one record, sent once (a produce is not idempotent:
+    /// sending it again could store it twice).
+    Produce {
+        /// The id in the record's value.
+        id: String,
+        /// Where it landed, when acknowledged.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        partition: Option<u32>,
+        /// Where it landed, when acknowledged.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    /// `POST /v1/groups/{group}/members/{member}/offsets`.
+    Commit {
+        /// The member.
+        member: String,
+        /// The generation sent.
+        generation: u64,
+        /// `(partition, next offset)`.
+        offsets: Vec<(u32, u64)>,
+        /// Sent on purpose with a generation the group has moved past: must be refused.
+        stale: bool,
+    },
 }
 
 /// One attempt of an operation (a request).
@@ -97,7 +120,7 @@ impl Op {
     pub fn transfer_id(&self) -> Option<&str> {
         match &self.what {
             What::Transfer { id, .. } => Some(id),
-            What::Read { .. } => None,
+            What::Read { .. } | What::Produce { .. } | What::Commit { .. } => None,
         }
     }
 }
@@ -112,6 +135,7 @@ pub struct Recorder {
 #[derive(Debug, Default)]
 struct Inner {
     ops: Vec<Op>,
+    delivered: std::collections::BTreeSet<(u32, u64)>,
     attempts: Vec<Attempt>,
     attempts_dropped: u64,
 }
@@ -153,6 +177,19 @@ impl Recorder {
         } else {
             g.attempts_dropped += 1;
         }
+    }
+
+    /// Records that a group member was given the record at `offset` of `partition`.
+    pub fn delivered(&self, partition: u32, offset: u64) {
+        let mut g = self.lock();
+        if g.delivered.len() < OPS_MAX {
+            g.delivered.insert((partition, offset));
+        }
+    }
+
+    /// Every `(partition, offset)` delivered so far.
+    pub fn deliveries(&self) -> std::collections::BTreeSet<(u32, u64)> {
+        self.lock().delivered.clone()
     }
 
     /// The operations so far, by start time.

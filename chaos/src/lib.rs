@@ -12,6 +12,7 @@
 //! - [`run`]: one run, start to end.
 
 pub mod check;
+pub mod groups;
 pub mod history;
 pub mod nemesis;
 pub mod report;

@@ -40,9 +40,9 @@ struct RunArgs {
     /// Faults, comma-separated: partition, pause, kill (netem, disk, membership: not built yet).
     #[arg(long, default_value = "partition,pause,kill", value_parser = parse_kinds)]
     nemesis: Kinds,
-    /// Workloads, comma-separated: transfers, reads (groups: not built yet). `reads` runs the
-    /// transfers' writers too: its checker needs writes.
-    #[arg(long, default_value = "transfers,reads", value_parser = parse_workloads)]
+    /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run
+    /// (the reads' checker needs writes, and every run checks the ledger).
+    #[arg(long, default_value = "transfers,reads,groups", value_parser = parse_workloads)]
     workload: Workloads,
     /// Where to write the JSON report (default: `<dir>/report.json`).
     #[arg(long)]
@@ -66,6 +66,9 @@ struct RunArgs {
     /// Protected accounts the transfers move money among.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(2..=1000))]
     accounts: u16,
+    /// Producers, and members of the consumer group, each (with the groups workload).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    members: u16,
 }
 
 #[derive(Clone, Debug)]
@@ -151,6 +154,7 @@ fn run(args: RunArgs) -> anyhow::Result<bool> {
         writers: args.writers.into(),
         readers: args.readers.into(),
         accounts: args.accounts.into(),
+        members: args.members.into(),
         timing: Timing::DEFAULT,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

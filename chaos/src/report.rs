@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::check::Anomaly;
 use crate::check::transfers::Counts;
-use crate::history::{Attempt, Op, Outcome};
+use crate::history::{Attempt, Op, Outcome, What};
 use crate::nemesis::Entry;
 use crate::schedule::Kind;
 
@@ -133,6 +133,47 @@ pub struct Linearizability {
     pub inconclusive: Vec<String>,
 }
 
+/// What the topics-and-groups workload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Groups {
+    /// Records acknowledged.
+    pub produced: u64,
+    /// Records without a definite answer (sent once, never again).
+    pub produced_unknown: u64,
+    /// Records in the topic at the end (every node's copy compared).
+    pub in_topic: u64,
+    /// Distinct records delivered to the group.
+    pub delivered: u64,
+    /// Commits acknowledged.
+    pub commits: u64,
+    /// Commits sent with a generation the group had moved past.
+    pub stale_commits: u64,
+    /// Of which refused, as they must be.
+    pub stale_commits_refused: u64,
+    /// Whether the group's committed offsets reached every partition's end after the heal.
+    pub caught_up: bool,
+}
+
+impl Groups {
+    /// From the operations, the records found and the deliveries.
+    pub fn of(ops: &[Op], in_topic: u64, delivered: u64, caught_up: bool) -> Groups {
+        let mut g = Groups { in_topic, delivered, caught_up, ..Groups::default() };
+        for op in ops {
+            match (&op.what, op.outcome) {
+                (What::Produce { .. }, Outcome::Ok) => g.produced += 1,
+                (What::Produce { .. }, Outcome::Unknown) => g.produced_unknown += 1,
+                (What::Commit { stale: true, .. }, outcome) => {
+                    g.stale_commits += 1;
+                    g.stale_commits_refused += u64::from(outcome == Outcome::Failed);
+                }
+                (What::Commit { .. }, Outcome::Ok) => g.commits += 1,
+                _ => {}
+            }
+        }
+        g
+    }
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -163,6 +204,9 @@ pub struct Report {
     /// The linearizability checker's counts (absent without the reads workload).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linearizability: Option<Linearizability>,
+    /// The topics-and-groups workload's counts (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Groups>,
     /// Where the run's logs and data are.
     pub dir: String,
 }
@@ -196,6 +240,20 @@ impl Report {
                 l.accounts,
                 l.inconclusive.len(),
                 l.indexed
+            ));
+        }
+        if let Some(g) = &self.groups {
+            s.push_str(&format!(
+                "groups:       {} records acknowledged ({} unknown), {} in the topic on every node, {} delivered; \
+                 {} commits; {} stale-generation commits, {} refused; caught up: {}\n",
+                g.produced,
+                g.produced_unknown,
+                g.in_topic,
+                g.delivered,
+                g.commits,
+                g.stale_commits,
+                g.stale_commits_refused,
+                g.caught_up
             ));
         }
         let a = &self.availability;

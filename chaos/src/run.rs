@@ -33,6 +33,8 @@ pub enum Workload {
     Transfers,
     /// Strong reads of balances, checked for linearizability (runs the transfers' writers too).
     Reads,
+    /// Producers to a topic and the members of a consumer group.
+    Groups,
 }
 
 impl Workload {
@@ -43,7 +45,7 @@ impl Workload {
             let w = match name {
                 "transfers" => Workload::Transfers,
                 "reads" => Workload::Reads,
-                "groups" => return Err("workload \"groups\" is not built yet (built: transfers, reads)".to_owned()),
+                "groups" => Workload::Groups,
                 other => return Err(format!("unknown workload {other:?}: expected some of transfers,reads,groups")),
             };
             if !out.contains(&w) {
@@ -60,6 +62,7 @@ impl Workload {
         match self {
             Workload::Transfers => "transfers",
             Workload::Reads => "reads",
+            Workload::Groups => "groups",
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct Options {
     pub readers: usize,
     /// Protected accounts.
     pub accounts: usize,
+    /// Producers and consumer-group members each (with the groups workload).
+    pub members: usize,
     /// Fault timing.
     pub timing: Timing,
 }
@@ -107,6 +112,10 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let rec = Recorder::new();
     wait_ready(&client).await?;
     workload::setup(&client, &rec, opts.accounts, READY_TIMEOUT).await.context("setup")?;
+    let groups = opts.workloads.contains(&Workload::Groups);
+    if groups {
+        crate::groups::setup(&client, READY_TIMEOUT).await.context("setup")?;
+    }
 
     let start = Instant::now();
     let start_ms = rec.now_ms();
@@ -136,6 +145,17 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
             )));
         }
     }
+    let consumers_done = Arc::new(AtomicBool::new(false));
+    let mut consumers = Vec::new();
+    if groups {
+        let base = opts.writers + opts.readers + 1;
+        for i in 0..opts.members {
+            tasks.push(tokio::spawn(crate::groups::producer(client.clone(), rec.clone(), base + i, stop.clone())));
+            let (who, done) = (base + opts.members + i, Arc::clone(&consumers_done));
+            let c = crate::groups::consumer(client.clone(), rec.clone(), who, opts.seed, done, stop.clone());
+            consumers.push(tokio::spawn(c));
+        }
+    }
 
     let plan = schedule::plan(opts.seed, opts.duration, &opts.kinds, opts.timing);
     let mut rng = fastrand::Rng::with_seed(opts.seed.rotate_left(17));
@@ -154,6 +174,11 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     world.heal();
     for t in tasks {
         t.await.context("a client panicked")?;
+    }
+    let caught_up = !groups || crate::groups::wait_caught_up(&client, DRAIN).await;
+    consumers_done.store(true, Ordering::Relaxed);
+    for t in consumers {
+        t.await.context("a consumer panicked")?;
     }
     eprintln!("[{:>7.1} s] clients done; reading the final state", rec.now_ms() as f64 / 1e3);
 
@@ -174,6 +199,31 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let transfer_ops: Vec<Op> = ops.iter().filter(|o| o.transfer_id().is_some()).cloned().collect();
     let (counts, found) = if finals.is_empty() { Default::default() } else { transfers::check(&transfer_ops, &finals) };
     anomalies.extend(found);
+    if !finals.is_empty() {
+        let ledger = copies(world, &client, crate::check::LEDGER_TOPIC, None).await;
+        match ledger {
+            Ok(c) => anomalies.extend(crate::check::groups::replicas(crate::check::LEDGER_TOPIC, &c)),
+            Err(e) => anomalies.push(unavailable(e)),
+        }
+    }
+    let mut group_counts = None;
+    if groups {
+        if !caught_up {
+            eprintln!("the group's committed offsets did not reach the partitions' ends within {DRAIN:?}");
+        }
+        let delivered = rec.deliveries();
+        let in_topic = match copies(world, &client, crate::groups::TOPIC, Some(crate::groups::PARTITIONS)).await {
+            Ok(c) => {
+                anomalies.extend(crate::check::groups::check(&ops, &c, &delivered));
+                c.values().filter_map(|by_node| by_node.values().next()).map(|copy| copy.len() as u64).sum()
+            }
+            Err(e) => {
+                anomalies.push(unavailable(e));
+                0
+            }
+        };
+        group_counts = Some(crate::report::Groups::of(&ops, in_topic, delivered.len() as u64, caught_up));
+    }
     let linearizability = (reads && !finals.is_empty()).then(|| {
         let mut lin = check_reads(&ops, &finals, read_at, &mut anomalies);
         let (indexed, found) = crate::check::reads::check(&ops, &finals);
@@ -202,8 +252,47 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
         availability: Availability::of(&attempts, (start_ms, start_ms + opts.duration.as_millis() as u64)),
         transfers: counts,
         linearizability,
+        groups: group_counts,
         dir: world.dir().display().to_string(),
     })
+}
+
+fn unavailable(e: anyhow::Error) -> Anomaly {
+    Anomaly::new(
+        "unavailable_after_heal",
+        format!("every fault healed, yet a node's copy could not be read: {e:#}"),
+        Vec::new(),
+    )
+}
+
+/// Every node's copy of every partition of `topic` (`partitions`: its count, else asked), read
+/// over gRPC from each node once it applied the highest index any node reports.
+async fn copies(
+    world: &World,
+    client: &Client,
+    topic: &str,
+    partitions: Option<u32>,
+) -> anyhow::Result<BTreeMap<u32, crate::check::groups::Copies>> {
+    let cluster = client.cluster().await.context("cluster status")?;
+    let min_index = cluster.nodes.iter().map(|n| n.last_applied).max().unwrap_or(0);
+    let partitions = match partitions {
+        Some(p) => p,
+        None => {
+            let topics = client.topics().await.context("topics")?;
+            topics.iter().find(|t| t.name == topic).map(|t| t.partitions).context("no such topic")?
+        }
+    };
+    let mut out: BTreeMap<u32, crate::check::groups::Copies> = BTreeMap::new();
+    for (id, addr) in world.grpc_addrs() {
+        for p in 0..partitions {
+            let (t, a) = (topic.to_owned(), addr.clone());
+            // The kit's read panics on an error other than a restart's: a node that cannot serve.
+            let read = tokio::spawn(async move { testkit::grpc::read_all(&a, &t, p, min_index).await });
+            let copy = read.await.map_err(|e| anyhow::anyhow!("reading {topic}/{p} from node {id}: {e}"))?;
+            out.entry(p).or_default().insert(id, copy);
+        }
+    }
+    Ok(out)
 }
 
 /// Waits until the gateway answers and names a leader with every voter alive.

@@ -121,6 +121,11 @@ impl World {
         format!("http://{}:{GATEWAY_PORT}", self.net.host("g1").ip)
     }
 
+    /// Each lognode's id and gRPC address.
+    pub fn grpc_addrs(&self) -> Vec<(u64, String)> {
+        (1..=NODES).map(|id| (id, format!("{}:{GRPC_PORT}", self.net.host(&host(id)).ip))).collect()
+    }
+
     /// Where the run's files are.
     pub fn dir(&self) -> &Path {
         &self.dir

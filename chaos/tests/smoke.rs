@@ -1,5 +1,5 @@
 //! The harness's smoke mode, inside `cargo test`: a short run of the `chaos` binary (all built
-//! nemeses, both workloads) against the debug lognode and gateway, which must find no anomaly and
+//! nemeses, every workload) against the debug lognode and gateway, which must find no anomaly and
 //! write a report of the contract's shape. It needs root (network namespaces): without it, it is
 //! skipped with a loud message, except under `CI=true`, where it fails.
 
@@ -46,7 +46,7 @@ fn a_short_chaos_run_finds_no_anomaly_and_reports_every_fault() {
     let report = dir.path().join("report.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
     cmd.args(["run", "--seed", SEED, "--duration", DURATION, "--nemesis", "partition,pause,kill"])
-        .args(["--workload", "transfers,reads", "--writers", "4", "--readers", "2"])
+        .args(["--workload", "transfers,reads,groups", "--writers", "4", "--readers", "2", "--members", "2"])
         .arg("--bin-dir")
         .arg(bin_dir)
         .arg("--dir")
@@ -93,5 +93,10 @@ fn check_report(path: &Path, summary: &str) {
         r["leader_recovery"]["count"].as_u64().is_some_and(|n| n >= 1),
         "the leader was never taken away: {summary}"
     );
+    let g = &r["groups"];
+    assert!(g["produced"].as_u64().is_some_and(|n| n > 20), "{summary}");
+    assert!(g["delivered"].as_u64() >= g["in_topic"].as_u64() && g["commits"].as_u64() > Some(0), "{summary}");
+    assert_eq!(g["stale_commits"], g["stale_commits_refused"], "{summary}");
+    assert_eq!(g["caught_up"], true, "{summary}");
     assert!(summary.contains("CLEAN"), "{summary}");
 }

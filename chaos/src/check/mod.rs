@@ -1,5 +1,6 @@
 //! The checkers: pure functions of the recorded history and the state read at the end.
 
+pub mod groups;
 pub mod linear;
 pub mod reads;
 pub mod transfers;
@@ -7,6 +8,9 @@ pub mod transfers;
 use serde::Serialize;
 
 use crate::history::Op;
+
+/// The built-in topic of the ledger's events.
+pub const LEDGER_TOPIC: &str = "ledger";
 
 /// Most operations kept in one anomaly's history slice.
 pub const SLICE_MAX: usize = 32;
