@@ -421,6 +421,8 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         let stop = stopping.clone();
         tokio::spawn(crate::election::run(cfg.id, raft.clone(), liveness, async move { stop.stopping().await }))
     };
+    // Not joined: it ends with Raft (a normal stop), or ends the process.
+    tokio::spawn(stop_when_raft_fails(raft.clone()));
     Ok(NodeHandle {
         id: cfg.id,
         raft,
@@ -434,6 +436,29 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         snapshotter,
         elections,
     })
+}
+
+/// Stops the process ([`crate::crash::stop`], saying why) once Raft's core quits on an error: a
+/// storage error such as a full disk (ENOSPC), or a panic. The node could then no longer append,
+/// vote or apply, yet it went on answering reads and gossip as if alive, serving an ever older
+/// state and never recovering, even once the disk had room again (found by the chaos harness's
+/// disk nemesis, docs/FAULTS.md). A restart replays the log and rejoins. Raft's normal stop
+/// (shutdown) is not an error.
+async fn stop_when_raft_fails(raft: Raft) {
+    let mut metrics = raft.metrics();
+    drop(raft);
+    loop {
+        let failed = match &metrics.borrow().running_state {
+            Ok(()) | Err(openraft::error::Fatal::Stopped) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failed {
+            crate::crash::stop(&format!("Raft's core quit on an error: {e}"));
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 impl NodeHandle {
