@@ -37,8 +37,9 @@ struct RunArgs {
     /// How long faults are injected: `300s`, `5m`, `1500ms` or seconds.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
-    /// Faults, comma-separated: partition, pause, kill (netem, disk, membership: not built yet).
-    #[arg(long, default_value = "partition,pause,kill", value_parser = parse_kinds)]
+    /// Faults, comma-separated: partition, pause, kill, netem (random loss only: this kernel has
+    /// no netem), disk (a full disk) (membership: not built yet).
+    #[arg(long, default_value = "partition,pause,kill,netem,disk", value_parser = parse_kinds)]
     nemesis: Kinds,
     /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run
     /// (the reads' checker needs writes, and every run checks the ledger).
@@ -119,6 +120,8 @@ fn main() -> ExitCode {
         Command::Cleanup => {
             let removed = testkit::netns::cleanup_tag(NET_TAG);
             eprintln!("chaos: removed {} namespace(s): {}", removed.len(), removed.join(" "));
+            let unmounted = chaos::world::unmount_leftovers();
+            eprintln!("chaos: unmounted {} disk(s): {}", unmounted.len(), unmounted.join(" "));
             ExitCode::SUCCESS
         }
         Command::Run(args) => match run(args) {

@@ -5,14 +5,19 @@ use std::time::{Duration, Instant};
 use ledger_client::Client;
 use serde::Serialize;
 
+use crate::check::Anomaly;
 use crate::history::Recorder;
 use crate::schedule::{Fault, Kind, Step};
-use crate::world::{NODES, World, host as h};
+use crate::world::{DISK_NODE, NODES, World, host as h};
 
 /// Longest wait for the gateway to name a leader before a fault that needs one.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two leader lookups.
 const LEADER_POLL: Duration = Duration::from_millis(200);
+/// Packet loss of a lossy link: from, to.
+pub const LOSS: (f64, f64) = (0.10, 0.35);
+/// Lines of a stopped node's log searched for its reason.
+const DISK_LOG_LINES: usize = 40;
 /// Deadline of one leader lookup.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -46,15 +51,15 @@ pub async fn leader(client: &Client) -> Option<u64> {
     None
 }
 
-/// Applies `step`'s fault, holds it, heals everything; `None` when it needed a leader and none
-/// was known (the fault is skipped and logged as such by the caller).
+/// Applies `step`'s fault, holds it, heals everything; what happened and what was wrong.
+/// `None` when it needed a leader and none was known (the caller counts it as skipped).
 pub async fn inject(
     world: &mut World,
     client: &Client,
     rec: &Recorder,
     step: &Step,
     rng: &mut fastrand::Rng,
-) -> Option<Entry> {
+) -> Option<(Entry, Vec<Anomaly>)> {
     let leader = match step.fault {
         Fault::KillGateway => 1,
         _ => leader(client).await?,
@@ -115,12 +120,53 @@ pub async fn inject(
             world.kill_gateway();
             "gateway g1 killed (SIGKILL), restarted at the heal".to_owned()
         }
+        Fault::LossyLeader | Fault::LossyFollower => {
+            let node = if step.fault == Fault::LossyLeader { leader } else { follower };
+            let p = LOSS.0 + rng.f64() * (LOSS.1 - LOSS.0);
+            for other in (1..=NODES).filter(|n| *n != node) {
+                world.lossy(&h(node), &h(other), p);
+                world.lossy(&h(other), &h(node), p);
+            }
+            let role = if node == leader { "leader" } else { "follower" };
+            format!("{role} {}'s links lose {:.0} % of packets, both ways", h(node), p * 100.0)
+        }
+        Fault::DiskFull => match world.fill_disk() {
+            Ok(bytes) => {
+                let role = if DISK_NODE == leader { "leader" } else { "follower" };
+                format!("{role} {}'s disk full ({} MiB filled)", h(DISK_NODE), bytes >> 20)
+            }
+            Err(e) => format!("{}'s disk could not be filled: {e:#}", h(DISK_NODE)),
+        },
     };
     // The fault is wholly in place from here.
     let t_ms = rec.now_ms();
     tokio::time::sleep(step.hold).await;
+    let mut found = Vec::new();
+    let mut detail = detail;
+    if step.fault == Fault::DiskFull {
+        if world.running(DISK_NODE) {
+            detail.push_str("; it kept running");
+        } else {
+            let tail = world.log_tail(DISK_NODE, DISK_LOG_LINES);
+            let clear = tail.lines().rev().find(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("no space left")
+                    || l.contains("enospc")
+                    || l.contains("disk full")
+                    || l.contains("disk is full")
+            });
+            match clear {
+                Some(line) => detail.push_str(&format!("; it stopped saying: {}", line.trim())),
+                None => found.push(Anomaly::new(
+                    "unclear_disk_full",
+                    format!("{} stopped when its disk filled, without saying so; its log ends:\n{tail}", h(DISK_NODE)),
+                    Vec::new(),
+                )),
+            }
+        }
+    }
     world.heal();
-    Some(Entry { t_ms, healed_ms: rec.now_ms(), kind: step.fault.kind(), fault: step.fault, detail })
+    Some((Entry { t_ms, healed_ms: rec.now_ms(), kind: step.fault.kind(), fault: step.fault, detail }, found))
 }
 
 fn names(ids: &[u64]) -> String {

@@ -99,7 +99,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.dir.exists() {
         std::fs::remove_dir_all(&opts.dir).with_context(|| format!("empty {}", opts.dir.display()))?;
     }
-    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed)?;
+    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed, opts.kinds.contains(&Kind::Disk))?;
     let result = drive(opts, &mut world).await;
     if result.is_err() {
         eprintln!("{}", world.log_tails(20));
@@ -161,11 +161,15 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let mut rng = fastrand::Rng::with_seed(opts.seed.rotate_left(17));
     let mut log = Vec::new();
     let mut skipped = 0u64;
+    let mut fault_anomalies = Vec::new();
     for step in &plan {
         tokio::time::sleep_until((start + step.at).into()).await;
         eprintln!("[{:>7.1} s] {:?} for {:?}", rec.now_ms() as f64 / 1e3, step.fault, step.hold);
         match nemesis::inject(world, &client, &rec, step, &mut rng).await {
-            Some(e) => log.push(e),
+            Some((e, found)) => {
+                log.push(e);
+                fault_anomalies.extend(found);
+            }
             None => skipped += 1,
         }
     }
@@ -183,7 +187,7 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     eprintln!("[{:>7.1} s] clients done; reading the final state", rec.now_ms() as f64 / 1e3);
 
     let ops = rec.ops();
-    let mut anomalies = Vec::new();
+    let mut anomalies = fault_anomalies;
     let finals = match read_final(&client, opts.accounts, &ops).await {
         Ok(f) => f,
         Err(e) => {

@@ -16,9 +16,10 @@ pub enum Kind {
     Pause,
     /// `kill -9` of a lognode or the gateway, then a restart on the same data.
     Kill,
-    /// Delay, loss, reordering (not built yet: this kernel has no netem).
+    /// Lossy links. This kernel has no netem: random loss is iptables' `statistic` match; delay,
+    /// reordering and duplication are not built yet.
     Netem,
-    /// Lost unsynced writes, a full disk (not built yet).
+    /// A full disk (ENOSPC) on one node; lost unsynced writes are not built yet.
     Disk,
     /// Learners added, promoted, voters removed under load (not built yet).
     Membership,
@@ -42,7 +43,7 @@ impl Kind {
 
     /// Whether the harness can inject it yet.
     pub fn built(self) -> bool {
-        matches!(self, Kind::Partition | Kind::Pause | Kind::Kill)
+        !matches!(self, Kind::Membership)
     }
 
     /// Parses a comma-separated list (`partition,pause`); an unknown or unbuilt name is an error
@@ -56,7 +57,7 @@ impl Kind {
             })?;
             if !kind.built() {
                 return Err(format!(
-                    "nemesis {name:?} is not built yet (built: partition, pause, kill); see docs/FAULTS.md"
+                    "nemesis {name:?} is not built yet (built: partition, pause, kill, netem, disk); see docs/FAULTS.md"
                 ));
             }
             if !out.contains(&kind) {
@@ -93,6 +94,12 @@ pub enum Fault {
     KillFollower,
     /// `kill -9` of the gateway, restarted when the fault ends.
     KillGateway,
+    /// The leader's links to the other lognodes lose packets at random, both ways.
+    LossyLeader,
+    /// A follower's links to the other lognodes lose packets at random, both ways.
+    LossyFollower,
+    /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
+    DiskFull,
 }
 
 impl Fault {
@@ -102,6 +109,8 @@ impl Fault {
             Fault::IsolateLeader | Fault::IsolateFollower | Fault::Bridge | Fault::OneWayToLeader => Kind::Partition,
             Fault::PauseLeader | Fault::PauseFollower => Kind::Pause,
             Fault::KillLeader | Fault::KillFollower | Fault::KillGateway => Kind::Kill,
+            Fault::LossyLeader | Fault::LossyFollower => Kind::Netem,
+            Fault::DiskFull => Kind::Disk,
         }
     }
 
@@ -111,7 +120,9 @@ impl Fault {
             Kind::Partition => &[Fault::IsolateLeader, Fault::IsolateFollower, Fault::Bridge, Fault::OneWayToLeader],
             Kind::Pause => &[Fault::PauseLeader, Fault::PauseFollower],
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
-            Kind::Netem | Kind::Disk | Kind::Membership => &[],
+            Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower],
+            Kind::Disk => &[Fault::DiskFull],
+            Kind::Membership => &[],
         }
     }
 
@@ -209,7 +220,7 @@ mod tests {
     fn too_short_a_run_has_no_fault_and_only_built_kinds_parse() {
         assert!(plan(1, Duration::from_secs(4), &[Kind::Kill], Timing::DEFAULT).is_empty());
         assert_eq!(Kind::parse_list("kill, pause,kill"), Ok(vec![Kind::Kill, Kind::Pause]));
-        assert!(Kind::parse_list("netem").is_err_and(|e| e.contains("not built")));
+        assert!(Kind::parse_list("membership").is_err_and(|e| e.contains("not built")));
         assert!(Kind::parse_list("flood").is_err_and(|e| e.contains("unknown nemesis \"flood\"")));
         assert!(Kind::parse_list("").is_err());
     }

@@ -27,6 +27,17 @@ const GATEWAY_PORT: u16 = 8080;
 const LOGNODE_RUST_LOG: &str = "info,openraft=warn,memberlist_core::broadcast=off";
 /// Longest wait for the cluster to serve (a leader, every voter, the gateway ready).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// The lognode whose data is on a filesystem of its own, which the disk nemesis fills.
+pub const DISK_NODE: u64 = 3;
+/// The size of that filesystem (a tmpfs: memory only as far as it is used).
+pub const DISK_BYTES: u64 = 2 << 30;
+/// The source name of that filesystem's mount (`chaos cleanup` unmounts every one of them).
+pub const DISK_SOURCE: &str = "chaos-disk";
+/// The files that fill the disk.
+const FILLER: &str = "chaos-filler";
+const FILLER_REST: &str = "chaos-filler-rest";
+/// Longest run of a mount, fill or iptables command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The binaries the world runs.
 #[derive(Clone, Debug)]
@@ -74,13 +85,16 @@ pub struct World {
     dir: PathBuf,
     /// The admin key's secret (the gateway runs with `--auth keys`, as in production).
     pub admin_key: String,
+    /// The mount of [`DISK_NODE`]'s data, when the disk nemesis runs.
+    disk: Option<PathBuf>,
     net: Net,
 }
 
 impl World {
     /// Creates the hosts and starts the lognodes and the gateway, with their data and logs in
     /// `dir` (which must be empty or absent). Needs root.
-    pub fn start(bins: Bins, dir: &Path, seed: u64) -> anyhow::Result<World> {
+    /// With `disk`, [`DISK_NODE`]'s data is on a tmpfs of [`DISK_BYTES`] of its own.
+    pub fn start(bins: Bins, dir: &Path, seed: u64, disk: bool) -> anyhow::Result<World> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let admin_key = format!("lk_chaos_{:032x}", fastrand::Rng::with_seed(seed ^ 0x5eed).u128(..));
         let key_file = dir.join("admin.key");
@@ -108,7 +122,19 @@ impl World {
             "--lognodes".to_owned(),
             lognodes.join(","),
         ];
-        let mut world = World { nodes, gateway: None, gateway_args, bins, dir: dir.to_path_buf(), admin_key, net };
+        let disk = if disk {
+            let mount = dir.join(host(DISK_NODE));
+            std::fs::create_dir_all(&mount).with_context(|| format!("create {}", mount.display()))?;
+            let size = format!("size={DISK_BYTES}");
+            let mut cmd = std::process::Command::new("mount");
+            cmd.args(["-t", "tmpfs", "-o", &size, DISK_SOURCE]).arg(&mount);
+            run(cmd, "mount the disk node's tmpfs")?;
+            Some(mount)
+        } else {
+            None
+        };
+        let mut world =
+            World { nodes, gateway: None, gateway_args, bins, dir: dir.to_path_buf(), admin_key, disk, net };
         for i in 0..world.nodes.len() {
             world.spawn_node(i);
         }
@@ -175,6 +201,48 @@ impl World {
         }
     }
 
+    /// `from` drops each packet to `to` with probability `p` (host names).
+    pub fn lossy(&self, from: &str, to: &str, p: f64) {
+        self.net.lossy(from, to, p);
+    }
+
+    /// Fills [`DISK_NODE`]'s filesystem: a file of nearly all the space left, then another
+    /// written until the filesystem refuses (ENOSPC). The bytes it took.
+    pub fn fill_disk(&self) -> anyhow::Result<u64> {
+        let mount = self.disk.as_ref().context("the disk nemesis is off")?;
+        let avail = || -> anyhow::Result<u64> {
+            let mut df = std::process::Command::new("df");
+            df.args(["--output=avail", "-B1"]).arg(mount);
+            let out = run(df, "df")?;
+            out.lines().last().unwrap_or_default().trim().parse().context("df's answer")
+        };
+        let before = avail()?;
+        let mut fill = std::process::Command::new("fallocate");
+        fill.args(["-l", &before.saturating_sub(1 << 20).max(4096).to_string()]).arg(mount.join(FILLER));
+        run(fill, "fallocate")?;
+        // The rest, until the filesystem says no (dd then fails: that is the point).
+        let mut dd = std::process::Command::new("dd");
+        dd.args(["if=/dev/zero", "bs=4096", "status=none"]).arg(format!("of={}", mount.join(FILLER_REST).display()));
+        let _ = testkit::process::run_bounded(dd, COMMAND_TIMEOUT, false);
+        let after = avail()?;
+        if after > 64 << 10 {
+            bail!("{} bytes are still free after filling", after);
+        }
+        Ok(before - after)
+    }
+
+    /// Whether lognode `id` runs.
+    pub fn running(&mut self, id: u64) -> bool {
+        let i = self.index(id);
+        self.nodes[i].proc.as_mut().is_some_and(Proc::running)
+    }
+
+    /// The last `lines` lines of lognode `id`'s log.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.nodes[self.index(id)].log).unwrap_or_default();
+        testkit::process::tail(&text, lines)
+    }
+
     /// Cuts `from`'s packets to `to` (host names).
     pub fn cut(&self, from: &str, to: &str) {
         self.net.cut(from, to);
@@ -184,6 +252,10 @@ impl World {
     /// their data.
     pub fn heal(&mut self) {
         self.net.heal();
+        if let Some(mount) = &self.disk {
+            let _ = std::fs::remove_file(mount.join(FILLER));
+            let _ = std::fs::remove_file(mount.join(FILLER_REST));
+        }
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused
                 && let Some(p) = &self.nodes[i].proc
@@ -211,6 +283,56 @@ impl World {
         out.push_str(&format!("--- g1\n{}\n", testkit::process::tail(&g, lines)));
         out
     }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut p) = n.proc.take() {
+                p.kill9();
+            }
+        }
+        if let Some(mut g) = self.gateway.take() {
+            g.kill9();
+        }
+        if let Some(mount) = &self.disk {
+            let mut cmd = std::process::Command::new("umount");
+            cmd.arg(mount);
+            if let Err(e) = run(cmd, "umount") {
+                eprintln!("chaos: {e:#} (`chaos cleanup` unmounts it)");
+            }
+        }
+    }
+}
+
+/// Unmounts every disk-nemesis filesystem (source [`DISK_SOURCE`]) a killed run left; their
+/// mount points.
+pub fn unmount_leftovers() -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in mounts.lines() {
+        let mut f = line.split_whitespace();
+        if f.next() == Some(DISK_SOURCE)
+            && let Some(point) = f.next()
+        {
+            let mut cmd = std::process::Command::new("umount");
+            cmd.arg(point);
+            if run(cmd, "umount").is_ok() {
+                out.push(point.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Runs `cmd` (bounded by [`COMMAND_TIMEOUT`]); its stdout, or an error naming `what` with its
+/// stderr.
+fn run(cmd: std::process::Command, what: &str) -> anyhow::Result<String> {
+    let out = testkit::process::run_bounded(cmd, COMMAND_TIMEOUT, false);
+    if !out.status.success() {
+        bail!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The host of lognode `id`.

@@ -3,7 +3,6 @@
 //! write a report of the contract's shape. It needs root (network namespaces): without it, it is
 //! skipped with a loud message, except under `CI=true`, where it fails.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,16 +27,21 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn a_short_chaos_run_finds_no_anomaly_and_reports_every_fault() {
-    if !is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the chaos smoke test needs root (network namespaces) and is never skipped under CI=true"
-        );
-        eprintln!("\n\n*** SKIPPED: the chaos smoke test needs root (network namespaces); run it as root ***\n\n");
-        return;
+/// Whether this test may run; panics under `CI=true` without root, else says loudly it skips.
+fn may_run(what: &str) -> bool {
+    if is_root() {
+        return true;
     }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} needs root (network namespaces) and is never skipped under CI=true"
+    );
+    eprintln!("\n\n*** SKIPPED: {what} needs root (network namespaces); run it as root ***\n\n");
+    false
+}
+
+/// Runs `chaos run <args>` against the debug binaries; the report and the summary.
+fn chaos_run(args: &[&str]) -> (Value, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let lognode = workspace_bin("lognode");
     let gateway = workspace_bin("gateway");
@@ -45,19 +49,58 @@ fn a_short_chaos_run_finds_no_anomaly_and_reports_every_fault() {
     assert_eq!(gateway.parent(), Some(bin_dir), "lognode and gateway in one directory");
     let report = dir.path().join("report.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    cmd.args(["run", "--seed", SEED, "--duration", DURATION, "--nemesis", "partition,pause,kill"])
-        .args(["--workload", "transfers,reads,groups", "--writers", "4", "--readers", "2", "--members", "2"])
-        .arg("--bin-dir")
-        .arg(bin_dir)
-        .arg("--dir")
-        .arg(dir.path().join("run"))
-        .arg("--report")
-        .arg(&report);
+    cmd.arg("run").args(args).arg("--bin-dir").arg(bin_dir);
+    cmd.arg("--dir").arg(dir.path().join("run")).arg("--report").arg(&report);
     let out = run_bounded(cmd, RUN_TIMEOUT, true);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "chaos exited {}:\n{stdout}\n{stderr}", out.status);
-    check_report(&report, &stdout);
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("report is JSON");
+    (r, stdout)
+}
+
+#[test]
+fn a_short_chaos_run_finds_no_anomaly_and_reports_every_fault() {
+    if !may_run("the chaos smoke test") {
+        return;
+    }
+    let (r, summary) = chaos_run(&[
+        "--seed",
+        SEED,
+        "--duration",
+        DURATION,
+        "--nemesis",
+        "partition,pause,kill",
+        "--workload",
+        "transfers,reads,groups",
+        "--writers",
+        "4",
+        "--readers",
+        "2",
+        "--members",
+        "2",
+    ]);
+    check_report(&r, &summary);
+}
+
+/// Seed 21's disk faults (docs/FAULTS.md, "A full disk left a zombie node"): a lognode whose
+/// disk filled kept answering reads and gossip with its Raft core gone, never to recover, and
+/// the run's final reads of its copy timed out. It must now stop saying why, and come back once
+/// restarted with room on its disk; the lossy links of the same schedule change nothing.
+#[test]
+fn regression_seed_21_a_full_disk_stops_the_node_which_comes_back() {
+    if !may_run("the chaos disk regression test") {
+        return;
+    }
+    let (r, summary) =
+        chaos_run(&["--seed", "21", "--duration", "20s", "--nemesis", "netem,disk", "--workload", "transfers"]);
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    assert!(r["faults"]["disk"].as_u64() >= Some(1) && r["faults"]["netem"].as_u64() >= Some(1), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    for e in log.iter().filter(|e| e["kind"] == "disk") {
+        let d = e["detail"].as_str().expect("detail");
+        assert!(d.contains("disk full") && (d.contains("No space left") || d.contains("kept running")), "{d}");
+    }
 }
 
 #[test]
@@ -70,8 +113,7 @@ fn seed_gives_every_kind_and_takes_the_leader_away() {
     assert_eq!(DURATION, "24s");
 }
 
-fn check_report(path: &Path, summary: &str) {
-    let r: Value = serde_json::from_slice(&std::fs::read(path).expect("report")).expect("report is JSON");
+fn check_report(r: &Value, summary: &str) {
     assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
     for kind in ["partition", "pause", "kill"] {
         assert!(r["faults"][kind].as_u64().is_some_and(|n| n >= 1), "no {kind} fault: {summary}");

@@ -4,8 +4,9 @@
 //! joined by a bridge in a namespace of its own; the test's own (root) namespace joins the bridge
 //! too, with one address, so that a test can talk to processes inside (only that /24's connected
 //! route is added to it). Faults are blackhole routes, which drop a namespace's *outgoing*
-//! packets to one address: [`Net::cut`] is one direction, [`Net::isolate`] both. There is no
-//! iptables or netem involved. Everything is removed when the [`Net`] is dropped, after a panic
+//! packets to one address: [`Net::cut`] is one direction, [`Net::isolate`] both; and random loss
+//! on one direction with iptables' `statistic` match ([`Net::lossy`], needs iptables). No netem
+//! (this kernel has none). Everything is removed when the [`Net`] is dropped, after a panic
 //! too, and [`cleanup`] removes what a killed test left behind.
 //!
 //! Needs root and iproute2 (`ip`): a test that cannot create a namespace panics saying so.
@@ -29,6 +30,8 @@ pub struct Net {
     prefix: String,
     subnet: String,
     hosts: Vec<Host>,
+    /// Whether [`Net::lossy`] added iptables rules ([`Net::heal`] then flushes them).
+    lossy: std::sync::atomic::AtomicBool,
 }
 
 /// One host: a network namespace with one address.
@@ -106,7 +109,7 @@ impl Net {
         let prefix = prefix_tagged(tag, pid);
         cleanup(&prefix);
         let subnet = subnet_of(pid);
-        let mut net = Net { prefix, subnet, hosts: Vec::new() };
+        let mut net = Net { prefix, subnet, hosts: Vec::new(), lossy: false.into() };
         let bridge_ns = net.bridge_ns();
         ip(&["netns", "add", &bridge_ns]);
         ip(&["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"]);
@@ -185,8 +188,34 @@ impl Net {
         self.cut(b, a);
     }
 
+    /// From now on `from` drops each packet it sends to `to` with probability `p` (0 to 1), with
+    /// iptables' `statistic` match in `from`'s namespace: a lossy link in one direction. Needs
+    /// iptables; panics naming it when the rule cannot be added.
+    pub fn lossy(&self, from: &str, to: &str, p: f64) {
+        assert!((0.0..=1.0).contains(&p), "{p}");
+        self.lossy.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ns, to_ip) = (&self.host(from).ns, format!("{}/32", self.host(to).ip));
+        let prob = format!("{p:.4}");
+        let args =
+            ["netns", "exec", ns, "iptables", "-A", "OUTPUT", "-d", &to_ip, "-m", "statistic", "--mode", "random"];
+        let mut cmd = ip_command(&args);
+        cmd.args(["--probability", &prob, "-j", "DROP"]);
+        let out = run_bounded(cmd, IP_TIMEOUT, true);
+        assert!(
+            out.status.success(),
+            "iptables in {ns} failed ({}): {}\nlossy links need iptables (apt-get install iptables)",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
     /// Removes every fault.
     pub fn heal(&self) {
+        if self.lossy.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            for h in &self.hosts {
+                ip_quiet(&["netns", "exec", &h.ns, "iptables", "-F", "OUTPUT"]);
+            }
+        }
         for h in &self.hosts {
             for other in &self.hosts {
                 if other.name != h.name {
