@@ -38,8 +38,8 @@ struct RunArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
     /// Faults, comma-separated: partition, pause, kill, netem (random loss only: this kernel has
-    /// no netem), disk (a full disk) (membership: not built yet).
-    #[arg(long, default_value = "partition,pause,kill,netem,disk", value_parser = parse_kinds)]
+    /// no netem), disk (a full disk), membership (a voter replaced).
+    #[arg(long, default_value = "partition,pause,kill,netem,disk,membership", value_parser = parse_kinds)]
     nemesis: Kinds,
     /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run
     /// (the reads' checker needs writes, and every run checks the ledger).

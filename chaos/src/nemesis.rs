@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::check::Anomaly;
 use crate::history::Recorder;
 use crate::schedule::{Fault, Kind, Step};
-use crate::world::{DISK_NODE, NODES, World, host as h};
+use crate::world::{DISK_NODE, NODES, World};
 
 /// Longest wait for the gateway to name a leader before a fault that needs one.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -16,6 +16,9 @@ pub const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const LEADER_POLL: Duration = Duration::from_millis(200);
 /// Packet loss of a lossy link: from, to.
 pub const LOSS: (f64, f64) = (0.10, 0.35);
+/// Longest wait for each step of a membership change (the new node seen, the removal
+/// committed, the voters back).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of a stopped node's log searched for its reason.
 const DISK_LOG_LINES: usize = 40;
 /// Deadline of one leader lookup.
@@ -42,7 +45,6 @@ pub async fn leader(client: &Client) -> Option<u64> {
     while Instant::now() < give_up {
         if let Ok(Ok(c)) = tokio::time::timeout(LOOKUP_TIMEOUT, client.cluster()).await
             && let Some(l) = c.leader_id
-            && (1..=NODES).contains(&l)
         {
             return Some(l);
         }
@@ -60,12 +62,20 @@ pub async fn inject(
     step: &Step,
     rng: &mut fastrand::Rng,
 ) -> Option<(Entry, Vec<Anomaly>)> {
+    let members = world.member_ids();
     let leader = match step.fault {
-        Fault::KillGateway => 1,
+        Fault::KillGateway => members[0],
         _ => leader(client).await?,
     };
-    let followers: Vec<u64> = (1..=NODES).filter(|n| *n != leader).collect();
+    if !members.contains(&leader) {
+        return None;
+    }
+    let hosts: std::collections::BTreeMap<u64, String> = members.iter().map(|id| (*id, world.host_of(*id))).collect();
+    let h = |id: u64| hosts.get(&id).cloned().unwrap_or_else(|| "?".to_owned());
+    let names = |ids: &[u64]| ids.iter().map(|i| h(*i)).collect::<Vec<_>>().join(", ");
+    let followers: Vec<u64> = members.iter().copied().filter(|n| *n != leader).collect();
     let follower = followers[rng.usize(0..followers.len())];
+    let mut found = Vec::new();
     let detail = match step.fault {
         Fault::IsolateLeader => {
             for f in &followers {
@@ -75,14 +85,14 @@ pub async fn inject(
             format!("leader {} cut off from {}", h(leader), names(&followers))
         }
         Fault::IsolateFollower => {
-            for other in (1..=NODES).filter(|n| *n != follower) {
+            for other in members.iter().copied().filter(|n| *n != follower) {
                 world.cut(&h(follower), &h(other));
                 world.cut(&h(other), &h(follower));
             }
             format!("follower {} cut off from the others (leader {})", h(follower), h(leader))
         }
         Fault::Bridge => {
-            let mut pair: Vec<u64> = (1..=NODES).collect();
+            let mut pair = members.clone();
             rng.shuffle(&mut pair);
             world.cut(&h(pair[0]), &h(pair[1]));
             world.cut(&h(pair[1]), &h(pair[0]));
@@ -123,12 +133,27 @@ pub async fn inject(
         Fault::LossyLeader | Fault::LossyFollower => {
             let node = if step.fault == Fault::LossyLeader { leader } else { follower };
             let p = LOSS.0 + rng.f64() * (LOSS.1 - LOSS.0);
-            for other in (1..=NODES).filter(|n| *n != node) {
+            for other in members.iter().copied().filter(|n| *n != node) {
                 world.lossy(&h(node), &h(other), p);
                 world.lossy(&h(other), &h(node), p);
             }
             let role = if node == leader { "leader" } else { "follower" };
             format!("{role} {}'s links lose {:.0} % of packets, both ways", h(node), p * 100.0)
+        }
+        Fault::ReplaceFollower | Fault::ReplaceLeader => {
+            let (out, role) =
+                if step.fault == Fault::ReplaceLeader { (leader, "leader") } else { (follower, "follower") };
+            let host = h(out);
+            match replace(world, client, out).await {
+                Ok(new) => format!("{role} {out} on {host} removed; node {new} on {} added", world.host_of(new)),
+                Err(e) => {
+                    found.push(Anomaly::new("membership_stuck", format!("replacing {role} {out}: {e}"), Vec::new()));
+                    format!("replacing {role} {out} on {host} failed: {e}")
+                }
+            }
+        }
+        Fault::DiskFull if !members.contains(&DISK_NODE) => {
+            format!("{DISK_NODE} was replaced: no node's data is on the small disk any more, nothing filled")
         }
         Fault::DiskFull => match world.fill_disk() {
             Ok(bytes) => {
@@ -141,9 +166,8 @@ pub async fn inject(
     // The fault is wholly in place from here.
     let t_ms = rec.now_ms();
     tokio::time::sleep(step.hold).await;
-    let mut found = Vec::new();
     let mut detail = detail;
-    if step.fault == Fault::DiskFull {
+    if step.fault == Fault::DiskFull && members.contains(&DISK_NODE) {
         if world.running(DISK_NODE) {
             detail.push_str("; it kept running");
         } else {
@@ -166,9 +190,55 @@ pub async fn inject(
         }
     }
     world.heal();
+    if step.fault.kind() == Kind::Membership
+        && let Err(e) = voters_back(client).await
+    {
+        found.push(Anomaly::new("membership_stuck", e, Vec::new()));
+    }
     Some((Entry { t_ms, healed_ms: rec.now_ms(), kind: step.fault.kind(), fault: step.fault, detail }, found))
 }
 
-fn names(ids: &[u64]) -> String {
-    ids.iter().map(|i| h(*i)).collect::<Vec<_>>().join(", ")
+/// Replaces lognode `out`: a new node started (it joins as a learner), `out` removed from the
+/// cluster by the admin API (the leader then promotes the learner), then killed. The new id.
+async fn replace(world: &mut World, client: &Client, out: u64) -> Result<u64, String> {
+    let new = world.add_node().map_err(|e| format!("{e:#}"))?;
+    let give_up = Instant::now() + MEMBERSHIP_TIMEOUT;
+    loop {
+        if let Ok(Ok(c)) = tokio::time::timeout(LOOKUP_TIMEOUT, client.cluster()).await
+            && c.nodes.iter().any(|n| n.id == new)
+        {
+            break;
+        }
+        if Instant::now() >= give_up {
+            return Err(format!("node {new} did not join as a learner within {MEMBERSHIP_TIMEOUT:?}"));
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+    }
+    loop {
+        match tokio::time::timeout(MEMBERSHIP_TIMEOUT, client.remove_node(out)).await {
+            Ok(Ok(_)) => break,
+            Ok(Err(e)) if e.status() == Some(404) => break,
+            r if Instant::now() >= give_up => return Err(format!("removing node {out} failed: {r:?}")),
+            _ => tokio::time::sleep(LEADER_POLL).await,
+        }
+    }
+    world.retire(out);
+    Ok(new)
+}
+
+/// Waits until the cluster has [`NODES`] live voters and a leader again.
+async fn voters_back(client: &Client) -> Result<(), String> {
+    let give_up = Instant::now() + MEMBERSHIP_TIMEOUT;
+    let mut last = String::new();
+    while Instant::now() < give_up {
+        if let Ok(Ok(c)) = tokio::time::timeout(LOOKUP_TIMEOUT, client.cluster()).await {
+            let voters = c.nodes.iter().filter(|n| n.alive && n.role != "learner").count();
+            if c.leader_id.is_some() && voters as u64 >= NODES {
+                return Ok(());
+            }
+            last = format!("{:?}", c.nodes.iter().map(|n| (n.id, n.role.clone(), n.alive)).collect::<Vec<_>>());
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+    }
+    Err(format!("the cluster was not back to {NODES} live voters within {MEMBERSHIP_TIMEOUT:?}: {last}"))
 }

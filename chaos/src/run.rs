@@ -38,7 +38,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// Parses a comma-separated list; an unknown or unbuilt name is an error naming it.
+    /// Parses a comma-separated list; an unknown name is an error naming it.
     pub fn parse_list(s: &str) -> Result<Vec<Workload>, String> {
         let mut out = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {

@@ -21,7 +21,8 @@ pub enum Kind {
     Netem,
     /// A full disk (ENOSPC) on one node; lost unsynced writes are not built yet.
     Disk,
-    /// Learners added, promoted, voters removed under load (not built yet).
+    /// A voter replaced under load: a new node joins as a learner, the voter is removed, the
+    /// leader promotes the learner.
     Membership,
 }
 
@@ -41,13 +42,7 @@ impl Kind {
         }
     }
 
-    /// Whether the harness can inject it yet.
-    pub fn built(self) -> bool {
-        !matches!(self, Kind::Membership)
-    }
-
-    /// Parses a comma-separated list (`partition,pause`); an unknown or unbuilt name is an error
-    /// naming it.
+    /// Parses a comma-separated list (`partition,pause`); an unknown name is an error naming it.
     pub fn parse_list(s: &str) -> Result<Vec<Kind>, String> {
         let mut out = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -55,11 +50,6 @@ impl Kind {
                 let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
                 format!("unknown nemesis {name:?}: expected some of {}", names.join(","))
             })?;
-            if !kind.built() {
-                return Err(format!(
-                    "nemesis {name:?} is not built yet (built: partition, pause, kill, netem, disk); see docs/FAULTS.md"
-                ));
-            }
             if !out.contains(&kind) {
                 out.push(kind);
             }
@@ -100,6 +90,10 @@ pub enum Fault {
     LossyFollower,
     /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
     DiskFull,
+    /// A follower replaced: a new node added (a learner), the follower removed and stopped.
+    ReplaceFollower,
+    /// The leader replaced likewise: it removes itself from the voters and steps down.
+    ReplaceLeader,
 }
 
 impl Fault {
@@ -111,6 +105,7 @@ impl Fault {
             Fault::KillLeader | Fault::KillFollower | Fault::KillGateway => Kind::Kill,
             Fault::LossyLeader | Fault::LossyFollower => Kind::Netem,
             Fault::DiskFull => Kind::Disk,
+            Fault::ReplaceFollower | Fault::ReplaceLeader => Kind::Membership,
         }
     }
 
@@ -122,13 +117,20 @@ impl Fault {
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
             Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower],
             Kind::Disk => &[Fault::DiskFull],
-            Kind::Membership => &[],
+            Kind::Membership => &[Fault::ReplaceFollower, Fault::ReplaceLeader],
         }
     }
 
     /// Whether it takes the leader away (the figure "time to a new leader" is measured on these).
     pub fn removes_leader(self) -> bool {
-        matches!(self, Fault::IsolateLeader | Fault::OneWayToLeader | Fault::PauseLeader | Fault::KillLeader)
+        matches!(
+            self,
+            Fault::IsolateLeader
+                | Fault::OneWayToLeader
+                | Fault::PauseLeader
+                | Fault::KillLeader
+                | Fault::ReplaceLeader
+        )
     }
 }
 
@@ -217,10 +219,10 @@ mod tests {
     }
 
     #[test]
-    fn too_short_a_run_has_no_fault_and_only_built_kinds_parse() {
+    fn too_short_a_run_has_no_fault_and_kinds_parse_by_name() {
         assert!(plan(1, Duration::from_secs(4), &[Kind::Kill], Timing::DEFAULT).is_empty());
         assert_eq!(Kind::parse_list("kill, pause,kill"), Ok(vec![Kind::Kill, Kind::Pause]));
-        assert!(Kind::parse_list("membership").is_err_and(|e| e.contains("not built")));
+        assert_eq!(Kind::parse_list("membership,disk"), Ok(vec![Kind::Membership, Kind::Disk]));
         assert!(Kind::parse_list("flood").is_err_and(|e| e.contains("unknown nemesis \"flood\"")));
         assert!(Kind::parse_list("").is_err());
     }

@@ -15,8 +15,10 @@ use testkit::process::{Proc, hermetic};
 
 /// The tag of the harness's namespaces (`cz<n>-<host>`).
 pub const NET_TAG: &str = "cz";
-/// Lognodes in the cluster.
+/// Voters in the cluster (lognode's default `--voters`).
 pub const NODES: u64 = 3;
+/// Hosts for lognodes: the voters' and spares for the nodes the membership nemesis adds.
+pub const LOGNODE_HOSTS: u64 = 5;
 /// lognode's gRPC port on its host.
 const GRPC_PORT: u16 = 7000;
 /// lognode's gossip port on its host.
@@ -68,6 +70,7 @@ impl Bins {
 }
 
 struct Node {
+    id: u64,
     host: String,
     args: Vec<String>,
     log: PathBuf,
@@ -87,6 +90,9 @@ pub struct World {
     pub admin_key: String,
     /// The mount of [`DISK_NODE`]'s data, when the disk nemesis runs.
     disk: Option<PathBuf>,
+    key_file: PathBuf,
+    /// The id of the next node added.
+    next_id: u64,
     net: Net,
 }
 
@@ -99,7 +105,7 @@ impl World {
         let admin_key = format!("lk_chaos_{:032x}", fastrand::Rng::with_seed(seed ^ 0x5eed).u128(..));
         let key_file = dir.join("admin.key");
         write_secret(&key_file, &admin_key)?;
-        let names: Vec<String> = (1..=NODES).map(|i| format!("n{i}")).chain(["g1".to_owned()]).collect();
+        let names: Vec<String> = (1..=LOGNODE_HOSTS).map(|i| format!("n{i}")).chain(["g1".to_owned()]).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let net = Net::tagged(NET_TAG, &refs);
         let seed_addr = format!("{}:{GOSSIP_PORT}", net.host("n1").ip);
@@ -111,11 +117,12 @@ impl World {
                     LognodeArgs::new(id, dir.join(&host), &format!("{ip}:{GRPC_PORT}"), &format!("{ip}:{GOSSIP_PORT}"))
                         .extra(&["--admin-key-file", &key_file.display().to_string()]);
                 let args = if id == 1 { args.bootstrap() } else { args.join(&seed_addr) };
-                Node { log: dir.join(format!("{host}.log")), host, args: args.to_args(), proc: None, paused: false }
+                Node { id, log: dir.join(format!("{host}.log")), host, args: args.to_args(), proc: None, paused: false }
             })
             .collect();
+        // Every lognode host, the spares too: a node added later is reached at its host's address.
         let lognodes: Vec<String> =
-            (1..=NODES).map(|i| format!("{}:{GRPC_PORT}", net.host(&format!("n{i}")).ip)).collect();
+            (1..=LOGNODE_HOSTS).map(|i| format!("{}:{GRPC_PORT}", net.host(&format!("n{i}")).ip)).collect();
         let gateway_args = vec![
             "--listen".to_owned(),
             format!("{}:{GATEWAY_PORT}", net.host("g1").ip),
@@ -133,8 +140,18 @@ impl World {
         } else {
             None
         };
-        let mut world =
-            World { nodes, gateway: None, gateway_args, bins, dir: dir.to_path_buf(), admin_key, disk, net };
+        let mut world = World {
+            nodes,
+            gateway: None,
+            gateway_args,
+            bins,
+            dir: dir.to_path_buf(),
+            admin_key,
+            disk,
+            key_file,
+            next_id: NODES + 1,
+            net,
+        };
         for i in 0..world.nodes.len() {
             world.spawn_node(i);
         }
@@ -149,7 +166,53 @@ impl World {
 
     /// Each lognode's id and gRPC address.
     pub fn grpc_addrs(&self) -> Vec<(u64, String)> {
-        (1..=NODES).map(|id| (id, format!("{}:{GRPC_PORT}", self.net.host(&host(id)).ip))).collect()
+        self.nodes.iter().map(|n| (n.id, format!("{}:{GRPC_PORT}", self.net.host(&n.host).ip))).collect()
+    }
+
+    /// The ids of the lognodes in the world (not retired).
+    pub fn member_ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The host of lognode `id` (`?` when it is not in the world).
+    pub fn host_of(&self, id: u64) -> String {
+        self.nodes.iter().find(|n| n.id == id).map_or_else(|| "?".to_owned(), |n| n.host.clone())
+    }
+
+    /// Starts a new lognode, with the next id and fresh data, on a lognode host no node uses; it
+    /// joins through the others' gossip (the leader adds it as a learner, and promotes it once a
+    /// voter is missing). Its id.
+    pub fn add_node(&mut self) -> anyhow::Result<u64> {
+        let used: Vec<&str> = self.nodes.iter().map(|n| n.host.as_str()).collect();
+        let host = (1..=LOGNODE_HOSTS)
+            .map(|i| format!("n{i}"))
+            .find(|h| !used.contains(&h.as_str()))
+            .context("no free lognode host")?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let ip = self.net.host(&host).ip.clone();
+        let seeds: Vec<String> =
+            self.nodes.iter().map(|n| format!("{}:{GOSSIP_PORT}", self.net.host(&n.host).ip)).collect();
+        let data = self.dir.join(format!("{host}-id{id}"));
+        let mut args = LognodeArgs::new(id, data, &format!("{ip}:{GRPC_PORT}"), &format!("{ip}:{GOSSIP_PORT}"))
+            .extra(&["--admin-key-file", &self.key_file.display().to_string()]);
+        for s in &seeds {
+            args = args.join(s);
+        }
+        let log = self.dir.join(format!("{host}-id{id}.log"));
+        self.nodes.push(Node { id, host, args: args.to_args(), log, proc: None, paused: false });
+        self.spawn_node(self.nodes.len() - 1);
+        Ok(id)
+    }
+
+    /// Kills lognode `id` and takes it out of the world (after the cluster removed it).
+    pub fn retire(&mut self, id: u64) {
+        if let Some(i) = self.nodes.iter().position(|n| n.id == id) {
+            let mut node = self.nodes.remove(i);
+            if let Some(mut p) = node.proc.take() {
+                p.kill9();
+            }
+        }
     }
 
     /// Where the run's files are.
@@ -173,22 +236,24 @@ impl World {
         self.gateway = Some(Proc::spawn("gateway on g1", cmd, &log));
     }
 
-    fn index(&self, id: u64) -> usize {
-        usize::try_from(id - 1).unwrap_or(usize::MAX).min(self.nodes.len() - 1)
+    fn index(&self, id: u64) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
     }
 
     /// `kill -9` of lognode `id`.
     pub fn kill(&mut self, id: u64) {
-        let i = self.index(id);
-        if let Some(mut p) = self.nodes[i].proc.take() {
+        if let Some(i) = self.index(id)
+            && let Some(mut p) = self.nodes[i].proc.take()
+        {
             p.kill9();
         }
     }
 
     /// SIGSTOP of lognode `id`.
     pub fn pause(&mut self, id: u64) {
-        let i = self.index(id);
-        if let Some(p) = &self.nodes[i].proc {
+        if let Some(i) = self.index(id)
+            && let Some(p) = &self.nodes[i].proc
+        {
             p.pause();
             self.nodes[i].paused = true;
         }
@@ -233,13 +298,12 @@ impl World {
 
     /// Whether lognode `id` runs.
     pub fn running(&mut self, id: u64) -> bool {
-        let i = self.index(id);
-        self.nodes[i].proc.as_mut().is_some_and(Proc::running)
+        self.index(id).is_some_and(|i| self.nodes[i].proc.as_mut().is_some_and(Proc::running))
     }
 
     /// The last `lines` lines of lognode `id`'s log.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.nodes[self.index(id)].log).unwrap_or_default();
+        let text = self.index(id).and_then(|i| std::fs::read_to_string(&self.nodes[i].log).ok()).unwrap_or_default();
         testkit::process::tail(&text, lines)
     }
 
@@ -335,8 +399,8 @@ fn run(cmd: std::process::Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The host of lognode `id`.
-pub fn host(id: u64) -> String {
+/// The host of an initial lognode `id`.
+fn host(id: u64) -> String {
     format!("n{id}")
 }
 

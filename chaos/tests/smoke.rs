@@ -1,6 +1,8 @@
-//! The harness's smoke mode, inside `cargo test`: a short run of the `chaos` binary (all built
-//! nemeses, every workload) against the debug lognode and gateway, which must find no anomaly and
-//! write a report of the contract's shape. It needs root (network namespaces): without it, it is
+//! The harness's smoke mode, inside `cargo test`: short runs of the `chaos` binary against the
+//! debug lognode and gateway, which must find no anomaly: partitions, pauses and crashes with
+//! every workload (the report's shape checked too); voters replaced under load with lossy links;
+//! and the regression run of seed 21 (full disks). They run one at a time (two clusters at once
+//! on two cores would measure the machine). It needs root (network namespaces): without it, it is
 //! skipped with a loud message, except under `CI=true`, where it fails.
 
 use std::process::Command;
@@ -40,8 +42,12 @@ fn may_run(what: &str) -> bool {
     false
 }
 
+/// One chaos run at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `chaos run <args>` against the debug binaries; the report and the summary.
 fn chaos_run(args: &[&str]) -> (Value, String) {
+    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("tempdir");
     let lognode = workspace_bin("lognode");
     let gateway = workspace_bin("gateway");
@@ -81,6 +87,40 @@ fn a_short_chaos_run_finds_no_anomaly_and_reports_every_fault() {
         "2",
     ]);
     check_report(&r, &summary);
+}
+
+/// The membership nemesis under load: seed 6 replaces the leader, makes the leader's links lossy,
+/// then replaces a follower (`membership_seed_replaces_leader_and_follower` checks the schedule).
+#[test]
+fn voters_replaced_under_load_and_lossy_links_lose_nothing() {
+    if !may_run("the chaos membership test") {
+        return;
+    }
+    let (r, summary) = chaos_run(&[
+        "--seed",
+        "6",
+        "--duration",
+        "24s",
+        "--nemesis",
+        "netem,membership",
+        "--workload",
+        "transfers,reads",
+    ]);
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    assert!(r["faults"]["membership"].as_u64() >= Some(2) && r["faults"]["netem"].as_u64() >= Some(1), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    assert!(
+        log.iter().any(|e| e["detail"].as_str().is_some_and(|d| d.starts_with("leader") && d.contains("removed"))),
+        "{summary}"
+    );
+}
+
+#[test]
+fn membership_seed_replaces_leader_and_follower() {
+    use chaos::schedule::{Fault, Kind, Timing, plan};
+    let steps = plan(6, Duration::from_secs(24), &[Kind::Netem, Kind::Membership], Timing::DEFAULT);
+    let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
+    assert_eq!(faults, [Fault::ReplaceLeader, Fault::LossyLeader, Fault::ReplaceFollower]);
 }
 
 /// Seed 21's disk faults (docs/FAULTS.md, "A full disk left a zombie node"): a lognode whose
