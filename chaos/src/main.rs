@@ -67,6 +67,11 @@ struct RunArgs {
     /// Protected accounts the transfers move money among.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(2..=1000))]
     accounts: u16,
+    /// A PostgreSQL server (`postgres://user@host:port/db`): a projector then materializes the
+    /// ledger into a fresh database on it (dropped at the end), the kill nemesis may kill it,
+    /// and `projector verify` must agree with the cluster after the run.
+    #[arg(long)]
+    database_url: Option<String>,
     /// Producers, and members of the consumer group, each (with the groups workload).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     members: u16,
@@ -159,6 +164,7 @@ fn run(args: RunArgs) -> anyhow::Result<bool> {
         accounts: args.accounts.into(),
         members: args.members.into(),
         timing: Timing::DEFAULT,
+        database_url: args.database_url,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let report = runtime.block_on(chaos::run::run(&opts))?;

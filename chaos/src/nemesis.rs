@@ -64,7 +64,7 @@ pub async fn inject(
 ) -> Option<(Entry, Vec<Anomaly>)> {
     let members = world.member_ids();
     let leader = match step.fault {
-        Fault::KillGateway => members[0],
+        Fault::KillGateway | Fault::KillProjector => members[0],
         _ => leader(client).await?,
     };
     if !members.contains(&leader) {
@@ -129,6 +129,10 @@ pub async fn inject(
         Fault::KillGateway => {
             world.kill_gateway();
             "gateway g1 killed (SIGKILL), restarted at the heal".to_owned()
+        }
+        Fault::KillProjector => {
+            world.kill_projector();
+            "projector killed (SIGKILL), restarted at the heal".to_owned()
         }
         Fault::LossyLeader | Fault::LossyFollower => {
             let node = if step.fault == Fault::LossyLeader { leader } else { follower };

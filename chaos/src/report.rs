@@ -207,6 +207,9 @@ pub struct Report {
     /// The topics-and-groups workload's counts (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Groups>,
+    /// What `projector verify` said after the run (absent without a projector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection: Option<String>,
     /// Where the run's logs and data are.
     pub dir: String,
 }
@@ -255,6 +258,9 @@ impl Report {
                 g.stale_commits_refused,
                 g.caught_up
             ));
+        }
+        if let Some(p) = &self.projection {
+            s.push_str(&format!("projection:   {p}\n"));
         }
         let a = &self.availability;
         s.push_str(&format!(

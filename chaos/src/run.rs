@@ -92,6 +92,10 @@ pub struct Options {
     pub members: usize,
     /// Fault timing.
     pub timing: Timing,
+    /// A PostgreSQL server URL: a projector materializes the ledger into a fresh database on it
+    /// (dropped at the end), may be killed by the nemesis, and `projector verify` must agree
+    /// with the cluster after the run.
+    pub database_url: Option<String>,
 }
 
 /// Runs the whole thing; the report says what was found.
@@ -99,12 +103,56 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     if opts.dir.exists() {
         std::fs::remove_dir_all(&opts.dir).with_context(|| format!("empty {}", opts.dir.display()))?;
     }
-    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed, opts.kinds.contains(&Kind::Disk))?;
+    let db = match &opts.database_url {
+        Some(url) => Some(Database::create(url, opts.seed)?),
+        None => None,
+    };
+    let disk = opts.kinds.contains(&Kind::Disk);
+    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed, disk, db.as_ref().map(|d| d.url.clone()))?;
     let result = drive(opts, &mut world).await;
     if result.is_err() {
         eprintln!("{}", world.log_tails(20));
     }
+    drop(world);
+    drop(db);
     result
+}
+
+/// A fresh database for the projector, dropped with this value (`psql` makes and drops it).
+struct Database {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(server: &str, seed: u64) -> anyhow::Result<Database> {
+        let name = format!("chaos_{seed}_{}", std::process::id());
+        anyhow::ensure!(
+            server.starts_with("postgres://") || server.starts_with("postgresql://"),
+            "--database-url {server:?}: expected postgres://user@host:port/database"
+        );
+        let url = testkit::pg::with_database(server, &name);
+        let db = Database { server: server.to_owned(), name, url };
+        db.psql(&format!("CREATE DATABASE {}", db.name))?;
+        Ok(db)
+    }
+
+    fn psql(&self, sql: &str) -> anyhow::Result<()> {
+        let mut cmd = std::process::Command::new("psql");
+        cmd.args([self.server.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql]);
+        let out = testkit::process::run_bounded(cmd, Duration::from_secs(60), false);
+        anyhow::ensure!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        Ok(())
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Err(e) = self.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+            eprintln!("chaos: {e:#}");
+        }
+    }
 }
 
 async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
@@ -157,7 +205,7 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
         }
     }
 
-    let plan = schedule::plan(opts.seed, opts.duration, &opts.kinds, opts.timing);
+    let plan = schedule::plan_for(opts.seed, opts.duration, &opts.kinds, opts.timing, world.has_projector());
     let mut rng = fastrand::Rng::with_seed(opts.seed.rotate_left(17));
     let mut log = Vec::new();
     let mut skipped = 0u64;
@@ -228,6 +276,18 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
         };
         group_counts = Some(crate::report::Groups::of(&ops, in_topic, delivered.len() as u64, caught_up));
     }
+    let projection = match world.verify_projection() {
+        None => None,
+        Some((true, _)) => Some("PostgreSQL equals the ledger (projector verify)".to_owned()),
+        Some((false, said)) => {
+            anomalies.push(Anomaly::new(
+                "projection_differs",
+                format!("projector verify found PostgreSQL and the ledger apart:\n{said}"),
+                Vec::new(),
+            ));
+            Some("PostgreSQL differs from the ledger".to_owned())
+        }
+    };
     let linearizability = (reads && !finals.is_empty()).then(|| {
         let mut lin = check_reads(&ops, &finals, read_at, &mut anomalies);
         let (indexed, found) = crate::check::reads::check(&ops, &finals);
@@ -257,6 +317,7 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
         transfers: counts,
         linearizability,
         groups: group_counts,
+        projection,
         dir: world.dir().display().to_string(),
     })
 }

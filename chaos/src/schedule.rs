@@ -90,6 +90,8 @@ pub enum Fault {
     LossyFollower,
     /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
     DiskFull,
+    /// `kill -9` of the projector (when the run has one), restarted when the fault ends.
+    KillProjector,
     /// A follower replaced: a new node added (a learner), the follower removed and stopped.
     ReplaceFollower,
     /// The leader replaced likewise: it removes itself from the voters and steps down.
@@ -102,16 +104,19 @@ impl Fault {
         match self {
             Fault::IsolateLeader | Fault::IsolateFollower | Fault::Bridge | Fault::OneWayToLeader => Kind::Partition,
             Fault::PauseLeader | Fault::PauseFollower => Kind::Pause,
-            Fault::KillLeader | Fault::KillFollower | Fault::KillGateway => Kind::Kill,
+            Fault::KillLeader | Fault::KillFollower | Fault::KillGateway | Fault::KillProjector => Kind::Kill,
             Fault::LossyLeader | Fault::LossyFollower => Kind::Netem,
             Fault::DiskFull => Kind::Disk,
             Fault::ReplaceFollower | Fault::ReplaceLeader => Kind::Membership,
         }
     }
 
-    /// The faults of `kind`.
-    pub fn of(kind: Kind) -> &'static [Fault] {
+    /// The faults of `kind` (with `projector`, a run with a projector: it may be killed too).
+    pub fn of(kind: Kind, projector: bool) -> &'static [Fault] {
         match kind {
+            Kind::Kill if projector => {
+                &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway, Fault::KillProjector]
+            }
             Kind::Partition => &[Fault::IsolateLeader, Fault::IsolateFollower, Fault::Bridge, Fault::OneWayToLeader],
             Kind::Pause => &[Fault::PauseLeader, Fault::PauseFollower],
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
@@ -170,12 +175,17 @@ pub struct Step {
 /// The kinds take turns (in an order drawn anew for each round, so each kind gets its share);
 /// within a kind the fault is drawn.
 pub fn plan(seed: u64, duration: Duration, kinds: &[Kind], timing: Timing) -> Vec<Step> {
+    plan_for(seed, duration, kinds, timing, false)
+}
+
+/// [`plan`] for a run with a projector when `projector` (the kill faults include it).
+pub fn plan_for(seed: u64, duration: Duration, kinds: &[Kind], timing: Timing, projector: bool) -> Vec<Step> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let draw = |rng: &mut fastrand::Rng, (lo, hi): (Duration, Duration)| {
         let span = u64::try_from(hi.saturating_sub(lo).as_millis()).unwrap_or(u64::MAX);
         lo + Duration::from_millis(rng.u64(0..=span))
     };
-    let kinds: Vec<Kind> = kinds.iter().copied().filter(|k| !Fault::of(*k).is_empty()).collect();
+    let kinds: Vec<Kind> = kinds.iter().copied().filter(|k| !Fault::of(*k, projector).is_empty()).collect();
     let mut steps = Vec::new();
     let mut round: Vec<Kind> = Vec::new();
     let mut at = timing.warmup;
@@ -185,7 +195,7 @@ pub fn plan(seed: u64, duration: Duration, kinds: &[Kind], timing: Timing) -> Ve
             rng.shuffle(&mut round);
         }
         let kind = round.pop().unwrap_or(Kind::Partition);
-        let faults = Fault::of(kind);
+        let faults = Fault::of(kind, projector);
         let fault = faults[rng.usize(0..faults.len())];
         let hold = draw(&mut rng, timing.hold);
         if at + hold > duration {

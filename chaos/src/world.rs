@@ -35,6 +35,8 @@ pub const DISK_NODE: u64 = 3;
 pub const DISK_BYTES: u64 = 2 << 30;
 /// The source name of that filesystem's mount (`chaos cleanup` unmounts every one of them).
 pub const DISK_SOURCE: &str = "chaos-disk";
+/// Longest `projector verify` (it waits up to a minute for the projector to catch up).
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(180);
 /// The files that fill the disk.
 const FILLER: &str = "chaos-filler";
 const FILLER_REST: &str = "chaos-filler-rest";
@@ -48,6 +50,8 @@ pub struct Bins {
     pub lognode: PathBuf,
     /// `gateway`.
     pub gateway: PathBuf,
+    /// `projector`, when it was built (needed with a projector).
+    pub projector: Option<PathBuf>,
 }
 
 impl Bins {
@@ -65,7 +69,8 @@ impl Bins {
                 )
             }
         };
-        Ok(Bins { lognode: find("lognode")?, gateway: find("gateway")? })
+        let projector = Some(dir.join("projector")).filter(|p| p.is_file());
+        Ok(Bins { lognode: find("lognode")?, gateway: find("gateway")?, projector })
     }
 }
 
@@ -90,6 +95,8 @@ pub struct World {
     pub admin_key: String,
     /// The mount of [`DISK_NODE`]'s data, when the disk nemesis runs.
     disk: Option<PathBuf>,
+    /// The projector's database URL and process, when the run has one.
+    projector: Option<(String, Option<Proc>)>,
     key_file: PathBuf,
     /// The id of the next node added.
     next_id: u64,
@@ -99,8 +106,13 @@ pub struct World {
 impl World {
     /// Creates the hosts and starts the lognodes and the gateway, with their data and logs in
     /// `dir` (which must be empty or absent). Needs root.
-    /// With `disk`, [`DISK_NODE`]'s data is on a tmpfs of [`DISK_BYTES`] of its own.
-    pub fn start(bins: Bins, dir: &Path, seed: u64, disk: bool) -> anyhow::Result<World> {
+    /// With `disk`, [`DISK_NODE`]'s data is on a tmpfs of [`DISK_BYTES`] of its own. With
+    /// `projector_db`, a projector (in the harness's namespace) materializes the ledger into that
+    /// database.
+    pub fn start(bins: Bins, dir: &Path, seed: u64, disk: bool, projector_db: Option<String>) -> anyhow::Result<World> {
+        if projector_db.is_some() && bins.projector.is_none() {
+            bail!("a run with a projector needs the projector binary next to lognode (`cargo build -p projector`)");
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let admin_key = format!("lk_chaos_{:032x}", fastrand::Rng::with_seed(seed ^ 0x5eed).u128(..));
         let key_file = dir.join("admin.key");
@@ -148,6 +160,7 @@ impl World {
             dir: dir.to_path_buf(),
             admin_key,
             disk,
+            projector: projector_db.map(|db| (db, None)),
             key_file,
             next_id: NODES + 1,
             net,
@@ -156,6 +169,7 @@ impl World {
             world.spawn_node(i);
         }
         world.spawn_gateway();
+        world.spawn_projector();
         Ok(world)
     }
 
@@ -234,6 +248,44 @@ impl World {
         cmd.args(["netns", "exec", &self.net.host("g1").ns]).arg(&self.bins.gateway).args(&self.gateway_args);
         cmd.env("RUST_LOG", "info");
         self.gateway = Some(Proc::spawn("gateway on g1", cmd, &log));
+    }
+
+    fn projector_command(&self, args: &[&str]) -> Option<std::process::Command> {
+        let (db, _) = self.projector.as_ref()?;
+        let mut cmd = hermetic(self.bins.projector.as_ref()?);
+        cmd.args(args).args(["--gateway", &self.gateway_url(), "--database-url", db]);
+        cmd.env("LEDGER_KEY", &self.admin_key).env("RUST_LOG", "info");
+        Some(cmd)
+    }
+
+    fn spawn_projector(&mut self) {
+        let log = self.dir.join("projector.log");
+        if let Some(cmd) = self.projector_command(&[])
+            && let Some((_, proc)) = self.projector.as_mut()
+        {
+            *proc = Some(Proc::spawn("projector", cmd, &log));
+        }
+    }
+
+    /// Whether the run has a projector.
+    pub fn has_projector(&self) -> bool {
+        self.projector.is_some()
+    }
+
+    /// `kill -9` of the projector.
+    pub fn kill_projector(&mut self) {
+        if let Some((_, Some(mut p))) = self.projector.as_mut().map(|(db, p)| (db, p.take())) {
+            p.kill9();
+        }
+    }
+
+    /// `projector verify`: whether PostgreSQL equals the ledger (it waits for the projector to
+    /// catch up), with what it said.
+    pub fn verify_projection(&self) -> Option<(bool, String)> {
+        let cmd = self.projector_command(&["verify"])?;
+        let out = testkit::process::run_bounded(cmd, VERIFY_TIMEOUT, false);
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Some((out.status.success(), testkit::process::tail(&said, 30)))
     }
 
     fn index(&self, id: u64) -> Option<usize> {
@@ -334,6 +386,9 @@ impl World {
         if !self.gateway.as_mut().is_some_and(Proc::running) {
             self.spawn_gateway();
         }
+        if self.projector.as_mut().is_some_and(|(_, p)| !p.as_mut().is_some_and(Proc::running)) {
+            self.spawn_projector();
+        }
     }
 
     /// The last lines of every process's log.
@@ -359,6 +414,7 @@ impl Drop for World {
         if let Some(mut g) = self.gateway.take() {
             g.kill9();
         }
+        self.kill_projector();
         if let Some(mount) = &self.disk {
             let mut cmd = std::process::Command::new("umount");
             cmd.arg(mount);
