@@ -14,6 +14,10 @@ use crate::world::{DISK_NODE, NODES, World};
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two leader lookups.
 const LEADER_POLL: Duration = Duration::from_millis(200);
+/// Rate of a slow link, kbit/s: from, to.
+pub const SLOW_KBIT: (u32, u32) = (256, 4096);
+/// How long a slow link queues a packet before dropping it, ms: from, to.
+pub const SLOW_QUEUE_MS: (u32, u32) = (100, 800);
 /// Packet loss of a lossy link: from, to.
 pub const LOSS: (f64, f64) = (0.10, 0.35);
 /// Longest wait for each step of a membership change (the new node seen, the removal
@@ -155,6 +159,14 @@ pub async fn inject(
                     format!("replacing {role} {out} on {host} failed: {e}")
                 }
             }
+        }
+        Fault::SlowLeader | Fault::SlowFollower => {
+            let node = if step.fault == Fault::SlowLeader { leader } else { follower };
+            let rate = rng.u32(SLOW_KBIT.0..=SLOW_KBIT.1);
+            let latency = rng.u32(SLOW_QUEUE_MS.0..=SLOW_QUEUE_MS.1);
+            world.slow(&h(node), rate, latency);
+            let role = if node == leader { "leader" } else { "follower" };
+            format!("{role} {}'s outgoing link slowed to {rate} kbit/s, queueing up to {latency} ms", h(node))
         }
         Fault::DiskFull if !members.contains(&DISK_NODE) => {
             format!("{DISK_NODE} was replaced: no node's data is on the small disk any more, nothing filled")

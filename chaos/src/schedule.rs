@@ -16,8 +16,9 @@ pub enum Kind {
     Pause,
     /// `kill -9` of a lognode or the gateway, then a restart on the same data.
     Kill,
-    /// Lossy links. This kernel has no netem: random loss is iptables' `statistic` match; delay,
-    /// reordering and duplication are not built yet.
+    /// Lossy and slow links. This kernel has no netem: random loss is iptables' `statistic`
+    /// match, a slow congested link `tc`'s token bucket; fixed delay, jitter, reordering and
+    /// duplication are not built yet.
     Netem,
     /// A full disk (ENOSPC) on one node; lost unsynced writes are not built yet.
     Disk,
@@ -88,6 +89,11 @@ pub enum Fault {
     LossyLeader,
     /// A follower's links to the other lognodes lose packets at random, both ways.
     LossyFollower,
+    /// The leader's outgoing link is slow and congested (a token bucket: delay under load, then
+    /// loss).
+    SlowLeader,
+    /// A follower's outgoing link likewise.
+    SlowFollower,
     /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
     DiskFull,
     /// `kill -9` of the projector (when the run has one), restarted when the fault ends.
@@ -105,7 +111,7 @@ impl Fault {
             Fault::IsolateLeader | Fault::IsolateFollower | Fault::Bridge | Fault::OneWayToLeader => Kind::Partition,
             Fault::PauseLeader | Fault::PauseFollower => Kind::Pause,
             Fault::KillLeader | Fault::KillFollower | Fault::KillGateway | Fault::KillProjector => Kind::Kill,
-            Fault::LossyLeader | Fault::LossyFollower => Kind::Netem,
+            Fault::LossyLeader | Fault::LossyFollower | Fault::SlowLeader | Fault::SlowFollower => Kind::Netem,
             Fault::DiskFull => Kind::Disk,
             Fault::ReplaceFollower | Fault::ReplaceLeader => Kind::Membership,
         }
@@ -120,7 +126,7 @@ impl Fault {
             Kind::Partition => &[Fault::IsolateLeader, Fault::IsolateFollower, Fault::Bridge, Fault::OneWayToLeader],
             Kind::Pause => &[Fault::PauseLeader, Fault::PauseFollower],
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
-            Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower],
+            Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower, Fault::SlowLeader, Fault::SlowFollower],
             Kind::Disk => &[Fault::DiskFull],
             Kind::Membership => &[Fault::ReplaceFollower, Fault::ReplaceLeader],
         }

@@ -318,6 +318,11 @@ impl World {
         }
     }
 
+    /// `host`'s outgoing link slowed to `rate_kbit`, queueing up to `latency_ms`.
+    pub fn slow(&self, host: &str, rate_kbit: u32, latency_ms: u32) {
+        self.net.slow(host, rate_kbit, latency_ms);
+    }
+
     /// `from` drops each packet to `to` with probability `p` (host names).
     pub fn lossy(&self, from: &str, to: &str, p: f64) {
         self.net.lossy(from, to, p);

@@ -5,8 +5,8 @@
 //! too, with one address, so that a test can talk to processes inside (only that /24's connected
 //! route is added to it). Faults are blackhole routes, which drop a namespace's *outgoing*
 //! packets to one address: [`Net::cut`] is one direction, [`Net::isolate`] both; and random loss
-//! on one direction with iptables' `statistic` match ([`Net::lossy`], needs iptables). No netem
-//! (this kernel has none). Everything is removed when the [`Net`] is dropped, after a panic
+//! on one direction with iptables' `statistic` match ([`Net::lossy`], needs iptables), and a slow
+//! congested link with `tc`'s token bucket ([`Net::slow`]). No netem (this kernel has none). Everything is removed when the [`Net`] is dropped, after a panic
 //! too, and [`cleanup`] removes what a killed test left behind.
 //!
 //! Needs root and iproute2 (`ip`): a test that cannot create a namespace panics saying so.
@@ -32,6 +32,8 @@ pub struct Net {
     hosts: Vec<Host>,
     /// Whether [`Net::lossy`] added iptables rules ([`Net::heal`] then flushes them).
     lossy: std::sync::atomic::AtomicBool,
+    /// Whether [`Net::slow`] added a queue discipline ([`Net::heal`] then deletes them).
+    slow: std::sync::atomic::AtomicBool,
 }
 
 /// One host: a network namespace with one address.
@@ -109,7 +111,7 @@ impl Net {
         let prefix = prefix_tagged(tag, pid);
         cleanup(&prefix);
         let subnet = subnet_of(pid);
-        let mut net = Net { prefix, subnet, hosts: Vec::new(), lossy: false.into() };
+        let mut net = Net { prefix, subnet, hosts: Vec::new(), lossy: false.into(), slow: false.into() };
         let bridge_ns = net.bridge_ns();
         ip(&["netns", "add", &bridge_ns]);
         ip(&["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"]);
@@ -209,8 +211,35 @@ impl Net {
         );
     }
 
+    /// From now on `host`'s outgoing traffic goes through a token bucket (`tc`'s `tbf`) of
+    /// `rate_kbit` kbit/s that queues packets for up to `latency_ms` before dropping them: a slow,
+    /// congested link (delay under load, then loss). Not netem's fixed delay: this kernel has no
+    /// netem.
+    pub fn slow(&self, host: &str, rate_kbit: u32, latency_ms: u32) {
+        self.slow.store(true, std::sync::atomic::Ordering::Relaxed);
+        let iface = format!("v{}{host}", self.prefix);
+        let (rate, latency) = (format!("{rate_kbit}kbit"), format!("{latency_ms}ms"));
+        let ns = &self.host(host).ns;
+        let args = ["netns", "exec", ns, "tc", "qdisc", "replace", "dev", &iface, "root", "tbf", "rate", &rate];
+        let mut cmd = ip_command(&args);
+        cmd.args(["burst", "32kbit", "latency", &latency]);
+        let out = run_bounded(cmd, IP_TIMEOUT, true);
+        assert!(
+            out.status.success(),
+            "tc in {ns} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
     /// Removes every fault.
     pub fn heal(&self) {
+        if self.slow.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            for h in &self.hosts {
+                let iface = format!("v{}{}", self.prefix, h.name);
+                ip_quiet(&["netns", "exec", &h.ns, "tc", "qdisc", "del", "dev", &iface, "root"]);
+            }
+        }
         if self.lossy.swap(false, std::sync::atomic::Ordering::Relaxed) {
             for h in &self.hosts {
                 ip_quiet(&["netns", "exec", &h.ns, "iptables", "-F", "OUTPUT"]);
