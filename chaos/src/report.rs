@@ -8,7 +8,7 @@ use crate::check::Anomaly;
 use crate::check::transfers::Counts;
 use crate::history::{Attempt, Op, Outcome, What};
 use crate::nemesis::Entry;
-use crate::schedule::Kind;
+use crate::schedule::{Fault, Kind};
 
 /// Operations by outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -90,11 +90,11 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// From the nemesis log and the writes' attempts.
-    pub fn of(log: &[Entry], writes: &[Attempt]) -> Recovery {
+    /// From the nemesis log and the writes' attempts, for the faults `which` selects.
+    pub fn of(log: &[Entry], writes: &[Attempt], which: impl Fn(Fault) -> bool) -> Recovery {
         let samples: Vec<u64> = log
             .iter()
-            .filter(|e| e.fault.removes_leader())
+            .filter(|e| which(e.fault))
             .filter_map(|e| {
                 writes.iter().filter(|a| a.answered && a.start_ms >= e.t_ms).map(|a| a.end_ms - e.t_ms).min()
             })
@@ -199,6 +199,8 @@ pub struct Report {
     pub availability: Availability,
     /// Write unavailability after faults that took the leader away.
     pub leader_recovery: Recovery,
+    /// The same, after the leader was cut off from both followers only.
+    pub leader_isolation: Recovery,
     /// The transfers checker's counts.
     pub transfers: Counts,
     /// The linearizability checker's counts (absent without the reads workload).
@@ -274,6 +276,11 @@ impl Report {
             "leader lost:  {} times; writes back after p50 {} ms, p99 {} ms, max {} ms\n",
             r.count, r.p50_ms, r.p99_ms, r.max_ms
         ));
+        let r = &self.leader_isolation;
+        s.push_str(&format!(
+            "  of which cut off: {} times; writes back after p50 {} ms, p99 {} ms, max {} ms\n",
+            r.count, r.p50_ms, r.p99_ms, r.max_ms
+        ));
         s.push_str(&format!("anomalies:    {}\n", self.anomalies.len()));
         for an in self.anomalies.iter().take(20) {
             s.push_str(&format!("  - {}: {} ({} ops in its slice)\n", an.kind, an.detail, an.history.len()));
@@ -290,5 +297,48 @@ impl Report {
         }
         s.push_str(&format!("\nlogs and data: {}\n", self.dir));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(t_ms: u64, fault: Fault) -> Entry {
+        Entry { t_ms, healed_ms: t_ms + 3000, kind: fault.kind(), fault, detail: String::new() }
+    }
+
+    fn attempt(start_ms: u64, end_ms: u64, answered: bool, write: bool) -> Attempt {
+        Attempt { start_ms, end_ms, answered, write }
+    }
+
+    #[test]
+    fn recovery_is_the_first_answered_write_sent_after_the_fault() {
+        let log =
+            [entry(1000, Fault::IsolateLeader), entry(5000, Fault::PauseFollower), entry(9000, Fault::KillLeader)];
+        let writes = [
+            attempt(900, 1100, true, true),   // sent before the fault: not counted
+            attempt(1100, 1500, false, true), // no answer
+            attempt(1200, 1800, true, true),  // the first: 800 ms
+            attempt(9100, 9400, true, true),  // after the kill: 400 ms
+        ];
+        let all = Recovery::of(&log, &writes, Fault::removes_leader);
+        assert_eq!((all.count, all.p50_ms, all.p99_ms, all.max_ms), (2, 400, 800, 800));
+        assert_eq!(all.samples_ms, [800, 400]);
+        let cut = Recovery::of(&log, &writes, |f| f == Fault::IsolateLeader);
+        assert_eq!(cut.samples_ms, [800]);
+    }
+
+    #[test]
+    fn availability_counts_answers_and_seconds_with_a_write() {
+        let attempts = [
+            attempt(0, 500, true, true),
+            attempt(500, 1500, false, true),
+            attempt(1500, 2500, false, false),
+            attempt(2500, 3100, true, true),
+        ];
+        let a = Availability::of(&attempts, (0, 4000));
+        assert_eq!((a.attempts, a.answered), (4, 2));
+        assert!((a.share - 0.5).abs() < 1e-9 && (a.write_seconds_share - 0.5).abs() < 1e-9, "{a:?}");
     }
 }
