@@ -168,6 +168,18 @@ pub async fn inject(
             let role = if node == leader { "leader" } else { "follower" };
             format!("{role} {}'s outgoing link slowed to {rate} kbit/s, queueing up to {latency} ms", h(node))
         }
+        Fault::LoseUnsyncedLeader | Fault::LoseUnsyncedFollower => {
+            let node = if step.fault == Fault::LoseUnsyncedLeader { leader } else { follower };
+            let role = if node == leader { "leader" } else { "follower" };
+            match world.lose_unsynced(node) {
+                Ok((files, bytes)) => format!(
+                    "{role} {} killed and its unsynced writes lost ({bytes} bytes cut from {files} files), restarted at \
+                     the heal",
+                    h(node)
+                ),
+                Err(e) => format!("{role} {} killed; cutting its unsynced writes failed: {e:#}", h(node)),
+            }
+        }
         Fault::DiskFull if !members.contains(&DISK_NODE) => {
             format!("{DISK_NODE} was replaced: no node's data is on the small disk any more, nothing filled")
         }

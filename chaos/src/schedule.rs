@@ -20,7 +20,7 @@ pub enum Kind {
     /// match, a slow congested link `tc`'s token bucket; fixed delay, jitter, reordering and
     /// duplication are not built yet.
     Netem,
-    /// A full disk (ENOSPC) on one node; lost unsynced writes are not built yet.
+    /// A full disk (ENOSPC) on one node; a crash that loses what was not synced.
     Disk,
     /// A voter replaced under load: a new node joins as a learner, the voter is removed, the
     /// leader promotes the learner.
@@ -96,6 +96,11 @@ pub enum Fault {
     SlowFollower,
     /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
     DiskFull,
+    /// The leader killed, and every log file of it cut back to what its last sync made durable
+    /// (a power loss), restarted when the fault ends.
+    LoseUnsyncedLeader,
+    /// A follower likewise.
+    LoseUnsyncedFollower,
     /// `kill -9` of the projector (when the run has one), restarted when the fault ends.
     KillProjector,
     /// A follower replaced: a new node added (a learner), the follower removed and stopped.
@@ -112,7 +117,7 @@ impl Fault {
             Fault::PauseLeader | Fault::PauseFollower => Kind::Pause,
             Fault::KillLeader | Fault::KillFollower | Fault::KillGateway | Fault::KillProjector => Kind::Kill,
             Fault::LossyLeader | Fault::LossyFollower | Fault::SlowLeader | Fault::SlowFollower => Kind::Netem,
-            Fault::DiskFull => Kind::Disk,
+            Fault::DiskFull | Fault::LoseUnsyncedLeader | Fault::LoseUnsyncedFollower => Kind::Disk,
             Fault::ReplaceFollower | Fault::ReplaceLeader => Kind::Membership,
         }
     }
@@ -127,7 +132,7 @@ impl Fault {
             Kind::Pause => &[Fault::PauseLeader, Fault::PauseFollower],
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
             Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower, Fault::SlowLeader, Fault::SlowFollower],
-            Kind::Disk => &[Fault::DiskFull],
+            Kind::Disk => &[Fault::DiskFull, Fault::LoseUnsyncedLeader, Fault::LoseUnsyncedFollower],
             Kind::Membership => &[Fault::ReplaceFollower, Fault::ReplaceLeader],
         }
     }
@@ -141,6 +146,7 @@ impl Fault {
                 | Fault::PauseLeader
                 | Fault::KillLeader
                 | Fault::ReplaceLeader
+                | Fault::LoseUnsyncedLeader
         )
     }
 }

@@ -125,9 +125,11 @@ impl World {
             .map(|id| {
                 let host = format!("n{id}");
                 let ip = net.host(&host).ip.clone();
+                let synced = dir.join(format!("synced-{host}-id{id}"));
                 let args =
                     LognodeArgs::new(id, dir.join(&host), &format!("{ip}:{GRPC_PORT}"), &format!("{ip}:{GOSSIP_PORT}"))
-                        .extra(&["--admin-key-file", &key_file.display().to_string()]);
+                        .extra(&["--admin-key-file", &key_file.display().to_string()])
+                        .extra(&["--fault-synced-map", &synced.display().to_string()]);
                 let args = if id == 1 { args.bootstrap() } else { args.join(&seed_addr) };
                 Node { id, log: dir.join(format!("{host}.log")), host, args: args.to_args(), proc: None, paused: false }
             })
@@ -351,6 +353,32 @@ impl World {
             bail!("{} bytes are still free after filling", after);
         }
         Ok(before - after)
+    }
+
+    /// `kill -9` of lognode `id`, then every file of its logs cut back to the bytes its last sync
+    /// made durable (`--fault-synced-map`): what a power loss would leave. Restarted at the heal.
+    /// The files cut and the bytes dropped.
+    pub fn lose_unsynced(&mut self, id: u64) -> anyhow::Result<(u64, u64)> {
+        self.kill(id);
+        let host = self.host_of(id);
+        let (mut files, mut dropped) = (0u64, 0u64);
+        for log in ["log", "events"] {
+            let map = self.dir.join(format!("synced-{host}-id{id}.{log}.map"));
+            let Ok(text) = std::fs::read_to_string(&map) else { continue };
+            for line in text.lines() {
+                let Some((len, path)) = line.split_once('\t') else { continue };
+                let len: u64 = len.parse().with_context(|| format!("{}: {line:?}", map.display()))?;
+                let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else { continue };
+                let now = f.metadata()?.len();
+                if now > len {
+                    f.set_len(len).with_context(|| format!("truncate {path}"))?;
+                    files += 1;
+                    dropped += now - len;
+                }
+            }
+            std::fs::remove_file(&map).with_context(|| format!("remove {}", map.display()))?;
+        }
+        Ok((files, dropped))
     }
 
     /// Whether lognode `id` runs.

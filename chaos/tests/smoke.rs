@@ -128,6 +128,23 @@ fn membership_seed_replaces_leader_and_follower() {
     assert_eq!(faults, [Fault::ReplaceLeader, Fault::SlowLeader, Fault::ReplaceFollower]);
 }
 
+/// Crashes that lose what was not synced, with lossy links and a full disk: seed 54 kills the
+/// leader and cuts its log files back to their synced bytes, makes links lossy, then fills a
+/// disk. Nothing acknowledged may be lost.
+#[test]
+fn a_crash_losing_unsynced_writes_loses_nothing_acknowledged() {
+    if !may_run("the chaos lost-writes test") {
+        return;
+    }
+    let (r, summary) =
+        chaos_run(&["--seed", "54", "--duration", "24s", "--nemesis", "netem,disk", "--workload", "transfers,groups"]);
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    let kinds: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
+    assert_eq!(kinds, ["lose_unsynced_leader", "lossy_leader", "lossy_follower", "disk_full"], "{summary}");
+    assert!(log[0]["detail"].as_str().is_some_and(|d| d.contains("unsynced writes lost")), "{summary}");
+}
+
 /// Seed 21's disk faults (docs/FAULTS.md, "A full disk left a zombie node"): a lognode whose
 /// disk filled kept answering reads and gossip with its Raft core gone, never to recover, and
 /// the run's final reads of its copy timed out. It must now stop saying why, and come back once

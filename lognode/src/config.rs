@@ -150,6 +150,11 @@ pub struct Config {
     /// "always" (default) or "never" (UNSAFE: benchmarks and tests only).
     #[arg(long, env = "LEDGER_FSYNC", default_value = "always")]
     pub fsync: logstore::FsyncMode,
+    /// Fault injection for crash tests only (the chaos harness): with fsync always, record after
+    /// every sync how many bytes of each log file are durable, in this file
+    /// (`logstore::RecordingSyncer`), so that a harness can drop the rest after a SIGKILL.
+    #[arg(long, env = "LEDGER_FAULT_SYNCED_MAP", hide = true)]
+    pub fault_synced_map: Option<PathBuf>,
 }
 
 pub use ledger_discovery::GossipProfile;

@@ -184,7 +184,13 @@ fn check_config(cfg: &Config) -> Result<Addrs, StartError> {
 /// Opens one logstore log of the data dir (blocking work, off the runtime).
 async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstore::Log, StartError> {
     let dir = cfg.data_dir.join(sub);
-    let config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, ..Default::default() };
+    let syncer: Option<Arc<dyn logstore::Syncer>> = match (&cfg.fault_synced_map, cfg.fsync) {
+        (Some(map), logstore::FsyncMode::Always) => {
+            Some(Arc::new(logstore::RecordingSyncer::new(map.with_extension(format!("{sub}.map")))))
+        }
+        _ => None,
+    };
+    let config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, syncer, ..Default::default() };
     let open_dir = dir.clone();
     let (log, recovery) = tokio::task::spawn_blocking(move || logstore::Log::open(open_dir, config))
         .await?

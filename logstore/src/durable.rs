@@ -47,6 +47,53 @@ impl Syncer for NoSyncer {
     }
 }
 
+/// Fault injection for crash tests (the chaos harness's `lost_unsynced` fault): syncs as
+/// [`OsSyncer`] does, and after each file sync records how many bytes of that file are durable
+/// in a small map file (`<bytes>\t<path>` lines). The map is written, not synced: it only has to
+/// outlive the process, not the machine. A harness that kills the process with SIGKILL can then
+/// cut every file in the map back to its durable length (what a power loss would leave of the
+/// bytes this process wrote) before starting it again. The length is read before the sync, so it
+/// never counts a byte the sync may have missed. Files never synced are not in the map.
+#[derive(Debug)]
+pub struct RecordingSyncer {
+    map: std::path::PathBuf,
+    synced: std::sync::Mutex<std::collections::BTreeMap<std::path::PathBuf, u64>>,
+}
+
+/// Entries of a [`RecordingSyncer`]'s map past which those of files that no longer exist are
+/// dropped.
+pub const RECORDED_FILES_MAX: usize = 1024;
+
+impl RecordingSyncer {
+    /// Records into the map file `map` (replaced on every sync).
+    pub fn new(map: impl Into<std::path::PathBuf>) -> RecordingSyncer {
+        RecordingSyncer { map: map.into(), synced: std::sync::Mutex::default() }
+    }
+
+    fn record(&self, file: &File, len: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let path = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let mut synced = self.synced.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        synced.insert(path, len);
+        if synced.len() > RECORDED_FILES_MAX {
+            synced.retain(|p, _| p.exists());
+        }
+        let text: String = synced.iter().map(|(p, n)| format!("{n}\t{}\n", p.display())).collect();
+        fs::write(&self.map, text)
+    }
+}
+
+impl Syncer for RecordingSyncer {
+    fn sync_data(&self, file: &File) -> std::io::Result<()> {
+        let len = file.metadata()?.len();
+        file.sync_data()?;
+        self.record(file, len)
+    }
+    fn sync_dir(&self, dir: &File) -> std::io::Result<()> {
+        dir.sync_all()
+    }
+}
+
 /// Syncs the directory `dir`, so entries created, renamed or removed in it survive a crash.
 pub fn sync_dir(syncer: &dyn Syncer, dir: &Path) -> Result<()> {
     let handle = File::open(dir).map_err(Error::io("open directory", dir))?;
@@ -175,6 +222,22 @@ pub type SharedSyncer = Arc<dyn Syncer>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recording_syncer_maps_each_file_to_its_bytes_synced_before_the_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let map = dir.path().join("synced.map");
+        let syncer = RecordingSyncer::new(&map);
+        let path = dir.path().join("seg");
+        let mut f = File::create(&path).expect("create");
+        f.write_all(b"12345").expect("write");
+        syncer.sync_data(&f).expect("sync");
+        f.write_all(b"678").expect("write");
+        let text = fs::read_to_string(&map).expect("map");
+        assert_eq!(text, format!("5\t{}\n", path.canonicalize().expect("path").display()));
+        syncer.sync_data(&f).expect("sync");
+        assert!(fs::read_to_string(&map).expect("map").starts_with("8\t"), "the later sync counts all 8");
+    }
 
     #[test]
     fn write_atomic_replaces_content_and_leaves_no_temp_file() {

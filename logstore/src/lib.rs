@@ -33,8 +33,8 @@ pub use config::{
     SEGMENT_SIZE_MIN,
 };
 pub use durable::{
-    DIR_MODE, FILE_MODE, NoSyncer, OsSyncer, Syncer, create_private_dir_all, publish, write_atomic, write_atomic_with,
-    write_new,
+    DIR_MODE, FILE_MODE, NoSyncer, OsSyncer, RECORDED_FILES_MAX, RecordingSyncer, Syncer, create_private_dir_all,
+    publish, write_atomic, write_atomic_with, write_new,
 };
 pub use error::{Error, Result};
 pub use log::{AppendCallback, Log, LogStats, Record, Recovery};
