@@ -238,6 +238,9 @@ async fn replace(world: &mut World, client: &Client, out: u64) -> Result<u64, St
             break;
         }
         if Instant::now() >= give_up {
+            // Out of the cluster for good (it may still be found by gossip later), then stopped.
+            let _ = tokio::time::timeout(LOOKUP_TIMEOUT, client.remove_node(new)).await;
+            world.retire(new);
             return Err(format!("node {new} did not join as a learner within {MEMBERSHIP_TIMEOUT:?}"));
         }
         tokio::time::sleep(LEADER_POLL).await;

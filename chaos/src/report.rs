@@ -187,7 +187,8 @@ pub struct Report {
     pub workloads: Vec<String>,
     /// Faults injected, per kind (every kind listed).
     pub faults: BTreeMap<Kind, u64>,
-    /// Scheduled faults skipped because no leader was known.
+    /// Scheduled faults skipped: no leader was known, or the schedule's end had come (an earlier
+    /// fault ran late).
     pub faults_skipped: u64,
     /// Operations by outcome.
     pub ops: Ops,
@@ -224,7 +225,11 @@ impl Report {
         s.push_str(&format!("chaos run, seed {}, {:.0} s of faults: {verdict}\n\n", self.seed, self.duration_s));
         let kinds: Vec<String> =
             self.faults.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{} {n}", k.name())).collect();
-        s.push_str(&format!("faults:       {} ({} skipped: no leader known)\n", kinds.join(", "), self.faults_skipped));
+        s.push_str(&format!(
+            "faults:       {} ({} skipped: no leader known, or too late)\n",
+            kinds.join(", "),
+            self.faults_skipped
+        ));
         s.push_str(&format!(
             "operations:   {} ok, {} failed, {} unknown (workloads: {})\n",
             self.ops.ok,

@@ -17,8 +17,10 @@ use testkit::process::{Proc, hermetic};
 pub const NET_TAG: &str = "cz";
 /// Voters in the cluster (lognode's default `--voters`).
 pub const NODES: u64 = 3;
-/// Hosts for lognodes: the voters' and spares for the nodes the membership nemesis adds.
-pub const LOGNODE_HOSTS: u64 = 5;
+/// Hosts for lognodes: the voters' and spares for the nodes the membership nemesis adds. A new
+/// node gets a host never used before while one is left (see docs/FAULTS.md: a node on the
+/// address of a removed one was discovered late), then the one freed longest ago.
+pub const LOGNODE_HOSTS: u64 = 12;
 /// lognode's gRPC port on its host.
 const GRPC_PORT: u16 = 7000;
 /// lognode's gossip port on its host.
@@ -100,6 +102,8 @@ pub struct World {
     key_file: PathBuf,
     /// The id of the next node added.
     next_id: u64,
+    /// Lognode hosts freed by retired nodes, oldest first.
+    freed: std::collections::VecDeque<String>,
     net: Net,
 }
 
@@ -165,6 +169,7 @@ impl World {
             projector: projector_db.map(|db| (db, None)),
             key_file,
             next_id: NODES + 1,
+            freed: std::collections::VecDeque::new(),
             net,
         };
         for i in 0..world.nodes.len() {
@@ -200,10 +205,13 @@ impl World {
     /// voter is missing). Its id.
     pub fn add_node(&mut self) -> anyhow::Result<u64> {
         let used: Vec<&str> = self.nodes.iter().map(|n| n.host.as_str()).collect();
-        let host = (1..=LOGNODE_HOSTS)
+        let fresh = (1..=LOGNODE_HOSTS)
             .map(|i| format!("n{i}"))
-            .find(|h| !used.contains(&h.as_str()))
-            .context("no free lognode host")?;
+            .find(|h| !used.contains(&h.as_str()) && !self.freed.contains(h) && !self.ever_used(h));
+        let host = match fresh {
+            Some(h) => h,
+            None => self.freed.pop_front().context("no free lognode host")?,
+        };
         let id = self.next_id;
         self.next_id += 1;
         let ip = self.net.host(&host).ip.clone();
@@ -221,6 +229,14 @@ impl World {
         Ok(id)
     }
 
+    /// Whether a node ever ran on `host` (its log is there).
+    fn ever_used(&self, host: &str) -> bool {
+        std::fs::read_dir(&self.dir)
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&format!("{host}-id"))))
+            .unwrap_or(false)
+            || (1..=NODES).any(|i| format!("n{i}") == host)
+    }
+
     /// Kills lognode `id` and takes it out of the world (after the cluster removed it).
     pub fn retire(&mut self, id: u64) {
         if let Some(i) = self.nodes.iter().position(|n| n.id == id) {
@@ -228,6 +244,7 @@ impl World {
             if let Some(mut p) = node.proc.take() {
                 p.kill9();
             }
+            self.freed.push_back(node.host);
         }
     }
 

@@ -30,10 +30,13 @@ pub struct Net {
     prefix: String,
     subnet: String,
     hosts: Vec<Host>,
-    /// Whether [`Net::lossy`] added iptables rules ([`Net::heal`] then flushes them).
-    lossy: std::sync::atomic::AtomicBool,
-    /// Whether [`Net::slow`] added a queue discipline ([`Net::heal`] then deletes them).
-    slow: std::sync::atomic::AtomicBool,
+    /// The namespaces where [`Net::lossy`] added iptables rules ([`Net::heal`] flushes them).
+    lossy: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The (namespace, interface) pairs [`Net::slow`] gave a queue discipline ([`Net::heal`]
+    /// deletes them).
+    slow: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// The blackhole routes [`Net::cut`] added: (namespace, destination), for [`Net::heal`].
+    cuts: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// One host: a network namespace with one address.
@@ -111,7 +114,14 @@ impl Net {
         let prefix = prefix_tagged(tag, pid);
         cleanup(&prefix);
         let subnet = subnet_of(pid);
-        let mut net = Net { prefix, subnet, hosts: Vec::new(), lossy: false.into(), slow: false.into() };
+        let mut net = Net {
+            prefix,
+            subnet,
+            hosts: Vec::new(),
+            lossy: Default::default(),
+            slow: Default::default(),
+            cuts: Default::default(),
+        };
         let bridge_ns = net.bridge_ns();
         ip(&["netns", "add", &bridge_ns]);
         ip(&["-n", &bridge_ns, "link", "add", "br0", "type", "bridge"]);
@@ -181,7 +191,9 @@ impl Net {
     /// From now on `from` cannot send to `to` (its packets to `to`'s address are dropped).
     pub fn cut(&self, from: &str, to: &str) {
         let to_ip = format!("{}/32", self.host(to).ip);
-        ip(&["-n", &self.host(from).ns, "route", "add", "blackhole", &to_ip]);
+        let ns = self.host(from).ns.clone();
+        ip(&["-n", &ns, "route", "add", "blackhole", &to_ip]);
+        self.cuts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((ns, to_ip));
     }
 
     /// `a` and `b` cannot reach each other.
@@ -195,8 +207,8 @@ impl Net {
     /// iptables; panics naming it when the rule cannot be added.
     pub fn lossy(&self, from: &str, to: &str, p: f64) {
         assert!((0.0..=1.0).contains(&p), "{p}");
-        self.lossy.store(true, std::sync::atomic::Ordering::Relaxed);
         let (ns, to_ip) = (&self.host(from).ns, format!("{}/32", self.host(to).ip));
+        self.lossy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(ns.clone());
         let prob = format!("{p:.4}");
         let args =
             ["netns", "exec", ns, "iptables", "-A", "OUTPUT", "-d", &to_ip, "-m", "statistic", "--mode", "random"];
@@ -216,10 +228,10 @@ impl Net {
     /// congested link (delay under load, then loss). Not netem's fixed delay: this kernel has no
     /// netem.
     pub fn slow(&self, host: &str, rate_kbit: u32, latency_ms: u32) {
-        self.slow.store(true, std::sync::atomic::Ordering::Relaxed);
         let iface = format!("v{}{host}", self.prefix);
         let (rate, latency) = (format!("{rate_kbit}kbit"), format!("{latency_ms}ms"));
         let ns = &self.host(host).ns;
+        self.slow.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert((ns.clone(), iface.clone()));
         let args = ["netns", "exec", ns, "tc", "qdisc", "replace", "dev", &iface, "root", "tbf", "rate", &rate];
         let mut cmd = ip_command(&args);
         cmd.args(["burst", "32kbit", "latency", &latency]);
@@ -234,23 +246,17 @@ impl Net {
 
     /// Removes every fault.
     pub fn heal(&self) {
-        if self.slow.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            for h in &self.hosts {
-                let iface = format!("v{}{}", self.prefix, h.name);
-                ip_quiet(&["netns", "exec", &h.ns, "tc", "qdisc", "del", "dev", &iface, "root"]);
-            }
+        let slow = std::mem::take(&mut *self.slow.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for (ns, iface) in slow {
+            ip_quiet(&["netns", "exec", &ns, "tc", "qdisc", "del", "dev", &iface, "root"]);
         }
-        if self.lossy.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            for h in &self.hosts {
-                ip_quiet(&["netns", "exec", &h.ns, "iptables", "-F", "OUTPUT"]);
-            }
+        let lossy = std::mem::take(&mut *self.lossy.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for ns in lossy {
+            ip_quiet(&["netns", "exec", &ns, "iptables", "-F", "OUTPUT"]);
         }
-        for h in &self.hosts {
-            for other in &self.hosts {
-                if other.name != h.name {
-                    ip_quiet(&["-n", &h.ns, "route", "del", "blackhole", &format!("{}/32", other.ip)]);
-                }
-            }
+        let cuts = std::mem::take(&mut *self.cuts.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for (ns, to_ip) in cuts {
+            ip_quiet(&["-n", &ns, "route", "del", "blackhole", &to_ip]);
         }
     }
 }
