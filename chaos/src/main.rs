@@ -37,8 +37,9 @@ struct RunArgs {
     /// How long faults are injected: `300s`, `5m`, `1500ms` or seconds.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
-    /// Faults, comma-separated: partition, pause, kill, netem (random loss only: this kernel has
-    /// no netem), disk (a full disk), membership (a voter replaced).
+    /// Faults, comma-separated: partition, pause, kill, netem (lossy and slow links: this kernel
+    /// has no netem), disk (a full disk; a crash losing unsynced writes), membership (a voter
+    /// replaced). See docs/FAULTS.md.
     #[arg(long, default_value = "partition,pause,kill,netem,disk,membership", value_parser = parse_kinds)]
     nemesis: Kinds,
     /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run
@@ -55,13 +56,15 @@ struct RunArgs {
     /// `target/chaos/seed-<seed>`).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Where `lognode` and `gateway` are (default: next to this binary).
+    /// Where `lognode`, `gateway` (and `projector`, for `--database-url`) are (default: next to
+    /// this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
     /// Concurrent writers.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=64))]
     writers: u16,
-    /// Concurrent strong readers (with the reads workload).
+    /// Concurrent readers (with the reads workload): strong reads and follower reads with
+    /// `min_index`, by turns.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     readers: u16,
     /// Protected accounts the transfers move money among.
