@@ -118,6 +118,14 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_millis(200);
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a join attempt to the seed addresses may take.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most peer addresses remembered (in memory and in the peers file of
+/// [`Gossip::start_remembering`]); the oldest are forgotten first.
+pub const KNOWN_PEERS_MAX: usize = 64;
+/// Refreshes in a row with no other member online, while peers are known, after which the node
+/// joins again through its seeds and the peers it remembers (5 s at [`REFRESH_INTERVAL`]).
+pub const ALONE_REFRESHES_MAX: u32 = 25;
+/// Remembered peers tried in one join attempt, besides the seeds (the newest first).
+pub const JOIN_PEERS_PER_ATTEMPT: usize = 8;
 /// Join attempts before giving up (a retry every [`JOIN_RETRY_PAUSE`]).
 pub const JOIN_ATTEMPTS_MAX: u32 = 120;
 /// Pause between join attempts.
@@ -238,6 +246,22 @@ impl Gossip {
         profile: GossipProfile,
         key: Option<GossipKey>,
     ) -> Result<Arc<Gossip>, String> {
+        Self::start_remembering(bind, meta, seeds, profile, key, None).await
+    }
+
+    /// [`Gossip::start_with`], remembering the addresses of the members it sees (at most
+    /// [`KNOWN_PEERS_MAX`]) in `peers_file` (one address per line; written, not synced: a hint),
+    /// and joining through them too: at start (so a restart finds the cluster even when every
+    /// seed it was given has since been replaced), and whenever it has been alone for
+    /// [`ALONE_REFRESHES_MAX`] refreshes while it knows peers.
+    pub async fn start_remembering(
+        bind: SocketAddr,
+        meta: MemberMeta,
+        seeds: Vec<SocketAddr>,
+        profile: GossipProfile,
+        key: Option<GossipKey>,
+        peers_file: Option<std::path::PathBuf>,
+    ) -> Result<Arc<Gossip>, String> {
         let id = SmolStr::new(format!("{}-{}", meta.kind.as_str(), meta.node_id));
         let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(id);
         topts.add_bind_address(bind);
@@ -262,15 +286,20 @@ impl Gossip {
             let list = list.clone();
             let cache = Arc::clone(&cache);
             tokio::spawn(async move {
-                let mut joined = seeds.is_empty();
+                let mut known = Peers::load(peers_file, bind);
+                let mut joined = seeds.is_empty() && known.is_empty();
                 let mut attempts = 0u32;
+                let mut alone = 0u32;
                 let mut tick = tokio::time::interval(REFRESH_INTERVAL);
                 let mut next_join = tokio::time::Instant::now();
                 loop {
                     tick.tick().await;
                     if !joined && attempts < JOIN_ATTEMPTS_MAX && tokio::time::Instant::now() >= next_join {
                         attempts += 1;
-                        for seed in &seeds {
+                        let newest = known.addrs.iter().rev().take(JOIN_PEERS_PER_ATTEMPT);
+                        let targets: Vec<SocketAddr> =
+                            seeds.iter().chain(newest).copied().filter(|a| *a != bind).collect();
+                        for seed in &targets {
                             let join = list.join(MaybeResolvedAddress::Resolved(*seed));
                             match tokio::time::timeout(JOIN_TIMEOUT, join).await {
                                 Ok(Ok(addr)) => {
@@ -289,6 +318,19 @@ impl Gossip {
                     // it leaves gracefully (it stays `Alive` there): `online_members` (not dead,
                     // not left) is the authority on liveness.
                     let online: Vec<SmolStr> = list.online_members().await.iter().map(|m| m.id().clone()).collect();
+                    let local = list.local_id().clone();
+                    known.remember(
+                        members.iter().filter(|m| *m.id() != local && online.contains(m.id())).map(|m| *m.address()),
+                    );
+                    if online.iter().any(|id| *id != local) || known.is_empty() && seeds.is_empty() {
+                        alone = 0;
+                    } else {
+                        alone += 1;
+                        if alone >= ALONE_REFRESHES_MAX && (joined || attempts >= JOIN_ATTEMPTS_MAX) {
+                            info!("alone in the gossip: joining again through the seeds and the peers known");
+                            (joined, attempts, alone) = (false, 0, 0);
+                        }
+                    }
                     let mut out = Vec::with_capacity(members.len());
                     for m in members.iter() {
                         let Ok(meta) = decode::<MemberMeta>(m.meta()) else { continue };
@@ -300,6 +342,47 @@ impl Gossip {
             })
         };
         Ok(Arc::new(Gossip { list, meta, cache, refresher }))
+    }
+}
+
+/// The peer addresses a member remembers, newest last, and the file that keeps them.
+struct Peers {
+    addrs: std::collections::VecDeque<SocketAddr>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl Peers {
+    /// The peers in `file` (none when absent or unreadable), without `own`.
+    fn load(file: Option<std::path::PathBuf>, own: SocketAddr) -> Peers {
+        let text = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
+        let addrs =
+            text.lines().filter_map(|l| l.trim().parse().ok()).filter(|a| *a != own).take(KNOWN_PEERS_MAX).collect();
+        Peers { addrs, file }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// Remembers `seen` (the newest last, at most [`KNOWN_PEERS_MAX`]); rewrites the file when
+    /// something changed.
+    fn remember(&mut self, seen: impl Iterator<Item = SocketAddr>) {
+        let mut changed = false;
+        for a in seen {
+            if !self.addrs.contains(&a) {
+                self.addrs.push_back(a);
+                changed = true;
+                if self.addrs.len() > KNOWN_PEERS_MAX {
+                    self.addrs.pop_front();
+                }
+            }
+        }
+        if changed && let Some(f) = &self.file {
+            let text: String = self.addrs.iter().map(|a| format!("{a}\n")).collect();
+            if let Err(e) = std::fs::write(f, text) {
+                debug!(file = %f.display(), error = %e, "cannot write the gossip peers file");
+            }
+        }
     }
 }
 
@@ -334,5 +417,32 @@ impl Discovery for Gossip {
                 debug!(error = %e, "gossip shutdown failed");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_remembered_newest_last_capped_and_kept_in_their_file() {
+        let dir = std::env::temp_dir().join(format!("ledger-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("gossip-peers");
+        let own: SocketAddr = "10.0.0.1:7001".parse().expect("addr");
+        let addr = |i: usize| -> SocketAddr { format!("10.0.{}.{}:7001", i / 250, i % 250 + 2).parse().expect("addr") };
+        let mut p = Peers::load(Some(file.clone()), own);
+        assert!(p.is_empty());
+        p.remember((0..KNOWN_PEERS_MAX + 5).map(addr));
+        assert_eq!(p.addrs.len(), KNOWN_PEERS_MAX);
+        assert_eq!(p.addrs.front(), Some(&addr(5)), "the oldest are forgotten");
+        p.remember([addr(10)].into_iter());
+        assert_eq!(p.addrs.len(), KNOWN_PEERS_MAX, "known ones are not added twice");
+        let written = std::fs::read_to_string(&file).expect("peers file");
+        assert_eq!(written.lines().count(), KNOWN_PEERS_MAX);
+        std::fs::write(&file, format!("{own}\n{}\nnot an address\n", addr(1))).expect("write");
+        let again = Peers::load(Some(file.clone()), own);
+        assert_eq!(again.addrs.iter().copied().collect::<Vec<_>>(), [addr(1)], "own address and junk skipped");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

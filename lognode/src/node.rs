@@ -181,6 +181,11 @@ fn check_config(cfg: &Config) -> Result<Addrs, StartError> {
     })
 }
 
+/// The file in the data dir where the gossip remembers its peers' addresses, to join through them
+/// after a restart even when every `--join` seed has since been replaced (found by the chaos
+/// harness, docs/FAULTS.md).
+const GOSSIP_PEERS_FILE: &str = "gossip-peers";
+
 /// Opens one logstore log of the data dir (blocking work, off the runtime).
 async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstore::Log, StartError> {
     let dir = cfg.data_dir.join(sub);
@@ -359,10 +364,16 @@ pub async fn start(cfg: Config) -> Result<NodeHandle, StartError> {
         grpc_addr: cfg.grpc_addr.clone(),
         role: "follower".into(),
     };
-    let discovery: Arc<dyn Discovery> =
-        Gossip::start_with(addrs.gossip, meta, addrs.seeds, cfg.gossip_profile, gossip_key)
-            .await
-            .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
+    let discovery: Arc<dyn Discovery> = Gossip::start_remembering(
+        addrs.gossip,
+        meta,
+        addrs.seeds,
+        cfg.gossip_profile,
+        gossip_key,
+        Some(cfg.data_dir.join(GOSSIP_PEERS_FILE)),
+    )
+    .await
+    .map_err(|reason| StartError::Gossip { addr: addrs.gossip, reason })?;
 
     let stopping = Shutdown::new();
     let groups = crate::groups::Coordinator::new(
