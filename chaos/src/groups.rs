@@ -48,9 +48,7 @@ pub async fn setup(client: &Client, within: Duration) -> anyhow::Result<()> {
 fn outcome_of<T>(r: &Result<Result<T, Error>, tokio::time::error::Elapsed>) -> Outcome {
     match r {
         Ok(Ok(_)) => Outcome::Ok,
-        Ok(Err(Error::Problem(p))) if p.status >= 400 && p.status < 500 && p.status != 408 && p.status != 429 => {
-            Outcome::Failed
-        }
+        Ok(Err(e)) if crate::workload::refused(e).is_some() => Outcome::Failed,
         _ => Outcome::Unknown,
     }
 }

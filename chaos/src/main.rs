@@ -111,16 +111,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// The effective user id, from `/proc/self/status`.
-fn euid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if euid() != Some(0) {
+    if !chaos::world::is_root() {
         eprintln!("chaos: needs root (it creates network namespaces, veth pairs and routes)");
         return ExitCode::from(2);
     }

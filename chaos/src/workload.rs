@@ -54,11 +54,16 @@ impl Stop {
 fn definite(r: &Result<ledger_client::Written<ledger_client::Transfer>, Error>) -> Option<Result<(), String>> {
     match r {
         Ok(_) => Some(Ok(())),
-        // 408 and 429 say "not now", 5xx "not known": send again with the same id.
-        Err(Error::Problem(p)) if p.status >= 400 && p.status < 500 && p.status != 408 && p.status != 429 => {
-            Some(Err(p.code.clone()))
-        }
-        Err(_) => None,
+        Err(e) => refused(e).map(|code| Err(code.to_owned())),
+    }
+}
+
+/// The problem code when `e` refuses for certain (a 4xx answer but 408 and 429, which say "not
+/// now"); none when the outcome is not known (no answer, 408, 429, 5xx).
+pub fn refused(e: &Error) -> Option<&str> {
+    match e {
+        Error::Problem(p) if (400..500).contains(&p.status) && p.status != 408 && p.status != 429 => Some(&p.code),
+        _ => None,
     }
 }
 

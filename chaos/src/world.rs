@@ -505,6 +505,13 @@ fn run(cmd: std::process::Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Whether this process runs as root (its effective user id, from `/proc/self/status`).
+pub fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2));
+    euid == Some("0")
+}
+
 /// The host of an initial lognode `id`.
 fn host(id: u64) -> String {
     format!("n{id}")

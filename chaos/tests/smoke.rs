@@ -22,18 +22,9 @@ const SEED: &str = "17";
 /// Longest whole run: the schedule, the drain, the cluster's start and the final reads.
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 /// Whether this test may run; panics under `CI=true` without root, else says loudly it skips.
 fn may_run(what: &str) -> bool {
-    if is_root() {
+    if chaos::world::is_root() {
         return true;
     }
     assert!(
