@@ -12,9 +12,11 @@
 //! - [`run`]: one run, start to end.
 
 pub mod check;
+pub mod delay;
 pub mod groups;
 pub mod history;
 pub mod nemesis;
+pub mod netns;
 pub mod report;
 pub mod run;
 pub mod schedule;

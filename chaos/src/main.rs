@@ -40,7 +40,7 @@ struct RunArgs {
     /// Faults, comma-separated: partition, pause, kill, netem (lossy and slow links: this kernel
     /// has no netem), disk (a full disk; a crash losing unsynced writes), membership (a voter
     /// replaced). See docs/FAULTS.md.
-    #[arg(long, default_value = "partition,pause,kill,netem,disk,membership", value_parser = parse_kinds)]
+    #[arg(long, default_value = "partition,pause,kill,netem,disk,membership,delay,clock", value_parser = parse_kinds)]
     nemesis: Kinds,
     /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run
     /// (the reads' checker needs writes, and every run checks the ledger).
@@ -78,6 +78,18 @@ struct RunArgs {
     /// Producers, and members of the consumer group, each (with the groups workload).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     members: u16,
+    /// Lognodes (voters): 3, or 5 (a majority/minority split and a minority killed at once are
+    /// then drawn too).
+    #[arg(long, default_value_t = 3, value_parser = parse_nodes)]
+    nodes: u64,
+}
+
+fn parse_nodes(s: &str) -> Result<u64, String> {
+    match s.trim() {
+        "3" => Ok(3),
+        "5" => Ok(5),
+        other => Err(format!("{other:?} lognodes: expected 3 or 5")),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +172,7 @@ fn run(args: RunArgs) -> anyhow::Result<bool> {
         accounts: args.accounts.into(),
         members: args.members.into(),
         timing: Timing::DEFAULT,
+        voters: args.nodes,
         database_url: args.database_url,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::check::Anomaly;
 use crate::history::Recorder;
 use crate::schedule::{Fault, Kind, Step};
-use crate::world::{DISK_NODE, NODES, World};
+use crate::world::{DISK_NODE, World};
 
 /// Longest wait for the gateway to name a leader before a fault that needs one.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,6 +18,10 @@ const LEADER_POLL: Duration = Duration::from_millis(200);
 pub const SLOW_KBIT: (u32, u32) = (256, 4096);
 /// How long a slow link queues a packet before dropping it, ms: from, to.
 pub const SLOW_QUEUE_MS: (u32, u32) = (100, 800);
+/// Fixed delay of a delayed link, each way, ms: from, to (the jitter is up to half of it).
+pub const DELAY_MS: (u64, u64) = (20, 300);
+/// Size of a clock jump, ms, either way: from, to.
+pub const CLOCK_JUMP_MS: (i64, i64) = (1_000, 15 * 60 * 1_000);
 /// Packet loss of a lossy link: from, to.
 pub const LOSS: (f64, f64) = (0.10, 0.35);
 /// Longest wait for each step of a membership change (the new node seen, the removal
@@ -25,6 +29,8 @@ pub const LOSS: (f64, f64) = (0.10, 0.35);
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of a stopped node's log searched for its reason.
 const DISK_LOG_LINES: usize = 40;
+/// Lines of a node's log searched for its clock's move.
+const CLOCK_LOG_LINES: usize = 400;
 /// Deadline of one leader lookup.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -80,6 +86,8 @@ pub async fn inject(
     let followers: Vec<u64> = members.iter().copied().filter(|n| *n != leader).collect();
     let follower = followers[rng.usize(0..followers.len())];
     let mut found = Vec::new();
+    // The node and offset of a clock jump, checked in its log at the heal.
+    let mut jumped = None;
     let detail = match step.fault {
         Fault::IsolateLeader => {
             for f in &followers {
@@ -114,6 +122,23 @@ pub async fn inject(
             }
             format!("{} cannot send to leader {} (it still reaches them)", names(&followers), h(leader))
         }
+        Fault::SplitMinority => {
+            let (minority, majority) = minority_with_leader(leader, &followers, rng);
+            for a in &minority {
+                for b in &majority {
+                    world.cut(&h(*a), &h(*b));
+                    world.cut(&h(*b), &h(*a));
+                }
+            }
+            format!("minority {} (with the leader) cut off from majority {}", names(&minority), names(&majority))
+        }
+        Fault::KillMinority => {
+            let (minority, _) = minority_with_leader(leader, &followers, rng);
+            for id in &minority {
+                world.kill(*id);
+            }
+            format!("minority {} (with the leader) killed at once (SIGKILL), restarted at the heal", names(&minority))
+        }
         Fault::PauseLeader => {
             world.pause(leader);
             format!("leader {} paused (SIGSTOP)", h(leader))
@@ -147,6 +172,47 @@ pub async fn inject(
             }
             let role = if node == leader { "leader" } else { "follower" };
             format!("{role} {}'s links lose {:.0} % of packets, both ways", h(node), p * 100.0)
+        }
+        Fault::DelayLeader | Fault::DelayFollower => {
+            let node = if step.fault == Fault::DelayLeader { leader } else { follower };
+            let role = if node == leader { "leader" } else { "follower" };
+            let base = Duration::from_millis(rng.u64(DELAY_MS.0..=DELAY_MS.1));
+            let jitter = Duration::from_millis(rng.u64(0..=base.as_millis() as u64 / 2));
+            let others: Vec<u64> = members.iter().copied().filter(|n| *n != node).collect();
+            match world.delay(node, &others, crate::delay::Delay { base, jitter }, rng.u64(..)) {
+                Ok(()) => format!(
+                    "{role} {}'s links to {} delayed {} ms ± {} ms each way",
+                    h(node),
+                    names(&others),
+                    base.as_millis(),
+                    jitter.as_millis()
+                ),
+                Err(e) => {
+                    found.push(not_injected(step.fault, &e));
+                    format!("{role} {}'s links could not be delayed: {e:#}", h(node))
+                }
+            }
+        }
+        Fault::ClockJumpLeader | Fault::ClockJumpFollower => {
+            let node = if step.fault == Fault::ClockJumpLeader { leader } else { follower };
+            let role = if node == leader { "leader" } else { "follower" };
+            let size = rng.i64(CLOCK_JUMP_MS.0..=CLOCK_JUMP_MS.1);
+            let offset = if rng.bool() { size } else { -size };
+            match world.jump_clock(node, offset) {
+                Ok(()) => {
+                    jumped = Some((node, offset));
+                    format!(
+                        "{role} {}'s wall clock jumped {} by {:.1} s (back to the true time at the heal)",
+                        h(node),
+                        if offset > 0 { "forward" } else { "back" },
+                        size as f64 / 1e3
+                    )
+                }
+                Err(e) => {
+                    found.push(not_injected(step.fault, &e));
+                    format!("{role} {}'s clock could not be moved: {e:#}", h(node))
+                }
+            }
         }
         Fault::ReplaceFollower | Fault::ReplaceLeader => {
             let (out, role) =
@@ -217,13 +283,51 @@ pub async fn inject(
             }
         }
     }
+    if step.fault.kind() == Kind::Delay && !detail.contains("could not") {
+        match world.delayed_connections() {
+            0 => found.push(Anomaly::new(
+                "fault_not_injected",
+                format!("{:?}: no connection went through the delaying proxies", step.fault),
+                Vec::new(),
+            )),
+            n => detail.push_str(&format!("; {n} connections went through the delaying proxies")),
+        }
+    }
+    if let Some((node, offset)) = jumped
+        && world.running(node)
+        && !world.log_tail(node, CLOCK_LOG_LINES).contains(&format!("offset_ms={offset}"))
+    {
+        found.push(Anomaly::new(
+            "fault_not_injected",
+            format!("{:?}: {} never said its clock moved by {offset} ms", step.fault, h(node)),
+            Vec::new(),
+        ));
+    }
     world.heal();
     if step.fault.kind() == Kind::Membership
-        && let Err(e) = voters_back(client).await
+        && let Err(e) = voters_back(client, world.voters()).await
     {
         found.push(Anomaly::new("membership_stuck", e, Vec::new()));
     }
     Some((Entry { t_ms, healed_ms: rec.now_ms(), kind: step.fault.kind(), fault: step.fault, detail }, found))
+}
+
+/// The largest minority of the voters that holds `leader` (the leader and drawn followers), and
+/// the majority left.
+fn minority_with_leader(leader: u64, followers: &[u64], rng: &mut fastrand::Rng) -> (Vec<u64>, Vec<u64>) {
+    let mut rest = followers.to_vec();
+    rng.shuffle(&mut rest);
+    // A minority of n voters is at most (n - 1) / 2 of them, and n - 1 are followers.
+    let size = followers.len() / 2;
+    let mut minority = vec![leader];
+    minority.extend(rest.drain(..size.saturating_sub(1)));
+    rest.sort_unstable();
+    (minority, rest)
+}
+
+/// A fault the harness could not put in place: the run must not pass as if it had been.
+fn not_injected(fault: Fault, e: &anyhow::Error) -> Anomaly {
+    Anomaly::new("fault_not_injected", format!("{fault:?} could not be put in place: {e:#}"), Vec::new())
 }
 
 /// Replaces lognode `out`: a new node started (it joins as a learner), `out` removed from the
@@ -257,19 +361,19 @@ async fn replace(world: &mut World, client: &Client, out: u64) -> Result<u64, St
     Ok(new)
 }
 
-/// Waits until the cluster has [`NODES`] live voters and a leader again.
-async fn voters_back(client: &Client) -> Result<(), String> {
+/// Waits until the cluster has `n` live voters and a leader again.
+async fn voters_back(client: &Client, n: u64) -> Result<(), String> {
     let give_up = Instant::now() + MEMBERSHIP_TIMEOUT;
     let mut last = String::new();
     while Instant::now() < give_up {
         if let Ok(Ok(c)) = tokio::time::timeout(LOOKUP_TIMEOUT, client.cluster()).await {
             let voters = c.nodes.iter().filter(|n| n.alive && n.role != "learner").count();
-            if c.leader_id.is_some() && voters as u64 >= NODES {
+            if c.leader_id.is_some() && voters as u64 >= n {
                 return Ok(());
             }
             last = format!("{:?}", c.nodes.iter().map(|n| (n.id, n.role.clone(), n.alive)).collect::<Vec<_>>());
         }
         tokio::time::sleep(LEADER_POLL).await;
     }
-    Err(format!("the cluster was not back to {NODES} live voters within {MEMBERSHIP_TIMEOUT:?}: {last}"))
+    Err(format!("the cluster was not back to {n} live voters within {MEMBERSHIP_TIMEOUT:?}: {last}"))
 }

@@ -92,6 +92,8 @@ pub struct Options {
     pub members: usize,
     /// Fault timing.
     pub timing: Timing,
+    /// Lognodes (voters): 3 or 5.
+    pub voters: u64,
     /// A PostgreSQL server URL: a projector materializes the ledger into a fresh database on it
     /// (dropped at the end), may be killed by the nemesis, and `projector verify` must agree
     /// with the cluster after the run.
@@ -108,7 +110,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         None => None,
     };
     let disk = opts.kinds.contains(&Kind::Disk);
-    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed, disk, db.as_ref().map(|d| d.url.clone()))?;
+    let projector_db = db.as_ref().map(|d| d.url.clone());
+    let mut world = World::start(opts.bins.clone(), &opts.dir, opts.seed, opts.voters, disk, projector_db)?;
     let result = drive(opts, &mut world).await;
     if result.is_err() {
         eprintln!("{}", world.log_tails(20));
@@ -158,7 +161,7 @@ impl Drop for Database {
 async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let client = Client::with_timeout(&world.gateway_url(), workload::ATTEMPT_TIMEOUT)?.with_key(&world.admin_key);
     let rec = Recorder::new();
-    wait_ready(&client).await?;
+    wait_ready(&client, world.voters()).await?;
     workload::setup(&client, &rec, opts.accounts, READY_TIMEOUT).await.context("setup")?;
     let groups = opts.workloads.contains(&Workload::Groups);
     if groups {
@@ -168,44 +171,44 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let start = Instant::now();
     let start_ms = rec.now_ms();
     let stop = Stop { no_new: Arc::new(AtomicBool::new(false)), give_up: start + opts.duration + DRAIN };
+    // Each kind of client on a host of its own (CLIENT_HOSTS), with a client of its own.
+    let (url, key) = (world.gateway_url(), world.admin_key.clone());
     let mut tasks = Vec::new();
-    for w in 1..=opts.writers {
-        tasks.push(tokio::spawn(workload::writer(
-            client.clone(),
-            rec.clone(),
-            w,
-            opts.accounts,
-            opts.seed,
-            stop.clone(),
-        )));
-    }
+    let (writers, accounts, seed) = (opts.writers, opts.accounts, opts.seed);
+    let (r, s) = (rec.clone(), stop.clone());
+    tasks.push(clients(world, "c1", &url, &key, move |c| {
+        (1..=writers).map(|w| boxed(workload::writer(c.clone(), r.clone(), w, accounts, seed, s.clone()))).collect()
+    })?);
     let reads = opts.workloads.contains(&Workload::Reads);
     if reads {
-        for r in 0..opts.readers {
-            let who = opts.writers + 1 + r;
-            tasks.push(tokio::spawn(workload::reader(
-                client.clone(),
-                rec.clone(),
-                who,
-                opts.accounts,
-                opts.seed,
-                stop.clone(),
-            )));
-        }
+        let (readers, r, s) = (opts.readers, rec.clone(), stop.clone());
+        tasks.push(clients(world, "c2", &url, &key, move |c| {
+            (0..readers)
+                .map(|i| boxed(workload::reader(c.clone(), r.clone(), writers + 1 + i, accounts, seed, s.clone())))
+                .collect()
+        })?);
     }
     let consumers_done = Arc::new(AtomicBool::new(false));
     let mut consumers = Vec::new();
     if groups {
-        let base = opts.writers + opts.readers + 1;
-        for i in 0..opts.members {
-            tasks.push(tokio::spawn(crate::groups::producer(client.clone(), rec.clone(), base + i, stop.clone())));
-            let (who, done) = (base + opts.members + i, Arc::clone(&consumers_done));
-            let c = crate::groups::consumer(client.clone(), rec.clone(), who, opts.seed, done, stop.clone());
-            consumers.push(tokio::spawn(c));
-        }
+        let (base, members) = (opts.writers + opts.readers + 1, opts.members);
+        let (r, s) = (rec.clone(), stop.clone());
+        tasks.push(clients(world, "c3", &url, &key, move |c| {
+            (0..members).map(|i| boxed(crate::groups::producer(c.clone(), r.clone(), base + i, s.clone()))).collect()
+        })?);
+        let (r, s, done) = (rec.clone(), stop.clone(), Arc::clone(&consumers_done));
+        consumers.push(clients(world, "c4", &url, &key, move |c| {
+            (0..members)
+                .map(|i| {
+                    let who = base + members + i;
+                    boxed(crate::groups::consumer(c.clone(), r.clone(), who, seed, Arc::clone(&done), s.clone()))
+                })
+                .collect()
+        })?);
     }
 
-    let plan = schedule::plan_for(opts.seed, opts.duration, &opts.kinds, opts.timing, world.has_projector());
+    let plan =
+        schedule::plan_for(opts.seed, opts.duration, &opts.kinds, opts.timing, world.has_projector(), world.voters());
     let mut rng = fastrand::Rng::with_seed(opts.seed.rotate_left(17));
     let mut log = Vec::new();
     let mut skipped = 0u64;
@@ -231,12 +234,12 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     stop.no_new.store(true, Ordering::Relaxed);
     world.heal();
     for t in tasks {
-        t.await.context("a client panicked")?;
+        join(t).await.context("clients")?;
     }
     let caught_up = !groups || crate::groups::wait_caught_up(&client, DRAIN).await;
     consumers_done.store(true, Ordering::Relaxed);
     for t in consumers {
-        t.await.context("a consumer panicked")?;
+        join(t).await.context("consumers")?;
     }
     eprintln!("[{:>7.1} s] clients done; reading the final state", rec.now_ms() as f64 / 1e3);
 
@@ -318,7 +321,9 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
         ops: Ops::of(&ops),
         anomalies,
         leader_recovery: Recovery::of(&log, &writes, crate::schedule::Fault::removes_leader),
-        leader_isolation: Recovery::of(&log, &writes, |f| f == crate::schedule::Fault::IsolateLeader),
+        leader_isolation: Recovery::of(&log, &writes, |f| {
+            matches!(f, crate::schedule::Fault::IsolateLeader | crate::schedule::Fault::SplitMinority)
+        }),
         nemesis_log: log,
         availability: Availability::of(&attempts, (start_ms, start_ms + opts.duration.as_millis() as u64)),
         transfers: counts,
@@ -327,6 +332,45 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
         projection,
         dir: world.dir().display().to_string(),
     })
+}
+
+/// One client's work.
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn boxed(f: impl std::future::Future<Output = ()> + Send + 'static) -> Task {
+    Box::pin(f)
+}
+
+/// Runs the tasks `make` gives on client host `host`: a thread in its namespace, with a runtime
+/// and a gateway client of its own (so its connections are made from that host). Ends when every
+/// task has; an error says which panicked.
+fn clients(
+    world: &World,
+    host: &str,
+    url: &str,
+    key: &str,
+    make: impl FnOnce(Client) -> Vec<Task> + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let (url, key, name) = (url.to_owned(), key.to_owned(), format!("clients-{host}"));
+    crate::netns::spawn_in(&world.namespace(host), &name, move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
+        rt.block_on(async move {
+            let client = Client::with_timeout(&url, workload::ATTEMPT_TIMEOUT)?.with_key(&key);
+            let handles: Vec<_> = make(client).into_iter().map(tokio::spawn).collect();
+            for h in handles {
+                h.await.context("a client panicked")?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Waits for a client host's thread without holding up the runtime.
+async fn join(t: std::thread::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match tokio::task::spawn_blocking(move || t.join()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) | Err(_) => anyhow::bail!("a client host's thread panicked"),
+    }
 }
 
 fn unavailable(e: anyhow::Error) -> Anomaly {
@@ -368,14 +412,14 @@ async fn copies(
 }
 
 /// Waits until the gateway answers and names a leader with every voter alive.
-async fn wait_ready(client: &Client) -> anyhow::Result<()> {
+async fn wait_ready(client: &Client, voters: u64) -> anyhow::Result<()> {
     let give_up = Instant::now() + READY_TIMEOUT;
     let mut last = String::new();
     while Instant::now() < give_up {
         match tokio::time::timeout(workload::ATTEMPT_TIMEOUT, client.cluster()).await {
             Ok(Ok(c)) => {
-                let voters = c.nodes.iter().filter(|n| n.alive && n.role != "learner").count();
-                if c.leader_id.is_some() && voters as u64 >= crate::world::NODES {
+                let live = c.nodes.iter().filter(|n| n.alive && n.role != "learner").count();
+                if c.leader_id.is_some() && live as u64 >= voters {
                     return Ok(());
                 }
                 last = format!("{c:?}");

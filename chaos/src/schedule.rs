@@ -17,19 +17,25 @@ pub enum Kind {
     /// `kill -9` of a lognode or the gateway, then a restart on the same data.
     Kill,
     /// Lossy and slow links. This kernel has no netem: random loss is iptables' `statistic`
-    /// match, a slow congested link `tc`'s token bucket; fixed delay, jitter, reordering and
-    /// duplication are not built yet.
+    /// match, a slow congested link `tc`'s token bucket. Fixed delay and jitter are [`Kind::Delay`].
     Netem,
     /// A full disk (ENOSPC) on one node; a crash that loses what was not synced.
     Disk,
     /// A voter replaced under load: a new node joins as a learner, the voter is removed, the
     /// leader promotes the learner.
     Membership,
+    /// Delayed links, with jitter: netem's delay, made by a delaying proxy ([`crate::delay`])
+    /// since this kernel has no netem.
+    Delay,
+    /// A lognode's wall clock jumps forward or back (lognode's hidden `--fault-clock-file`),
+    /// and back to the true time at the heal.
+    Clock,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 6] = [Kind::Partition, Kind::Pause, Kind::Kill, Kind::Netem, Kind::Disk, Kind::Membership];
+    pub const ALL: [Kind; 8] =
+        [Kind::Partition, Kind::Pause, Kind::Kill, Kind::Netem, Kind::Disk, Kind::Membership, Kind::Delay, Kind::Clock];
 
     /// Its name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -40,6 +46,8 @@ impl Kind {
             Kind::Netem => "netem",
             Kind::Disk => "disk",
             Kind::Membership => "membership",
+            Kind::Delay => "delay",
+            Kind::Clock => "clock",
         }
     }
 
@@ -62,8 +70,9 @@ impl Kind {
     }
 }
 
-/// One fault. With 3 lognodes a majority always stays connected: each fault touches one node, or
-/// the links of one node pair.
+/// One fault. A majority always stays connected and running: with 3 lognodes each fault touches
+/// one node, or the links of one node pair; with 5, [`Fault::SplitMinority`] and
+/// [`Fault::KillMinority`] take two nodes away at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
@@ -94,6 +103,10 @@ pub enum Fault {
     SlowLeader,
     /// A follower's outgoing link likewise.
     SlowFollower,
+    /// The leader's links to the other lognodes delayed, both ways, with jitter.
+    DelayLeader,
+    /// A follower's links to the other lognodes likewise.
+    DelayFollower,
     /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
     DiskFull,
     /// The leader killed, and every log file of it cut back to what its last sync made durable
@@ -103,28 +116,68 @@ pub enum Fault {
     LoseUnsyncedFollower,
     /// `kill -9` of the projector (when the run has one), restarted when the fault ends.
     KillProjector,
+    /// A majority/minority split: the leader and as many followers as leave a majority on the
+    /// other side (one of 5) cut off from that majority, both ways. Only with 5 or more voters.
+    SplitMinority,
+    /// `kill -9` of a minority at once, the leader among them (the leader and one follower of 5),
+    /// restarted when the fault ends. Only with 5 or more voters.
+    KillMinority,
     /// A follower replaced: a new node added (a learner), the follower removed and stopped.
     ReplaceFollower,
     /// The leader replaced likewise: it removes itself from the voters and steps down.
     ReplaceLeader,
+    /// The leader's wall clock jumps (forward or back), and back to the true time at the heal.
+    ClockJumpLeader,
+    /// A follower's wall clock likewise (it stamps entries once it leads).
+    ClockJumpFollower,
 }
 
 impl Fault {
     /// Its kind.
     pub fn kind(self) -> Kind {
         match self {
-            Fault::IsolateLeader | Fault::IsolateFollower | Fault::Bridge | Fault::OneWayToLeader => Kind::Partition,
+            Fault::IsolateLeader
+            | Fault::IsolateFollower
+            | Fault::Bridge
+            | Fault::OneWayToLeader
+            | Fault::SplitMinority => Kind::Partition,
             Fault::PauseLeader | Fault::PauseFollower => Kind::Pause,
-            Fault::KillLeader | Fault::KillFollower | Fault::KillGateway | Fault::KillProjector => Kind::Kill,
+            Fault::KillLeader
+            | Fault::KillFollower
+            | Fault::KillGateway
+            | Fault::KillProjector
+            | Fault::KillMinority => Kind::Kill,
             Fault::LossyLeader | Fault::LossyFollower | Fault::SlowLeader | Fault::SlowFollower => Kind::Netem,
+            Fault::DelayLeader | Fault::DelayFollower => Kind::Delay,
             Fault::DiskFull | Fault::LoseUnsyncedLeader | Fault::LoseUnsyncedFollower => Kind::Disk,
             Fault::ReplaceFollower | Fault::ReplaceLeader => Kind::Membership,
+            Fault::ClockJumpLeader | Fault::ClockJumpFollower => Kind::Clock,
         }
     }
 
-    /// The faults of `kind` (with `projector`, a run with a projector: it may be killed too).
-    pub fn of(kind: Kind, projector: bool) -> &'static [Fault] {
+    /// The faults of `kind` in a world of `voters` lognodes (with `projector`, a run with a
+    /// projector: it may be killed too).
+    pub fn of(kind: Kind, projector: bool, voters: u64) -> &'static [Fault] {
         match kind {
+            Kind::Kill if projector && voters >= 5 => &[
+                Fault::KillLeader,
+                Fault::KillFollower,
+                Fault::KillGateway,
+                Fault::KillProjector,
+                Fault::KillMinority,
+                Fault::KillMinority,
+            ],
+            Kind::Kill if voters >= 5 => {
+                &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway, Fault::KillMinority, Fault::KillMinority]
+            }
+            Kind::Partition if voters >= 5 => &[
+                Fault::IsolateLeader,
+                Fault::IsolateFollower,
+                Fault::Bridge,
+                Fault::OneWayToLeader,
+                Fault::SplitMinority,
+                Fault::SplitMinority,
+            ],
             Kind::Kill if projector => {
                 &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway, Fault::KillProjector]
             }
@@ -132,8 +185,10 @@ impl Fault {
             Kind::Pause => &[Fault::PauseLeader, Fault::PauseFollower],
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
             Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower, Fault::SlowLeader, Fault::SlowFollower],
+            Kind::Delay => &[Fault::DelayLeader, Fault::DelayFollower],
             Kind::Disk => &[Fault::DiskFull, Fault::LoseUnsyncedLeader, Fault::LoseUnsyncedFollower],
             Kind::Membership => &[Fault::ReplaceFollower, Fault::ReplaceLeader],
+            Kind::Clock => &[Fault::ClockJumpLeader, Fault::ClockJumpFollower],
         }
     }
 
@@ -147,6 +202,8 @@ impl Fault {
                 | Fault::KillLeader
                 | Fault::ReplaceLeader
                 | Fault::LoseUnsyncedLeader
+                | Fault::SplitMinority
+                | Fault::KillMinority
         )
     }
 }
@@ -187,17 +244,25 @@ pub struct Step {
 /// The kinds take turns (in an order drawn anew for each round, so each kind gets its share);
 /// within a kind the fault is drawn.
 pub fn plan(seed: u64, duration: Duration, kinds: &[Kind], timing: Timing) -> Vec<Step> {
-    plan_for(seed, duration, kinds, timing, false)
+    plan_for(seed, duration, kinds, timing, false, 3)
 }
 
-/// [`plan`] for a run with a projector when `projector` (the kill faults include it).
-pub fn plan_for(seed: u64, duration: Duration, kinds: &[Kind], timing: Timing, projector: bool) -> Vec<Step> {
+/// [`plan`] for a run with a projector when `projector` (the kill faults include it), and
+/// `voters` lognodes (with 5, faults that take two at once are drawn too).
+pub fn plan_for(
+    seed: u64,
+    duration: Duration,
+    kinds: &[Kind],
+    timing: Timing,
+    projector: bool,
+    voters: u64,
+) -> Vec<Step> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let draw = |rng: &mut fastrand::Rng, (lo, hi): (Duration, Duration)| {
         let span = u64::try_from(hi.saturating_sub(lo).as_millis()).unwrap_or(u64::MAX);
         lo + Duration::from_millis(rng.u64(0..=span))
     };
-    let kinds: Vec<Kind> = kinds.iter().copied().filter(|k| !Fault::of(*k, projector).is_empty()).collect();
+    let kinds: Vec<Kind> = kinds.iter().copied().filter(|k| !Fault::of(*k, projector, voters).is_empty()).collect();
     let mut steps = Vec::new();
     let mut round: Vec<Kind> = Vec::new();
     let mut at = timing.warmup;
@@ -207,7 +272,7 @@ pub fn plan_for(seed: u64, duration: Duration, kinds: &[Kind], timing: Timing, p
             rng.shuffle(&mut round);
         }
         let kind = round.pop().unwrap_or(Kind::Partition);
-        let faults = Fault::of(kind, projector);
+        let faults = Fault::of(kind, projector, voters);
         let fault = faults[rng.usize(0..faults.len())];
         let hold = draw(&mut rng, timing.hold);
         if at + hold > duration {
@@ -241,10 +306,24 @@ mod tests {
     }
 
     #[test]
+    fn five_voters_add_the_faults_that_take_two_nodes_and_three_do_not() {
+        let kinds = [Kind::Partition, Kind::Kill];
+        let five = plan_for(9, Duration::from_secs(600), &kinds, Timing::DEFAULT, false, 5);
+        let three = plan_for(9, Duration::from_secs(600), &kinds, Timing::DEFAULT, false, 3);
+        for f in [Fault::SplitMinority, Fault::KillMinority] {
+            assert!(five.iter().any(|s| s.fault == f), "{f:?} never drawn: {five:?}");
+            assert!(!three.iter().any(|s| s.fault == f), "{f:?} drawn with 3 voters: {three:?}");
+            assert!(f.removes_leader());
+        }
+        assert_eq!(plan(9, Duration::from_secs(600), &kinds, Timing::DEFAULT), three);
+    }
+
+    #[test]
     fn too_short_a_run_has_no_fault_and_kinds_parse_by_name() {
         assert!(plan(1, Duration::from_secs(4), &[Kind::Kill], Timing::DEFAULT).is_empty());
         assert_eq!(Kind::parse_list("kill, pause,kill"), Ok(vec![Kind::Kill, Kind::Pause]));
         assert_eq!(Kind::parse_list("membership,disk"), Ok(vec![Kind::Membership, Kind::Disk]));
+        assert_eq!(Kind::parse_list("clock,delay"), Ok(vec![Kind::Clock, Kind::Delay]));
         assert!(Kind::parse_list("flood").is_err_and(|e| e.contains("unknown nemesis \"flood\"")));
         assert!(Kind::parse_list("").is_err());
     }

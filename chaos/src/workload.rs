@@ -224,7 +224,7 @@ pub async fn read_final(
             retry(give_up, || client.history(account, after, None, Consistency::Strong)).await.context("history")?;
         for e in &page.entries {
             let balance = i64::try_from(e.balance).context("balance out of range")?;
-            history.push(Change { id: e.transfer_id.clone(), index: e.index, balance });
+            history.push(Change { id: e.transfer_id.clone(), index: e.index, balance, timestamp_ms: e.timestamp_ms });
         }
         match page.next {
             Some(next) if !page.entries.is_empty() => after = Some(next),

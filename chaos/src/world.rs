@@ -1,6 +1,8 @@
 //! The cluster under test: 3 lognodes and a gateway, each on a host of its own (a network
-//! namespace, `n1`..`n3` and `g1`), and the faults the nemesis applies to them. The harness's
-//! clients run in the harness's own namespace, which reaches every host over the bridge.
+//! namespace, `n1`..`n3` and `g1`), and the faults the nemesis applies to them. The clients run
+//! on hosts of their own too ([`CLIENT_HOSTS`]: threads of the harness inside those namespaces);
+//! the harness itself (the nemesis's lookups, the final reads, the projector) stays in its own
+//! namespace, which reaches every host over the bridge.
 //!
 //! Dropping the world kills its processes and removes its namespaces (after a panic too);
 //! `chaos cleanup` removes what a killed harness left ([`testkit::netns::cleanup_tag`]).
@@ -15,14 +17,18 @@ use testkit::process::{Proc, hermetic};
 
 /// The tag of the harness's namespaces (`cz<n>-<host>`).
 pub const NET_TAG: &str = "cz";
-/// Voters in the cluster (lognode's default `--voters`).
-pub const NODES: u64 = 3;
+/// Voters in the cluster unless the run asks for more (lognode's default `--voters`).
+pub const VOTERS_DEFAULT: u64 = 3;
 /// Hosts for lognodes: the voters' and spares for the nodes the membership nemesis adds. A new
 /// node gets a host never used before while one is left (see docs/FAULTS.md: a node on the
 /// address of a removed one was discovered late), then the one freed longest ago.
 pub const LOGNODE_HOSTS: u64 = 12;
+/// The clients' hosts: the transfers' writers, the readers, the producers, the group's members.
+pub const CLIENT_HOSTS: [&str; 4] = ["c1", "c2", "c3", "c4"];
 /// lognode's gRPC port on its host.
 const GRPC_PORT: u16 = 7000;
+/// The delaying proxy's port on a host whose links are delayed ([`World::delay`]).
+const DELAY_PORT: u16 = 7100;
 /// lognode's gossip port on its host.
 const GOSSIP_PORT: u16 = 7001;
 /// The gateway's HTTP port on its host.
@@ -100,10 +106,18 @@ pub struct World {
     /// The projector's database URL and process, when the run has one.
     projector: Option<(String, Option<Proc>)>,
     key_file: PathBuf,
+    /// Voters in the cluster.
+    voters: u64,
     /// The id of the next node added.
     next_id: u64,
     /// Lognode hosts freed by retired nodes, oldest first.
     freed: std::collections::VecDeque<String>,
+    /// The delaying proxies of [`World::delay`], and the iptables rules that send to them
+    /// (namespace, rule): removed at the heal.
+    proxies: Vec<crate::delay::Proxy>,
+    /// The clock files [`World::jump_clock`] wrote: removed at the heal.
+    clocks: Vec<PathBuf>,
+    redirects: Vec<(String, Vec<String>)>,
     net: Net,
 }
 
@@ -113,7 +127,17 @@ impl World {
     /// With `disk`, [`DISK_NODE`]'s data is on a tmpfs of [`DISK_BYTES`] of its own. With
     /// `projector_db`, a projector (in the harness's namespace) materializes the ledger into that
     /// database.
-    pub fn start(bins: Bins, dir: &Path, seed: u64, disk: bool, projector_db: Option<String>) -> anyhow::Result<World> {
+    pub fn start(
+        bins: Bins,
+        dir: &Path,
+        seed: u64,
+        voters: u64,
+        disk: bool,
+        projector_db: Option<String>,
+    ) -> anyhow::Result<World> {
+        if !(3..=LOGNODE_HOSTS / 2).contains(&voters) || voters % 2 == 0 {
+            bail!("{voters} voters: expected an odd number from 3 to {}", LOGNODE_HOSTS / 2);
+        }
         if projector_db.is_some() && bins.projector.is_none() {
             bail!("a run with a projector needs the projector binary next to lognode (`cargo build -p projector`)");
         }
@@ -121,19 +145,25 @@ impl World {
         let admin_key = format!("lk_chaos_{:032x}", fastrand::Rng::with_seed(seed ^ 0x5eed).u128(..));
         let key_file = dir.join("admin.key");
         write_secret(&key_file, &admin_key)?;
-        let names: Vec<String> = (1..=LOGNODE_HOSTS).map(|i| format!("n{i}")).chain(["g1".to_owned()]).collect();
+        let names: Vec<String> = (1..=LOGNODE_HOSTS)
+            .map(|i| format!("n{i}"))
+            .chain(["g1".to_owned()])
+            .chain(CLIENT_HOSTS.map(str::to_owned))
+            .collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let net = Net::tagged(NET_TAG, &refs);
         let seed_addr = format!("{}:{GOSSIP_PORT}", net.host("n1").ip);
-        let nodes = (1..=NODES)
+        let nodes = (1..=voters)
             .map(|id| {
                 let host = format!("n{id}");
                 let ip = net.host(&host).ip.clone();
                 let synced = dir.join(format!("synced-{host}-id{id}"));
                 let args =
                     LognodeArgs::new(id, dir.join(&host), &format!("{ip}:{GRPC_PORT}"), &format!("{ip}:{GOSSIP_PORT}"))
+                        .voters(voters as usize)
                         .extra(&["--admin-key-file", &key_file.display().to_string()])
-                        .extra(&["--fault-synced-map", &synced.display().to_string()]);
+                        .extra(&["--fault-synced-map", &synced.display().to_string()])
+                        .extra(&["--fault-clock-file", &clock_file(dir, &host, id).display().to_string()]);
                 let args = if id == 1 { args.bootstrap() } else { args.join(&seed_addr) };
                 Node { id, log: dir.join(format!("{host}.log")), host, args: args.to_args(), proc: None, paused: false }
             })
@@ -168,8 +198,12 @@ impl World {
             disk,
             projector: projector_db.map(|db| (db, None)),
             key_file,
-            next_id: NODES + 1,
+            voters,
+            next_id: voters + 1,
             freed: std::collections::VecDeque::new(),
+            proxies: Vec::new(),
+            clocks: Vec::new(),
+            redirects: Vec::new(),
             net,
         };
         for i in 0..world.nodes.len() {
@@ -183,6 +217,16 @@ impl World {
     /// The gateway's base URL.
     pub fn gateway_url(&self) -> String {
         format!("http://{}:{GATEWAY_PORT}", self.net.host("g1").ip)
+    }
+
+    /// Voters in the cluster.
+    pub fn voters(&self) -> u64 {
+        self.voters
+    }
+
+    /// The network namespace of host `host` (`c1`, `n2`, ...).
+    pub fn namespace(&self, host: &str) -> String {
+        self.net.host(host).ns.clone()
     }
 
     /// Each lognode's id and gRPC address.
@@ -219,7 +263,9 @@ impl World {
             self.nodes.iter().map(|n| format!("{}:{GOSSIP_PORT}", self.net.host(&n.host).ip)).collect();
         let data = self.dir.join(format!("{host}-id{id}"));
         let mut args = LognodeArgs::new(id, data, &format!("{ip}:{GRPC_PORT}"), &format!("{ip}:{GOSSIP_PORT}"))
-            .extra(&["--admin-key-file", &self.key_file.display().to_string()]);
+            .voters(self.voters as usize)
+            .extra(&["--admin-key-file", &self.key_file.display().to_string()])
+            .extra(&["--fault-clock-file", &clock_file(&self.dir, &host, id).display().to_string()]);
         for s in &seeds {
             args = args.join(s);
         }
@@ -234,7 +280,7 @@ impl World {
         std::fs::read_dir(&self.dir)
             .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&format!("{host}-id"))))
             .unwrap_or(false)
-            || (1..=NODES).any(|i| format!("n{i}") == host)
+            || (1..=self.voters).any(|i| format!("n{i}") == host)
     }
 
     /// Kills lognode `id` and takes it out of the world (after the cluster removed it).
@@ -347,6 +393,66 @@ impl World {
         self.net.lossy(from, to, p);
     }
 
+    /// Delays the links between lognode `node` and each of `peers`, both ways: on each side, the
+    /// other side's connections to lognode's port are redirected (iptables' `REDIRECT`) to a
+    /// delaying proxy in front of it ([`crate::delay`]). The connections open now are reset, so
+    /// that they are made again through the proxies. Healed by [`World::heal`].
+    pub fn delay(&mut self, node: u64, peers: &[u64], delay: crate::delay::Delay, seed: u64) -> anyhow::Result<()> {
+        // Each side: its namespace, its address, and the addresses whose connections it delays.
+        let host = |id: u64| self.net.host(&self.host_of(id)).clone();
+        let mut sides = vec![(host(node), peers.iter().map(|p| host(*p).ip).collect::<Vec<_>>())];
+        sides.extend(peers.iter().map(|p| (host(*p), vec![host(node).ip])));
+        for (i, (side, sources)) in sides.into_iter().enumerate() {
+            let ns = side.ns;
+            let listen = format!("{}:{DELAY_PORT}", side.ip).parse().context("proxy address")?;
+            let to = format!("{}:{GRPC_PORT}", side.ip).parse().context("lognode address")?;
+            self.proxies.push(crate::delay::Proxy::start(Some(&ns), listen, to, delay, seed ^ i as u64)?);
+            for source in sources {
+                let rule: Vec<String> = [
+                    "PREROUTING",
+                    "-s",
+                    &format!("{source}/32"),
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    &GRPC_PORT.to_string(),
+                    "-j",
+                    "REDIRECT",
+                    "--to-ports",
+                    &DELAY_PORT.to_string(),
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                let mut cmd = std::process::Command::new("ip");
+                cmd.args(["netns", "exec", &ns, "iptables", "-t", "nat", "-A"]).args(&rule);
+                run(cmd, "iptables REDIRECT to the delaying proxy")?;
+                self.redirects.push((ns.clone(), rule));
+            }
+        }
+        // Every connection of `node` to or from a lognode port, reset: made again, redirected.
+        let mut reset = std::process::Command::new("ip");
+        let filter = format!("( sport = :{GRPC_PORT} or dport = :{GRPC_PORT} )");
+        reset.args(["netns", "exec", &self.net.host(&self.host_of(node)).ns, "ss", "-K", "-tn", &filter]);
+        run(reset, "ss -K (reset the connections to delay)")?;
+        Ok(())
+    }
+
+    /// The connections the delaying proxies of [`World::delay`] accepted since it was called.
+    pub fn delayed_connections(&self) -> u64 {
+        self.proxies.iter().map(crate::delay::Proxy::accepted).sum()
+    }
+
+    /// Moves lognode `id`'s wall clock by `offset_ms` (its `--fault-clock-file`, which it reads
+    /// every 100 ms); [`World::heal`] moves it back.
+    pub fn jump_clock(&mut self, id: u64, offset_ms: i64) -> anyhow::Result<()> {
+        let path = clock_file(&self.dir, &self.host_of(id), id);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{offset_ms}\n")).with_context(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("rename to {}", path.display()))?;
+        self.clocks.push(path);
+        Ok(())
+    }
+
     /// Fills [`DISK_NODE`]'s filesystem: a file of nearly all the space left, then another
     /// written until the filesystem refuses (ENOSPC). The bytes it took.
     pub fn fill_disk(&self) -> anyhow::Result<u64> {
@@ -417,6 +523,20 @@ impl World {
     /// Ends every fault: routes healed, paused nodes resumed, killed processes restarted on
     /// their data.
     pub fn heal(&mut self) {
+        for (ns, rule) in std::mem::take(&mut self.redirects) {
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &ns, "iptables", "-t", "nat", "-D"]).args(&rule);
+            if let Err(e) = run(cmd, "iptables: remove a REDIRECT") {
+                eprintln!("chaos: {e:#}");
+            }
+        }
+        // Their connections close with them; the peers connect again, directly.
+        self.proxies.clear();
+        for path in std::mem::take(&mut self.clocks) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                eprintln!("chaos: remove {}: {e}", path.display());
+            }
+        }
         self.net.heal();
         if let Some(mount) = &self.disk {
             let _ = std::fs::remove_file(mount.join(FILLER));
@@ -510,6 +630,11 @@ pub fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2));
     euid == Some("0")
+}
+
+/// Lognode `id`'s clock file (`--fault-clock-file`): absent while its clock is true.
+fn clock_file(dir: &Path, host: &str, id: u64) -> PathBuf {
+    dir.join(format!("clock-{host}-id{id}"))
 }
 
 /// The host of an initial lognode `id`.

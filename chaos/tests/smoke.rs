@@ -156,11 +156,58 @@ fn regression_seed_21_a_full_disk_stops_the_node_which_comes_back() {
     }
 }
 
+/// Five lognodes, with clients on hosts of their own: seed 675 moves the leader's wall clock,
+/// splits a minority holding the leader from the majority, delays the leader's links with
+/// jitter (through the delaying proxies), then kills a minority, the leader among them, at once
+/// (`five_node_seed_has_every_new_fault` checks the schedule).
+#[test]
+fn five_nodes_with_clock_jumps_delays_splits_and_two_crashes_lose_nothing() {
+    if !may_run("the chaos five-node test") {
+        return;
+    }
+    let (r, summary) = chaos_run(&[
+        "--seed",
+        "675",
+        "--duration",
+        "24s",
+        "--nodes",
+        "5",
+        "--nemesis",
+        "partition,kill,delay,clock",
+        "--workload",
+        "transfers,reads,groups",
+        "--writers",
+        "4",
+        "--members",
+        "1",
+    ]);
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
+    assert_eq!(faults, ["clock_jump_leader", "split_minority", "delay_leader", "kill_minority"], "{summary}");
+    let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
+    assert!(detail(0).contains("wall clock jumped"), "{summary}");
+    assert!(detail(1).contains("minority") && detail(1).matches(", ").count() >= 3, "{summary}");
+    assert!(detail(2).contains("connections went through the delaying proxies"), "{summary}");
+    assert!(detail(3).contains("killed at once"), "{summary}");
+    assert!(r["transfers"]["acknowledged"].as_u64().is_some_and(|n| n > 50), "{summary}");
+    assert!(r["leader_isolation"]["count"].as_u64().is_some_and(|n| n >= 1), "{summary}");
+}
+
+#[test]
+fn five_node_seed_has_every_new_fault() {
+    use chaos::schedule::{Fault, Kind, Timing, plan_for};
+    let kinds = [Kind::Partition, Kind::Kill, Kind::Delay, Kind::Clock];
+    let steps = plan_for(675, Duration::from_secs(24), &kinds, Timing::DEFAULT, false, 5);
+    let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
+    assert_eq!(faults, [Fault::ClockJumpLeader, Fault::SplitMinority, Fault::DelayLeader, Fault::KillMinority]);
+}
+
 #[test]
 fn seed_gives_every_kind_and_takes_the_leader_away() {
     use chaos::schedule::{Fault, Kind, Timing, plan_for};
     let kinds = [Kind::Partition, Kind::Pause, Kind::Kill];
-    let steps = plan_for(SEED.parse().expect("seed"), Duration::from_secs(24), &kinds, Timing::DEFAULT, true);
+    let steps = plan_for(SEED.parse().expect("seed"), Duration::from_secs(24), &kinds, Timing::DEFAULT, true, 3);
     assert!(kinds.iter().all(|k| steps.iter().any(|s| s.fault.kind() == *k)), "{steps:?}");
     assert!(steps.iter().filter(|s| s.fault.removes_leader()).count() >= 2, "{steps:?}");
     assert!(steps.iter().any(|s| s.fault == Fault::KillProjector), "{steps:?}");

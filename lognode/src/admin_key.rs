@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger_shutdown::Shutdown;
 use openraft::ServerState;
@@ -90,7 +89,7 @@ pub async fn enter_bootstrap_key(raft: Raft, sm: StateMachineStore, secret_hash:
                 created_by: BOOTSTRAP_CREATOR.to_owned(),
                 quota: crate::types::KeyQuota::default(),
             };
-            let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let timestamp_ms = crate::clock::now_ms_u64();
             let req = Request::Keys { timestamp_ms, command: KeyCommand::Bootstrap(key) };
             match tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(req)).await {
                 Ok(Ok(r)) if r.data == Response::KeyCreated => {

@@ -155,6 +155,11 @@ pub struct Config {
     /// (`logstore::RecordingSyncer`), so that a harness can drop the rest after a SIGKILL.
     #[arg(long, env = "LEDGER_FAULT_SYNCED_MAP", hide = true)]
     pub fault_synced_map: Option<PathBuf>,
+    /// Fault injection for the chaos harness's clock nemesis only: shift this node's wall clock
+    /// by the signed offset in ms that this file holds, read again every 100 ms
+    /// (`lognode::clock`).
+    #[arg(long, env = "LEDGER_FAULT_CLOCK_FILE", hide = true)]
+    pub fault_clock_file: Option<PathBuf>,
 }
 
 pub use ledger_discovery::GossipProfile;

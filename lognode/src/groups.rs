@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use group_core::{
     GroupCode, GroupCommand, GroupOutcome, GroupView, MemberReply, Reply, ResetTarget, TopicCatalog, TopicPartition,
@@ -42,7 +42,7 @@ use crate::types::{Raft, Request, Response};
 
 /// The leader's wall clock (ms since the Unix epoch), for entry timestamps and sessions.
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::clock::now_ms_u64()
 }
 
 /// The gRPC status of a group rule failure: a gRPC code by kind, plus the stable code in the

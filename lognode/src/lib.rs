@@ -7,6 +7,7 @@
 //! Every limit is in [`limits`]; [`crash`] is what the node does when it must not go on.
 
 pub mod admin_key;
+pub mod clock;
 pub mod config;
 pub mod crash;
 pub mod election;

@@ -33,6 +33,7 @@ fn config(id: u64, dir: &std::path::Path, join: Vec<String>, bootstrap: bool) ->
         group_retention_ms: group_core::limits::GROUP_RETENTION_MS_DEFAULT,
         fsync: logstore::FsyncMode::Never,
         fault_synced_map: None,
+        fault_clock_file: None,
         gossip_profile: lognode::config::GossipProfile::Local,
         state_store: lognode::config::StateStoreKind::Disk,
         state_cache_bytes: lognode::config::STATE_CACHE_BYTES_MIN,

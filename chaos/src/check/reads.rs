@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn reads_must_match_the_history_at_their_index_and_not_go_below_min_index() {
-        let change = |id: &str, index, balance| Change { id: id.into(), index, balance };
+        let change = |id: &str, index, balance| Change { id: id.into(), index, balance, timestamp_ms: index };
         let acc = FinalAccount { balance: 7, protected: true, history: vec![change("t1", 5, 10), change("t2", 9, 7)] };
         let accounts = BTreeMap::from([("a".to_owned(), acc)]);
         let good = [read(None, 0, 4), read(Some(3), 10, 5), read(None, 10, 8), read(Some(8), 7, 9), read(None, 7, 100)];

@@ -36,6 +36,8 @@ pub struct Change {
     pub index: u64,
     /// The balance after it.
     pub balance: i64,
+    /// Its log time (the leader's stamp, never below the log time before it).
+    pub timestamp_ms: u64,
 }
 
 /// What the checker counted.
@@ -163,11 +165,38 @@ pub fn check(ops: &[Op], accounts: &BTreeMap<String, FinalAccount>) -> (Counts, 
             ));
         }
     }
+    anomalies.extend(log_time(accounts));
     let sum: i64 = accounts.values().map(|a| a.balance).sum();
     if sum != 0 {
         anomalies.push(Anomaly::new("not_conserved", format!("the balances sum to {sum}, not 0"), Vec::new()));
     }
     (counts, anomalies)
+}
+
+/// The log's time never goes back: across every account's history, in log order, each change's
+/// time is at least the one before (a leader's wall clock that jumps back, or a new leader whose
+/// clock is behind, must not move it back).
+fn log_time(accounts: &BTreeMap<String, FinalAccount>) -> Vec<Anomaly> {
+    let by_index: BTreeMap<u64, (&str, u64)> =
+        accounts.values().flat_map(|a| a.history.iter().map(|c| (c.index, (c.id.as_str(), c.timestamp_ms)))).collect();
+    let mut out = Vec::new();
+    let mut last: Option<(u64, &str, u64)> = None;
+    for (index, (id, t)) in by_index {
+        if let Some((i0, id0, t0)) = last
+            && t < t0
+            && out.len() < crate::check::SLICE_MAX
+        {
+            out.push(Anomaly::new(
+                "log_time_back",
+                format!("transfer {id} at index {index} has log time {t} ms, before {t0} ms of {id0} at index {i0}"),
+                Vec::new(),
+            ));
+        }
+        if last.is_none_or(|(_, _, t0)| t >= t0) {
+            last = Some((index, id, t));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -191,7 +220,12 @@ mod tests {
             protected,
             history: (1..)
                 .zip(history)
-                .map(|(index, (id, balance))| Change { id: (*id).to_owned(), index, balance: *balance })
+                .map(|(index, (id, balance))| Change {
+                    id: (*id).to_owned(),
+                    index,
+                    balance: *balance,
+                    timestamp_ms: 1000 + index,
+                })
                 .collect(),
         }
     }
@@ -250,6 +284,14 @@ mod tests {
         for k in ["phantom", "refused_but_applied", "not_conserved", "torn"] {
             assert!(kinds(&an).contains(&k), "{k}: {an:?}");
         }
+
+        // The log's time went back at index 2 (a leader's clock behind the one before it).
+        let (ops, mut acc) = clean();
+        if let Some(c) = acc.get_mut("b").and_then(|b| b.history.get_mut(1)) {
+            c.timestamp_ms = 900;
+        }
+        let an = check(&ops, &acc).1;
+        assert_eq!(kinds(&an), ["log_time_back"], "{an:?}");
 
         // A protected account below zero at one point of its history.
         let (ops, mut acc) = clean();

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ledger_proto::convert;
 use ledger_proto::convert::groups as group_convert;
@@ -123,13 +123,13 @@ fn read_error(e: ReadError) -> Status {
     }
 }
 
-/// The leader's wall clock, for the timestamps it puts into entries.
+/// The leader's wall clock, for the timestamps it puts into entries ([`crate::clock`]).
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    crate::clock::now_ms()
 }
 
 fn now_ms_u64() -> u64 {
-    u64::try_from(now_ms()).unwrap_or(0)
+    crate::clock::now_ms_u64()
 }
 
 /// A group request the conversion rejected (a malformed field): `invalid_request`.
