@@ -40,7 +40,7 @@ struct RunArgs {
     /// Faults, comma-separated: partition, pause, kill, netem (lossy and slow links: this kernel
     /// has no netem), disk (a full disk; a crash losing unsynced writes), membership (a voter
     /// replaced). See docs/FAULTS.md.
-    #[arg(long, default_value = "partition,pause,kill,netem,disk,membership,delay,clock", value_parser = parse_kinds)]
+    #[arg(long, default_value = "partition,pause,kill,netem,disk,membership,latency,clock", value_parser = parse_kinds)]
     nemesis: Kinds,
     /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run
     /// (the reads' checker needs writes, and every run checks the ledger).

@@ -20,6 +20,10 @@ pub const SLOW_KBIT: (u32, u32) = (256, 4096);
 pub const SLOW_QUEUE_MS: (u32, u32) = (100, 800);
 /// Fixed delay of a delayed link, each way, ms: from, to (the jitter is up to half of it).
 pub const DELAY_MS: (u64, u64) = (20, 300);
+/// Share of packets reordered or duplicated: from, to.
+pub const JUMBLE: (f64, f64) = (0.05, 0.30);
+/// Rate of the slow lane that reordered packets wait in, kbit/s: from, to.
+pub const REORDER_KBIT: (u32, u32) = (128, 1024);
 /// Size of a clock jump, ms, either way: from, to.
 pub const CLOCK_JUMP_MS: (i64, i64) = (1_000, 15 * 60 * 1_000);
 /// Packet loss of a lossy link: from, to.
@@ -88,6 +92,8 @@ pub async fn inject(
     let mut found = Vec::new();
     // The node and offset of a clock jump, checked in its log at the heal.
     let mut jumped = None;
+    // The hosts whose packets are duplicated or held back, counted at the heal.
+    let mut mangled: Vec<String> = Vec::new();
     let detail = match step.fault {
         Fault::IsolateLeader => {
             for f in &followers {
@@ -193,6 +199,27 @@ pub async fn inject(
                 }
             }
         }
+        Fault::ReorderLeader | Fault::ReorderFollower => {
+            let node = if step.fault == Fault::ReorderLeader { leader } else { follower };
+            let role = if node == leader { "leader" } else { "follower" };
+            let p = JUMBLE.0 + rng.f64() * (JUMBLE.1 - JUMBLE.0);
+            let kbit = rng.u32(REORDER_KBIT.0..=REORDER_KBIT.1);
+            world.reorder(&h(node), p, kbit);
+            mangled.push(h(node));
+            format!("{role} {} holds back {:.0} % of its outgoing packets in a {kbit} kbit/s lane", h(node), p * 100.0)
+        }
+        Fault::DuplicateLeader | Fault::DuplicateFollower => {
+            let node = if step.fault == Fault::DuplicateLeader { leader } else { follower };
+            let role = if node == leader { "leader" } else { "follower" };
+            let p = JUMBLE.0 + rng.f64() * (JUMBLE.1 - JUMBLE.0);
+            for other in members.iter().copied().filter(|n| *n != node) {
+                world.duplicate(&h(node), &h(other), p);
+                world.duplicate(&h(other), &h(node), p);
+                mangled.push(h(other));
+            }
+            mangled.push(h(node));
+            format!("{role} {}'s packets to and from the other lognodes sent twice, {:.0} % of them", h(node), p * 100.0)
+        }
         Fault::ClockJumpLeader | Fault::ClockJumpFollower => {
             let node = if step.fault == Fault::ClockJumpLeader { leader } else { follower };
             let role = if node == leader { "leader" } else { "follower" };
@@ -283,7 +310,7 @@ pub async fn inject(
             }
         }
     }
-    if step.fault.kind() == Kind::Delay && !detail.contains("could not") {
+    if matches!(step.fault, Fault::DelayLeader | Fault::DelayFollower) && !detail.contains("could not") {
         match world.delayed_connections() {
             0 => found.push(Anomaly::new(
                 "fault_not_injected",
@@ -291,6 +318,16 @@ pub async fn inject(
                 Vec::new(),
             )),
             n => detail.push_str(&format!("; {n} connections went through the delaying proxies")),
+        }
+    }
+    if !mangled.is_empty() {
+        match mangled.iter().map(|h| world.mangled_packets(h)).sum::<u64>() {
+            0 => found.push(Anomaly::new(
+                "fault_not_injected",
+                format!("{:?}: no packet was duplicated or held back", step.fault),
+                Vec::new(),
+            )),
+            n => detail.push_str(&format!("; {n} packets in all")),
         }
     }
     if let Some((node, offset)) = jumped

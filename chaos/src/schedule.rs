@@ -17,16 +17,17 @@ pub enum Kind {
     /// `kill -9` of a lognode or the gateway, then a restart on the same data.
     Kill,
     /// Lossy and slow links. This kernel has no netem: random loss is iptables' `statistic`
-    /// match, a slow congested link `tc`'s token bucket. Fixed delay and jitter are [`Kind::Delay`].
+    /// match, a slow congested link `tc`'s token bucket. Fixed delay and jitter are [`Kind::Latency`].
     Netem,
     /// A full disk (ENOSPC) on one node; a crash that loses what was not synced.
     Disk,
     /// A voter replaced under load: a new node joins as a learner, the voter is removed, the
     /// leader promotes the learner.
     Membership,
-    /// Delayed links, with jitter: netem's delay, made by a delaying proxy ([`crate::delay`])
-    /// since this kernel has no netem.
-    Delay,
+    /// Delayed links with jitter (a delaying proxy, [`crate::delay`]), reordered packets (a
+    /// slow `htb` lane a random share of packets is sent to) and duplicated packets (iptables'
+    /// `TEE`): what netem's `delay`, `reorder` and `duplicate` make, without netem.
+    Latency,
     /// A lognode's wall clock jumps forward or back (lognode's hidden `--fault-clock-file`),
     /// and back to the true time at the heal.
     Clock,
@@ -35,7 +36,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in report order.
     pub const ALL: [Kind; 8] =
-        [Kind::Partition, Kind::Pause, Kind::Kill, Kind::Netem, Kind::Disk, Kind::Membership, Kind::Delay, Kind::Clock];
+        [Kind::Partition, Kind::Pause, Kind::Kill, Kind::Netem, Kind::Disk, Kind::Membership, Kind::Latency, Kind::Clock];
 
     /// Its name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -46,7 +47,7 @@ impl Kind {
             Kind::Netem => "netem",
             Kind::Disk => "disk",
             Kind::Membership => "membership",
-            Kind::Delay => "delay",
+            Kind::Latency => "latency",
             Kind::Clock => "clock",
         }
     }
@@ -107,6 +108,16 @@ pub enum Fault {
     DelayLeader,
     /// A follower's links to the other lognodes likewise.
     DelayFollower,
+    /// A random share of the leader's outgoing packets held back in a slow lane, so that later
+    /// ones overtake them.
+    ReorderLeader,
+    /// A follower's likewise.
+    ReorderFollower,
+    /// A random share of the packets between the leader and the other lognodes sent twice, both
+    /// ways.
+    DuplicateLeader,
+    /// A follower's likewise.
+    DuplicateFollower,
     /// The disk of the node whose data is on a small filesystem of its own fills up (ENOSPC).
     DiskFull,
     /// The leader killed, and every log file of it cut back to what its last sync made durable
@@ -148,7 +159,12 @@ impl Fault {
             | Fault::KillProjector
             | Fault::KillMinority => Kind::Kill,
             Fault::LossyLeader | Fault::LossyFollower | Fault::SlowLeader | Fault::SlowFollower => Kind::Netem,
-            Fault::DelayLeader | Fault::DelayFollower => Kind::Delay,
+            Fault::DelayLeader
+            | Fault::DelayFollower
+            | Fault::ReorderLeader
+            | Fault::ReorderFollower
+            | Fault::DuplicateLeader
+            | Fault::DuplicateFollower => Kind::Latency,
             Fault::DiskFull | Fault::LoseUnsyncedLeader | Fault::LoseUnsyncedFollower => Kind::Disk,
             Fault::ReplaceFollower | Fault::ReplaceLeader => Kind::Membership,
             Fault::ClockJumpLeader | Fault::ClockJumpFollower => Kind::Clock,
@@ -185,7 +201,14 @@ impl Fault {
             Kind::Pause => &[Fault::PauseLeader, Fault::PauseFollower],
             Kind::Kill => &[Fault::KillLeader, Fault::KillFollower, Fault::KillGateway],
             Kind::Netem => &[Fault::LossyLeader, Fault::LossyFollower, Fault::SlowLeader, Fault::SlowFollower],
-            Kind::Delay => &[Fault::DelayLeader, Fault::DelayFollower],
+            Kind::Latency => &[
+                Fault::DelayLeader,
+                Fault::DelayFollower,
+                Fault::ReorderLeader,
+                Fault::ReorderFollower,
+                Fault::DuplicateLeader,
+                Fault::DuplicateFollower,
+            ],
             Kind::Disk => &[Fault::DiskFull, Fault::LoseUnsyncedLeader, Fault::LoseUnsyncedFollower],
             Kind::Membership => &[Fault::ReplaceFollower, Fault::ReplaceLeader],
             Kind::Clock => &[Fault::ClockJumpLeader, Fault::ClockJumpFollower],
@@ -323,7 +346,7 @@ mod tests {
         assert!(plan(1, Duration::from_secs(4), &[Kind::Kill], Timing::DEFAULT).is_empty());
         assert_eq!(Kind::parse_list("kill, pause,kill"), Ok(vec![Kind::Kill, Kind::Pause]));
         assert_eq!(Kind::parse_list("membership,disk"), Ok(vec![Kind::Membership, Kind::Disk]));
-        assert_eq!(Kind::parse_list("clock,delay"), Ok(vec![Kind::Clock, Kind::Delay]));
+        assert_eq!(Kind::parse_list("clock,latency"), Ok(vec![Kind::Clock, Kind::Latency]));
         assert!(Kind::parse_list("flood").is_err_and(|e| e.contains("unknown nemesis \"flood\"")));
         assert!(Kind::parse_list("").is_err());
     }

@@ -453,6 +453,21 @@ impl World {
         Ok(())
     }
 
+    /// `from` sends a second copy of each packet for `to` with probability `p` (host names).
+    pub fn duplicate(&self, from: &str, to: &str, p: f64) {
+        self.net.duplicate(from, to, p);
+    }
+
+    /// `host` holds back a share `p` of its outgoing packets in a lane of `slow_kbit` kbit/s.
+    pub fn reorder(&self, host: &str, p: f64, slow_kbit: u32) {
+        self.net.reorder(host, p, slow_kbit);
+    }
+
+    /// The packets duplicated or held back on `host` since the last heal.
+    pub fn mangled_packets(&self, host: &str) -> u64 {
+        self.net.mangled_packets(host)
+    }
+
     /// Fills [`DISK_NODE`]'s filesystem: a file of nearly all the space left, then another
     /// written until the filesystem refuses (ENOSPC). The bytes it took.
     pub fn fill_disk(&self) -> anyhow::Result<u64> {

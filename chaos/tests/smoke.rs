@@ -157,7 +157,7 @@ fn regression_seed_21_a_full_disk_stops_the_node_which_comes_back() {
 }
 
 /// Five lognodes, with clients on hosts of their own: seed 675 moves the leader's wall clock,
-/// splits a minority holding the leader from the majority, delays the leader's links with
+/// splits a minority holding the leader from the majority, delays a follower's links with
 /// jitter (through the delaying proxies), then kills a minority, the leader among them, at once
 /// (`five_node_seed_has_every_new_fault` checks the schedule).
 #[test]
@@ -173,7 +173,7 @@ fn five_nodes_with_clock_jumps_delays_splits_and_two_crashes_lose_nothing() {
         "--nodes",
         "5",
         "--nemesis",
-        "partition,kill,delay,clock",
+        "partition,kill,latency,clock",
         "--workload",
         "transfers,reads,groups",
         "--writers",
@@ -184,7 +184,7 @@ fn five_nodes_with_clock_jumps_delays_splits_and_two_crashes_lose_nothing() {
     assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
     let log = r["nemesis_log"].as_array().expect("nemesis_log");
     let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
-    assert_eq!(faults, ["clock_jump_leader", "split_minority", "delay_leader", "kill_minority"], "{summary}");
+    assert_eq!(faults, ["clock_jump_leader", "split_minority", "delay_follower", "kill_minority"], "{summary}");
     let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
     assert!(detail(0).contains("wall clock jumped"), "{summary}");
     assert!(detail(1).contains("minority") && detail(1).matches(", ").count() >= 3, "{summary}");
@@ -194,13 +194,42 @@ fn five_nodes_with_clock_jumps_delays_splits_and_two_crashes_lose_nothing() {
     assert!(r["leader_isolation"]["count"].as_u64().is_some_and(|n| n >= 1), "{summary}");
 }
 
+/// What netem would do, without netem: seed 12 holds back a share of the leader's packets in a
+/// slow lane (reordering), sends a follower's packets twice (duplication), then delays the
+/// leader's links with jitter (the delaying proxies). Each must have touched packets or
+/// connections, or the run reports `fault_not_injected`.
+#[test]
+fn reordered_duplicated_and_delayed_packets_lose_nothing() {
+    if !may_run("the chaos latency test") {
+        return;
+    }
+    let (r, summary) =
+        chaos_run(&["--seed", "12", "--duration", "21s", "--nemesis", "latency", "--workload", "transfers,reads"]);
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
+    assert_eq!(faults, ["reorder_leader", "duplicate_follower", "delay_leader"], "{summary}");
+    let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
+    assert!(detail(0).contains("packets in all") && detail(1).contains("packets in all"), "{summary}");
+    assert!(detail(2).contains("connections went through the delaying proxies"), "{summary}");
+    assert!(r["linearizability"]["reads"].as_u64().is_some_and(|n| n > 20), "{summary}");
+}
+
+#[test]
+fn latency_seed_reorders_duplicates_and_delays() {
+    use chaos::schedule::{Fault, Kind, Timing, plan};
+    let steps = plan(12, Duration::from_secs(21), &[Kind::Latency], Timing::DEFAULT);
+    let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
+    assert_eq!(faults, [Fault::ReorderLeader, Fault::DuplicateFollower, Fault::DelayLeader]);
+}
+
 #[test]
 fn five_node_seed_has_every_new_fault() {
     use chaos::schedule::{Fault, Kind, Timing, plan_for};
-    let kinds = [Kind::Partition, Kind::Kill, Kind::Delay, Kind::Clock];
+    let kinds = [Kind::Partition, Kind::Kill, Kind::Latency, Kind::Clock];
     let steps = plan_for(675, Duration::from_secs(24), &kinds, Timing::DEFAULT, false, 5);
     let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
-    assert_eq!(faults, [Fault::ClockJumpLeader, Fault::SplitMinority, Fault::DelayLeader, Fault::KillMinority]);
+    assert_eq!(faults, [Fault::ClockJumpLeader, Fault::SplitMinority, Fault::DelayFollower, Fault::KillMinority]);
 }
 
 #[test]

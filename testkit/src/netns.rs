@@ -6,8 +6,11 @@
 //! route is added to it). Faults are blackhole routes, which drop a namespace's *outgoing*
 //! packets to one address: [`Net::cut`] is one direction, [`Net::isolate`] both; and random loss
 //! on one direction with iptables' `statistic` match ([`Net::lossy`], needs iptables), and a slow
-//! congested link with `tc`'s token bucket ([`Net::slow`]). No netem (this kernel has none). Everything is removed when the [`Net`] is dropped, after a panic
-//! too, and [`cleanup`] removes what a killed test left behind.
+//! congested link with `tc`'s token bucket ([`Net::slow`]); duplicated packets with iptables'
+//! `TEE` ([`Net::duplicate`]); reordered ones with a slow `htb` lane that iptables' `CLASSIFY`
+//! sends a random share of packets to ([`Net::reorder`]). No netem (this kernel has none): fixed
+//! delay needs a delaying proxy (the chaos harness has one). Everything is removed when the
+//! [`Net`] is dropped, after a panic too, and [`cleanup`] removes what a killed test left behind.
 //!
 //! Needs root and iproute2 (`ip`): a test that cannot create a namespace panics saying so.
 
@@ -37,6 +40,9 @@ pub struct Net {
     slow: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
     /// The blackhole routes [`Net::cut`] added: (namespace, destination), for [`Net::heal`].
     cuts: std::sync::Mutex<Vec<(String, String)>>,
+    /// The namespaces where [`Net::duplicate`] or [`Net::reorder`] added iptables `mangle`
+    /// rules ([`Net::heal`] flushes them).
+    mangled: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// One host: a network namespace with one address.
@@ -121,6 +127,7 @@ impl Net {
             lossy: Default::default(),
             slow: Default::default(),
             cuts: Default::default(),
+            mangled: Default::default(),
         };
         let bridge_ns = net.bridge_ns();
         ip(&["netns", "add", &bridge_ns]);
@@ -244,8 +251,86 @@ impl Net {
         );
     }
 
+    /// From now on `from` sends a second copy of each packet for `to` with probability `p` (0 to
+    /// 1): iptables' `TEE` target, picked at random by the `statistic` match, in `from`'s
+    /// namespace. Duplicated packets, as netem's `duplicate` would make. Needs iptables.
+    pub fn duplicate(&self, from: &str, to: &str, p: f64) {
+        assert!((0.0..=1.0).contains(&p), "{p}");
+        let to_ip = self.host(to).ip.clone();
+        let prob = format!("{p:.4}");
+        let dest = format!("{to_ip}/32");
+        let rule = ["-d", &dest, "-m", "statistic", "--mode", "random", "--probability", &prob];
+        self.mangle(from, &[&rule[..], &["-j", "TEE", "--gateway", &to_ip]].concat());
+    }
+
+    /// From now on `host` holds back a share `p` (0 to 1) of its outgoing packets, picked at
+    /// random, in a slow lane of `slow_kbit` kbit/s, so that packets sent after them overtake
+    /// them: reordering, as netem's `reorder` would make. The lane is a class of an `htb` queue
+    /// discipline, fed by iptables' `CLASSIFY`; the other packets pass at once. Needs iptables.
+    pub fn reorder(&self, host: &str, p: f64, slow_kbit: u32) {
+        assert!((0.0..=1.0).contains(&p) && slow_kbit > 0, "{p} {slow_kbit}");
+        let iface = format!("v{}{host}", self.prefix);
+        let ns = self.host(host).ns.clone();
+        self.slow.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert((ns.clone(), iface.clone()));
+        let slow = format!("{slow_kbit}kbit");
+        let tc: [&[&str]; 3] = [
+            &["qdisc", "replace", "dev", &iface, "root", "handle", "1:", "htb", "default", "1"],
+            &["class", "add", "dev", &iface, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit"],
+            &["class", "add", "dev", &iface, "parent", "1:", "classid", "1:2", "htb", "rate", &slow, "ceil", &slow],
+        ];
+        for args in tc {
+            let mut cmd = ip_command(&["netns", "exec", &ns, "tc"]);
+            cmd.args(args);
+            let out = run_bounded(cmd, IP_TIMEOUT, true);
+            assert!(
+                out.status.success(),
+                "tc {} in {ns} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let prob = format!("{p:.4}");
+        let rule = ["-o", &iface, "-m", "statistic", "--mode", "random", "--probability", &prob];
+        self.mangle(host, &[&rule[..], &["-j", "CLASSIFY", "--set-class", "1:2"]].concat());
+    }
+
+    /// The packets that [`Net::duplicate`] and [`Net::reorder`] have copied or held back on
+    /// `host` so far (iptables' counters of its `mangle` rules).
+    pub fn mangled_packets(&self, host: &str) -> u64 {
+        let ns = &self.host(host).ns;
+        let cmd = ip_command(&["netns", "exec", ns, "iptables", "-t", "mangle", "-L", "POSTROUTING", "-v", "-x", "-n"]);
+        let out = run_bounded(cmd, IP_TIMEOUT, false);
+        // Two header lines, then one line per rule whose first column is its packet count.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Appends `rule` to the `mangle` table's POSTROUTING chain in `host`'s namespace; panics
+    /// naming iptables when it cannot.
+    fn mangle(&self, host: &str, rule: &[&str]) {
+        let ns = self.host(host).ns.clone();
+        self.mangled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(ns.clone());
+        let mut cmd = ip_command(&["netns", "exec", &ns, "iptables", "-t", "mangle", "-A", "POSTROUTING"]);
+        cmd.args(rule);
+        let out = run_bounded(cmd, IP_TIMEOUT, true);
+        assert!(
+            out.status.success(),
+            "iptables -t mangle in {ns} failed ({}): {}\nduplicated and reordered packets need iptables",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+
     /// Removes every fault.
     pub fn heal(&self) {
+        let mangled = std::mem::take(&mut *self.mangled.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for ns in mangled {
+            ip_quiet(&["netns", "exec", &ns, "iptables", "-t", "mangle", "-F", "POSTROUTING"]);
+        }
         let slow = std::mem::take(&mut *self.slow.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for (ns, iface) in slow {
             ip_quiet(&["netns", "exec", &ns, "tc", "qdisc", "del", "dev", &iface, "root"]);
