@@ -129,6 +129,8 @@ impl Op {
 #[derive(Clone, Debug)]
 pub struct Recorder {
     start: Instant,
+    /// The wall clock at `start` (ms since the Unix epoch).
+    epoch_ms: u64,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -143,7 +145,16 @@ struct Inner {
 impl Recorder {
     /// A record whose clock starts now.
     pub fn new() -> Recorder {
-        Recorder { start: Instant::now(), inner: Arc::default() }
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Recorder { start: Instant::now(), epoch_ms, inner: Arc::default() }
+    }
+
+    /// The wall clock when the recording started (ms since the Unix epoch): a time `t` of the
+    /// history is `epoch_ms() + t` by the wall clock.
+    pub fn epoch_ms(&self) -> u64 {
+        self.epoch_ms
     }
 
     /// Milliseconds since the start.

@@ -6,6 +6,8 @@
 //! - [`world`]: the hosts and processes, and the faults applied to them (needs root);
 //! - [`nemesis`]: each fault applied, held, healed and logged;
 //! - [`workload`]: the clients (transfers with retried ids, strong reads);
+//! - [`netns`]: threads inside a host's namespace (the clients, the delaying proxies);
+//! - [`delay`]: the delaying TCP proxy (delay and jitter without netem);
 //! - [`history`]: what the clients did;
 //! - [`check`]: the checkers (pure): transfers exactly once and conserved, linearizable reads;
 //! - [`report`]: the JSON report and its summary;

@@ -22,8 +22,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// One run: a cluster of 3 lognodes and a gateway, clients, the nemesis for `--duration`,
-    /// then the checkers. Exits 0 only when no anomaly was found.
+    /// One run: a cluster of 3 (or 5) lognodes and a gateway, clients on hosts of their own, the
+    /// nemesis for `--duration`, then the checkers. Exits 0 only when no anomaly was found.
     Run(RunArgs),
     /// Removes the namespaces (and kills the processes in them) that a killed run left behind.
     Cleanup,
@@ -37,9 +37,10 @@ struct RunArgs {
     /// How long faults are injected: `300s`, `5m`, `1500ms` or seconds.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
-    /// Faults, comma-separated: partition, pause, kill, netem (lossy and slow links: this kernel
-    /// has no netem), disk (a full disk; a crash losing unsynced writes), membership (a voter
-    /// replaced). See docs/FAULTS.md.
+    /// Faults, comma-separated: partition, pause, kill, netem (lossy and slow links), disk (a full
+    /// disk; a crash losing unsynced writes), membership (a voter replaced), latency (delay and
+    /// jitter, reordering, duplication: made without netem, which this kernel lacks), clock (a
+    /// node's wall clock jumps). See docs/FAULTS.md.
     #[arg(long, default_value = "partition,pause,kill,netem,disk,membership,latency,clock", value_parser = parse_kinds)]
     nemesis: Kinds,
     /// Workloads, comma-separated: transfers, reads, groups. The transfers' writers always run

@@ -218,7 +218,11 @@ pub async fn inject(
                 mangled.push(h(other));
             }
             mangled.push(h(node));
-            format!("{role} {}'s packets to and from the other lognodes sent twice, {:.0} % of them", h(node), p * 100.0)
+            format!(
+                "{role} {}'s packets to and from the other lognodes sent twice, {:.0} % of them",
+                h(node),
+                p * 100.0
+            )
         }
         Fault::ClockJumpLeader | Fault::ClockJumpFollower => {
             let node = if step.fault == Fault::ClockJumpLeader { leader } else { follower };

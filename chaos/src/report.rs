@@ -181,6 +181,8 @@ pub struct Report {
     pub seed: u64,
     /// Faults' schedule length, s.
     pub duration_s: f64,
+    /// Lognodes (voters) in the cluster.
+    pub nodes: u64,
     /// Nemeses enabled.
     pub nemesis: Vec<Kind>,
     /// Workloads run.
@@ -222,7 +224,10 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let verdict = if self.anomalies.is_empty() { "CLEAN" } else { "ANOMALIES FOUND" };
-        s.push_str(&format!("chaos run, seed {}, {:.0} s of faults: {verdict}\n\n", self.seed, self.duration_s));
+        s.push_str(&format!(
+            "chaos run, seed {}, {} lognodes, {:.0} s of faults: {verdict}\n\n",
+            self.seed, self.nodes, self.duration_s
+        ));
         let kinds: Vec<String> =
             self.faults.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{} {n}", k.name())).collect();
         s.push_str(&format!(

@@ -260,6 +260,7 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     let transfer_ops: Vec<Op> = ops.iter().filter(|o| o.transfer_id().is_some()).cloned().collect();
     let (counts, found) = if finals.is_empty() { Default::default() } else { transfers::check(&transfer_ops, &finals) };
     anomalies.extend(found);
+    anomalies.extend(transfers::log_time_real(&transfer_ops, &finals, rec.epoch_ms()));
     if !finals.is_empty() {
         let ledger = copies(world, &client, crate::check::LEDGER_TOPIC, None).await;
         match ledger {
@@ -314,6 +315,7 @@ async fn drive(opts: &Options, world: &mut World) -> anyhow::Result<Report> {
     Ok(Report {
         seed: opts.seed,
         duration_s: opts.duration.as_secs_f64(),
+        nodes: world.voters(),
         nemesis: opts.kinds.clone(),
         workloads: opts.workloads.iter().map(|w| w.name().to_owned()).collect(),
         faults,

@@ -35,8 +35,16 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 8] =
-        [Kind::Partition, Kind::Pause, Kind::Kill, Kind::Netem, Kind::Disk, Kind::Membership, Kind::Latency, Kind::Clock];
+    pub const ALL: [Kind; 8] = [
+        Kind::Partition,
+        Kind::Pause,
+        Kind::Kill,
+        Kind::Netem,
+        Kind::Disk,
+        Kind::Membership,
+        Kind::Latency,
+        Kind::Clock,
+    ];
 
     /// Its name on the command line and in reports.
     pub fn name(self) -> &'static str {

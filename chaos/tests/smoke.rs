@@ -194,35 +194,6 @@ fn five_nodes_with_clock_jumps_delays_splits_and_two_crashes_lose_nothing() {
     assert!(r["leader_isolation"]["count"].as_u64().is_some_and(|n| n >= 1), "{summary}");
 }
 
-/// What netem would do, without netem: seed 12 holds back a share of the leader's packets in a
-/// slow lane (reordering), sends a follower's packets twice (duplication), then delays the
-/// leader's links with jitter (the delaying proxies). Each must have touched packets or
-/// connections, or the run reports `fault_not_injected`.
-#[test]
-fn reordered_duplicated_and_delayed_packets_lose_nothing() {
-    if !may_run("the chaos latency test") {
-        return;
-    }
-    let (r, summary) =
-        chaos_run(&["--seed", "12", "--duration", "21s", "--nemesis", "latency", "--workload", "transfers,reads"]);
-    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
-    let log = r["nemesis_log"].as_array().expect("nemesis_log");
-    let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
-    assert_eq!(faults, ["reorder_leader", "duplicate_follower", "delay_leader"], "{summary}");
-    let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
-    assert!(detail(0).contains("packets in all") && detail(1).contains("packets in all"), "{summary}");
-    assert!(detail(2).contains("connections went through the delaying proxies"), "{summary}");
-    assert!(r["linearizability"]["reads"].as_u64().is_some_and(|n| n > 20), "{summary}");
-}
-
-#[test]
-fn latency_seed_reorders_duplicates_and_delays() {
-    use chaos::schedule::{Fault, Kind, Timing, plan};
-    let steps = plan(12, Duration::from_secs(21), &[Kind::Latency], Timing::DEFAULT);
-    let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
-    assert_eq!(faults, [Fault::ReorderLeader, Fault::DuplicateFollower, Fault::DelayLeader]);
-}
-
 #[test]
 fn five_node_seed_has_every_new_fault() {
     use chaos::schedule::{Fault, Kind, Timing, plan_for};
@@ -230,6 +201,59 @@ fn five_node_seed_has_every_new_fault() {
     let steps = plan_for(675, Duration::from_secs(24), &kinds, Timing::DEFAULT, false, 5);
     let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
     assert_eq!(faults, [Fault::ClockJumpLeader, Fault::SplitMinority, Fault::DelayFollower, Fault::KillMinority]);
+}
+
+/// What netem would do, without netem, and seed 201's clock fault (docs/FAULTS.md, finding 3):
+/// the leader's wall clock jumped forward, its stamps moved the log's time ahead for good, and
+/// consumer-group sessions (judged in log time) held a gone member's partitions for the size of
+/// the jump. Seed 432 sends the leader's packets twice, moves a follower's clock back 617 s,
+/// holds back a follower's packets in a slow lane (reordering), then moves the leader's clock
+/// forward 676 s. Every acknowledged transfer's log time must stay within 1 s of its real time
+/// (`log_time_off`), the group must get every record, and each packet fault must have touched
+/// packets (else `fault_not_injected`). The delaying proxies are in the five-node test.
+#[test]
+fn regression_clock_steps_and_reordered_or_duplicated_packets_lose_nothing() {
+    if !may_run("the chaos clock and latency test") {
+        return;
+    }
+    let (r, summary) = chaos_run(&[
+        "--seed",
+        "432",
+        "--duration",
+        "22s",
+        "--nemesis",
+        "latency,clock",
+        "--workload",
+        "transfers,reads,groups",
+        "--writers",
+        "4",
+        "--members",
+        "1",
+    ]);
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
+    assert_eq!(
+        faults,
+        ["duplicate_leader", "clock_jump_follower", "reorder_follower", "clock_jump_leader"],
+        "{summary}"
+    );
+    let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
+    assert!(detail(0).contains("packets in all") && detail(2).contains("packets in all"), "{summary}");
+    assert!(detail(1).contains("jumped back") && detail(3).contains("jumped forward"), "{summary}");
+    assert_eq!(r["groups"]["caught_up"], true, "{summary}");
+    assert!(r["linearizability"]["reads"].as_u64().is_some_and(|n| n > 20), "{summary}");
+}
+
+#[test]
+fn clock_and_latency_seed_has_both_clock_steps_reordering_and_duplication() {
+    use chaos::schedule::{Fault, Kind, Timing, plan};
+    let steps = plan(432, Duration::from_secs(22), &[Kind::Latency, Kind::Clock], Timing::DEFAULT);
+    let faults: Vec<Fault> = steps.iter().map(|s| s.fault).collect();
+    assert_eq!(
+        faults,
+        [Fault::DuplicateLeader, Fault::ClockJumpFollower, Fault::ReorderFollower, Fault::ClockJumpLeader]
+    );
 }
 
 #[test]

@@ -55,6 +55,12 @@ struct Cli {
     #[arg(long, env = "LEDGER_GOSSIP_KEY_FILE")]
     gossip_key_file: Option<std::path::PathBuf>,
 
+    /// With --join: a file where the gossip remembers the addresses of the members it saw (at
+    /// most 64), and joins through them as well as the seeds: at start, and when alone. A gateway
+    /// restarted after every --join seed was replaced then still finds the cluster.
+    #[arg(long, env = "LEDGER_GOSSIP_PEERS_FILE")]
+    gossip_peers_file: Option<std::path::PathBuf>,
+
     /// HTTPS (docs/SECURITY.md): this gateway's certificate chain (PEM); with `--tls-key`.
     #[arg(long, env = "LEDGER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -189,6 +195,9 @@ fn validate(cli: &Cli) -> anyhow::Result<GatewayConfig> {
     } else if !cli.join.is_empty() {
         bail!("--join needs --gossip-addr (this gateway's own gossip address)");
     }
+    if cli.gossip_peers_file.is_some() && cli.join.is_empty() {
+        bail!("--gossip-peers-file is for the gossip: it needs --join");
+    }
     if cli.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
     }
@@ -273,7 +282,9 @@ async fn connect_backend(cli: &Cli) -> anyhow::Result<Arc<GrpcBackend>> {
         (None, None) => None,
     };
     let gossip: Arc<dyn Discovery> =
-        Gossip::start_with(bind, meta, seeds, cli.gossip_profile, key).await.map_err(|e| anyhow::anyhow!(e))?;
+        Gossip::start_remembering(bind, meta, seeds, cli.gossip_profile, key, cli.gossip_peers_file.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
     Ok(GrpcBackend::start_with_tls(Lognodes::Gossip(gossip), client_tls).await)
 }
 

@@ -173,6 +173,34 @@ pub fn check(ops: &[Op], accounts: &BTreeMap<String, FinalAccount>) -> (Counts, 
     (counts, anomalies)
 }
 
+/// How far a transfer's log time may be from the real time of its operation (ms): the harness and
+/// the lognodes read one machine's wall clock.
+pub const LOG_TIME_TOLERANCE_MS: u64 = 1_000;
+
+/// The log's time follows the real time: each acknowledged transfer's log time lies within its
+/// operation's real time (from its first attempt to its answer, `epoch_ms` being the history's
+/// time 0 by the wall clock), give or take [`LOG_TIME_TOLERANCE_MS`]. A step of a node's wall
+/// clock must not reach the log (the clock nemesis jumps them).
+pub fn log_time_real(ops: &[Op], accounts: &BTreeMap<String, FinalAccount>, epoch_ms: u64) -> Vec<Anomaly> {
+    let stamps: BTreeMap<&str, u64> =
+        accounts.values().flat_map(|a| a.history.iter().map(|c| (c.id.as_str(), c.timestamp_ms))).collect();
+    let mut out = Vec::new();
+    for op in ops {
+        let (What::Transfer { id, .. }, Outcome::Ok, Some(end)) = (&op.what, op.outcome, op.end_ms) else { continue };
+        let Some(t) = stamps.get(id.as_str()).copied() else { continue };
+        let (from, to) = (epoch_ms + op.start_ms, epoch_ms + end);
+        if (t + LOG_TIME_TOLERANCE_MS < from || t > to + LOG_TIME_TOLERANCE_MS) && out.len() < crate::check::SLICE_MAX {
+            let off = if t < from { -((from - t) as i64) } else { (t - to) as i64 };
+            out.push(Anomaly::new(
+                "log_time_off",
+                format!("transfer {id} has log time {t} ms, {off} ms outside the real time of its operation"),
+                vec![op.clone()],
+            ));
+        }
+    }
+    out
+}
+
 /// The log's time never goes back: across every account's history, in log order, each change's
 /// time is at least the one before (a leader's wall clock that jumps back, or a new leader whose
 /// clock is behind, must not move it back).
@@ -292,6 +320,21 @@ mod tests {
         }
         let an = check(&ops, &acc).1;
         assert_eq!(kinds(&an), ["log_time_back"], "{an:?}");
+
+        // The log's time off the real time: t1 was sent from 0 to 1 ms, its entry says 1000 + 2.
+        let (ops, acc) = clean();
+        assert_eq!(log_time_real(&ops, &acc, 1000), Vec::new());
+        assert_eq!(kinds(&log_time_real(&ops, &acc, 5000)), ["log_time_off", "log_time_off"]);
+        // At epoch 0 the log time 1001 is 1000 ms after t1's answer: at the edge, allowed.
+        assert_eq!(log_time_real(&ops, &acc, 0), Vec::new());
+        // A log time ahead of the answer by more than the tolerance (a clock step that reached the log).
+        let (ops, mut acc) = clean();
+        for a in acc.values_mut() {
+            a.history.iter_mut().filter(|c| c.id == "t0").for_each(|c| c.timestamp_ms = 2_002);
+        }
+        let an = log_time_real(&ops, &acc, 0);
+        assert_eq!(kinds(&an), ["log_time_off"], "{an:?}");
+        assert!(an[0].detail.contains("t0") && an[0].history.len() == 1, "{an:?}");
 
         // A protected account below zero at one point of its history.
         let (ops, mut acc) = clean();

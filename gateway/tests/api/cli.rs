@@ -55,6 +55,7 @@ fn invalid_flags_are_rejected() {
         vec!["--listen", "127.0.0.1:0", "--lognodes", "b"],
         vec!["--listen", "127.0.0.1:0", "--lognodes", "b:2", "--gossip-addr", "c:3"],
         vec!["--listen", "127.0.0.1:0", "--join", "127.0.0.1:7946"],
+        vec!["--listen", "127.0.0.1:0", "--lognodes", "b:2", "--gossip-peers-file", "/tmp/peers"],
     ] {
         let out = gateway().args(&args).output().expect("run");
         assert!(!out.status.success(), "{args:?} was accepted");

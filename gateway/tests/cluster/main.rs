@@ -12,6 +12,7 @@ mod console;
 mod contract;
 mod failover;
 mod gossip_key;
+mod gossip_peers;
 mod groups;
 mod hostile;
 mod ledger;
