@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// One run: a cluster of 3 (or 5) lognodes and a gateway, clients on hosts of their own, the
     /// nemesis for `--duration`, then the checkers. Exits 0 only when no anomaly was found.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Removes the namespaces (and kills the processes in them) that a killed run left behind.
     Cleanup,
 }
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
             eprintln!("chaos: unmounted {} disk(s): {}", unmounted.len(), unmounted.join(" "));
             ExitCode::SUCCESS
         }
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(clean) => {
                 if clean {
                     ExitCode::SUCCESS

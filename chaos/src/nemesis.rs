@@ -89,6 +89,8 @@ pub async fn inject(
     let names = |ids: &[u64]| ids.iter().map(|i| h(*i)).collect::<Vec<_>>().join(", ");
     let followers: Vec<u64> = members.iter().copied().filter(|n| *n != leader).collect();
     let follower = followers[rng.usize(0..followers.len())];
+    // The node a fault on "the leader or a follower" hits, and its role.
+    let (node, role) = if step.fault.hits_leader() { (leader, "leader") } else { (follower, "follower") };
     let mut found = Vec::new();
     // The node and offset of a clock jump, checked in its log at the heal.
     let mut jumped = None;
@@ -170,18 +172,14 @@ pub async fn inject(
             "projector killed (SIGKILL), restarted at the heal".to_owned()
         }
         Fault::LossyLeader | Fault::LossyFollower => {
-            let node = if step.fault == Fault::LossyLeader { leader } else { follower };
             let p = LOSS.0 + rng.f64() * (LOSS.1 - LOSS.0);
             for other in members.iter().copied().filter(|n| *n != node) {
                 world.lossy(&h(node), &h(other), p);
                 world.lossy(&h(other), &h(node), p);
             }
-            let role = if node == leader { "leader" } else { "follower" };
             format!("{role} {}'s links lose {:.0} % of packets, both ways", h(node), p * 100.0)
         }
         Fault::DelayLeader | Fault::DelayFollower => {
-            let node = if step.fault == Fault::DelayLeader { leader } else { follower };
-            let role = if node == leader { "leader" } else { "follower" };
             let base = Duration::from_millis(rng.u64(DELAY_MS.0..=DELAY_MS.1));
             let jitter = Duration::from_millis(rng.u64(0..=base.as_millis() as u64 / 2));
             let others: Vec<u64> = members.iter().copied().filter(|n| *n != node).collect();
@@ -200,8 +198,6 @@ pub async fn inject(
             }
         }
         Fault::ReorderLeader | Fault::ReorderFollower => {
-            let node = if step.fault == Fault::ReorderLeader { leader } else { follower };
-            let role = if node == leader { "leader" } else { "follower" };
             let p = JUMBLE.0 + rng.f64() * (JUMBLE.1 - JUMBLE.0);
             let kbit = rng.u32(REORDER_KBIT.0..=REORDER_KBIT.1);
             world.reorder(&h(node), p, kbit);
@@ -209,8 +205,6 @@ pub async fn inject(
             format!("{role} {} holds back {:.0} % of its outgoing packets in a {kbit} kbit/s lane", h(node), p * 100.0)
         }
         Fault::DuplicateLeader | Fault::DuplicateFollower => {
-            let node = if step.fault == Fault::DuplicateLeader { leader } else { follower };
-            let role = if node == leader { "leader" } else { "follower" };
             let p = JUMBLE.0 + rng.f64() * (JUMBLE.1 - JUMBLE.0);
             for other in members.iter().copied().filter(|n| *n != node) {
                 world.duplicate(&h(node), &h(other), p);
@@ -225,8 +219,6 @@ pub async fn inject(
             )
         }
         Fault::ClockJumpLeader | Fault::ClockJumpFollower => {
-            let node = if step.fault == Fault::ClockJumpLeader { leader } else { follower };
-            let role = if node == leader { "leader" } else { "follower" };
             let size = rng.i64(CLOCK_JUMP_MS.0..=CLOCK_JUMP_MS.1);
             let offset = if rng.bool() { size } else { -size };
             match world.jump_clock(node, offset) {
@@ -258,25 +250,19 @@ pub async fn inject(
             }
         }
         Fault::SlowLeader | Fault::SlowFollower => {
-            let node = if step.fault == Fault::SlowLeader { leader } else { follower };
             let rate = rng.u32(SLOW_KBIT.0..=SLOW_KBIT.1);
             let latency = rng.u32(SLOW_QUEUE_MS.0..=SLOW_QUEUE_MS.1);
             world.slow(&h(node), rate, latency);
-            let role = if node == leader { "leader" } else { "follower" };
             format!("{role} {}'s outgoing link slowed to {rate} kbit/s, queueing up to {latency} ms", h(node))
         }
-        Fault::LoseUnsyncedLeader | Fault::LoseUnsyncedFollower => {
-            let node = if step.fault == Fault::LoseUnsyncedLeader { leader } else { follower };
-            let role = if node == leader { "leader" } else { "follower" };
-            match world.lose_unsynced(node) {
-                Ok((files, bytes)) => format!(
-                    "{role} {} killed and its unsynced writes lost ({bytes} bytes cut from {files} files), restarted at \
+        Fault::LoseUnsyncedLeader | Fault::LoseUnsyncedFollower => match world.lose_unsynced(node) {
+            Ok((files, bytes)) => format!(
+                "{role} {} killed and its unsynced writes lost ({bytes} bytes cut from {files} files), restarted at \
                      the heal",
-                    h(node)
-                ),
-                Err(e) => format!("{role} {} killed; cutting its unsynced writes failed: {e:#}", h(node)),
-            }
-        }
+                h(node)
+            ),
+            Err(e) => format!("{role} {} killed; cutting its unsynced writes failed: {e:#}", h(node)),
+        },
         Fault::DiskFull if !members.contains(&DISK_NODE) => {
             format!("{DISK_NODE} was replaced: no node's data is on the small disk any more, nothing filled")
         }

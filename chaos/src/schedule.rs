@@ -223,6 +223,27 @@ impl Fault {
         }
     }
 
+    /// Whether it is the leader's variant of a fault that hits the leader or a follower.
+    pub fn hits_leader(self) -> bool {
+        matches!(
+            self,
+            Fault::IsolateLeader
+                | Fault::OneWayToLeader
+                | Fault::PauseLeader
+                | Fault::KillLeader
+                | Fault::LossyLeader
+                | Fault::SlowLeader
+                | Fault::DelayLeader
+                | Fault::ReorderLeader
+                | Fault::DuplicateLeader
+                | Fault::ClockJumpLeader
+                | Fault::LoseUnsyncedLeader
+                | Fault::ReplaceLeader
+                | Fault::SplitMinority
+                | Fault::KillMinority
+        )
+    }
+
     /// Whether it takes the leader away (the figure "time to a new leader" is measured on these).
     pub fn removes_leader(self) -> bool {
         matches!(

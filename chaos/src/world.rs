@@ -135,7 +135,7 @@ impl World {
         disk: bool,
         projector_db: Option<String>,
     ) -> anyhow::Result<World> {
-        if !(3..=LOGNODE_HOSTS / 2).contains(&voters) || voters % 2 == 0 {
+        if !(3..=LOGNODE_HOSTS / 2).contains(&voters) || voters.is_multiple_of(2) {
             bail!("{voters} voters: expected an odd number from 3 to {}", LOGNODE_HOSTS / 2);
         }
         if projector_db.is_some() && bins.projector.is_none() {
