@@ -81,7 +81,7 @@ struct RunArgs {
     members: u16,
     /// Lognodes (voters): 3, or 5 (a majority/minority split and a minority killed at once are
     /// then drawn too).
-    #[arg(long, default_value_t = 3, value_parser = parse_nodes)]
+    #[arg(long, default_value_t = chaos::world::VOTERS_DEFAULT, value_parser = parse_nodes)]
     nodes: u64,
 }
 

@@ -1,5 +1,5 @@
-//! The cluster under test: 3 lognodes and a gateway, each on a host of its own (a network
-//! namespace, `n1`..`n3` and `g1`), and the faults the nemesis applies to them. The clients run
+//! The cluster under test: 3 or 5 lognodes and a gateway, each on a host of its own (a network
+//! namespace, `n1`.. and `g1`), and the faults the nemesis applies to them. The clients run
 //! on hosts of their own too ([`CLIENT_HOSTS`]: threads of the harness inside those namespaces);
 //! the harness itself (the nemesis's lookups, the final reads, the projector) stays in its own
 //! namespace, which reaches every host over the bridge.
@@ -115,9 +115,9 @@ pub struct World {
     /// The delaying proxies of [`World::delay`], and the iptables rules that send to them
     /// (namespace, rule): removed at the heal.
     proxies: Vec<crate::delay::Proxy>,
+    redirects: Vec<(String, Vec<String>)>,
     /// The clock files [`World::jump_clock`] wrote: removed at the heal.
     clocks: Vec<PathBuf>,
-    redirects: Vec<(String, Vec<String>)>,
     net: Net,
 }
 

@@ -129,10 +129,8 @@ fn a_crash_losing_unsynced_writes_loses_nothing_acknowledged() {
     }
     let (r, summary) =
         chaos_run(&["--seed", "54", "--duration", "24s", "--nemesis", "netem,disk", "--workload", "transfers,groups"]);
-    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
-    let log = r["nemesis_log"].as_array().expect("nemesis_log");
-    let kinds: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
-    assert_eq!(kinds, ["lose_unsynced_leader", "lossy_leader", "lossy_follower", "disk_full"], "{summary}");
+    let faults = ["lose_unsynced_leader", "lossy_leader", "lossy_follower", "disk_full"];
+    let log = clean_with_faults(&r, &summary, &faults);
     assert!(log[0]["detail"].as_str().is_some_and(|d| d.contains("unsynced writes lost")), "{summary}");
 }
 
@@ -181,10 +179,8 @@ fn five_nodes_with_clock_jumps_delays_splits_and_two_crashes_lose_nothing() {
         "--members",
         "1",
     ]);
-    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
-    let log = r["nemesis_log"].as_array().expect("nemesis_log");
-    let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
-    assert_eq!(faults, ["clock_jump_leader", "split_minority", "delay_follower", "kill_minority"], "{summary}");
+    let faults = ["clock_jump_leader", "split_minority", "delay_follower", "kill_minority"];
+    let log = clean_with_faults(&r, &summary, &faults);
     let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
     assert!(detail(0).contains("wall clock jumped"), "{summary}");
     assert!(detail(1).contains("minority") && detail(1).matches(", ").count() >= 3, "{summary}");
@@ -230,14 +226,8 @@ fn regression_clock_steps_and_reordered_or_duplicated_packets_lose_nothing() {
         "--members",
         "1",
     ]);
-    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
-    let log = r["nemesis_log"].as_array().expect("nemesis_log");
-    let faults: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
-    assert_eq!(
-        faults,
-        ["duplicate_leader", "clock_jump_follower", "reorder_follower", "clock_jump_leader"],
-        "{summary}"
-    );
+    let faults = ["duplicate_leader", "clock_jump_follower", "reorder_follower", "clock_jump_leader"];
+    let log = clean_with_faults(&r, &summary, &faults);
     let detail = |i: usize| log[i]["detail"].as_str().unwrap_or_default();
     assert!(detail(0).contains("packets in all") && detail(2).contains("packets in all"), "{summary}");
     assert!(detail(1).contains("jumped back") && detail(3).contains("jumped forward"), "{summary}");
@@ -265,6 +255,15 @@ fn seed_gives_every_kind_and_takes_the_leader_away() {
     assert!(steps.iter().filter(|s| s.fault.removes_leader()).count() >= 2, "{steps:?}");
     assert!(steps.iter().any(|s| s.fault == Fault::KillProjector), "{steps:?}");
     assert_eq!(DURATION, "24s");
+}
+
+/// Asserts the run found no anomaly and injected exactly `faults`, in order; its nemesis log.
+fn clean_with_faults<'a>(r: &'a Value, summary: &str, faults: &[&str]) -> &'a Vec<Value> {
+    assert_eq!(r["anomalies"], Value::Array(Vec::new()), "{summary}");
+    let log = r["nemesis_log"].as_array().expect("nemesis_log");
+    let got: Vec<&str> = log.iter().filter_map(|e| e["fault"].as_str()).collect();
+    assert_eq!(got, faults, "{summary}");
+    log
 }
 
 fn check_report(r: &Value, summary: &str) {
