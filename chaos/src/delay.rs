@@ -20,9 +20,14 @@ use tokio::time::Instant;
 
 /// Largest chunk read and held at once.
 pub const CHUNK_MAX: usize = 64 << 10;
-/// Chunks held per direction of one connection; the reader waits when they are all held (so a
-/// connection holds at most `CHUNK_MAX * QUEUE_CHUNKS` bytes per direction).
-pub const QUEUE_CHUNKS: usize = 64;
+/// Bytes held per direction of one connection; the reader waits while they are all held. A
+/// limit in bytes, not chunks: Raft's connections carry many small frames (an HTTP/2 PING every
+/// 2 ms behind an open call), and a few dozen chunks would fill within the delay, holding bytes
+/// back longer than the delay asked for.
+pub const HELD_BYTES_MAX: usize = 8 << 20;
+/// Chunks held per direction of one connection (each at least a byte; far above what
+/// [`HELD_BYTES_MAX`] lets through in small frames within the longest delay).
+pub const QUEUE_CHUNKS: usize = 1 << 16;
 /// Connections through one proxy at once; more wait to be accepted.
 pub const CONNECTIONS_MAX: usize = 64;
 /// Deadline of the proxy's own connection to lognode.
@@ -116,9 +121,7 @@ impl Proxy {
             }
         }
     }
-}
 
-impl Proxy {
     /// The connections it accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(std::sync::atomic::Ordering::Relaxed)
@@ -180,26 +183,30 @@ async fn pump(
     delay: Delay,
     seed: u64,
 ) {
-    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE_CHUNKS);
+    type Held = (Instant, Vec<u8>, tokio::sync::OwnedSemaphorePermit);
+    let (tx, mut rx) = mpsc::channel::<Held>(QUEUE_CHUNKS);
+    let budget = Arc::new(Semaphore::new(HELD_BYTES_MAX));
     let read = async move {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut previous = None;
+        let mut buf = vec![0u8; CHUNK_MAX];
         loop {
-            let mut buf = vec![0u8; CHUNK_MAX];
             let n = match from.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            buf.truncate(n);
+            // `n` is at most CHUNK_MAX, far below both u32::MAX and HELD_BYTES_MAX.
+            let Ok(permit) = Arc::clone(&budget).acquire_many_owned(n as u32).await else { return };
             let at = delay.release(Instant::now(), previous, rng.f64());
             previous = Some(at);
-            if tx.send((at, buf)).await.is_err() {
+            if tx.send((at, buf[..n].to_vec(), permit)).await.is_err() {
                 return;
             }
         }
     };
     let write = async move {
-        while let Some((at, buf)) = rx.recv().await {
+        // Each chunk's bytes return to the budget once written (its permit is dropped).
+        while let Some((at, buf, _permit)) = rx.recv().await {
             tokio::time::sleep_until(at).await;
             if to.write_all(&buf).await.is_err() {
                 return;
