@@ -103,13 +103,21 @@ pub enum GossipProfile {
     Local,
 }
 
-/// Encodes member metadata (bincode 1.x, the same codec lognode uses for its own data).
+/// The format byte before member metadata: 2, postcard (lognode's codec format 2). Members of
+/// before 2026-12-06 gossiped bincode without one; their metadata does not decode, and they are
+/// not listed (a cluster moves to the new build all at once).
+const META_FORMAT: u8 = 2;
+
+/// Encodes member metadata: [`META_FORMAT`], then postcard.
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serialize(value).unwrap_or_default()
+    postcard::to_extend(value, vec![META_FORMAT]).unwrap_or_default()
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, bincode::Error> {
-    bincode::deserialize(bytes)
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    match bytes.split_first() {
+        Some((&META_FORMAT, rest)) => postcard::from_bytes(rest),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
 }
 
 /// How often the member list is copied out of memberlist for [`Discovery::members`].
@@ -150,7 +158,7 @@ impl MemberKind {
     }
 }
 
-/// The metadata each member gossips (bincode-encoded, far below memberlist's 512-byte limit).
+/// The metadata each member gossips (postcard-encoded, far below memberlist's 512-byte limit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberMeta {
     /// Kind of member.

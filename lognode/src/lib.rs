@@ -8,6 +8,7 @@
 
 pub mod admin_key;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod crash;
 pub mod election;

@@ -279,6 +279,11 @@ pub const SNAPSHOT_RECORD_BYTES_MAX: usize = 16 << 10;
 const _: () = assert!(
     SNAPSHOT_RECORD_BYTES_MAX >= 2 * ledger_core::limits::ID_BYTES_MAX + ledger_core::limits::METADATA_BYTES_MAX + 512
 );
+/// Largest snapshot head (everything but the ledger's records: topics and their offset maps,
+/// groups, keys, the audit trail, webhooks); a length above it is damage, refused before anything
+/// is allocated. The head is held in memory whole as the state is, so this is far above any real
+/// one.
+pub const SNAPSHOT_HEAD_BYTES_MAX: u64 = 4 << 30;
 /// Accounts (and, apart, account ids) the on-disk state store keeps decoded in memory after they
 /// were read or committed; each map is emptied when it reaches this size.
 pub const STATE_ACCOUNT_CACHE_MAX: usize = 100_000;

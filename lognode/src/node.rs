@@ -26,6 +26,7 @@ use crate::limits::{
     SEGMENT_BYTES, SERVER_CALL_TIMEOUT, SHUTDOWN_GRACE, SNAPSHOT_CHECK_INTERVAL, STARTUP_APPLY_TIMEOUT,
 };
 use crate::network::Network;
+use crate::store::records::Records;
 use crate::store::state_machine::StateStore;
 use crate::store::{LogStore, StateMachineStore};
 use crate::types::{Node, Raft, Request, Response};
@@ -204,6 +205,16 @@ async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstor
     Ok(log)
 }
 
+/// Reads (or, on the first open by this build, writes) where a log's format-2 records begin.
+async fn records(log: logstore::Log, what: &'static str) -> Result<Records, StartError> {
+    let dir = log.dir().to_path_buf();
+    tokio::task::spawn_blocking(move || Records::open(log)).await?.map_err(|source| StartError::OpenLog {
+        what,
+        dir,
+        source,
+    })
+}
+
 /// Opens the Raft log, the node-local events log (ledger events, derived from applied entries,
 /// see the README) and the state machine; returns them with the committed index saved before the
 /// restart.
@@ -211,9 +222,10 @@ async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64)
     let storage = |what| move |e: crate::types::StorageError| StartError::Storage { what, reason: e.to_string() };
     let log = open_log(cfg, "Raft log", "log").await?;
     let started = std::time::Instant::now();
+    let log = records(log, "Raft log").await?;
     let log_store = LogStore::new(log.clone()).map_err(storage("Raft log store"))?;
     info!(took_ms = started.elapsed().as_millis(), "Raft log store ready");
-    let events = open_log(cfg, "events log", "events").await?;
+    let events = records(open_log(cfg, "events log", "events").await?, "events log").await?;
     let store = match cfg.state_store {
         crate::config::StateStoreKind::Memory => StateStore::Memory,
         crate::config::StateStoreKind::Disk => {

@@ -26,8 +26,8 @@ pub type StorageError = openraft::StorageError<u64>;
 /// One record as replicated: what the client sent plus nothing else (the timestamp is per entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordData {
-    /// Record key (may be empty). `serde_bytes`: bincode writes it in one block, the same bytes
-    /// as the element-by-element sequence it wrote before (old logs read back unchanged).
+    /// Record key (may be empty). `serde_bytes`: written in one block, the same bytes as the
+    /// element-by-element sequence written before (in both codecs; old logs read back unchanged).
     #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Record value (`serde_bytes`, as the key).
@@ -41,7 +41,7 @@ pub struct RecordData {
 ///
 /// Deterministic: everything the state machine needs (the timestamp, the partition) is decided by
 /// the leader before `client_write`. New commands (the money ledger, consumer groups) are added as
-/// new variants at the end, e.g. `Ledger(LedgerCommand)` and `Group(GroupCommand)`; bincode encodes
+/// new variants at the end, e.g. `Ledger(LedgerCommand)` and `Group(GroupCommand)`; the codec encodes
 /// the variant index, so existing variants must never be reordered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -111,7 +111,7 @@ pub enum Request {
         /// The command.
         command: KeyCommand,
     },
-    /// (Appended last: entries are bincode, a variant's position is its tag.)
+    /// (Appended last: a variant's position is its tag in the log's codec.)
     /// An admin action (node removal, topic or group deletion, offset reset) with the id of the
     /// API key that asked: applied as `request`, then recorded in the audit trail
     /// (`state_machine::audit`, docs/SECURITY.md). Key changes are recorded from their own
@@ -124,7 +124,7 @@ pub enum Request {
         /// The action.
         request: Box<Request>,
     },
-    /// (Appended last: entries are bincode, a variant's position is its tag.)
+    /// (Appended last: a variant's position is its tag in the log's codec.)
     /// Creates or deletes a webhook subscription, or records the outcomes of its deliveries
     /// (`state_machine::webhooks`, docs/WEBHOOKS.md).
     Webhooks {
@@ -332,15 +332,8 @@ pub enum Response {
     WebhookDone,
 }
 
-/// Encodes a value with lognode's binary codec (bincode 1.x).
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serialize(value).expect("bincode serialization of an in-memory value cannot fail")
-}
-
-/// Decodes a value encoded with [`encode`].
-pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, bincode::Error> {
-    bincode::deserialize(bytes)
-}
+/// lognode's binary codec (format byte, then postcard; see [`crate::codec`]).
+pub use crate::codec::{decode, encode};
 
 #[cfg(test)]
 mod tests {
@@ -364,5 +357,9 @@ mod tests {
         assert_eq!(decode::<RecordData>(&encode(&old)).expect("decode"), r);
         let empty = RecordData { key: vec![], value: vec![], headers: vec![] };
         assert_eq!(encode(&empty), encode(&PlainRecord { key: vec![], value: vec![], headers: vec![] }));
+        // The same holds in format 1 (bincode), which old logs are in.
+        let legacy = crate::codec::encode_legacy(&old);
+        assert_eq!(crate::codec::encode_legacy(&r), legacy);
+        assert_eq!(crate::codec::decode_legacy::<RecordData>(&legacy).expect("format 1"), r);
     }
 }

@@ -120,6 +120,7 @@ fn constants() -> Vec<(&'static str, String)> {
         STATE_COMMIT_WRITES_MAX => n(STATE_COMMIT_WRITES_MAX),
         STATE_LOAD_WRITES_MAX => n(STATE_LOAD_WRITES_MAX),
         SNAPSHOT_RECORD_BYTES_MAX => bytes(SNAPSHOT_RECORD_BYTES_MAX),
+        SNAPSHOT_HEAD_BYTES_MAX => bytes(usize::try_from(SNAPSHOT_HEAD_BYTES_MAX).expect("64-bit")),
         STATE_ACCOUNT_CACHE_MAX => n(STATE_ACCOUNT_CACHE_MAX),
         PURGE_WAIT_MAX => dur(PURGE_WAIT_MAX),
         CONNECT_TIMEOUT => dur(CONNECT_TIMEOUT),

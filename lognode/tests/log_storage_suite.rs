@@ -1,6 +1,7 @@
 //! openraft's storage conformance suite against lognode's logstore-backed log store and state
 //! machine, plus restart checks of our own.
 
+use lognode::store::records::Records;
 use lognode::store::state_machine::StateStore;
 use lognode::store::{LogStore, StateMachineStore};
 use lognode::types::TypeConfig;
@@ -17,8 +18,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let dir = tempfile::tempdir().expect("tempdir");
         let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
         let (log, _) = logstore::Log::open(dir.path().join("log"), config.clone()).expect("open log");
+        let log = Records::open(log).expect("records");
         let ls = LogStore::new(log.clone())?;
         let (events, _) = logstore::Log::open(dir.path().join("events"), config).expect("open events log");
+        let events = Records::open(events).expect("events records");
         let store = if self.disk {
             StateStore::Disk { dir: dir.path().join("state"), cache_bytes: 1 << 20 }
         } else {
@@ -52,7 +55,7 @@ async fn log_store_state_survives_reopen() {
     let open = || {
         let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
         let (log, _) = logstore::Log::open(dir.path().join("log"), config).expect("open log");
-        LogStore::new(log).expect("log store")
+        LogStore::new(Records::open(log).expect("records")).expect("log store")
     };
     {
         let mut ls = open();

@@ -410,7 +410,8 @@ async fn the_leader_keeps_the_log_a_follower_misses_up_to_retention_lag_bytes() 
     let other_addr = cluster.proc_mut(other).grpc.clone();
     let gens = generations(&cluster.proc_mut(behind).dir);
 
-    // About 400 KiB of log (40 entries of 100 transfers): over --retention-bytes, under the lag.
+    // About 140 KiB of log (40 entries of 100 transfers, about 34 bytes each): over
+    // --retention-bytes, under the lag.
     let applied_before = status(&behind_addr).await.last_applied_index;
     cluster.kill(behind);
     let last = load(&leader, "h", 40).await;
@@ -437,8 +438,9 @@ async fn the_leader_keeps_the_log_a_follower_misses_up_to_retention_lag_bytes() 
     assert_eq!(generations(&cluster.proc_mut(behind).dir), gens, "it loaded no snapshot: the same store");
     assert_eq!(balances(&behind_addr, last).await, balances(&leader, last).await, "it agrees with the leader");
 
-    // Over 1 MiB more while it is down: the leader purges past it, and it needs a snapshot.
-    let last = leave_behind(&mut cluster, &leader, behind, "i", 200).await;
+    // About 1.5 MiB more while it is down (over the lag): the leader purges past it, and it needs
+    // a snapshot.
+    let last = leave_behind(&mut cluster, &leader, behind, "i", 450).await;
     cluster.restart(behind);
     wait_for("the follower caught up by a snapshot", Duration::from_secs(60), || {
         let a = behind_addr.clone();

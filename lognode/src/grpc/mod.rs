@@ -7,9 +7,9 @@ pub mod raft_service;
 
 use crate::limits::{COMMAND_BYTES_MAX, PROPOSAL_BYTES_MAX};
 
-/// The bincode size of `value` (as the log stores it), without encoding it.
+/// The encoded size of `value` (as the log stores it), without encoding it.
 fn encoded_size<T: serde::Serialize>(value: &T) -> usize {
-    bincode::serialized_size(value).map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    crate::codec::encoded_len(value)
 }
 
 /// Refuses a request whose Raft entry the log could not store (see [`PROPOSAL_BYTES_MAX`]).

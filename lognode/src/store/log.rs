@@ -11,10 +11,17 @@ use openraft::{ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, Vote};
 use tracing::{info, warn};
 
 use super::io_err;
+use super::records::Records;
+use crate::codec::{decode, decode_legacy, decode_or_legacy, encode};
 use crate::limits::{PURGE_WAIT_MAX, READ_CHUNK_BYTES, REPLICATION_BATCH_BYTES_MAX};
-use crate::types::{Entry, LogId, StorageError, TypeConfig, decode, encode};
+use crate::types::{Entry, LogId, StorageError, TypeConfig};
 
-const META_VOTE: &str = "raft-vote";
+/// The vote (format 2, [`crate::codec`]).
+const META_VOTE: &str = "raft-vote-2";
+/// The vote as lognodes of before 2026-12-06 saved it (format 1); read when [`META_VOTE`] is not
+/// there yet.
+const META_VOTE_LEGACY: &str = "raft-vote";
+// The committed and purged log ids are `Option`s: their format follows from the first byte.
 const META_COMMITTED: &str = "raft-committed";
 const META_PURGED: &str = "raft-purged";
 
@@ -27,7 +34,7 @@ struct Tail {
 }
 
 struct Inner {
-    log: logstore::Log,
+    log: Records,
     /// Entries handed to `append` whose logstore append has not completed: readable at once, as
     /// openraft requires, before logstore's writer thread wrote them.
     pending: Mutex<BTreeMap<u64, Entry>>,
@@ -60,9 +67,9 @@ fn read_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl LogStore {
     /// Wraps an opened logstore, reading back the last entry and the purge point.
-    pub fn new(log: logstore::Log) -> Result<Self, StorageError> {
+    pub fn new(log: Records) -> Result<Self, StorageError> {
         let purged = match log.load_meta(META_PURGED).map_err(read_err)? {
-            Some(b) => decode::<Option<LogId>>(&b).map_err(read_err)?,
+            Some(b) => decode_or_legacy::<Option<LogId>>(&b).map_err(read_err)?,
             None => None,
         };
         let last = match log.last_index() {
@@ -71,7 +78,7 @@ impl LogStore {
                     .read(i)
                     .map_err(read_err)?
                     .ok_or_else(|| read_err(std::io::Error::other(format!("last index {i} is not readable"))))?;
-                Some(*decode::<Entry>(&bytes).map_err(read_err)?.get_log_id())
+                Some(*log.decode::<Entry>(i, &bytes).map_err(read_err)?.get_log_id())
             }
             None => None,
         };
@@ -94,7 +101,7 @@ impl LogStore {
     }
 
     /// The underlying logstore.
-    pub fn log(&self) -> &logstore::Log {
+    pub fn log(&self) -> &Records {
         &self.inner.log
     }
 
@@ -115,7 +122,7 @@ impl LogStore {
             next = last.index + 1;
             for r in records {
                 bytes += r.payload.len();
-                found.entry(r.index).or_insert(decode::<Entry>(&r.payload).map_err(read_err)?);
+                found.entry(r.index).or_insert(self.inner.log.decode::<Entry>(r.index, &r.payload).map_err(read_err)?);
             }
         }
         if bytes >= max_bytes {
@@ -181,8 +188,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        let bytes = self.inner.log.load_meta(META_VOTE).map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))?;
-        bytes.map(|b| decode(&b)).transpose().map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Read, e))
+        let read = |e: logstore::Error| io_err(ErrorSubject::Vote, ErrorVerb::Read, e);
+        let undecodable = |e: crate::codec::CodecError| io_err(ErrorSubject::Vote, ErrorVerb::Read, e);
+        if let Some(b) = self.inner.log.load_meta(META_VOTE).map_err(read)? {
+            return decode(&b).map(Some).map_err(undecodable);
+        }
+        let legacy = self.inner.log.load_meta(META_VOTE_LEGACY).map_err(read)?;
+        legacy.map(|b| decode_legacy(&b)).transpose().map_err(undecodable)
     }
 
     /// The committed index is Raft's volatile state: a node that loses it (power failure) learns
@@ -200,7 +212,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes =
             self.inner.log.load_meta(META_COMMITTED).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
         let Some(bytes) = bytes else { return Ok(None) };
-        match decode::<Option<LogId>>(&bytes) {
+        match decode_or_legacy::<Option<LogId>>(&bytes) {
             Ok(committed) => {
                 // Never claim more than the log holds (an unsynced hint may outlive lost entries).
                 let last = lock(&self.inner.tail).last.map(|l| l.index);
@@ -317,5 +329,61 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
         .await
         .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::blank_ent;
+
+    use super::*;
+    use crate::codec::encode_legacy;
+
+    fn log_id(term: u64, node: u64, index: u64) -> LogId {
+        openraft::testing::log_id(term, node, index)
+    }
+
+    fn open(dir: &std::path::Path) -> LogStore {
+        let (log, _) = logstore::Log::open(dir, logstore::LogConfig::default()).expect("open");
+        LogStore::new(Records::open(log).expect("records")).expect("log store")
+    }
+
+    /// A Raft log as a lognode of before 2026-12-06 left it (entries and metas in bincode) opens:
+    /// its vote, purge point, committed id and entries read back; what this build writes after them
+    /// reads back beside them after a restart.
+    #[tokio::test]
+    async fn a_log_of_an_older_lognode_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old: Vec<Entry> = (3..=6).map(|i| blank_ent::<TypeConfig>(2, 1, i)).collect();
+        let vote = Vote::new_committed(2, 1);
+        {
+            let (log, _) = logstore::Log::open(dir.path(), logstore::LogConfig::default()).expect("open");
+            log.save_meta(META_PURGED, &encode_legacy(&Some(log_id(1, 1, 2)))).expect("purged");
+            log.purge_upto(2).expect("purge");
+            log.append(3, old.iter().map(encode_legacy).collect()).expect("append");
+            log.save_meta(META_VOTE_LEGACY, &encode_legacy(&vote)).expect("vote");
+            log.save_meta(META_COMMITTED, &encode_legacy(&Some(log_id(2, 1, 5)))).expect("committed");
+        }
+        let mut ls = open(dir.path());
+        assert_eq!(ls.read_vote().await.expect("vote"), Some(vote));
+        assert_eq!(ls.read_committed().await.expect("committed"), Some(log_id(2, 1, 5)));
+        let state = ls.get_log_state().await.expect("state");
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(1, 1, 2)), Some(log_id(2, 1, 6))));
+        assert_eq!(ls.try_get_log_entries(3..7).await.expect("read"), old);
+
+        let newer = Vote::new_committed(3, 2);
+        ls.save_vote(&newer).await.expect("save vote");
+        let new: Vec<Entry> = (7..=8).map(|i| blank_ent::<TypeConfig>(3, 2, i)).collect();
+        {
+            use openraft::storage::RaftLogStorageExt;
+            ls.blocking_append(new.clone()).await.expect("append");
+        }
+        ls.save_committed(Some(log_id(3, 2, 8))).await.expect("committed");
+        drop(ls);
+        let mut ls = open(dir.path());
+        assert_eq!(ls.read_vote().await.expect("vote"), Some(newer));
+        assert_eq!(ls.read_committed().await.expect("committed"), Some(log_id(3, 2, 8)));
+        let all: Vec<Entry> = old.into_iter().chain(new).collect();
+        assert_eq!(ls.try_get_log_entries(3..9).await.expect("read"), all);
     }
 }

@@ -7,6 +7,7 @@
 pub mod ledger_db;
 pub mod log;
 pub mod node_store;
+pub mod records;
 pub mod state_machine;
 
 pub use log::LogStore;

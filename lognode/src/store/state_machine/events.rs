@@ -2,6 +2,7 @@
 //! log (`<data-dir>/events`); it is aligned with the state on open and on snapshot install, and
 //! a snapshot waits for the events it covers to be durable.
 
+use crate::store::records::Records;
 use openraft::ErrorVerb;
 
 use super::{StateMachineStore, snap_err};
@@ -11,7 +12,7 @@ use crate::types::StorageError;
 /// Makes the events log end right before `next_seq`: drops newer records (derived from entries
 /// after the snapshot; replay derives them again), and if records below it are missing (a snapshot
 /// from the leader), empties it with a purge point so the next append may start at `next_seq`.
-pub(super) fn align_events(events: &logstore::Log, next_seq: u64) -> Result<(), StorageError> {
+pub(super) fn align_events(events: &Records, next_seq: u64) -> Result<(), StorageError> {
     let err = |e| snap_err(ErrorVerb::Write, e);
     events.truncate_from(next_seq.max(1)).map_err(err)?;
     let need = next_seq.saturating_sub(1);

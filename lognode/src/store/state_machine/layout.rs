@@ -1,5 +1,6 @@
 //! The snapshot layout: a magic and the layout versions of the three parts of [`State`], the head
-//! (everything but the ledger's records, bincode), then the ledger's records one by one. Written
+//! (everything but the ledger's records, [`crate::codec`], length-prefixed), then the ledger's
+//! records one by one. Written
 //! from any [`LedgerRead`] (the live state, or a read snapshot of the disk store) and read into
 //! any empty store, streamed both ways.
 
@@ -10,9 +11,11 @@ use openraft::StoredMembership;
 use serde::{Deserialize, Serialize};
 
 use super::state::{State, Topic};
+use crate::codec::{self, CodecError, decode_or_legacy, encode};
+use crate::limits::SNAPSHOT_HEAD_BYTES_MAX;
 use crate::limits::SNAPSHOT_RECORD_BYTES_MAX;
 use crate::store::node_store::NodeStore;
-use crate::types::{LogId, Node, decode, encode};
+use crate::types::{LogId, Node};
 
 /// First bytes of a snapshot's state data (stored and sent to followers): a magic, then the
 /// layout versions of the three parts of [`State`], each a little-endian `u32`.
@@ -24,8 +27,11 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"LDGRSNAP";
 /// order the store keeps them), then every transfer; each record length-prefixed postcard (was
 /// bincode: 7.7 GB for 28M transfers). 4 (2026-12-05): the API keys after the groups. 5
 /// (2026-12-05): the audit trail after the keys. 6 (2026-12-05): the webhook subscriptions after
-/// the audit trail.
-pub const SNAPSHOT_FORMAT: u32 = 6;
+/// the audit trail. 7 (2026-12-06): the head in lognode's codec format 2 (postcard, was bincode),
+/// after its length as a little-endian `u64`; layout 6 is still read.
+pub const SNAPSHOT_FORMAT: u32 = 7;
+/// The last layout whose head is bincode (format 1), streamed without a length; still read.
+const SNAPSHOT_FORMAT_LEGACY_HEAD: u32 = 6;
 /// Length of the snapshot header.
 const SNAPSHOT_HEADER_BYTES: usize = SNAPSHOT_MAGIC.len() + 3 * 4;
 
@@ -46,9 +52,9 @@ pub enum SnapshotFormatError {
         /// Versions this build reads.
         expected: String,
     },
-    /// The header matched but the state did not decode.
+    /// The header matched but the state did not decode (damaged, or cut short).
     #[error("the snapshot's state does not decode: {0}")]
-    Decode(#[from] bincode::Error),
+    Decode(String),
     /// The state decoded but its records are not a valid ledger.
     #[error("the snapshot's ledger records are not valid: {0}")]
     Records(String),
@@ -72,6 +78,7 @@ struct HeadRef<'a> {
 
 /// The head of a snapshot, or of a disk store's state, as read back.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 pub struct HeadOwned {
     last_applied: Option<LogId>,
     membership: StoredMembership<u64, Node>,
@@ -126,6 +133,7 @@ pub fn write_snapshot_parts(
     for v in snapshot_versions() {
         w.write_all(&v.to_le_bytes())?;
     }
+    w.write_all(&(head.len() as u64).to_le_bytes())?;
     w.write_all(head)?;
     let mut buf = Vec::with_capacity(1024);
     ledger_core::for_each_record(ledger, |r| {
@@ -138,10 +146,38 @@ pub fn write_snapshot_parts(
     w.write_all(&0u32.to_le_bytes())
 }
 
+/// A read of the snapshot that failed: cut short, or the file or stream failed.
+fn io(e: std::io::Error) -> SnapshotFormatError {
+    SnapshotFormatError::Decode(e.to_string())
+}
+
+impl From<CodecError> for SnapshotFormatError {
+    fn from(e: CodecError) -> Self {
+        SnapshotFormatError::Decode(e.to_string())
+    }
+}
+
+/// Reads a layout-7 head: its length, at most [`SNAPSHOT_HEAD_BYTES_MAX`], then its bytes.
+fn read_head(r: &mut dyn std::io::Read) -> Result<HeadOwned, SnapshotFormatError> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len).map_err(io)?;
+    let len = u64::from_le_bytes(len);
+    if len > SNAPSHOT_HEAD_BYTES_MAX {
+        return Err(SnapshotFormatError::Decode(format!(
+            "a head of {len} bytes, more than SNAPSHOT_HEAD_BYTES_MAX ({SNAPSHOT_HEAD_BYTES_MAX})"
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(r, len), &mut bytes).map_err(io)?;
+    if bytes.len() as u64 != len {
+        return Err(SnapshotFormatError::Decode(format!("the head is cut short at {} of {len} bytes", bytes.len())));
+    }
+    Ok(codec::decode(&bytes)?)
+}
+
 /// The next record of a snapshot's stream (see [`write_snapshot_parts`]), read into `buf`;
 /// `None` at the end.
 fn read_record(r: &mut dyn std::io::Read, buf: &mut Vec<u8>) -> Result<Option<Record>, SnapshotFormatError> {
-    let io = |e: std::io::Error| SnapshotFormatError::Decode(Box::new(bincode::ErrorKind::Io(e)));
     let mut len = [0u8; 4];
     r.read_exact(&mut len).map_err(io)?;
     let len = u32::from_le_bytes(len) as usize;
@@ -179,8 +215,10 @@ impl State {
     }
 
     /// Decodes what [`State::head_bytes`] gave.
-    pub fn decode_head(bytes: &[u8]) -> Result<HeadOwned, bincode::Error> {
-        decode(bytes)
+    /// A disk store's head may still be the one a lognode of before 2026-12-06 wrote (format 1;
+    /// its first byte is `last_applied`'s `Option` tag, 0 or 1).
+    pub fn decode_head(bytes: &[u8]) -> Result<HeadOwned, CodecError> {
+        decode_or_legacy(bytes)
     }
 
     /// Writes the snapshot of this state to `w` (see [`write_snapshot_parts`]).
@@ -205,7 +243,7 @@ impl State {
                 Ok(0) => return Err(SnapshotFormatError::Unversioned),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(SnapshotFormatError::Decode(Box::new(bincode::ErrorKind::Io(e)))),
+                Err(e) => return Err(io(e)),
             }
         }
         if !head.starts_with(SNAPSHOT_MAGIC) {
@@ -216,13 +254,14 @@ impl State {
             *v = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
         let expected = snapshot_versions();
-        if found != expected {
+        let legacy_head = found[0] == SNAPSHOT_FORMAT_LEGACY_HEAD && found[1..] == expected[1..];
+        if found != expected && !legacy_head {
             return Err(SnapshotFormatError::Version {
                 found: versions_text(&found),
                 expected: versions_text(&expected),
             });
         }
-        let head: HeadOwned = bincode::deserialize_from(&mut *r)?;
+        let head: HeadOwned = if legacy_head { codec::decode_legacy_from(&mut *r)? } else { read_head(&mut *r)? };
         if let NodeStore::Disk(d) = &mut store {
             d.begin_load(crate::limits::STATE_LOAD_WRITES_MAX);
         }
@@ -242,6 +281,25 @@ impl State {
     pub fn to_snapshot_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write_snapshot(&mut out).expect("writing to memory cannot fail");
+        out
+    }
+
+    /// This state's snapshot in layout 6, as a lognode of before 2026-12-06 wrote it: the head in
+    /// format 1 (bincode), without a length.
+    #[cfg(test)]
+    pub fn to_snapshot_bytes_layout_6(&self) -> Vec<u8> {
+        let current = self.to_snapshot_bytes();
+        let head = self.head_bytes();
+        let mut out = current[..SNAPSHOT_MAGIC.len()].to_vec();
+        out.extend_from_slice(&SNAPSHOT_FORMAT_LEGACY_HEAD.to_le_bytes());
+        out.extend_from_slice(&current[SNAPSHOT_MAGIC.len() + 4..SNAPSHOT_HEADER_BYTES]);
+        let legacy: HeadOwned = codec::decode(&head).expect("head");
+        let legacy = codec::encode_legacy(&legacy);
+        // What a disk store of before 2026-12-06 holds as its head reads too.
+        let again = State::decode_head(&legacy).expect("format-1 head");
+        assert_eq!(codec::encode(&again), head);
+        out.extend_from_slice(&legacy);
+        out.extend_from_slice(&current[SNAPSHOT_HEADER_BYTES + 8 + head.len()..]);
         out
     }
 

@@ -16,6 +16,7 @@
 //! records and views of the state; `events` is the events log; `snapshot` builds, stores and
 //! installs snapshots; `raft` is the thin openraft adapter. This file holds the shared handle.
 
+use crate::store::records::Records;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -53,8 +54,8 @@ struct Shared {
     /// Index of the last state made durable: the current snapshot file (memory mode) or the last
     /// synced commit of the store (disk mode). Raft log purges wait for it.
     durable_tx: watch::Sender<u64>,
-    log: logstore::Log,
-    events: logstore::Log,
+    log: Records,
+    events: Records,
     snapshot_dir: PathBuf,
     current: Mutex<Option<StoredSnapshot>>,
     /// The next snapshot data-file number.
@@ -132,7 +133,7 @@ impl StateMachineStore {
     /// Opens the state machine next to `log`, restoring the last snapshot if one was stored.
     /// `events` is the node-local events log: records newer than the snapshot are dropped (the
     /// replay of the Raft log derives them again, identically).
-    pub fn open(log: logstore::Log, events: logstore::Log, store: StateStore) -> Result<Self, StorageError> {
+    pub fn open(log: Records, events: Records, store: StateStore) -> Result<Self, StorageError> {
         let snapshot_dir = log.dir().join(SNAPSHOT_DIR);
         // Private (0700), like the log's own files (0600, logstore).
         logstore::create_private_dir_all(&snapshot_dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;

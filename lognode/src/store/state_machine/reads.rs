@@ -1,6 +1,7 @@
 //! Reads: records of a partition (from the Raft log, or the events log for [`TOPIC_LEDGER`]),
 //! offsets, and consistent views of the state (ledger, groups) with the applied index.
 
+use crate::store::records::Records;
 use std::collections::BTreeMap;
 
 use ledger_core::Ledger;
@@ -10,7 +11,7 @@ use openraft::EntryPayload;
 
 use super::{ApplyCatalog, EventBatch, Partition, Run, State, StateMachineStore, TOPIC_LEDGER, Topic, index_of};
 use crate::limits::{READ_BYTES_MAX, READ_RECORDS_MAX, READ_UNWRITTEN_PAUSE, READ_UNWRITTEN_RETRIES};
-use crate::types::{Entry, Request, decode};
+use crate::types::{Entry, Request};
 
 /// The topics as queries (fetch start points, describe, lag) see them on this node: like
 /// [`ApplyCatalog`], with this node's real start offsets (retention).
@@ -90,7 +91,7 @@ pub struct ReadResult {
 
 /// Reads one record of `log` (a Raft entry or an events batch), waiting (bounded) for one that is
 /// applied but not written by the log's writer thread yet.
-pub(super) fn read_record(log: &logstore::Log, index: u64) -> Result<Vec<u8>, ReadError> {
+pub(super) fn read_record(log: &Records, index: u64) -> Result<Vec<u8>, ReadError> {
     for _ in 0..READ_UNWRITTEN_RETRIES {
         match log.read(index) {
             Ok(Some(bytes)) => return Ok(bytes),
@@ -143,10 +144,10 @@ impl StateMachineStore {
         let run_time = |r: &Run| -> Result<u64, ReadError> {
             let bytes = read_record(log, r.log_index)?;
             if topic == TOPIC_LEDGER {
-                let b: EventBatch = decode(&bytes).map_err(|e| ReadError::Log(e.to_string()))?;
+                let b: EventBatch = log.decode(r.log_index, &bytes).map_err(|e| ReadError::Log(e.to_string()))?;
                 return Ok(b.timestamp_ms);
             }
-            let entry: Entry = decode(&bytes).map_err(|e| ReadError::Log(e.to_string()))?;
+            let entry: Entry = log.decode(r.log_index, &bytes).map_err(|e| ReadError::Log(e.to_string()))?;
             match entry.payload {
                 EntryPayload::Normal(Request::Produce { timestamp_ms, .. })
                 | EntryPayload::Normal(Request::ProduceMany { timestamp_ms, .. }) => {
@@ -169,12 +170,12 @@ impl StateMachineStore {
     }
 
     /// The log (Raft log, or the events log for [`TOPIC_LEDGER`]) a topic's runs point into.
-    pub(super) fn log_of(&self, topic: &str) -> &logstore::Log {
+    pub(super) fn log_of(&self, topic: &str) -> &Records {
         if topic == TOPIC_LEDGER { &self.shared.events } else { &self.shared.log }
     }
 
     /// First readable offset of a partition: the first run still in the log (retention).
-    pub(super) fn start_offset(&self, log: &logstore::Log, p: &Partition) -> u64 {
+    pub(super) fn start_offset(&self, log: &Records, p: &Partition) -> u64 {
         let log_first = log.first_index();
         let first_kept = match log_first {
             Some(first) => p.runs.partition_point(|r| r.log_index < first),
@@ -239,10 +240,11 @@ impl StateMachineStore {
         'runs: for run in runs {
             let bytes_read = read_record(log, run.log_index)?;
             let (records, timestamp_ms, log_index) = if topic == TOPIC_LEDGER {
-                let b: EventBatch = decode(&bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
+                let b: EventBatch =
+                    log.decode(run.log_index, &bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
                 (b.records, i64::try_from(b.timestamp_ms).unwrap_or(i64::MAX), b.log_index)
             } else {
-                let entry: Entry = decode(&bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
+                let entry: Entry = log.decode(run.log_index, &bytes_read).map_err(|e| ReadError::Log(e.to_string()))?;
                 match entry.payload {
                     EntryPayload::Normal(Request::Produce { records, timestamp_ms, .. }) => {
                         (records, timestamp_ms, run.log_index)

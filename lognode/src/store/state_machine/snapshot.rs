@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use super::{POISONED, State, StateMachineStore, TOPIC_LEDGER, align_events, index_of, snap_err};
-use crate::types::{Node, StorageError, TypeConfig, decode, encode};
+use crate::codec::{decode_legacy, decode_or_legacy, encode};
+use crate::types::{Node, StorageError, TypeConfig};
 
 pub(super) const SNAPSHOT_DIR: &str = "snapshot";
 const CURRENT_FILE: &str = "current";
@@ -40,7 +41,8 @@ fn tempfile_placeholder() -> std::io::Result<fs::File> {
     fs::File::open("/dev/null")
 }
 
-/// The `current` file: the current snapshot's meta and where its data is.
+/// The `current` file: the current snapshot's meta and where its data is. Its format follows from
+/// its first byte (`meta.last_log_id`'s `Option` tag in format 1, see [`crate::codec`]).
 #[derive(Serialize, Deserialize)]
 struct Current {
     meta: SnapshotMeta<u64, Node>,
@@ -215,14 +217,14 @@ pub(super) fn load(dir: &Path, syncer: &dyn logstore::Syncer) -> Result<Loaded, 
         names.push(name);
     }
     let mut current = match logstore::durable::read_file(dir, CURRENT_FILE).map_err(read_err)? {
-        Some(bytes) => Some(decode::<Current>(&bytes).map_err(read_err)?),
+        Some(bytes) => Some(decode_or_legacy::<Current>(&bytes).map_err(read_err)?),
         None => None,
     };
     if current.is_none()
         && let Some(bytes) = logstore::durable::read_file(dir, LEGACY_FILE).map_err(read_err)?
     {
         // The old layout: (meta, data) in one file. Its data is checked before it is rewritten.
-        let (meta, data): (SnapshotMeta<u64, Node>, Vec<u8>) = decode(&bytes).map_err(read_err)?;
+        let (meta, data): (SnapshotMeta<u64, Node>, Vec<u8>) = decode_legacy(&bytes).map_err(read_err)?;
         State::from_snapshot_bytes(&data).map_err(read_err)?;
         let file = data_name(next_seq);
         next_seq += 1;
@@ -249,7 +251,7 @@ pub(super) fn load(dir: &Path, syncer: &dyn logstore::Syncer) -> Result<Loaded, 
 /// The current snapshot's data file and index, if `dir` has one (its data is not read).
 pub(super) fn current_file(dir: &Path) -> Result<Option<(PathBuf, u64)>, StorageError> {
     let Some(bytes) = logstore::durable::read_file(dir, CURRENT_FILE).map_err(read_err)? else { return Ok(None) };
-    let c: Current = decode(&bytes).map_err(read_err)?;
+    let c: Current = decode_or_legacy(&bytes).map_err(read_err)?;
     Ok(Some((dir.join(&c.file), index_of(c.meta.last_log_id))))
 }
 
@@ -470,12 +472,14 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
+    use crate::store::records::Records;
     use crate::types::LogId;
 
     fn open(dir: &Path) -> StateMachineStore {
         let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
         let (log, _) = logstore::Log::open(dir.join("log"), config.clone()).expect("open log");
         let (events, _) = logstore::Log::open(dir.join("events"), config).expect("open events log");
+        let (log, events) = (Records::open(log).expect("log"), Records::open(events).expect("events log"));
         StateMachineStore::open(log, events, super::super::StateStore::Memory).expect("open state machine")
     }
 
@@ -622,7 +626,7 @@ mod tests {
         let snap_dir = dir.path().join("log").join(SNAPSHOT_DIR);
         logstore::create_private_dir_all(&snap_dir).expect("mkdir");
         let (meta, data) = snapshot_at(12);
-        fs::write(snap_dir.join(LEGACY_FILE), encode(&(&meta, &data))).expect("write");
+        fs::write(snap_dir.join(LEGACY_FILE), crate::codec::encode_legacy(&(&meta, &data))).expect("write");
         let sm = open(dir.path());
         assert_eq!(sm.applied_index(), 12);
         let files = snapshot_files(dir.path());
@@ -633,5 +637,11 @@ mod tests {
         assert_eq!(read_all(current).await, data);
         drop(sm);
         assert_eq!(open(dir.path()).applied_index(), 12, "and it opens again");
+        // A `current` file in format 1 (bincode, before 2026-12-06) reads too.
+        let bytes = fs::read(snap_dir.join(CURRENT_FILE)).expect("current");
+        assert_eq!(bytes[0], crate::codec::FORMAT_POSTCARD);
+        let c: Current = crate::codec::decode(&bytes).expect("decode");
+        fs::write(snap_dir.join(CURRENT_FILE), crate::codec::encode_legacy(&c)).expect("write");
+        assert_eq!(open(dir.path()).applied_index(), 12, "and from a format-1 current file");
     }
 }

@@ -442,6 +442,16 @@ mod tests {
         let mut cut = bytes.clone();
         cut.truncate(bytes.len() - 1);
         assert!(matches!(State::from_snapshot_bytes(&cut), Err(SnapshotFormatError::Decode(_))));
+        // Layout 6 (the head in bincode, written before 2026-12-06) still reads, to the same state.
+        let old = s.to_snapshot_bytes_layout_6();
+        assert_ne!(old, bytes);
+        assert_eq!(State::from_snapshot_bytes(&old).expect("layout 6"), s);
+        // A head whose length is damaged is refused before anything is allocated.
+        let mut long = bytes.clone();
+        let at = SNAPSHOT_MAGIC.len() + 12;
+        long[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let e = State::from_snapshot_bytes(&long).expect_err("damaged head length").to_string();
+        assert!(e.contains("SNAPSHOT_HEAD_BYTES_MAX"), "{e}");
     }
 
     /// A record's length above `SNAPSHOT_RECORD_BYTES_MAX`, or bytes that are not a record, are
