@@ -152,6 +152,20 @@ pub const METRICS_GROUPS_TIMEOUT: Duration = Duration::from_secs(2);
 /// call (`status_cache`).
 pub const METRICS_IN_FLIGHT_MAX: usize = 4;
 
+/// Most single transfers (`POST /v1/transfers`) the gateway gathers into one call to the leader
+/// (`grpc_backend/gather.rs`; at most the ledger's batch limit).
+pub const GATHER_TRANSFERS_MAX: usize = 512;
+/// Most bytes of ids, account ids, currency and metadata in one gathered call (far below
+/// lognode's per-command limit and the gRPC message limit).
+pub const GATHER_BYTES_MAX: usize = 1024 * 1024;
+/// Gathered calls out at once; single transfers arriving meanwhile queue for the next one.
+pub const GATHER_INFLIGHT_MAX: usize = 2;
+/// Single transfers waiting for a gathered call; a request waits for room when it is full (the
+/// requests in flight, `IN_FLIGHT_MAX_DEFAULT`, bound it before).
+pub const GATHER_QUEUE_MAX: usize = 4096;
+const _: () = assert!(GATHER_TRANSFERS_MAX <= ledger_core::limits::BATCH_TRANSFERS_MAX);
+const _: () = assert!(GATHER_QUEUE_MAX >= GATHER_TRANSFERS_MAX && GATHER_INFLIGHT_MAX >= 1);
+
 /// Maximum length of the admin bearer token.
 pub const ADMIN_TOKEN_BYTES_MAX: usize = 256;
 

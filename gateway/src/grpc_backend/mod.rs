@@ -17,6 +17,7 @@
 //!   `MinIndex(n)` reads to a follower with `min_index = n` (waiting at most
 //!   [`nodes::MIN_INDEX_WAIT_MS`] per node).
 
+mod gather;
 mod keys;
 use keys::{key_from_proto, key_to_proto};
 mod nodes;
@@ -73,6 +74,8 @@ pub struct GrpcBackend {
     nodes: Arc<Nodes>,
     discovery: Option<Arc<dyn Discovery>>,
     prober: tokio::task::JoinHandle<()>,
+    /// Single transfers, gathered into one call ([`gather`]).
+    transfers: gather::TransferGatherer,
     /// Partition counts by topic (a topic's count never changes).
     partitions: Mutex<HashMap<String, u32>>,
     /// Round robin over partitions for the keyless records of produce requests.
@@ -124,6 +127,22 @@ fn fetched(r: ConsumeResponse) -> Read<Fetched> {
     }
 }
 
+/// Submits `cmd` to the leader (retried: see [`GrpcBackend`]'s `submit`).
+async fn submit_command(nodes: &Nodes, cmd: &Command) -> BackendResult<Applied<Outcome>> {
+    // The first attempt takes the request; a retry (rare) converts the command again rather
+    // than every request paying for a copy of a whole batch up front.
+    let mut first = Some(convert::command_to_proto(cmd));
+    let resp = nodes
+        .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+            let req = first.take().unwrap_or_else(|| convert::command_to_proto(cmd));
+            async move { Ok(c.submit(req).await?.into_inner()) }
+        })
+        .await?;
+    let outcome = resp.outcome.ok_or_else(|| BackendError::Internal("Submit answered no outcome".to_owned()))?;
+    let value = convert::outcome_from_proto(outcome).map_err(bad_answer)?;
+    Ok(Applied { value, index: resp.log_index })
+}
+
 impl GrpcBackend {
     /// Starts the backend (and its background prober; needs a Tokio runtime).
     pub async fn start(lognodes: Lognodes) -> Arc<GrpcBackend> {
@@ -143,10 +162,12 @@ impl GrpcBackend {
         let nodes = Nodes::new(&addrs, discovery.clone(), tls);
         nodes.probe_all().await;
         let prober = spawn_prober(&nodes);
+        let transfers = gather::TransferGatherer::start(Arc::clone(&nodes));
         Arc::new(GrpcBackend {
             nodes,
             discovery,
             prober,
+            transfers,
             partitions: Mutex::new(HashMap::new()),
             keyless: std::sync::atomic::AtomicU64::new(0),
         })
@@ -211,19 +232,10 @@ impl LedgerBackend for GrpcBackend {
     /// command carries its ids, so a resubmission answers `exists` with the original decision
     /// (the client then sees a replay of its own first attempt).
     async fn submit(&self, cmd: &Command) -> BackendResult<Applied<Outcome>> {
-        // The first attempt takes the request; a retry (rare) converts the command again rather
-        // than every request paying for a copy of a whole batch up front.
-        let mut first = Some(convert::command_to_proto(cmd));
-        let resp = self
-            .nodes
-            .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
-                let req = first.take().unwrap_or_else(|| convert::command_to_proto(cmd));
-                async move { Ok(c.submit(req).await?.into_inner()) }
-            })
-            .await?;
-        let outcome = resp.outcome.ok_or_else(|| BackendError::Internal("Submit answered no outcome".to_owned()))?;
-        let value = convert::outcome_from_proto(outcome).map_err(bad_answer)?;
-        Ok(Applied { value, index: resp.log_index })
+        match cmd {
+            Command::CreateTransfer(t) => self.transfers.submit(t.clone()).await,
+            _ => submit_command(&self.nodes, cmd).await,
+        }
     }
 
     async fn account(&self, id: &str, read: ReadConsistency) -> BackendResult<Read<Option<AccountView>>> {
