@@ -331,3 +331,65 @@ async fn leader_kill_under_transfer_load() {
         sum(|d| d.sweeps),
     );
 }
+
+/// Concurrent single transfers are gathered into shared calls to the leader (issue 14), yet each
+/// request gets its own answer, as if sent alone: created, refused for funds, or an idempotent
+/// replay of an identical request posted at the same moment; and the balances are exactly those
+/// of the created transfers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_single_transfers_each_get_their_own_answer() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start();
+    let gw = Arc::new(gateway_static(cluster.grpc_addrs()).await);
+    wait_for_voters(&gw.backend, 3, Duration::from_secs(30)).await;
+    account(&gw, "equity", true).await;
+    account(&gw, "rich", false).await;
+    account(&gw, "poor", false).await;
+
+    const FUNDED: usize = 200;
+    const UNFUNDED: usize = 50;
+    const TWINS: usize = 25;
+    let body = |id: String, from: &str| json!({"id": id, "debit_account_id": from, "credit_account_id": "rich", "amount": 1, "currency": "USD"});
+    let mut bodies: Vec<(&'static str, Value)> = Vec::new();
+    bodies.extend((0..FUNDED).map(|i| ("funded", body(format!("g-{i}"), "equity"))));
+    bodies.extend((0..UNFUNDED).map(|i| ("unfunded", body(format!("u-{i}"), "poor"))));
+    for i in 0..TWINS {
+        bodies.push(("twin", body(format!("d-{i}"), "equity")));
+        bodies.push(("twin", body(format!("d-{i}"), "equity")));
+    }
+    let mut tasks = Vec::new();
+    for (kind, b) in bodies {
+        let gw = Arc::clone(&gw);
+        tasks.push(tokio::spawn(async move {
+            let r = gw.post("/v1/transfers", &b).await;
+            (kind, b["id"].as_str().unwrap_or_default().to_owned(), r)
+        }));
+    }
+    let mut twins: std::collections::BTreeMap<String, Vec<(u16, Option<String>)>> = Default::default();
+    for t in tasks {
+        let (kind, id, r) = t.await.expect("task");
+        match kind {
+            "funded" => {
+                assert_eq!(r.status, 201, "{id}: {}", r.text());
+                assert_eq!(r.json()["id"], id.as_str());
+                assert_eq!(r.json()["status"], "posted", "{id}");
+            }
+            "unfunded" => {
+                assert_eq!(r.status, 422, "{id}: {}", r.text());
+                assert_eq!(r.json()["code"], "insufficient_funds", "{id}");
+            }
+            _ => twins.entry(id).or_default().push((r.status, r.header("idempotent-replayed").map(str::to_owned))),
+        }
+    }
+    assert_eq!(twins.len(), TWINS);
+    for (id, answers) in &twins {
+        let mut statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 201], "{id}: one created, one replayed: {answers:?}");
+        assert!(answers.iter().any(|a| a.0 == 200 && a.1.as_deref() == Some("true")), "{id}: {answers:?}");
+    }
+    let rich = gw.get("/v1/accounts/rich?consistency=strong").await.expect(200, "rich").json();
+    assert_eq!(rich["balance"], json!(FUNDED + TWINS), "{rich}");
+    let poor = gw.get("/v1/accounts/poor?consistency=strong").await.expect(200, "poor").json();
+    assert_eq!(poor["balance"], json!(0), "{poor}");
+}
