@@ -16,7 +16,8 @@
 # Everything the processes ran while instrumented counts (timers and Raft ticks too), so figures
 # compare only at the same options. Files go to target/callgrind/ (callgrind_annotate them for
 # the hot spots). A run of 10,000 batched transfers takes 1-3 minutes, most of it the release
-# build and valgrind's start-up.
+# build and valgrind's start-up. LEDGER_BIN_DIR=<dir> runs the lognode and gateway found there
+# instead of building them (to compare two builds).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --transfers) TRANSFERS=$2; shift 2 ;;
     --batch) BATCH=$2; shift 2 ;;
     --clients) CLIENTS=$2; shift 2 ;;
-    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,9 +50,15 @@ for a in $GRPC $GOSSIP $HTTP; do
   if ss -Hltn "sport = :${a##*:}" 2>/dev/null | grep -q .; then echo "callgrind.sh: port ${a##*:} is in use" >&2; exit 1; fi
 done
 
-echo "== building (release)"
-cargo build --release --locked -q -p lognode --bin lognode -p gateway --bin gateway
-B=$TARGET/release
+if [ -n "${LEDGER_BIN_DIR:-}" ]; then
+  # Another build's lognode and gateway (an A/B of two commits), not built here.
+  B=$LEDGER_BIN_DIR
+  echo "== lognode and gateway from $B (LEDGER_BIN_DIR)"
+else
+  echo "== building (release)"
+  cargo build --release --locked -q -p lognode --bin lognode -p gateway --bin gateway
+  B=$TARGET/release
+fi
 rm -rf "$OUT"; mkdir -p "$D"
 
 source "$ROOT/loadtest/lib.sh"

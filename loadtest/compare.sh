@@ -17,7 +17,8 @@
 # throughput, p50/p99, CPU seconds per process and CPU microseconds per transfer (Ledger: all
 # lognodes, the gateway and the generator, only with --start-cluster; pgbench: the postmaster,
 # its backends and background processes, and pgbench itself). Results and logs go to
-# target/compare/.
+# target/compare/. With --start-cluster, LEDGER_BIN_DIR=<dir> runs the lognode and gateway found
+# there instead of building them (to compare two builds).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --concurrency) CONC=$2; shift 2 ;;
     --duration) DURATION=${2%s}; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -63,12 +64,15 @@ stop_pg() {
 trap 'stop_cluster; stop_pg' EXIT
 
 echo "== building (release)"
-if [ $START = 1 ]; then
+if [ $START = 1 ] && [ -z "${LEDGER_BIN_DIR:-}" ]; then
   cargo build --release --locked -q -p loadtest --bin loadtest -p lognode --bin lognode -p gateway --bin gateway
 else
   cargo build --release --locked -q -p loadtest
 fi
 B=$TARGET/release
+# Another build's lognode and gateway (an A/B of two commits), not built here.
+NB=${LEDGER_BIN_DIR:-$B}
+[ -n "${LEDGER_BIN_DIR:-}" ] && echo "== lognode and gateway from $NB (LEDGER_BIN_DIR)"
 
 # The disk's state right now: these machines are shared, and other builds' writes can make one
 # fdatasync 20x slower than when the disk is quiet; every number below depends on it.
@@ -91,11 +95,11 @@ if [ $START = 1 ]; then
   for i in 1 2 3; do
     args=(--id "$i" --data-dir "$D/node$i" --grpc-addr "127.0.0.1:1710$i" --gossip-addr "127.0.0.1:1720$i" --gossip-profile local --fsync always)
     if [ "$i" = 1 ]; then args+=(--bootstrap); else args+=(--join 127.0.0.1:17201); fi
-    RUST_LOG=warn "$B/lognode" "${args[@]}" > "$D/node$i.log" 2>&1 &
+    RUST_LOG=warn "$NB/lognode" "${args[@]}" > "$D/node$i.log" 2>&1 &
     PIDS+=($!)
     [ "$i" = 1 ] && sleep 1
   done
-  RUST_LOG=warn "$B/gateway" --auth none --listen 127.0.0.1:17080 --lognodes 127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103 > "$D/gateway.log" 2>&1 &
+  RUST_LOG=warn "$NB/gateway" --auth none --listen 127.0.0.1:17080 --lognodes 127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103 > "$D/gateway.log" 2>&1 &
   PIDS+=($!)
   GATEWAY=http://127.0.0.1:17080
   echo "== waiting for 3 voters and a leader (at most 60 s)"
