@@ -1,4 +1,5 @@
-//! Single transfers gathered into one `Submit` (issue 14).
+//! Writes to the leader ([`submit_command`]), and single transfers gathered into one `Submit`
+//! (issue 14).
 //!
 //! Every `POST /v1/transfers` used to be its own gRPC call to the leader: its own HTTP/2 stream,
 //! protobuf encoding and decoding on both sides, and its own turn through the leader's gatherer
@@ -19,12 +20,12 @@
 use std::sync::Arc;
 
 use ledger_core::{Command, NewTransfer, Outcome};
+use ledger_proto::convert;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::nodes::Nodes;
-use super::submit_command;
+use super::bad_answer;
+use super::nodes::{Nodes, Retry, WRITE_RETRY_BUDGET};
 use crate::backend::{Applied, BackendError, BackendResult};
-
 use crate::limits::{GATHER_BYTES_MAX, GATHER_INFLIGHT_MAX, GATHER_QUEUE_MAX, GATHER_TRANSFERS_MAX};
 
 struct Pending {
@@ -138,4 +139,20 @@ async fn call(nodes: Arc<Nodes>, batch: Vec<Pending>) {
             }
         }
     }
+}
+
+/// Submits `cmd` to the leader (retried: see [`GrpcBackend`]'s `submit`).
+pub(super) async fn submit_command(nodes: &Nodes, cmd: &Command) -> BackendResult<Applied<Outcome>> {
+    // The first attempt takes the request; a retry (rare) converts the command again rather
+    // than every request paying for a copy of a whole batch up front.
+    let mut first = Some(convert::command_to_proto(cmd));
+    let resp = nodes
+        .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
+            let req = first.take().unwrap_or_else(|| convert::command_to_proto(cmd));
+            async move { Ok(c.submit(req).await?.into_inner()) }
+        })
+        .await?;
+    let outcome = resp.outcome.ok_or_else(|| BackendError::Internal("Submit answered no outcome".to_owned()))?;
+    let value = convert::outcome_from_proto(outcome).map_err(bad_answer)?;
+    Ok(Applied { value, index: resp.log_index })
 }

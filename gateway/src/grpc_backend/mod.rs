@@ -18,6 +18,7 @@
 //!   [`nodes::MIN_INDEX_WAIT_MS`] per node).
 
 mod gather;
+use gather::submit_command;
 mod keys;
 use keys::{key_from_proto, key_to_proto};
 mod nodes;
@@ -125,22 +126,6 @@ fn fetched(r: ConsumeResponse) -> Read<Fetched> {
         value: Fetched { records, next_offset: r.next_offset, end_offset: r.end_offset },
         applied_index: r.applied_index,
     }
-}
-
-/// Submits `cmd` to the leader (retried: see [`GrpcBackend`]'s `submit`).
-async fn submit_command(nodes: &Nodes, cmd: &Command) -> BackendResult<Applied<Outcome>> {
-    // The first attempt takes the request; a retry (rare) converts the command again rather
-    // than every request paying for a copy of a whole batch up front.
-    let mut first = Some(convert::command_to_proto(cmd));
-    let resp = nodes
-        .leader_call(Retry::Always, WRITE_RETRY_BUDGET, |mut c| {
-            let req = first.take().unwrap_or_else(|| convert::command_to_proto(cmd));
-            async move { Ok(c.submit(req).await?.into_inner()) }
-        })
-        .await?;
-    let outcome = resp.outcome.ok_or_else(|| BackendError::Internal("Submit answered no outcome".to_owned()))?;
-    let value = convert::outcome_from_proto(outcome).map_err(bad_answer)?;
-    Ok(Applied { value, index: resp.log_index })
 }
 
 impl GrpcBackend {
