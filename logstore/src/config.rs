@@ -20,6 +20,10 @@ pub const GROUP_COMMIT_REQUESTS_MAX: usize = 1024;
 /// Longest the writer waits for more appends to join a group commit, and only while the previous
 /// group showed that several appenders are at work. Kept well below one sync (~150 µs here).
 pub const GROUP_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
+/// With [`SyncPolicy::OnRequest`], unsynced bytes after which the writer syncs on its own, so that
+/// the sync a caller asks for has little left to do and a crash loses at most this much of the
+/// log's tail.
+pub const DEFERRED_SYNC_BYTES_MAX: usize = 1024 * 1024;
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Smallest segment size accepted (tests use tiny segments to exercise rollover).
@@ -56,6 +60,21 @@ impl std::str::FromStr for FsyncMode {
     }
 }
 
+/// When appends are synced (with [`FsyncMode::Always`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Every append's callback runs after a sync that covers it (group commit). For data that
+    /// exists nowhere else: the Raft log.
+    #[default]
+    EveryAppend,
+    /// Appends are written (readable, and kept by a killed process: the page cache survives it)
+    /// and their callback runs then, but they are synced only by [`crate::Log::sync`], at a
+    /// segment rollover, on close, or once [`DEFERRED_SYNC_BYTES_MAX`] bytes wait. For data
+    /// derived from another log, whose owner syncs it before anything durable depends on it.
+    /// [`crate::Log::durable_index`] moves only with those syncs.
+    OnRequest,
+}
+
 /// How a log is opened.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -63,6 +82,8 @@ pub struct LogConfig {
     pub segment_size: u64,
     /// How data is made durable; see [`FsyncMode`].
     pub fsync: FsyncMode,
+    /// When appends are synced; see [`SyncPolicy`].
+    pub sync: SyncPolicy,
     /// On open, also check every record of the sealed segments (not only the last segment's).
     /// Off by default: sealed segments were fully synced before they were sealed, and every read
     /// verifies its records' checksums anyway.
@@ -73,7 +94,13 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { segment_size: SEGMENT_SIZE_DEFAULT, fsync: FsyncMode::Always, verify_on_open: false, syncer: None }
+        LogConfig {
+            segment_size: SEGMENT_SIZE_DEFAULT,
+            fsync: FsyncMode::Always,
+            sync: SyncPolicy::EveryAppend,
+            verify_on_open: false,
+            syncer: None,
+        }
     }
 }
 

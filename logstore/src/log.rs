@@ -11,8 +11,9 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Instant;
 
 use crate::config::{
-    APPEND_QUEUE_MAX, BATCH_BYTES_MAX, BATCH_RECORDS_MAX, GROUP_COMMIT_BYTES_MAX, GROUP_COMMIT_REQUESTS_MAX,
-    GROUP_COMMIT_WAIT, LogConfig, READ_BYTES_MAX, RECORD_SIZE_MAX, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN,
+    APPEND_QUEUE_MAX, BATCH_BYTES_MAX, BATCH_RECORDS_MAX, DEFERRED_SYNC_BYTES_MAX, GROUP_COMMIT_BYTES_MAX,
+    GROUP_COMMIT_REQUESTS_MAX, GROUP_COMMIT_WAIT, LogConfig, READ_BYTES_MAX, RECORD_SIZE_MAX, SEGMENT_SIZE_MAX,
+    SEGMENT_SIZE_MIN, SyncPolicy,
 };
 use crate::durable::{self, SharedSyncer};
 use crate::error::{Error, Result};
@@ -58,6 +59,15 @@ enum Cmd {
     Append { first_index: u64, records: Vec<Vec<u8>>, bytes: usize, done: AppendCallback },
     TruncateFrom { index: u64, done: mpsc::SyncSender<Result<()>> },
     PurgeUpto { index: u64, done: mpsc::SyncSender<Result<()>> },
+    Sync { done: mpsc::SyncSender<Result<()>> },
+}
+
+/// What [`SyncPolicy::OnRequest`] has written and not yet synced.
+#[derive(Debug, Default)]
+struct Unsynced {
+    files: Vec<(Arc<File>, PathBuf)>,
+    dir: bool,
+    bytes: usize,
 }
 
 #[derive(Debug)]
@@ -70,6 +80,8 @@ struct State {
     durable: Option<u64>,
     /// Set after a failed write or sync; the log then refuses all writes.
     failed: Option<String>,
+    /// Written, not yet synced ([`SyncPolicy::OnRequest`] only).
+    unsynced: Unsynced,
 }
 
 impl State {
@@ -131,7 +143,8 @@ pub struct LogStats {
     pub appends: u64,
     /// Records in those appends.
     pub records: u64,
-    /// Group commits: each is one sync covering every append in it.
+    /// Group commits: each is one sync covering every append in it (with
+    /// [`SyncPolicy::OnRequest`]: each sync, however many appends it covers).
     pub group_commits: u64,
     /// Frame bytes written.
     pub bytes: u64,
@@ -278,6 +291,15 @@ impl Log {
             .map_err(|_| Error::Failed("writer stopped".into()))
     }
 
+    /// Syncs every record appended before this call, and returns once they are durable. With
+    /// [`SyncPolicy::EveryAppend`] their callbacks already say so: this only waits for the appends
+    /// queued before it.
+    pub fn sync(&self) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.tx.send(Cmd::Sync { done: tx }).map_err(|_| Error::Failed("writer stopped".into()))?;
+        rx.recv().unwrap_or_else(|_| Err(Error::Failed("writer stopped".into())))
+    }
+
     /// Drops every record with an index greater than `index`. Durable when it returns.
     pub fn truncate_after(&self, index: u64) -> Result<()> {
         self.truncate_from(index.saturating_add(1))
@@ -324,7 +346,8 @@ impl Log {
         Ok(total)
     }
 
-    /// The last index known to be on stable storage (with `FsyncMode::Never`: written).
+    /// The last index known to be on stable storage (with `FsyncMode::Never`: written; with
+    /// [`SyncPolicy::OnRequest`]: written before the last sync).
     pub fn durable_index(&self) -> Option<u64> {
         self.shared.read().durable
     }
@@ -570,7 +593,7 @@ fn recover(dir: &Path, config: &LogConfig, syncer: &dyn crate::Syncer) -> Result
     if removed_any {
         durable::sync_dir(syncer, dir)?;
     }
-    let state = State { segments, purged, durable: None, failed: None };
+    let state = State { segments, purged, durable: None, failed: None, unsynced: Unsynced::default() };
     state.check_invariants();
     let durable = state.last_index();
     let state = State { durable, ..state };
@@ -590,7 +613,13 @@ fn writer_loop(shared: &Shared, rx: &Receiver<Cmd>) {
             Some(c) => c,
             None => match rx.recv() {
                 Ok(c) => c,
-                Err(_) => return, // every Log handle is gone
+                Err(_) => {
+                    // Every Log handle is gone: a clean close leaves nothing unsynced.
+                    if let Err(e) = sync_unsynced(shared) {
+                        tracing::error!(error = %e, "log sync on close failed");
+                    }
+                    return;
+                }
             },
         };
         match cmd {
@@ -635,6 +664,9 @@ fn writer_loop(shared: &Shared, rx: &Receiver<Cmd>) {
                 let r = guarded(shared, |state| purge_upto(shared, state, index));
                 let _ = done.send(r);
             }
+            Cmd::Sync { done } => {
+                let _ = done.send(sync_unsynced(shared));
+            }
         }
     }
 }
@@ -660,6 +692,10 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
     let mut results: Vec<(AppendCallback, Result<()>)> = Vec::with_capacity(group.len());
     let mut to_sync: Vec<(Arc<File>, PathBuf)> = Vec::new();
     let mut sync_dir = false;
+    let deferred = shared.config.sync == SyncPolicy::OnRequest;
+    let group_bytes: usize = group.iter().map(|(_, records, _)| records.iter().map(Vec::len).sum::<usize>()).sum();
+    // OnRequest: whether this group must sync what waits (a new segment, or enough bytes).
+    let mut sync_now = false;
     let outcome = {
         let mut state = shared.write();
         if let Some(why) = &state.failed {
@@ -692,11 +728,27 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
         if let Err(e) = &outcome {
             state.failed = Some(e.to_string());
         }
+        if deferred && outcome.is_ok() {
+            // A rollover syncs at once, so that only the last segment can have a torn tail.
+            sync_now = sync_dir;
+            let u = &mut state.unsynced;
+            for (file, path) in to_sync.drain(..) {
+                if !u.files.iter().any(|(f, _)| Arc::ptr_eq(f, &file)) {
+                    u.files.push((file, path));
+                }
+            }
+            u.dir |= std::mem::take(&mut sync_dir);
+            u.bytes += group_bytes;
+            sync_now |= u.bytes >= DEFERRED_SYNC_BYTES_MAX;
+        }
         state.check_invariants();
         outcome
     };
     // Sync outside the lock: readers go on while the disk works.
     let synced = outcome.and_then(|()| {
+        if deferred {
+            return if sync_now { sync_unsynced(shared) } else { Ok(()) };
+        }
         for (file, path) in &to_sync {
             shared.syncer.sync_data(file).map_err(Error::io("fsync", path))?;
         }
@@ -707,11 +759,13 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
     });
     match &synced {
         Ok(()) => {
-            let mut state = shared.write();
-            state.durable = state.last_index();
-            drop(state);
             let c = &shared.stats;
-            c.group_commits.fetch_add(1, Ordering::Relaxed);
+            if !deferred {
+                let mut state = shared.write();
+                state.durable = state.last_index();
+                drop(state);
+                c.group_commits.fetch_add(1, Ordering::Relaxed);
+            }
             for (_, r) in &results {
                 if r.is_ok() {
                     c.appends.fetch_add(1, Ordering::Relaxed);
@@ -730,6 +784,42 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
             (Err(_), Err(e)) => Err(e),
         });
     }
+}
+
+/// Syncs what [`SyncPolicy::OnRequest`] wrote and did not sync yet, then moves the durable index
+/// to the last record. On the writer thread, like every write: nothing is appended meanwhile.
+fn sync_unsynced(shared: &Shared) -> Result<()> {
+    let pending = {
+        let mut state = shared.write();
+        if let Some(why) = &state.failed {
+            return Err(Error::Failed(why.clone()));
+        }
+        std::mem::take(&mut state.unsynced)
+    };
+    if pending.files.is_empty() && !pending.dir {
+        return Ok(());
+    }
+    let synced: Result<()> = (|| {
+        for (file, path) in &pending.files {
+            shared.syncer.sync_data(file).map_err(Error::io("fsync", path))?;
+        }
+        if pending.dir {
+            durable::sync_dir(&*shared.syncer, &shared.dir)?;
+        }
+        Ok(())
+    })();
+    let mut state = shared.write();
+    match &synced {
+        Ok(()) => {
+            state.durable = state.last_index();
+            shared.stats.group_commits.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "log sync failed; refusing further writes");
+            state.failed = Some(e.to_string());
+        }
+    }
+    synced
 }
 
 /// Writes one request's records into the active segment, rolling over as segments fill.

@@ -1,12 +1,13 @@
 //! Durability plumbing: an append completes only after its data was synced, a failed sync
-//! stops the log, and concurrent appenders share syncs.
+//! stops the log, and concurrent appenders share syncs; with `SyncPolicy::OnRequest`, appends are
+//! synced when asked, at a rollover, past `DEFERRED_SYNC_BYTES_MAX` and on close.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use logstore::{Error, Log, LogConfig, Syncer};
+use logstore::{DEFERRED_SYNC_BYTES_MAX, Error, Log, LogConfig, SyncPolicy, Syncer};
 
 /// A syncer that records every call and can be told to fail or to be slow.
 #[derive(Debug, Default)]
@@ -146,4 +147,95 @@ fn meta_is_synced_but_volatile_meta_is_not() {
     assert_eq!(log.load_meta("committed").expect("load").as_deref(), Some(&b"c2"[..]));
     assert_eq!(log.load_meta("vote").expect("load").as_deref(), Some(&b"v1"[..]));
     assert!(log.save_meta_volatile("bad/name", b"x").is_err(), "same naming rules");
+}
+
+fn open_on_request(dir: &std::path::Path, syncer: Arc<Recording>, segment_size: u64) -> Log {
+    let cfg = LogConfig { syncer: Some(syncer), sync: SyncPolicy::OnRequest, segment_size, ..LogConfig::default() };
+    Log::open(dir, cfg).expect("open").0
+}
+
+/// Appends `n` records of `len` bytes at `first..`, each waiting for its callback.
+fn append_each(log: &Log, first: u64, n: u64, len: usize) {
+    for i in first..first + n {
+        log.append(i, vec![vec![7u8; len]]).expect("append");
+    }
+}
+
+#[test]
+fn on_request_appends_are_readable_at_once_and_durable_only_after_a_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncer = Arc::new(Recording::default());
+    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    // The first append creates the first segment: that is synced at once (file and directory).
+    append_each(&log, 0, 1, 100);
+    let after_first = syncer.data_syncs.load(Ordering::SeqCst);
+    assert_eq!(after_first, 1, "{:?}", syncer.events.lock().expect("lock"));
+    assert_eq!(log.durable_index(), Some(0));
+    append_each(&log, 1, 50, 100);
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), after_first, "no sync before one is asked for");
+    assert_eq!(log.durable_index(), Some(0), "nothing more is durable yet");
+    assert_eq!(log.read(50).expect("read").map(|r| r.len()), Some(100), "written records read back at once");
+    log.sync().expect("sync");
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), after_first + 1, "one sync for all 50");
+    assert_eq!(log.durable_index(), Some(50));
+    log.sync().expect("nothing to sync");
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), after_first + 1, "an empty sync syncs nothing");
+}
+
+#[test]
+fn on_request_syncs_on_its_own_past_the_byte_limit_and_at_a_rollover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncer = Arc::new(Recording::default());
+    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    let len = 64 * 1024;
+    let n = (DEFERRED_SYNC_BYTES_MAX / len) as u64;
+    // The first record is synced with its new segment; the limit counts from there.
+    append_each(&log, 0, 1, len);
+    let base = syncer.data_syncs.load(Ordering::SeqCst);
+    append_each(&log, 1, n - 1, len);
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), base, "below the limit: no sync");
+    assert_eq!(log.durable_index(), Some(0));
+    append_each(&log, n, 1, len);
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), base + 1, "the limit reached: one sync");
+    assert_eq!(log.durable_index(), Some(n));
+    drop(log);
+
+    // Small segments: every rollover syncs what the old segment got, so a torn tail can only
+    // be in the last one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncer = Arc::new(Recording::default());
+    let log = open_on_request(dir.path(), Arc::clone(&syncer), 1000);
+    append_each(&log, 0, 30, 100);
+    let syncs = syncer.data_syncs.load(Ordering::SeqCst);
+    assert!(syncs >= 3, "30 records of 100 bytes fill 3 segments of 1000 bytes: {syncs} syncs");
+    let durable = log.durable_index().expect("some records are durable");
+    assert!(durable >= 20, "every record before the last rollover is durable: {durable}");
+}
+
+#[test]
+fn on_request_syncs_on_close_and_a_reopen_finds_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncer = Arc::new(Recording::default());
+    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    append_each(&log, 0, 20, 100);
+    let before = syncer.data_syncs.load(Ordering::SeqCst);
+    drop(log);
+    assert_eq!(syncer.data_syncs.load(Ordering::SeqCst), before + 1, "the close synced the tail");
+    let log = open_on_request(dir.path(), Arc::new(Recording::default()), logstore::SEGMENT_SIZE_DEFAULT);
+    assert_eq!((log.last_index(), log.durable_index()), (Some(19), Some(19)));
+}
+
+#[test]
+fn a_failed_requested_sync_fails_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncer = Arc::new(Recording::default());
+    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    append_each(&log, 0, 5, 100);
+    syncer.fail.store(true, Ordering::SeqCst);
+    let err = log.sync().expect_err("the sync failed");
+    assert!(err.to_string().contains("injected fsync failure"), "{err}");
+    assert_eq!(log.durable_index(), Some(0), "only the first record (synced with its segment) is durable");
+    syncer.fail.store(false, Ordering::SeqCst);
+    assert!(matches!(log.append(5, vec![b"x".to_vec()]), Err(Error::Failed(_))), "the log stays failed");
+    assert!(matches!(log.sync(), Err(Error::Failed(_))));
 }
