@@ -327,10 +327,6 @@ pub const EVENTS_RECORD_BYTES_MAX: usize = 1024 * 1024;
 pub const EVENTS_APPEND_RECORDS_MAX: usize = 1024;
 /// Most bytes queued by one `append_then` call on the events log.
 pub const EVENTS_APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Longest wait, before writing a snapshot, for the events it covers to be durable.
-pub const EVENTS_DURABLE_WAIT: Duration = Duration::from_secs(30);
-/// Pause between checks of that wait.
-pub const EVENTS_DURABLE_PAUSE: Duration = Duration::from_millis(2);
 /// Snapshots remembered as (applied index, next event number) pairs, to find which events were
 /// derived only from Raft entries that retention purged (the events log then follows).
 pub const EVENT_MARKS_MAX: usize = 64;

@@ -187,8 +187,15 @@ fn check_config(cfg: &Config) -> Result<Addrs, StartError> {
 /// harness, docs/FAULTS.md).
 const GOSSIP_PEERS_FILE: &str = "gossip-peers";
 
-/// Opens one logstore log of the data dir (blocking work, off the runtime).
-async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstore::Log, StartError> {
+/// Opens one logstore log of the data dir (blocking work, off the runtime). `sync` is
+/// `EveryAppend` for the Raft log and `OnRequest` for the events log, which is derived from it
+/// and synced before anything durable depends on it (`store::state_machine::events`).
+async fn open_log(
+    cfg: &Config,
+    what: &'static str,
+    sub: &str,
+    sync: logstore::SyncPolicy,
+) -> Result<logstore::Log, StartError> {
     let dir = cfg.data_dir.join(sub);
     let syncer: Option<Arc<dyn logstore::Syncer>> = match (&cfg.fault_synced_map, cfg.fsync) {
         (Some(map), logstore::FsyncMode::Always) => {
@@ -196,7 +203,8 @@ async fn open_log(cfg: &Config, what: &'static str, sub: &str) -> Result<logstor
         }
         _ => None,
     };
-    let config = logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, syncer, ..Default::default() };
+    let config =
+        logstore::LogConfig { segment_size: SEGMENT_BYTES, fsync: cfg.fsync, sync, syncer, ..Default::default() };
     let open_dir = dir.clone();
     let (log, recovery) = tokio::task::spawn_blocking(move || logstore::Log::open(open_dir, config))
         .await?
@@ -220,12 +228,13 @@ async fn records(log: logstore::Log, what: &'static str) -> Result<Records, Star
 /// restart.
 async fn open_storage(cfg: &Config) -> Result<(LogStore, StateMachineStore, u64), StartError> {
     let storage = |what| move |e: crate::types::StorageError| StartError::Storage { what, reason: e.to_string() };
-    let log = open_log(cfg, "Raft log", "log").await?;
+    let log = open_log(cfg, "Raft log", "log", logstore::SyncPolicy::EveryAppend).await?;
     let started = std::time::Instant::now();
     let log = records(log, "Raft log").await?;
     let log_store = LogStore::new(log.clone()).map_err(storage("Raft log store"))?;
     info!(took_ms = started.elapsed().as_millis(), "Raft log store ready");
-    let events = records(open_log(cfg, "events log", "events").await?, "events log").await?;
+    let events =
+        records(open_log(cfg, "events log", "events", logstore::SyncPolicy::OnRequest).await?, "events log").await?;
     let store = match cfg.state_store {
         crate::config::StateStoreKind::Memory => StateStore::Memory,
         crate::config::StateStoreKind::Disk => {

@@ -20,6 +20,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let (log, _) = logstore::Log::open(dir.path().join("log"), config.clone()).expect("open log");
         let log = Records::open(log).expect("records");
         let ls = LogStore::new(log.clone())?;
+        let config = logstore::LogConfig { sync: logstore::SyncPolicy::OnRequest, ..config };
         let (events, _) = logstore::Log::open(dir.path().join("events"), config).expect("open events log");
         let events = Records::open(events).expect("events records");
         let store = if self.disk {
@@ -77,4 +78,100 @@ async fn log_store_state_survives_reopen() {
     let limited = ls.limited_get_log_entries(4, 10).await.expect("limited read");
     assert!(!limited.is_empty() && limited.len() <= 6);
     assert_eq!(limited[0].log_id.index, 4);
+}
+
+/// The events log is synced only when asked (`SyncPolicy::OnRequest`): its records are
+/// readable as soon as apply wrote them, and durable before anything durable says they exist:
+/// a checkpoint of the state store (every snapshot in disk mode) and the close.
+#[tokio::test]
+async fn the_events_log_is_synced_before_the_state_store_says_its_events_exist() {
+    use openraft::entry::RaftEntry as _;
+    use openraft::storage::{RaftSnapshotBuilder as _, RaftStateMachine as _};
+    use openraft::testing::log_id;
+    use openraft::{Entry, EntryPayload};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = logstore::LogConfig::default();
+    let (log, _) = logstore::Log::open(dir.path().join("log"), config.clone()).expect("open log");
+    let log = Records::open(log).expect("records");
+    let config = logstore::LogConfig { sync: logstore::SyncPolicy::OnRequest, ..config };
+    let (events, _) = logstore::Log::open(dir.path().join("events"), config).expect("open events log");
+    let events = Records::open(events).expect("events records");
+    let store = StateStore::Disk { dir: dir.path().join("state"), cache_bytes: 1 << 20 };
+    let mut sm = StateMachineStore::open(log, events.clone(), store).expect("open state machine");
+
+    let ledger = |index: u64, command: ledger_core::Command| {
+        let mut e = Entry::<TypeConfig>::new_blank(log_id(1, 1, index));
+        e.payload = EntryPayload::Normal(lognode::types::Request::Ledger { timestamp_ms: 1, command });
+        e
+    };
+    let mut entries = vec![ledger(1, new_account("a", true)), ledger(2, new_account("b", false))];
+    entries.extend((0..20u64).map(|i| ledger(3 + i, new_transfer(&format!("t{i}"), "a", "b", 5))));
+    // One entry first, then the rest.
+    let mut rest = entries.split_off(1);
+    sm.apply(entries).await.expect("apply");
+    // The first record opens the events log's first segment, which is synced at once.
+    for _ in 0..500 {
+        if events.durable_index().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let first_durable = events.durable_index();
+    assert_eq!(first_durable, Some(1), "synced with the new segment");
+    sm.apply(std::mem::take(&mut rest)).await.expect("apply");
+    // Apply queues the events for logstore's writer thread, which writes them a moment later.
+    // An event per account and per transfer (records hold a partition's events of one apply call).
+    written(&events, 2).await;
+    let last = events.last_index().expect("events were derived");
+    assert_eq!(events.durable_index(), first_durable, "no sync before one is needed");
+    assert!(events.read(last).expect("read").is_some(), "the newest event reads back before any sync");
+
+    let snap = sm.build_snapshot().await.expect("a checkpoint");
+    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(22));
+    assert_eq!(events.durable_index(), Some(last), "the checkpoint synced every event it covers");
+
+    sm.apply(vec![ledger(23, new_transfer("t-late", "a", "b", 1))]).await.expect("apply");
+    written(&events, last + 1).await;
+    let late = events.last_index().expect("events");
+    assert!(late > last && events.durable_index() == Some(last), "{late} {:?}", events.durable_index());
+    sm.close().expect("close");
+    assert_eq!(events.durable_index(), Some(late), "the close synced them before its commit");
+}
+
+/// Waits (at most 5 s) until `events` holds record `n`.
+async fn written(events: &Records, n: u64) {
+    for _ in 0..500 {
+        if events.last_index().is_some_and(|l| l >= n) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the events log never reached record {n}: {:?}", events.last_index());
+}
+
+/// `CreateAccount` of a USD account.
+fn new_account(id: &str, overdraft: bool) -> ledger_core::Command {
+    ledger_core::Command::CreateAccount(ledger_core::NewAccount {
+        credits_must_not_exceed_debits: false,
+        id: id.into(),
+        currency: "USD".into(),
+        allow_overdraft: overdraft,
+        metadata: "{}".into(),
+    })
+}
+
+/// A posted USD transfer.
+fn new_transfer(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::Command {
+    ledger_core::Command::CreateTransfer(ledger_core::NewTransfer {
+        flags: Default::default(),
+        id: id.into(),
+        debit_account_id: from.into(),
+        credit_account_id: to.into(),
+        amount,
+        currency: "USD".into(),
+        metadata: "{}".into(),
+        pending: false,
+        timeout_ms: None,
+    })
 }

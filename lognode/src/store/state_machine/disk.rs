@@ -28,11 +28,13 @@ use std::time::Instant;
 use openraft::storage::Snapshot;
 use openraft::{ErrorVerb, SnapshotMeta};
 
+use super::events::sync_events;
 use super::snapshot::SnapshotFile;
 use super::{POISONED, State, StateMachineStore, TOPIC_LEDGER, index_of, snap_err};
 use crate::limits::{STATE_COMMIT_INTERVAL, STATE_COMMIT_WRITES_MAX};
 use crate::store::ledger_db::DiskLedger;
 use crate::store::node_store::NodeStore;
+use crate::store::records::Records;
 use crate::types::{Node, StorageError, TypeConfig};
 
 const CURRENT_FILE: &str = "CURRENT";
@@ -180,7 +182,7 @@ impl DiskMode {
 
     /// Commits the store if the last commit is older than [`STATE_COMMIT_INTERVAL`](crate::limits::STATE_COMMIT_INTERVAL) and entries were
     /// applied since, or if the overlay is full. Called by apply with the state locked.
-    pub(super) fn maybe_commit(&self, state: &mut State) {
+    pub(super) fn maybe_commit(&self, state: &mut State, events: &Records) {
         let applied = index_of(state.last_applied);
         let mut last = self.last_commit.lock().expect(POISONED);
         let NodeStore::Disk(d) = state.ledger.store() else { return };
@@ -188,6 +190,9 @@ impl DiskMode {
             || d.pending_writes() >= STATE_COMMIT_WRITES_MAX;
         if !due {
             return;
+        }
+        if let Err(e) = sync_events(events, state.next_event_seq) {
+            crate::crash::stop(&format!("the events log failed to sync before a state commit: {e}"));
         }
         let head = state.head_bytes();
         let NodeStore::Disk(d) = state.ledger.store_mut() else { return };
@@ -219,6 +224,7 @@ impl StateMachineStore {
         let (last_applied, membership, next_seq) = {
             let mut s = self.shared.write();
             s.trim_runs(|name| if name == TOPIC_LEDGER { events_first } else { raft_first });
+            sync_events(&self.shared.events, s.next_event_seq)?;
             let head = s.head_bytes();
             let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
             d.commit(&head).map_err(write_err)?;
@@ -229,7 +235,6 @@ impl StateMachineStore {
         self.with_disk_store(|d| d.persist()).map_err(write_err)?;
         self.made_durable(index_of(last_applied));
         self.mark_events(index_of(last_applied), next_seq);
-        self.wait_events_durable(next_seq)?;
         let meta = store_meta(last_applied, membership);
         *self.disk().checkpoint.lock().expect(POISONED) = Some(meta.clone());
         let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -288,6 +293,7 @@ impl StateMachineStore {
         let (file, path) = self.unlinked_file()?;
         let (meta, head, view) = {
             let mut s = self.shared.write();
+            sync_events(&self.shared.events, s.next_event_seq)?;
             let head = s.head_bytes();
             let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
             d.commit(&head).map_err(write_err)?;
@@ -326,6 +332,9 @@ impl StateMachineStore {
                 "snapshot {} is behind the applied index {applied}",
                 meta2.snapshot_id
             );
+            // The events this node keeps below the snapshot's must survive a crash once the
+            // store says they exist.
+            this.shared.events.sync().map_err(write_err)?;
             commit_and_sync(&mut state)?;
             super::align_events(&this.shared.events, state.next_event_seq)?;
             let applied = index_of(state.last_applied);
@@ -369,6 +378,7 @@ impl StateMachineStore {
         }
         let started = Instant::now();
         let mut s = self.shared.write();
+        sync_events(&self.shared.events, s.next_event_seq)?;
         let head = s.head_bytes();
         let NodeStore::Disk(d) = s.ledger.store_mut() else { unreachable!("a disk-mode state") };
         d.commit(&head).map_err(write_err)?;

@@ -1,19 +1,23 @@
 //! The events log: ledger events derived by `State::apply` are appended to a node-local logstore
-//! log (`<data-dir>/events`); it is aligned with the state on open and on snapshot install, and
-//! a snapshot waits for the events it covers to be durable.
+//! log (`<data-dir>/events`), synced only when asked; it is aligned with the state on open and on
+//! snapshot install, and it is synced before a state commit or a snapshot says its events exist.
 
 use crate::store::records::Records;
 use openraft::ErrorVerb;
 
 use super::{StateMachineStore, snap_err};
-use crate::limits::{EVENT_MARKS_MAX, EVENTS_DURABLE_PAUSE, EVENTS_DURABLE_WAIT};
+use crate::limits::EVENT_MARKS_MAX;
 use crate::types::StorageError;
 
 /// Makes the events log end right before `next_seq`: drops newer records (derived from entries
 /// after the snapshot; replay derives them again), and if records below it are missing (a snapshot
 /// from the leader), empties it with a purge point so the next append may start at `next_seq`.
+///
+/// The records it keeps are synced first: the state that says they exist is, or is about to be,
+/// durable.
 pub(super) fn align_events(events: &Records, next_seq: u64) -> Result<(), StorageError> {
     let err = |e| snap_err(ErrorVerb::Write, e);
+    events.sync().map_err(err)?;
     events.truncate_from(next_seq.max(1)).map_err(err)?;
     let need = next_seq.saturating_sub(1);
     let complete =
@@ -24,9 +28,32 @@ pub(super) fn align_events(events: &Records, next_seq: u64) -> Result<(), Storag
     Ok(())
 }
 
+/// Syncs the events log if a record below `next_seq` is not durable yet (see
+/// [`StateMachineStore::make_events_durable`]).
+pub(super) fn sync_events(events: &Records, next_seq: u64) -> Result<(), StorageError> {
+    let need = next_seq.saturating_sub(1);
+    let durable = |ev: &Records| {
+        need == 0 || ev.purged_upto().is_some_and(|p| p >= need) || ev.durable_index().is_some_and(|d| d >= need)
+    };
+    if durable(events) {
+        return Ok(());
+    }
+    events.sync().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    if durable(events) {
+        return Ok(());
+    }
+    let e = std::io::Error::other(format!(
+        "the events log holds no record {need} to sync (last: {:?}, durable: {:?})",
+        events.last_index(),
+        events.durable_index()
+    ));
+    Err(snap_err(ErrorVerb::Write, e))
+}
+
 impl StateMachineStore {
     /// Queues events-log records at `first_seq..` without waiting for them to be durable: they are
-    /// readable once written, and a snapshot waits for them (`wait_events_durable`).
+    /// readable once written, and synced before anything durable depends on them
+    /// (`make_events_durable`).
     ///
     /// A failed append stops the node ([`crate::crash::stop`]), whether logstore refuses the records
     /// or its writer fails to write them: the state already points at these records (the ledger
@@ -47,25 +74,14 @@ impl StateMachineStore {
         }
     }
 
-    /// Waits (bounded) until every events-log record below `next_seq` is durable.
-    pub(super) fn wait_events_durable(&self, next_seq: u64) -> Result<(), StorageError> {
-        let need = next_seq.saturating_sub(1);
-        let ev = &self.shared.events;
-        let deadline = std::time::Instant::now() + EVENTS_DURABLE_WAIT;
-        loop {
-            if need == 0 || ev.purged_upto().is_some_and(|p| p >= need) || ev.durable_index().is_some_and(|d| d >= need)
-            {
-                return Ok(());
-            }
-            if std::time::Instant::now() >= deadline {
-                let e = std::io::Error::other(format!(
-                    "events log not durable up to {need} within {EVENTS_DURABLE_WAIT:?} (durable: {:?})",
-                    ev.durable_index()
-                ));
-                return Err(snap_err(ErrorVerb::Write, e));
-            }
-            std::thread::sleep(EVENTS_DURABLE_PAUSE);
-        }
+    /// Makes every events-log record below `next_seq` durable. The events log is synced only when
+    /// asked (`SyncPolicy::OnRequest`, and on its own once `logstore::DEFERRED_SYNC_BYTES_MAX`
+    /// bytes wait): before anything durable says these events exist, i.e. before the state store
+    /// commits a head with `next_seq` (`DiskMode::maybe_commit` and every other commit) and before
+    /// a snapshot is written. Everything appended before this call is covered: apply appends them
+    /// under the state's lock, before `next_seq` can be read.
+    pub(super) fn make_events_durable(&self, next_seq: u64) -> Result<(), StorageError> {
+        sync_events(&self.shared.events, next_seq)
     }
 
     /// Retention of the events log: purges the events derived only from Raft entries that the

@@ -85,7 +85,7 @@ impl StateMachineStore {
         }
         self.append_events(first_seq, events);
         if let Some(disk) = &self.shared.disk {
-            disk.maybe_commit(&mut s);
+            disk.maybe_commit(&mut s, &self.shared.events);
         }
         let last = index_of(s.last_applied);
         drop(s);

@@ -311,7 +311,7 @@ impl StateMachineStore {
         let clone_ms = u64::try_from(cloning.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.mark_events(index_of(last_applied), s2.next_event_seq);
         // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
-        self.wait_events_durable(s2.next_event_seq)?;
+        self.make_events_durable(s2.next_event_seq)?;
         let file = self.next_data_name();
         let syncer = self.shared.log.syncer();
         let started = std::time::Instant::now();
@@ -478,6 +478,7 @@ mod tests {
     fn open(dir: &Path) -> StateMachineStore {
         let config = logstore::LogConfig { fsync: logstore::FsyncMode::Never, ..Default::default() };
         let (log, _) = logstore::Log::open(dir.join("log"), config.clone()).expect("open log");
+        let config = logstore::LogConfig { sync: logstore::SyncPolicy::OnRequest, ..config };
         let (events, _) = logstore::Log::open(dir.join("events"), config).expect("open events log");
         let (log, events) = (Records::open(log).expect("log"), Records::open(events).expect("events log"));
         StateMachineStore::open(log, events, super::super::StateStore::Memory).expect("open state machine")
