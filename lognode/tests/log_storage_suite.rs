@@ -1,6 +1,10 @@
 //! openraft's storage conformance suite against lognode's logstore-backed log store and state
 //! machine, plus restart checks of our own.
 
+#![allow(clippy::unwrap_used)] // the shared helpers of `common`
+
+mod common;
+
 use lognode::store::records::Records;
 use lognode::store::state_machine::StateStore;
 use lognode::store::{LogStore, StateMachineStore};
@@ -105,8 +109,8 @@ async fn the_events_log_is_synced_before_the_state_store_says_its_events_exist()
         e.payload = EntryPayload::Normal(lognode::types::Request::Ledger { timestamp_ms: 1, command });
         e
     };
-    let mut entries = vec![ledger(1, new_account("a", true)), ledger(2, new_account("b", false))];
-    entries.extend((0..20u64).map(|i| ledger(3 + i, new_transfer(&format!("t{i}"), "a", "b", 5))));
+    let mut entries = vec![ledger(1, common::new_account("a", true)), ledger(2, common::new_account("b", false))];
+    entries.extend((0..20u64).map(|i| ledger(3 + i, common::new_transfer(&format!("t{i}"), "a", "b", 5))));
     // One entry first, then the rest.
     let mut rest = entries.split_off(1);
     sm.apply(entries).await.expect("apply");
@@ -131,7 +135,7 @@ async fn the_events_log_is_synced_before_the_state_store_says_its_events_exist()
     assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(22));
     assert_eq!(events.durable_index(), Some(last), "the checkpoint synced every event it covers");
 
-    sm.apply(vec![ledger(23, new_transfer("t-late", "a", "b", 1))]).await.expect("apply");
+    sm.apply(vec![ledger(23, common::new_transfer("t-late", "a", "b", 1))]).await.expect("apply");
     written(&events, last + 1).await;
     let late = events.last_index().expect("events");
     assert!(late > last && events.durable_index() == Some(last), "{late} {:?}", events.durable_index());
@@ -150,28 +154,3 @@ async fn written(events: &Records, n: u64) {
     panic!("the events log never reached record {n}: {:?}", events.last_index());
 }
 
-/// `CreateAccount` of a USD account.
-fn new_account(id: &str, overdraft: bool) -> ledger_core::Command {
-    ledger_core::Command::CreateAccount(ledger_core::NewAccount {
-        credits_must_not_exceed_debits: false,
-        id: id.into(),
-        currency: "USD".into(),
-        allow_overdraft: overdraft,
-        metadata: "{}".into(),
-    })
-}
-
-/// A posted USD transfer.
-fn new_transfer(id: &str, from: &str, to: &str, amount: u64) -> ledger_core::Command {
-    ledger_core::Command::CreateTransfer(ledger_core::NewTransfer {
-        flags: Default::default(),
-        id: id.into(),
-        debit_account_id: from.into(),
-        credit_account_id: to.into(),
-        amount,
-        currency: "USD".into(),
-        metadata: "{}".into(),
-        pending: false,
-        timeout_ms: None,
-    })
-}
