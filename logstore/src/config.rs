@@ -21,8 +21,8 @@ pub const GROUP_COMMIT_REQUESTS_MAX: usize = 1024;
 /// group showed that several appenders are at work. Kept well below one sync (~150 µs here).
 pub const GROUP_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
 /// With [`SyncPolicy::OnRequest`], unsynced bytes after which the writer syncs on its own, so that
-/// the sync a caller asks for has little left to do and a crash loses at most this much of the
-/// log's tail.
+/// the sync a caller asks for has little left to do: at most this much plus one group commit's
+/// bytes wait unsynced.
 pub const DEFERRED_SYNC_BYTES_MAX: usize = 1024 * 1024;
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT: u64 = 64 * 1024 * 1024;
