@@ -153,4 +153,3 @@ async fn written(events: &Records, n: u64) {
     }
     panic!("the events log never reached record {n}: {:?}", events.last_index());
 }
-
