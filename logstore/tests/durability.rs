@@ -154,6 +154,14 @@ fn open_on_request(dir: &std::path::Path, syncer: Arc<Recording>, segment_size: 
     Log::open(dir, cfg).expect("open").0
 }
 
+/// A new `OnRequest` log in a temporary directory, with the syncer that counts its syncs.
+fn new_on_request(segment_size: u64) -> (tempfile::TempDir, Arc<Recording>, Log) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let syncer = Arc::new(Recording::default());
+    let log = open_on_request(dir.path(), Arc::clone(&syncer), segment_size);
+    (dir, syncer, log)
+}
+
 /// Appends `n` records of `len` bytes at `first..`, each waiting for its callback.
 fn append_each(log: &Log, first: u64, n: u64, len: usize) {
     for i in first..first + n {
@@ -163,9 +171,7 @@ fn append_each(log: &Log, first: u64, n: u64, len: usize) {
 
 #[test]
 fn on_request_appends_are_readable_at_once_and_durable_only_after_a_sync() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let syncer = Arc::new(Recording::default());
-    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    let (_dir, syncer, log) = new_on_request(logstore::SEGMENT_SIZE_DEFAULT);
     // The first append creates the first segment: that is synced at once (file and directory).
     append_each(&log, 0, 1, 100);
     let after_first = syncer.data_syncs.load(Ordering::SeqCst);
@@ -184,9 +190,7 @@ fn on_request_appends_are_readable_at_once_and_durable_only_after_a_sync() {
 
 #[test]
 fn on_request_syncs_on_its_own_past_the_byte_limit_and_at_a_rollover() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let syncer = Arc::new(Recording::default());
-    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    let (_dir, syncer, log) = new_on_request(logstore::SEGMENT_SIZE_DEFAULT);
     let len = 64 * 1024;
     let n = (DEFERRED_SYNC_BYTES_MAX / len) as u64;
     // The first record is synced with its new segment; the limit counts from there.
@@ -202,9 +206,7 @@ fn on_request_syncs_on_its_own_past_the_byte_limit_and_at_a_rollover() {
 
     // Small segments: every rollover syncs what the old segment got, so a torn tail can only
     // be in the last one.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let syncer = Arc::new(Recording::default());
-    let log = open_on_request(dir.path(), Arc::clone(&syncer), 1000);
+    let (_dir, syncer, log) = new_on_request(1000);
     append_each(&log, 0, 30, 100);
     let syncs = syncer.data_syncs.load(Ordering::SeqCst);
     assert!(syncs >= 3, "30 records of 100 bytes fill 3 segments of 1000 bytes: {syncs} syncs");
@@ -214,9 +216,7 @@ fn on_request_syncs_on_its_own_past_the_byte_limit_and_at_a_rollover() {
 
 #[test]
 fn on_request_syncs_on_close_and_a_reopen_finds_everything() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let syncer = Arc::new(Recording::default());
-    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    let (dir, syncer, log) = new_on_request(logstore::SEGMENT_SIZE_DEFAULT);
     append_each(&log, 0, 20, 100);
     let before = syncer.data_syncs.load(Ordering::SeqCst);
     drop(log);
@@ -227,9 +227,7 @@ fn on_request_syncs_on_close_and_a_reopen_finds_everything() {
 
 #[test]
 fn a_failed_requested_sync_fails_the_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let syncer = Arc::new(Recording::default());
-    let log = open_on_request(dir.path(), Arc::clone(&syncer), logstore::SEGMENT_SIZE_DEFAULT);
+    let (_dir, syncer, log) = new_on_request(logstore::SEGMENT_SIZE_DEFAULT);
     append_each(&log, 0, 5, 100);
     syncer.fail.store(true, Ordering::SeqCst);
     let err = log.sync().expect_err("the sync failed");
