@@ -28,8 +28,12 @@ pub(super) fn align_events(events: &Records, next_seq: u64) -> Result<(), Storag
     Ok(())
 }
 
-/// Syncs the events log if a record below `next_seq` is not durable yet (see
-/// [`StateMachineStore::make_events_durable`]).
+/// Makes every events-log record below `next_seq` durable, syncing the events log if one is not
+/// yet. The events log is synced only when asked (`SyncPolicy::OnRequest`, and on its own once
+/// `logstore::DEFERRED_SYNC_BYTES_MAX` bytes wait): before anything durable says these events
+/// exist, i.e. before the state store commits a head with `next_seq` (`DiskMode::maybe_commit` and
+/// every other commit) and before a snapshot is written. Everything appended before this call is
+/// covered: apply appends them under the state's lock, before `next_seq` can be read.
 pub(super) fn sync_events(events: &Records, next_seq: u64) -> Result<(), StorageError> {
     let need = next_seq.saturating_sub(1);
     let durable = |ev: &Records| {
@@ -53,7 +57,7 @@ pub(super) fn sync_events(events: &Records, next_seq: u64) -> Result<(), Storage
 impl StateMachineStore {
     /// Queues events-log records at `first_seq..` without waiting for them to be durable: they are
     /// readable once written, and synced before anything durable depends on them
-    /// (`make_events_durable`).
+    /// ([`sync_events`]).
     ///
     /// A failed append stops the node ([`crate::crash::stop`]), whether logstore refuses the records
     /// or its writer fails to write them: the state already points at these records (the ledger
@@ -72,16 +76,6 @@ impl StateMachineStore {
         if let Err(e) = self.shared.events.append_then(first, records, done) {
             crate::crash::stop(&format!("events log refused records from {first}: {e}"));
         }
-    }
-
-    /// Makes every events-log record below `next_seq` durable. The events log is synced only when
-    /// asked (`SyncPolicy::OnRequest`, and on its own once `logstore::DEFERRED_SYNC_BYTES_MAX`
-    /// bytes wait): before anything durable says these events exist, i.e. before the state store
-    /// commits a head with `next_seq` (`DiskMode::maybe_commit` and every other commit) and before
-    /// a snapshot is written. Everything appended before this call is covered: apply appends them
-    /// under the state's lock, before `next_seq` can be read.
-    pub(super) fn make_events_durable(&self, next_seq: u64) -> Result<(), StorageError> {
-        sync_events(&self.shared.events, next_seq)
     }
 
     /// Retention of the events log: purges the events derived only from Raft entries that the

@@ -311,7 +311,7 @@ impl StateMachineStore {
         let clone_ms = u64::try_from(cloning.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.mark_events(index_of(last_applied), s2.next_event_seq);
         // The snapshot says "events below next_event_seq exist": make sure they survive a crash.
-        self.make_events_durable(s2.next_event_seq)?;
+        super::events::sync_events(&self.shared.events, s2.next_event_seq)?;
         let file = self.next_data_name();
         let syncer = self.shared.log.syncer();
         let started = std::time::Instant::now();
