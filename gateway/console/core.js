@@ -92,7 +92,14 @@ export function problemBox(err) {
 export const session = {
   key: sessionStorage.getItem('ledger.key') || '',
   me: null, // GET /v1/whoami
+  // The highest `Ledger-Index` a write from this tab was answered with. Reads of the ledger pass it
+  // as `min_index` (see `ownWrites`), so a page shown after a write never comes from a replica
+  // that has not applied it yet: the gateway spreads reads over followers, which may lag.
+  written: 0,
 };
+
+/** `min_index` for a read that must see this tab's own writes (undefined before the first). */
+export const ownWrites = () => (session.written > 0 ? session.written : undefined);
 
 /** One API call; throws an ApiProblem for anything but 2xx. */
 export async function api(method, path, body) {
@@ -131,10 +138,12 @@ export async function api(method, path, body) {
     if (!p || typeof p !== 'object') p = { title: res.statusText, detail: text.slice(0, 500) };
     throw new ApiProblem(res.status, p);
   }
+  const index = res.headers.get('ledger-index');
+  if (method !== 'GET' && index && Number(index) > session.written) session.written = Number(index);
   return {
     status: res.status,
     body: json && text ? parseJson(text) : text,
-    index: res.headers.get('ledger-index'),
+    index,
     replayed: res.headers.get('idempotent-replayed') === 'true',
   };
 }

@@ -3,7 +3,7 @@
 // its own scope before it is shown.
 import {
   ApiProblem, FormProblem, LIMITS, api, can, fmtTime, h, link, newId, outcomeUnknown, parseAmount, problemBox,
-  query, seg, session, table, toJson,
+  ownWrites, query, seg, session, table, toJson,
 } from './core.js';
 import { Series, lineChart } from './charts.js';
 
@@ -185,7 +185,7 @@ function accountSearch(view) {
     const prefix = q.value.trim();
     const load = async (after) => {
       if (after === null) atIndex = null;
-      const r = await api('GET', `/v1/accounts${query({ prefix, limit: LIMITS.searchLimit, after, at_index: after === null ? undefined : atIndex })}`);
+      const r = await api('GET', `/v1/accounts${query({ prefix, limit: LIMITS.searchLimit, after, at_index: after === null ? undefined : atIndex, min_index: after === null ? ownWrites() : undefined })}`);
       atIndex = r.body.at_index;
       const rows = r.body.accounts.map((a) =>
         h('tr', { 'data-account': a.id }, h('td', {}, link(`#/accounts/${seg(a.id)}`, a.id)), h('td', {}, a.currency), h('td', { class: 'num' }, num(a.balance)), h('td', { class: 'num' }, num(a.available)), h('td', {}, accountFlags(a))),
@@ -227,7 +227,7 @@ function accountDetail(view, id, ctx) {
   let version = null;
   let showHistory = null;
   ctx.every(LIMITS.pollMs, async () => {
-    const r = await api('GET', `/v1/accounts/${seg(id)}`);
+    const r = await api('GET', `/v1/accounts/${seg(id)}${query({ min_index: ownWrites() })}`);
     const a = r.body;
     // The account changed: its history's first page shows the new entry (later pages stay put).
     if (version !== null && String(a.version) !== version && showHistory && showHistory.atStart()) {
@@ -238,7 +238,7 @@ function accountDetail(view, id, ctx) {
     balances.replaceChildren(balanceTable(a, 'current-balances'));
   });
   const load = async (after) => {
-    const r = (await api('GET', `/v1/accounts/${seg(id)}/transfers${query({ limit: LIMITS.pageSize, after })}`)).body;
+    const r = (await api('GET', `/v1/accounts/${seg(id)}/transfers${query({ limit: LIMITS.pageSize, after, min_index: ownWrites() })}`)).body;
     const rows = r.entries.map((e) =>
       h(
         'tr',
@@ -354,7 +354,7 @@ function transferDetail(view, id) {
   const actions = h('div', { id: 'transfer-actions' });
   view.append(h('p', {}, link('#/transfers', '← Transfers')), h('h1', {}, `Transfer ${id}`), out, actions);
   const load = async () => {
-    const r = await api('GET', `/v1/transfers/${seg(id)}`);
+    const r = await api('GET', `/v1/transfers/${seg(id)}${query({ min_index: ownWrites() })}`);
     const t = r.body;
     const row = (label, value, name) => h('tr', {}, h('th', { scope: 'row' }, label), h('td', { 'data-field': name }, value));
     out.replaceChildren(
@@ -416,7 +416,7 @@ function transferList(view) {
   view.append(h('h2', {}, 'All transfers, oldest first'), list);
   let atIndex = null;
   const load = async (after) => {
-    const r = (await api('GET', `/v1/transfers${query({ limit: LIMITS.pageSize, after, at_index: after === null ? undefined : atIndex })}`)).body;
+    const r = (await api('GET', `/v1/transfers${query({ limit: LIMITS.pageSize, after, at_index: after === null ? undefined : atIndex, min_index: after === null ? ownWrites() : undefined })}`)).body;
     atIndex = r.at_index;
     const rows = r.transfers.map((t) =>
       h(

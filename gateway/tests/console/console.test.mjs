@@ -167,7 +167,15 @@ try {
     await visible('#transfer-result .ok');
     await page.locator('#transfer-result .ok a').click();
     await until('status pending', async () => (await text('[data-field="status"]')) === 'pending');
+    // The page reads the transfer again after posting it. Reads are spread over followers, which
+    // may lag, so that read must ask for the post's own log index (read-your-writes).
+    const path = (r) => new URL(r.url()).pathname;
+    const posted = page.waitForResponse((r) => r.request().method() === 'POST' && path(r).endsWith('/post'));
+    const reread = page.waitForRequest((r) => r.method() === 'GET' && path(r).startsWith('/v1/transfers/') && path(r).split('/').length === 4);
     await page.click('#pending-post');
+    const postIndex = (await posted).headers()['ledger-index'];
+    assert.ok(postIndex, 'the post has a Ledger-Index');
+    assert.equal(new URL((await reread).url()).searchParams.get('min_index'), postIndex, 'the read after the post asks for its index');
     await until('status posted', async () => (await text('[data-field="status"]')) === 'posted');
     assert.equal(await page.locator('#pending-post').count(), 0);
     assert.equal((await call('GET', `/v1/accounts/${alice}`)).balance, 2300);
