@@ -394,7 +394,7 @@ fn client_commands_print_tables_and_json_and_reject_bad_input() {
     assert_eq!((shop["closed"].as_bool(), shop["balance"].as_i64()), (Some(false), Some(30)));
 
     // An unreachable gateway: exit 3.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    ledger(&format!("http://127.0.0.1:{port}"), &["cluster"]).fails(3, "cannot reach the gateway");
+    let refused = testkit::ports::RefusedAddr::new();
+    ledger(&format!("http://{}", refused.addr()), &["cluster"]).fails(3, "cannot reach the gateway");
     ledger("not-a-url", &["cluster"]).fails(2, "invalid gateway URL");
 }

@@ -11,9 +11,9 @@ fn ca_cert_lets_the_cli_talk_https() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = lognode_args::certs::ensure(&dir.path().join("tls"), &["gateway"]).expect("certificates");
     let listen = testkit::ports::free_addr();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").to_string();
+    let dead = testkit::ports::RefusedAddr::new();
     let mut cmd = testkit::process::hermetic(testkit::bins::workspace_bin("gateway"));
-    cmd.args(["--listen", &listen, "--lognodes", &dead, "--auth", "none"]);
+    cmd.args(["--listen", &listen, "--lognodes", &dead.addr(), "--auth", "none"]);
     cmd.arg("--tls-cert").arg(&files[0].cert).arg("--tls-key").arg(&files[0].key);
     let _gw = testkit::Proc::spawn("gateway", cmd, &dir.path().join("gateway.log"));
     let url = format!("https://{listen}");

@@ -63,6 +63,42 @@ pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }
 
+/// An address on 127.0.0.1 where every TCP connection is refused, for as long as the value lives:
+/// a socket bound to a port but never listening. Nothing else can bind the port meanwhile, so
+/// it cannot become another test's listener. (A port taken and released with `bind(":0")` can:
+/// a gateway given such a port as its "dead" lognode once reached a second gateway started by a
+/// test running beside it, and got that gateway's 404 instead of a refused connection.)
+pub struct RefusedAddr {
+    _socket: tokio::net::TcpSocket,
+    addr: std::net::SocketAddr,
+}
+
+impl RefusedAddr {
+    /// Binds a socket on 127.0.0.1 (a port of the kernel's choosing) without listening on it.
+    pub fn new() -> RefusedAddr {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket.bind(([127, 0, 0, 1], 0).into()).expect("bind 127.0.0.1:0");
+        let addr = socket.local_addr().expect("local addr");
+        RefusedAddr { _socket: socket, addr }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Default for RefusedAddr {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Whether `port` is free for both TCP and UDP on 127.0.0.1 right now.
 pub fn is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok()
@@ -78,6 +114,23 @@ mod tests {
         assert!(is_free(port));
         let _held = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         assert!(!is_free(port));
+    }
+
+    /// A refused address refuses connections, and its port cannot be bound by anyone else
+    /// (tokio's listeners set `SO_REUSEADDR`, as the gateway's do) until it is dropped.
+    #[test]
+    fn a_refused_addr_refuses_connections_and_keeps_its_port() {
+        let refused = RefusedAddr::new();
+        let err = std::net::TcpStream::connect(refused.addr()).expect_err("a connection was accepted");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("runtime");
+        rt.block_on(async {
+            assert!(tokio::net::TcpListener::bind(refused.addr()).await.is_err(), "another listener took the port");
+        });
+        assert!(TcpListener::bind(refused.addr()).is_err(), "std took the port");
+        let port = refused.port();
+        drop(refused);
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok(), "the port is not released on drop");
     }
 
     /// Ports come from below the ephemeral range (where no outgoing connection takes them) and

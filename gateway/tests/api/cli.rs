@@ -18,10 +18,10 @@ fn openapi_subcommand_prints_the_generated_document() {
 fn binary_serves_without_a_cluster_and_stops_on_sigterm() {
     use std::time::Duration;
     let listen = testkit::ports::free_addr();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").to_string();
+    let dead = testkit::ports::RefusedAddr::new();
     let log = tempfile::NamedTempFile::new().expect("log file");
     let mut cmd = gateway();
-    cmd.args(["--listen", &listen, "--lognodes", &dead]);
+    cmd.args(["--listen", &listen, "--lognodes", &dead.addr()]);
     let mut child = testkit::Proc::spawn("gateway", cmd, log.path());
     let get = |path: &str| testkit::raw_http::request_text(&listen, "GET", path, None);
     let health = testkit::wait_until("gateway listening", Duration::from_secs(20), || get("/healthz"));

@@ -21,13 +21,16 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 struct Gw {
     addr: String,
     child: Child,
+    /// The gateway's lognode address: held so that it refuses connections until the end.
+    _dead: testkit::ports::RefusedAddr,
 }
 
 impl Gw {
     fn start(extra: &[&str]) -> Gw {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").to_string();
-        let addr = format!("127.0.0.1:{port}");
+        // Ports of the kit: a listen port no other test of this process is handed, and a
+        // lognode address that refuses connections for the whole test (never another's listener).
+        let addr = testkit::ports::free_addr();
+        let dead = testkit::ports::RefusedAddr::new();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("LEDGER_") {
@@ -41,7 +44,7 @@ impl Gw {
                 "--listen",
                 &addr,
                 "--lognodes",
-                &dead,
+                &dead.addr(),
                 "--admin-token",
                 "s3cret",
                 "--max-body-bytes",
@@ -53,7 +56,7 @@ impl Gw {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn gateway");
-        let gw = Gw { addr, child };
+        let gw = Gw { addr, child, _dead: dead };
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(&gw.addr).is_err() {
             assert!(Instant::now() < deadline, "the gateway did not start listening");

@@ -148,8 +148,8 @@ async fn webhooks_are_signed_at_least_once_in_account_order_through_failures_and
     assert!(a.body.created_index > 0);
     let dup = c.client.create_webhook(&hook("hook-a", format!("http://{addr}/a"), &["*"], Some(SECRET))).await;
     assert_eq!(dup.unwrap_err().code(), Some("webhook_exists"));
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let dead = hook("hook-dead", format!("http://{closed}/nobody"), &["account.created"], None);
+    let closed = testkit::ports::RefusedAddr::new();
+    let dead = hook("hook-dead", format!("http://{}/nobody", closed.addr()), &["account.created"], None);
     let made = c.client.create_webhook(&dead).await.unwrap();
     assert!(made.body.secret.as_deref().is_some_and(|s| s.starts_with("whsec_") && s.len() == 70), "{made:?}");
     c.client
