@@ -1,4 +1,4 @@
-//! Free ports on 127.0.0.1.
+//! Free ports on 127.0.0.1, and addresses there that refuse connections ([`RefusedAddr`]).
 //!
 //! Ports are handed out from below the kernel's ephemeral range
 //! (`/proc/sys/net/ipv4/ip_local_port_range`), never from it: a test picks a port, releases it
