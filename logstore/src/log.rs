@@ -693,7 +693,8 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
     let mut to_sync: Vec<(Arc<File>, PathBuf)> = Vec::new();
     let mut sync_dir = false;
     let deferred = shared.config.sync == SyncPolicy::OnRequest;
-    let group_bytes: usize = group.iter().map(|(_, records, _)| records.iter().map(Vec::len).sum::<usize>()).sum();
+    // OnRequest: record bytes this group wrote (counted only then: the Raft log's path stays as it was).
+    let mut written = 0usize;
     // OnRequest: whether this group must sync what waits (a new segment, or enough bytes).
     let mut sync_now = false;
     let outcome = {
@@ -718,7 +719,12 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
                 continue;
             }
             match write_records(shared, &mut state, first_index, &records, buf, &mut to_sync, &mut sync_dir) {
-                Ok(()) => results.push((done, Ok(()))),
+                Ok(()) => {
+                    if deferred {
+                        written += records.iter().map(Vec::len).sum::<usize>();
+                    }
+                    results.push((done, Ok(())));
+                }
                 Err(e) => {
                     results.push((done, Err(e.to_failed())));
                     outcome = Err(e);
@@ -738,7 +744,7 @@ fn commit_group(shared: &Shared, group: Vec<Pending>, buf: &mut Vec<u8>) {
                 }
             }
             u.dir |= std::mem::take(&mut sync_dir);
-            u.bytes += group_bytes;
+            u.bytes += written;
             sync_now |= u.bytes >= DEFERRED_SYNC_BYTES_MAX;
         }
         state.check_invariants();
