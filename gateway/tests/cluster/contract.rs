@@ -36,7 +36,8 @@ async fn cluster_and_gateway() -> (Cluster, TestGateway) {
     (cluster, gw)
 }
 
-/// Runs `cmd` bounded; panics with its output unless it succeeds.
+/// Runs `cmd` bounded; panics with its output unless it succeeds (stdout's last 250 lines:
+/// schemathesis prints what failed, health checks included, well above its summary).
 #[track_caller]
 fn run_ok(what: &str, cmd: Command, limit: Duration) -> std::process::Output {
     let (out, in_time) = tools::run_bounded(cmd, limit);
@@ -44,7 +45,7 @@ fn run_ok(what: &str, cmd: Command, limit: Duration) -> std::process::Output {
         in_time && out.status.success(),
         "{what} failed ({}, in time: {in_time}):\n--- stdout\n{}\n--- stderr\n{}",
         out.status,
-        tools::tail(&out.stdout, 60),
+        tools::tail(&out.stdout, 250),
         tools::tail(&out.stderr, 60)
     );
     out
@@ -149,6 +150,11 @@ async fn schemathesis_finds_nothing_against_a_real_cluster() {
         // describing its lambdas), which CPython 3.11.7 does not survive ("AST constructor
         // recursion depth mismatch", a runtime error on a random operation, seen 2026-12-05).
         .args(["--workers", "1", "--request-timeout", "10", "--no-shrink"])
+        // Hypothesis' health checks judge the generator, not the API: `too_slow` fires when this
+        // 2-core machine is busy, `filter_too_much` when a run's random draws miss the schema's
+        // constraints too often. One of them failed a CI run whose 5644 cases all passed
+        // (2026-12-06). The checks above, and every case, still count.
+        .args(["--suppress-health-check", "too_slow,filter_too_much"])
         .args(["--header", "Content-Type: application/json"])
         .args(["--report", "junit", "--report-dir"])
         .arg(work.path())
